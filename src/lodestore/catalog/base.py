@@ -1,0 +1,270 @@
+"""The catalog interface: projects, artifacts, versions, manifests, aliases (with their
+history), tags, runs and their inputs/outputs.
+
+The catalog knows nothing of where bytes live: a manifest entry names a file by its
+content digest, and the content store (a separate foundation) maps digests to bytes.
+Every method is one transaction; a method that fails changes nothing.
+
+Backends: `SqlCatalog` (SQLAlchemy 2 Core; SQLite by default, PostgreSQL for teams).
+Every backend passes the shared contract suite in ``tests/catalog/contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a version: its path inside the artifact, content digest and size."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    id: int
+    project: str
+    name: str
+    type: str
+    created_at: datetime
+    version_count: int = 0  # live versions
+    latest_index: int | None = None
+    total_size: int = 0  # logical bytes of live versions
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A logged version. Files and digest are immutable; the rest is editable via update_version."""
+
+    id: int
+    artifact_id: int
+    project: str
+    name: str
+    type: str
+    index: int  # the N of "vN"
+    digest: str  # digest of the manifest: identical content -> identical digest
+    size: int  # logical bytes (sum of entry sizes)
+    file_count: int
+    description: str | None
+    metadata: dict[str, Any]
+    tags: tuple[str, ...]
+    aliases: tuple[str, ...]  # includes "latest" when it points here, sorted with latest first
+    created_at: datetime
+    created_by_run: str | None  # run id
+    state: str = "live"  # "live" | "deleted" (soft) | "broken" (fsck found missing bytes)
+    deleted_at: datetime | None = None
+    ttl_seconds: int | None = None
+
+    @property
+    def version(self) -> str:
+        return f"v{self.index}"
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.project}/{self.name}:v{self.index}"
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias: from a version to another (either may be None)."""
+
+    alias: str
+    from_index: int | None
+    to_index: int | None
+    run_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    project: str
+    name: str | None
+    group: str | None
+    job_type: str | None
+    tags: tuple[str, ...]
+    notes: str | None
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    state: str  # "running" | "finished" | "failed" | "crashed"
+    exit_code: int | None
+    created_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    host: str | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One `run.log(...)` call: metrics at a step."""
+
+    step: int
+    data: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    version: VersionRecord
+    created: bool  # False when identical content already existed and was returned
+
+
+@dataclass
+class NewVersion:
+    """What the SDK hands to `commit_version` once every byte is in the content store."""
+
+    project: str
+    name: str
+    type: str
+    entries: list[ManifestEntry]  # sorted by path, unique paths
+    digest: str
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)  # besides "latest"
+    run_id: str | None = None
+    ttl_seconds: int | None = None
+
+
+class Catalog(abc.ABC):
+    """Abstract catalog; see module docstring. Errors: NotFoundError (message lists what
+    exists), ConflictError, InvalidNameError from lodestore.errors."""
+
+    # --- artifacts and versions -------------------------------------------------
+    @abc.abstractmethod
+    def commit_version(self, new: NewVersion) -> CommitResult:
+        """In one transaction: create project/artifact if needed (ConflictError if the
+        artifact exists with another type); if a live version with the same digest
+        exists, add `new.aliases` to it and return it with created=False; otherwise
+        insert version index max(all indexes ever used)+1 with its entries, tags and
+        aliases, move `latest` to it, and record every alias move with new.run_id.
+        If new.run_id is set, the run is recorded as the version's producer (output)."""
+
+    @abc.abstractmethod
+    def get_version(self, project: str, name: str, selector: str | None = None,
+                    include_deleted: bool = False) -> VersionRecord:
+        """Resolve "vN", an alias, or None (= latest). NotFoundError lists the existing
+        versions and aliases (or artifacts in the project when the artifact is unknown)."""
+
+    @abc.abstractmethod
+    def get_version_by_id(self, version_id: int) -> VersionRecord: ...
+
+    @abc.abstractmethod
+    def list_artifacts(self, project: str | None = None, type: str | None = None,
+                       name: str | None = None) -> list[ArtifactRecord]: ...
+
+    @abc.abstractmethod
+    def list_versions(self, project: str, name: str, include_deleted: bool = False) -> list[VersionRecord]:
+        """Oldest first."""
+
+    @abc.abstractmethod
+    def list_projects(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    def artifact_types(self, project: str | None = None) -> list[str]: ...
+
+    @abc.abstractmethod
+    def iter_entries(self, version_id: int) -> Iterator[ManifestEntry]:
+        """Manifest of a version, sorted by path (streamed: versions may hold 100k files)."""
+
+    @abc.abstractmethod
+    def get_entry(self, version_id: int, path: str) -> ManifestEntry:
+        """NotFoundError naming a few similar paths if absent."""
+
+    @abc.abstractmethod
+    def update_version(self, version_id: int, *, description: str | None = ...,  # type: ignore[assignment]
+                       metadata: dict[str, Any] | None = None, tags: Iterable[str] | None = None,
+                       aliases: Iterable[str] | None = None, run_id: str | None = None) -> VersionRecord:
+        """Replace the given editable fields (None = leave as is; description uses the
+        Ellipsis sentinel so None can clear it). `aliases` is the full wanted set of custom
+        aliases ("latest" is ignored: it is managed by the catalog); aliases taken from
+        other versions move here and the moves are recorded."""
+
+    @abc.abstractmethod
+    def set_alias(self, project: str, name: str, alias: str, index: int, run_id: str | None = None) -> None:
+        """Point a custom alias at version `index` (moving it if held elsewhere)."""
+
+    @abc.abstractmethod
+    def remove_alias(self, project: str, name: str, alias: str, run_id: str | None = None) -> None:
+        """NotFoundError if the artifact has no such alias; "latest" cannot be removed."""
+
+    @abc.abstractmethod
+    def alias_history(self, project: str, name: str) -> list[AliasEvent]:
+        """Oldest first, including moves of "latest"."""
+
+    @abc.abstractmethod
+    def delete_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
+        """Soft-delete: state "deleted", deleted_at set, files kept (until gc/purge).
+        Its aliases are removed; if it held "latest", latest moves to the newest
+        remaining version (or is removed). Every move is recorded. Idempotent."""
+
+    @abc.abstractmethod
+    def purge_version(self, version_id: int) -> None:
+        """Erase a soft-deleted version's rows (manifest, tags, lineage). Its index stays
+        used forever; alias history keeps its index. ConflictError unless deleted."""
+
+    @abc.abstractmethod
+    def set_version_state(self, version_id: int, state: str) -> VersionRecord:
+        """Mark a version "broken" (fsck found missing bytes) or "live" again (repaired).
+        Deleted versions are refused with ConflictError."""
+
+    @abc.abstractmethod
+    def referenced_digests(self, include_deleted: bool = True) -> set[str]:
+        """File digests referenced by versions (live, and soft-deleted unless excluded);
+        what garbage collection must keep."""
+
+    # --- runs -------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_run(self, run: RunRecord) -> RunRecord:
+        """ConflictError if the id exists."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord:
+        """NotFoundError if unknown."""
+
+    @abc.abstractmethod
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
+        """Update any RunRecord field except id/project."""
+
+    @abc.abstractmethod
+    def record_use(self, run_id: str, version_id: int) -> None:
+        """The run used (read) the version; idempotent."""
+
+    @abc.abstractmethod
+    def record_output(self, run_id: str, version_id: int) -> None:
+        """The run logged the version (also done by commit_version); idempotent."""
+
+    @abc.abstractmethod
+    def run_inputs(self, run_id: str) -> list[VersionRecord]: ...
+
+    @abc.abstractmethod
+    def run_outputs(self, run_id: str) -> list[VersionRecord]: ...
+
+    @abc.abstractmethod
+    def version_users(self, version_id: int) -> list[RunRecord]:
+        """Runs that used the version."""
+
+    @abc.abstractmethod
+    def list_runs(self, project: str | None = None) -> list[RunRecord]:
+        """Oldest first."""
+
+    @abc.abstractmethod
+    def append_history(self, run_id: str, rows: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        """Append metric rows (step, data) logged by the run, in one transaction."""
+
+    @abc.abstractmethod
+    def run_history(self, run_id: str) -> list[HistoryRow]:
+        """Rows in logging order (step, then insertion)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,73 @@
+"""SQLAlchemy engines tuned for the catalog: one for reads, one for writes.
+
+SQLite is the default catalog and several processes (a training job, the CLI, a
+notebook) write it at once, so:
+
+- WAL journal: readers never block the writer and the writer never blocks readers.
+  (WAL needs shared memory, so the catalog must live on a local disk, not NFS.)
+- ``synchronous=NORMAL``: in WAL mode a power cut may lose the last commits but never
+  corrupts the file; FULL would fsync every commit.
+- A long busy timeout: a second writer waits for the lock instead of failing.
+- Write transactions start with ``BEGIN IMMEDIATE``. With a plain (deferred) BEGIN,
+  two transactions that read and then write both hold read locks, and one of them
+  fails with "database is locked" on the upgrade, without waiting. Taking the write
+  lock up front makes the second writer wait at BEGIN instead.
+  pysqlite's own transaction handling is switched off (``isolation_level = None``) so
+  that we, not the driver, emit BEGIN (see SQLAlchemy's SQLite docs, "Enabling
+  Non-Legacy SQLite Transactional Modes").
+- Foreign keys on (SQLite leaves them off by default).
+
+Both engines share one connection pool (QueuePool), so a catalog can be used from
+several threads of one process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, create_engine, event
+
+BUSY_TIMEOUT_S = 60.0
+_WRITE = "lodestore_write"
+
+
+class Engines(NamedTuple):
+    base: Engine  # owns the pool: dispose this one
+    read: Engine
+    write: Engine
+
+
+def create_engines(url: str, **engine_kwargs: Any) -> Engines:
+    """Read and write engines for `url`, sharing one pool."""
+    is_sqlite = url.startswith("sqlite")
+    if is_sqlite:
+        connect_args = engine_kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
+    else:
+        engine_kwargs.setdefault("pool_pre_ping", True)
+    engine = create_engine(url, **engine_kwargs)
+    if is_sqlite:
+        _tune_sqlite(engine)
+        return Engines(engine, engine, engine.execution_options(**{_WRITE: True}))
+    # Reads see one snapshot across their few queries (version row, tags, aliases);
+    # writes serialise on the rows they lock (the artifact row, see SqlCatalog).
+    return Engines(engine, engine.execution_options(isolation_level="REPEATABLE READ"), engine)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, see module docstring
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = NORMAL")
+            cur.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

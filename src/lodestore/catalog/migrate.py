@@ -1,0 +1,93 @@
+"""Bring a catalog database to the schema this code expects, cheaply when it already is.
+
+The CLI opens the catalog on every command, so the common case (schema at head) must
+cost one tiny query: we read ``alembic_version`` with plain SQL and compare it with
+`REVISIONS`, a list kept in code. Alembic itself (~100 ms to import) is only loaded
+when there is something to migrate.
+
+Concurrent openers of a new or old database are serialised by the database itself:
+the migration runs inside a write transaction (``BEGIN IMMEDIATE`` on SQLite, an
+advisory lock on PostgreSQL) that re-reads the revision once it holds the lock, so
+the second opener finds the work done. No file lock is needed, which also keeps this
+correct on filesystems where file locks silently do nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, inspect, text
+
+from lodestore.errors import StoreFormatError
+
+#: Every migration id in ``migrations/versions``, oldest first. A test checks this
+#: against alembic's own view of the scripts, so the two cannot drift.
+REVISIONS: tuple[str, ...] = ("0001",)
+HEAD = REVISIONS[-1]
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take
+
+
+def alembic_config(url: str, connection: Connection | None = None):
+    """An alembic Config without an ini file, pointing at our migration scripts."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation would choke on '%' in URLs (e.g. encoded passwords).
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision stamped in the database, None for an empty (new) database."""
+    if conn.dialect.name == "sqlite":
+        # Cheaper than the inspector, which matters on every CLI command.
+        found = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        ).first()
+    else:
+        found = inspect(conn).has_table("alembic_version")
+    if not found:
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) != 1:
+        raise StoreFormatError(
+            f"catalog has {len(rows)} schema revisions stamped ({', '.join(rows) or 'none'}); expected one"
+        )
+    return rows[0]
+
+
+def _check_known(revision: str | None, where: str) -> None:
+    if revision is not None and revision not in REVISIONS:
+        raise StoreFormatError(
+            f"catalog {where} has schema revision {revision!r}, which this version of lodestore does not "
+            f"know (newest known: {HEAD!r}); it was probably written by a newer lodestore: upgrade lodestore"
+        )
+
+
+def ensure_schema(read_engine: Engine, write_engine: Engine) -> None:
+    """Create or upgrade the schema to `HEAD`; StoreFormatError if it is newer than us.
+
+    `write_engine` must begin write-locking transactions (see `SqlCatalog`).
+    """
+    where = read_engine.url.render_as_string(hide_password=True)
+    with read_engine.connect() as conn:
+        revision = current_revision(conn)
+    if revision == HEAD:
+        return
+    _check_known(revision, where)
+
+    from alembic import command
+
+    with write_engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        # Re-read under the lock: another process may have migrated while we waited.
+        revision = current_revision(conn)
+        _check_known(revision, where)
+        if revision != HEAD:
+            url = write_engine.url.render_as_string(hide_password=False)
+            command.upgrade(alembic_config(url, connection=conn), "head")

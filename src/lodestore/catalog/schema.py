@@ -1,0 +1,231 @@
+"""The catalog's tables, as SQLAlchemy Core metadata.
+
+This module is what the code queries against; the migrations under ``migrations/``
+are what creates the tables. They must agree: ``tests/catalog`` checks that a
+freshly migrated database matches this metadata.
+
+Types are kept portable so the same code runs on SQLite and PostgreSQL: JSON,
+BigInteger for byte counts, and `UTCDateTime` for timestamps (always UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAME = String(128)  # names.MAX_NAME_LENGTH
+DIGEST = String(160)  # "algo:hex" of any hash we may adopt, with room to spare
+# Entry paths compare byte-wise so "sorted by path" means the same thing as Python's
+# str ordering on every backend (PostgreSQL's default collation is locale-aware).
+PATH = Text().with_variant(Text(collation="C"), "postgresql")
+VERSION_STATES = ("live", "deleted", "broken")
+RUN_STATES = ("running", "finished", "failed", "crashed")
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no timezone-aware type: SQLAlchemy would hand back naive values. We store
+    UTC there and re-attach the zone on read, so callers always get aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the catalog stores aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    # Stable constraint names, so later migrations (and SQLite batch mode) can refer to them.
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("type", NAME, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("description", Text),
+    Column("retention", JSON),  # retention policy (keep last N, max age...), None = keep all
+    # Highest version index ever handed out; kept here so indexes are never reused even
+    # after versions are purged, and so writers lock this row to serialise numbering.
+    Column("last_index", Integer),
+    UniqueConstraint("project_id", "name"),
+    Index(None, "type"),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("idx", Integer, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("description", Text),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by_run", String(128), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("state", String(16), nullable=False, server_default="live"),
+    Column("deleted_at", UTCDateTime),
+    Column("ttl_seconds", BigInteger),
+    UniqueConstraint("artifact_id", "idx"),
+    CheckConstraint("state IN ('live', 'deleted', 'broken')", name="state"),
+    Index(None, "artifact_id", "digest"),  # "same content already logged?" on every commit
+    Index(None, "digest"),
+    Index(None, "created_at"),
+    Index(None, "created_by_run"),
+    Index(None, "state", "deleted_at"),  # gc / ttl sweeps
+)
+
+manifest_entries = Table(
+    "manifest_entries",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("version_id", "path"),
+    Index(None, "digest"),  # "which versions hold this file?" and gc
+    # On SQLite the rows live in the primary-key b-tree: a manifest streams in path order
+    # without a separate rowid lookup, and the table is about a third smaller.
+    sqlite_with_rowid=False,
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("artifact_id", Integer, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", NAME, nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("artifact_id", "alias"),
+    Index(None, "version_id"),
+)
+
+alias_events = Table(
+    "alias_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("artifact_id", Integer, ForeignKey("artifacts.id", ondelete="CASCADE"), nullable=False),
+    Column("alias", NAME, nullable=False),
+    # History outlives purged versions: the reference is cleared but the index (which is
+    # never reused) stays, so `alias_history` still says "best: v3 -> v5".
+    Column("from_version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
+    Column("to_version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
+    Column("from_idx", Integer),
+    Column("to_idx", Integer),
+    Column("run_id", String(128), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "artifact_id", "id"),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("tag", NAME, nullable=False),
+    PrimaryKeyConstraint("version_id", "tag"),
+    Index(None, "tag"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text),
+    Column("group_name", Text),
+    Column("job_type", Text),
+    Column("tags", JSON, nullable=False),
+    Column("notes", Text),
+    Column("config", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("exit_code", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("heartbeat_at", UTCDateTime),
+    Column("host", Text),
+    Column("pid", Integer),
+    CheckConstraint("state IN ('running', 'finished', 'failed', 'crashed')", name="state"),
+    Index(None, "project_id", "created_at"),
+    Index(None, "state", "heartbeat_at"),  # finding crashed runs: running but silent
+)
+
+run_history = Table(
+    "run_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "run_id", "step"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("run_id", "version_id"),
+    Index(None, "version_id"),  # "who used this version?" before deleting it
+)
+
+run_outputs = Table(
+    "run_outputs",
+    metadata,
+    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("run_id", "version_id"),
+    Index(None, "version_id"),
+)

@@ -1,0 +1,119 @@
+"""Reading catalog rows back as records, and the "here is what exists" error messages.
+
+Kept apart from `sql.py` so the class there reads as the list of operations it is.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, ColumnElement, select
+
+from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
+from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions
+
+LIST_LIMIT = 20  # names shown in a not-found message before "and N more"
+
+
+def listing(names: Iterable[str], what: str, limit: int = LIST_LIMIT) -> str:
+    """``"versions: v0, v1"``, ``"versions: none"``, or the first `limit` and a count."""
+    names = list(names)
+    if not names:
+        return f"{what}: none"
+    shown = ", ".join(names[:limit])
+    more = f", and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{what}: {shown}{more}"
+
+
+def close_matches(word: str, candidates: list[str], n: int = 5) -> str:
+    """``"; did you mean: a.txt, b.txt"`` or an empty string."""
+    found = difflib.get_close_matches(word, candidates, n=n, cutoff=0.5)
+    return f"; did you mean: {', '.join(found)}" if found else ""
+
+
+def alias_order(names: Iterable[str]) -> tuple[str, ...]:
+    """Aliases sorted with "latest" first, the order people read them in."""
+    return tuple(sorted(names, key=lambda a: (a != LATEST, a)))
+
+
+def load_versions(conn: Connection, where: ColumnElement[bool], order_by: Any = None) -> list[VersionRecord]:
+    """Versions matching `where` (an expression on the versions table), with their tags
+    and aliases, in three queries whatever their number."""
+    rows = conn.execute(
+        select(
+            versions,
+            artifacts.c.name.label("artifact_name"),
+            artifacts.c.type.label("artifact_type"),
+            projects.c.name.label("project_name"),
+        )
+        .join_from(versions, artifacts, versions.c.artifact_id == artifacts.c.id)
+        .join(projects, artifacts.c.project_id == projects.c.id)
+        .where(where)
+        .order_by(order_by if order_by is not None else versions.c.id)
+    ).all()
+    if not rows:
+        return []
+    tags: dict[int, list[str]] = defaultdict(list)
+    for vid, tag in conn.execute(
+        select(version_tags.c.version_id, version_tags.c.tag)
+        .join(versions, versions.c.id == version_tags.c.version_id)
+        .where(where)
+    ):
+        tags[vid].append(tag)
+    held: dict[int, list[str]] = defaultdict(list)
+    for vid, alias in conn.execute(
+        select(aliases.c.version_id, aliases.c.alias).join(versions, versions.c.id == aliases.c.version_id).where(where)
+    ):
+        held[vid].append(alias)
+    return [_version_record(r._mapping, tags[r.id], held[r.id]) for r in rows]
+
+
+def _version_record(m: Any, tags: list[str], held: list[str]) -> VersionRecord:
+    return VersionRecord(
+        id=m["id"],
+        artifact_id=m["artifact_id"],
+        project=m["project_name"],
+        name=m["artifact_name"],
+        type=m["artifact_type"],
+        index=m["idx"],
+        digest=m["digest"],
+        size=m["size"],
+        file_count=m["file_count"],
+        description=m["description"],
+        metadata=m["metadata"] or {},
+        tags=tuple(sorted(tags)),
+        aliases=alias_order(held),
+        created_at=m["created_at"],
+        created_by_run=m["created_by_run"],
+        state=m["state"],
+        deleted_at=m["deleted_at"],
+        ttl_seconds=m["ttl_seconds"],
+    )
+
+
+RUN_SELECT = select(runs, projects.c.name.label("project_name")).join(projects, runs.c.project_id == projects.c.id)
+
+
+def run_record(row: Any) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        id=m["id"],
+        project=m["project_name"],
+        name=m["name"],
+        group=m["group_name"],
+        job_type=m["job_type"],
+        tags=tuple(m["tags"] or ()),
+        notes=m["notes"],
+        config=m["config"] or {},
+        summary=m["summary"] or {},
+        state=m["state"],
+        exit_code=m["exit_code"],
+        created_at=m["created_at"],
+        finished_at=m["finished_at"],
+        heartbeat_at=m["heartbeat_at"],
+        host=m["host"],
+        pid=m["pid"],
+    )

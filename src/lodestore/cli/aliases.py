@@ -1,0 +1,51 @@
+"""lode alias set | rm | history."""
+
+from __future__ import annotations
+
+import typer
+
+from lodestore.cli import context
+from lodestore.cli.main import app
+from lodestore.cli.output import print_json, stdout, table, when
+from lodestore.errors import InvalidInputError
+from lodestore.names import parse_ref
+
+alias_app = typer.Typer(help="Move, remove and audit aliases.", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+@alias_app.command("set")
+def set_alias(ref: str = typer.Argument(..., help="project/artifact:vN"), alias: str = typer.Argument(...)) -> None:
+    """Point ALIAS at a version (moving it if another version holds it).
+
+    Example: lode alias set zoo/animals:v1 production
+    """
+    parsed = parse_ref(ref)
+    repo = context.repo()
+    if parsed.selector is None:
+        raise InvalidInputError("say which version: project/artifact:vN (or :alias)")
+    version = repo.catalog.get_version(parsed.project, parsed.name, parsed.selector)
+    repo.catalog.set_alias(parsed.project, parsed.name, alias, version.index)
+    stdout.print(f"{alias} -> {version.qualified_name}")
+
+
+@alias_app.command("rm")
+def remove_alias(name: str = typer.Argument(..., help="project/artifact"), alias: str = typer.Argument(...)) -> None:
+    """Remove an alias from an artifact."""
+    parsed = parse_ref(name)
+    context.repo().catalog.remove_alias(parsed.project, parsed.name, alias)
+    stdout.print(f"removed {alias} from {parsed.project}/{parsed.name}")
+
+
+@alias_app.command("history")
+def alias_history(name: str = typer.Argument(..., help="project/artifact"),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every alias move: when, from which version, to which, by which run."""
+    parsed = parse_ref(name)
+    events = context.repo().catalog.alias_history(parsed.project, parsed.name)
+    if as_json:
+        print_json(events)
+        return
+    v = lambda i: "-" if i is None else f"v{i}"  # noqa: E731
+    table(["when", "alias", "from", "to", "run"],
+          [[when(e.at), e.alias, v(e.from_index), v(e.to_index), e.run_id or "-"] for e in events])

@@ -1,0 +1,168 @@
+"""put, get, ls, versions, info, files: logging and reading artifacts from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lodestore.cli import context
+from lodestore.cli.main import app
+from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
+from lodestore.errors import InvalidInputError, SourceFileNotFoundError
+from lodestore.names import parse_ref
+from lodestore.sdk.artifact import Artifact
+from lodestore.sdk.run import fetch_artifact
+
+
+def version_json(a: Artifact) -> dict:
+    return {
+        "name": a.qualified_name, "project": a.project, "artifact": a.source_name, "version": a.version,
+        "type": a.type, "digest": a.digest, "size": a.size, "file_count": a.file_count,
+        "created_at": a.created_at, "aliases": a.aliases, "tags": a.tags, "description": a.description,
+        "metadata": a.metadata, "logged_by": a.logged_by_run_id, "state": a.state,
+    }
+
+
+@app.command()
+def put(
+    path: Path = typer.Argument(..., help="File or folder to log."),
+    name: str = typer.Option(..., "--name", "-n", help="project/artifact (project defaults to 'default')."),
+    type: str = typer.Option("dataset", "--type", "-t", help="Artifact type, e.g. dataset, model, code."),
+    alias: list[str] = typer.Option([], "--alias", "-a", help="Alias to set (repeatable)."),
+    description: Optional[str] = typer.Option(None, "--description", "-d"),
+    metadata: Optional[str] = typer.Option(None, "--metadata", "-m", help="JSON object."),
+    tag: list[str] = typer.Option([], "--tag", help="Tag (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Glob to leave out (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
+) -> None:
+    """Log a file or folder as a new version, without a run.
+
+    Example: lode put images/ --name zoo/animals --type dataset --alias best
+    """
+    ref = parse_ref(name)
+    if ref.selector:
+        raise InvalidInputError("--name takes project/artifact without a version")
+    meta = {}
+    if metadata:
+        try:
+            meta = json.loads(metadata)
+        except ValueError as e:
+            raise InvalidInputError(f"--metadata is not valid JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise InvalidInputError("--metadata must be a JSON object")
+    if not path.exists():
+        raise SourceFileNotFoundError(f"no such file or folder: {path}")
+    art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project)
+    if path.is_dir():
+        art.add_dir(path, exclude_patterns=exclude)
+    else:
+        art.add_file(path)
+    art.add_tags(*tag)
+    created = art._log(context.repo(), ref.project, alias, run_id=None)
+    if as_json:
+        print_json({**version_json(art), "created": created})
+    else:
+        verb = "logged" if created else "unchanged, kept"
+        stdout.print(f"{verb} [bold]{art.qualified_name}[/bold] ({art.file_count} files, {human_size(art.size)}) "
+                     f"aliases: {', '.join(art.aliases)}")
+
+
+@app.command()
+def get(
+    ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
+    root: Optional[Path] = typer.Option(None, "--root-dir", "--root", "-o", help="Target folder."),
+    hardlink: bool = typer.Option(False, "--hardlink", help="Hard-link read-only files instead of copying."),
+    checkout: bool = typer.Option(False, "--checkout", help="Also delete files in the folder not in the version."),
+) -> None:
+    """Download a version's files into a folder.
+
+    Example: lode get zoo/animals:latest --root data/
+    """
+    art = fetch_artifact(context.repo(), ref)
+    if checkout:
+        target = art.checkout(root=root)
+    else:
+        target = art.download(root=root, hardlink=hardlink)
+    stdout.print(f"{art.qualified_name}: {art.file_count} files, {human_size(art.size)} -> {target}")
+
+
+@app.command("ls")
+def list_artifacts(
+    type: Optional[str] = typer.Option(None, "--type", "-t"),
+    project: Optional[str] = typer.Option(None, "--project", "-p"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List artifacts with their type, version count, size and latest version."""
+    records = context.repo().catalog.list_artifacts(project=project, type=type)
+    if as_json:
+        print_json([
+            {"name": f"{r.project}/{r.name}", "type": r.type, "versions": r.version_count,
+             "size": r.total_size, "latest": None if r.latest_index is None else f"v{r.latest_index}",
+             "created_at": r.created_at}
+            for r in records
+        ])
+        return
+    table(["name", "type", "versions", "size", "latest"], [
+        [f"{r.project}/{r.name}", r.type, r.version_count, human_size(r.total_size),
+         "-" if r.latest_index is None else f"v{r.latest_index}"] for r in records
+    ])
+
+
+@app.command()
+def versions(
+    name: str = typer.Argument(..., help="project/artifact"),
+    all_: bool = typer.Option(False, "--all", help="Include soft-deleted versions."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the versions of an artifact, oldest first."""
+    ref = parse_ref(name)
+    repo = context.repo()
+    records = repo.catalog.list_versions(ref.project, ref.name, include_deleted=all_)
+    arts = [Artifact._from_record(repo, r) for r in records]
+    if as_json:
+        print_json([version_json(a) for a in arts])
+        return
+    table(["version", "created", "size", "files", "aliases", "run", "state"], [
+        [a.version, when(a.created_at), human_size(a.size), a.file_count, ", ".join(a.aliases),
+         a.logged_by_run_id or "-", a.state] for a in arts
+    ], title=f"{ref.project}/{ref.name}")
+
+
+@app.command()
+def info(
+    ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Everything about one version: type, created, size, files, aliases, metadata, run."""
+    art = fetch_artifact(context.repo(), ref)
+    if as_json:
+        print_json(version_json(art))
+        return
+    key_values([
+        ("type", art.type), ("state", art.state), ("created", when(art.created_at)),
+        ("created by", art.logged_by_run_id or "- (logged without a run)"), ("size", human_size(art.size)),
+        ("files", art.file_count), ("aliases", ", ".join(art.aliases) or "-"),
+        ("tags", ", ".join(art.tags) or "-"), ("description", art.description or "-"),
+        ("digest", art.digest),
+    ], title=art.qualified_name)
+    stdout.print("  metadata:" + ("" if art.metadata else " -"))
+    for k, v in art.metadata.items():
+        stdout.print(f"    {k}: {json.dumps(v)}")
+
+
+@app.command()
+def files(
+    ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the files of a version with size and digest."""
+    art = fetch_artifact(context.repo(), ref)
+    entries = art.files()
+    if as_json:
+        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries])
+        return
+    table(["path", "size", "digest"], [[e.path, human_size(e.size), e.digest[:16]] for e in entries],
+          title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}")

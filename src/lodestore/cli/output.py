@@ -1,0 +1,63 @@
+"""How the CLI prints: Rich tables for people, `--json` for programs, sizes humanised."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def when(dt: datetime | None) -> str:
+    if dt is None:
+        return "-"
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if is_dataclass(o):
+        return asdict(o)
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    t = Table(title=title, show_edge=False, header_style="bold")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    stdout.print(t)
+
+
+def key_values(pairs: list[tuple[str, Any]], title: str | None = None) -> None:
+    if title:
+        stdout.print(f"[bold]{title}[/bold]")
+    width = max(len(k) for k, _ in pairs) + 1
+    for k, v in pairs:
+        stdout.print(f"  {k + ':':<{width}} {v}")

@@ -1,0 +1,74 @@
+"""Every error lodestore raises on purpose.
+
+Each class carries a stable CLI exit code, and where a standard exception fits too
+the class has two parents (like huggingface_hub's `LocalEntryNotFoundError`), so a
+caller can catch either `FileNotFoundError` or `lodestore.NotFoundError`.
+"""
+
+from __future__ import annotations
+
+
+class LodestoreError(Exception):
+    """Base of every lodestore error; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class InvalidNameError(LodestoreError, ValueError):
+    """A project, artifact, alias, tag or entry name breaks the naming rules."""
+
+    exit_code = 2
+
+
+class InvalidInputError(LodestoreError, ValueError):
+    """An argument is malformed (bad JSON, a directory where a file is needed, ...)."""
+
+    exit_code = 2
+
+
+class NotFoundError(LodestoreError, LookupError):
+    """An artifact, version, alias, run or entry does not exist; the message lists what does."""
+
+    exit_code = 3
+
+
+class SourceFileNotFoundError(NotFoundError, FileNotFoundError):
+    """A local path given to add_file/add_dir/put does not exist."""
+
+    exit_code = 3
+
+
+class ConflictError(LodestoreError):
+    """The request contradicts the stored state (duplicate entry, type mismatch, alias held)."""
+
+    exit_code = 4
+
+
+class ImmutableError(LodestoreError, PermissionError):
+    """Something tried to change what a logged version fixed forever (its files)."""
+
+    exit_code = 4
+
+
+class FileChangedError(LodestoreError):
+    """A file changed while it was being read, so what was read is not a real state of it."""
+
+    exit_code = 5
+
+
+class CorruptionError(LodestoreError):
+    """Stored bytes do not match their digest; they are never served."""
+
+    exit_code = 6
+
+
+class VerificationError(LodestoreError):
+    """Files on disk differ from a version's manifest (`Artifact.verify`)."""
+
+    exit_code = 7
+
+
+class StoreFormatError(LodestoreError):
+    """The store on disk has a format this version of lodestore cannot read."""
+
+    exit_code = 8

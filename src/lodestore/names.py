@@ -1,0 +1,109 @@
+"""Naming rules for projects, artifacts, aliases, tags and artifact entries, and the
+parser of artifact references like ``zoo/animals:v3``.
+
+Names are kept to a portable subset so they are safe as URL segments, S3 key parts
+and file names on every OS: letters, digits, ``-``, ``_`` and ``.``, starting with a
+letter or digit, at most 128 characters, never ``.``/``..``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from lodestore.errors import InvalidNameError
+
+MAX_NAME_LENGTH = 128
+MAX_ENTRY_PATH_LENGTH = 4096
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_VERSION_RE = re.compile(r"v(\d+)")
+DEFAULT_PROJECT = "default"
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """Return `name` if it is a valid project/artifact/alias/tag name, else raise."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{what} must be a non-empty string")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"{what} {name[:40]!r}... is {len(name)} characters; the limit is {MAX_NAME_LENGTH}")
+    if name in (".", "..") or not _NAME_RE.fullmatch(name):
+        raise InvalidNameError(
+            f"invalid {what} {name!r}: use letters, digits, '-', '_' and '.', starting with a letter or digit"
+        )
+    return name
+
+
+def validate_alias(alias: str) -> str:
+    """Aliases follow the name rules, and may not look like a version index (``v3``)."""
+    validate_name(alias, "alias")
+    if _VERSION_RE.fullmatch(alias):
+        raise InvalidNameError(f"alias {alias!r} looks like a version index; pick another name")
+    return alias
+
+
+def normalize_entry_path(path: str) -> str:
+    """Normalise an entry name to a relative POSIX path that cannot escape the artifact.
+
+    ``a/./b`` becomes ``a/b``; absolute paths, ``..`` segments, empty names and
+    backslashes are refused. ``a..b.txt`` is a fine name: only whole ``..`` segments escape.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise InvalidNameError("entry name must be a non-empty string")
+    if "\x00" in path:
+        raise InvalidNameError(f"entry name {path!r} contains a NUL byte")
+    if "\\" in path:
+        raise InvalidNameError(f"entry name {path!r} contains a backslash; use '/' to separate folders")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise InvalidNameError(f"entry name {path!r} is absolute; entries are relative to the artifact root")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts:
+        raise InvalidNameError(f"entry name {path!r} names the artifact root, not a file")
+    if ".." in parts:
+        raise InvalidNameError(f"entry name {path!r} escapes the artifact with '..'")
+    normalized = str(PurePosixPath(*parts))
+    if len(normalized) > MAX_ENTRY_PATH_LENGTH:
+        raise InvalidNameError(f"entry name is {len(normalized)} characters; the limit is {MAX_ENTRY_PATH_LENGTH}")
+    return normalized
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A parsed ``[project/]name[:version-or-alias]`` reference."""
+
+    project: str
+    name: str
+    selector: str | None  # "v3", an alias, or None
+
+    @property
+    def version_index(self) -> int | None:
+        if self.selector is None:
+            return None
+        m = _VERSION_RE.fullmatch(self.selector)
+        return int(m.group(1)) if m else None
+
+    def __str__(self) -> str:
+        base = f"{self.project}/{self.name}"
+        return f"{base}:{self.selector}" if self.selector else base
+
+
+def parse_ref(ref: str, default_project: str | None = None, default_selector: str | None = None) -> ArtifactRef:
+    """Parse ``zoo/animals:v0``, ``animals:best`` or ``animals`` into an ArtifactRef."""
+    if not isinstance(ref, str) or not ref:
+        raise InvalidNameError("artifact reference must be a non-empty string like 'project/name:alias'")
+    body, sep, selector = ref.partition(":")
+    if sep and not selector:
+        raise InvalidNameError(f"artifact reference {ref!r} has an empty version after ':'")
+    parts = body.split("/")
+    if len(parts) == 1:
+        project, name = default_project or DEFAULT_PROJECT, parts[0]
+    elif len(parts) == 2:
+        project, name = parts
+    else:
+        raise InvalidNameError(f"artifact reference {ref!r} must look like 'project/name[:version]'")
+    validate_name(project, "project name")
+    validate_name(name, "artifact name")
+    selector = selector or default_selector
+    if selector is not None and not _VERSION_RE.fullmatch(selector):
+        validate_name(selector, "alias")
+    return ArtifactRef(project, name, selector)

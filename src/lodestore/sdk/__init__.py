@@ -1,0 +1,1 @@
+"""The SDK: artifacts, runs and the public Api, on top of the content store and catalog."""

@@ -1,0 +1,60 @@
+"""The public Api: read and manage artifacts outside any run (W&B's `wandb.Api()`)."""
+
+from __future__ import annotations
+
+import os
+
+from lodestore.errors import NotFoundError
+from lodestore.names import parse_ref
+from lodestore.sdk.artifact import Artifact
+from lodestore.sdk.repository import Repository
+from lodestore.sdk.run import fetch_artifact
+
+
+class Api:
+    def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
+        self._repo = Repository.open(root)
+        self.default_project = project
+
+    @property
+    def root(self):
+        return self._repo.root
+
+    def artifact(self, name: str, type: str | None = None) -> Artifact:
+        """``proj/name:alias`` (or ``name:v3``; the version defaults to latest)."""
+        art = fetch_artifact(self._repo, name, default_project=self.default_project)
+        if type is not None and art.type != type:
+            raise NotFoundError(f"{art.qualified_name} has type {art.type!r}, not {type!r}")
+        return art
+
+    def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        try:
+            self.artifact(name, type=type)
+            return True
+        except NotFoundError:
+            return False
+
+    def artifact_versions(self, type_name: str, name: str, include_deleted: bool = False) -> list[Artifact]:
+        """Every version of an artifact, oldest first (W&B's spelling: type first)."""
+        ref = parse_ref(name, default_project=self.default_project)
+        records = self._repo.catalog.list_versions(ref.project, ref.name, include_deleted=include_deleted)
+        out = [Artifact._from_record(self._repo, r) for r in records]
+        if out and out[0].type != type_name:
+            raise NotFoundError(f"{ref.project}/{ref.name} has type {out[0].type!r}, not {type_name!r}")
+        return out
+
+    def artifact_types(self, project: str | None = None) -> list[str]:
+        return self._repo.catalog.artifact_types(project)
+
+    def artifacts(self, project: str | None = None, type: str | None = None, name: str | None = None):
+        """Artifact collections (one record per artifact, with version counts and sizes)."""
+        return self._repo.catalog.list_artifacts(project=project, type=type, name=name)
+
+    def projects(self) -> list[str]:
+        return self._repo.catalog.list_projects()
+
+    def run(self, run_id: str):
+        return self._repo.catalog.get_run(run_id)
+
+    def runs(self, project: str | None = None):
+        return self._repo.catalog.list_runs(project)

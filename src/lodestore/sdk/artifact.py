@@ -1,0 +1,525 @@
+"""`Artifact`: a draft you fill with files, then, once logged, an immutable version.
+
+A draft records *where* each entry's bytes are (a local path, or a staged file written
+through `new_file`); nothing is hashed or stored until `Run.log_artifact`, which streams
+every file into the content store in one write session and only then commits the
+version to the catalog: a version is visible only when all its bytes are stored.
+
+A logged Artifact's files never change; its description, metadata, tags and aliases can
+be edited and persisted with `save()` (the W&B way).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import stat as stat_mod
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import blake3
+
+from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
+from lodestore.errors import (
+    ConflictError,
+    ImmutableError,
+    InvalidInputError,
+    NotFoundError,
+    SourceFileNotFoundError,
+    VerificationError,
+)
+from lodestore.names import normalize_entry_path, validate_alias, validate_name
+from lodestore.sdk import ui
+from lodestore.sdk.manifest import manifest_digest
+from lodestore.sdk.walk import walk_files
+
+if TYPE_CHECKING:
+    from lodestore.sdk.repository import Repository
+
+
+@dataclass(frozen=True)
+class _PendingFile:
+    source: Path  # absolute path of the bytes to store
+    staged: bool = False  # written through new_file (lives in a staging folder)
+
+
+class ArtifactEntry:
+    """One file of a logged version (what `files()` and `get_entry()` return)."""
+
+    def __init__(self, artifact: Artifact, path: str, digest: str, size: int):
+        self._artifact = artifact
+        self.path = path
+        self.digest = digest
+        self.size = size
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Write this one file under `root` (default: the artifact's default folder)."""
+        art = self._artifact
+        target = Path(root) if root is not None else art._default_root()
+        dest = target / self.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        art._repo.store.materialize(self.digest, dest)
+        return dest
+
+    def __repr__(self) -> str:
+        return f"ArtifactEntry(path={self.path!r}, size={self.size}, digest={self.digest[:12]}...)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactEntry) and (self.path, self.digest, self.size) == (
+            other.path, other.digest, other.size)
+
+
+class Artifact:
+    """A versioned folder of files. See the module docstring."""
+
+    def __init__(self, name: str, type: str, description: str | None = None,
+                 metadata: dict[str, Any] | None = None, ttl: timedelta | None = None,
+                 project: str | None = None):
+        if ":" in name:
+            raise InvalidInputError(f"artifact name {name!r} must not contain ':'; the version is assigned on log")
+        if "/" in name:
+            project, _, name = name.partition("/")
+        validate_name(name, "artifact name")
+        validate_name(type, "artifact type")
+        if project is not None:
+            validate_name(project, "project name")
+        self._name = name
+        self._type = type
+        self._project = project
+        self.description = description
+        self._metadata: dict[str, Any] = {}
+        if metadata:
+            self.add_metadata(metadata)
+        self._tags: list[str] = []
+        self._ttl = ttl
+        self._pending: dict[str, _PendingFile] = {}
+        self._staging: Path | None = None
+        # set once logged
+        self._record: VersionRecord | None = None
+        self._repo: Repository | None = None
+        self._aliases: list[str] = []
+
+    # ------------------------------------------------------------------ building
+    def _check_draft(self) -> None:
+        if self._record is not None:
+            raise ImmutableError(
+                f"{self.qualified_name} is logged and its files are immutable; "
+                "make a new Artifact with the same name to log a new version"
+            )
+
+    def _add_pending(self, name: str, pending: _PendingFile) -> str:
+        path = normalize_entry_path(name)
+        if path in self._pending:
+            raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
+        self._pending[path] = pending
+        return path
+
+    def add_file(self, local_path: str | os.PathLike[str], name: str | None = None,
+                 is_tmp: bool = False, skip_cache: bool = False, policy: str = "mutable",
+                 overwrite: bool = False) -> ArtifactEntry | None:
+        """Add one file, optionally under another `name` inside the artifact."""
+        self._check_draft()
+        path = Path(local_path).expanduser()
+        if not path.exists():
+            raise SourceFileNotFoundError(f"no such file: {path}")
+        if path.is_dir():
+            raise InvalidInputError(f"{path} is a directory; use add_dir() to add a folder")
+        if not path.is_file():
+            raise InvalidInputError(f"{path} is not a regular file")
+        entry_name = name if name is not None else path.name
+        if overwrite:
+            self._pending.pop(normalize_entry_path(entry_name), None)
+        self._add_pending(entry_name, _PendingFile(path.resolve()))
+        return None
+
+    def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None,
+                exclude_patterns: Iterable[str] | None = None, include_patterns: Iterable[str] | None = None,
+                follow_external_symlinks: bool = False, use_gitignore: bool = False) -> int:
+        """Add every file under `local_path`, keeping relative paths (under `name/` if given).
+
+        `exclude_patterns` are glob patterns matched against each relative path, its
+        basename and its parent folders (``*.tmp``, ``__pycache__``, ``logs/*``).
+        Returns the number of files added.
+        """
+        self._check_draft()
+        root = Path(local_path).expanduser()
+        if not root.exists():
+            raise SourceFileNotFoundError(f"no such folder: {root}")
+        if not root.is_dir():
+            raise InvalidInputError(f"{root} is not a directory; use add_file() for a single file")
+        exclude = list(exclude_patterns or [])
+        if use_gitignore:
+            from lodestore.sdk.gitignore import gitignore_filter
+
+            keep = gitignore_filter(root)
+        else:
+            keep = None
+        prefix = normalize_entry_path(name) + "/" if name else ""
+        added: dict[str, _PendingFile] = {}
+        for rel, path in walk_files(root, exclude, list(include_patterns) if include_patterns else None,
+                                    follow_external_symlinks):
+            if keep is not None and not keep(rel):
+                continue
+            entry = normalize_entry_path(prefix + rel)
+            if entry in self._pending or entry in added:
+                raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
+            added[entry] = _PendingFile(path)
+        self._pending.update(added)
+        return len(added)
+
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = None):
+        """Open a new file to write straight into the artifact (a context manager)."""
+        self._check_draft()
+        if "r" in mode or "a" in mode or "+" in mode:
+            raise InvalidInputError(f"new_file mode must be 'w', 'x', 'wb' or 'xb', not {mode!r}")
+        path = normalize_entry_path(name)
+        if path in self._pending:
+            raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="lodestore-new-file-"))
+        staged = self._staging / path
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        if "b" not in mode and encoding is None:
+            encoding = "utf-8"
+        handle = open(staged, mode, encoding=encoding)
+        self._pending[path] = _PendingFile(staged, staged=True)
+        return handle
+
+    def add_reference(self, uri: str, name: str | None = None, checksum: str | None = None,
+                      size: int | None = None) -> None:
+        """Reference a file by URI instead of copying it. Only ``file://`` URIs are read
+        today: their bytes are stored like add_file (remote schemes come with team mode)."""
+        self._check_draft()
+        if not uri.startswith("file://"):
+            raise InvalidInputError(f"reference {uri!r}: only file:// references are supported in a local store")
+        local = Path(uri[len("file://"):])
+        if local.is_dir():
+            self.add_dir(local, name=name)
+        else:
+            self.add_file(local, name=name)
+
+    def add_metadata(self, metadata: dict[str, Any]) -> None:
+        """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable."""
+        if not isinstance(metadata, dict):
+            raise InvalidInputError("metadata must be a dict")
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"metadata must be JSON-serialisable: {e}") from None
+        self._metadata.update(copy.deepcopy(metadata))
+
+    def add_tags(self, *tags: str | Iterable[str]) -> None:
+        flat: list[str] = []
+        for t in tags:
+            flat.extend([t] if isinstance(t, str) else list(t))
+        for t in flat:
+            validate_name(t, "tag")
+            if t not in self._tags:
+                self._tags.append(t)
+
+    def remove(self, name: str) -> None:
+        """Drop an entry from a draft."""
+        self._check_draft()
+        path = normalize_entry_path(name)
+        if self._pending.pop(path, None) is None:
+            raise NotFoundError(f"draft {self._name!r} has no entry {path!r}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def name(self) -> str:
+        """``name:vN`` once logged (as W&B), the bare name for a draft."""
+        return f"{self._name}:{self.version}" if self._record else self._name
+
+    @property
+    def type(self) -> str:
+        return self._type
+
+    @property
+    def project(self) -> str | None:
+        return self._record.project if self._record else self._project
+
+    @property
+    def version(self) -> str | None:
+        return self._record.version if self._record else None
+
+    @property
+    def qualified_name(self) -> str:
+        if self._record:
+            return self._record.qualified_name
+        return f"{self._project or '?'}/{self._name} (draft)"
+
+    @property
+    def source_name(self) -> str:
+        return self._name
+
+    @property
+    def id(self) -> int | None:
+        return self._record.id if self._record else None
+
+    @property
+    def digest(self) -> str | None:
+        return self._record.digest if self._record else None
+
+    @property
+    def size(self) -> int:
+        if self._record:
+            return self._record.size
+        return sum(p.source.stat().st_size for p in self._pending.values())
+
+    @property
+    def file_count(self) -> int:
+        return self._record.file_count if self._record else len(self._pending)
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._record.created_at if self._record else None
+
+    @property
+    def state(self) -> str:
+        return self._record.state if self._record else "draft"
+
+    @property
+    def ttl(self) -> timedelta | None:
+        if self._record and self._record.ttl_seconds is not None:
+            return timedelta(seconds=self._record.ttl_seconds)
+        return self._ttl
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = {}
+        self.add_metadata(value)
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @tags.setter
+    def tags(self, value: Iterable[str]) -> None:
+        self._tags = []
+        self.add_tags(*value)
+
+    @property
+    def aliases(self) -> list[str]:
+        return self._aliases
+
+    @aliases.setter
+    def aliases(self, value: Iterable[str]) -> None:
+        self._aliases = list(value)
+
+    def get_metadata(self) -> dict[str, Any]:
+        """Runicorn spelling: a copy of the metadata."""
+        return copy.deepcopy(self._metadata)
+
+    @property
+    def logged_by_run_id(self) -> str | None:
+        return self._record.created_by_run if self._record else None
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, repo: Repository, project: str, aliases: Iterable[str], run_id: str | None) -> bool:
+        """Store every byte, then commit the version. Returns True if a new version was made."""
+        self._check_draft()
+        wanted_aliases = []
+        for a in aliases:
+            if a == LATEST:
+                continue
+            validate_alias(a)
+            if a not in wanted_aliases:
+                wanted_aliases.append(a)
+        if self._project is not None and self._project != project:
+            project = self._project
+        total = 0
+        for p in self._pending.values():
+            try:
+                total += p.source.stat().st_size
+            except FileNotFoundError:
+                raise SourceFileNotFoundError(f"{p.source} disappeared before it was logged") from None
+        entries: list[ManifestEntry] = []
+        with repo.store.session() as session, ui.byte_progress(f"log {self._name}", total) as advance:
+            if hasattr(session, "prefetch_stat_cache"):
+                session.prefetch_stat_cache([str(p.source) for p in self._pending.values() if not p.staged])
+            for path, pending in sorted(self._pending.items()):
+                try:
+                    ref = session.add_file(pending.source, progress=advance)
+                except NotFoundError:
+                    raise SourceFileNotFoundError(f"{pending.source} disappeared before it was logged") from None
+                entries.append(ManifestEntry(path, ref.digest, ref.size))
+            session.commit()
+        result = repo.catalog.commit_version(NewVersion(
+            project=project, name=self._name, type=self._type, entries=entries,
+            digest=manifest_digest(entries), description=self.description, metadata=self._metadata,
+            tags=list(self._tags), aliases=wanted_aliases, run_id=run_id,
+            ttl_seconds=int(self._ttl.total_seconds()) if self._ttl is not None else None,
+        ))
+        if not result.created:
+            ui.notice(f"content identical to {result.version.qualified_name}; no new version was created")
+        self._bind(repo, result.version)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+        return result.created
+
+    def _bind(self, repo: Repository, record: VersionRecord) -> None:
+        self._repo = repo
+        self._record = record
+        self._name = record.name
+        self._type = record.type
+        self._project = record.project
+        self.description = record.description
+        self._metadata = copy.deepcopy(record.metadata)
+        self._tags = list(record.tags)
+        self._aliases = list(record.aliases)
+        self._pending = {}
+
+    @classmethod
+    def _from_record(cls, repo: Repository, record: VersionRecord) -> Artifact:
+        art = cls.__new__(cls)
+        art._pending, art._staging, art._ttl = {}, None, None
+        art._bind(repo, record)
+        return art
+
+    def _logged(self) -> Repository:
+        if self._record is None or self._repo is None:
+            raise InvalidInputError(f"artifact {self._name!r} is a draft; log it first")
+        return self._repo
+
+    # ------------------------------------------------------------------ editing a logged version
+    def save(self) -> Artifact:
+        """Persist edits to description, metadata, tags and aliases of a logged version."""
+        repo = self._logged()
+        for a in self._aliases:
+            if a != LATEST:
+                validate_alias(a)
+        record = repo.catalog.update_version(
+            self._record.id, description=self.description, metadata=self._metadata,
+            tags=self._tags, aliases=[a for a in self._aliases if a != LATEST],
+        )
+        self._bind(repo, record)
+        return self
+
+    def refresh(self) -> Artifact:
+        repo = self._logged()
+        self._bind(repo, repo.catalog.get_version_by_id(self._record.id))
+        return self
+
+    # ------------------------------------------------------------------ reading a logged version
+    def files(self) -> list[ArtifactEntry]:
+        repo = self._logged()
+        return [ArtifactEntry(self, e.path, e.digest, e.size) for e in repo.catalog.iter_entries(self._record.id)]
+
+    def get_manifest(self) -> dict[str, dict[str, Any]]:
+        """Runicorn spelling: {path: {"digest", "size"}}."""
+        return {e.path: {"digest": e.digest, "size": e.size} for e in self.files()}
+
+    def get_entry(self, name: str) -> ArtifactEntry:
+        repo = self._logged()
+        e = repo.catalog.get_entry(self._record.id, normalize_entry_path(name))
+        return ArtifactEntry(self, e.path, e.digest, e.size)
+
+    get_path = get_entry  # W&B's older spelling
+
+    def _default_root(self) -> Path:
+        return Path("artifacts") / f"{self._name}-{self.version}"
+
+    def download(self, root: str | os.PathLike[str] | None = None, target_dir: str | os.PathLike[str] | None = None,
+                 path_prefix: str | None = None, hardlink: bool = False) -> Path:
+        """Materialise the version's files under `root` (or `target_dir`); returns the folder.
+
+        Files already present with the right content are kept (re-downloads are cheap);
+        others are (re)written from the store, verified, atomically. By default files are
+        copies the user may edit freely; `hardlink=True` links them to a read-only cache
+        copy instead (fast, no extra space, but the files are read-only).
+        """
+        repo = self._logged()
+        if root is not None and target_dir is not None and Path(root) != Path(target_dir):
+            raise InvalidInputError("pass root= or target_dir=, not both")
+        target = Path(root if root is not None else target_dir if target_dir is not None else self._default_root())
+        entries = list(repo.catalog.iter_entries(self._record.id))
+        if path_prefix:
+            entries = [e for e in entries if e.path.startswith(path_prefix)]
+        from lodestore.sdk.materialize import materialize_entries
+
+        materialize_entries(repo, entries, target, label=f"download {self.name}", hardlink=hardlink,
+                            what=self.qualified_name)
+        return target
+
+    def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
+        """Make `root` match the version exactly: download, then delete files not in it."""
+        target = self.download(root=root)
+        wanted = {e.path for e in self._logged().catalog.iter_entries(self._record.id)}
+        for dirpath, dirnames, filenames in os.walk(target, topdown=False):
+            for f in filenames:
+                rel = Path(dirpath, f).relative_to(target).as_posix()
+                if rel not in wanted:
+                    Path(dirpath, f).unlink()
+            for d in dirnames:
+                full = Path(dirpath, d)
+                if full.is_dir() and not full.is_symlink() and not any(full.iterdir()):
+                    full.rmdir()
+        return target
+
+    def verify(self, root: str | os.PathLike[str] | None = None) -> None:
+        """Raise VerificationError listing every file under `root` that is missing,
+        modified, or not part of the version."""
+        repo = self._logged()
+        target = Path(root) if root is not None else self._default_root()
+        if not target.is_dir():
+            raise VerificationError(f"{target} does not exist or is not a folder")
+        problems: list[str] = []
+        seen: set[str] = set()
+        for e in repo.catalog.iter_entries(self._record.id):
+            seen.add(e.path)
+            p = target / e.path
+            if not p.is_file():
+                problems.append(f"missing: {e.path}")
+                continue
+            if p.stat().st_size != e.size or _file_digest(p) != e.digest:
+                problems.append(f"modified: {e.path}")
+        for dirpath, _, filenames in os.walk(target):
+            for f in filenames:
+                rel = Path(dirpath, f).relative_to(target).as_posix()
+                if rel not in seen and ".lodestore-tmp" not in rel:
+                    problems.append(f"extra: {rel}")
+        if problems:
+            shown = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise VerificationError(f"{target} does not match {self.qualified_name}:\n  {shown}{more}")
+
+    # ------------------------------------------------------------------ dunder
+    def __repr__(self) -> str:
+        if self._record:
+            return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
+        return f"<Artifact draft {self._name!r} type={self._type} files={len(self._pending)}>"
+
+
+def _file_digest(path: Path) -> str:
+    h = blake3.blake3()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(4 * 1024 * 1024)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def make_read_only(path: Path) -> None:
+    mode = path.stat().st_mode
+    path.chmod(mode & ~(stat_mod.S_IWUSR | stat_mod.S_IWGRP | stat_mod.S_IWOTH))
+
+
+def iter_draft_entries(art: Artifact) -> Iterator[tuple[str, Path]]:
+    for path, pending in sorted(art._pending.items()):
+        yield path, pending.source

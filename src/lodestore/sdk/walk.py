@@ -1,0 +1,75 @@
+"""Walking a folder for add_dir: relative paths, exclusions, and the symlink policy.
+
+Symlink policy (documented in the README): a symlink whose target stays inside the
+folder is followed (its target's bytes are stored under the link's name). A symlink that
+points outside the folder, or nowhere, is refused with a clear error, because silently
+storing (or silently skipping) bytes from elsewhere surprises people; pass
+``follow_external_symlinks=True`` to store the target's bytes anyway (a warning is shown).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from lodestore.errors import InvalidInputError
+from lodestore.sdk import ui
+
+
+def matches(rel: str, patterns: list[str]) -> bool:
+    """A pattern matches the relative path, its basename, or any of its parent folders."""
+    name = rel.rsplit("/", 1)[-1]
+    parts = rel.split("/")
+    for pat in patterns:
+        pat = pat.rstrip("/")
+        if fnmatch.fnmatchcase(rel, pat) or fnmatch.fnmatchcase(name, pat):
+            return True
+        if any(fnmatch.fnmatchcase("/".join(parts[: i + 1]), pat) or fnmatch.fnmatchcase(parts[i], pat)
+               for i in range(len(parts) - 1)):
+            return True
+    return False
+
+
+def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
+               follow_external_symlinks: bool = False) -> Iterator[tuple[str, Path]]:
+    """Yield (relative posix path, absolute path) of every file under root, sorted."""
+    real_root = root.resolve()
+    stack = [(root, "")]
+    out: list[tuple[str, Path]] = []
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                rel = f"{prefix}{entry.name}"
+                if exclude and matches(rel, exclude):
+                    continue
+                path = Path(entry.path)
+                if entry.is_symlink():
+                    target = Path(os.path.realpath(path))
+                    if not target.exists():
+                        raise InvalidInputError(f"symlink {path} points to {target}, which does not exist")
+                    inside = target == real_root or real_root in target.parents
+                    if not inside:
+                        if not follow_external_symlinks:
+                            raise InvalidInputError(
+                                f"symlink {path} points outside {root} (to {target}); refusing to store bytes from "
+                                "outside the folder. Pass follow_external_symlinks=True to store its target."
+                            )
+                        ui.notice(f"warning: following symlink {path} -> {target} (outside {root})")
+                    if target.is_dir():
+                        if inside:
+                            continue  # a link to a folder inside: its files are already walked there
+                        stack.append((target, rel + "/"))
+                        continue
+                    if include is None or matches(rel, include):
+                        out.append((rel, target))
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((path, rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    if include is None or matches(rel, include):
+                        out.append((rel, path))
+    out.sort()
+    yield from out

@@ -1,0 +1,218 @@
+"""The local store's index: which pack holds each chunk, which chunks make each file,
+and the stat cache. SQLite (stdlib) in WAL mode, next to the packs.
+
+The index is derived data: `rebuild_from_packs` (used by fsck --repair) recreates the
+chunk table from pack trailers. File recipes are not in packs; they are kept here and
+are also what the catalog's manifests point at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS packs (
+    id TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    entry_count INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    digest BLOB PRIMARY KEY,
+    pack_id TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    raw_len INTEGER NOT NULL,
+    codec INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack_id);
+CREATE TABLE IF NOT EXISTS files (
+    digest BLOB PRIMARY KEY,
+    size INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    recipe BLOB,              -- concatenated 32-byte chunk digests; NULL: one chunk = the file digest
+    created_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS statcache (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    dev INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    recorded_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
+_BATCH = 900
+
+
+@dataclass(frozen=True)
+class ChunkLocation:
+    digest: bytes
+    pack_id: str
+    offset: int
+    stored_len: int
+    raw_len: int
+    codec: int
+
+
+@dataclass(frozen=True)
+class StatKey:
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+
+class StoreIndex:
+    """Thread-safe wrapper over one SQLite connection."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- reads ------------------------------------------------------------------
+    def has_chunk(self, digest: bytes) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM chunks WHERE digest=?", (digest,)).fetchone() is not None
+
+    def file_row(self, digest: bytes) -> tuple[int, int, bytes | None] | None:
+        """(size, chunk_count, recipe) or None."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT size, chunk_count, recipe FROM files WHERE digest=?", (digest,)
+            ).fetchone()
+
+    def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        items = list(digests)
+        with self._lock:
+            for i in range(0, len(items), _BATCH):
+                batch = items[i : i + _BATCH]
+                q = f"SELECT digest FROM files WHERE digest IN ({','.join('?' * len(batch))})"
+                found.update(r[0] for r in self._db.execute(q, batch))
+        return found
+
+    def locate(self, digests: list[bytes]) -> dict[bytes, ChunkLocation]:
+        out: dict[bytes, ChunkLocation] = {}
+        unique = list(dict.fromkeys(digests))
+        with self._lock:
+            for i in range(0, len(unique), _BATCH):
+                batch = unique[i : i + _BATCH]
+                q = (
+                    "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks "
+                    f"WHERE digest IN ({','.join('?' * len(batch))})"
+                )
+                for row in self._db.execute(q, batch):
+                    out[row[0]] = ChunkLocation(*row)
+        return out
+
+    def iter_files(self) -> Iterator[tuple[bytes, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT digest, size FROM files").fetchall()
+        yield from rows
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(stored pack bytes, files, chunks, packs, raw chunk bytes)."""
+        with self._lock:
+            packs, stored = self._db.execute("SELECT count(*), coalesce(sum(size),0) FROM packs").fetchone()
+            files = self._db.execute("SELECT count(*) FROM files").fetchone()[0]
+            chunks, raw = self._db.execute("SELECT count(*), coalesce(sum(raw_len),0) FROM chunks").fetchone()
+        return stored, files, chunks, packs, raw
+
+    def statcache_lookup(self, paths: list[str]) -> dict[str, tuple[StatKey, bytes, int]]:
+        out: dict[str, tuple[StatKey, bytes, int]] = {}
+        with self._lock:
+            for i in range(0, len(paths), _BATCH):
+                batch = paths[i : i + _BATCH]
+                q = (
+                    "SELECT path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns FROM statcache "
+                    f"WHERE path IN ({','.join('?' * len(batch))})"
+                )
+                for row in self._db.execute(q, batch):
+                    out[row[0]] = (StatKey(*row[1:6]), row[6], row[7])
+        return out
+
+    # --- writes -----------------------------------------------------------------
+    def commit_session(
+        self,
+        packs: list[tuple[str, int, int]],
+        chunks: list[ChunkLocation],
+        files: list[tuple[bytes, int, int, bytes | None]],
+        stat_entries: list[tuple[str, StatKey, bytes, int]],
+    ) -> None:
+        """Make a session's packs, chunks and files known, in one transaction.
+
+        INSERT OR IGNORE: a concurrent session may have indexed the same chunk first;
+        its copy wins and ours becomes dead bytes in our pack, reclaimed by gc.
+        """
+        now = time.time()
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
+                    [(p, s, n, now) for p, s, n in packs],
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [(c.digest, c.pack_id, c.offset, c.stored_len, c.raw_len, c.codec) for c in chunks],
+                )
+                db.executemany(
+                    "INSERT OR IGNORE INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?)",
+                    [(d, s, n, r, now) for d, s, n, r in files],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        """Escape hatch for maintenance code (gc, fsck) living in this package."""
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def transaction(self):
+        """Context manager running a write transaction (BEGIN IMMEDIATE ... COMMIT)."""
+        return _Transaction(self)
+
+
+class _Transaction:
+    def __init__(self, index: StoreIndex):
+        self.index = index
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.index._lock.acquire()
+        self.index._db.execute("BEGIN IMMEDIATE")
+        return self.index._db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.index._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.index._lock.release()

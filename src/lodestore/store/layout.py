@@ -1,0 +1,88 @@
+"""The on-disk format of a local store: parameters that must never drift.
+
+Everything here is written into ``<root>/store/format.json`` when a store is created
+and checked when it is opened; golden tests (tests/store/test_golden.py) pin chunk
+boundaries and digests so a release that changed them by accident fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from lodestore.errors import StoreFormatError
+
+FORMAT_VERSION = 1
+HASH_NAME = "blake3-256"
+
+# Content-defined chunking (FastCDC 2020 via pyfastcdc 0.3.1, normalized chunking 1).
+# 64 KiB average: shared/bench/LIMITS.md measured 11 % new bytes for a torch.save
+# fine-tune saved under a new file name at 64 KiB versus 13-14 % at 256 KiB and 23-27 %
+# at 1 MiB; in-place edits and insertions dedup equally well at any size. The price is
+# ~13,000 index rows per GiB (real mean chunk ~ avg + min = 80 KiB), cheap in SQLite.
+CHUNK_AVG = 64 * 1024
+CHUNK_MIN = 16 * 1024  # pyfastcdc default (avg / 4)
+CHUNK_MAX = 256 * 1024  # pyfastcdc default (avg * 4)
+CHUNK_NORMALIZATION = 1
+
+# Files up to this size are stored as one piece: chunking them gains little (a change
+# rewrites most of a small file anyway) and one record per file keeps the index small.
+WHOLE_FILE_LIMIT = 1024 * 1024
+
+# Pack files collect chunks so that 20,000 small files are a handful of files on disk
+# and an object store later sees few, large requests. Packs close at this size.
+PACK_TARGET_SIZE = 64 * 1024 * 1024
+
+# zstd level 1: 570-1,300 MB/s; higher levels gain ~nothing on float weights (LIMITS.md).
+ZSTD_LEVEL = 1
+# A chunk is kept compressed only if it shrinks below this fraction of its raw size.
+COMPRESS_KEEP_RATIO = 0.92
+# Probe size: compressibility is judged on a prefix so random data costs ~nothing.
+COMPRESS_PROBE = 4096
+
+# How much of a file is read per step; bounds memory whatever the file size.
+READ_WINDOW = 16 * 1024 * 1024
+
+
+def format_description() -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "hash": HASH_NAME,
+        "chunker": {
+            "algorithm": "fastcdc2020/pyfastcdc-0.3.1",
+            "avg": CHUNK_AVG,
+            "min": CHUNK_MIN,
+            "max": CHUNK_MAX,
+            "normalization": CHUNK_NORMALIZATION,
+            "whole_file_limit": WHOLE_FILE_LIMIT,
+        },
+        "pack": {"version": 1, "target_size": PACK_TARGET_SIZE, "compression": f"zstd-{ZSTD_LEVEL}"},
+    }
+
+
+def ensure_format_file(store_dir: Path) -> dict:
+    """Create format.json for a new store, or check an existing one is readable."""
+    path = store_dir / "format.json"
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except ValueError as e:
+            raise StoreFormatError(f"{path} is not valid JSON: {e}") from None
+        if found.get("format") != FORMAT_VERSION or found.get("hash") != HASH_NAME:
+            raise StoreFormatError(
+                f"store at {store_dir} has format {found.get('format')} ({found.get('hash')}); "
+                f"this lodestore reads format {FORMAT_VERSION} ({HASH_NAME}). Upgrade lodestore."
+            )
+        if found.get("chunker") != format_description()["chunker"]:
+            raise StoreFormatError(
+                f"store at {store_dir} was written with chunker {found.get('chunker')}, this lodestore "
+                f"chunks with {format_description()['chunker']}; refusing to mix them"
+            )
+        return found
+    store_dir.mkdir(parents=True, exist_ok=True)
+    desc = format_description()
+    tmp = store_dir / f".format.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(desc, indent=2) + "\n")
+    os.replace(tmp, path)
+    return desc

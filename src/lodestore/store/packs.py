@@ -1,0 +1,169 @@
+"""Pack files: many chunks in one write-once file, with a trailer index.
+
+Layout (version 1)::
+
+    b"LODEPK01"                                   8-byte magic
+    record*: digest(32) codec(u8) raw_len(u32) stored_len(u32) stored-bytes
+    trailer: zstd( entry* )   entry = digest(32) codec(u8) offset(u64) raw_len(u32) stored_len(u32)
+    footer:  trailer_offset(u64) trailer_len(u32) entry_count(u32) b"LODEPKTR"
+
+The trailer lets the store rebuild its index from packs alone; the record headers let
+it recover entries even if a trailer is damaged. `offset` points at the stored bytes.
+A pack is written under a temp name, fsynced, then renamed: a pack under its final
+name is always complete.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from lodestore.errors import CorruptionError
+
+MAGIC = b"LODEPK01"
+FOOTER_MAGIC = b"LODEPKTR"
+RECORD_HEADER = struct.Struct("<32sBII")
+TRAILER_ENTRY = struct.Struct("<32sBQII")
+FOOTER = struct.Struct("<QII8s")
+_FLUSH_AT = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    digest: bytes
+    codec: int
+    offset: int
+    raw_len: int
+    stored_len: int
+
+
+def pack_path(packs_dir: Path, pack_id: str) -> Path:
+    """Packs fan out by the first two hex characters of their id, like git objects."""
+    return packs_dir / pack_id[:2] / f"{pack_id}.pack"
+
+
+class PackWriter:
+    """Appends chunks to a new pack; disk writes happen on a background thread so that
+    hashing and chunking the next bytes overlaps with writing these."""
+
+    def __init__(self, tmp_path: Path, fsync: bool = True):
+        self.tmp_path = tmp_path
+        self._fsync = fsync
+        self._fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._pending = bytearray(MAGIC)
+        self._size = len(MAGIC)
+        self.entries: list[PackEntry] = []
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)  # bounds memory: 4 x 8 MiB
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="lodestore-pack-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def append(self, digest: bytes, codec: int, raw_len: int, stored: bytes | memoryview) -> PackEntry:
+        if self._error:
+            raise self._error
+        header = RECORD_HEADER.pack(digest, codec, raw_len, len(stored))
+        self._pending += header
+        entry = PackEntry(digest, codec, self._size + len(header), raw_len, len(stored))
+        self._pending += stored
+        self._size += len(header) + len(stored)
+        self.entries.append(entry)
+        if len(self._pending) >= _FLUSH_AT:
+            self._queue.put(bytes(self._pending))
+            self._pending.clear()
+        return entry
+
+    def _drain(self) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            if self._error:
+                continue
+            try:
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except BaseException as e:  # reported to the producer on its next call
+                self._error = e
+
+    def finish(self) -> None:
+        """Write the trailer and footer, flush, fsync and close the temp file."""
+        trailer = zstandard.ZstdCompressor(level=3).compress(
+            b"".join(TRAILER_ENTRY.pack(e.digest, e.codec, e.offset, e.raw_len, e.stored_len) for e in self.entries)
+        )
+        trailer_offset = self._size
+        self._pending += trailer
+        self._pending += FOOTER.pack(trailer_offset, len(trailer), len(self.entries), FOOTER_MAGIC)
+        self._size += len(trailer) + FOOTER.size
+        self._queue.put(bytes(self._pending))
+        self._pending.clear()
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._error:
+                raise self._error
+            if self._fsync:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+
+    def discard(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def read_trailer(path: Path) -> list[PackEntry]:
+    """Entries of a pack from its trailer; CorruptionError if footer or trailer is bad."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < len(MAGIC) + FOOTER.size:
+            raise CorruptionError(f"pack {path.name} is truncated ({size} bytes)")
+        if f.read(len(MAGIC)) != MAGIC:
+            raise CorruptionError(f"pack {path.name} has a bad magic number")
+        f.seek(size - FOOTER.size)
+        offset, length, count, magic = FOOTER.unpack(f.read(FOOTER.size))
+        if magic != FOOTER_MAGIC or offset + length + FOOTER.size != size:
+            raise CorruptionError(f"pack {path.name} has a damaged footer")
+        f.seek(offset)
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(f.read(length))
+        except zstandard.ZstdError as e:
+            raise CorruptionError(f"pack {path.name} has a damaged trailer: {e}") from None
+    if len(raw) != count * TRAILER_ENTRY.size:
+        raise CorruptionError(f"pack {path.name} trailer holds {len(raw)} bytes for {count} entries")
+    return [PackEntry(*TRAILER_ENTRY.unpack_from(raw, i * TRAILER_ENTRY.size)) for i in range(count)]
+
+
+def scan_records(path: Path) -> Iterator[PackEntry]:
+    """Walk record headers from the start: recovers entries when the trailer is lost."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(len(MAGIC)) != MAGIC:
+            raise CorruptionError(f"pack {path.name} has a bad magic number")
+        pos = len(MAGIC)
+        while pos + RECORD_HEADER.size <= size:
+            header = f.read(RECORD_HEADER.size)
+            digest, codec, raw_len, stored_len = RECORD_HEADER.unpack(header)
+            start = pos + RECORD_HEADER.size
+            if codec > 1 or start + stored_len > size or raw_len > 64 * 1024 * 1024:
+                return
+            yield PackEntry(digest, codec, start, raw_len, stored_len)
+            pos = start + stored_len
+            f.seek(pos)
