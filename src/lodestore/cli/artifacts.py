@@ -86,7 +86,7 @@ def get(
         target = art.checkout(root=root)
     else:
         target = art.download(root=root, hardlink=hardlink)
-    stdout.print(f"{art.qualified_name}: {art.file_count} files, {human_size(art.size)} -> {target}")
+    stdout.print(f"{art.qualified_name}: {art.file_count} files, {human_size(art.size)} -> {target}", markup=False)
 
 
 @app.command("ls")
@@ -150,7 +150,7 @@ def info(
     ], title=art.qualified_name)
     stdout.print("  metadata:" + ("" if art.metadata else " -"))
     for k, v in art.metadata.items():
-        stdout.print(f"    {k}: {json.dumps(v)}")
+        stdout.print(f"    {k}: {json.dumps(v)}", markup=False)
 
 
 @app.command()

@@ -50,7 +50,7 @@ def demo() -> None:
             used = run.use_artifact("demo/animals:best")
             out = used.download(root=Path(tmp) / "download")
             used.verify(root=out)
-    stdout.print(f"store: {repo.root}\n")
+    stdout.print(f"store: {repo.root}\n", markup=False)
     table(["version", "files", "size", "aliases", "logged by"], [
         [a.version, a.file_count, human_size(a.size), ", ".join(a.refresh().aliases), a.logged_by_run_id]
         for a in (v0, v1)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from lodestore.cli import context
 from lodestore.cli.output import stderr
@@ -48,17 +49,32 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except LodestoreError as e:
-        stderr.print(f"[red]error:[/red] {e}", highlight=False)
+        stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         stderr.print("aborted")
         sys.exit(130)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors carry their own exit code and message
+    except _usage_errors() as e:  # usage errors carry their own exit code and message
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            stderr.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
+        sys.exit(getattr(e, "exit_code", 2))
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's exception base: recent Typer vendors Click as `typer._click` (its errors
+    derive from `typer.TyperException`, not `click.ClickException`), older Typer uses Click."""
+    kinds: list[type[Exception]] = []
+    if hasattr(typer, "TyperException"):
+        kinds.append(typer.TyperException)
+    try:
         import click
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+        kinds.append(click.ClickException)
+    except ImportError:  # pragma: no cover - Typer without Click
+        pass
+    return tuple(kinds)

@@ -9,10 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+# soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
 stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def human_size(n: int | None) -> str:
@@ -47,17 +50,18 @@ def print_json(data: Any) -> None:
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    t = Table(title=title, show_edge=False, header_style="bold")
+    t = Table(title=Text(title) if title else None, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold")
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+        # Text, not str: a cell is data (a file named "[b]x", metadata "[/x]"), never Rich markup
+        t.add_row(*[Text("" if v is None else str(v)) for v in r])
     stdout.print(t)
 
 
 def key_values(pairs: list[tuple[str, Any]], title: str | None = None) -> None:
     if title:
-        stdout.print(f"[bold]{title}[/bold]")
+        stdout.print(f"[bold]{escape(title)}[/bold]")
     width = max(len(k) for k, _ in pairs) + 1
     for k, v in pairs:
-        stdout.print(f"  {k + ':':<{width}} {v}")
+        stdout.print(f"  {k + ':':<{width}} {v}", markup=False)

@@ -157,7 +157,8 @@ class Artifact:
             raise SourceFileNotFoundError(f"no such folder: {root}")
         if not root.is_dir():
             raise InvalidInputError(f"{root} is not a directory; use add_file() for a single file")
-        exclude = list(exclude_patterns or [])
+        exclude = _patterns(exclude_patterns)
+        include = _patterns(include_patterns) or None
         if use_gitignore:
             from lodestore.sdk.gitignore import gitignore_filter
 
@@ -166,8 +167,7 @@ class Artifact:
             keep = None
         prefix = normalize_entry_path(name) + "/" if name else ""
         added: dict[str, _PendingFile] = {}
-        for rel, path in walk_files(root, exclude, list(include_patterns) if include_patterns else None,
-                                    follow_external_symlinks):
+        for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
             if keep is not None and not keep(rel):
                 continue
             entry = normalize_entry_path(prefix + rel)
@@ -341,6 +341,7 @@ class Artifact:
                 wanted_aliases.append(a)
         if self._project is not None and self._project != project:
             project = self._project
+        _check_no_file_folder_clash(self._pending)
         total = 0
         for p in self._pending.values():
             try:
@@ -403,9 +404,13 @@ class Artifact:
         for a in self._aliases:
             if a != LATEST:
                 validate_alias(a)
+        from lodestore.sdk.run import current_run  # run imports this module
+
+        run = current_run()
+        run_id = run.id if run is not None and run.root == repo.root else None
         record = repo.catalog.update_version(
             self._record.id, description=self.description, metadata=self._metadata,
-            tags=self._tags, aliases=[a for a in self._aliases if a != LATEST],
+            tags=self._tags, aliases=[a for a in self._aliases if a != LATEST], run_id=run_id,
         )
         self._bind(repo, record)
         return self
@@ -457,19 +462,15 @@ class Artifact:
         return target
 
     def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Make `root` match the version exactly: download, then delete files not in it."""
-        target = self.download(root=root)
-        wanted = {e.path for e in self._logged().catalog.iter_entries(self._record.id)}
-        for dirpath, dirnames, filenames in os.walk(target, topdown=False):
-            for f in filenames:
-                rel = Path(dirpath, f).relative_to(target).as_posix()
-                if rel not in wanted:
-                    Path(dirpath, f).unlink()
-            for d in dirnames:
-                full = Path(dirpath, d)
-                if full.is_dir() and not full.is_symlink() and not any(full.iterdir()):
-                    full.rmdir()
-        return target
+        """Make `root` match the version exactly: delete what is not in it (files, folders
+        standing where a file goes, symlinks), then download. The store itself is never
+        touched, even when it lives inside `root`."""
+        repo = self._logged()
+        target = Path(root) if root is not None else self._default_root()
+        if target.is_dir():
+            wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
+            _remove_extras(target, wanted, protect=repo.root)
+        return self.download(root=target)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise VerificationError listing every file under `root` that is missing,
@@ -503,6 +504,53 @@ class Artifact:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
         return f"<Artifact draft {self._name!r} type={self._type} files={len(self._pending)}>"
+
+
+def _patterns(patterns: str | Iterable[str] | None) -> list[str]:
+    """A single pattern may be passed as a plain string (not split into characters)."""
+    if patterns is None:
+        return []
+    return [patterns] if isinstance(patterns, str) else list(patterns)
+
+
+def _check_no_file_folder_clash(pending: dict[str, _PendingFile]) -> None:
+    """`a` and `a/b` cannot both be entries: no folder can hold them once downloaded."""
+    for path in pending:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in pending:
+                raise ConflictError(f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one")
+
+
+def _remove_extras(target: Path, wanted: set[str], protect: Path) -> None:
+    """Delete under `target` every file, symlink and folder not part of `wanted` (paths
+    of files); folders on the way to wanted files stay. Nothing under `protect` is touched."""
+    protect = protect.resolve()
+    wanted_dirs = {p.rsplit("/", 1)[0] for p in wanted if "/" in p}
+    wanted_dirs |= {d.rsplit("/", i)[0] for d in list(wanted_dirs) for i in range(1, d.count("/") + 1)}
+    for dirpath, dirnames, filenames in os.walk(target, topdown=True):
+        here = Path(dirpath)
+        keep_dirs = []
+        for d in dirnames:
+            full = here / d
+            rel = full.relative_to(target).as_posix()
+            if full.is_symlink():
+                full.unlink()  # versions hold regular files only; a link could lead outside
+            elif full.resolve() == protect or protect in full.resolve().parents:
+                continue
+            elif rel in wanted_dirs:
+                keep_dirs.append(d)
+            elif protect.is_relative_to(full.resolve()):
+                keep_dirs.append(d)  # holds the store somewhere below: walk in, delete around it
+            else:
+                shutil.rmtree(full)
+        dirnames[:] = keep_dirs
+        for f in filenames:
+            full = here / f
+            rel = full.relative_to(target).as_posix()
+            if rel not in wanted or full.is_symlink():
+                full.unlink()
 
 
 def _file_digest(path: Path) -> str:

@@ -6,11 +6,17 @@ download of a mostly unchanged version writes only what changed.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import blake3
+from rich.markup import escape
 
 from lodestore.catalog.base import ManifestEntry
 from lodestore.errors import CorruptionError
@@ -18,6 +24,10 @@ from lodestore.sdk import ui
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
+
+
+SMALL_FILE = 1024 * 1024
+SMALL_FILE_THREADS = 4
 
 
 def _same_content(path: Path, entry: ManifestEntry) -> bool:
@@ -34,14 +44,74 @@ def _same_content(path: Path, entry: ManifestEntry) -> bool:
     return h.hexdigest() == entry.digest
 
 
-def cached_copy(repo: Repository, digest: str) -> Path:
-    """A read-only materialised copy of a file in the repository's cache, for hard links."""
+# Every cached copy gets this mtime when it is written. Writing to a hard-linked file
+# (root ignores the read-only mode; anyone may chmod) changes the shared inode's mtime,
+# so a copy whose mtime is not the mark is no longer trusted and is written again.
+CACHE_MTIME_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, a date no write produces now
+
+
+def _cache_intact(path: Path, size: int) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_mtime_ns == CACHE_MTIME_NS
+            and not st.st_mode & 0o222)
+
+
+def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
+    """A read-only materialised copy of a file in the repository's cache, for hard links.
+
+    The copy is (re)written when absent or when it shows signs of an edit made through a
+    hard link (size, mtime mark, write bits); the new inode replaces it atomically, so
+    files a user already linked and edited keep their edit and do not spread it.
+    """
     path = repo.cache_dir / "files" / digest[:2] / digest
-    if not path.exists():
+    if size is None:
+        size = repo.store.file_size(digest)
+    if not _cache_intact(path, size):
         path.parent.mkdir(parents=True, exist_ok=True)
-        repo.store.materialize(digest, path)
-        path.chmod(0o444)
+        tmp = path.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.lodestore-tmp")
+        try:
+            repo.store.materialize(digest, tmp)
+            tmp.chmod(0o444)
+            os.utime(tmp, ns=(CACHE_MTIME_NS, CACHE_MTIME_NS))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def _keep(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) -> bool:
+    """Is the file already at `dest` what this download would write?"""
+    if not _same_content(dest, entry):
+        return False
+    st = dest.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return False  # a symlink's target may be anywhere; write a real file
+    if hardlink:
+        return os.path.samestat(st, cached_copy(repo, entry.digest, entry.size).stat())
+    # A copy must be the user's alone: a file still hard-linked elsewhere (an earlier
+    # hardlink=True download) would let an edit reach the cache, so it is replaced.
+    return st.st_nlink == 1 and bool(st.st_mode & stat.S_IWUSR)
+
+
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
+    """Hard-link the read-only cache copy to dest; False where links are impossible
+    (another filesystem, no permission), and the caller copies instead."""
+    source = cached_copy(repo, e.digest, e.size)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.lodestore-tmp")
+    try:
+        os.link(source, tmp)
+    except OSError as err:
+        if err.errno in _NO_LINK:
+            return False
+        raise
+    os.replace(tmp, dest)
+    return True
 
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
@@ -52,20 +122,35 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
         folder.mkdir(parents=True, exist_ok=True)
     total = sum(e.size for e in entries)
     with ui.byte_progress(label, total) as advance:
-        for e in entries:
+        lock = threading.Lock()
+
+        def one(e: ManifestEntry) -> None:
             dest = target / e.path
-            if not fresh and _same_content(dest, e) and not (hardlink and dest.stat().st_nlink == 1):
-                advance(e.size)
-                continue
+            if not fresh and _keep(dest, e, hardlink, repo):
+                progress(e.size)
+                return
             try:
-                if hardlink:
-                    source = cached_copy(repo, e.digest)
-                    tmp = dest.with_name(f".{dest.name}.lodestore-tmp")
-                    tmp.unlink(missing_ok=True)
-                    os.link(source, tmp)
-                    os.replace(tmp, dest)
-                    advance(e.size)
+                if hardlink and _link_from_cache(repo, e, dest):
+                    progress(e.size)
                 else:
-                    repo.store.materialize(e.digest, dest, progress=advance)
+                    repo.store.materialize(e.digest, dest, progress=progress)
             except CorruptionError as err:
-                raise CorruptionError(f"{what}: file {e.path!r} cannot be restored: {err}") from None
+                raise CorruptionError(f"{what}: file {escape(e.path)!r} cannot be restored: {err}") from None
+
+        def progress(n: int) -> None:
+            with lock:
+                advance(n)
+
+        small = [e for e in entries if e.size <= SMALL_FILE]
+        large = [e for e in entries if e.size > SMALL_FILE]
+        # Creating many small files is syscall-bound (the GIL is released): a few threads
+        # keep both cores busy. Large files are already pipelined inside the store.
+        if len(small) > 64:
+            with ThreadPoolExecutor(SMALL_FILE_THREADS, thread_name_prefix="lodestore-download") as pool:
+                for _ in pool.map(one, small):
+                    pass
+        else:
+            for e in small:
+                one(e)
+        for e in large:
+            one(e)

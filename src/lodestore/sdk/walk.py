@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from rich.markup import escape
+
 from lodestore.errors import InvalidInputError
 from lodestore.sdk import ui
 
@@ -36,10 +38,11 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                follow_external_symlinks: bool = False) -> Iterator[tuple[str, Path]]:
     """Yield (relative posix path, absolute path) of every file under root, sorted."""
     real_root = root.resolve()
-    stack = [(root, "")]
+    # each folder carries the real paths of the folders above it, to catch symlink loops
+    stack: list[tuple[Path, str, frozenset[Path]]] = [(root, "", frozenset([real_root]))]
     out: list[tuple[str, Path]] = []
     while stack:
-        folder, prefix = stack.pop()
+        folder, prefix, above = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
                 rel = f"{prefix}{entry.name}"
@@ -57,17 +60,21 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                                 f"symlink {path} points outside {root} (to {target}); refusing to store bytes from "
                                 "outside the folder. Pass follow_external_symlinks=True to store its target."
                             )
-                        ui.notice(f"warning: following symlink {path} -> {target} (outside {root})")
+                        ui.notice(f"warning: following symlink {escape(str(path))} -> {escape(str(target))} "
+                                  f"(outside {escape(str(root))})")
                     if target.is_dir():
                         if inside:
                             continue  # a link to a folder inside: its files are already walked there
-                        stack.append((target, rel + "/"))
+                        if target in above:
+                            raise InvalidInputError(f"symlink {path} points to {target}, a folder it is inside of "
+                                                    "(a symlink loop)")
+                        stack.append((target, rel + "/", above | {target}))
                         continue
                     if include is None or matches(rel, include):
                         out.append((rel, target))
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((path, rel + "/"))
+                    stack.append((path, rel + "/", above | {Path(os.path.realpath(path))}))
                 elif entry.is_file(follow_symlinks=False):
                     if include is None or matches(rel, include):
                         out.append((rel, path))

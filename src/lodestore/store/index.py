@@ -76,12 +76,16 @@ class StatKey:
 class StoreIndex:
     """Thread-safe wrapper over one SQLite connection."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, durable: bool = True):
         self.path = path
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a session's commit must survive a power cut once it returns (base.py's
+        # contract), because the catalog commits a version pointing at these digests
+        # right after; with NORMAL, WAL mode may drop the last commits on power loss
+        # while the catalog's later commit survives. One WAL fsync per session.
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         with self._lock:
             self._db.executescript(SCHEMA)
 
