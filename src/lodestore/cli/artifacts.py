@@ -83,7 +83,7 @@ def get(
     """
     art = fetch_artifact(context.repo(), ref)
     if checkout:
-        target = art.checkout(root=root)
+        target = art.checkout(root=root, hardlink=hardlink)
     else:
         target = art.download(root=root, hardlink=hardlink)
     stdout.print(f"{art.qualified_name}: {art.file_count} files, {human_size(art.size)} -> {target}", markup=False)

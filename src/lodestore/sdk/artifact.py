@@ -17,6 +17,7 @@ import os
 import shutil
 import stat as stat_mod
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -187,12 +188,15 @@ class Artifact:
             raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
         if self._staging is None:
             self._staging = Path(tempfile.mkdtemp(prefix="lodestore-new-file-"))
+            # a draft dropped without logging must not leave its staged files behind
+            weakref.finalize(self, shutil.rmtree, self._staging, True)
         staged = self._staging / path
         staged.parent.mkdir(parents=True, exist_ok=True)
         if "b" not in mode and encoding is None:
             encoding = "utf-8"
         handle = open(staged, mode, encoding=encoding)
         self._pending[path] = _PendingFile(staged, staged=True)
+        self._handles = {**getattr(self, "_handles", {}), path: handle}
         return handle
 
     def add_reference(self, uri: str, name: str | None = None, checksum: str | None = None,
@@ -342,6 +346,11 @@ class Artifact:
         if self._project is not None and self._project != project:
             project = self._project
         _check_no_file_folder_clash(self._pending)
+        still_open = sorted(p for p, h in getattr(self, "_handles", {}).items() if not h.closed and p in self._pending)
+        if still_open:
+            # their last writes may sit in a buffer: storing now would store truncated files
+            raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
+                                    f"{', '.join(still_open)} (use `with art.new_file(...) as f:`)")
         total = 0
         for p in self._pending.values():
             try:
@@ -461,7 +470,7 @@ class Artifact:
                             what=self.qualified_name)
         return target
 
-    def checkout(self, root: str | os.PathLike[str] | None = None) -> Path:
+    def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:
         """Make `root` match the version exactly: delete what is not in it (files, folders
         standing where a file goes, symlinks), then download. The store itself is never
         touched, even when it lives inside `root`."""
@@ -470,7 +479,7 @@ class Artifact:
         if target.is_dir():
             wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
             _remove_extras(target, wanted, protect=repo.root)
-        return self.download(root=target)
+        return self.download(root=target, hardlink=hardlink)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise VerificationError listing every file under `root` that is missing,

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import blake3
-from rich.markup import escape
 
 from lodestore.catalog.base import ManifestEntry
-from lodestore.errors import CorruptionError
+from lodestore.errors import ConflictError, CorruptionError
 from lodestore.sdk import ui
 
 if TYPE_CHECKING:
@@ -96,6 +95,14 @@ def _keep(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) ->
     return st.st_nlink == 1 and bool(st.st_mode & stat.S_IWUSR)
 
 
+def _make_folder(folder: Path, what: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConflictError(f"{what}: cannot make folder {folder}: a file is in the way; "
+                            "checkout() makes the folder match the version") from None
+
+
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
@@ -116,16 +123,19 @@ def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
                         hardlink: bool = False, what: str = "") -> None:
-    target.mkdir(parents=True, exist_ok=True)
+    _make_folder(target, what)
     fresh = not any(target.iterdir())
     for folder in sorted({(target / e.path).parent for e in entries}):
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder, what)
     total = sum(e.size for e in entries)
     with ui.byte_progress(label, total) as advance:
         lock = threading.Lock()
 
         def one(e: ManifestEntry) -> None:
             dest = target / e.path
+            if not fresh and dest.is_dir() and not dest.is_symlink():
+                raise ConflictError(f"{what}: {dest} is a folder, but the version has a file there; "
+                                    "checkout() makes the folder match the version")
             if not fresh and _keep(dest, e, hardlink, repo):
                 progress(e.size)
                 return
@@ -134,8 +144,11 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
                     progress(e.size)
                 else:
                     repo.store.materialize(e.digest, dest, progress=progress)
+                    if hardlink:  # no links possible here: copies, read-only as links would be
+                        dest.chmod(0o444)
             except CorruptionError as err:
-                raise CorruptionError(f"{what}: file {escape(e.path)!r} cannot be restored: {err}") from None
+                # (the CLI escapes Rich markup in every error message itself)
+                raise CorruptionError(f"{what}: file {e.path!r} cannot be restored: {err}") from None
 
         def progress(n: int) -> None:
             with lock:
