@@ -79,8 +79,14 @@ def lode_proc(store: Path):
 
     def run(*args: str, env: dict[str, str] | None = None) -> Result:
         full_env = {**os.environ, **(env or {})}
-        done = subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=full_env,
-                              timeout=120)
+        done = subprocess.run(
+            [*command, *map(str, args)],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=120,
+        )
         return Result(done.returncode, done.stdout, done.stderr)
 
     return run

@@ -15,14 +15,33 @@ IMAGES = {"cat.jpg": b"\xff\xd8cat", "dogs/rex.jpg": b"\xff\xd8rex", "scratch.tm
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 # --- end to end, as a shell sees it ----------------------------------------------------------
 def test_put_then_get_end_to_end(lode_proc, images: Path, store: Path, tmp_path: Path) -> None:
-    put = lode_proc("put", images, "--name", "zoo/animals", "--type", "dataset", "--alias", "best",
-                    "--alias", "golden", "--description", "pets", "--metadata", '{"source": "shelter"}',
-                    "--tag", "raw", "--tag", "pets")
+    put = lode_proc(
+        "put",
+        images,
+        "--name",
+        "zoo/animals",
+        "--type",
+        "dataset",
+        "--alias",
+        "best",
+        "--alias",
+        "golden",
+        "--description",
+        "pets",
+        "--metadata",
+        '{"source": "shelter"}',
+        "--tag",
+        "raw",
+        "--tag",
+        "pets",
+    )
     assert put.code == 0, put.err
     assert "zoo/animals:v0" in put.out
 
@@ -40,7 +59,11 @@ def test_put_then_get_end_to_end(lode_proc, images: Path, store: Path, tmp_path:
     assert info.code == 0
     record = json.loads(info.out)
     assert (record["description"], record["metadata"], sorted(record["tags"]), record["aliases"]) == (
-        "pets", {"source": "shelter"}, ["pets", "raw"], ["latest", "best", "golden"])
+        "pets",
+        {"source": "shelter"},
+        ["pets", "raw"],
+        ["latest", "best", "golden"],
+    )
 
 
 def test_exit_codes_of_the_installed_command(lode_proc, lode, images: Path) -> None:
@@ -79,7 +102,11 @@ def test_put_json_and_identical_content(lode, images: Path) -> None:
     assert first.code == 0, first.err
     record = first.json()
     assert (record["name"], record["version"], record["created"], record["file_count"]) == (
-        "zoo/animals:v0", "v0", True, 2)
+        "zoo/animals:v0",
+        "v0",
+        True,
+        2,
+    )
     assert record["digest"] and record["aliases"] == ["latest"]
 
     again = lode("put", images, "--name", "zoo/animals", "--exclude", "*.tmp", "--alias", "best", "--json")
@@ -121,7 +148,9 @@ def test_ls_filters_and_json(lode, images: Path) -> None:
     assert [a["name"] for a in everything] == ["farm/cat", "zoo/animals", "zoo/dogs-model"]
     assert {a["name"]: a["size"] for a in everything}["farm/cat"] == len(IMAGES["cat.jpg"])
     assert [a["name"] for a in lode("ls", "--type", "model", "--json").json()] == ["zoo/dogs-model"]
-    assert [a["name"] for a in lode("ls", "--project", "zoo", "--type", "dataset", "--json").json()] == ["zoo/animals"]
+    assert [a["name"] for a in lode("ls", "--project", "zoo", "--type", "dataset", "--json").json()] == [
+        "zoo/animals"
+    ]
     assert lode("ls", "--project", "nowhere", "--json").json() == []
 
     table = lode("ls")
@@ -132,7 +161,9 @@ def test_ls_filters_and_json(lode, images: Path) -> None:
 
 def test_versions_info_and_files(lode, images: Path, store: Path) -> None:
     with lodestore.init(project="zoo", name="prep") as run:
-        art = lodestore.Artifact("animals", type="dataset", description="pets", metadata={"source": "shelter"})
+        art = lodestore.Artifact(
+            "animals", type="dataset", description="pets", metadata={"source": "shelter"}
+        )
         art.add_dir(images)
         run.log_artifact(art, aliases=["best"])
     (images / "cat.jpg").write_bytes(b"a new cat")
@@ -140,18 +171,37 @@ def test_versions_info_and_files(lode, images: Path, store: Path) -> None:
 
     versions = lode("versions", "zoo/animals", "--json").json()
     assert [(v["version"], v["aliases"], v["logged_by"]) for v in versions] == [
-        ("v0", ["best"], run.id), ("v1", ["latest"], None)]
+        ("v0", ["best"], run.id),
+        ("v1", ["latest"], None),
+    ]
     table = lode("versions", "zoo/animals")
     assert "v0" in table.out and "v1" in table.out and run.id in table.out
 
     info = lode("info", "zoo/animals:best")
     assert info.code == 0
-    for expected in ("zoo/animals:v0", "type:", "dataset", "created:", "size:", "files:", "3", "aliases:",
-                     "best", "source", "shelter", "pets", run.id):
+    for expected in (
+        "zoo/animals:v0",
+        "type:",
+        "dataset",
+        "created:",
+        "size:",
+        "files:",
+        "3",
+        "aliases:",
+        "best",
+        "source",
+        "shelter",
+        "pets",
+        run.id,
+    ):
         assert expected in info.out, expected
     as_json = lode("info", "zoo/animals:v0", "--json").json()
     assert (as_json["type"], as_json["file_count"], as_json["logged_by"], as_json["metadata"]) == (
-        "dataset", 3, run.id, {"source": "shelter"})
+        "dataset",
+        3,
+        run.id,
+        {"source": "shelter"},
+    )
     assert as_json["created_at"].startswith(str(as_json["created_at"][:4]))
 
     files = lode("files", "zoo/animals:v1", "--json").json()
@@ -175,8 +225,12 @@ def test_alias_set_rm_and_history(lode, images: Path) -> None:
 
     history = lode("alias", "history", "zoo/animals", "--json").json()
     assert [(e["alias"], e["from_index"], e["to_index"]) for e in history] == [
-        ("latest", None, 0), ("latest", 0, 1),
-        ("production", None, 1), ("production", 1, 0), ("production", 0, None)]
+        ("latest", None, 0),
+        ("latest", 0, 1),
+        ("production", None, 1),
+        ("production", 1, 0),
+        ("production", 0, None),
+    ]
     assert all(e["at"] for e in history)
     table = lode("alias", "history", "zoo/animals")
     assert table.code == 0 and "production" in table.out
@@ -213,6 +267,15 @@ def test_get_checkout_and_hardlink(lode, images: Path) -> None:
     assert lode("get", "zoo/animals").code == 0  # default folder under the working directory
     assert tree(Path("artifacts/animals-v0")) == IMAGES
 
+    Path("a-file").write_text("keep me")
+    in_the_way = lode("get", "zoo/animals", "--root", "a-file")
+    assert in_the_way.code == 4 and "a-file" in in_the_way.err and "Traceback" not in in_the_way.err
+    assert Path("a-file").read_text() == "keep me"
+
+    (out / "extra.txt").write_text("x")
+    assert lode("get", "zoo/animals", "--root", out, "--checkout", "--hardlink").code == 0
+    assert tree(out) == IMAGES and os.stat(out / "cat.jpg").st_nlink > 1
+
 
 # --- demo and output safety ----------------------------------------------------------------------
 def test_demo(lode) -> None:
@@ -232,7 +295,9 @@ def test_names_and_values_are_printed_verbatim_not_as_markup(lode, tmp_path: Pat
     folder = tmp_path / "odd[/x]"  # "odd[" holding "x]"
     folder.mkdir(parents=True)
     (folder / "[bold]f.txt").write_text("f")
-    put = lode("put", folder, "--name", "zoo/odd", "--metadata", '{"note": "[/x] [red]"}', "--description", "[b]d")
+    put = lode(
+        "put", folder, "--name", "zoo/odd", "--metadata", '{"note": "[/x] [red]"}', "--description", "[b]d"
+    )
     assert put.code == 0, put.err
     info = lode("info", "zoo/odd:v0")
     assert info.code == 0, info.err

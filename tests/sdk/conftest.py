@@ -39,4 +39,3 @@ def images(tmp_path: Path) -> Path:
     (folder / "scratch.tmp").write_text("half-written")
     (tmp_path / "src" / "labels.csv").write_text("file,label\ncat.jpg,cat\ndogs/rex.jpg,dog\n")
     return folder
-

@@ -11,7 +11,8 @@ def tree(folder: Path) -> dict[str, bytes]:
     """{relative posix path: bytes} of every file under `folder`."""
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() or p.is_symlink()
     }
 
 

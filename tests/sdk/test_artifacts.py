@@ -22,8 +22,14 @@ def b3(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def log(root: Path | None, name: str, files: dict[str, bytes], aliases=(), project: str = "zoo",
-        type: str = "dataset") -> lodestore.Artifact:
+def log(
+    root: Path | None,
+    name: str,
+    files: dict[str, bytes],
+    aliases=(),
+    project: str = "zoo",
+    type: str = "dataset",
+) -> lodestore.Artifact:
     """Log `files` (entry name -> bytes) as one version in its own run."""
     with lodestore.init(project=project, name="writer", root=root) as run:
         art = lodestore.Artifact(name, type=type)
@@ -136,7 +142,9 @@ def test_identical_content_returns_the_existing_version(store: Path, capsys: pyt
     log(None, "animals", {"a.txt": b"changed"})
     capsys.readouterr()
 
-    same = log(None, "animals", {"b.txt": b"b", "a.txt": b"a"}, aliases=["golden"])  # other order, same content
+    same = log(
+        None, "animals", {"b.txt": b"b", "a.txt": b"a"}, aliases=["golden"]
+    )  # other order, same content
 
     assert same.version == "v0" and same.digest == first.digest
     assert "no new version" in capsys.readouterr().err
@@ -166,7 +174,11 @@ def test_only_description_metadata_tags_and_aliases_are_editable(store: Path) ->
 
     fresh = lodestore.Api().artifact("zoo/animals:v0")
     assert (fresh.description, fresh.metadata, fresh.tags, fresh.aliases) == (
-        "curated", {"rows": 1}, ["clean"], ["latest", "staging"])
+        "curated",
+        {"rows": 1},
+        ["clean"],
+        ["latest", "staging"],
+    )
     assert (fresh.digest, fresh.files()) == (digest, files)
     with pytest.raises(AttributeError):
         fresh.type = "model"  # type: ignore[misc]
@@ -188,8 +200,14 @@ def test_runicorn_spellings(store: Path, images: Path) -> None:
 
 def test_exclude_patterns_match_names_paths_and_folders(store: Path, tmp_path: Path) -> None:
     root = tmp_path / "proj"
-    for rel in ("keep.py", "pkg/mod.py", "pkg/__pycache__/mod.pyc", "logs/run1/out.txt", "data/x.tmp",
-                "notes.txt"):
+    for rel in (
+        "keep.py",
+        "pkg/mod.py",
+        "pkg/__pycache__/mod.pyc",
+        "logs/run1/out.txt",
+        "data/x.tmp",
+        "notes.txt",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(rel)
     art = lodestore.Artifact("code", type="code")
@@ -301,7 +319,12 @@ def test_checkout_makes_the_folder_match_exactly(store: Path) -> None:
 
     assert art.checkout(root=target) == target
     assert tree(target) == {"a.txt": b"a", "sub/b.txt": b"b", "c": b"c"}
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["a.txt", "c", "sub", "sub/b.txt"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+        "a.txt",
+        "c",
+        "sub",
+        "sub/b.txt",
+    ]
     art.verify(root=target)
 
 
@@ -345,7 +368,10 @@ def test_new_file_binary_and_text(store: Path) -> None:
         with art.new_file("cfg/ü.yaml") as f:
             f.write("héllo: wörld\n")
         run.log_artifact(art)
-    assert tree(art.download(root="out")) == {"bin/w.bin": b"\x00\x01", "cfg/ü.yaml": "héllo: wörld\n".encode()}
+    assert tree(art.download(root="out")) == {
+        "bin/w.bin": b"\x00\x01",
+        "cfg/ü.yaml": "héllo: wörld\n".encode(),
+    }
 
 
 def test_symlink_inside_the_folder_is_stored_as_its_target(store: Path, tmp_path: Path) -> None:
@@ -367,3 +393,25 @@ def test_logging_a_path_and_an_empty_artifact(store: Path, images: Path) -> None
         empty = run.log_artifact(lodestore.Artifact("nothing", type="dataset"))
     assert from_path.file_count == 3 and from_path.version == "v0"
     assert empty.file_count == 0 and tree(empty.download(root="empty")) == {}
+
+
+def test_a_file_rewritten_right_after_logging_is_read_again(store: Path, tmp_path: Path) -> None:
+    path = tmp_path / "w.txt"
+    path.write_text("aaaa")
+    before = os.stat(path)
+    for content in ("bbbb", "cccc"):
+        with lodestore.init(project="zoo") as run:
+            art = lodestore.Artifact("weights", type="model")
+            art.add_file(path)
+            run.log_artifact(art)
+        path.write_text(content)  # same size, within the same second
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even with the old mtime back
+    with lodestore.init(project="zoo") as run:
+        art = lodestore.Artifact("weights", type="model")
+        art.add_file(path)
+        run.log_artifact(art)
+    api = lodestore.Api()
+    assert [
+        api.artifact(f"zoo/weights:v{i}").get_entry("w.txt").download(root=f"v{i}").read_text()
+        for i in range(3)
+    ] == ["aaaa", "bbbb", "cccc"]

@@ -103,8 +103,11 @@ def test_invalid_project_names_are_refused(store: Path, name: str) -> None:
     assert lodestore.Api().projects() == []
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="run.py (not ours): init() treats project='' like None and logs to 'default'")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="run.py (not ours): init() treats project='' like None and logs to 'default'",
+)
 def test_init_refuses_an_empty_project_name(store: Path) -> None:
     try:
         run = lodestore.init(project="")
@@ -131,7 +134,9 @@ def test_version_is_not_part_of_a_draft_name(store: Path) -> None:
         lodestore.Artifact("animals", type="data set")
 
 
-@pytest.mark.parametrize("entry", ["/etc/passwd", "../x", "a/../../x", "a/../b", "..", "C:/x", "a\\b", "", ".", "./"])
+@pytest.mark.parametrize(
+    "entry", ["/etc/passwd", "../x", "a/../../x", "a/../b", "..", "C:/x", "a\\b", "", ".", "./"]
+)
 def test_entry_names_that_escape_are_refused(store: Path, images: Path, entry: str) -> None:
     art = lodestore.Artifact("animals", type="dataset")
     with pytest.raises(InvalidNameError):
@@ -211,15 +216,19 @@ def test_symlink_pointing_outside_is_refused(store: Path, linked: Path) -> None:
         art.add_dir(linked)
 
 
-def test_follow_external_symlinks_stores_the_target_with_a_warning(store: Path, linked: Path,
-                                                                   capsys: pytest.CaptureFixture) -> None:
+def test_follow_external_symlinks_stores_the_target_with_a_warning(
+    store: Path, linked: Path, capsys: pytest.CaptureFixture
+) -> None:
     art = lodestore.Artifact("data", type="dataset")
     assert art.add_dir(linked, follow_external_symlinks=True) == 3
     assert "warning" in capsys.readouterr().err
     with lodestore.init(project="zoo") as run:
         run.log_artifact(art)
-    assert tree(art.download(root="out")) == {"own.txt": b"own", "secret-link": b"secret",
-                                              "dir-link/more.txt": b"more"}
+    assert tree(art.download(root="out")) == {
+        "own.txt": b"own",
+        "secret-link": b"secret",
+        "dir-link/more.txt": b"more",
+    }
 
 
 def test_broken_symlink_is_refused(store: Path, tmp_path: Path) -> None:
@@ -428,3 +437,16 @@ def test_unknown_entry_names_similar_ones(store: Path, v0) -> None:
         v0.get_entry("a.tx")
     with pytest.raises(InvalidNameError):
         v0.get_entry("../a.txt")
+
+
+def test_use_gitignore_honours_it_or_says_it_cannot(store: Path, images: Path) -> None:
+    (images / ".gitignore").write_text("*.tmp\n")
+    art = lodestore.Artifact("animals", type="dataset")
+    try:
+        art.add_dir(images, use_gitignore=True)
+    except InvalidInputError as e:
+        assert "exclude_patterns" in str(e) and art.file_count == 0
+    else:
+        with lodestore.init(project="zoo") as run:
+            run.log_artifact(art)
+        assert "scratch.tmp" not in art.get_manifest()

@@ -23,6 +23,8 @@ several threads of one process.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, event
@@ -61,7 +63,7 @@ def _tune_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -71,3 +73,32 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _use_wal(cur: Any) -> None:
+    """Switch the file to WAL once (the mode is stored in the file).
+
+    Switching needs an exclusive lock and SQLite does not call the busy handler for it:
+    two processes opening a brand-new catalog at once would see "database is locked".
+    So look first (reading the mode waits politely), and retry the switch ourselves.
+    """
+    if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+            continue
+        if mode != "wal" and not _is_memory(cur):
+            raise sqlite3.OperationalError(f"could not switch the catalog to WAL mode (got {mode!r})")
+        return
+
+
+def _is_memory(cur: Any) -> bool:
+    return not cur.execute("PRAGMA database_list").fetchone()[2]  # file name "" = in-memory

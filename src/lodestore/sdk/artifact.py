@@ -161,8 +161,13 @@ class Artifact:
         exclude = _patterns(exclude_patterns)
         include = _patterns(include_patterns) or None
         if use_gitignore:
-            from lodestore.sdk.gitignore import gitignore_filter
-
+            try:
+                from lodestore.sdk.gitignore import gitignore_filter
+            except ModuleNotFoundError as e:
+                if e.name != "lodestore.sdk.gitignore":
+                    raise
+                raise InvalidInputError("use_gitignore=True is not supported by this version of lodestore; "
+                                        "pass exclude_patterns=[...] instead") from None
             keep = gitignore_filter(root)
         else:
             keep = None
@@ -346,7 +351,8 @@ class Artifact:
         if self._project is not None and self._project != project:
             project = self._project
         _check_no_file_folder_clash(self._pending)
-        still_open = sorted(p for p, h in getattr(self, "_handles", {}).items() if not h.closed and p in self._pending)
+        handles = getattr(self, "_handles", {})
+        still_open = sorted(p for p, h in handles.items() if not h.closed and p in self._pending)
         if still_open:
             # their last writes may sit in a buffer: storing now would store truncated files
             raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
@@ -529,7 +535,9 @@ def _check_no_file_folder_clash(pending: dict[str, _PendingFile]) -> None:
         for i in range(1, len(parts)):
             parent = "/".join(parts[:i])
             if parent in pending:
-                raise ConflictError(f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one")
+                raise ConflictError(
+                    f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one"
+                )
 
 
 def _remove_extras(target: Path, wanted: set[str], protect: Path) -> None:

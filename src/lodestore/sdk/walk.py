@@ -66,8 +66,9 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                         if inside:
                             continue  # a link to a folder inside: its files are already walked there
                         if target in above:
-                            raise InvalidInputError(f"symlink {path} points to {target}, a folder it is inside of "
-                                                    "(a symlink loop)")
+                            raise InvalidInputError(
+                                f"symlink {path} points to {target}, a folder it is inside of (a symlink loop)"
+                            )
                         stack.append((target, rel + "/", above | {target}))
                         continue
                     if include is None or matches(rel, include):
