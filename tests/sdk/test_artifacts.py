@@ -334,6 +334,9 @@ def test_checkout_never_deletes_the_store_inside_the_folder(tmp_path: Path, stor
     art = log(inner, "animals", {"a.txt": b"a"})
     art.checkout(root=project)
     assert tree(project).get("a.txt") == b"a"
+    for inside in (inner, inner / "store"):
+        with pytest.raises(lodestore.ConflictError, match="inside the store"):
+            art.checkout(root=inside)
     assert (inner / "catalog.db").is_file()
     assert lodestore.Api(root=inner).artifact("zoo/animals:v0").files()[0].path == "a.txt"
 
@@ -415,3 +418,13 @@ def test_a_file_rewritten_right_after_logging_is_read_again(store: Path, tmp_pat
         api.artifact(f"zoo/weights:v{i}").get_entry("w.txt").download(root=f"v{i}").read_text()
         for i in range(3)
     ] == ["aaaa", "bbbb", "cccc"]
+
+
+def test_many_small_files_download_and_hardlink(store: Path) -> None:
+    files = {f"d{i % 7}/f{i:03d}.txt": f"file {i}".encode() * (i + 1) for i in range(150)}
+    art = log(None, "many", files)
+    assert tree(art.download(root="copies")) == files
+    assert tree(art.download(root="links", hardlink=True)) == files
+    assert all(os.stat(Path("links") / p).st_nlink > 1 for p in files)
+    art.verify(root="copies")
+    art.verify(root="links")

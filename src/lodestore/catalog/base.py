@@ -268,3 +268,34 @@ class Catalog(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # --- search, lineage and diff (queries: catalog/query.py) ---------------------------
+    @abc.abstractmethod
+    def search_versions(self, query: str, limit: int | None = None) -> list[VersionRecord]:
+        """Versions matching a search-language query (see catalog/query.py), newest first.
+        InvalidInputError with a caret under the bad token on a syntax error."""
+
+    @abc.abstractmethod
+    def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                  order: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs matching Mongo-style dict filters or query text, ordered by `order`
+        (``"-summary.val_acc"``), then oldest first."""
+
+    @abc.abstractmethod
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        """Many runs in one query; unknown ids are left out."""
+
+    @abc.abstractmethod
+    def get_versions(self, version_ids: Iterable[int]) -> dict[int, VersionRecord]:
+        """Many versions (deleted ones too) in one batch; unknown ids are left out."""
+
+    @abc.abstractmethod
+    def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
+        """One hop of the lineage graph from many versions at once: for "up",
+        (producing run, version, one of the run's inputs or None); for "down",
+        (using run, version, one of the run's outputs or None)."""
+
+    @abc.abstractmethod
+    def diff_manifests(self, version_a: int, version_b: int) -> tuple[
+            list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
+        """(removed, added, modified) entries from version_a to version_b, sorted by path."""

@@ -27,7 +27,8 @@ import sqlite3
 import time
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.pool import StaticPool
 
 BUSY_TIMEOUT_S = 60.0
 _WRITE = "lodestore_write"
@@ -45,6 +46,11 @@ def create_engines(url: str, **engine_kwargs: Any) -> Engines:
     if is_sqlite:
         connect_args = engine_kwargs.setdefault("connect_args", {})
         connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
+        if _is_memory_url(url):
+            # Each connection to ":memory:" is a separate, empty database: keep exactly one.
+            # Fine for tests; not for concurrent threads, which would share its transaction.
+            connect_args.setdefault("check_same_thread", False)
+            engine_kwargs.setdefault("poolclass", StaticPool)
     else:
         engine_kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **engine_kwargs)
@@ -54,6 +60,11 @@ def create_engines(url: str, **engine_kwargs: Any) -> Engines:
     # Reads see one snapshot across their few queries (version row, tags, aliases);
     # writes serialise on the rows they lock (the artifact row, see SqlCatalog).
     return Engines(engine, engine.execution_options(isolation_level="REPEATABLE READ"), engine)
+
+
+def _is_memory_url(url: str) -> bool:
+    database = make_url(url).database
+    return not database or database == ":memory:" or "mode=memory" in url
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -135,7 +135,7 @@ class SqlCatalog(Catalog):
     def __repr__(self) -> str:
         return f"SqlCatalog({self._read_engine.url.render_as_string(hide_password=True)!r})"
 
-    def __enter__(self) -> SqlCatalog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -701,3 +701,57 @@ class SqlCatalog(Catalog):
             self._require_run(conn, run_id)
             rows = conn.execute(select(h.step, h.data, h.at).where(h.run_id == run_id).order_by(h.step, h.id))
             return [HistoryRow(r.step, r.data, r.at) for r in rows]
+
+    # --- search, lineage and diff (the queries live in catalog/query.py) -----------------
+    def search_versions(self, query: str, limit: int | None = None) -> list[VersionRecord]:
+        from lodestore.catalog import query as q
+
+        parsed = q.parse(query)
+        with self._reading() as conn:
+            ids = q.version_ids_query(conn.dialect.name, parsed, limit)
+            order = list(conn.execute(ids).scalars())
+            found = {v.id: v for v in load_versions(conn, versions.c.id.in_(order))} if order else {}
+            return [found[i] for i in order if i in found]
+
+    def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                  order: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        from lodestore.catalog import query as q
+
+        text, terms = q.terms_from_filters(filters)
+        with self._reading() as conn:
+            order_ids = list(conn.execute(q.run_ids_query(conn.dialect.name, text, terms, project, order, limit))
+                             .scalars())
+            rows = conn.execute(RUN_SELECT.where(runs.c.id.in_(order_ids))).all() if order_ids else []
+        by_id = {r.id: run_record(r) for r in rows}
+        return [by_id[i] for i in order_ids if i in by_id]
+
+    def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:
+        ids = sorted(set(run_ids))
+        if not ids:
+            return {}
+        with self._reading() as conn:
+            return {r.id: run_record(r) for r in conn.execute(RUN_SELECT.where(runs.c.id.in_(ids)))}
+
+    def get_versions(self, version_ids: Iterable[int]) -> dict[int, VersionRecord]:
+        ids = sorted(set(version_ids))
+        if not ids:
+            return {}
+        with self._reading() as conn:
+            return {v.id: v for v in load_versions(conn, versions.c.id.in_(ids))}
+
+    def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
+        from lodestore.catalog import query as q
+
+        if direction not in ("up", "down"):
+            raise InvalidInputError(f"direction must be 'up' or 'down', got {direction!r}")
+        with self._reading() as conn:
+            return q.lineage_hop(conn, set(version_ids), direction)
+
+    def diff_manifests(self, version_a: int, version_b: int) -> tuple[
+            list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
+        from lodestore.catalog import query as q
+
+        with self._reading() as conn:
+            self._version_row(conn, version_a)
+            self._version_row(conn, version_b)
+            return q.diff_entries(conn, version_a, version_b)

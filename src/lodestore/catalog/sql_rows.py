@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, ColumnElement, select
+from sqlalchemy import ColumnElement, Connection, select
 
 from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions

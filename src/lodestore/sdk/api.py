@@ -54,7 +54,31 @@ class Api:
         return self._repo.catalog.list_projects()
 
     def run(self, run_id: str):
-        return self._repo.catalog.get_run(run_id)
+        """A run by id (``"abc123"`` or W&B's ``"project/abc123"``), with summary, config,
+        history and lineage; a dead silent run reports state "crashed"."""
+        from lodestore.sdk.run import PublicRun
 
-    def runs(self, project: str | None = None):
-        return self._repo.catalog.list_runs(project)
+        return PublicRun(self._repo, self._repo.catalog.get_run(run_id.rsplit("/", 1)[-1]))
+
+    def runs(self, project: str | None = None, filters: dict | str | None = None, order: str | None = None,
+             per_page: int | None = None, limit: int | None = None):
+        """Runs of a project (all projects if None), oldest first unless `order` says
+        otherwise (``"-summary.val_acc"``). `filters` is a dict (``{"group": "sweep-1",
+        "state": "finished", "summary.val_acc": {"$gte": 0.9}}``) or query text
+        (``"group=sweep-1 summary.val_acc>=0.9"``)."""
+        from lodestore.sdk.search import find_runs
+
+        return find_runs(self._repo, project or self.default_project, filters, order, limit)
+
+    def search(self, query: str, limit: int | None = None) -> list[Artifact]:
+        """Versions matching a query, newest first: ``type=model metadata.val_acc>=0.9
+        tag:production created>2026-01-01 name~resnet alias:latest run.job_type=train``."""
+        from lodestore.sdk.search import search
+
+        return search(self._repo, query, limit)
+
+    def lineage(self, name: str, direction: str = "both", depth: int | None = None):
+        return self.artifact(name).lineage(direction=direction, depth=depth)
+
+    def diff(self, a: str, b: str):
+        return self.artifact(a).diff(self.artifact(b))

@@ -419,6 +419,12 @@ class Artifact:
         for a in self._aliases:
             if a != LATEST:
                 validate_alias(a)
+        if not isinstance(self._metadata, dict):
+            raise InvalidInputError("metadata must be a dict")
+        try:  # edited in place (a.metadata["k"] = ...), so checked here: strict JSON, no NaN
+            json.dumps(self._metadata, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"metadata must be JSON-serialisable: {e}") from None
         from lodestore.sdk.run import current_run  # run imports this module
 
         run = current_run()
@@ -482,6 +488,8 @@ class Artifact:
         touched, even when it lives inside `root`."""
         repo = self._logged()
         target = Path(root) if root is not None else self._default_root()
+        if target.resolve().is_relative_to(repo.root.resolve()):
+            raise ConflictError(f"{target} is inside the store at {repo.root}; check out somewhere else")
         if target.is_dir():
             wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
             _remove_extras(target, wanted, protect=repo.root)
@@ -513,6 +521,50 @@ class Artifact:
             shown = "\n  ".join(problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
             raise VerificationError(f"{target} does not match {self.qualified_name}:\n  {shown}{more}")
+
+    # ------------------------------------------------------------------ lineage and diff
+    def logged_by(self):
+        """The run that logged this version (a public run object), or None."""
+        repo = self._logged()
+        from lodestore.sdk.run import PublicRun
+
+        run_id = self._record.created_by_run
+        if run_id is None:
+            producers = repo.catalog.lineage_hop([self._record.id], "up")
+            run_id = producers[0][0] if producers else None
+        return None if run_id is None else PublicRun(repo, repo.catalog.get_run(run_id))
+
+    def used_by(self) -> list:
+        """Runs that used this version, in the order they first used it."""
+        repo = self._logged()
+        from lodestore.sdk.run import PublicRun
+
+        return [PublicRun(repo, r) for r in repo.catalog.version_users(self._record.id)]
+
+    def lineage(self, direction: str = "both", depth: int | None = None):
+        """The lineage graph around this version (see `lodestore.sdk.lineage`)."""
+        from lodestore.sdk.lineage import build_graph
+
+        return build_graph(self._logged(), self._record, direction, depth)
+
+    def downstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
+        """Versions made from this one, directly or through intermediate versions
+        (``dataset.downstream(type="model")``: every model trained on it)."""
+        repo = self._logged()
+        return [Artifact._from_record(repo, v) for v in self.lineage("down", depth).versions(type)]
+
+    def upstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
+        """Versions this one was made from, directly or transitively."""
+        repo = self._logged()
+        return [Artifact._from_record(repo, v) for v in self.lineage("up", depth).versions(type)]
+
+    def diff(self, other: Artifact):
+        """Compare this version (old) with `other` (new); see `lodestore.sdk.diff`."""
+        repo = self._logged()
+        other._logged()
+        from lodestore.sdk.diff import diff_versions
+
+        return diff_versions(repo.catalog, self._record, other._record)
 
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:

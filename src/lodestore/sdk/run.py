@@ -8,23 +8,134 @@ manager and an atexit hook finish it, and an uncaught exception marks it failed.
 from __future__ import annotations
 
 import atexit
+import copy
+import json
 import os
+import re
 import secrets
 import socket
 import string
 import sys
-from datetime import datetime, timezone
+import threading
+from collections.abc import Iterator, MutableMapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from lodestore.catalog.base import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
+from lodestore.sdk import ui
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.repository import Repository
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _active: list[Run] = []
+# A live run refreshes its heartbeat this often (a daemon thread, plus every log call);
+# a "running" run silent for STALE_AFTER whose process is gone is reported as crashed.
+HEARTBEAT_SECONDS = float(os.environ.get("LODESTORE_HEARTBEAT_SECONDS", "30"))
+STALE_AFTER = timedelta(seconds=float(os.environ.get("LODESTORE_STALE_SECONDS", "300")))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    try:  # a zombie (killed, not yet reaped by its parent) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def effective_state(record: RunRecord, now: datetime | None = None,
+                    stale_after: timedelta | None = None) -> str:
+    """The state to report: a "running" run whose heartbeat is older than `stale_after`
+    and whose process is gone (dead pid on this host; any other host cannot be checked,
+    so silence alone decides) is "crashed" (killed by SIGKILL, OOM, power loss)."""
+    if record.state != "running":
+        return record.state
+    now = now or _now()
+    stale_after = STALE_AFTER if stale_after is None else stale_after
+    beat = record.heartbeat_at or record.created_at
+    if now - beat <= stale_after:
+        return "running"
+    if record.host == socket.gethostname() and record.pid is not None and _pid_alive(record.pid):
+        return "running"
+    return "crashed"
+
+
+class _WriteThrough(MutableMapping):
+    """A dict that persists itself on every change (run.summary, run.config), so readers
+    in other processes see values while the run is still going."""
+
+    def __init__(self, data: dict[str, Any], save, what: str):
+        self._data = dict(data)
+        self._save = save
+        self._what = what
+
+    def _persist(self) -> None:
+        try:
+            json.dumps(self._data)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"run {self._what} values must be JSON-serialisable: {e}") from None
+        self._save(copy.deepcopy(self._data))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        old = self._data.get(key, _MISSING)
+        self._data[key] = value
+        try:
+            self._persist()
+        except BaseException:
+            if old is _MISSING:
+                del self._data[key]
+            else:
+                self._data[key] = old
+            raise
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._persist()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # one write, not one per key
+        before = dict(self._data)
+        self._data.update(*args, **kwargs)
+        try:
+            self._persist()
+        except BaseException:
+            self._data = before
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, name: str) -> Any:  # run.config.lr, as in W&B
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(f"run {self._what} has no key {name!r}") from None
+
+    def __eq__(self, other: object) -> bool:
+        return dict(self._data) == (dict(other) if isinstance(other, MutableMapping) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+
+_MISSING = object()
 
 
 def _new_run_id() -> str:
@@ -42,6 +153,71 @@ class Run:
         self._repo = repo
         self._record = record
         self._finished = False
+        self._lock = threading.Lock()
+        self.summary = _WriteThrough(record.summary, lambda d: self._update(summary=d), "summary")
+        self.config = _WriteThrough(record.config, lambda d: self._update(config=d), "config")
+        history = repo.catalog.run_history(record.id)
+        self._step = (max(h.step for h in history) + 1) if history else 0
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat_loop, name=f"lodestore-heartbeat-{record.id}",
+                                      daemon=True)
+        self._beat.start()
+
+    def _update(self, **fields: Any) -> None:
+        with self._lock:
+            self._record = self._repo.catalog.update_run(self.id, heartbeat_at=_now(), **fields)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self._update()
+            except Exception:  # the store may be closing; the next beat (or finish) will tell
+                pass
+
+    # --- metrics ----------------------------------------------------------------
+    def log(self, data: dict[str, Any], step: int | None = None, commit: bool = True) -> None:
+        """Record metrics at a step (default: one past the last); the latest value of
+        each key also lands in `run.summary`, as in W&B."""
+        self._check_running()
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"run.log takes a dict of metrics, got {type(data).__name__}")
+        if step is None:
+            step = self._step
+        elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise InvalidInputError(f"step must be a non-negative int, got {step!r}")
+        try:
+            json.dumps(data)
+        except (TypeError, ValueError) as e:
+            raise InvalidInputError(f"run.log values must be JSON-serialisable: {e}") from None
+        self._repo.catalog.append_history(self.id, [(step, dict(data))])
+        self._step = max(self._step, step + 1) if commit else self._step
+        self.summary.update({**data, "_step": step})
+
+    def history(self) -> list[dict[str, Any]]:
+        return [{"_step": h.step, **h.data} for h in self._repo.catalog.run_history(self.id)]
+
+    @property
+    def group(self) -> str | None:
+        return self._record.group
+
+    @property
+    def job_type(self) -> str | None:
+        return self._record.job_type
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self._record.tags
+
+    @property
+    def notes(self) -> str | None:
+        return self._record.notes
+
+    # --- lineage ----------------------------------------------------------------
+    def logged_artifacts(self) -> list[Artifact]:
+        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_outputs(self.id)]
+
+    def used_artifacts(self) -> list[Artifact]:
+        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_inputs(self.id)]
 
     # --- identity ---------------------------------------------------------------
     @property
@@ -106,11 +282,25 @@ class Run:
         if self._finished:
             return
         self._finished = True
+        self._stop.set()
         code = 0 if exit_code is None else exit_code
         state = "finished" if code == 0 else "failed"
-        self._record = self._repo.catalog.update_run(self.id, state=state, exit_code=code, finished_at=_now())
+        self._update(state=state, exit_code=code, finished_at=_now())
         if self in _active:
             _active.remove(self)
+
+    def _save_code(self) -> Artifact | None:
+        """Log the launching script as a `code` artifact made by this run (W&B's save_code)."""
+        main = sys.modules.get("__main__")
+        candidates = [getattr(main, "__file__", None), sys.argv[0] if sys.argv else None]
+        script = next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+        if script is None:
+            ui.notice("save_code: no launching script found (interactive session?); nothing saved")
+            return None
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"source-{self.project}-{script.name}").strip("-.")[:128]
+        art = Artifact(slug, "code", metadata={"script": str(script.resolve())})
+        art.add_file(script)
+        return self.log_artifact(art)
 
     def _check_running(self) -> None:
         if self._finished:
@@ -137,7 +327,8 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
          tags: list[str] | None = None, notes: str | None = None, id: str | None = None,
          resume: str | bool | None = None, save_code: bool = False) -> Run:
     """Start (or resume) a run in the store at `root` ($LODESTORE_DIR, else ~/.lodestore)."""
-    project = project or os.environ.get("LODESTORE_PROJECT") or DEFAULT_PROJECT
+    if project is None:
+        project = os.environ.get("LODESTORE_PROJECT") or DEFAULT_PROJECT
     validate_name(project, "project name")
     if resume is True:
         resume = "allow"
@@ -154,8 +345,17 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         if existing is not None:
             if resume in (None, False, "never"):
                 raise ConflictError(f"run {id} already exists; pass resume='allow' to continue it")
+            resumed: dict[str, Any] = {}
+            if config:
+                resumed["config"] = {**existing.config, **config}
+            for field, value in (("name", name), ("group", group), ("job_type", job_type), ("notes", notes)):
+                if value is not None:
+                    resumed[field] = value
+            if tags is not None:
+                resumed["tags"] = list(tags)
             record = repo.catalog.update_run(id, state="running", finished_at=None, exit_code=None,
-                                             heartbeat_at=_now())
+                                             heartbeat_at=_now(), host=socket.gethostname(), pid=os.getpid(),
+                                             **resumed)
         elif resume == "must":
             raise NotFoundError(f"resume='must' but no run with id {id!r} exists in {repo.root}")
     if record is None:
@@ -167,6 +367,9 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         ))
     run = Run(repo, record)
     _active.append(run)
+    _install_excepthook()
+    if save_code:
+        run._save_code()
     return run
 
 
@@ -186,3 +389,83 @@ def _finish_leftover_runs() -> None:
 
 
 atexit.register(_finish_leftover_runs)
+_hook_installed = False
+
+
+def _install_excepthook() -> None:
+    """An uncaught exception marks every active run failed before the traceback prints
+    (atexit alone cannot tell a crash from a clean exit on every Python)."""
+    global _hook_installed
+    if _hook_installed:
+        return
+    _hook_installed = True
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):
+        for run in list(_active):
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
+class PublicRun:
+    """A run as the public Api sees it (W&B's `api.run(...)`): its record, summary,
+    config, history and lineage, with "crashed" inferred for silent dead runs."""
+
+    def __init__(self, repo: Repository, record: RunRecord):
+        self._repo = repo
+        self._record = record
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._record, name)
+
+    @property
+    def state(self) -> str:
+        return effective_state(self._record)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self._record.summary
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._record.config
+
+    @property
+    def record(self) -> RunRecord:
+        return self._record
+
+    def refresh(self) -> PublicRun:
+        self._record = self._repo.catalog.get_run(self.id)
+        return self
+
+    def history(self) -> list[dict[str, Any]]:
+        return [{"_step": h.step, **h.data} for h in self._repo.catalog.run_history(self.id)]
+
+    def logged_artifacts(self) -> list[Artifact]:
+        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_outputs(self.id)]
+
+    def used_artifacts(self) -> list[Artifact]:
+        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_inputs(self.id)]
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self._record
+        return {"id": r.id, "project": r.project, "name": r.name, "group": r.group, "job_type": r.job_type,
+                "tags": list(r.tags), "notes": r.notes, "state": self.state, "exit_code": r.exit_code,
+                "config": r.config, "summary": r.summary, "created_at": r.created_at,
+                "finished_at": r.finished_at, "heartbeat_at": r.heartbeat_at, "host": r.host, "pid": r.pid}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicRun) and other._record == self._record
+
+    def __hash__(self) -> int:
+        return hash(self._record.id)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.project}/{self.id} name={self.name!r} state={self.state}>"

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,7 +29,7 @@ def interactive() -> bool:
 def notice(message: str) -> None:
     """A one-line message for the person at the terminal (never on stdout, which may be JSON)."""
     if not os.environ.get(QUIET_ENV):
-        stderr.print(f"[dim]lodestore:[/dim] {message}", highlight=False)
+        stderr.print(f"[dim]lodestore:[/dim] {escape(message)}", highlight=False)
 
 
 @contextlib.contextmanager
