@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
+from lodestore.errors import InvalidInputError
+
 BUSY_TIMEOUT_S = 60.0
 _WRITE = "lodestore_write"
 
@@ -42,7 +44,10 @@ class Engines(NamedTuple):
 
 def create_engines(url: str, **engine_kwargs: Any) -> Engines:
     """Read and write engines for `url`, sharing one pool."""
-    is_sqlite = url.startswith("sqlite")
+    backend = make_url(url).get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise InvalidInputError(f"catalog URL {url!r}: only sqlite:/// and postgresql:// catalogs are supported")
+    is_sqlite = backend == "sqlite"
     if is_sqlite:
         connect_args = engine_kwargs.setdefault("connect_args", {})
         connect_args.setdefault("timeout", BUSY_TIMEOUT_S)

@@ -104,10 +104,8 @@ def _insert_ignore(conn: Connection, table: Table, keys: list[str]):
     and projects/artifacts two writers may create at once on PostgreSQL)."""
     if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif conn.dialect.name == "postgresql":
+    else:  # PostgreSQL: the only other backend create_engines accepts
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"catalog backend {conn.dialect.name!r} is not supported")
     return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
 
 

@@ -196,6 +196,13 @@ class StoreIndex:
                 db.execute("ROLLBACK")
                 raise
 
+    def touch_files(self, digests: Iterable[bytes]) -> None:
+        """Reset created_at of files a session reused: gc's grace period counts from the
+        last write or reuse, covering the moment before the catalog commits a version."""
+        now = time.time()
+        with self._lock:
+            self._db.executemany("UPDATE files SET created_at=? WHERE digest=?", [(now, d) for d in digests])
+
     def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Escape hatch for maintenance code (gc, fsck) living in this package."""
         with self._lock:

@@ -302,6 +302,11 @@ class LocalWriteSession(WriteSession):
     def __init__(self, store: LocalContentStore):
         self.store = store
         self.id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # gc (store/maintenance.py) sweeps only while no session holds this shared lock
+        from lodestore.store.maintenance import acquire_store_lock
+
+        self._lock_fd = acquire_store_lock(store.root, exclusive=False)
+        self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
         self.dir = store.tmp_dir / self.id
         self.dir.mkdir()
         (self.dir / "owner.json").write_text(
@@ -335,6 +340,8 @@ class LocalWriteSession(WriteSession):
         if cached_key != key or key.mtime_ns >= recorded_ns - RACY_WINDOW_NS:
             return None
         if digest in self._new_files or self.store.index.file_row(digest) is not None:
+            if digest not in self._new_files:
+                self._reused.add(digest)
             return digest
         return None
 
@@ -390,6 +397,8 @@ class LocalWriteSession(WriteSession):
     def _register(self, digest: bytes, entry: tuple[int, int, bytes | None] | None) -> None:
         """Make a fully read file part of this session (visible at commit)."""
         if entry is None or digest in self._new_files or self.store.index.file_row(digest) is not None:
+            if digest not in self._new_files:
+                self._reused.add(digest)
             return
         self._new_files[digest] = entry
 
@@ -505,6 +514,8 @@ class LocalWriteSession(WriteSession):
             packs, list(self._new_chunks.values()),
             [(d, s, n, r) for d, (s, n, r) in self._new_files.items()], self._stat_entries,
         )
+        if self._reused:  # gc's grace period protects them until the catalog commits
+            self.store.index.touch_files(self._reused)
         self.committed = True
         self._cleanup()
 
@@ -525,6 +536,9 @@ class LocalWriteSession(WriteSession):
         self._closed = True
         self._finish_pool.shutdown(wait=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the shared gc lock
+            self._lock_fd = None
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,0 +1,205 @@
+"""lineage, search, diff, runs, run: the history of artifacts from the shell."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from lodestore.cli import context
+from lodestore.cli.main import app
+from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
+from lodestore.errors import InvalidInputError
+from lodestore.names import parse_ref
+from lodestore.sdk.artifact import Artifact
+
+
+def _version(ref: str) -> Artifact:
+    """A version by reference, deleted ones included (history must still be shown)."""
+    repo = context.repo()
+    parsed = parse_ref(ref)
+    return Artifact._from_record(repo, repo.catalog.get_version(parsed.project, parsed.name, parsed.selector,
+                                                                include_deleted=True))
+
+
+def _search_json(a: Artifact) -> dict:
+    from lodestore.cli.artifacts import version_json
+
+    return version_json(a)
+
+
+@app.command()
+def lineage(
+    ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Run hops to follow (default: all)."),
+    fmt: str = typer.Option("tree", "--format", "-f", help="tree, json or dot (Graphviz)."),
+    up: bool = typer.Option(False, "--up", help="Only what it was made from."),
+    down: bool = typer.Option(False, "--down", help="Only what was made from it."),
+    type: Optional[str] = typer.Option(None, "--type", "-t",
+                                       help="List only versions of this type (e.g. every model trained on it)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+) -> None:
+    """Show which runs made a version, from which inputs, and who used it afterwards.
+
+    Examples:
+      lode lineage zoo/model:v3 --depth 2
+      lode lineage zoo/animals:v2 --down --type model     # every model trained on it
+      lode lineage zoo/model:v3 --format dot | dot -Tsvg > lineage.svg
+    """
+    if up and down:
+        raise InvalidInputError("pass --up or --down (or neither, for both directions)")
+    if fmt not in ("tree", "json", "dot"):
+        raise InvalidInputError(f"--format must be tree, json or dot, not {fmt!r}")
+    direction = "up" if up else "down" if down else "both"
+    art = _version(ref)
+    graph = art.lineage(direction=direction, depth=depth)
+    if type is not None:
+        found = [Artifact._from_record(art._repo, v) for v in graph.versions(type)]
+        if as_json or fmt == "json":
+            print_json([_search_json(a) for a in found])
+            return
+        where = {"up": "upstream of", "down": "downstream of", "both": "around"}[direction]
+        table(["name", "type", "state", "aliases", "logged by", "created"], [
+            [a.qualified_name, a.type, a.state, ", ".join(a.aliases), a.logged_by_run_id or "-", when(a.created_at)]
+            for a in found
+        ], title=f"{len(found)} {type} version(s) {where} {art.qualified_name}")
+        return
+    if as_json or fmt == "json":
+        print_json(graph.to_dict())
+    elif fmt == "dot":
+        stdout.out(graph.to_dot(), end="")
+    else:
+        for line in graph.tree_lines():
+            stdout.print(line, markup=False)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="e.g. 'type=model metadata.val_acc>=0.9 tag:production'"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Find versions by name, type, tags, aliases, dates, run fields and metadata.
+
+    Terms are ANDed: key=value, key!=value, key>N, key~substring-or-glob, tag:NAME,
+    alias:NAME, -tag:NAME (not), and bare words (name contains). Keys: name, type,
+    project, state, version, size (10MB), files, digest, description, created
+    (2026-01-31, or 7d for 7 days ago), metadata.KEY.SUBKEY, run.FIELD (job_type, group,
+    name, id, state, config.KEY, summary.KEY).
+
+    Examples:
+      lode search 'type=model metadata.val_acc>=0.9 tag:production created>2026-01-01'
+      lode search 'name~resnet alias:latest run.job_type=train'
+      lode search 'project=zoo state=deleted'
+    """
+    from lodestore.sdk.search import search as run_search
+
+    found = run_search(context.repo(), query, limit)
+    if as_json:
+        print_json([_search_json(a) for a in found])
+        return
+    table(["name", "type", "state", "aliases", "tags", "size", "files", "created"], [
+        [a.qualified_name, a.type, a.state, ", ".join(a.aliases), ", ".join(a.tags), human_size(a.size),
+         a.file_count, when(a.created_at)] for a in found
+    ])
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="Old version, e.g. zoo/animals:v1"),
+    b: str = typer.Argument(..., help="New version, e.g. zoo/animals:v3"),
+    limit: int = typer.Option(50, "--limit", "-n", help="File lines shown per section (0 = all)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Compare two versions: files added, removed, modified, renamed; metadata, aliases, tags.
+
+    Example: lode diff zoo/animals:v1 zoo/animals:v3
+    """
+    old, new = _version(a), _version(b)
+    d = old.diff(new)
+    if as_json:
+        print_json(d.to_dict())
+        return
+    for state, name in zip(d.states, (d.a, d.b)):
+        if state != "live":
+            stdout.print(f"note: {name} is {state}", markup=False)
+    stdout.print(f"{d.a} -> {d.b}: {d.summary()}", markup=False)
+
+    def section(title: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        stdout.print(f"{title} ({len(lines):,}):", markup=False)
+        shown = lines if limit <= 0 else lines[:limit]
+        for line in shown:
+            stdout.print(f"  {line}", markup=False)
+        if len(shown) < len(lines):
+            stdout.print(f"  ... and {len(lines) - len(shown):,} more (--limit 0 shows all)", markup=False)
+
+    section("added", [f"+ {e.path} ({human_size(e.size)})" for e in d.added])
+    section("removed", [f"- {e.path} ({human_size(e.size)})" for e in d.removed])
+    section("modified", [f"~ {o.path} ({human_size(o.size)} -> {human_size(n.size)})" for o, n in d.modified])
+    section("renamed", [f"> {o.path} -> {n.path}" for o, n in d.renamed])
+    meta = ([f"+ {k} = {v!r}" for k, v in d.metadata_added.items()]
+            + [f"- {k} = {v!r}" for k, v in d.metadata_removed.items()]
+            + [f"~ {k}: {o!r} -> {n!r}" for k, (o, n) in d.metadata_changed.items()])
+    section("metadata", meta)
+    section("aliases", [f"+ {x}" for x in d.aliases_added] + [f"- {x}" for x in d.aliases_removed])
+    section("tags", [f"+ {x}" for x in d.tags_added] + [f"- {x}" for x in d.tags_removed])
+    if d.type_change:
+        stdout.print(f"type: {d.type_change[0]} -> {d.type_change[1]}", markup=False)
+
+
+@app.command("runs")
+def list_runs(
+    project: Optional[str] = typer.Option(None, "--project", "-p"),
+    filter: Optional[str] = typer.Option(None, "--filter", "-f",
+                                         help="e.g. 'group=sweep-1 state=finished summary.val_acc>=0.9'"),
+    order: Optional[str] = typer.Option(None, "--order", "-o", help="e.g. -summary.val_acc or created_at"),
+    limit: Optional[int] = typer.Option(None, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List runs (a dead run that stopped sending heartbeats shows as crashed).
+
+    Example: lode runs -p zoo --filter 'group=sweep-1' --order -summary.val_acc
+    """
+    from lodestore.sdk.search import find_runs
+
+    found = find_runs(context.repo(), project, filter, order, limit)
+    if as_json:
+        print_json([r.to_dict() for r in found])
+        return
+    table(["id", "project", "name", "group", "job type", "state", "summary", "created"], [
+        [r.id, r.project, r.name, r.group, r.job_type, r.state, _short(r.summary), when(r.created_at)]
+        for r in found
+    ])
+
+
+def _short(d: dict, width: int = 60) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in d.items() if not k.startswith("_"))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@app.command("run")
+def show_run(
+    run_id: str = typer.Argument(..., help="Run id"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show a run: its state, config, summary, and the versions it used and logged."""
+    from lodestore.sdk.api import Api
+
+    run = Api(context.state["root"]).run(run_id)
+    used, logged = run.used_artifacts(), run.logged_artifacts()
+    if as_json:
+        print_json({**run.to_dict(), "used": [a.qualified_name for a in used],
+                    "logged": [a.qualified_name for a in logged]})
+        return
+    key_values([
+        ("project", run.project), ("name", run.name or "-"), ("group", run.group or "-"),
+        ("job type", run.job_type or "-"), ("state", run.state), ("exit code", run.exit_code),
+        ("tags", ", ".join(run.tags) or "-"), ("notes", run.notes or "-"),
+        ("host/pid", f"{run.host}/{run.pid}"), ("created", when(run.created_at)),
+        ("finished", when(run.finished_at)), ("heartbeat", when(run.heartbeat_at)),
+        ("config", run.config), ("summary", run.summary),
+        ("used", ", ".join(a.qualified_name for a in used) or "-"),
+        ("logged", ", ".join(a.qualified_name for a in logged) or "-"),
+    ], title=f"run {run.id}")
