@@ -299,3 +299,25 @@ class Catalog(abc.ABC):
     def diff_manifests(self, version_a: int, version_b: int) -> tuple[
             list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
         """(removed, added, modified) entries from version_a to version_b, sorted by path."""
+
+    # --- lifecycle (restore, retention, accounting; see sdk/lifecycle.py) ---------------
+    @abc.abstractmethod
+    def restore_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
+        """Undo a soft delete: state "live" again. If it is now the newest live version,
+        `latest` moves to it (recorded). Aliases removed by the delete are not restored.
+        Idempotent on a live version; NotFoundError if purged (or unknown)."""
+
+    @abc.abstractmethod
+    def get_retention(self, project: str, name: str) -> dict[str, Any] | None:
+        """The artifact's retention policy (None: keep everything)."""
+
+    @abc.abstractmethod
+    def set_retention(self, project: str, name: str, policy: dict[str, Any] | None) -> None:
+        """Store a retention policy ({"keep_last": N, "keep_aliased": bool,
+        "max_age_seconds": S}) or clear it with None."""
+
+    @abc.abstractmethod
+    def version_digests(self, include_deleted: bool = True) -> Iterator[tuple[int, str, int]]:
+        """(version id, file digest, size) for every manifest entry of every version
+        (soft-deleted ones too unless excluded); storage accounting joins these with the
+        content store's chunk lists."""

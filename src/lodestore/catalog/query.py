@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     ColumnElement,
+    Connection,
     Text,
     and_,
     case,
@@ -300,17 +300,12 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
     if not path or any(not p for p in path):
         raise InvalidInputError(f"{what}: name a key, e.g. {what.split('.')[0]}.val_acc")
     elem = col[tuple(path)]
-    if dialect == "postgresql":
-        kind = func.json_typeof(col.op("#>")(literal("{" + ",".join(path) + "}")))
-        is_num, is_bool = kind == "number", kind == "boolean"
-    else:
-        kind = func.json_type(col, "$." + ".".join(f'"{p}"' for p in path))
-        is_num, is_bool = kind.in_(("integer", "real")), kind.in_(("true", "false"))
-    as_num = case((is_num, elem.as_float()), else_=None)
+    kind, is_num, is_bool = _json_kind(dialect, col, path)
+    as_num = json_number(dialect, col, path)
     as_text = elem.as_string()
     value = t.value
     if t.op in ("in", "nin"):
-        nums = [v for v in value if _looks_numeric(v) and (t.typed or True)]
+        nums = [v for v in value if _looks_numeric(v)]
         texts = [str(v) for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)]
         cond = or_(as_num.in_([float(v) for v in nums]) if nums else false(),
                    as_text.in_(texts) if texts else false())
@@ -329,6 +324,21 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
         cond = _compare(as_num, t.op, float(value))
         return and_(is_num, cond) if t.op == "!=" else cond
     return _compare(as_text, t.op, str(value))
+
+
+def _json_kind(dialect: str, col: Any, path: list[str]) -> tuple[Any, Any, Any]:
+    """(JSON type name, is-a-number, is-a-boolean) of the value at `path`."""
+    if dialect == "postgresql":
+        kind = func.json_typeof(func.json_extract_path(col, *[literal(p, Text) for p in path]))
+        return kind, kind == "number", kind == "boolean"
+    kind = func.json_type(col, "$." + ".".join(f'"{p}"' for p in path))
+    return kind, kind.in_(("integer", "real")), kind.in_(("true", "false"))
+
+
+def json_number(dialect: str, col: Any, path: list[str]) -> Any:
+    """The value at `path` as a float when it is a JSON number, else NULL (never a cast
+    error on PostgreSQL, never "abc" read as 0 on SQLite)."""
+    return case((_json_kind(dialect, col, path)[1], col[tuple(path)].as_float()), else_=None)
 
 
 def _json_key(key: str, prefixes: Iterable[str]) -> tuple[str, list[str]] | None:
@@ -485,7 +495,7 @@ def run_order(dialect: str, order: str | None) -> list[Any]:
     elif key in _RUN_DATES:
         col = _RUN_DATES[key]
     elif (jk := _json_key(key, _RUN_JSON)) is not None:
-        col = _RUN_JSON[jk[0]][tuple(jk[1])].as_float()
+        col = json_number(dialect, _RUN_JSON[jk[0]], jk[1])
     else:
         raise InvalidInputError(f"cannot order runs by {key!r}; use e.g. -summary.val_acc, created_at, name")
     return [(col.desc() if desc else col.asc()).nulls_last()]

@@ -197,6 +197,7 @@ runs = Table(
     CheckConstraint("state IN ('running', 'finished', 'failed', 'crashed')", name="state"),
     Index(None, "project_id", "created_at"),
     Index(None, "state", "heartbeat_at"),  # finding crashed runs: running but silent
+    Index(None, "group_name"),  # a sweep's runs: runs(filters={"group": ...})
 )
 
 run_history = Table(

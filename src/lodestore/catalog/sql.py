@@ -708,7 +708,10 @@ class SqlCatalog(Catalog):
         with self._reading() as conn:
             ids = q.version_ids_query(conn.dialect.name, parsed, limit)
             order = list(conn.execute(ids).scalars())
-            found = {v.id: v for v in load_versions(conn, versions.c.id.in_(order))} if order else {}
+            # the id query again as a subquery: no bound-parameter limit however many match
+            matched = ids.subquery()
+            found = {v.id: v for v in load_versions(conn, versions.c.id.in_(select(matched.c.id)))} \
+                if order else {}
             return [found[i] for i in order if i in found]
 
     def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
@@ -753,3 +756,46 @@ class SqlCatalog(Catalog):
             self._version_row(conn, version_a)
             self._version_row(conn, version_b)
             return q.diff_entries(conn, version_a, version_b)
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def restore_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
+        now = _now()
+        with self._writing() as conn:
+            row = conn.execute(select(versions.c.id).where(versions.c.id == version_id)).first()
+            if row is None:
+                raise NotFoundError(f"no version with id {version_id} (it may have been purged for good)")
+            v = self._version_row(conn, version_id)
+            if run_id is not None:
+                self._require_run(conn, run_id)
+            if v.state != "deleted":
+                return self._load_one(conn, version_id)
+            conn.execute(update(versions).where(versions.c.id == v.id).values(state="live", deleted_at=None))
+            newest = conn.execute(
+                select(versions.c.id, versions.c.idx)
+                .where(versions.c.artifact_id == v.artifact_id, _NOT_DELETED)
+                .order_by(versions.c.idx.desc())
+                .limit(1)
+            ).first()
+            if newest is not None and newest.id == v.id:
+                self._move_alias(conn, v.artifact_id, LATEST, v.id, v.idx, run_id, now)
+            return self._load_one(conn, version_id)
+
+    def get_retention(self, project: str, name: str) -> dict[str, Any] | None:
+        with self._reading() as conn:
+            return self._artifact(conn, project, name).retention
+
+    def set_retention(self, project: str, name: str, policy: dict[str, Any] | None) -> None:
+        if policy is not None and not isinstance(policy, dict):
+            raise InvalidInputError("a retention policy is a dict or None")
+        with self._writing() as conn:
+            art = self._artifact(conn, project, name, lock=True)
+            conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(retention=policy))
+
+    def version_digests(self, include_deleted: bool = True) -> Iterator[tuple[int, str, int]]:
+        q = select(manifest_entries.c.version_id, manifest_entries.c.digest, manifest_entries.c.size)
+        if not include_deleted:
+            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(_NOT_DELETED)
+        with self._reading() as conn:
+            rows = conn.execute(q).all()
+        for r in rows:
+            yield r[0], r[1], r[2]

@@ -122,12 +122,15 @@ def versions(
     repo = context.repo()
     records = repo.catalog.list_versions(ref.project, ref.name, include_deleted=all_)
     arts = [Artifact._from_record(repo, r) for r in records]
+    from lodestore.sdk.lifecycle import Usage, usage
+
+    use = usage(repo)  # exclusive: bytes only this version holds (freed if it alone is deleted)
     if as_json:
-        print_json([version_json(a) for a in arts])
+        print_json([{**version_json(a), "exclusive_size": use.get(a.id, Usage()).exclusive} for a in arts])
         return
-    table(["version", "created", "size", "files", "aliases", "run", "state"], [
-        [a.version, when(a.created_at), human_size(a.size), a.file_count, ", ".join(a.aliases),
-         a.logged_by_run_id or "-", a.state] for a in arts
+    table(["version", "created", "size", "exclusive", "files", "aliases", "run", "state"], [
+        [a.version, when(a.created_at), human_size(a.size), human_size(use.get(a.id, Usage()).exclusive),
+         a.file_count, ", ".join(a.aliases), a.logged_by_run_id or "-", a.state] for a in arts
     ], title=f"{ref.project}/{ref.name}")
 
 
@@ -139,11 +142,12 @@ def info(
     """Everything about one version: type, created, size, files, aliases, metadata, run."""
     art = fetch_artifact(context.repo(), ref)
     if as_json:
-        print_json(version_json(art))
+        print_json({**version_json(art), "exclusive_size": art.exclusive_size})
         return
     key_values([
         ("type", art.type), ("state", art.state), ("created", when(art.created_at)),
         ("created by", art.logged_by_run_id or "- (logged without a run)"), ("size", human_size(art.size)),
+        ("exclusive", f"{human_size(art.exclusive_size)} (only this version holds them)"),
         ("files", art.file_count), ("aliases", ", ".join(art.aliases) or "-"),
         ("tags", ", ".join(art.tags) or "-"), ("description", art.description or "-"),
         ("digest", art.digest),

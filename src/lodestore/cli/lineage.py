@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from lodestore.cli import context
@@ -31,11 +29,11 @@ def _search_json(a: Artifact) -> dict:
 @app.command()
 def lineage(
     ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
-    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Run hops to follow (default: all)."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Run hops to follow (default: all)."),
     fmt: str = typer.Option("tree", "--format", "-f", help="tree, json or dot (Graphviz)."),
     up: bool = typer.Option(False, "--up", help="Only what it was made from."),
     down: bool = typer.Option(False, "--down", help="Only what was made from it."),
-    type: Optional[str] = typer.Option(None, "--type", "-t",
+    type: str | None = typer.Option(None, "--type", "-t",
                                        help="List only versions of this type (e.g. every model trained on it)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
@@ -76,7 +74,7 @@ def lineage(
 @app.command()
 def search(
     query: str = typer.Argument(..., help="e.g. 'type=model metadata.val_acc>=0.9 tag:production'"),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n"),
+    limit: int | None = typer.Option(None, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Find versions by name, type, tags, aliases, dates, run fields and metadata.
@@ -151,11 +149,11 @@ def diff(
 
 @app.command("runs")
 def list_runs(
-    project: Optional[str] = typer.Option(None, "--project", "-p"),
-    filter: Optional[str] = typer.Option(None, "--filter", "-f",
+    project: str | None = typer.Option(None, "--project", "-p"),
+    filter: str | None = typer.Option(None, "--filter", "-f",
                                          help="e.g. 'group=sweep-1 state=finished summary.val_acc>=0.9'"),
-    order: Optional[str] = typer.Option(None, "--order", "-o", help="e.g. -summary.val_acc or created_at"),
-    limit: Optional[int] = typer.Option(None, "--limit", "-n"),
+    order: str | None = typer.Option(None, "--order", "-o", help="e.g. -summary.val_acc or created_at"),
+    limit: int | None = typer.Option(None, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List runs (a dead run that stopped sending heartbeats shows as crashed).

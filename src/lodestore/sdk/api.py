@@ -68,7 +68,10 @@ class Api:
         (``"group=sweep-1 summary.val_acc>=0.9"``)."""
         from lodestore.sdk.search import find_runs
 
-        return find_runs(self._repo, project or self.default_project, filters, order, limit)
+        project = project or self.default_project
+        if project is not None and "/" in project:  # W&B's "entity/project"
+            project = project.rsplit("/", 1)[-1]
+        return find_runs(self._repo, project, filters, order, limit)
 
     def search(self, query: str, limit: int | None = None) -> list[Artifact]:
         """Versions matching a query, newest first: ``type=model metadata.val_acc>=0.9
@@ -78,7 +81,52 @@ class Api:
         return search(self._repo, query, limit)
 
     def lineage(self, name: str, direction: str = "both", depth: int | None = None):
-        return self.artifact(name).lineage(direction=direction, depth=depth)
+        """The lineage graph around a version; deleted versions too (history outlives them)."""
+        ref = parse_ref(name, default_project=self.default_project)
+        record = self._repo.catalog.get_version(ref.project, ref.name, ref.selector, include_deleted=True)
+        return Artifact._from_record(self._repo, record).lineage(direction=direction, depth=depth)
 
     def diff(self, a: str, b: str):
         return self.artifact(a).diff(self.artifact(b))
+
+    def stats(self) -> dict:
+        """Storage figures: logical, stored and saved bytes, dedup ratio, per type and per
+        artifact, soft-deleted bytes and bytes gc would reclaim (sdk/lifecycle.py)."""
+        from lodestore.sdk import lifecycle
+
+        return lifecycle.stats(self._repo)
+
+    def gc(self, dry_run: bool = False, grace: float | None = None):
+        from lodestore.sdk import lifecycle
+
+        return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace)
+
+    def prune(self, dry_run: bool = False):
+        from lodestore.sdk import lifecycle
+
+        return lifecycle.prune(self._repo, dry_run=dry_run)
+
+    def set_retention(self, name: str, keep_last: int | None = None, keep_aliased: bool = False,
+                      max_age=None) -> None:
+        """Retention policy of ``project/artifact``, applied by `prune()` / `lode prune`:
+        keep the `keep_last` newest versions, never drop aliased ones if `keep_aliased`,
+        drop versions older than `max_age` (a timedelta). All None/False: keep all."""
+        from lodestore.names import parse_ref
+        from lodestore.sdk import lifecycle
+
+        ref = parse_ref(name, default_project=self.default_project)
+        policy: dict = {"keep_aliased": bool(keep_aliased)}
+        if keep_last is not None:
+            policy["keep_last"] = keep_last
+        if max_age is not None:
+            policy["max_age_seconds"] = int(max_age.total_seconds())
+        if keep_last is None and max_age is None and not keep_aliased:
+            policy = None
+        self._repo.catalog.set_retention(ref.project, ref.name,
+                                         None if policy is None else lifecycle.check_policy(policy))
+
+    def retention(self, name: str) -> dict | None:
+        from lodestore.names import parse_ref
+
+        ref = parse_ref(name, default_project=self.default_project)
+        return self._repo.catalog.get_retention(ref.project, ref.name)

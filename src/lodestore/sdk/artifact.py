@@ -441,6 +441,40 @@ class Artifact:
         self._bind(repo, repo.catalog.get_version_by_id(self._record.id))
         return self
 
+    # ------------------------------------------------------------------ lifecycle (sdk/lifecycle.py)
+    def delete(self, permanent: bool = False, delete_aliases: bool = False) -> None:
+        """Soft-delete this version (hidden, `restore()` brings it back); permanent=True
+        erases it for good (its bytes go at the next gc). A version holding aliases other
+        than latest is refused unless delete_aliases=True."""
+        from lodestore.sdk import lifecycle
+
+        repo = self._logged()
+        record = lifecycle.delete_version(repo, self._record, permanent=permanent, delete_aliases=delete_aliases)
+        if record is not None:
+            self._bind(repo, record)
+        else:
+            from dataclasses import replace
+
+            self._record = replace(self._record, state="purged", aliases=())
+            self._aliases = []
+
+    def restore(self) -> Artifact:
+        """Undo a soft delete."""
+        repo = self._logged()
+        self._bind(repo, repo.catalog.restore_version(self._record.id))
+        return self
+
+    @property
+    def exclusive_size(self) -> int:
+        """Bytes only this version holds: what deleting it alone (then gc) would free."""
+        from lodestore.sdk import lifecycle
+
+        return lifecycle.version_usage(self._logged(), self._record.id).exclusive
+
+    @property
+    def logical_size(self) -> int:
+        return self.size
+
     # ------------------------------------------------------------------ reading a logged version
     def files(self) -> list[ArtifactEntry]:
         repo = self._logged()
@@ -564,7 +598,9 @@ class Artifact:
         other._logged()
         from lodestore.sdk.diff import diff_versions
 
-        return diff_versions(repo.catalog, self._record, other._record)
+        # fresh records: aliases and tags may have moved since these objects were loaded
+        return diff_versions(repo.catalog, repo.catalog.get_version_by_id(self._record.id),
+                             repo.catalog.get_version_by_id(other._record.id))
 
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:

@@ -78,9 +78,7 @@ def parse_lines(lines: list[str], base: str = "") -> list[Rule]:
         if not line or line.startswith("#"):
             continue
         negate = line.startswith("!")
-        if negate:
-            line = line[1:]
-        elif line.startswith("\\!") or line.startswith("\\#"):
+        if negate or line.startswith("\\!") or line.startswith("\\#"):
             line = line[1:]
         dir_only = line.endswith("/")
         line = line.rstrip("/")

@@ -68,7 +68,8 @@ def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
     path = repo.cache_dir / "files" / digest[:2] / digest
     if size is None:
         size = repo.store.file_size(digest)
-    if not _cache_intact(path, size):
+    created = not _cache_intact(path, size)
+    if created:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.lodestore-tmp")
         try:
@@ -78,6 +79,9 @@ def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+    from lodestore.sdk import cache  # LRU tracking and size cap (sdk/cache.py)
+
+    cache.touch(repo.cache_dir, digest, size, created=created)
     return path
 
 

@@ -45,6 +45,10 @@ from lodestore.store.packs import RECORD_HEADER, PackWriter, pack_path, read_tra
 DEFAULT_GRACE_SECONDS = 3600.0
 DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
 LOCK_TIMEOUT = 600.0
+# Pack files dropped from the index stay on disk this long (capped by the grace period)
+# so a reader that located its chunks just before the sweep can still read them; the
+# next gc after that deletes them.
+READER_GRACE_SECONDS = 300.0
 DIGEST_LEN = 32
 
 
@@ -169,6 +173,7 @@ class GcPlan:
     delete_packs: list[str] = field(default_factory=list)  # indexed packs with no live chunk
     repack: list[str] = field(default_factory=list)  # packs mostly dead: live chunks copied out
     orphan_packs: list[str] = field(default_factory=list)  # pack files not in the index
+    deferred_packs: list[str] = field(default_factory=list)  # retired, kept for readers until a later gc
     stale_tmp: list[str] = field(default_factory=list)
     bytes_freed: int = 0  # on-disk bytes reclaimed (estimate for repacks: their dead bytes)
     live_bytes_moved: int = 0
@@ -179,12 +184,19 @@ class GcPlan:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def _retired(store) -> dict[str, float]:
+    store.index.execute("CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL)")
+    return dict(store.index.execute("SELECT id, retired_at FROM retired_packs"))
+
+
 def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
             _state: dict | None = None) -> GcPlan:
     """What gc would remove, keeping files in `keep` (hex digests) and anything younger
-    than `grace` seconds. Pure reads."""
+    than `grace` seconds. Pure reads (besides creating the retired_packs table)."""
     cutoff = time.time() - grace
+    reader_cutoff = time.time() - min(grace, READER_GRACE_SECONDS)
+    retired = _retired(store)
     plan = GcPlan(grace_seconds=grace)
     keep_raw = {bytes.fromhex(d) for d in keep}
     live_chunks: set[bytes] = set()
@@ -199,6 +211,7 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             plan.dead_file_bytes += size
     packs = {pid: (size, created) for pid, size, created in store.index.execute(
         "SELECT id, size, created_at FROM packs")}
+    entry_counts = dict(store.index.execute("SELECT id, entry_count FROM packs"))
     per_pack: dict[str, list[tuple[bytes, int]]] = {}
     dead_chunks: list[bytes] = []
     for d, pid, stored in store.index.execute("SELECT digest, pack_id, stored_len FROM chunks"):
@@ -213,10 +226,17 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             continue
         rows = per_pack.get(pid, [])
         live_bytes = sum(s + RECORD_HEADER.size for _, s in rows if s >= 0)
+        # dead records only (not the pack's fixed overhead): a pack of live chunks is never
+        # rewritten, however small, so repeated gc runs settle
+        dead_bytes = sum(-s + RECORD_HEADER.size for _, s in rows if s < 0)
+        # records with no index row (a chunk two sessions wrote at once: the other copy
+        # won) are dead too; bound the fixed overhead (magic, trailer, footer) generously
+        overhead = 64 + 49 * entry_counts.get(pid, 0)
+        dead_bytes = max(dead_bytes, size - live_bytes - overhead)
         if live_bytes == 0:
             plan.delete_packs.append(pid)
             plan.bytes_freed += size
-        elif live_bytes < size * (1 - repack_threshold):
+        elif dead_bytes > size * repack_threshold:
             plan.repack.append(pid)
             plan.bytes_freed += size - live_bytes
             plan.live_bytes_moved += live_bytes
@@ -227,7 +247,13 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
                 st = path.stat()
             except FileNotFoundError:
                 continue
-            if st.st_mtime < cutoff:
+            if pid in retired:
+                if retired[pid] <= reader_cutoff:
+                    plan.orphan_packs.append(pid)
+                    plan.bytes_freed += st.st_size
+                else:
+                    plan.deferred_packs.append(pid)
+            elif st.st_mtime < cutoff:
                 plan.orphan_packs.append(pid)
                 plan.bytes_freed += st.st_size
     plan.stale_tmp = [p.name for p in stale_sessions(store)]
@@ -312,12 +338,21 @@ def _execute(store, plan: GcPlan, state: dict) -> None:
             if left:
                 raise CorruptionError(f"gc: pack {pid} still holds {left} live chunk(s); nothing was changed")
             db.execute("DELETE FROM packs WHERE id=?", (pid,))
+        db.executemany("INSERT OR REPLACE INTO retired_packs(id, retired_at) VALUES (?,?)",
+                       [(pid, now) for pid in gone])
     pause_point("gc-after-index")
-    # (3) only now delete the pack files
-    for i, pid in enumerate(sorted(gone) + plan.orphan_packs):
+    # (3) only now delete pack files: retired ones at once if no reader grace applies,
+    # else at a later gc (readers may have located chunks in them a moment ago)
+    immediate = min(plan.grace_seconds, READER_GRACE_SECONDS) <= 0
+    doomed = (sorted(gone) if immediate else []) + plan.orphan_packs
+    if not immediate:
+        plan.deferred_packs.extend(sorted(gone))
+    for i, pid in enumerate(doomed):
         pack_path(store.packs_dir, pid).unlink(missing_ok=True)
         if i == 0:
             pause_point("gc-deleting")
+    with store.index.transaction() as db:
+        db.executemany("DELETE FROM retired_packs WHERE id=?", [(pid,) for pid in doomed])
     for name in plan.stale_tmp:
         shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
     if tmpdir is not None:
@@ -367,6 +402,24 @@ def _pack_entries(path: Path):
             return [], False
 
 
+def _layout_ok(data: bytes, entries) -> bool:
+    """Every byte of the pack is accounted for: record headers agree with the trailer
+    and records follow each other up to the trailer (so a flipped byte anywhere shows)."""
+    from lodestore.store.packs import FOOTER, MAGIC
+
+    if len(data) < len(MAGIC) + FOOTER.size:
+        return False
+    trailer_offset = FOOTER.unpack_from(data, len(data) - FOOTER.size)[0]
+    pos = len(MAGIC)
+    for e in sorted(entries, key=lambda e: e.offset):
+        if e.offset != pos + RECORD_HEADER.size:
+            return False
+        if RECORD_HEADER.unpack_from(data, pos) != (e.digest, e.codec, e.raw_len, e.stored_len):
+            return False
+        pos = e.offset + e.stored_len
+    return pos == trailer_offset
+
+
 def fsck(store) -> FsckReport:
     """Check every pack against its digests, every index entry against its pack, every
     file recipe against the index. Reads only."""
@@ -384,9 +437,9 @@ def fsck(store) -> FsckReport:
             continue
         rep.packs_checked += 1
         entries, trailer_ok = _pack_entries(path)
-        corrupt = not trailer_ok
-        by_offset = {e.offset: e for e in entries}
         data = path.read_bytes()
+        corrupt = not trailer_ok or not _layout_ok(data, entries)
+        by_offset = {e.offset: e for e in entries}
         for e in entries:  # every record of the pack, live or dead
             raw = None
             try:
@@ -441,7 +494,7 @@ def fsck(store) -> FsckReport:
 def rebuild_index(store, quarantined: Iterable[str] = ()) -> dict:
     """Recreate the packs and chunks tables from the pack files (trailers, falling back
     to a record scan), keeping only records whose bytes verify. File recipes stay."""
-    skip = set(quarantined)
+    skip = set(quarantined) | set(_retired(store))  # retired by gc: dead, awaiting deletion
     packs, chunks = [], {}
     for path in sorted(store.packs_dir.glob("*/*.pack")):
         pid = path.stem

@@ -85,6 +85,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_runs_project_id_created_at", "runs", ["project_id", "created_at"])
     op.create_index("ix_runs_state_heartbeat_at", "runs", ["state", "heartbeat_at"])
+    op.create_index("ix_runs_group_name", "runs", ["group_name"])
 
     op.create_table(
         "run_history",

@@ -1,0 +1,66 @@
+"""Worker process for lifecycle tests (real processes, no mocks).
+
+    _proc.py writer ROOT NAME COUNT SEED   log COUNT versions; prints "COMMITTED <index> <sha>" per version
+    _proc.py gc ROOT GRACE LOOPS           run gc LOOPS times
+    _proc.py purge ROOT REF                permanent delete of REF
+    _proc.py put ROOT NAME SEED SIZE       log one version
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from lodestore.sdk import lifecycle
+from lodestore.sdk.artifact import Artifact
+from lodestore.sdk.repository import Repository
+
+
+def main() -> None:
+    mode, root = sys.argv[1], Path(sys.argv[2])
+    repo = Repository.open(root)
+    if mode == "writer":
+        name, count, seed = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        rng = random.Random(seed)
+        shared = rng.randbytes(300_000)  # dedups against earlier versions (and other writers' data)
+        for i in range(count):
+            folder = root.parent / f"w-{seed}-{i}"
+            folder.mkdir(parents=True)
+            (folder / "shared.bin").write_bytes(shared)
+            (folder / "own.bin").write_bytes(rng.randbytes(rng.randint(1000, 200_000)))
+            (folder / "small.txt").write_bytes(f"{seed}-{i}".encode())
+            art = Artifact(name, type="dataset")
+            art.add_dir(folder)
+            art._log(repo, "zoo", [], run_id=None)
+            h = hashlib.sha256()
+            for p in sorted(folder.iterdir()):
+                h.update(p.name.encode() + b"\0" + p.read_bytes())
+            if i % 2 == 0:  # churn: delete half of what we write, so gc has work to do
+                lifecycle.delete_version(repo, art._record, permanent=True)
+                print(f"PURGED {art.version}", flush=True)
+            else:
+                print(f"COMMITTED {art.version} {h.hexdigest()}", flush=True)
+    elif mode == "gc":
+        grace, loops = float(sys.argv[3]), int(sys.argv[4])
+        freed = 0
+        for _ in range(loops):
+            freed += lifecycle.gc(repo, grace=grace, repack_threshold=0.3).bytes_freed
+            time.sleep(0.05)
+        print(f"GC DONE {freed}", flush=True)
+    elif mode == "purge":
+        from lodestore.names import parse_ref
+
+        r = parse_ref(sys.argv[3])
+        rec = repo.catalog.get_version(r.project, r.name, r.selector)
+        lifecycle.delete_version(repo, rec, permanent=True, delete_aliases=True)
+        print("PURGE DONE", flush=True)
+    repo.close()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("LODESTORE_QUIET", "1")
+    main()

@@ -1,0 +1,107 @@
+"""Version diff: files added/removed/modified/renamed, metadata, aliases and tags, a
+summary line; across artifacts; 100,000-file versions compared in SQL; `lode diff`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lodestore
+from lodestore.catalog.base import ManifestEntry, NewVersion
+from lodestore.sdk.repository import Repository
+
+
+def test_diff_small_versions(store: Path, make) -> None:
+    with lodestore.init(project="zoo") as r:
+        v0 = make(r, "animals", "dataset", {"cat.jpg": "cat", "dog.jpg": "dog", "old.txt": "bye", "a/b.txt": "b"},
+                  metadata={"rows": 2, "src": {"name": "shelter", "year": 2024}, "gone": 1}, tags=["raw"],
+                  aliases=["golden"])
+        v1 = make(r, "animals", "dataset", {"cat.jpg": "cat, bigger", "dog.jpg": "dog", "new.txt": "hi",
+                                            "moved/b.txt": "b"},
+                  metadata={"rows": 3, "src": {"name": "shelter", "year": 2025}, "added": True}, tags=["clean"])
+    d = v0.diff(v1)
+    assert d.same_artifact
+    assert [e.path for e in d.added] == ["new.txt"]
+    assert [e.path for e in d.removed] == ["old.txt"]
+    assert [(o.path, o.size, n.size) for o, n in d.modified] == [("cat.jpg", 3, 11)]
+    assert [(o.path, n.path) for o, n in d.renamed] == [("a/b.txt", "moved/b.txt")]
+    assert d.unchanged == 1
+    assert d.metadata_added == {"added": True} and d.metadata_removed == {"gone": 1}
+    assert d.metadata_changed == {"rows": (2, 3), "src.year": (2024, 2025)}
+    assert (d.tags_added, d.tags_removed) == (["clean"], ["raw"])
+    assert (d.aliases_added, d.aliases_removed) == (["latest"], ["golden"])
+    assert d.summary() == "+1 files, ~1 modified, -1, 1 renamed, +7 B"
+    assert v0.diff(v0).identical_files and v0.diff(v0).summary() == "+0 files, ~0 modified, -0, +0 B"
+
+
+def test_diff_across_artifacts_says_so(store: Path, make, lode) -> None:
+    with lodestore.init(project="zoo") as r:
+        make(r, "cats", "dataset", {"x.jpg": "x"})
+        make(r, "dogs", "images", {"x.jpg": "x", "y.jpg": "y"})
+    d = lodestore.Api().diff("zoo/cats:v0", "zoo/dogs:v0")
+    assert not d.same_artifact and d.type_change == ("dataset", "images")
+    assert d.summary().startswith("different artifacts (zoo/cats:v0 vs zoo/dogs:v0)")
+    res = lode("diff", "zoo/cats:v0", "zoo/dogs:v0")
+    assert res.code == 0 and "different artifacts" in res.out and "+ y.jpg" in res.out
+    assert lode("diff", "zoo/cats:v0", "zoo/dogs:v0", "--json").json()["same_artifact"] is False
+
+
+def test_cli_diff(store: Path, make, lode) -> None:
+    with lodestore.init(project="zoo") as r:
+        make(r, "animals", "dataset", {f"f{i}.txt": str(i) for i in range(5)})
+        make(r, "animals", "dataset", {**{f"f{i}.txt": str(i) for i in range(1, 5)}, "f4.txt": "changed",
+                                       "g.txt": "new"})
+    res = lode("diff", "zoo/animals:v0", "zoo/animals:v1")
+    assert res.code == 0, res.err
+    assert "zoo/animals:v0 -> zoo/animals:v1: +1 files, ~1 modified, -1" in res.out
+    assert "+ g.txt" in res.out and "- f0.txt" in res.out and "~ f4.txt (1 B -> 7 B)" in res.out
+    data = lode("diff", "zoo/animals:v0", "zoo/animals:v1", "--json").json()
+    assert [e["path"] for e in data["added"]] == ["g.txt"]
+    assert data["modified"] == [{"path": "f4.txt", "old_size": 1, "new_size": 7,
+                                 "old_digest": data["modified"][0]["old_digest"],
+                                 "new_digest": data["modified"][0]["new_digest"]}]
+    limited = lode("diff", "zoo/animals:v0", "zoo/animals:v1", "--limit", "0")
+    assert limited.code == 0
+    assert lode("diff", "zoo/animals:v0", "zoo/animals:v9").code == 3
+
+
+def test_diff_of_a_deleted_version(store: Path, make, lode) -> None:
+    with lodestore.init(project="zoo") as r:
+        a = make(r, "animals", "dataset", {"a": "1"})
+        make(r, "animals", "dataset", {"a": "2"})
+    Repository.open(store).catalog.delete_version(a.id)
+    res = lode("diff", "zoo/animals:v0", "zoo/animals:v1")
+    assert res.code == 0 and "zoo/animals:v0 is deleted" in res.out
+
+
+def test_diff_of_100k_file_versions_is_fast_and_right(store: Path) -> None:
+    catalog = Repository.open(store).catalog
+    n = 100_000
+    old = [ManifestEntry(f"data/{i:06d}.bin", f"d{i:064d}", 100) for i in range(n)]
+    # new: drop the first 10, modify every 1000th, rename 5, add 1,000
+    new = {e.path: e for e in old[10:]}
+    for i in range(10, n, 1000):
+        p = f"data/{i:06d}.bin"
+        new[p] = ManifestEntry(p, f"m{i:064d}", 250)
+    for i in range(20, 25):
+        e = new.pop(f"data/{i:06d}.bin")
+        new[f"renamed/{i}.bin"] = ManifestEntry(f"renamed/{i}.bin", e.digest, e.size)
+    for i in range(1000):
+        new[f"extra/{i:04d}.bin"] = ManifestEntry(f"extra/{i:04d}.bin", f"x{i:064d}", 1000)
+    a = catalog.commit_version(NewVersion("zoo", "big", "dataset", old, "digest-a")).version
+    b = catalog.commit_version(NewVersion("zoo", "big", "dataset", sorted(new.values(), key=lambda e: e.path),
+                                          "digest-b")).version
+    api = lodestore.Api()
+    va, vb = api.artifact("zoo/big:v0"), api.artifact("zoo/big:v1")
+    start = time.perf_counter()
+    d = va.diff(vb)
+    took = time.perf_counter() - start
+    print(f"\ndiff of two {n:,}-file versions: {took:.3f} s")
+    assert len(d.removed) == 10 and d.removed[0].path == "data/000000.bin"
+    assert len(d.added) == 1000
+    assert len(d.modified) == 100 and all(o.size == 100 and nn.size == 250 for o, nn in d.modified)
+    assert sorted(nn.path for _, nn in d.renamed) == [f"renamed/{i}.bin" for i in range(20, 25)]
+    assert d.unchanged == n - 10 - 100 - 5
+    assert d.size_delta == b.size - a.size
+    assert d.summary().startswith("+1,000 files, ~100 modified, -10, 5 renamed")
+    assert took < 5
