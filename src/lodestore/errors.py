@@ -7,6 +7,12 @@ caller can catch either `FileNotFoundError` or `lodestore.NotFoundError`.
 
 from __future__ import annotations
 
+# What `lode` exits with when the operating system refuses a file operation (no
+# permission, no such folder, a file in the way, disk full, name too long): the SDK lets
+# those OSErrors through as they are, the CLI prints them as one line. (1 is any other
+# LodestoreError without a code of its own, 130 an interrupt.)
+OS_ERROR_EXIT_CODE = 9
+
 
 class LodestoreError(Exception):
     """Base of every lodestore error; `exit_code` is what the CLI exits with."""

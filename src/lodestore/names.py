@@ -9,6 +9,7 @@ letter or digit, at most 128 characters, never ``.``/``..``.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -16,6 +17,9 @@ from lodestore.errors import InvalidNameError
 
 MAX_NAME_LENGTH = 128
 MAX_ENTRY_PATH_LENGTH = 4096
+# A folder or file name longer than this many UTF-8 bytes cannot be created on ext4, XFS,
+# btrfs, APFS or NTFS, so such an entry could be logged but never downloaded.
+MAX_ENTRY_COMPONENT_BYTES = 255
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_RE = re.compile(r"v(\d+)")
 DEFAULT_PROJECT = "default"
@@ -61,10 +65,37 @@ def normalize_entry_path(path: str) -> str:
         raise InvalidNameError(f"entry name {path!r} names the artifact root, not a file")
     if ".." in parts:
         raise InvalidNameError(f"entry name {path!r} escapes the artifact with '..'")
+    for part in parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > MAX_ENTRY_COMPONENT_BYTES:
+            shown = f"{path[:60]!r}{'...' if len(path) > 60 else ''}"
+            raise InvalidNameError(
+                f"entry name {shown} has a file or folder name of {size} bytes; "
+                f"file systems allow at most {MAX_ENTRY_COMPONENT_BYTES} bytes (UTF-8) per name"
+            )
     normalized = str(PurePosixPath(*parts))
     if len(normalized) > MAX_ENTRY_PATH_LENGTH:
         raise InvalidNameError(f"entry name is {len(normalized)} characters; the limit is {MAX_ENTRY_PATH_LENGTH}")
     return normalized
+
+
+# Temp files are written beside a final path, then renamed over it. The name is short and
+# fixed-length so that a file whose own name is near the 255-byte limit still has room
+# (".<name>.<hex>.lodestore-tmp" would not), and exact so verify() can tell ours from a
+# user's file that merely contains the word.
+TEMP_PREFIX = ".lodestore-tmp-"
+_TEMP_RE = re.compile(r"\.lodestore-tmp-[0-9a-f]{32}"
+                      r"|\..+\.[0-9a-f]{8}\.lodestore-tmp")  # the earlier form ".<name>.<8 hex>..."
+
+
+def temp_name() -> str:
+    """A fresh temp file name (no folder) for writing beside a final path."""
+    return TEMP_PREFIX + uuid.uuid4().hex
+
+
+def is_temp_name(name: str) -> bool:
+    """Is `name` (a base name) one of lodestore's own temp files?"""
+    return _TEMP_RE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lodestore.errors import InvalidInputError
 from lodestore.sdk.repository import Repository
 
 state: dict[str, Path | None] = {"root": None}
 
 
 def repo() -> Repository:
-    return Repository.open(state["root"])
+    root = state["root"]
+    if root is not None and root.exists() and not root.is_dir():
+        raise InvalidInputError(f"the store folder {root} (--root or $LODESTORE_DIR) is a file, not a folder")
+    return Repository.open(root)

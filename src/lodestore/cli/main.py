@@ -1,8 +1,10 @@
 """`lode`: the command line. Each group of commands lives in its own module and registers
-itself on `app`; errors become one red line and a stable exit code (errors.py)."""
+itself on `app`; errors become one red line and a stable exit code (errors.py), and so do
+the operating system's refusals (no permission, no such folder, disk full, ...)."""
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +14,7 @@ from rich.markup import escape
 
 from lodestore.cli import context
 from lodestore.cli.output import stderr
-from lodestore.errors import LodestoreError
+from lodestore.errors import OS_ERROR_EXIT_CODE, LodestoreError
 
 app = typer.Typer(
     name="lode",
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     except LodestoreError as e:
         stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
+    except OSError as e:
+        stderr.print(f"[red]error:[/red] {escape(describe_os_error(e))}", highlight=False)
+        sys.exit(OS_ERROR_EXIT_CODE)
     except (typer.Abort, KeyboardInterrupt):
         stderr.print("aborted")
         sys.exit(130)
@@ -63,6 +68,29 @@ def main(argv: list[str] | None = None) -> None:
         else:
             stderr.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
         sys.exit(getattr(e, "exit_code", 2))
+
+
+_HINTS = {
+    errno.EACCES: "no permission",
+    errno.EPERM: "not permitted",
+    errno.ENOSPC: "the disk is full; free some space (`lode gc` drops unreferenced bytes) and retry",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENAMETOOLONG: "a file or folder name is too long for this file system",
+    errno.EEXIST: "a file is in the way where a folder is needed",
+    errno.ENOTDIR: "a file is in the way where a folder is needed",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line: what failed, on which path, and what to do about it where that is clear."""
+    what = e.strerror or str(e)
+    hint = _HINTS.get(e.errno or -1)
+    paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    text = f"{paths}: {what}" if paths else what
+    if hint and hint.lower() != what.lower():
+        text += f" ({hint})"
+    return text
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

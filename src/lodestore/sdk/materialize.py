@@ -2,15 +2,22 @@
 
 Files already at the destination with the right size and digest are kept, so a second
 download of a mostly unchanged version writes only what changed.
+
+Copies come from the store's packs (chunked, compressed), which no file system can
+share. Where the download cache (sdk/cache.py) already holds a whole copy of a file and
+the file system has reflinks (XFS, btrfs), the copy is a reflink of that cache copy:
+no bytes written, and an edit to it is copy-on-write, so it never reaches the cache.
+Elsewhere (ext4, another file system) the file is written from the store as usual.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
+import sys
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +26,7 @@ import blake3
 
 from lodestore.catalog.base import ManifestEntry
 from lodestore.errors import ConflictError, CorruptionError
+from lodestore.names import temp_name
 from lodestore.sdk import ui
 
 if TYPE_CHECKING:
@@ -71,7 +79,7 @@ def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
     created = not _cache_intact(path, size)
     if created:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{digest}.{uuid.uuid4().hex[:8]}.lodestore-tmp")
+        tmp = path.with_name(temp_name())
         try:
             repo.store.materialize(digest, tmp)
             tmp.chmod(0o444)
@@ -105,6 +113,8 @@ def _make_folder(folder: Path, what: str) -> None:
     except (FileExistsError, NotADirectoryError):
         raise ConflictError(f"{what}: cannot make folder {folder}: a file is in the way; "
                             "checkout() makes the folder match the version") from None
+    except OSError as err:  # kept an OSError (the CLI exits 9), said in the user's terms
+        raise type(err)(err.errno, f"cannot make the folder: {err.strerror}", str(folder)) from None
 
 
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -114,15 +124,99 @@ def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
     """Hard-link the read-only cache copy to dest; False where links are impossible
     (another filesystem, no permission), and the caller copies instead."""
     source = cached_copy(repo, e.digest, e.size)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.lodestore-tmp")
+    tmp = dest.with_name(temp_name())
     try:
         os.link(source, tmp)
     except OSError as err:
         if err.errno in _NO_LINK:
             return False
         raise
-    os.replace(tmp, dest)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return True
+
+
+FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int), the ioctl behind `cp --reflink`
+# What FICLONE answers where it cannot share extents: no reflinks on this file system
+# (ext4: EOPNOTSUPP), another file system (EXDEV), not supported for these files (EINVAL),
+# no such ioctl (ENOTTY, ENOSYS), not allowed (EPERM, EACCES).
+_NO_CLONE = {errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS,
+             errno.EPERM, errno.EACCES, errno.EBADF}
+
+
+def reflink(source: Path, dest: Path) -> bool:
+    """Make `dest` (which must not exist) a reflink of `source`; False, leaving nothing
+    behind, where the file system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        src = os.open(source, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fcntl.ioctl(dst, FICLONE, src)
+        except OSError as err:
+            os.close(dst)
+            dst = -1
+            dest.unlink(missing_ok=True)
+            if err.errno in _NO_CLONE:
+                return False
+            raise
+        finally:
+            if dst >= 0:
+                os.close(dst)
+    finally:
+        os.close(src)
+    return True
+
+
+class _Reflinker:
+    """Reflinks downloads from the cache's whole-file copies, where there are any and the
+    file system allows. After the first refusal for a pair of file systems it stops
+    trying, so a download on ext4 pays one failed ioctl, not one per file."""
+
+    def __init__(self, repo: Repository):
+        self.repo = repo
+        self.files = repo.cache_dir / "files"
+        self.active = sys.platform.startswith("linux") and self.files.is_dir()
+        self.refused: set[tuple[int, int]] = set()
+
+    def copy(self, e: ManifestEntry, dest: Path) -> bool:
+        if not self.active:
+            return False
+        source = self.files / e.digest[:2] / e.digest
+        if not _cache_intact(source, e.size):
+            return False
+        try:
+            devices = (source.stat().st_dev, dest.parent.stat().st_dev)
+        except FileNotFoundError:
+            return False
+        if devices in self.refused:
+            return False
+        tmp = dest.with_name(temp_name())
+        if not reflink(source, tmp):
+            self.refused.add(devices)
+            return False
+        try:
+            # The cache copy's mark shows it was not edited through a hard link, not that
+            # its disk blocks are sound: the clone is verified like any read from the store.
+            if not _same_content(tmp, e):
+                tmp.unlink()
+                source.unlink(missing_ok=True)  # spoiled: written again when next needed
+                return False
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        from lodestore.sdk import cache
+
+        cache.touch(self.repo.cache_dir, e.digest, e.size)
+        return True
 
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
@@ -132,6 +226,7 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
     for folder in sorted({(target / e.path).parent for e in entries}):
         _make_folder(folder, what)
     total = sum(e.size for e in entries)
+    reflinker = None if hardlink else _Reflinker(repo)
     with ui.byte_progress(label, total) as advance:
         lock = threading.Lock()
 
@@ -145,6 +240,8 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
                 return
             try:
                 if hardlink and _link_from_cache(repo, e, dest):
+                    progress(e.size)
+                elif reflinker is not None and reflinker.copy(e, dest):
                     progress(e.size)
                 else:
                     repo.store.materialize(e.digest, dest, progress=progress)
