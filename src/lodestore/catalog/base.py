@@ -12,7 +12,7 @@ Every backend passes the shared contract suite in ``tests/catalog/contract.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -235,6 +235,13 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         """Update any RunRecord field except id/project."""
+
+    @abc.abstractmethod
+    def update_run_if(self, run_id: str, refuse: Callable[[RunRecord], str | None],
+                      **fields: Any) -> RunRecord:
+        """`update_run`, but first `refuse(current record)` is asked, inside the same write
+        transaction: a message means ConflictError(message) and nothing changes. Lets
+        `init(resume=...)` refuse a run another live process holds, without a race."""
 
     @abc.abstractmethod
     def record_use(self, run_id: str, version_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -631,6 +631,22 @@ class SqlCatalog(Catalog):
         values = self._run_values(fields)
         with self._writing() as conn:
             self._require_run(conn, run_id)
+            if values:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
+
+    def update_run_if(self, run_id: str, refuse: Callable[[RunRecord], str | None],
+                      **fields: Any) -> RunRecord:
+        values = self._run_values(fields)
+        with self._writing() as conn:
+            # The check and the update share one write transaction (BEGIN IMMEDIATE on
+            # SQLite, a row lock on PostgreSQL): two resumers cannot both pass the check.
+            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id).with_for_update(of=runs)).first()
+            if row is None:
+                self._require_run(conn, run_id)
+            reason = refuse(run_record(row))
+            if reason is not None:
+                raise ConflictError(reason)
             if values:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
             return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())

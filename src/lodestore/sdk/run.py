@@ -1,8 +1,26 @@
 """Runs: the unit of work that logs and uses artifacts (lineage is built on them).
 
 `init()` records a run in the catalog; `log_artifact` and `use_artifact` record what it
-made and what it read. A run left running by a crash is marked failed: the context
-manager and an atexit hook finish it, and an uncaught exception marks it failed.
+made and what it read. However the process ends, the run's final state is recorded:
+
+- ``run.finish(exit_code=)`` or leaving ``with init() as run:``: finished (0) or failed;
+  a ``SystemExit`` there counts with its own code (``sys.exit(0)`` is a success).
+- an uncaught exception: failed, exit code 1 (130 for KeyboardInterrupt), before the
+  traceback prints (`sys.excepthook`).
+- ``sys.exit(3)`` with no finish(): failed, exit code 3. At interpreter exit an atexit
+  hook finishes what is left, with the code recorded by a thin wrapper around
+  `sys.exit` (W&B does the same). A bare ``raise SystemExit(3)`` at top level is not
+  seen by any hook Python offers and is recorded as exit code 0.
+- SIGTERM (``kill``, SLURM, ``docker stop``): failed, exit code 143, then the default
+  action (the process dies by the signal). If the program installed its own SIGTERM
+  handler before init(), that handler is called instead and decides: the run then ends
+  however the program does. The handler is installed from the main thread only.
+- SIGKILL, ``os._exit``, OOM, power loss: nothing can run; the run stays "running" in
+  the catalog and is reported "crashed" once its heartbeat is older than STALE_AFTER
+  ($LODESTORE_STALE_SECONDS, 300 s) and, on this host, its process is gone.
+
+Hooks act only on runs started by the current process: a forked child (a DataLoader
+worker) that exits or is terminated leaves its parent's run alone.
 """
 
 from __future__ import annotations
@@ -13,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import socket
 import string
 import sys
@@ -153,6 +172,7 @@ class Run:
         self._repo = repo
         self._record = record
         self._finished = False
+        self._owner_pid = os.getpid()  # hooks in a forked child must not end the parent's run
         self._lock = threading.Lock()
         self.summary = _WriteThrough(record.summary, lambda d: self._update(summary=d), "summary")
         self.config = _WriteThrough(record.config, lambda d: self._update(config=d), "config")
@@ -310,7 +330,7 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.finish(exit_code=1 if exc_type is not None else 0)
+        self.finish(exit_code=0 if exc_type is None else exit_code_of(exc))
 
     def __repr__(self) -> str:
         return f"<Run {self.project}/{self.id} name={self.name!r} state={self.state}>"
@@ -326,9 +346,14 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
          config: dict[str, Any] | None = None, group: str | None = None, job_type: str | None = None,
          tags: list[str] | None = None, notes: str | None = None, id: str | None = None,
          resume: str | bool | None = None, save_code: bool = False) -> Run:
-    """Start (or resume) a run in the store at `root` ($LODESTORE_DIR, else ~/.lodestore)."""
-    if project is None:
-        project = os.environ.get("LODESTORE_PROJECT") or DEFAULT_PROJECT
+    """Start (or resume) a run in the store at `root` ($LODESTORE_DIR, else ~/.lodestore).
+
+    With `id` of an existing run: resume="allow" or "must" continues it (in its own
+    project: naming another one is a ConflictError), "never" or no resume refuses. A run
+    that another live process is still running cannot be resumed (ConflictError) until
+    that process ends, or, on another host, its heartbeat goes stale."""
+    explicit_project = project or os.environ.get("LODESTORE_PROJECT")
+    project = explicit_project or DEFAULT_PROJECT
     validate_name(project, "project name")
     if resume is True:
         resume = "allow"
@@ -345,17 +370,11 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         if existing is not None:
             if resume in (None, False, "never"):
                 raise ConflictError(f"run {id} already exists; pass resume='allow' to continue it")
-            resumed: dict[str, Any] = {}
-            if config:
-                resumed["config"] = {**existing.config, **config}
-            for field, value in (("name", name), ("group", group), ("job_type", job_type), ("notes", notes)):
-                if value is not None:
-                    resumed[field] = value
-            if tags is not None:
-                resumed["tags"] = list(tags)
-            record = repo.catalog.update_run(id, state="running", finished_at=None, exit_code=None,
-                                             heartbeat_at=_now(), host=socket.gethostname(), pid=os.getpid(),
-                                             **resumed)
+            if explicit_project and existing.project != project:
+                raise ConflictError(f"run {id} belongs to project {existing.project!r}, not {project!r}; "
+                                    f"resume it with project={existing.project!r} (or no project)")
+            record = _resume(repo, existing, config=config, name=name, group=group, job_type=job_type,
+                             notes=notes, tags=tags)
         elif resume == "must":
             raise NotFoundError(f"resume='must' but no run with id {id!r} exists in {repo.root}")
     if record is None:
@@ -367,49 +386,161 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         ))
     run = Run(repo, record)
     _active.append(run)
-    _install_excepthook()
+    _install_hooks()
     if save_code:
         run._save_code()
     return run
+
+
+def _resume(repo: Repository, existing: RunRecord, config: dict[str, Any] | None, tags: list[str] | None,
+            **fields: str | None) -> RunRecord:
+    resumed: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if config:
+        resumed["config"] = {**existing.config, **config}
+    if tags is not None:
+        resumed["tags"] = list(tags)
+    return repo.catalog.update_run_if(
+        existing.id, _held_by_another_process, state="running", finished_at=None, exit_code=None,
+        heartbeat_at=_now(), host=socket.gethostname(), pid=os.getpid(), **resumed)
+
+
+def _held_by_another_process(record: RunRecord) -> str | None:
+    """Why `record` cannot be resumed now (another live process is running it), or None.
+    On this host the pid decides; elsewhere only a fresh heartbeat says it is alive."""
+    if record.state != "running":
+        return None
+    if any(r.id == record.id and not r._finished for r in _active):
+        return f"run {record.id} is already active in this process; call run.finish() before resuming it"
+    here = record.host == socket.gethostname()
+    if here and record.pid is not None and record.pid != os.getpid():
+        if not _pid_alive(record.pid):
+            return None
+        return (f"run {record.id} is still running in process {record.pid} on this host; two processes "
+                f"cannot continue one run: wait for it to end (or stop it) and resume again")
+    if not here:
+        age = _now() - (record.heartbeat_at or record.created_at)
+        if age <= STALE_AFTER:
+            return (f"run {record.id} is running on host {record.host} (heartbeat {age.total_seconds():.0f} s "
+                    f"ago); two processes cannot continue one run: resume it once that process ends, or "
+                    f"{STALE_AFTER.total_seconds():.0f} s after its last heartbeat if it died")
+    return None
 
 
 def current_run() -> Run | None:
     return _active[-1] if _active else None
 
 
+def exit_code_of(exc: BaseException | None) -> int:
+    """The process exit status an exception leaving the program stands for:
+    SystemExit's own code (None -> 0, a message -> 1), 130 for Ctrl-C, else 1."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0
+        return code if isinstance(code, int) and not isinstance(code, bool) else 1
+    if isinstance(exc, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    return 1
+
+
+def _owned_runs() -> list[Run]:
+    """Active runs this process started (a forked child inherits the parent's list)."""
+    me = os.getpid()
+    return [r for r in _active if r._owner_pid == me]
+
+
+def _finish_owned(code: int, timeout: float | None = None) -> None:
+    """Finish this process's active runs with `code`. With `timeout` the work runs in a
+    helper thread that is given up on after that long: a signal handler interrupts the
+    main thread wherever it is, possibly holding the very lock a write needs."""
+    runs = _owned_runs()
+    if not runs:
+        return
+
+    def work() -> None:
+        for run in runs:
+            try:
+                run.finish(exit_code=code)
+            except Exception as e:  # the catalog may be closed already; nothing else to do at exit
+                print(f"lodestore: could not finish run {run.id}: {e}", file=sys.stderr)
+
+    if timeout is None:
+        work()
+        return
+    helper = threading.Thread(target=work, name="lodestore-finish", daemon=True)
+    helper.start()
+    helper.join(timeout)
+    if helper.is_alive():
+        print(f"lodestore: could not record the end of run(s) {', '.join(r.id for r in runs)} within "
+              f"{timeout:.0f} s; they will be reported crashed once their heartbeat is stale", file=sys.stderr)
+
+
+_exit_status: int | None = None  # the code of the last sys.exit() call (see _install_hooks)
+
+
 def _finish_leftover_runs() -> None:
     """At interpreter exit, runs nobody finished are closed: failed if an exception is
-    on its way out (sys.last_value is set by the default excepthook), finished otherwise."""
-    failed = getattr(sys, "last_value", None) is not None
-    for run in list(_active):
-        try:
-            run.finish(exit_code=1 if failed else 0)
-        except Exception as e:  # the catalog may be closed already; nothing else to do at exit
-            print(f"lodestore: could not finish run {run.id}: {e}", file=sys.stderr)
+    on its way out (sys.last_value, set by the default excepthook) or sys.exit() was
+    called with a non-zero code; finished otherwise."""
+    last = getattr(sys, "last_value", None)
+    if last is not None:
+        code = exit_code_of(last)
+    else:
+        code = _exit_status or 0
+    _finish_owned(code)
 
 
 atexit.register(_finish_leftover_runs)
-_hook_installed = False
+_hooks_installed = False
+_sigterm_installed = False
+SIGTERM_FINISH_TIMEOUT = 5.0  # docker stop allows 10 s before SIGKILL
 
 
-def _install_excepthook() -> None:
-    """An uncaught exception marks every active run failed before the traceback prints
-    (atexit alone cannot tell a crash from a clean exit on every Python)."""
-    global _hook_installed
-    if _hook_installed:
-        return
-    _hook_installed = True
-    previous = sys.excepthook
+def _install_hooks() -> None:
+    """Install, once, what records a run's end when nobody calls finish(): an excepthook
+    (atexit alone cannot tell a crash from a clean exit), a sys.exit wrapper that keeps
+    the exit code for the atexit hook, and a SIGTERM handler."""
+    global _hooks_installed
+    if not _hooks_installed:
+        _hooks_installed = True
+        previous_hook = sys.excepthook
+        original_exit = sys.exit
 
-    def hook(exc_type, exc, tb):
-        for run in list(_active):
-            try:
-                run.finish(exit_code=1)
-            except Exception:
-                pass
-        previous(exc_type, exc, tb)
+        def hook(exc_type, exc, tb):
+            _finish_owned(exit_code_of(exc))
+            previous_hook(exc_type, exc, tb)
 
-    sys.excepthook = hook
+        def exit(status: object = None) -> None:
+            global _exit_status
+            _exit_status = exit_code_of(SystemExit(status))
+            original_exit(status)
+
+        sys.excepthook = hook
+        exit.__doc__ = original_exit.__doc__
+        sys.exit = exit
+    _install_sigterm_handler()
+
+
+def _install_sigterm_handler() -> None:
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; a later init() there will
+    _sigterm_installed = True
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN:
+        return  # the program ignores SIGTERM, so it does not end the run either
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if callable(previous):
+            # The program's own handler decides what SIGTERM means (checkpoint and exit,
+            # or carry on); the run ends however the program then does.
+            previous(signum, frame)
+            return
+        _finish_owned(128 + signum, timeout=SIGTERM_FINISH_TIMEOUT)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # die by the signal, as without us (status 143 in a shell)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class PublicRun:
