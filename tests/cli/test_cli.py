@@ -136,6 +136,12 @@ def test_put_refuses_bad_input(lode, images: Path) -> None:
     refused = lode("put", images, "--name", "zoo/animals")
     assert refused.code == 2 and "outside" in refused.err
     assert [v["version"] for v in lode("versions", "zoo/animals", "--json").json()] == ["v0"]
+    followed = lode("put", images, "--name", "zoo/animals", "--follow-external-symlinks", "--json")
+    assert followed.code == 0 and "link" in followed.err  # the warning names the link
+    assert followed.json()["version"] == "v1"
+    assert {f["path"] for f in lode("files", "zoo/animals:v1", "--json").json()} >= {"link", "cat.jpg"}
+    assert lode("get", "zoo/animals:v1", "--root", "out").code == 0
+    assert (Path("out") / "link").read_text() == "s" and not (Path("out") / "link").is_symlink()
 
 
 # --- listings --------------------------------------------------------------------------------
@@ -238,10 +244,18 @@ def test_alias_set_rm_and_history(lode, images: Path) -> None:
     gone = lode("alias", "rm", "zoo/animals", "production")
     assert gone.code == 3 and "latest" in gone.err  # lists the aliases there are
     assert lode("alias", "set", "zoo/animals:v9", "x").code == 3
-    assert lode("alias", "set", "zoo/animals:v0", "latest").code == 2
     assert lode("alias", "set", "zoo/animals:v0", "v1").code == 2
-    assert lode("alias", "rm", "zoo/animals", "latest").code == 4
     assert lode("alias", "set", "zoo/animals", "x").code == 2  # which version?
+    # latest is bad input for both, said the same way (it follows the newest version)
+    for args in (("set", "zoo/animals:v0", "latest"), ("rm", "zoo/animals", "latest")):
+        r = lode("alias", *args)
+        assert r.code == 2 and "managed automatically" in r.err and "newest version" in r.err
+    assert lode("info", "zoo/animals:latest", "--json").json()["version"] == "v1"
+    # commands about a whole artifact refuse a version instead of ignoring it
+    for args in (("versions", "zoo/animals:v0"), ("alias", "history", "zoo/animals:v0"),
+                 ("alias", "rm", "zoo/animals:v0", "production")):
+        r = lode(*args)
+        assert r.code == 2 and "without a version" in r.err and "lode info zoo/animals:v0" in r.err
 
 
 # --- get -------------------------------------------------------------------------------------

@@ -356,6 +356,19 @@ def test_verify_reports_modified_missing_and_extra_files(store: Path) -> None:
         art.verify(root="nowhere")
 
 
+def test_verify_skips_only_lodestore_temp_files(store: Path) -> None:
+    art = log(None, "animals", {"a.txt": b"a", "sub/b.txt": b"b"})
+    folder = art.download(root="data")
+    (folder / ".lodestore-tmp-0123456789abcdef0123456789abcdef").write_bytes(b"half")  # a killed download's
+    (folder / "sub" / ".b.txt.0123abcd.lodestore-tmp").write_bytes(b"half")  # the earlier form
+    art.verify(root=folder)
+    for user_file in ("notes.lodestore-tmp", "my.lodestore-tmp.txt", ".lodestore-tmp-mine", "sub/x.lodestore-tmp"):
+        (folder / user_file).write_text("mine")
+        with pytest.raises(VerificationError, match=f"extra: {user_file}"):
+            art.verify(root=folder)
+        (folder / user_file).unlink()
+
+
 def test_download_path_prefix_and_entry_default_folder(store: Path) -> None:
     art = log(None, "animals", {"train/a.txt": b"a", "test/b.txt": b"b"})
     assert tree(art.download(root="only-train", path_prefix="train/")) == {"train/a.txt": b"a"}

@@ -184,11 +184,24 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def update_version(self, version_id: int, *, description: str | None = ...,  # type: ignore[assignment]
                        metadata: dict[str, Any] | None = None, tags: Iterable[str] | None = None,
-                       aliases: Iterable[str] | None = None, run_id: str | None = None) -> VersionRecord:
-        """Replace the given editable fields (None = leave as is; description uses the
-        Ellipsis sentinel so None can clear it). `aliases` is the full wanted set of custom
-        aliases ("latest" is ignored: it is managed by the catalog); aliases taken from
-        other versions move here and the moves are recorded."""
+                       aliases: Iterable[str] | None = None, run_id: str | None = None,
+                       set_metadata: dict[str, Any] | None = None, unset_metadata: Iterable[str] | None = None,
+                       add_tags: Iterable[str] | None = None, remove_tags: Iterable[str] | None = None,
+                       add_aliases: Iterable[str] | None = None,
+                       remove_aliases: Iterable[str] | None = None) -> VersionRecord:
+        """Change the given editable fields (None = leave as is; description uses the
+        Ellipsis sentinel so None can clear it), in one transaction.
+
+        Whole values: `metadata` and `tags` replace what is stored; `aliases` is the full
+        wanted set of custom aliases ("latest" is ignored: it is managed by the catalog);
+        aliases taken from other versions move here and the moves are recorded.
+
+        Changes (what `Artifact.save()` sends, so that edits others made since the caller
+        read the version survive): `set_metadata` sets top-level keys, `unset_metadata`
+        deletes keys (absent ones are fine); `add_tags`/`remove_tags`; `add_aliases`
+        moves aliases here, `remove_aliases` drops those this version still holds (one
+        that has moved to another version meanwhile stays there). A whole value and a
+        change of the same field together are refused (InvalidInputError)."""
 
     @abc.abstractmethod
     def set_alias(self, project: str, name: str, alias: str, index: int, run_id: str | None = None) -> None:

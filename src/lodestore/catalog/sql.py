@@ -95,6 +95,16 @@ def _custom_aliases(names: Iterable[str]) -> list[str]:
     return sorted({validate_alias(a) for a in names} - {LATEST})
 
 
+def _metadata_keys(keys: Iterable[str]) -> list[str]:
+    if isinstance(keys, str):
+        keys = [keys]
+    keys = list(keys)
+    for k in keys:
+        if not isinstance(k, str):
+            raise InvalidInputError(f"metadata keys are strings, got {type(k).__name__}")
+    return keys
+
+
 def _tags(names: Iterable[str]) -> list[str]:
     return sorted({validate_name(t, "tag") for t in names})
 
@@ -453,12 +463,25 @@ class SqlCatalog(Catalog):
 
     def update_version(self, version_id: int, *, description: str | None = ...,  # type: ignore[assignment]
                        metadata: dict[str, Any] | None = None, tags: Iterable[str] | None = None,
-                       aliases: Iterable[str] | None = None, run_id: str | None = None) -> VersionRecord:
+                       aliases: Iterable[str] | None = None, run_id: str | None = None,
+                       set_metadata: dict[str, Any] | None = None, unset_metadata: Iterable[str] | None = None,
+                       add_tags: Iterable[str] | None = None, remove_tags: Iterable[str] | None = None,
+                       add_aliases: Iterable[str] | None = None,
+                       remove_aliases: Iterable[str] | None = None) -> VersionRecord:
         if description is not ... and description is not None and not isinstance(description, str):
             raise InvalidInputError(f"description must be a string or None, got {type(description).__name__}")
+        for field_, whole, *changes in (("metadata", metadata, set_metadata, unset_metadata),
+                                        ("tags", tags, add_tags, remove_tags),
+                                        ("aliases", aliases, add_aliases, remove_aliases)):
+            if whole is not None and any(c is not None for c in changes):
+                raise InvalidInputError(f"pass {field_} as a whole value or as changes, not both")
         metadata = None if metadata is None else _json_dict(metadata, "metadata")
+        set_metadata = None if set_metadata is None else _json_dict(set_metadata, "metadata")
+        unset_keys = None if unset_metadata is None else _metadata_keys(unset_metadata)
         wanted_tags = None if tags is None else _tags(tags)
+        tags_in, tags_out = _tags(add_tags or ()), _tags(remove_tags or ())
         wanted_aliases = None if aliases is None else _custom_aliases(aliases)
+        aliases_in, aliases_out = _custom_aliases(add_aliases or ()), _custom_aliases(remove_aliases or ())
         now = _now()
         with self._writing() as conn:
             v = self._version_row(conn, version_id)
@@ -469,15 +492,40 @@ class SqlCatalog(Catalog):
                 values["description"] = description
             if metadata is not None:
                 values["metadata"] = metadata
+            elif set_metadata or unset_keys:
+                # read and written in one BEGIN IMMEDIATE transaction: no other write between
+                stored = conn.execute(select(versions.c.metadata).where(versions.c.id == version_id)).scalar()
+                merged = {k: val for k, val in (stored or {}).items() if k not in (unset_keys or ())}
+                values["metadata"] = {**merged, **(set_metadata or {})}
             if values:
                 conn.execute(update(versions).where(versions.c.id == version_id).values(**values))
             if wanted_tags is not None:
                 conn.execute(delete(version_tags).where(version_tags.c.version_id == version_id))
                 if wanted_tags:
                     conn.execute(insert(version_tags), [{"version_id": version_id, "tag": t} for t in wanted_tags])
+            if tags_out:
+                conn.execute(delete(version_tags).where(version_tags.c.version_id == version_id,
+                                                        version_tags.c.tag.in_(tags_out)))
+            if tags_in:
+                conn.execute(_insert_ignore(conn, version_tags, ["version_id", "tag"]),
+                             [{"version_id": version_id, "tag": t} for t in tags_in])
             if wanted_aliases is not None:
                 self._replace_aliases(conn, v, wanted_aliases, run_id, now)
+            if aliases_in or aliases_out:
+                self._change_aliases(conn, v, aliases_in, aliases_out, run_id, now)
             return self._load_one(conn, version_id)
+
+    def _change_aliases(self, conn: Connection, v: Any, add: list[str], remove: list[str], run_id: str | None,
+                        now: datetime) -> None:
+        if add and v.state == "deleted":
+            raise ConflictError(f"version id {v.id} (v{v.idx}) is deleted; it cannot take aliases")
+        held = set(conn.execute(
+            select(aliases.c.alias).where(aliases.c.version_id == v.id, aliases.c.alias.in_(remove))
+        ).scalars()) if remove else set()
+        for alias in sorted(held - set(add)):
+            self._drop_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
+        for alias in add:
+            self._move_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
 
     def _replace_aliases(self, conn: Connection, v: Any, wanted: list[str], run_id: str | None,
                          now: datetime) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from lodestore.cli import context
+from lodestore.catalog.base import LATEST
+from lodestore.cli.artifacts import artifact_ref
 from lodestore.cli.main import app
 from lodestore.cli.output import print_json, stdout, table, when
 from lodestore.errors import InvalidInputError
@@ -14,12 +16,19 @@ alias_app = typer.Typer(help="Move, remove and audit aliases.", no_args_is_help=
 app.add_typer(alias_app, name="alias")
 
 
+def _not_latest(alias: str) -> None:
+    if alias == LATEST:
+        raise InvalidInputError(f"{LATEST!r} is managed automatically: it always points at the newest version, "
+                                "so it cannot be set or removed by hand")
+
+
 @alias_app.command("set")
 def set_alias(ref: str = typer.Argument(..., help="project/artifact:vN"), alias: str = typer.Argument(...)) -> None:
     """Point ALIAS at a version (moving it if another version holds it).
 
     Example: lode alias set zoo/animals:v1 production
     """
+    _not_latest(alias)
     parsed = parse_ref(ref)
     repo = context.repo()
     if parsed.selector is None:
@@ -32,7 +41,8 @@ def set_alias(ref: str = typer.Argument(..., help="project/artifact:vN"), alias:
 @alias_app.command("rm")
 def remove_alias(name: str = typer.Argument(..., help="project/artifact"), alias: str = typer.Argument(...)) -> None:
     """Remove an alias from an artifact."""
-    parsed = parse_ref(name)
+    _not_latest(alias)
+    parsed = artifact_ref(name, "alias rm")
     context.repo().catalog.remove_alias(parsed.project, parsed.name, alias)
     stdout.print(f"removed {alias} from {parsed.project}/{parsed.name}")
 
@@ -41,7 +51,7 @@ def remove_alias(name: str = typer.Argument(..., help="project/artifact"), alias
 def alias_history(name: str = typer.Argument(..., help="project/artifact"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Every alias move: when, from which version, to which, by which run."""
-    parsed = parse_ref(name)
+    parsed = artifact_ref(name, "alias history")
     events = context.repo().catalog.alias_history(parsed.project, parsed.name)
     if as_json:
         print_json(events)

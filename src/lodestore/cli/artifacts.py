@@ -12,7 +12,7 @@ from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
-from lodestore.names import parse_ref
+from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.run import fetch_artifact
 
@@ -26,6 +26,16 @@ def version_json(a: Artifact) -> dict:
     }
 
 
+def artifact_ref(name: str, command: str) -> ArtifactRef:
+    """project/artifact for commands about a whole artifact: a version there is refused,
+    not silently ignored."""
+    ref = parse_ref(name)
+    if ref.selector is not None:
+        raise InvalidInputError(f"`lode {command}` takes project/artifact without a version, not {name!r}; "
+                                f"for one version use `lode info {ref}`")
+    return ref
+
+
 @app.command()
 def put(
     path: Path = typer.Argument(..., help="File or folder to log."),
@@ -36,6 +46,9 @@ def put(
     metadata: Optional[str] = typer.Option(None, "--metadata", "-m", help="JSON object."),
     tag: list[str] = typer.Option([], "--tag", help="Tag (repeatable)."),
     exclude: list[str] = typer.Option([], "--exclude", "-x", help="Glob to leave out (repeatable)."),
+    follow_external_symlinks: bool = typer.Option(
+        False, "--follow-external-symlinks",
+        help="Store the target of a symlink pointing outside the folder (with a warning) instead of refusing."),
     as_json: bool = typer.Option(False, "--json", help="Print the version as JSON."),
 ) -> None:
     """Log a file or folder as a new version, without a run.
@@ -57,7 +70,7 @@ def put(
         raise SourceFileNotFoundError(f"no such file or folder: {path}")
     art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project)
     if path.is_dir():
-        art.add_dir(path, exclude_patterns=exclude)
+        art.add_dir(path, exclude_patterns=exclude, follow_external_symlinks=follow_external_symlinks)
     else:
         art.add_file(path)
     art.add_tags(*tag)
@@ -118,7 +131,7 @@ def versions(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the versions of an artifact, oldest first."""
-    ref = parse_ref(name)
+    ref = artifact_ref(name, "versions")
     repo = context.repo()
     records = repo.catalog.list_versions(ref.project, ref.name, include_deleted=all_)
     arts = [Artifact._from_record(repo, r) for r in records]

@@ -68,12 +68,18 @@ def main(argv: list[str] | None = None) -> None:
         else:
             stderr.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
         sys.exit(getattr(e, "exit_code", 2))
+    except Exception as e:
+        text = describe_database_refusal(e)
+        if text is None:
+            raise  # a bug: the traceback is what a report needs
+        stderr.print(f"[red]error:[/red] {escape(text)}", highlight=False)
+        sys.exit(OS_ERROR_EXIT_CODE)
 
 
 _HINTS = {
     errno.EACCES: "no permission",
     errno.EPERM: "not permitted",
-    errno.ENOSPC: "the disk is full; free some space (`lode gc` drops unreferenced bytes) and retry",
+    errno.ENOSPC: "the disk is full; free space and retry (`lode cache cleanup` and `lode gc` free what lodestore holds)",
     errno.EDQUOT: "the disk quota is exhausted",
     errno.EROFS: "the file system is read-only",
     errno.ENAMETOOLONG: "a file or folder name is too long for this file system",
@@ -88,9 +94,28 @@ def describe_os_error(e: OSError) -> str:
     hint = _HINTS.get(e.errno or -1)
     paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
     text = f"{paths}: {what}" if paths else what
-    if hint and hint.lower() != what.lower():
+    if hint and hint.lower() not in what.lower():
         text += f" ({hint})"
     return text
+
+
+# SQLite's primary result codes for refusals of the operating system, not bugs: SQLITE_PERM,
+# SQLITE_BUSY, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+_SQLITE_REFUSALS = {3: "no permission", 5: "another process holds the database for too long",
+                    8: "the database is read-only here (no permission to write the store?)",
+                    10: "disk I/O error", 13: "the disk is full", 14: "cannot open the database file"}
+
+
+def describe_database_refusal(e: BaseException) -> str | None:
+    """One line for a SQLite error that is the system's refusal (raw, or wrapped by
+    SQLAlchemy in `.orig`); None for anything else."""
+    import sqlite3
+
+    orig = getattr(e, "orig", e)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if not isinstance(orig, sqlite3.Error) or code is None or code & 0xFF not in _SQLITE_REFUSALS:
+        return None
+    return f"the store's database refused: {orig} ({_SQLITE_REFUSALS[code & 0xFF]})"
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

@@ -35,7 +35,7 @@ from lodestore.errors import (
     SourceFileNotFoundError,
     VerificationError,
 )
-from lodestore.names import normalize_entry_path, validate_alias, validate_name
+from lodestore.names import is_temp_name, normalize_entry_path, validate_alias, validate_name
 from lodestore.sdk import ui
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.walk import walk_files
@@ -414,7 +414,13 @@ class Artifact:
 
     # ------------------------------------------------------------------ editing a logged version
     def save(self) -> Artifact:
-        """Persist edits to description, metadata, tags and aliases of a logged version."""
+        """Persist edits to description, metadata, tags and aliases of a logged version.
+
+        Only what changed since this object was loaded (or last saved or refreshed) is
+        sent: aliases and tags added or removed, metadata keys set or deleted, the
+        description if edited. So a `lode alias set` or another process's edit made in
+        the meantime survives, unless this object changed the same thing. Afterwards the
+        object shows the stored state, including those other edits."""
         repo = self._logged()
         for a in self._aliases:
             if a != LATEST:
@@ -429,12 +435,30 @@ class Artifact:
 
         run = current_run()
         run_id = run.id if run is not None and run.root == repo.root else None
-        record = repo.catalog.update_version(
-            self._record.id, description=self.description, metadata=self._metadata,
-            tags=self._tags, aliases=[a for a in self._aliases if a != LATEST], run_id=run_id,
-        )
+        record = repo.catalog.update_version(self._record.id, run_id=run_id, **self._edits())
         self._bind(repo, record)
         return self
+
+    def _edits(self) -> dict[str, Any]:
+        """What this object changed since it was bound to its record, as update_version's
+        change arguments (latest is the catalog's and never part of them)."""
+        loaded = self._record
+        edits: dict[str, Any] = {}
+        if self.description != loaded.description:
+            edits["description"] = self.description
+        before, now = loaded.metadata, json.loads(json.dumps(self._metadata))  # tuples compare as lists
+        if changed := {k: v for k, v in now.items() if k not in before or before[k] != v}:
+            edits["set_metadata"] = changed
+        if gone := [k for k in before if k not in now]:
+            edits["unset_metadata"] = gone
+        for field, held, wanted in (("tags", list(loaded.tags), self._tags),
+                                    ("aliases", [a for a in loaded.aliases if a != LATEST],
+                                     [a for a in self._aliases if a != LATEST])):
+            if added := [x for x in wanted if x not in held]:
+                edits[f"add_{field}"] = added
+            if removed := [x for x in held if x not in wanted]:
+                edits[f"remove_{field}"] = removed
+        return edits
 
     def refresh(self) -> Artifact:
         repo = self._logged()
@@ -549,7 +573,7 @@ class Artifact:
         for dirpath, _, filenames in os.walk(target):
             for f in filenames:
                 rel = Path(dirpath, f).relative_to(target).as_posix()
-                if rel not in seen and ".lodestore-tmp" not in rel:
+                if rel not in seen and not is_temp_name(f):  # a download in progress (or killed)
                     problems.append(f"extra: {rel}")
         if problems:
             shown = "\n  ".join(problems[:20])
