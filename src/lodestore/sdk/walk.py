@@ -35,12 +35,14 @@ def matches(rel: str, patterns: list[str]) -> bool:
 
 
 def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
-               follow_external_symlinks: bool = False) -> Iterator[tuple[str, Path]]:
-    """Yield (relative posix path, absolute path) of every file under root, sorted."""
+               follow_external_symlinks: bool = False) -> Iterator[tuple[str, str]]:
+    """Yield (relative posix path, absolute path as str) of every file under root, sorted.
+
+    Plain strings, not Path objects: building 20,000 Paths cost more than the walk."""
     real_root = root.resolve()
     # each folder carries the real paths of the folders above it, to catch symlink loops
-    stack: list[tuple[Path, str, frozenset[Path]]] = [(root, "", frozenset([real_root]))]
-    out: list[tuple[str, Path]] = []
+    stack: list[tuple[str, str, frozenset[Path]]] = [(str(real_root), "", frozenset([real_root]))]
+    out: list[tuple[str, str]] = []
     while stack:
         folder, prefix, above = stack.pop()
         with os.scandir(folder) as it:
@@ -48,8 +50,8 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                 rel = f"{prefix}{entry.name}"
                 if exclude and matches(rel, exclude):
                     continue
-                path = Path(entry.path)
                 if entry.is_symlink():
+                    path = Path(entry.path)
                     target = Path(os.path.realpath(path))
                     if not target.exists():
                         raise InvalidInputError(f"symlink {path} points to {target}, which does not exist")
@@ -69,15 +71,14 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                             raise InvalidInputError(
                                 f"symlink {path} points to {target}, a folder it is inside of (a symlink loop)"
                             )
-                        stack.append((target, rel + "/", above | {target}))
+                        stack.append((str(target), rel + "/", above | {target}))
                         continue
                     if include is None or matches(rel, include):
-                        out.append((rel, target))
+                        out.append((rel, str(target)))
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((path, rel + "/", above | {Path(os.path.realpath(path))}))
-                elif entry.is_file(follow_symlinks=False):
-                    if include is None or matches(rel, include):
-                        out.append((rel, path))
+                    stack.append((entry.path, rel + "/", above | {Path(os.path.realpath(entry.path))}))
+                elif entry.is_file(follow_symlinks=False) and (include is None or matches(rel, include)):
+                    out.append((rel, entry.path))
     out.sort()
     yield from out

@@ -6,10 +6,12 @@ compressed, local or remote) is its own business behind this interface.
 
 Contract (tested for every backend by ``tests/store/contract.py``):
 - Writes go through a `WriteSession`; nothing a session wrote is visible (`has()` is
-  False) until `commit()` returns, and after it returns every byte is durable.
+  False) until `commit()` returns, and after it returns every byte is durable. Bytes a
+  committed session stored are safe from gc until the session is closed (the with
+  block's end); after that, only gc's grace period protects them until referenced.
 - Objects are write-once: storing the same content twice stores it once.
 - Every read is verified against the digest; corrupt bytes raise CorruptionError and
-  are never written to a destination under its final name.
+  are never written to a destination under its final name (or left beside it).
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ class WriteSession(abc.ABC):
     def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
         """Store a local file. Raises FileChangedError if the file changes while read."""
 
+    def add_files(self, paths: Iterable[str | os.PathLike[str]],
+                  progress: ProgressCallback | None = None) -> list[FileRef]:
+        """Store many local files, refs in order. Backends override it to pipeline the
+        reads and batch their lookups (the local store does); semantics as add_file."""
+        return [self.add_file(p, progress) for p in paths]
+
     @abc.abstractmethod
     def add_bytes(self, data: bytes) -> FileRef:
         """Store an in-memory file."""
@@ -64,12 +72,18 @@ class WriteSession(abc.ABC):
     def abort(self) -> None:
         """Drop everything added and not committed."""
 
+    def close(self) -> None:  # optional: a backend without locks has nothing to release
+        """Release what the session still holds after commit (the local store: its shared
+        gc lock). The with block calls it on exit, so a caller that commits a catalog
+        version inside the block keeps gc away until that version exists."""
+
     def __enter__(self) -> WriteSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None or not self.committed:
             self.abort()
+        self.close()
 
     committed: bool = False
 

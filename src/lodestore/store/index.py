@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS files (
     recipe BLOB,              -- concatenated 32-byte chunk digests; NULL: one chunk = the file digest
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
+-- "is there any stored file of this size?": a file no stored file matches in size cannot
+-- be a duplicate, so it is chunked in one pass; otherwise it is hashed first (local.py)
+CREATE INDEX IF NOT EXISTS files_by_size ON files(size);
 CREATE TABLE IF NOT EXISTS statcache (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -115,6 +118,20 @@ class StoreIndex:
                 found.update(r[0] for r in self._db.execute(q, batch))
         return found
 
+    def known_chunks(self, digests: Iterable[bytes]) -> set[bytes]:
+        found: set[bytes] = set()
+        items = list(digests)
+        with self._lock:
+            for i in range(0, len(items), _BATCH):
+                batch = items[i : i + _BATCH]
+                q = f"SELECT digest FROM chunks WHERE digest IN ({','.join('?' * len(batch))})"
+                found.update(r[0] for r in self._db.execute(q, batch))
+        return found
+
+    def has_file_of_size(self, size: int) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM files WHERE size=? LIMIT 1", (size,)).fetchone() is not None
+
     def locate(self, digests: list[bytes]) -> dict[bytes, ChunkLocation]:
         out: dict[bytes, ChunkLocation] = {}
         unique = list(dict.fromkeys(digests))
@@ -159,49 +176,67 @@ class StoreIndex:
     def commit_session(
         self,
         packs: list[tuple[str, int, int]],
-        chunks: list[ChunkLocation],
+        staged: Path | None,
         files: list[tuple[bytes, int, int, bytes | None]],
         stat_entries: list[tuple[str, StatKey, bytes, int]],
+        reused: Iterable[bytes] = (),
     ) -> None:
         """Make a session's packs, chunks and files known, in one transaction.
 
-        INSERT OR IGNORE: a concurrent session may have indexed the same chunk first;
-        its copy wins and ours becomes dead bytes in our pack, reclaimed by gc.
+        Chunk locations come from the session's staging database (`staged`, a SQLite
+        file in its tmp folder, so a session's memory does not grow with its chunks);
+        it is attached for one INSERT ... SELECT. INSERT OR IGNORE: a concurrent session
+        may have indexed the same chunk first; its copy wins and ours becomes dead bytes
+        in our pack, reclaimed by gc. `reused` files get created_at reset (gc's grace
+        period counts from the last write or reuse) in the same transaction: one fsync,
+        not one per file.
         """
         now = time.time()
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if staged is not None:
+                db.execute("ATTACH DATABASE ? AS staged", (str(staged),))
             try:
-                db.executemany(
-                    "INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
-                    [(p, s, n, now) for p, s, n in packs],
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
-                    "VALUES (?,?,?,?,?,?)",
-                    [(c.digest, c.pack_id, c.offset, c.stored_len, c.raw_len, c.codec) for c in chunks],
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?)",
-                    [(d, s, n, r, now) for d, s, n, r in files],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany(
+                        "INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
+                        [(p, s, n, now) for p, s, n in packs],
+                    )
+                    if staged is not None:
+                        db.execute(
+                            "INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
+                            "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM staged.chunks"
+                        )
+                    db.executemany(
+                        "INSERT OR IGNORE INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?)",
+                        [(d, s, n, r, now) for d, s, n, r in files],
+                    )
+                    db.executemany(
+                        "INSERT OR REPLACE INTO statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, "
+                        "recorded_ns) VALUES (?,?,?,?,?,?,?,?)",
+                        [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
+                    )
+                    db.executemany("UPDATE files SET created_at=? WHERE digest=?", [(now, d) for d in reused])
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                if staged is not None:
+                    db.execute("DETACH DATABASE staged")
 
     def touch_files(self, digests: Iterable[bytes]) -> None:
-        """Reset created_at of files a session reused: gc's grace period counts from the
-        last write or reuse, covering the moment before the catalog commits a version."""
+        """Reset created_at of files (see commit_session), in one transaction."""
         now = time.time()
         with self._lock:
-            self._db.executemany("UPDATE files SET created_at=? WHERE digest=?", [(now, d) for d in digests])
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE files SET created_at=? WHERE digest=?", [(now, d) for d in digests])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Escape hatch for maintenance code (gc, fsck) living in this package."""

@@ -16,9 +16,7 @@ name is always complete.
 from __future__ import annotations
 
 import os
-import queue
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,7 @@ FOOTER_MAGIC = b"LODEPKTR"
 RECORD_HEADER = struct.Struct("<32sBII")
 TRAILER_ENTRY = struct.Struct("<32sBQII")
 FOOTER = struct.Struct("<QII8s")
-_FLUSH_AT = 8 * 1024 * 1024
+_FLUSH_AT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,83 +48,96 @@ def pack_path(packs_dir: Path, pack_id: str) -> Path:
 
 
 class PackWriter:
-    """Appends chunks to a new pack; disk writes happen on a background thread so that
-    hashing and chunking the next bytes overlaps with writing these."""
+    """Appends chunks to a new pack, writing with writev from the caller's own buffers.
+
+    No copy and no writer thread: the bytes handed to `append` are kept by reference
+    and written by the next `flush()` (called automatically every _FLUSH_AT bytes), on
+    the calling thread with the GIL released. A caller that reuses its buffer (the
+    chunker's read window) calls `flush()` before reusing it. Measured on 1 GiB: the
+    earlier design (copy into a bytearray, copy again into bytes for a writer thread,
+    4 x 8 MiB queued) cost 2 extra copies of every byte and ~40 MB of peak memory for
+    no gain, since writev into the page cache already runs without the GIL.
+    """
 
     def __init__(self, tmp_path: Path, fsync: bool = True):
         self.tmp_path = tmp_path
         self._fsync = fsync
         self._fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self._pending = bytearray(MAGIC)
+        self._pieces: list[bytes | memoryview] = [MAGIC]
+        self._pending = len(MAGIC)
         self._size = len(MAGIC)
         self.entries: list[PackEntry] = []
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)  # bounds memory: 4 x 8 MiB
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="lodestore-pack-writer", daemon=True)
-        self._thread.start()
 
     @property
     def size(self) -> int:
         return self._size
 
     def append(self, digest: bytes, codec: int, raw_len: int, stored: bytes | memoryview) -> PackEntry:
-        if self._error:
-            raise self._error
         header = RECORD_HEADER.pack(digest, codec, raw_len, len(stored))
-        self._pending += header
         entry = PackEntry(digest, codec, self._size + len(header), raw_len, len(stored))
-        self._pending += stored
-        self._size += len(header) + len(stored)
+        self._pieces.append(header)
+        if len(stored):
+            self._pieces.append(stored)
+        n = len(header) + len(stored)
+        self._size += n
+        self._pending += n
         self.entries.append(entry)
-        if len(self._pending) >= _FLUSH_AT:
-            self._queue.put(bytes(self._pending))
-            self._pending.clear()
+        if self._pending >= _FLUSH_AT:
+            self.flush()
         return entry
 
-    def _drain(self) -> None:
-        while True:
-            block = self._queue.get()
-            if block is None:
-                return
-            if self._error:
-                continue
-            try:
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except BaseException as e:  # reported to the producer on its next call
-                self._error = e
+    def flush(self) -> None:
+        """Write every appended byte; after this the caller may reuse its buffers."""
+        pieces, self._pieces, self._pending = self._pieces, [], 0
+        _writev_all(self._fd, pieces)
 
     def finish(self) -> None:
-        """Write the trailer and footer, flush, fsync and close the temp file."""
+        """Write the trailer and footer, fsync and close the temp file. May run on
+        another thread than append (the session closes full packs in the background)."""
         trailer = zstandard.ZstdCompressor(level=3).compress(
             b"".join(TRAILER_ENTRY.pack(e.digest, e.codec, e.offset, e.raw_len, e.stored_len) for e in self.entries)
         )
         trailer_offset = self._size
-        self._pending += trailer
-        self._pending += FOOTER.pack(trailer_offset, len(trailer), len(self.entries), FOOTER_MAGIC)
+        self._pieces.append(trailer)
+        self._pieces.append(FOOTER.pack(trailer_offset, len(trailer), len(self.entries), FOOTER_MAGIC))
         self._size += len(trailer) + FOOTER.size
-        self._queue.put(bytes(self._pending))
-        self._pending.clear()
-        self._queue.put(None)
-        self._thread.join()
         try:
-            if self._error:
-                raise self._error
+            self.flush()
             if self._fsync:
                 os.fsync(self._fd)
         finally:
             os.close(self._fd)
+            self._fd = -1
 
     def discard(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        try:
+        if self._fd >= 0:
             os.close(self._fd)
-        except OSError:
-            pass
+            self._fd = -1
+        self._pieces = []
         self.tmp_path.unlink(missing_ok=True)
+
+
+def _writev_all(fd: int, pieces: list) -> None:
+    """writev every piece (IOV_MAX = 1024 per call), handling short writes."""
+    i = 0
+    while i < len(pieces):
+        batch = pieces[i : i + 1024]
+        want = sum(len(p) for p in batch)
+        n = os.writev(fd, batch)
+        if n == want:
+            i += len(batch)
+            continue
+        # short write (rare: signals, disk full reported later): finish piece by piece
+        for p in batch:
+            view = memoryview(p)
+            if n >= len(view):
+                n -= len(view)
+                continue
+            view = view[n:]
+            n = 0
+            while view:
+                view = view[os.write(fd, view):]
+        i += len(batch)
 
 
 def read_trailer(path: Path) -> list[PackEntry]:

@@ -1,0 +1,531 @@
+"""Write sessions of the local store: files in, chunks into packs, on both cores.
+
+Two pipelines, each a producer thread and the calling thread as consumer (the GIL is
+released by every heavy step: read, pyfastcdc's cut, blake3 of a chunk, zstd, writev):
+
+- many small files (`add_files`): the producer stats, consults the stat cache, reads
+  and hashes each file; the consumer looks the digests up in batches (one query per
+  batch, not per file), compresses what is new and appends it to the pack;
+- one large file: the producer reads a window, cuts it into chunks and hashes each
+  chunk; the consumer looks the chunk digests up (one query per window), compresses,
+  writes the new chunks straight from the window buffer (writev, no copy), and feeds
+  the whole-file hash. Three 8 MiB window buffers circulate, so memory is bounded
+  whatever the file size.
+
+A large file is hashed first (blake3 on all cores) only when a stored file of the same
+size exists: only then can it be a duplicate, and then it is found by its digest
+without being chunked. Otherwise it is chunked in one pass.
+
+Crash-safe write order: see local.py. The session holds the store's shared gc lock
+from its start until `close()` (the with block's end), so a caller that commits a
+catalog version inside the block is never raced by a sweep (gc's grace period is then
+only a backstop for writers the lock cannot see).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import socket
+import stat as stat_mod
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import blake3
+
+from lodestore.errors import FileChangedError, InvalidInputError, SourceFileNotFoundError
+from lodestore.store import codec
+from lodestore.store.base import FileRef, ProgressCallback, WriteSession
+from lodestore.store.chunking import cut_window, make_chunker
+from lodestore.store.index import StatKey
+from lodestore.store.layout import CHUNK_MAX, PACK_TARGET_SIZE, READ_WINDOW, WHOLE_FILE_LIMIT
+from lodestore.store.packs import PackWriter, pack_path
+from lodestore.store.staging import StagedChunks
+
+if TYPE_CHECKING:
+    from lodestore.store.local import LocalContentStore
+
+DIGEST_LEN = 32
+# Git's racy-timestamp rule: a stat-cache entry is trusted only if the file's mtime is
+# more than this long before the moment the file was *about to be read* (recorded_ns):
+# a rewrite after the read that kept size, mtime and ctime (a coarse timestamp tick)
+# would then have an mtime at least this close to recorded_ns. 2 s covers coarse
+# filesystems (FAT: 2 s, ext3/HFS+: 1 s).
+RACY_WINDOW_NS = 2_000_000_000
+_BATCH_FILES = 128  # small files per hand-off between the producer and the consumer
+_BATCH_BYTES = 4 * 1024 * 1024
+_QUEUE_BATCHES = 4  # bounds read-ahead memory: ~4 x 4 MiB
+_WINDOW_BUFFERS = 3  # large files: one being filled, one being written, one spare
+_LARGE = object()  # marker: a file the consumer streams itself
+_MISSING = object()
+
+
+def stat_key(st: os.stat_result) -> StatKey:
+    return StatKey(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+class LocalWriteSession(WriteSession):
+    """Adds files to the store; see the module docstring."""
+
+    def __init__(self, store: LocalContentStore):
+        from lodestore.store.maintenance import acquire_store_lock  # maintenance imports packs
+
+        self.store = store
+        self.id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._lock_fd = acquire_store_lock(store.root, exclusive=False)
+        # a session dropped without close() must not hold the gc lock for the process's life
+        self._release = weakref.finalize(self, os.close, self._lock_fd)
+        self.dir = store.tmp_dir / self.id
+        self.dir.mkdir()
+        (self.dir / "owner.json").write_text(
+            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+        )
+        self.committed = False
+        self._closed = False
+        self._chunker = make_chunker()
+        self._writer: PackWriter | None = None
+        self._pack_id: str | None = None
+        self._open: set[bytes] = set()  # chunks of the current pack, not yet staged
+        self._staged = StagedChunks(self.dir / "staged.db")
+        self._packs: list[tuple[str, PackWriter, int, Future]] = []
+        self._new_files: dict[bytes, tuple[int, int, bytes | None]] = {}
+        self._new_sizes: set[int] = set()
+        self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
+        self._stat_entries: list[tuple[str, StatKey, bytes, int]] = []
+        self._statcache: dict[str, tuple[StatKey, bytes, int] | None] = {}
+        # full packs are closed (trailer + fsync) on their own thread
+        self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
+
+    # --- stat cache -------------------------------------------------------------
+    def prefetch_stat_cache(self, paths: list[str]) -> None:
+        """Load stat-cache entries for many files in one query per 900 (add_dir of 20,000
+        files); a path without an entry is remembered as such, not asked again."""
+        paths = [os.path.abspath(p) for p in paths]
+        found = self.store.index.statcache_lookup(paths)
+        for p in paths:
+            self._statcache[p] = found.get(p)
+
+    def _cached_digest(self, path: str, key: StatKey) -> bytes | None:
+        """The digest the stat cache vouches for, or None (absent, changed or racy)."""
+        entry = self._statcache.get(path, _MISSING)
+        if entry is _MISSING:
+            entry = self.store.index.statcache_lookup([path]).get(path)
+        if entry is None:
+            return None
+        cached_key, digest, recorded_ns = entry
+        if cached_key != key or key.mtime_ns >= recorded_ns - RACY_WINDOW_NS:
+            return None
+        return digest
+
+    # --- adding -----------------------------------------------------------------
+    def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
+        return self.add_files([path], progress)[0]
+
+    def add_files(self, paths, progress: ProgressCallback | None = None) -> list[FileRef]:
+        """Store many files; returns their refs in order. Raises on the first file that
+        is missing, not regular, or changes while read (nothing is stored for it)."""
+        self._check_open()
+        paths = [os.path.abspath(os.fspath(p)) for p in paths]
+        unseen = [p for p in paths if p not in self._statcache]
+        if len(unseen) > 1:
+            self.prefetch_stat_cache(unseen)
+        refs: list[FileRef] = []
+        for batch in self._probes(paths):
+            refs.extend(self._consume(batch, progress))
+        return refs
+
+    def _probe(self, path: str) -> tuple:
+        """(path, key, digest | None, data | None | _LARGE, recorded_ns): runs on the producer."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise SourceFileNotFoundError(f"no such file: {path}") from None
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise InvalidInputError(f"{path} is not a regular file")
+        key = stat_key(st)
+        cached = self._cached_digest(path, key)
+        if cached is not None:
+            return path, key, cached, None, 0
+        if st.st_size > WHOLE_FILE_LIMIT:
+            return path, key, None, _LARGE, 0
+        return self._read_small(path, key)
+
+    def _read_small(self, path: str, key: StatKey) -> tuple:
+        recorded = time.time_ns()  # before the read: see RACY_WINDOW_NS
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # removed between stat and open
+            raise SourceFileNotFoundError(f"no such file: {path}") from None
+        try:
+            data = os.read(fd, key.size + 1)
+            while len(data) <= key.size:  # a regular file reads whole unless it changed
+                more = os.read(fd, key.size + 1 - len(data))
+                if not more:
+                    break
+                data += more
+            after = stat_key(os.fstat(fd))
+        finally:
+            os.close(fd)
+        if len(data) != key.size or after != key:
+            raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+        return path, key, blake3.blake3(data).digest(), data, recorded
+
+    def _probes(self, paths: list[str]) -> Iterator[list[tuple]]:
+        """Batches of probes, in order; a producer thread reads ahead of the consumer."""
+        if len(paths) <= 4:
+            yield [self._probe(p) for p in paths]
+            return
+        ready: queue.Queue = queue.Queue(maxsize=_QUEUE_BATCHES)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                batch, size = [], 0
+                for p in paths:
+                    if stop.is_set():
+                        return
+                    probe = self._probe(p)
+                    batch.append(probe)
+                    size += probe[1].size if probe[3] is not None and probe[3] is not _LARGE else 0
+                    if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES or probe[3] is _LARGE:
+                        _put(ready, batch, stop)
+                        batch, size = [], 0
+                if batch:
+                    _put(ready, batch, stop)
+                _put(ready, None, stop)
+            except BaseException as e:  # noqa: BLE001 (handed to the consumer, raised there)
+                _put(ready, e, stop)
+
+        t = threading.Thread(target=produce, name="lodestore-read", daemon=True)
+        t.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            _drain(ready)
+            t.join()
+
+    def _consume(self, batch: list[tuple], progress: ProgressCallback | None) -> list[FileRef]:
+        new_files = self._new_files
+        asked = [p[2] for p in batch if p[2] is not None and p[2] not in new_files]
+        known = self.store.index.known_files(asked) if asked else set()
+        unknown = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE
+                   and p[2] not in known and p[2] not in new_files]
+        absent = set(self._unknown_chunks(unknown)) if unknown else set()
+        refs = []
+        for path, key, digest, data, recorded in batch:
+            if data is None and digest not in new_files and digest not in known:
+                # the stat cache names a file the store no longer has (gc): read it again
+                if key.size > WHOLE_FILE_LIMIT:
+                    data = _LARGE
+                else:
+                    path, key, digest, data, recorded = self._read_small(path, key)
+                    if digest not in new_files:
+                        if self.store.index.known_files([digest]):
+                            known.add(digest)
+                        else:
+                            absent.update(self._unknown_chunks([digest]))
+            if data is _LARGE:
+                digest, recorded = self._add_large(path, key, progress)
+            else:
+                if digest in new_files:
+                    pass
+                elif digest in known:
+                    self._reused.add(digest)
+                elif data is not None:
+                    if digest in absent:
+                        absent.discard(digest)
+                        self._append(digest, data)
+                    new_files[digest] = (len(data), 1, None)
+                    self._new_sizes.add(len(data))
+                if progress:
+                    progress(key.size)
+            if recorded:  # read now (not a stat-cache hit): remember it
+                self._stat_entries.append((path, key, digest, recorded))
+            refs.append(FileRef(digest.hex(), key.size))
+        return refs
+
+    def add_bytes(self, data: bytes) -> FileRef:
+        self._check_open()
+        data = bytes(data)
+        digest = blake3.blake3(data).digest()
+        if digest in self._new_files or self.store.index.file_row(digest) is not None:
+            if digest not in self._new_files:
+                self._reused.add(digest)
+            return FileRef(digest.hex(), len(data))
+        view = memoryview(data)
+        if len(data) <= WHOLE_FILE_LIMIT:
+            if self._unknown_chunks([digest]):
+                self._append(digest, view)
+            entry = (len(data), 1, None)
+        else:
+            pieces, pos = [], 0
+            for piece in cut_window(self._chunker, view, final=True):
+                pieces.append((pos, pos + len(piece), blake3.blake3(piece).digest()))
+                pos += len(piece)
+            recipe = self._store_window(view, pieces)
+            entry = (len(data), len(recipe) // DIGEST_LEN, bytes(recipe))
+        self._new_files[digest] = entry
+        self._new_sizes.add(len(data))
+        return FileRef(digest.hex(), len(data))
+
+    # --- large files -------------------------------------------------------------
+    def _add_large(self, path: str, key: StatKey, progress: ProgressCallback | None) -> tuple[bytes, int]:
+        recorded = time.time_ns()
+        try:
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            raise SourceFileNotFoundError(f"no such file: {path}") from None
+        with f:
+            if stat_key(os.fstat(f.fileno())) != key:
+                raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+            digest = None
+            if key.size in self._new_sizes or self.store.index.has_file_of_size(key.size):
+                digest = _hash_stream(f)
+                if digest in self._new_files or self.store.index.known_files([digest]):
+                    if stat_key(os.fstat(f.fileno())) != key:
+                        raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+                    if digest not in self._new_files:
+                        self._reused.add(digest)
+                    if progress:
+                        progress(key.size)
+                    return digest, recorded
+                f.seek(0)
+            digest, recipe = self._chunk_stream(f, key.size, digest, progress)
+            if stat_key(os.fstat(f.fileno())) != key:
+                # What was read may be a torn mix of two states: it must not become a file of
+                # this session (its chunks are valid by digest; unreferenced, gc reclaims them).
+                raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+        if digest not in self._new_files:
+            if self.store.index.known_files([digest]):
+                self._reused.add(digest)
+            else:
+                self._new_files[digest] = (key.size, len(recipe) // DIGEST_LEN, bytes(recipe))
+                self._new_sizes.add(key.size)
+        return digest, recorded
+
+    def _chunk_stream(self, f, size: int, digest: bytes | None, progress) -> tuple[bytes, bytearray]:
+        """Chunk a file on two threads (see the module docstring). `digest`: the file's
+        digest if it was hashed first, else computed here in the same pass."""
+        whole = blake3.blake3() if digest is None else None
+        free: queue.Queue = queue.Queue()
+        for _ in range(_WINDOW_BUFFERS):
+            free.put(bytearray(READ_WINDOW + CHUNK_MAX))
+        ready: queue.Queue = queue.Queue(maxsize=_WINDOW_BUFFERS)
+        stop = threading.Event()
+        chunker = self._chunker
+
+        def produce() -> None:
+            try:
+                tail, total = b"", 0
+                while True:
+                    buf = _get(free, stop)
+                    if buf is None:
+                        return
+                    view = memoryview(buf)
+                    carry = len(tail)
+                    view[:carry] = tail
+                    n = f.readinto(view[carry : carry + READ_WINDOW])
+                    total += n
+                    final = n == 0 or total >= size
+                    window = view[: carry + n]
+                    pieces, pos = [], 0
+                    for piece in cut_window(chunker, window, final):
+                        pieces.append((pos, pos + len(piece), blake3.blake3(piece).digest()))
+                        pos += len(piece)
+                    tail = b"" if final else bytes(window[pos:])  # < CHUNK_MAX, copied: buf goes back
+                    _put(ready, (buf, window, carry, n, pieces), stop)
+                    if final:
+                        break
+                if total != size or f.read(1):
+                    raise FileChangedError(f"{f.name} changed size while it was being read; nothing was stored for it")
+                _put(ready, None, stop)
+            except BaseException as e:  # noqa: BLE001 (handed to the consumer, raised there)
+                _put(ready, e, stop)
+
+        t = threading.Thread(target=produce, name="lodestore-chunk", daemon=True)
+        t.start()
+        recipe = bytearray()
+        try:
+            while True:
+                item = ready.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                buf, window, carry, n, pieces = item
+                if whole is not None:
+                    whole.update(window[carry : carry + n])
+                recipe += self._store_window(window, pieces)
+                if self._writer is not None:
+                    self._writer.flush()  # the pack holds views of buf: write them before reuse
+                free.put(buf)
+                if progress and n:
+                    progress(n)
+        finally:
+            stop.set()
+            _drain(ready)
+            t.join()
+        return (whole.digest() if whole is not None else digest), recipe
+
+    def _store_window(self, window: memoryview, pieces: list[tuple[int, int, bytes]]) -> bytearray:
+        """Append the new chunks among `pieces` ((start, end, digest) in `window`)."""
+        absent = set(self._unknown_chunks([d for _, _, d in pieces]))
+        recipe = bytearray()
+        for start, end, d in pieces:
+            recipe += d
+            if d in absent:
+                absent.discard(d)  # a chunk repeated inside the window is stored once
+                self._append(d, window[start:end])
+        return recipe
+
+    # --- chunks and packs ----------------------------------------------------------
+    def _unknown_chunks(self, digests: list[bytes]) -> list[bytes]:
+        """Digests neither this session nor the index holds (two queries, any count)."""
+        todo = [d for d in dict.fromkeys(digests) if d not in self._open]
+        todo = self._staged.unknown(todo)
+        if todo:
+            known = self.store.index.known_chunks(todo)
+            if known:
+                todo = [d for d in todo if d not in known]
+        return todo
+
+    def _append(self, digest: bytes, raw: memoryview | bytes) -> None:
+        codec_id, stored = codec.encode(raw)
+        writer = self._writer
+        if writer is None:
+            self._pack_id = uuid.uuid4().hex
+            writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync)
+        writer.append(digest, codec_id, len(raw), stored)
+        self._open.add(digest)
+        if writer.size >= PACK_TARGET_SIZE:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """Stage the full pack's locations and close it on a helper thread."""
+        writer, pack_id = self._writer, self._pack_id
+        self._writer = self._pack_id = None
+        writer.flush()
+        self._staged.add(pack_id, writer.entries)
+        self._open = set()
+        self._packs.append((pack_id, writer, len(writer.entries), self._finish_pool.submit(_finish, writer)))
+
+    # --- commit / abort / close ---------------------------------------------------
+    def commit(self) -> None:
+        self._check_open()
+        if self._writer is not None:
+            self._rotate()
+        packs = []
+        dirs_touched = set()
+        for pack_id, writer, count, fut in self._packs:
+            fut.result()
+            final = pack_path(self.store.packs_dir, pack_id)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(writer.tmp_path, final)
+            dirs_touched.add(final.parent)
+            packs.append((pack_id, writer.size, count))
+        if self.store.fsync:
+            for d in dirs_touched:
+                _fsync_dir(d)
+        self._staged.close()
+        self.store.index.commit_session(
+            packs, self._staged.path if packs else None,
+            [(d, s, n, r) for d, (s, n, r) in self._new_files.items()], self._stat_entries, self._reused,
+        )
+        self.committed = True
+        self._cleanup()
+
+    def abort(self) -> None:
+        if not self._closed:
+            if self._writer is not None:
+                self._writer.discard()
+            self._writer = None
+            for _, _, _, fut in self._packs:
+                try:
+                    fut.result()
+                except Exception:  # noqa: BLE001, S110 (the pack is thrown away; its write error is moot)
+                    pass
+            self._cleanup()
+        self.close()
+
+    def close(self) -> None:
+        """Release the shared gc lock (idempotent). After commit, the caller closes once
+        whatever refers to the new digests (a catalog version) is committed."""
+        self._release()
+
+    def _cleanup(self) -> None:
+        self._closed = True
+        self._staged.close()
+        self._finish_pool.shutdown(wait=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidInputError("this write session is already committed or aborted")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.committed:
+            self.abort()
+        self.close()
+
+
+def _finish(writer: PackWriter) -> None:
+    writer.finish()
+    writer.entries = []  # staged already; the trailer is written
+
+
+def _hash_stream(f) -> bytes:
+    """Whole-file blake3 on every core (blake3's own threads), 8 MiB reads."""
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    buf = bytearray(READ_WINDOW)
+    view = memoryview(buf)
+    while n := f.readinto(buf):
+        hasher.update(view[:n])
+    return hasher.digest()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return None
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _fsync_dir(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,57 @@
+"""Chunk locations of a write session, staged on disk until the session commits.
+
+A session that writes 100 GiB writes ~1.3 million chunks; keeping their locations in
+memory until commit (the earlier design) grew ~280 bytes per chunk without bound. They
+go instead into a small SQLite file in the session's own tmp folder, flushed once per
+pack: memory stays flat, the commit moves them into the index with one
+``INSERT ... SELECT`` (index.commit_session), and a crashed session's file goes away
+with its tmp folder (gc removes stale sessions). Nothing here needs to survive a power
+cut, so the file is written without journal or fsync.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from lodestore.store.packs import PackEntry
+
+_BATCH = 900
+
+
+class StagedChunks:
+    def __init__(self, path: Path):
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS chunks (digest BLOB PRIMARY KEY, pack_id TEXT NOT NULL, "
+            "offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, "
+            "codec INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        self.count = 0
+
+    def add(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
+        self._db.execute("BEGIN")
+        cur = self._db.executemany(
+            "INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?,?)",
+            [(e.digest, pack_id, e.offset, e.stored_len, e.raw_len, e.codec) for e in entries],
+        )
+        self.count += max(cur.rowcount, 0)
+        self._db.execute("COMMIT")
+
+    def unknown(self, digests: list[bytes]) -> list[bytes]:
+        """The digests of `digests` not staged here (order kept)."""
+        if not self.count or not digests:
+            return digests
+        found: set[bytes] = set()
+        for i in range(0, len(digests), _BATCH):
+            batch = digests[i : i + _BATCH]
+            q = f"SELECT digest FROM chunks WHERE digest IN ({','.join('?' * len(batch))})"
+            found.update(r[0] for r in self._db.execute(q, batch))
+        return [d for d in digests if d not in found] if found else digests
+
+    def close(self) -> None:
+        self._db.close()
