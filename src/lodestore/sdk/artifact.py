@@ -46,8 +46,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class _PendingFile:
-    source: Path  # absolute path of the bytes to store
+    source: str | Path  # absolute path of the bytes to store (a str from add_dir: cheaper)
     staged: bool = False  # written through new_file (lives in a staging folder)
+
+
+def _plain_entry(entry: str) -> bool:
+    """True if `entry` (a normalized prefix + names joined by '/' from a directory walk)
+    is already what normalize_entry_path would return: no backslash, no drive-letter
+    look, not blank, no name that could pass 255 UTF-8 bytes (< 64 characters cannot),
+    within the length limit. Walked names are never '', '.', '..' and hold no '/' or NUL.
+    Calling the full rules only for the rare rest cut add_dir of 20,000 files by ~0.13 s."""
+    if "\\" in entry or entry[1:2] == ":" or not entry.strip() or len(entry) > 4096:
+        return False
+    return len(entry) < 64 or max(map(len, entry.split("/"))) < 64
 
 
 class ArtifactEntry:
@@ -173,11 +184,14 @@ class Artifact:
             keep = None
         prefix = normalize_entry_path(name) + "/" if name else ""
         added: dict[str, _PendingFile] = {}
+        pending = self._pending
         for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
             if keep is not None and not keep(rel):
                 continue
-            entry = normalize_entry_path(prefix + rel)
-            if entry in self._pending or entry in added:
+            entry = prefix + rel
+            if not _plain_entry(entry):
+                entry = normalize_entry_path(entry)  # the naming rules decide, and explain
+            if entry in pending or entry in added:
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
             added[entry] = _PendingFile(path)
         self._pending.update(added)
@@ -283,7 +297,7 @@ class Artifact:
     def size(self) -> int:
         if self._record:
             return self._record.size
-        return sum(p.source.stat().st_size for p in self._pending.values())
+        return sum(os.stat(p.source).st_size for p in self._pending.values())
 
     @property
     def file_count(self) -> int:
@@ -358,30 +372,31 @@ class Artifact:
             raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
                                     f"{', '.join(still_open)} (use `with art.new_file(...) as f:`)")
         total = 0
-        for p in self._pending.values():
-            try:
-                total += p.source.stat().st_size
-            except FileNotFoundError:
-                raise SourceFileNotFoundError(f"{p.source} disappeared before it was logged") from None
-        entries: list[ManifestEntry] = []
-        with repo.store.session() as session, ui.byte_progress(f"log {self._name}", total) as advance:
-            if hasattr(session, "prefetch_stat_cache"):
-                session.prefetch_stat_cache([str(p.source) for p in self._pending.values() if not p.staged])
-            for path, pending in sorted(self._pending.items()):
+        if ui.interactive():  # only a drawn bar needs the total: no second stat per file otherwise
+            for p in self._pending.values():
                 try:
-                    ref = session.add_file(pending.source, progress=advance)
-                except NotFoundError:
-                    raise SourceFileNotFoundError(f"{pending.source} disappeared before it was logged") from None
-                entries.append(ManifestEntry(path, ref.digest, ref.size))
+                    total += os.stat(p.source).st_size
+                except FileNotFoundError:
+                    raise SourceFileNotFoundError(f"{p.source} disappeared before it was logged") from None
+        items = sorted(self._pending.items())
+        with repo.store.session() as session, ui.byte_progress(f"log {self._name}", total) as advance:
+            try:
+                refs = session.add_files([p.source for _, p in items], progress=advance)
+            except SourceFileNotFoundError as e:
+                raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
+            entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(items, refs)]
             session.commit()
-        result = repo.catalog.commit_version(NewVersion(
-            project=project, name=self._name, type=self._type, entries=entries,
-            digest=manifest_digest(entries), description=self.description, metadata=self._metadata,
-            tags=list(self._tags), aliases=wanted_aliases, run_id=run_id,
-            ttl_seconds=int(self._ttl.total_seconds()) if self._ttl is not None else None,
-        ))
+            # Still inside the session: its shared gc lock keeps `lode gc` from sweeping
+            # these bytes (new, or re-used and unreferenced) until the version exists.
+            result = repo.catalog.commit_version(NewVersion(
+                project=project, name=self._name, type=self._type, entries=entries,
+                digest=manifest_digest(entries), description=self.description, metadata=self._metadata,
+                tags=list(self._tags), aliases=wanted_aliases, run_id=run_id,
+                ttl_seconds=int(self._ttl.total_seconds()) if self._ttl is not None else None,
+            ))
         if not result.created:
-            ui.notice(f"content identical to {result.version.qualified_name}; no new version was created")
+            ui.notice(_identical_notice(result.version, self.description, self._metadata, self._tags,
+                                        wanted_aliases))
         self._bind(repo, result.version)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
@@ -699,4 +714,26 @@ def make_read_only(path: Path) -> None:
 
 def iter_draft_entries(art: Artifact) -> Iterator[tuple[str, Path]]:
     for path, pending in sorted(art._pending.items()):
-        yield path, pending.source
+        yield path, Path(pending.source)
+
+
+def _identical_notice(existing: VersionRecord, description: str | None, metadata: dict[str, Any],
+                      tags: list[str], aliases: list[str]) -> str:
+    """Logging content identical to a version makes no new version; the draft's aliases
+    move to it, but its description, metadata and tags are not applied: say which."""
+    ignored = []
+    if description is not None and description != existing.description:
+        ignored.append(f"description {description!r}")
+    changed = sorted(k for k, v in metadata.items() if existing.metadata.get(k, object()) != v)
+    if changed:
+        ignored.append("metadata " + ", ".join(repr(k) for k in changed))
+    new_tags = [t for t in tags if t not in existing.tags]
+    if new_tags:
+        ignored.append("tags " + ", ".join(new_tags))
+    msg = f"content identical to {existing.qualified_name}; no new version was created"
+    if aliases:
+        msg += f" (aliases {', '.join(aliases)} now point at it)"
+    if ignored:
+        msg += (f"; not applied: {'; '.join(ignored)} (edit {existing.qualified_name} and call save() "
+                "to change them)")
+    return msg
