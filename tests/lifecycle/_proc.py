@@ -1,7 +1,12 @@
 """Worker process for lifecycle tests (real processes, no mocks).
 
-    _proc.py writer ROOT NAME COUNT SEED   log COUNT versions; prints "COMMITTED <index> <sha>" per version
-    _proc.py gc ROOT GRACE LOOPS           run gc LOOPS times
+    _proc.py writer ROOT NAME COUNT SEED [SECONDS]
+        log COUNT versions (or, with SECONDS, keep logging until that long has passed);
+        permanently delete every other one (garbage for gc); prints "COMMITTED <version>
+        <sha> <time>" per kept version and "WRITER DONE <time>" at the end
+    _proc.py gc ROOT GRACE LOOPS [SECONDS]
+        run gc LOOPS times (or until SECONDS have passed); prints "FREED <bytes> <time>"
+        for each run that deleted bytes, then "GC DONE <total>"
     _proc.py purge ROOT REF                permanent delete of REF
     _proc.py put ROOT NAME SEED SIZE       log one version
 """
@@ -25,9 +30,14 @@ def main() -> None:
     repo = Repository.open(root)
     if mode == "writer":
         name, count, seed = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        until = time.time() + float(sys.argv[6]) if len(sys.argv) > 6 else None
         rng = random.Random(seed)
         shared = rng.randbytes(300_000)  # dedups against earlier versions (and other writers' data)
-        for i in range(count):
+        i = -1
+        while True:
+            i += 1
+            if (until is None and i >= count) or (until is not None and time.time() >= until and i >= count):
+                break
             folder = root.parent / f"w-{seed}-{i}"
             folder.mkdir(parents=True)
             (folder / "shared.bin").write_bytes(shared)
@@ -43,12 +53,19 @@ def main() -> None:
                 lifecycle.delete_version(repo, art._record, permanent=True)
                 print(f"PURGED {art.version}", flush=True)
             else:
-                print(f"COMMITTED {art.version} {h.hexdigest()}", flush=True)
+                print(f"COMMITTED {art.version} {h.hexdigest()} {time.time()}", flush=True)
+        print(f"WRITER DONE {time.time()}", flush=True)
     elif mode == "gc":
         grace, loops = float(sys.argv[3]), int(sys.argv[4])
+        until = time.time() + float(sys.argv[5]) if len(sys.argv) > 5 else None
         freed = 0
-        for _ in range(loops):
-            freed += lifecycle.gc(repo, grace=grace, repack_threshold=0.3).bytes_freed
+        n = 0
+        while (n < loops) if until is None else (time.time() < until):
+            n += 1
+            got = lifecycle.gc(repo, grace=grace, repack_threshold=0.3).bytes_freed
+            if got > 0:
+                print(f"FREED {got} {time.time()}", flush=True)
+            freed += got
             time.sleep(0.05)
         print(f"GC DONE {freed}", flush=True)
     elif mode == "purge":

@@ -124,13 +124,13 @@ def test_fsck_repair_quarantines_and_marks_broken(repo, lode, store, tmp_path):
 
 
 def test_rebuild_index_from_packs(repo, tmp_path):
-    from lodestore.store import maintenance
+    from lodestore.store import integrity
 
     data = os.urandom(600_000)
     art = log(repo, "animals", {"a.bin": data, "b.txt": b"hello"})
     repo.store.index.execute("DELETE FROM chunks")
     assert not lifecycle.fsck(repo)["ok"]
-    done = maintenance.rebuild_index(repo.store)
+    done = integrity.rebuild_index(repo.store)
     assert done["chunks"] >= 2
     assert lifecycle.fsck(repo)["ok"]
     assert content(art, tmp_path) == {"a.bin": data, "b.txt": b"hello"}
@@ -155,6 +155,50 @@ def test_missing_pack_and_orphans(repo, lode, store):
     repo = Repository.open(store)
     states = sorted(v.state for n in ("animals", "birds") for v in repo.catalog.list_versions("zoo", n))
     assert states == ["broken", "live"]
+
+
+def test_manifest_file_missing_from_the_store(repo, lode, store, tmp_path):
+    """A file a manifest names but the store does not know (its index row is gone)."""
+    a = log(repo, "animals", {"a.bin": os.urandom(50_000)})
+    b = log(repo, "birds", {"b.bin": b"fine"})
+    digest = a.files()[0].digest
+    repo.store.index.execute("DELETE FROM files WHERE digest=?", [bytes.fromhex(digest)])
+    repo.close()
+    r = lode("fsck", "--json")
+    assert r.code == 6
+    assert r.json()["missing_files"] == [digest] and r.json()["affected_versions"] == ["zoo/animals:v0"]
+    assert r.json()["bad_files"] == []  # the store itself is consistent
+    r = lode("fsck", "--repair", "--json")
+    assert r.code == 0
+    assert r.json()["repaired"]["marked_broken"] == ["zoo/animals:v0"]
+    after = r.json()["repaired"]["after"]
+    assert after["ok"] and after["known_broken_versions"] == ["zoo/animals:v0"] and not after["missing_files"]
+    repo = Repository.open(store)
+    assert content(Artifact._from_record(repo, repo.catalog.get_version("zoo", "birds", "v0")), tmp_path) == {
+        "b.bin": b"fine"}
+    assert b.version == "v0"
+
+
+def test_bad_index_entry_is_rebuilt_from_the_pack(repo, lode, store, tmp_path):
+    """An index row pointing at the wrong offset: fsck reports it; the pack's bytes are
+    fine, so repair rebuilds the index and no version is lost."""
+    data = {"a.bin": os.urandom(100_000), "b.bin": os.urandom(100_000)}
+    art = log(repo, "animals", data)
+    digest = art.files()[0].digest  # a small file is one chunk: its digest is the chunk's
+    repo.store.index.execute("UPDATE chunks SET offset = offset + 7 WHERE digest=?", [bytes.fromhex(digest)])
+    repo.close()
+    r = lode("fsck", "--json")
+    assert r.code == 6
+    assert r.json()["bad_index_entries"] == [digest]
+    assert r.json()["affected_versions"] == ["zoo/animals:v0"]
+    r = lode("fsck", "--repair", "--json")
+    assert r.code == 0
+    rep = r.json()["repaired"]
+    assert rep["marked_broken"] == [] and rep["lost_files"] == [] and rep["salvaged_chunks"] == 2
+    assert rep["after"]["ok"] and not rep["after"]["known_broken_versions"]
+    repo = Repository.open(store)
+    rec = repo.catalog.get_version("zoo", "animals", "v0")
+    assert rec.state == "live" and content(Artifact._from_record(repo, rec), tmp_path) == data
 
 
 def test_unknown_and_purged(repo):

@@ -36,7 +36,7 @@ def test_gc_keeps_soft_deleted_until_purged(repo, tmp_path, lode):
     assert r.code == 0 and "would remove 1 unreferenced file" in r.out
     assert _files_on_disk(repo) == before  # dry run changed nothing
     r = lode("gc", "--grace", "0")
-    assert r.code == 0 and "plan:" in r.out and "done: freed" in r.out
+    assert r.code == 0 and "plan:" in r.out and "done:\n  freed 1.0 MB on disk now" in r.out
     assert _files_on_disk(repo) < before - MB * 0.9
     assert list(content(v1, tmp_path)) == ["b.bin"]
     assert lifecycle.fsck(repo)["ok"]
@@ -110,28 +110,39 @@ def test_gc_blocks_while_a_session_is_open(repo):
 
 
 def test_gc_concurrent_with_writers(repo, store, tmp_path):
-    """Real processes: two writers log (and purge half of) versions while gc loops with a
-    tiny grace period; every version a writer committed materializes byte-identical."""
-    log(repo, "animals", {"seed.bin": os.urandom(300_000)})
-    repo.close()
-    writers = [spawn("writer", store, f"w{i}", 8, i) for i in range(2)]
-    gcs = spawn("gc", store, 0.5, 25)
-    committed = []
-    for w in writers:
-        out, err = w.communicate(timeout=120)
-        assert w.returncode == 0, err
-        committed += [(f"w{writers.index(w)}", line.split()[1], line.split()[2])
-                      for line in out.splitlines() if line.startswith("COMMITTED")]
-    out, err = gcs.communicate(timeout=120)
-    assert gcs.returncode == 0, err
-    assert int(out.split()[-1]) > 0  # gc did reclaim bytes while the writers ran
-    assert len(committed) == 8
+    """Real processes: two writers log for several seconds (well past the gc grace),
+    permanently deleting every other version they write, while gc sweeps in a loop.
+    gc must free bytes while the writers are still writing, and every version a writer
+    committed must materialize byte-identical afterwards."""
+    import hashlib
+    import time
+
     from lodestore.sdk.repository import Repository
 
+    log(repo, "animals", {"seed.bin": os.urandom(300_000)})
+    repo.close()
+    grace, seconds = 0.5, 6.0
+    start = time.time()
+    writers = [spawn("writer", store, f"w{i}", 4, i, seconds) for i in range(2)]
+    gcs = spawn("gc", store, grace, 0, seconds + 1)
+    committed, writer_done = [], []
+    for i, w in enumerate(writers):
+        out, err = w.communicate(timeout=180)
+        assert w.returncode == 0, err
+        for line in out.splitlines():
+            if line.startswith("COMMITTED"):
+                committed.append((f"w{i}", line.split()[1], line.split()[2]))
+            elif line.startswith("WRITER DONE"):
+                writer_done.append(float(line.split()[2]))
+    out, err = gcs.communicate(timeout=180)
+    assert gcs.returncode == 0, err
+    freed_at = [float(line.split()[2]) for line in out.splitlines() if line.startswith("FREED")]
+    assert len(writer_done) == 2 and min(writer_done) - start > 3 * grace  # writers ran well past the grace
+    during = [t for t in freed_at if t < min(writer_done)]
+    assert during, f"no sweep freed bytes while writers ran (frees at {freed_at}, writers done {writer_done})"
+    assert len(committed) >= 4
     repo = Repository.open(store)
     lifecycle.gc(repo, grace=0)  # a final sweep with writers gone
-    import hashlib
-
     for name, version, sha in committed:
         rec = repo.catalog.get_version("zoo", name, version)
         files = content(Artifact._from_record(repo, rec), tmp_path)
@@ -140,6 +151,76 @@ def test_gc_concurrent_with_writers(repo, store, tmp_path):
             h.update(path.encode() + b"\0" + files[path])
         assert h.hexdigest() == sha, f"{name}:{version} lost bytes"
     assert lifecycle.fsck(repo)["ok"]
+
+
+def test_gc_counts_bytes_once_and_says_what_waits(repo, lode):
+    """A retired pack stays for readers: the gc that retires it says so (freed 0 now),
+    the gc that deletes it counts it; nothing is counted twice."""
+    import time
+
+    log(repo, "animals", {"a.bin": os.urandom(MB)})
+    log(repo, "animals", {"b.bin": os.urandom(1000)})
+    lode("rm", "zoo/animals:v0", "--permanent")
+    time.sleep(0.4)
+    before = _files_on_disk(repo)
+    r = lode("gc", "--grace", "0.3", "--json")
+    assert r.code == 0, r.err
+    plan, result = r.json()["plan"], r.json()["result"]
+    assert plan["bytes_freed"] == 0 and plan["bytes_retired"] > MB * 0.99
+    assert result["bytes_freed"] == 0 and result["bytes_retired"] == plan["bytes_retired"]
+    assert _files_on_disk(repo) == before  # nothing deleted yet, and nothing claimed
+    r = lode("gc", "--grace", "0.3")
+    assert "freed 0 B on disk now" in r.out and "still inside the" in r.out
+    time.sleep(0.35)
+    r = lode("gc", "--grace", "0.3", "--json").json()["result"]
+    assert r["bytes_freed"] == before - _files_on_disk(repo) > MB * 0.99
+    r = lode("gc", "--grace", "0.3", "--json").json()["result"]
+    assert r["bytes_freed"] == r["bytes_retired"] == r["bytes_pending"] == 0
+
+
+def test_default_grace_holds_fresh_bytes_and_says_why(repo, lode):
+    log(repo, "animals", {"a.bin": os.urandom(MB)})
+    log(repo, "animals", {"b.bin": os.urandom(1000)})
+    lode("rm", "zoo/animals:v0", "--permanent")
+    before = _files_on_disk(repo)
+    r = lode("gc")
+    assert r.code == 0
+    assert "held back: 1.0 MB" in r.out and "10 min" in r.out and "--grace 0" in r.out
+    assert _files_on_disk(repo) == before
+    j = lode("gc", "--dry-run", "--json").json()
+    assert j["dry_run"] and j["result"] is None
+    assert j["plan"]["bytes_held_by_grace"] > MB * 0.99 and j["plan"]["grace_seconds"] == 600
+    r = lode("gc", "--grace", "0")
+    assert "freed 1.0 MB on disk now" in r.out and "held back" not in r.out
+    assert _files_on_disk(repo) < before - MB * 0.99
+    assert lode("gc", "--grace", "-1").code == 2
+
+
+def test_plan_is_printed_before_anything_is_deleted(repo, store):
+    """A real `lode gc` paused right after its plan: the plan is on stdout, every pack
+    file is still on disk."""
+    import signal
+    import subprocess
+
+    log(repo, "animals", {"a.bin": os.urandom(MB)})
+    log(repo, "animals", {"b.bin": os.urandom(1000)})
+    lifecycle.delete_version(repo, repo.catalog.get_version("zoo", "animals", "v0"), permanent=True)
+    before = _files_on_disk(repo)
+    repo.close()
+    p = subprocess.Popen([sys.executable, "-c", "from lodestore.cli.main import main; main()", "gc", "--grace", "0"],
+                         env={**os.environ, "LODESTORE_TEST_PAUSE_AT": "gc-after-index"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr.readline().strip() == "PAUSED gc-after-index"
+        first = p.stdout.readline()
+        assert first.startswith("plan: 1 unreferenced file(s)") and "retire 1 pack(s)" in first
+        assert "frees 1.0 MB on disk now" in p.stdout.readline()
+        assert _files_on_disk(repo) == before
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+        p.stdout.close()
+        p.stderr.close()
 
 
 def test_retired_packs_stay_for_readers_until_a_later_gc(repo, tmp_path):

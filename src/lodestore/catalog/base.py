@@ -219,7 +219,8 @@ class Catalog(abc.ABC):
     def delete_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
         """Soft-delete: state "deleted", deleted_at set, files kept (until gc/purge).
         Its aliases are removed; if it held "latest", latest moves to the newest
-        remaining version (or is removed). Every move is recorded. Idempotent."""
+        remaining live version (else the newest broken one, else it is removed). Every
+        move is recorded. Idempotent."""
 
     @abc.abstractmethod
     def purge_version(self, version_id: int) -> None:
@@ -229,7 +230,8 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def set_version_state(self, version_id: int, state: str) -> VersionRecord:
         """Mark a version "broken" (fsck found missing bytes) or "live" again (repaired).
-        Deleted versions are refused with ConflictError."""
+        `latest` then sits on the newest live version (a broken one only if none is
+        live), the move recorded. Deleted versions are refused with ConflictError."""
 
     @abc.abstractmethod
     def referenced_digests(self, include_deleted: bool = True) -> set[str]:
@@ -322,10 +324,11 @@ class Catalog(abc.ABC):
 
     # --- lifecycle (restore, retention, accounting; see sdk/lifecycle.py) ---------------
     @abc.abstractmethod
-    def restore_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
-        """Undo a soft delete: state "live" again. If it is now the newest live version,
-        `latest` moves to it (recorded). Aliases removed by the delete are not restored.
-        Idempotent on a live version; NotFoundError if purged (or unknown)."""
+    def restore_version(self, version_id: int, run_id: str | None = None, state: str = "live") -> VersionRecord:
+        """Undo a soft delete: state `state` again ("live", or "broken" when the caller
+        knows its bytes are lost). If it is now the newest live version, `latest` moves
+        to it (recorded). Aliases removed by the delete are not restored.
+        Idempotent on a version not deleted; NotFoundError if purged (or unknown)."""
 
     @abc.abstractmethod
     def get_retention(self, project: str, name: str) -> dict[str, Any] | None:

@@ -589,12 +589,7 @@ class SqlCatalog(Catalog):
             held = conn.execute(select(aliases.c.alias).where(aliases.c.version_id == v.id)).scalars().all()
             for alias in sorted(held):
                 if alias == LATEST:
-                    heir = conn.execute(
-                        select(versions.c.id, versions.c.idx)
-                        .where(versions.c.artifact_id == v.artifact_id, _NOT_DELETED)
-                        .order_by(versions.c.idx.desc())
-                        .limit(1)
-                    ).first()
+                    heir = self._latest_heir(conn, v.artifact_id)
                     if heir is not None:
                         self._move_alias(conn, v.artifact_id, LATEST, heir.id, heir.idx, run_id, now)
                         continue
@@ -616,8 +611,31 @@ class SqlCatalog(Catalog):
             v = self._version_row(conn, version_id)
             if v.state == "deleted":
                 raise ConflictError(f"version id {version_id} (v{v.idx}) is deleted; its state cannot change")
+            if v.state == state:
+                return self._load_one(conn, version_id)
             conn.execute(update(versions).where(versions.c.id == version_id).values(state=state))
+            self._repoint_latest(conn, v.artifact_id, None, _now())
             return self._load_one(conn, version_id)
+
+    def _latest_heir(self, conn: Connection, artifact_id: int) -> Any:
+        """The version `latest` belongs on: the newest usable (live) one; if none is
+        usable, the newest broken one, so fetching `latest` explains it is broken."""
+        for states in (("live",), ("live", "broken")):
+            row = conn.execute(
+                select(versions.c.id, versions.c.idx)
+                .where(versions.c.artifact_id == artifact_id, versions.c.state.in_(states))
+                .order_by(versions.c.idx.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                return row
+        return None
+
+    def _repoint_latest(self, conn: Connection, artifact_id: int, run_id: str | None, now: datetime) -> None:
+        """After a state change: move `latest` onto the newest usable version (recorded)."""
+        heir = self._latest_heir(conn, artifact_id)
+        if heir is not None:
+            self._move_alias(conn, artifact_id, LATEST, heir.id, heir.idx, run_id, now)
 
     def referenced_digests(self, include_deleted: bool = True) -> set[str]:
         q = select(manifest_entries.c.digest).distinct()
@@ -822,7 +840,9 @@ class SqlCatalog(Catalog):
             return q.diff_entries(conn, version_a, version_b)
 
     # --- lifecycle ------------------------------------------------------------------------
-    def restore_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
+    def restore_version(self, version_id: int, run_id: str | None = None, state: str = "live") -> VersionRecord:
+        if state not in ("live", "broken"):
+            raise InvalidInputError(f"a version is restored 'live' or 'broken', not {state!r}")
         now = _now()
         with self._writing() as conn:
             row = conn.execute(select(versions.c.id).where(versions.c.id == version_id)).first()
@@ -833,13 +853,8 @@ class SqlCatalog(Catalog):
                 self._require_run(conn, run_id)
             if v.state != "deleted":
                 return self._load_one(conn, version_id)
-            conn.execute(update(versions).where(versions.c.id == v.id).values(state="live", deleted_at=None))
-            newest = conn.execute(
-                select(versions.c.id, versions.c.idx)
-                .where(versions.c.artifact_id == v.artifact_id, _NOT_DELETED)
-                .order_by(versions.c.idx.desc())
-                .limit(1)
-            ).first()
+            conn.execute(update(versions).where(versions.c.id == v.id).values(state=state, deleted_at=None))
+            newest = self._latest_heir(conn, v.artifact_id)
             if newest is not None and newest.id == v.id:
                 self._move_alias(conn, v.artifact_id, LATEST, v.id, v.idx, run_id, now)
             return self._load_one(conn, version_id)

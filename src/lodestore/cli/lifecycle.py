@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from lodestore.cli import context
@@ -60,30 +62,59 @@ def restore(
                      markup=False)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
 def _print_gc_plan(plan, dry_run: bool) -> None:
+    """The plan, before anything changes: what goes now, what goes later, what stays why."""
     stdout.print(("would remove" if dry_run else "plan:") +
                  f" {plan.dead_files} unreferenced file(s) ({human_size(plan.dead_file_bytes)} logical), "
-                 f"{plan.dead_chunks} chunk(s); delete {len(plan.delete_packs)} pack(s), "
-                 f"repack {len(plan.repack)} ({human_size(plan.live_bytes_moved)} kept), "
-                 f"{len(plan.orphan_packs)} orphan pack(s), {len(plan.stale_tmp)} stale tmp folder(s); "
-                 f"frees {human_size(plan.bytes_freed)}", markup=False)
+                 f"{plan.dead_chunks} chunk(s); retire {len(plan.delete_packs)} pack(s), "
+                 f"repack {len(plan.repack)} (moving {human_size(plan.live_bytes_moved)} still in use), "
+                 f"delete {len(plan.orphan_packs)} unindexed pack file(s), {len(plan.stale_tmp)} stale tmp "
+                 f"folder(s)", markup=False)
+    _print_bytes(plan, "frees" if not dry_run else "would free")
+    sys.stdout.flush()  # the plan shows before a long execution starts, even through a pipe
+
+
+def _print_bytes(plan, verb: str) -> None:
+    stdout.print(f"  {verb} {human_size(max(plan.bytes_freed, 0))} on disk now"
+                 + (f" (repack writes {human_size(-plan.bytes_freed)} more than it deletes now)"
+                    if plan.bytes_freed < 0 else ""), markup=False)
+    if plan.bytes_retired:
+        stdout.print(f"  {human_size(plan.bytes_retired)} in retired packs stay {_minutes(plan.reader_grace_seconds)}"
+                     " for readers that located them just now; the next gc after that deletes them",
+                     markup=False)
+    if plan.bytes_pending:
+        stdout.print(f"  {human_size(plan.bytes_pending)} retired by an earlier gc are still inside the "
+                     f"{_minutes(plan.reader_grace_seconds)} reader grace: a later gc deletes them", markup=False)
+    if plan.bytes_held_by_grace:
+        stdout.print(f"  held back: {human_size(plan.bytes_held_by_grace)} unreferenced but written less than "
+                     f"{_minutes(plan.grace_seconds)} ago (may belong to a log in progress); a gc after that "
+                     "frees them (--grace 0 if nothing is logging)", markup=False)
 
 
 @app.command()
 def gc(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the plan, change nothing."),
-    grace: float | None = typer.Option(None, "--grace", help="Seconds: younger bytes are kept (default 3600)."),
+    grace: float | None = typer.Option(None, "--grace", help="Seconds: younger unreferenced bytes are kept "
+                                       "(default $LODESTORE_GC_GRACE_SECONDS, else 600)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Reclaim bytes no version references (soft-deleted versions keep theirs until purged)."""
+    """Reclaim bytes no version references (soft-deleted versions keep theirs until purged).
+
+    Prints its plan first, then what it did. --json: {"plan": ..., "result": ...}.
+    """
     plan = lifecycle.gc(context.repo(), dry_run=dry_run, grace=grace,
                         on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run))
     if as_json:
-        print_json(plan.as_dict())
+        result = plan.as_dict()
+        print_json({"dry_run": dry_run, "plan": result if dry_run else plan.planned,
+                    "result": None if dry_run else result})
     elif not dry_run:
-        later = (f"; {len(plan.deferred_packs)} retired pack(s) stay a few minutes for readers, "
-                 "deleted by the next gc") if plan.deferred_packs else ""
-        stdout.print(f"done: freed {human_size(plan.bytes_freed)}{later}", markup=False)
+        stdout.print("done:", markup=False)
+        _print_bytes(plan, "freed")
 
 
 @app.command()
@@ -96,10 +127,16 @@ def prune(
     def show(plan) -> None:
         if as_json:
             return
-        stdout.print(f"{'would delete' if dry_run else 'deleting'} {len(plan.drop)} version(s)", markup=False)
+        stdout.print(f"{'would delete' if dry_run else 'deleting'} {len(plan.drop)} version(s) "
+                     "(soft delete: `lode restore` brings them back)", markup=False)
         if plan.drop:
-            table(["version", "size", "reason"],
-                  [[r.qualified_name, human_size(r.size), plan.reasons[r.id]] for r in plan.drop])
+            table(["version", "size", "reason", "removes aliases"],
+                  [[r.qualified_name, human_size(r.size), plan.reasons[r.id],
+                    ", ".join(lifecycle.custom_aliases(r)) or "-"] for r in plan.drop])
+            held = [r for r in plan.drop if lifecycle.custom_aliases(r)]
+            if held:
+                stdout.print(f"{len(held)} of them hold aliases, which the delete removes (the policy has no "
+                             "--keep-aliased; restoring a version does not bring its aliases back)", markup=False)
 
     plan = lifecycle.prune(context.repo(), dry_run=dry_run, on_plan=show)
     if as_json:
@@ -114,24 +151,35 @@ app.add_typer(retention_app, name="retention")
 def retention_set(
     name: str = typer.Argument(..., help="project/artifact"),
     keep_last: int | None = typer.Option(None, "--keep-last", help="Keep the N newest versions."),
-    keep_aliased: bool = typer.Option(False, "--keep-aliased", help="Never drop versions holding an alias."),
+    keep_aliased: bool | None = typer.Option(None, "--keep-aliased/--no-keep-aliased",
+                                             help="Never drop versions holding an alias (or stop protecting them)."),
     max_age: int | None = typer.Option(None, "--max-age-days", help="Drop versions older than this."),
-    clear: bool = typer.Option(False, "--clear", help="Remove the policy."),
+    no_keep_last: bool = typer.Option(False, "--no-keep-last", help="Remove the keep-last setting."),
+    no_max_age: bool = typer.Option(False, "--no-max-age", help="Remove the max-age setting."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the whole policy."),
 ) -> None:
-    """Example: lode retention set zoo/animals --keep-last 5 --keep-aliased"""
+    """Change an artifact's policy: only the settings given change, the rest stay.
+
+    Example: lode retention set zoo/animals --keep-last 5 --keep-aliased
+    """
     r = parse_ref(name)
     repo = context.repo()
     if clear:
+        if keep_last is not None or keep_aliased is not None or max_age is not None:
+            raise InvalidInputError("--clear removes the whole policy; give it alone")
         repo.catalog.set_retention(r.project, r.name, None)
         stdout.print(f"{r.project}/{r.name}: retention cleared", markup=False)
         return
-    policy = {"keep_aliased": keep_aliased}
-    if keep_last is not None:
-        policy["keep_last"] = keep_last
-    if max_age is not None:
-        policy["max_age_seconds"] = max_age * 86400
-    repo.catalog.set_retention(r.project, r.name, lifecycle.check_policy(policy))
-    stdout.print(f"{r.project}/{r.name}: retention {policy}", markup=False)
+    if (no_keep_last and keep_last is not None) or (no_max_age and max_age is not None):
+        raise InvalidInputError("a setting cannot be both given and removed")
+    policy = dict(repo.catalog.get_retention(r.project, r.name) or {})
+    for key, drop in (("keep_last", no_keep_last), ("max_age_seconds", no_max_age)):
+        if drop:
+            policy.pop(key, None)
+    policy = lifecycle.merge_policy(policy, keep_last=keep_last, keep_aliased=keep_aliased,
+                                    max_age_seconds=None if max_age is None else max_age * 86400)
+    repo.catalog.set_retention(r.project, r.name, policy or None)
+    stdout.print(f"{r.project}/{r.name}: retention {policy or 'cleared'}", markup=False)
 
 
 @retention_app.command("show")
@@ -162,8 +210,12 @@ def fsck(
                                 "mark affected versions broken."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check every pack, chunk, index entry and manifest. Exit code 6 if damage is found."""
+    """Check every pack, chunk, index entry and manifest. Exit code 6 if new damage is found.
+
+    Versions already marked broken by an earlier repair are listed but do not fail the check.
+    """
     result = lifecycle.fsck(context.repo(), repair=repair)
+    final = result["repaired"]["after"] if repair else result
     if as_json:
         print_json(result)
     else:
@@ -175,13 +227,24 @@ def fsck(
             ("bad index entries", len(result["bad_index_entries"])),
             ("lost files", len(result["bad_files"]) + len(result["missing_files"])),
             ("affected versions", ", ".join(result["affected_versions"]) or "-"),
+            ("known broken (earlier repair)", ", ".join(result["known_broken_versions"]) or "-"),
+            ("bytes back (repair marks live)", ", ".join(result["healable_versions"]) or "-"),
             ("orphan packs (gc)", len(result["orphan_packs"])),
             ("stale tmp (gc)", len(result["stale_tmp"])),
         ], title="fsck: " + ("clean" if result["ok"] else "DAMAGE FOUND"))
         if repair:
             rep = result["repaired"]
             stdout.print(f"repaired: quarantined {len(rep['quarantined'])} pack(s), salvaged "
-                         f"{rep['salvaged_chunks']} chunk(s), marked broken: "
-                         f"{', '.join(rep['marked_broken']) or '-'}", markup=False)
-    if not result["ok"] and not repair:
-        raise CorruptionError("fsck found damage; `lode fsck --repair` quarantines it")
+                         f"{rep['salvaged_chunks']} chunk(s), forgot {len(rep['lost_files'])} lost file(s) "
+                         "(logging the data again stores them), marked broken: "
+                         f"{', '.join(rep['marked_broken']) or '-'}"
+                         + (f"; soft-deleted, restore brings them back broken: {', '.join(rep['deleted_affected'])}"
+                            if rep["deleted_affected"] else "")
+                         + (f"; bytes back, marked live: {', '.join(rep['healed'])}" if rep["healed"] else ""),
+                         markup=False)
+            stdout.print("after repair: " + ("clean" if final["ok"] else "DAMAGE REMAINS"), markup=False)
+        if final["ok"] and final["known_broken_versions"]:
+            stdout.print(f"{len(final['known_broken_versions'])} version(s) stay broken (their bytes are lost): "
+                         "log the data again and run `lode fsck --repair`, or delete them", markup=False)
+    if not final["ok"]:
+        raise CorruptionError("fsck found damage" + ("" if repair else "; `lode fsck --repair` quarantines it"))

@@ -498,14 +498,18 @@ class Artifact:
             self._aliases = []
 
     def restore(self) -> Artifact:
-        """Undo a soft delete."""
+        """Undo a soft delete (a version whose bytes fsck --repair found lost comes back
+        "broken")."""
+        from lodestore.sdk import lifecycle
+
         repo = self._logged()
-        self._bind(repo, repo.catalog.restore_version(self._record.id))
+        self._bind(repo, lifecycle.restore_record(repo, self._record))
         return self
 
     @property
     def exclusive_size(self) -> int:
-        """Bytes only this version holds: what deleting it alone (then gc) would free."""
+        """Stored (on-disk, compressed) bytes only this version holds: what deleting it
+        alone for good, then gc, frees. Its logical size is `logical_size`."""
         from lodestore.sdk import lifecycle
 
         return lifecycle.version_usage(self._logged(), self._record.id).exclusive
@@ -543,6 +547,9 @@ class Artifact:
         copy instead (fast, no extra space, but the files are read-only).
         """
         repo = self._logged()
+        from lodestore.sdk.lifecycle import refuse_broken
+
+        refuse_broken(repo, self._record)  # before anything is written
         if root is not None and target_dir is not None and Path(root) != Path(target_dir):
             raise InvalidInputError("pass root= or target_dir=, not both")
         target = Path(root if root is not None else target_dir if target_dir is not None else self._default_root())
@@ -560,6 +567,9 @@ class Artifact:
         standing where a file goes, symlinks), then download. The store itself is never
         touched, even when it lives inside `root`."""
         repo = self._logged()
+        from lodestore.sdk.lifecycle import refuse_broken
+
+        refuse_broken(repo, self._record)  # before extras are deleted
         target = Path(root) if root is not None else self._default_root()
         if target.resolve().is_relative_to(repo.root.resolve()):
             raise ConflictError(f"{target} is inside the store at {repo.root}; check out somewhere else")

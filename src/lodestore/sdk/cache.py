@@ -1,12 +1,20 @@
 """The download cache (<root>/cache/files/ab/<digest>): read-only copies hard-linked
 into downloads, with a size cap and least-recently-used eviction.
 
-Use is tracked in a small SQLite table (<root>/cache/cache.db), updated whenever
+Use is tracked in a small SQLite index (<root>/cache/cache.db), updated whenever
 `materialize.cached_copy` serves or creates an entry, not from atime (often disabled).
-Files found on disk but not tracked count as least recently used. Evicting a copy only
-removes the cache's name: a download hard-linked to it keeps its bytes.
+The index keeps a running total of the bytes it tracks, updated in the same transaction
+as each entry, so enforcing the cap costs one small query per new entry and eviction
+picks victims from the index by last use: no listing of the cache folder. Files found on
+disk but not tracked (copied in by hand, or from before the index) are adopted as least
+recently used by `lode cache cleanup`, which also re-counts the total from the disk.
+Evicting a copy only removes the cache's name: a download hard-linked to it keeps its
+bytes, and the next download that needs it writes it again from the store.
 
-Cap: `$LODESTORE_CACHE_MAX_BYTES` (e.g. ``10GB``), enforced as entries are created;
+Cap: `$LODESTORE_CACHE_MAX_BYTES` (e.g. ``10GB``; ``off`` for no cap), default 10 GB:
+enough for the working set of most projects, small next to the store itself (the cache
+only duplicates bytes the store already holds). Enforced as entries are created
+(entries used in the last minute stay: another thread may be linking them);
 `lode cache cleanup 1GB` trims on demand (like `wandb artifact cache cleanup`).
 """
 
@@ -16,6 +24,7 @@ import os
 import re
 import sqlite3
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
 ENV_MAX = "LODESTORE_CACHE_MAX_BYTES"
+DEFAULT_MAX_BYTES = 10 * 1000**3
+AUTO_MIN_IDLE = 60.0  # automatic eviction spares entries used this recently
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
           "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
 
@@ -42,6 +53,19 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
+def max_bytes() -> int | None:
+    """The automatic cap: $LODESTORE_CACHE_MAX_BYTES, "off" for none, default 10 GB."""
+    v = os.environ.get(ENV_MAX, "").strip()
+    if not v:
+        return DEFAULT_MAX_BYTES
+    if v.lower() in ("off", "none", "unlimited"):
+        return None
+    try:
+        return parse_size(v)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{ENV_MAX}: {e}") from None
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     digest: str
@@ -51,39 +75,140 @@ class CacheEntry:
     links: int  # hard links beyond the cache's own name (downloads sharing the bytes)
 
 
+class _Index:
+    """One connection per cache folder and process, shared by threads (downloads touch
+    entries from a thread pool); opening SQLite per touch cost more than the touch."""
+
+    def __init__(self, cache_dir: Path):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = threading.Lock()
+        self.db = sqlite3.connect(cache_dir / "cache.db", timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # derived data: a lost update costs a re-count
+        self.db.execute("CREATE TABLE IF NOT EXISTS entries (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                        "last_used REAL NOT NULL)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS entries_by_use ON entries(last_used)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        with self.lock:
+            self._begin()
+            try:
+                if self.db.execute("SELECT 1 FROM meta WHERE key='total'").fetchone() is None:
+                    self.db.execute("INSERT INTO meta VALUES ('total', (SELECT coalesce(sum(size), 0) FROM entries))")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def run(self, fn):
+        """fn(db) inside one write transaction; returns its result."""
+        with self.lock:
+            self._begin()
+            try:
+                out = fn(self.db)
+                self.db.execute("COMMIT")
+                return out
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+
+_indexes: dict[tuple[int, Path], _Index] = {}
+_indexes_lock = threading.Lock()
+
+
+def _index(cache_dir: Path) -> _Index:
+    key = (os.getpid(), Path(cache_dir).resolve())  # a forked child opens its own connection
+    with _indexes_lock:
+        ix = _indexes.get(key)
+        if ix is None:
+            ix = _indexes[key] = _Index(Path(cache_dir))
+        return ix
+
+
 def _db(cache_dir: Path) -> sqlite3.Connection:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(cache_dir / "cache.db", timeout=30, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE IF NOT EXISTS entries (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-               "last_used REAL NOT NULL)")
-    return db
+    """A separate connection (tests and tools poking at the index)."""
+    _index(cache_dir)
+    return sqlite3.connect(Path(cache_dir) / "cache.db", timeout=30, isolation_level=None)
+
+
+def _upsert(db: sqlite3.Connection, digest: str, size: int, when: float) -> None:
+    old = db.execute("SELECT size FROM entries WHERE digest=?", (digest,)).fetchone()
+    db.execute("INSERT INTO entries(digest, size, last_used) VALUES (?,?,?) "
+               "ON CONFLICT(digest) DO UPDATE SET last_used=excluded.last_used, size=excluded.size",
+               (digest, size, when))
+    delta = size - (old[0] if old else 0)
+    if delta:
+        db.execute("UPDATE meta SET value = value + ? WHERE key='total'", (delta,))
+
+
+def total_bytes(cache_dir: Path) -> int:
+    """The running total of tracked bytes."""
+    ix = _index(cache_dir)
+    with ix.lock:
+        return ix.db.execute("SELECT value FROM meta WHERE key='total'").fetchone()[0]
 
 
 def touch(cache_dir: Path, digest: str, size: int, created: bool = False) -> None:
-    """Record a use of a cache entry (called by materialize.cached_copy)."""
-    db = _db(cache_dir)
-    try:
-        db.execute("INSERT INTO entries(digest, size, last_used) VALUES (?,?,?) "
-                   "ON CONFLICT(digest) DO UPDATE SET last_used=excluded.last_used, size=excluded.size",
-                   (digest, size, time.time()))
-    finally:
-        db.close()
+    """Record a use of a cache entry (called by materialize.cached_copy); a new entry
+    may push the cache over its cap, which evicts least recently used entries."""
+    ix = _index(cache_dir)
+
+    def record(db):
+        _upsert(db, digest, size, time.time())
+        return db.execute("SELECT value FROM meta WHERE key='total'").fetchone()[0]
+
+    total = ix.run(record)
     if created:
-        cap = os.environ.get(ENV_MAX)
-        if cap:
-            # entries used in the last minute may be about to be linked by another thread
-            cleanup(cache_dir, parse_size(cap), keep={digest}, min_idle=60.0)
+        cap = max_bytes()
+        if cap is not None and total > cap:
+            _evict(cache_dir, cap, keep={digest}, min_idle=AUTO_MIN_IDLE)
+
+
+def _evict(cache_dir: Path, cap: int, keep: set[str] = frozenset(), dry_run: bool = False,
+           min_idle: float = 0.0) -> list[CacheEntry]:
+    """Evict from the index, least recently used first, until the total fits `cap`."""
+    ix = _index(cache_dir)
+    files = Path(cache_dir) / "files"
+    recent = time.time() - min_idle if min_idle else None
+
+    def pick(db):
+        total = db.execute("SELECT value FROM meta WHERE key='total'").fetchone()[0]
+        victims: list[CacheEntry] = []
+        if total <= cap:
+            return victims
+        rows = db.execute("SELECT digest, size, last_used FROM entries ORDER BY last_used, digest")
+        for digest, size, used in rows:
+            if total <= cap:
+                break
+            if digest in keep or (recent is not None and used > recent):
+                continue
+            path = files / digest[:2] / digest
+            victims.append(CacheEntry(digest, size, used, path, 0))
+            total -= size
+        if not dry_run and victims:
+            # the names go first: a crash in between leaves an untracked file (adopted by
+            # the next cleanup), never a tracked entry counted but absent... which is also
+            # harmless: the next eviction of it just drops the row
+            for v in victims:
+                v.path.unlink(missing_ok=True)
+            db.executemany("DELETE FROM entries WHERE digest=?", [(v.digest,) for v in victims])
+            db.execute("UPDATE meta SET value = value - ? WHERE key='total'", (sum(v.size for v in victims),))
+        return victims
+
+    return ix.run(pick)
 
 
 def entries(cache_dir: Path) -> list[CacheEntry]:
-    """Every cached file, least recently used first."""
-    files = cache_dir / "files"
-    db = _db(cache_dir)
-    try:
-        used = {d: t for d, t in db.execute("SELECT digest, last_used FROM entries")}
-    finally:
-        db.close()
+    """Every cached file on disk, least recently used first (lists the folder: for
+    `lode cache ls` and verify, not for the cap)."""
+    files = Path(cache_dir) / "files"
+    ix = _index(cache_dir)
+    with ix.lock:
+        used = {d: t for d, t in ix.db.execute("SELECT digest, last_used FROM entries")}
     out = []
     for p in files.glob("*/*") if files.exists() else []:
         if p.name.startswith("."):
@@ -97,30 +222,31 @@ def entries(cache_dir: Path) -> list[CacheEntry]:
     return out
 
 
+def reconcile(cache_dir: Path) -> int:
+    """Make the index match the disk: adopt untracked files (as least recently used),
+    drop rows whose file is gone, re-count the total. Returns the total."""
+    on_disk = {e.digest: e for e in entries(cache_dir)}
+
+    def fix(db):
+        tracked = dict(db.execute("SELECT digest, size FROM entries"))
+        gone = [d for d in tracked if d not in on_disk]
+        db.executemany("DELETE FROM entries WHERE digest=?", [(d,) for d in gone])
+        for d, e in on_disk.items():
+            if tracked.get(d) != e.size:
+                db.execute("INSERT INTO entries(digest, size, last_used) VALUES (?,?,?) "
+                           "ON CONFLICT(digest) DO UPDATE SET size=excluded.size", (d, e.size, e.last_used))
+        db.execute("UPDATE meta SET value = (SELECT coalesce(sum(size), 0) FROM entries) WHERE key='total'")
+        return db.execute("SELECT value FROM meta WHERE key='total'").fetchone()[0]
+
+    return _index(cache_dir).run(fix)
+
+
 def cleanup(cache_dir: Path, max_bytes: int, keep: set[str] = frozenset(), dry_run: bool = False,
             min_idle: float = 0.0) -> list[CacheEntry]:
     """Evict least recently used entries until the cache holds at most max_bytes
-    (entries used less than min_idle seconds ago stay)."""
-    all_entries = entries(cache_dir)
-    recent = time.time() - min_idle
-    total = sum(e.size for e in all_entries)
-    evicted = []
-    for e in all_entries:
-        if total <= max_bytes:
-            break
-        if e.digest in keep or (min_idle and e.last_used > recent):
-            continue
-        if not dry_run:
-            e.path.unlink(missing_ok=True)
-        total -= e.size
-        evicted.append(e)
-    if evicted and not dry_run:
-        db = _db(cache_dir)
-        try:
-            db.executemany("DELETE FROM entries WHERE digest=?", [(e.digest,) for e in evicted])
-        finally:
-            db.close()
-    return evicted
+    (entries used less than min_idle seconds ago stay). Re-counts from the disk first."""
+    reconcile(cache_dir)
+    return _evict(cache_dir, max_bytes, keep=keep, dry_run=dry_run, min_idle=min_idle)
 
 
 def verify(cache_dir: Path, fix: bool = False) -> list[tuple[CacheEntry, str]]:
@@ -144,6 +270,8 @@ def verify(cache_dir: Path, fix: bool = False) -> list[tuple[CacheEntry, str]]:
             bad.append((e, problem))
             if fix:
                 e.path.unlink(missing_ok=True)
+    if fix and bad:
+        reconcile(cache_dir)  # the removed copies leave the index and the total
     return bad
 
 

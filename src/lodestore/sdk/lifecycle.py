@@ -1,15 +1,19 @@
-"""Lifecycle: delete / restore / purge, garbage collection, storage accounting,
-retention and prune, fsck. The one place that joins the catalog (which versions exist,
-which file digests they name) with the store (which chunks make each file).
+"""Lifecycle: delete / restore / purge, garbage collection, retention and prune, fsck,
+and the broken state. The place that joins the catalog (which versions exist, which
+file digests they name) with the store (which files it still holds). Storage
+accounting lives in accounting.py (re-exported here).
 
-Accounting is chunk-granular: a version's *exclusive* bytes are the raw bytes of the
-chunks no other version (live or soft-deleted: both keep bytes until purged) holds,
-i.e. what a permanent delete of that version alone followed by gc would free.
+Broken versions: `lode fsck --repair` marks live versions whose bytes are lost
+"broken"; the store records the lost file digests (store/integrity.py). A broken
+version is never served (`refuse_broken`), `latest` skips it, and a soft-deleted
+version whose bytes are lost comes back broken when restored: the store's record of
+what is missing decides, so a version whose bytes were logged again since comes back
+live, and `fsck --repair` turns broken versions whose bytes are all back to live.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,18 +21,44 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, VersionRecord
-from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
-from lodestore.store import maintenance
+from lodestore.errors import ConflictError, CorruptionError, InvalidInputError, NotFoundError
+from lodestore.sdk.accounting import Usage, stats, usage, version_usage  # noqa: F401  (re-exported)
+from lodestore.store import integrity, maintenance
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
+GRACE_ENV = "LODESTORE_GC_GRACE_SECONDS"
 
-def _gc_grace_default() -> float:
-    import os
 
-    v = os.environ.get("LODESTORE_GC_GRACE_SECONDS")
-    return float(v) if v else maintenance.DEFAULT_GRACE_SECONDS
+def gc_grace_default() -> float:
+    v = os.environ.get(GRACE_ENV)
+    if not v:
+        return maintenance.DEFAULT_GRACE_SECONDS
+    try:
+        grace = float(v)
+    except ValueError:
+        raise InvalidInputError(f"{GRACE_ENV}={v!r} is not a number of seconds") from None
+    if grace < 0:
+        raise InvalidInputError(f"{GRACE_ENV}={v!r}: the grace period cannot be negative")
+    return grace
+
+
+# ----------------------------------------------------------------------------- broken
+def refuse_broken(repo: Repository, record: VersionRecord) -> None:
+    """Raise before anything is written if the version is marked broken (its bytes are
+    lost: serving it would write some files and then fail)."""
+    current = repo.catalog.get_version_by_id(record.id)
+    if current.state == "broken":
+        raise CorruptionError(
+            f"{current.qualified_name} is marked broken: `lode fsck --repair` found some of its bytes lost, "
+            "so it cannot be downloaded. Run `lode fsck` for details; log the data again "
+            "(then `lode fsck --repair` marks it live) or delete the version")
+
+
+def lost_digests(repo: Repository, digests: set[str]) -> set[str]:
+    """Which of these file digests the store no longer holds."""
+    return repo.store.missing(digests)
 
 
 # ----------------------------------------------------------------------------- delete / restore
@@ -54,13 +84,22 @@ def delete_version(repo: Repository, record: VersionRecord, permanent: bool = Fa
     return None
 
 
-def restore_version(repo: Repository, project: str, name: str, selector: str) -> VersionRecord:
+def restore_version(repo: Repository, project: str, name: str, selector: str,
+                    run_id: str | None = None) -> VersionRecord:
+    """Undo a soft delete. A version whose bytes are lost (fsck --repair) comes back
+    broken, not live."""
     try:
         record = repo.catalog.get_version(project, name, selector, include_deleted=True)
     except NotFoundError as e:
         raise NotFoundError(f"cannot restore {project}/{name}:{selector}: {e} "
                             "(a version deleted with --permanent is gone for good)") from None
-    return repo.catalog.restore_version(record.id)
+    return restore_record(repo, record, run_id=run_id)
+
+
+def restore_record(repo: Repository, record: VersionRecord, run_id: str | None = None) -> VersionRecord:
+    digests = {e.digest for e in repo.catalog.iter_entries(record.id)}
+    state = "broken" if lost_digests(repo, digests) else "live"
+    return repo.catalog.restore_version(record.id, run_id=run_id, state=state)
 
 
 # ----------------------------------------------------------------------------- gc
@@ -68,43 +107,13 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
        repack_threshold: float = maintenance.DEFAULT_REPACK_THRESHOLD,
        on_plan: Callable[[maintenance.GcPlan], None] | None = None) -> maintenance.GcPlan:
     """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py."""
+    if grace is not None and grace < 0:
+        raise InvalidInputError(f"grace must be >= 0 seconds, got {grace}")
     return maintenance.run_gc(
         repo.store, lambda: repo.catalog.referenced_digests(include_deleted=True),
-        grace=_gc_grace_default() if grace is None else grace, dry_run=dry_run,
+        grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
         repack_threshold=repack_threshold, on_plan=on_plan,
     )
-
-
-# ----------------------------------------------------------------------------- accounting
-@dataclass
-class Usage:
-    logical: int = 0  # sum of file sizes of the version
-    exclusive: int = 0  # raw bytes of chunks only this version holds
-
-
-def usage(repo: Repository) -> dict[int, Usage]:
-    """Logical and exclusive bytes of every version (soft-deleted included)."""
-    per_version: dict[int, set[str]] = defaultdict(set)
-    out: dict[int, Usage] = defaultdict(Usage)
-    for vid, digest, size in repo.catalog.version_digests(include_deleted=True):
-        per_version[vid].add(digest)
-        out[vid].logical += size
-    all_digests = set().union(*per_version.values()) if per_version else set()
-    recipes = maintenance.file_chunks(repo.store, all_digests)
-    sizes = maintenance.chunk_sizes(repo.store)
-    holders: dict[bytes, set[int]] = defaultdict(set)
-    for vid, digests in per_version.items():
-        for d in digests:
-            for c in recipes.get(d, ()):
-                holders[c].add(vid)
-    for c, vids in holders.items():
-        if len(vids) == 1:
-            out[next(iter(vids))].exclusive += sizes.get(c, 0)
-    return dict(out)
-
-
-def version_usage(repo: Repository, version_id: int) -> Usage:
-    return usage(repo).get(version_id, Usage())
 
 
 # ----------------------------------------------------------------------------- retention
@@ -174,87 +183,98 @@ def prune(repo: Repository, dry_run: bool = False,
     return plan
 
 
-# ----------------------------------------------------------------------------- stats
-def stats(repo: Repository, gc_grace: float | None = None) -> dict[str, Any]:
-    """Figures measured from the catalog and the store: logical bytes (what all live
-    versions add up to), stored bytes (pack bytes on disk), saved bytes and dedup ratio,
-    per type and per artifact, soft-deleted bytes and what gc would reclaim now."""
-    cat = repo.catalog
-    st = repo.store.stats()
-    use = usage(repo)
-    types: dict[str, dict[str, int]] = {}
-    per_artifact = []
-    logical = deleted_logical = deleted_exclusive = 0
-    for art in cat.list_artifacts():
-        recs = cat.list_versions(art.project, art.name, include_deleted=True)
-        live = [r for r in recs if r.state != "deleted"]
-        dead = [r for r in recs if r.state == "deleted"]
-        a_logical = sum(r.size for r in live)
-        logical += a_logical
-        deleted_logical += sum(r.size for r in dead)
-        deleted_exclusive += sum(use.get(r.id, Usage()).exclusive for r in dead)
-        t = types.setdefault(art.type, {"artifacts": 0, "versions": 0, "logical_bytes": 0})
-        t["artifacts"] += 1
-        t["versions"] += len(live)
-        t["logical_bytes"] += a_logical
-        per_artifact.append({
-            "name": f"{art.project}/{art.name}", "type": art.type, "versions": len(live),
-            "deleted_versions": len(dead), "logical_bytes": a_logical,
-            "exclusive_bytes": sum(use.get(r.id, Usage()).exclusive for r in live),
-        })
-    plan = maintenance.plan_gc(repo.store, cat.referenced_digests(include_deleted=True),
-                               grace=_gc_grace_default() if gc_grace is None else gc_grace)
-    stored = st.stored_bytes
-    return {
-        "logical_bytes": logical,
-        "stored_bytes": stored,
-        "unique_bytes": st.chunk_bytes,
-        "saved_bytes": logical - stored,
-        "dedup_ratio": round(logical / stored, 3) if stored else None,
-        "packs": st.pack_count, "chunks": st.chunk_count, "files": st.file_count,
-        "soft_deleted_logical_bytes": deleted_logical,
-        "soft_deleted_exclusive_bytes": deleted_exclusive,
-        "gc_reclaimable_bytes": plan.bytes_freed,
-        "types": types,
-        "artifacts": per_artifact,
-    }
+
+
+def merge_policy(current: dict[str, Any] | None, keep_last: int | None = None,
+                 keep_aliased: bool | None = None, max_age_seconds: int | None = None) -> dict[str, Any]:
+    """Change only the settings given (None: keep what the policy says)."""
+    policy = dict(current or {})
+    for key, value in (("keep_last", keep_last), ("keep_aliased", keep_aliased),
+                       ("max_age_seconds", max_age_seconds)):
+        if value is not None:
+            policy[key] = value
+    return check_policy(policy)
 
 
 # ----------------------------------------------------------------------------- fsck
-def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
-    """Check the store and every manifest against it; with repair, quarantine corrupt
-    packs, rebuild the index and mark affected versions broken."""
-    report = maintenance.fsck(repo.store)
-    known = {f.digest for f in repo.store.iter_files()}
+def _all_versions(repo: Repository) -> list[VersionRecord]:
+    return [r for a in repo.catalog.list_artifacts()
+            for r in repo.catalog.list_versions(a.project, a.name, include_deleted=True)]
+
+
+def _inspect(repo: Repository) -> dict[str, Any]:
+    """Store report joined with the manifests: which versions hold lost or bad bytes,
+    which of that damage is already known (reported and marked by an earlier repair)."""
+    report = integrity.fsck(repo.store)
+    present = {f.digest for f in repo.store.iter_files()}
+    known_lost = set(report.lost_files)
     bad = set(report.bad_files)
-    affected: dict[int, set[str]] = defaultdict(set)
-    missing_files = set()
-    for vid, digest, _ in repo.catalog.version_digests(include_deleted=True):
-        if digest not in known:
-            missing_files.add(digest)
-            affected[vid].add(digest)
-        elif digest in bad:
-            affected[vid].add(digest)
-    records = repo.catalog.get_versions(affected)
+    per_version: dict[int, set[str]] = defaultdict(set)
+    sizes: dict[str, int] = {}
+    for vid, digest, size in repo.catalog.version_digests(include_deleted=True):
+        per_version[vid].add(digest)
+        sizes[digest] = size
+    missing_files = {d for ds in per_version.values() for d in ds if d not in present}
+    records = {r.id: r for r in _all_versions(repo)}
+    new, known, healable = {}, {}, {}
+    for vid, digests in per_version.items():
+        r = records.get(vid)
+        if r is None:
+            continue
+        damaged = digests & (missing_files | bad)
+        if not damaged:
+            if r.state == "broken":
+                healable[vid] = r  # its bytes are all back (the data was logged again)
+            continue
+        if r.state in ("broken", "deleted") and damaged <= (known_lost - bad):
+            known[vid] = r  # reported before: marked broken (or comes back broken on restore)
+        else:
+            new[vid] = r
+    for vid, r in records.items():
+        if r.state == "broken" and vid not in per_version:
+            healable[vid] = r  # an empty version cannot lose bytes
+    new_missing = missing_files - known_lost
     result: dict[str, Any] = {
         **report.as_dict(),
-        "missing_files": sorted(missing_files),
-        "affected_versions": sorted(r.qualified_name for r in records.values()),
+        "missing_files": sorted(new_missing),
+        "known_lost_files": sorted(missing_files & known_lost),
+        "affected_versions": sorted(r.qualified_name for r in new.values()),
+        "known_broken_versions": sorted(r.qualified_name for r in known.values()),
+        "healable_versions": sorted(r.qualified_name for r in healable.values()),
     }
-    result["ok"] = report.ok and not missing_files
-    if repair:
-        done = maintenance.repair(repo.store, report)
-        still_bad = set(done["bad_files"]) | missing_files
-        marked = []
-        for vid, digests in affected.items():
-            r = records.get(vid)
-            if r is not None and r.state == "live" and digests & still_bad:
-                repo.catalog.set_version_state(vid, "broken")
-                marked.append(r.qualified_name)
-        done["marked_broken"] = sorted(marked)
-        result["repaired"] = done
+    result["ok"] = report.ok and not new_missing and not new
+    return {"result": result, "report": report, "new": new, "known": known, "healable": healable,
+            "absent": {d: sizes[d] for d in new_missing}}
+
+
+def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
+    """Check the store and every manifest against it.
+
+    `ok` is False only for damage not seen before; versions already marked broken (and
+    soft-deleted ones whose bytes an earlier repair recorded as lost) are listed under
+    `known_broken_versions` without failing the check. With repair: quarantine corrupt
+    packs, rebuild the index, forget lost files (so logging the data again stores it),
+    mark every affected version broken (soft-deleted ones come back broken on restore),
+    and mark broken versions whose bytes are all back live again. `repaired["after"]`
+    is a fresh check once done."""
+    found = _inspect(repo)
+    result = found["result"]
+    if not repair:
+        return result
+    done = integrity.repair(repo.store, found["report"], absent=found["absent"])
+    after = _inspect(repo)
+    marked, healed = [], []
+    for vid, r in {**after["new"], **after["known"]}.items():
+        if r.state == "live":
+            repo.catalog.set_version_state(vid, "broken")
+            marked.append(r.qualified_name)
+    for vid, r in after["healable"].items():
+        repo.catalog.set_version_state(vid, "live")
+        healed.append(r.qualified_name)
+    done["marked_broken"] = sorted(marked)
+    done["deleted_affected"] = sorted(r.qualified_name for r in {**found["new"], **after["known"]}.values()
+                                      if r.state == "deleted")
+    done["healed"] = sorted(healed)
+    done["after"] = _inspect(repo)["result"] if (marked or healed) else after["result"]
+    result["repaired"] = done
     return result
-
-
-def _now() -> float:
-    return time.time()

@@ -1,4 +1,6 @@
-"""Store maintenance: garbage collection (plan, then execute), repack, fsck, index rebuild.
+"""Store maintenance: garbage collection (plan, then execute) and repack; the store
+lock every write session and every sweep takes. fsck, index rebuild and repair live in
+integrity.py.
 
 Store-level only: the caller passes the set of file digests that must stay (what the
 catalog's live and soft-deleted versions reference); this module knows nothing else of
@@ -11,6 +13,14 @@ Safety against concurrent writers (restic/borg style):
 - a session re-touches (``files.created_at``) every already-indexed file it reuses, and
   files, packs and pack files younger than the grace period are never swept: this
   covers the moment between a session's commit and the catalog committing its version.
+
+Default grace: 10 minutes. The exclusive lock already keeps a sweep away from every
+open session on this host, so the grace only has to cover the gap between a session's
+store commit and its catalog commit (milliseconds to seconds) when the lock cannot
+help: a writer on another host over a network file system, where flock may not be
+honoured. Ten minutes is orders of magnitude above that gap, yet short enough that
+`lode gc` soon after a permanent delete frees the bytes (an hour made it free nothing
+for an hour, with no explanation). `LODESTORE_GC_GRACE_SECONDS` / `--grace` override it.
 
 Execution order never leaves an index entry pointing at missing bytes: (1) new packs
 are written and fsynced in tmp/, renamed into packs/, (2) one index transaction adds
@@ -40,9 +50,9 @@ import blake3
 
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.store import codec
-from lodestore.store.packs import RECORD_HEADER, PackWriter, pack_path, read_trailer, scan_records
+from lodestore.store.packs import RECORD_HEADER, PackWriter, pack_path
 
-DEFAULT_GRACE_SECONDS = 3600.0
+DEFAULT_GRACE_SECONDS = 600.0
 DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
 LOCK_TIMEOUT = 600.0
 # Pack files dropped from the index stay on disk this long (capped by the grace period)
@@ -167,21 +177,43 @@ def _fsync_dir(path: Path) -> None:
 # ----------------------------------------------------------------------------- gc
 @dataclass
 class GcPlan:
+    """What a gc removes, and (once executed) what it did. Byte figures are pack bytes
+    on disk (compressed), never logical sizes.
+
+    Freed now vs later: packs dropped from the index stay on disk for a reader grace
+    (min(grace, READER_GRACE_SECONDS)) so a reader that located its chunks a moment ago
+    can still read them; the next gc after that deletes them. They are counted once, as
+    `bytes_retired` by the gc that drops them and as `bytes_freed` by the gc that
+    deletes them."""
+
     dead_files: int = 0
     dead_file_bytes: int = 0  # logical bytes of files no one references any more
     dead_chunks: int = 0
     delete_packs: list[str] = field(default_factory=list)  # indexed packs with no live chunk
     repack: list[str] = field(default_factory=list)  # packs mostly dead: live chunks copied out
-    orphan_packs: list[str] = field(default_factory=list)  # pack files not in the index
+    orphan_packs: list[str] = field(default_factory=list)  # pack files deleted now (not indexed)
     deferred_packs: list[str] = field(default_factory=list)  # retired, kept for readers until a later gc
     stale_tmp: list[str] = field(default_factory=list)
-    bytes_freed: int = 0  # on-disk bytes reclaimed (estimate for repacks: their dead bytes)
+    bytes_freed: int = 0  # disk bytes this run deletes, net of repack writes (measured once executed)
+    bytes_retired: int = 0  # dropped from the index now, deleted by a gc after the reader grace
+    bytes_pending: int = 0  # retired by an earlier gc, still inside the reader grace
+    bytes_held_by_grace: int = 0  # unreferenced but younger than the grace: kept (may be a log in flight)
+    files_held_by_grace: int = 0
     live_bytes_moved: int = 0
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    reader_grace_seconds: float = READER_GRACE_SECONDS
     executed: bool = False
+    planned: dict | None = None  # the plan as reported before executing
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """Everything this gc frees now or sets up for deletion (not what grace holds)."""
+        return self.bytes_freed + self.bytes_retired + self.bytes_pending
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "planned"}
+        d["reclaimable_bytes"] = self.reclaimable_bytes
+        return d
 
 
 def _retired(store) -> dict[str, float]:
@@ -189,39 +221,59 @@ def _retired(store) -> dict[str, float]:
     return dict(store.index.execute("SELECT id, retired_at FROM retired_packs"))
 
 
+def _tree_size(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            total += p.stat().st_size if p.is_file() else 0
+        except OSError:
+            pass
+    return total
+
+
 def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
             _state: dict | None = None) -> GcPlan:
     """What gc would remove, keeping files in `keep` (hex digests) and anything younger
     than `grace` seconds. Pure reads (besides creating the retired_packs table)."""
-    cutoff = time.time() - grace
-    reader_cutoff = time.time() - min(grace, READER_GRACE_SECONDS)
+    now = time.time()
+    cutoff = now - grace
+    reader_grace = min(grace, READER_GRACE_SECONDS)
+    reader_cutoff = now - reader_grace
+    immediate = reader_grace <= 0
     retired = _retired(store)
-    plan = GcPlan(grace_seconds=grace)
+    plan = GcPlan(grace_seconds=grace, reader_grace_seconds=reader_grace)
     keep_raw = {bytes.fromhex(d) for d in keep}
-    live_chunks: set[bytes] = set()
+    live_chunks: set[bytes] = set()  # referenced, or held by the grace
+    wanted: set[bytes] = set()  # referenced by a kept file
     dead_files: list[bytes] = []
     for d, size, n, recipe, created in store.index.execute(
             "SELECT digest, size, chunk_count, recipe, created_at FROM files"):
-        if d in keep_raw or created >= cutoff:
-            live_chunks.update(_recipe(d, n, recipe))
+        chunks = _recipe(d, n, recipe)
+        if d in keep_raw:
+            wanted.update(chunks)
+            live_chunks.update(chunks)
+        elif created >= cutoff:
+            plan.files_held_by_grace += 1
+            live_chunks.update(chunks)
         else:
             dead_files.append(d)
             plan.dead_files += 1
             plan.dead_file_bytes += size
-    packs = {pid: (size, created) for pid, size, created in store.index.execute(
-        "SELECT id, size, created_at FROM packs")}
-    entry_counts = dict(store.index.execute("SELECT id, entry_count FROM packs"))
+    packs = {pid: (size, created, count) for pid, size, count, created in store.index.execute(
+        "SELECT id, size, entry_count, created_at FROM packs")}
     per_pack: dict[str, list[tuple[bytes, int]]] = {}
     dead_chunks: list[bytes] = []
     for d, pid, stored in store.index.execute("SELECT digest, pack_id, stored_len FROM chunks"):
         recent = pid in packs and packs[pid][1] >= cutoff
         live = d in live_chunks or recent
+        if d not in wanted and live:
+            plan.bytes_held_by_grace += stored + RECORD_HEADER.size
         per_pack.setdefault(pid, []).append((d, stored if live else -stored))
         if not live:
             dead_chunks.append(d)
     plan.dead_chunks = len(dead_chunks)
-    for pid, (size, created) in packs.items():
+    for pid, (size, created, count) in packs.items():
         if created >= cutoff:
             continue
         rows = per_pack.get(pid, [])
@@ -231,34 +283,46 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
         dead_bytes = sum(-s + RECORD_HEADER.size for _, s in rows if s < 0)
         # records with no index row (a chunk two sessions wrote at once: the other copy
         # won) are dead too; bound the fixed overhead (magic, trailer, footer) generously
-        overhead = 64 + 49 * entry_counts.get(pid, 0)
+        overhead = 64 + 49 * count
         dead_bytes = max(dead_bytes, size - live_bytes - overhead)
         if live_bytes == 0:
             plan.delete_packs.append(pid)
-            plan.bytes_freed += size
         elif dead_bytes > size * repack_threshold:
             plan.repack.append(pid)
-            plan.bytes_freed += size - live_bytes
             plan.live_bytes_moved += live_bytes
+        else:
+            continue
+        if immediate:
+            plan.bytes_freed += size
+        else:
+            plan.bytes_retired += size
+    # the repacked live bytes are written again (a new pack: records plus a trailer)
+    plan.bytes_freed -= plan.live_bytes_moved + (64 if plan.repack else 0)
     for path in store.packs_dir.glob("*/*.pack"):
         pid = path.stem
-        if pid not in packs:
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            if pid in retired:
-                if retired[pid] <= reader_cutoff:
-                    plan.orphan_packs.append(pid)
-                    plan.bytes_freed += st.st_size
-                else:
-                    plan.deferred_packs.append(pid)
-            elif st.st_mtime < cutoff:
+        if pid in packs:
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if pid in retired:
+            if retired[pid] <= reader_cutoff:
                 plan.orphan_packs.append(pid)
                 plan.bytes_freed += st.st_size
-    plan.stale_tmp = [p.name for p in stale_sessions(store)]
+            else:
+                plan.deferred_packs.append(pid)
+                plan.bytes_pending += st.st_size
+        elif st.st_mtime < cutoff:
+            plan.orphan_packs.append(pid)
+            plan.bytes_freed += st.st_size
+        else:
+            plan.bytes_held_by_grace += st.st_size
+    for d in stale_sessions(store):
+        plan.stale_tmp.append(d.name)
+        plan.bytes_freed += _tree_size(d)
     if _state is not None:
-        _state.update(dead_files=dead_files, dead_chunks=dead_chunks, live_chunks=live_chunks)
+        _state.update(dead_files=dead_files, dead_chunks=dead_chunks, live_chunks=live_chunks, keep=keep_raw)
     return plan
 
 
@@ -268,7 +332,8 @@ def run_gc(store, keep_fn, grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool =
     """Plan, report (on_plan(plan)), then execute under the exclusive store lock.
 
     `keep_fn()` returns the digests to keep; it is called once the lock is held, so a
-    version committed before then is seen."""
+    version committed before then is seen. The returned plan carries the measured
+    result; `plan.planned` is the plan as reported before executing."""
     if dry_run:
         plan = plan_gc(store, keep_fn(), grace, repack_threshold)
         if on_plan:
@@ -278,6 +343,7 @@ def run_gc(store, keep_fn, grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool =
     try:
         state: dict = {}
         plan = plan_gc(store, keep_fn(), grace, repack_threshold, _state=state)
+        plan.planned = plan.as_dict()
         if on_plan:
             on_plan(plan)
         _execute(store, plan, state)
@@ -287,11 +353,21 @@ def run_gc(store, keep_fn, grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool =
         os.close(lock)
 
 
+def _unlink_counted(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+        path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
 def _execute(store, plan: GcPlan, state: dict) -> None:
     live_chunks: set[bytes] = state["live_chunks"]
     tmpdir = None
     moves: list[tuple[bytes, str, int, int]] = []
     new_packs: list[tuple[str, int, int]] = []
+    written = deleted = 0
     # (1) repack: copy live chunks of mostly-dead packs into new packs, durable first
     if plan.repack:
         tmpdir = _new_tmp_session(store, "gc")
@@ -320,10 +396,12 @@ def _execute(store, plan: GcPlan, state: dict) -> None:
             if store.fsync:
                 _fsync_dir(final.parent)
             new_packs.append((new_id, size, len(entries)))
+            written += size
             moves = [(e.digest, new_id, e.offset, e.stored_len) for e in entries]
         pause_point("gc-before-index")
     # (2) one index transaction: new locations in, dead rows out
     gone = set(plan.delete_packs) | set(plan.repack)
+    gone_sizes = {pid: size for pid, size in store.index.execute("SELECT id, size FROM packs") if pid in gone}
     now = time.time()
     with store.index.transaction() as db:
         db.executemany("INSERT INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
@@ -343,17 +421,18 @@ def _execute(store, plan: GcPlan, state: dict) -> None:
     pause_point("gc-after-index")
     # (3) only now delete pack files: retired ones at once if no reader grace applies,
     # else at a later gc (readers may have located chunks in them a moment ago)
-    immediate = min(plan.grace_seconds, READER_GRACE_SECONDS) <= 0
+    immediate = plan.reader_grace_seconds <= 0
     doomed = (sorted(gone) if immediate else []) + plan.orphan_packs
     if not immediate:
         plan.deferred_packs.extend(sorted(gone))
     for i, pid in enumerate(doomed):
-        pack_path(store.packs_dir, pid).unlink(missing_ok=True)
+        deleted += _unlink_counted(pack_path(store.packs_dir, pid))
         if i == 0:
             pause_point("gc-deleting")
     with store.index.transaction() as db:
         db.executemany("DELETE FROM retired_packs WHERE id=?", [(pid,) for pid in doomed])
     for name in plan.stale_tmp:
+        deleted += _tree_size(store.tmp_dir / name)
         shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
     if tmpdir is not None:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -362,209 +441,8 @@ def _execute(store, plan: GcPlan, state: dict) -> None:
         for pid in list(store._fds):
             if pid in gone:
                 os.close(store._fds.pop(pid))
+    from lodestore.store.integrity import forget_lost
 
-
-# ----------------------------------------------------------------------------- fsck
-@dataclass
-class FsckReport:
-    packs_checked: int = 0
-    chunks_checked: int = 0
-    files_checked: int = 0
-    corrupt_packs: list[str] = field(default_factory=list)  # packs with a bad chunk or trailer
-    corrupt_chunks: list[str] = field(default_factory=list)  # hex digests
-    missing_packs: list[str] = field(default_factory=list)  # indexed, absent on disk
-    bad_index_entries: list[str] = field(default_factory=list)  # chunk row not matching its pack
-    missing_chunks: list[str] = field(default_factory=list)  # referenced by a file, not indexed
-    bad_files: list[str] = field(default_factory=list)  # hex file digests whose bytes are lost
-    orphan_packs: list[str] = field(default_factory=list)  # on disk, not indexed (gc reclaims)
-    stale_tmp: list[str] = field(default_factory=list)
-    repaired: dict = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.corrupt_packs or self.corrupt_chunks or self.missing_packs or self.bad_index_entries
-                    or self.missing_chunks or self.bad_files)
-
-    def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["ok"] = self.ok
-        return d
-
-
-def _pack_entries(path: Path):
-    """(entries, trailer_ok)."""
-    try:
-        return read_trailer(path), True
-    except CorruptionError:
-        try:
-            return list(scan_records(path)), False
-        except CorruptionError:
-            return [], False
-
-
-def _layout_ok(data: bytes, entries) -> bool:
-    """Every byte of the pack is accounted for: record headers agree with the trailer
-    and records follow each other up to the trailer (so a flipped byte anywhere shows)."""
-    from lodestore.store.packs import FOOTER, MAGIC
-
-    if len(data) < len(MAGIC) + FOOTER.size:
-        return False
-    trailer_offset = FOOTER.unpack_from(data, len(data) - FOOTER.size)[0]
-    pos = len(MAGIC)
-    for e in sorted(entries, key=lambda e: e.offset):
-        if e.offset != pos + RECORD_HEADER.size:
-            return False
-        if RECORD_HEADER.unpack_from(data, pos) != (e.digest, e.codec, e.raw_len, e.stored_len):
-            return False
-        pos = e.offset + e.stored_len
-    return pos == trailer_offset
-
-
-def fsck(store) -> FsckReport:
-    """Check every pack against its digests, every index entry against its pack, every
-    file recipe against the index. Reads only."""
-    rep = FsckReport()
-    indexed = {pid for (pid,) in store.index.execute("SELECT id FROM packs")}
-    rows: dict[str, list] = {}
-    for d, pid, off, slen, rlen, cid in store.index.execute(
-            "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks"):
-        rows.setdefault(pid, []).append((d, off, slen, rlen, cid))
-    bad_chunks: set[bytes] = set()
-    on_disk = {p.stem: p for p in store.packs_dir.glob("*/*.pack")}
-    for pid, path in sorted(on_disk.items()):
-        if pid not in indexed:
-            rep.orphan_packs.append(pid)
-            continue
-        rep.packs_checked += 1
-        entries, trailer_ok = _pack_entries(path)
-        data = path.read_bytes()
-        corrupt = not trailer_ok or not _layout_ok(data, entries)
-        by_offset = {e.offset: e for e in entries}
-        for e in entries:  # every record of the pack, live or dead
-            raw = None
-            try:
-                raw = codec.decode(e.codec, data[e.offset : e.offset + e.stored_len], e.raw_len)
-            except CorruptionError:
-                pass
-            if raw is None or blake3.blake3(raw).digest() != e.digest:
-                corrupt = True
-                bad_chunks.add(e.digest)
-        for d, off, slen, rlen, cid in rows.get(pid, []):
-            rep.chunks_checked += 1
-            e = by_offset.get(off)
-            if e is None or e.digest != d or e.stored_len != slen or e.raw_len != rlen or e.codec != cid:
-                # the trailer may be damaged: check the bytes at the indexed location directly
-                raw = None
-                try:
-                    raw = codec.decode(cid, data[off : off + slen], rlen)
-                except CorruptionError:
-                    pass
-                if raw is None or blake3.blake3(raw).digest() != d:
-                    rep.bad_index_entries.append(d.hex())
-                    bad_chunks.add(d)
-                    corrupt = True
-        if corrupt:
-            rep.corrupt_packs.append(pid)
-    for pid in sorted(indexed - set(on_disk)):
-        rep.missing_packs.append(pid)
-        for d, *_ in rows.get(pid, []):
-            bad_chunks.add(d)
-    # a chunk is only really bad if the index points at a bad copy
-    indexed_bad = set()
-    for pid, items in rows.items():
-        for d, *_ in items:
-            if d in bad_chunks and (pid in rep.corrupt_packs or pid in rep.missing_packs):
-                indexed_bad.add(d)
-    # a good copy of the same digest elsewhere does not help the index: keep it strict
-    rep.corrupt_chunks = sorted(d.hex() for d in indexed_bad)
-    known = {d for items in rows.values() for d, *_ in items}
-    for d, n, recipe in store.index.execute("SELECT digest, chunk_count, recipe FROM files"):
-        rep.files_checked += 1
-        chunks = _recipe(d, n, recipe)
-        missing = [c for c in chunks if c not in known]
-        if missing:
-            rep.missing_chunks.extend(c.hex() for c in missing)
-        if missing or any(c in indexed_bad for c in chunks):
-            rep.bad_files.append(d.hex())
-    rep.missing_chunks = sorted(set(rep.missing_chunks))
-    rep.stale_tmp = [p.name for p in stale_sessions(store)]
-    return rep
-
-
-def rebuild_index(store, quarantined: Iterable[str] = ()) -> dict:
-    """Recreate the packs and chunks tables from the pack files (trailers, falling back
-    to a record scan), keeping only records whose bytes verify. File recipes stay."""
-    skip = set(quarantined) | set(_retired(store))  # retired by gc: dead, awaiting deletion
-    packs, chunks = [], {}
-    for path in sorted(store.packs_dir.glob("*/*.pack")):
-        pid = path.stem
-        if pid in skip:
-            continue
-        entries, _ = _pack_entries(path)
-        data = path.read_bytes()
-        good = 0
-        for e in entries:
-            try:
-                raw = codec.decode(e.codec, data[e.offset : e.offset + e.stored_len], e.raw_len)
-            except CorruptionError:
-                continue
-            if blake3.blake3(raw).digest() == e.digest and e.digest not in chunks:
-                chunks[e.digest] = (e.digest, pid, e.offset, e.stored_len, e.raw_len, e.codec)
-                good += 1
-        packs.append((pid, len(data), len(entries), path.stat().st_mtime))
-    with store.index.transaction() as db:
-        db.execute("DELETE FROM chunks")
-        db.execute("DELETE FROM packs")
-        db.executemany("INSERT INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)", packs)
-        db.executemany("INSERT INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) VALUES (?,?,?,?,?,?)",
-                       list(chunks.values()))
-    with store._fd_lock:
-        for fd in store._fds.values():
-            os.close(fd)
-        store._fds.clear()
-    return {"packs": len(packs), "chunks": len(chunks)}
-
-
-def repair(store, report: FsckReport) -> dict:
-    """Salvage the good chunks of corrupt packs into a new pack, move the corrupt packs
-    to store/quarantine/, rebuild the chunk index from the packs. Returns what was done;
-    files whose bytes are still lost are listed under "bad_files"."""
-    lock = acquire_store_lock(store.root, exclusive=True)
-    try:
-        qdir = store.root / "quarantine"
-        salvaged = 0
-        if report.corrupt_packs:
-            tmpdir = _new_tmp_session(store, "fsck")
-            records = []
-            for pid in report.corrupt_packs:
-                path = pack_path(store.packs_dir, pid)
-                entries, _ = _pack_entries(path)
-                data = path.read_bytes()
-                for e in entries:
-                    stored = data[e.offset : e.offset + e.stored_len]
-                    try:
-                        raw = codec.decode(e.codec, stored, e.raw_len)
-                    except CorruptionError:
-                        continue
-                    if blake3.blake3(raw).digest() == e.digest:
-                        records.append((e.digest, e.codec, e.raw_len, stored))
-            if records:
-                new_id, entries, _size = _write_pack(store, tmpdir, records)
-                final = pack_path(store.packs_dir, new_id)
-                final.parent.mkdir(exist_ok=True)
-                os.replace(tmpdir / f"{new_id}.pack", final)
-                salvaged = len(entries)
-            qdir.mkdir(exist_ok=True)
-            for pid in report.corrupt_packs:
-                src = pack_path(store.packs_dir, pid)
-                if src.exists():
-                    os.replace(src, qdir / src.name)
-            shutil.rmtree(tmpdir, ignore_errors=True)
-        rebuilt = rebuild_index(store)
-        for name in report.stale_tmp:
-            shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
-    finally:
-        os.close(lock)
-    after = fsck(store)
-    return {"quarantined": list(report.corrupt_packs), "salvaged_chunks": salvaged, "index": rebuilt,
-            "bad_files": after.bad_files}
+    forget_lost(store, state["keep"])
+    plan.bytes_freed = deleted - written
+    plan.bytes_retired = 0 if immediate else sum(gone_sizes.values())
