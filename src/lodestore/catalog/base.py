@@ -293,15 +293,19 @@ class Catalog(abc.ABC):
 
     # --- search, lineage and diff (queries: catalog/query.py) ---------------------------
     @abc.abstractmethod
-    def search_versions(self, query: str, limit: int | None = None) -> list[VersionRecord]:
+    def search_versions(self, query: str, limit: int | None = None,
+                        liveness: Any = None) -> list[VersionRecord]:
         """Versions matching a search-language query (see catalog/query.py), newest first.
-        InvalidInputError with a caret under the bad token on a syntax error."""
+        InvalidInputError with a caret under the bad token on a syntax error.
+        `liveness` (a `catalog.query.Liveness`) says how ``run.state=crashed`` is told
+        from "running"; without it run states are compared as stored."""
 
     @abc.abstractmethod
     def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
-                  order: str | None = None, limit: int | None = None) -> list[RunRecord]:
+                  order: str | None = None, limit: int | None = None, liveness: Any = None) -> list[RunRecord]:
         """Runs matching Mongo-style dict filters or query text, ordered by `order`
-        (``"-summary.val_acc"``), then oldest first."""
+        (``"-summary.val_acc"``), then oldest first. `liveness` as in `search_versions`:
+        with it, every state operator treats silent dead runs as "crashed"."""
 
     @abc.abstractmethod
     def get_runs(self, run_ids: Iterable[str]) -> dict[str, RunRecord]:

@@ -22,7 +22,7 @@ from lodestore.errors import StoreFormatError
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
-REVISIONS: tuple[str, ...] = ("0001",)
+REVISIONS: tuple[str, ...] = ("0001", "0002")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take

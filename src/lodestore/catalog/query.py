@@ -1,26 +1,37 @@
-"""The search language, and the catalog queries behind search, run filters, lineage and diff.
+"""Compiling the search language to SQL, and the catalog queries behind search, run
+filters, lineage and diff.
 
-One small language serves the CLI (`lode search`), the SDK (`Api.search`, `Api.runs`) and
-the web page::
+The language (parsed in `lodestore.catalog.query_parse`) serves the CLI (`lode search`),
+the SDK (`Api.search`, `Api.runs`) and the web page::
 
     type=model metadata.val_acc>=0.9 tag:production created>2026-01-01 name~resnet
-    alias:latest run.job_type=train project=zoo state=deleted -tag:stale
+    alias:latest run.job_type=train project=zoo state=deleted -tag:stale OR type=dataset
 
-Terms are ANDed. A term is ``key OP value`` (OP one of ``= != > >= < <= ~``), ``tag:x`` /
-``alias:x`` (``-`` in front negates), or a bare word (a name substring). Values may be
-quoted (``notes~"two words"``). Queries are parsed into `Term`s, then compiled into
-SQLAlchemy expressions with bound parameters: user text never becomes SQL. JSON keys
-(``metadata.a.b``, ``summary.val_acc``) go through the dialect's JSON path operators;
-numbers compare numerically (only against JSON numbers), other values as strings.
+The parsed tree is compiled into SQLAlchemy expressions with bound parameters: user
+text never becomes SQL. JSON keys (``metadata.a.b``, ``summary.val_acc``) go through the
+dialect's JSON path operators; numbers compare numerically (only against JSON numbers),
+other values as strings. ``a!=b`` is exactly NOT ``a=b``, so it also holds when `a` is
+missing (NULL), as in Mongo filters; ``{"group": None}`` means "is NULL".
+
+Indexes (schema.py) serve the selective terms: type, name, project, created, tag:,
+alias:, digest, run group/job_type/state. Comparisons inside JSON (``metadata.*``,
+``summary.*``, ``config.*``) and substring matches (``name~x``) cannot use an index:
+SQLite evaluates them on each candidate row the other terms leave, one pass in SQL, no
+rows loaded into Python.
+
+Run state: "crashed" is not stored (a SIGKILLed run cannot say it died); it is a
+"running" run whose heartbeat is older than a bound `Liveness.stale_before`, unless it
+runs on this host in a process still alive. That rule is a SQL CASE over bound values,
+so every operator (``=``, ``!=``, ``$in``, ``$nin``, NOT, ``run.state`` in version
+search) gives the same answer `PublicRun.state` reports.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -41,7 +52,26 @@ from sqlalchemy import (
 )
 
 from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.query_parse import (  # noqa: F401  (re-exported: the language's public names)
+    OPS,
+    AllOf,
+    AnyOf,
+    Node,
+    Query,
+    Term,
+    check_key,
+    filters_query,
+    iter_terms,
+    looks_numeric,
+    parse,
+    parse_number,
+    parse_when,
+    query_error,
+)
 from lodestore.catalog.schema import (
+    RUN_STATES,
+    VERSION_STATES,
+    UTCDateTime,
     aliases,
     artifacts,
     manifest_entries,
@@ -54,187 +84,45 @@ from lodestore.catalog.schema import (
 )
 from lodestore.errors import InvalidInputError
 
-OPS = (">=", "<=", "!=", "=", ">", "<", "~", ":")
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-_REL_RE = re.compile(r"(\d+)([smhdw])")
-_REL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 @dataclass(frozen=True)
-class Term:
-    """One parsed condition. `typed` is True when `value` came from Python (dict filters)
-    and keeps its type; False when it is query text to interpret per field."""
+class Liveness:
+    """What decides "crashed" (see module docstring), as bound values: a "running" run
+    whose last heartbeat is before `stale_before` is crashed unless its host is `host`
+    and its pid is in `alive_pids`. The caller gives `pid_alive`; the catalog asks it
+    about the few stale runs on this host (`bind_liveness`) before the real query."""
 
-    key: str
-    op: str
-    value: Any
-    negate: bool = False
-    col: int = 0  # 0-based column in the query text, for error carets
-    typed: bool = False
-
-
-@dataclass(frozen=True)
-class Query:
-    text: str
-    terms: tuple[Term, ...]
-
-    def error(self, col: int, message: str) -> InvalidInputError:
-        return query_error(self.text, col, message)
+    stale_before: datetime
+    host: str
+    pid_alive: Callable[[int], bool] | None = None
+    alive_pids: tuple[int, ...] = ()
 
 
-def query_error(text: str, col: int, message: str) -> InvalidInputError:
-    """An InvalidInputError quoting the query with a caret under column `col`."""
-    return InvalidInputError(f"{message} (column {col + 1})\n  {text}\n  {' ' * col}^")
+_BEAT = func.coalesce(runs.c.heartbeat_at, runs.c.created_at)
 
 
-# --------------------------------------------------------------------------- parsing
-def parse(text: str) -> Query:
-    """Tokenise and parse a query; InvalidInputError with a caret on any syntax error."""
-    if not isinstance(text, str):
-        raise InvalidInputError(f"a query must be a string, got {type(text).__name__}")
-    terms: list[Term] = []
-    i, n = 0, len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-            continue
-        start = i
-        negate = False
-        if text[i] == "-" and i + 1 < n and not text[i + 1].isspace():
-            negate, i = True, i + 1
-        if text[i] in "\"'":
-            value, i = _quoted(text, i)
-            terms.append(Term("name", "~", value, negate, start))
-            continue
-        m = _KEY_RE.match(text, i)
-        if m is None:
-            raise query_error(text, i, f"unexpected {text[i]!r}: a term starts with a field name or a word")
-        key, i = m.group(0), m.end()
-        op = next((o for o in OPS if text.startswith(o, i)), None)
-        if op is None:
-            if i < n and not text[i].isspace():
-                raise query_error(text, i, f"unexpected {text[i]!r} after {key!r}: expected an operator "
-                                           f"({' '.join(OPS)}) or a space")
-            if key.upper() == "AND":
-                continue
-            terms.append(Term("name", "~", key, negate, start))
-            continue
-        op_col = i
-        i += len(op)
-        if i >= n or text[i].isspace():
-            raise query_error(text, i, f"missing value after {key}{op}")
-        if text[i] in "\"'":
-            value, i = _quoted(text, i)
-        else:
-            j = i
-            while j < n and not text[j].isspace():
-                j += 1
-            value, i = text[i:j], j
-            at = next((k for k, c in enumerate(value) if c in "=<>"), None)
-            if at is not None:
-                raise query_error(text, i - len(value) + at, f"unexpected {value[at]!r} in value {value!r}")
-        if op == ":" and key.lower() not in ("tag", "alias", "tags", "aliases"):
-            raise query_error(text, op_col, f"':' is for tag:NAME and alias:NAME; use {key}=VALUE")
-        terms.append(Term(key, op, value, negate, start))
-    return Query(text, tuple(terms))
+def bind_liveness(conn: Connection, live: Liveness | None) -> Liveness | None:
+    """`live` with `alive_pids` filled in: the stale "running" runs on this host whose
+    process is still alive (a suspended job). One small indexed query."""
+    if live is None or live.pid_alive is None:
+        return live
+    pids = conn.execute(
+        select(runs.c.pid).distinct().where(
+            runs.c.state == "running", _BEAT < literal(live.stale_before, UTCDateTime()),
+            runs.c.host == live.host, runs.c.pid.is_not(None))
+    ).scalars()
+    return replace(live, pid_alive=None, alive_pids=tuple(sorted(p for p in pids if live.pid_alive(p))))
 
 
-def _quoted(text: str, i: int) -> tuple[str, int]:
-    quote = text[i]
-    j = text.find(quote, i + 1)
-    if j < 0:
-        raise query_error(text, i, "unterminated quote")
-    return text[i + 1:j], j + 1
-
-
-_MONGO_OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<=",
-              "$in": "in", "$nin": "nin", "$regex": "~", "$contains": "~"}
-
-
-def terms_from_filters(filters: dict[str, Any] | str | None) -> tuple[str, list[Term]]:
-    """A dict of Mongo-style filters (W&B's `runs(filters=...)`) or query text -> terms."""
-    if filters is None:
-        return "", []
-    if isinstance(filters, str):
-        q = parse(filters)
-        return q.text, list(q.terms)
-    if not isinstance(filters, dict):
-        raise InvalidInputError(f"filters must be a dict or a query string, got {type(filters).__name__}")
-    out: list[Term] = []
-    for key, cond in filters.items():
-        if key in ("$and",):
-            for sub in cond:
-                out.extend(terms_from_filters(sub)[1])
-            continue
-        if isinstance(cond, dict):
-            for op, value in cond.items():
-                if op not in _MONGO_OPS:
-                    raise InvalidInputError(f"filter {key!r}: unknown operator {op!r}; use {', '.join(_MONGO_OPS)}")
-                out.append(Term(key, _MONGO_OPS[op], value, typed=True))
-        else:
-            out.append(Term(key, "=", cond, typed=True))
-    return repr(filters), out
-
-
-# --------------------------------------------------------------------------- values
-def parse_number(value: Any, what: str, sizes: bool = False) -> float:
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{what}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return value
-    s = str(value).strip().replace("_", "").replace(",", "")
-    if sizes:
-        m = re.fullmatch(r"([0-9.]+)\s*([A-Za-z]*)", s)
-        if m and (m.group(2).lower() in _SIZE_UNITS or not m.group(2)):
-            try:
-                return float(m.group(1)) * _SIZE_UNITS.get(m.group(2).lower() or "b", 1)
-            except ValueError:
-                pass
-    try:
-        return float(s)
-    except ValueError:
-        raise InvalidInputError(f"{what}: expected a number, got {value!r}") from None
-
-
-def _looks_numeric(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float)):
-        return True
-    try:
-        float(str(value))
-        return True
-    except ValueError:
-        return False
-
-
-def parse_when(value: Any, what: str, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """A date/time as a half-open UTC range [start, end): ``2026-01-01`` is that whole day,
-    ``2026-01-01T12:00`` an instant, ``7d`` / ``12h`` the instant that long ago."""
-    if isinstance(value, datetime):
-        v = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return v, v
-    if isinstance(value, date):
-        start = datetime(value.year, value.month, value.day, tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    s = str(value).strip()
-    m = _REL_RE.fullmatch(s)
-    if m:
-        at = (now or datetime.now(UTC)) - timedelta(**{_REL_UNITS[m.group(2)]: int(m.group(1))})
-        return at, at
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
-            d = date.fromisoformat(s)
-            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
-            return start, start + timedelta(days=1)
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInputError(f"{what}: {s!r} is not a date (2026-01-31, 2026-01-31T12:00, or 7d / 12h ago)") \
-            from None
-    dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    return dt, dt
+def run_state_expr(live: Liveness | None) -> Any:
+    """The reported state of a run as SQL (stored state when `live` is None)."""
+    if live is None:
+        return runs.c.state
+    held_here = and_(func.coalesce(runs.c.host, "") == live.host,
+                     func.coalesce(runs.c.pid, -1).in_(live.alive_pids))
+    crashed = and_(runs.c.state == "running", _BEAT < literal(live.stale_before, UTCDateTime()),
+                   not_(held_here))
+    return case((crashed, literal("crashed")), else_=runs.c.state)
 
 
 # --------------------------------------------------------------------------- compiling
@@ -252,42 +140,63 @@ def _glob_to_like(pattern: str) -> str:
     return "".join(out)
 
 
+def _not(cond: Any) -> ColumnElement[bool]:
+    """NOT that treats an unknown (NULL) comparison as false first, so the negation of a
+    condition on a missing value is true (``group!=x`` matches runs with no group)."""
+    return not_(func.coalesce(cond, false()))
+
+
+def _is_null(col: Any, t: Term, what: str) -> ColumnElement[bool] | None:
+    """``{"key": None}`` / ``{"key": {"$ne": None}}``: IS [NOT] NULL. None otherwise."""
+    if not (t.typed and t.value is None):
+        return None
+    if t.op not in ("=", "!="):
+        raise InvalidInputError(f"{what}: None compares with = / != ($eq / $ne) only")
+    return col.is_(None) if t.op == "=" else col.is_not(None)
+
+
 def _text(col: Any, t: Term, what: str) -> ColumnElement[bool]:
-    v = str(t.value)
+    if (null := _is_null(col, t, what)) is not None:
+        return null
     if t.op in ("in", "nin"):
-        vals = [str(x) for x in t.value]
-        cond = col.in_(vals)
-        return not_(cond) if t.op == "nin" else cond
+        cond = col.in_([str(x) for x in t.value])
+        return _not(cond) if t.op == "nin" else cond
+    v = str(t.value)
     if t.op == "~":
         pattern = _glob_to_like(v) if any(c in v for c in "*?") else "%" + _glob_to_like(v) + "%"
         return col.like(pattern, escape="\\")
     if t.op in ("=", "!="):
         cond = col.like(_glob_to_like(v), escape="\\") if any(c in v for c in "*?") else col == v
-        return not_(cond) if t.op == "!=" else cond
+        return _not(cond) if t.op == "!=" else cond
     return _compare(col, t.op, v)
 
 
 def _compare(col: Any, op: str, v: Any) -> ColumnElement[bool]:
-    return {"=": col == v, "!=": col != v, ">": col > v, ">=": col >= v, "<": col < v, "<=": col <= v}[op]
+    if op == "!=":
+        return _not(col == v)
+    return {"=": col == v, ">": col > v, ">=": col >= v, "<": col < v, "<=": col <= v}[op]
 
 
 def _number(col: Any, t: Term, what: str, sizes: bool = False) -> ColumnElement[bool]:
+    if (null := _is_null(col, t, what)) is not None:
+        return null
     if t.op in ("in", "nin"):
         cond = col.in_([parse_number(x, what, sizes) for x in t.value])
-        return not_(cond) if t.op == "nin" else cond
+        return _not(cond) if t.op == "nin" else cond
     if t.op == "~":
         raise InvalidInputError(f"{what} is a number: compare it with = != > >= < <=")
     return _compare(col, t.op, parse_number(t.value, what, sizes))
 
 
 def _date(col: Any, t: Term, what: str) -> ColumnElement[bool]:
+    if (null := _is_null(col, t, what)) is not None:
+        return null
     if t.op in ("~", "in", "nin"):
         raise InvalidInputError(f"{what} is a date: compare it with = != > >= < <=")
     start, end = parse_when(t.value, what)
-    if t.op == "=":
-        return and_(col >= start, col < end) if end > start else col == start
-    if t.op == "!=":
-        return not_(and_(col >= start, col < end)) if end > start else col != start
+    if t.op in ("=", "!="):
+        cond = and_(col >= start, col < end) if end > start else col == start
+        return _not(cond) if t.op == "!=" else cond
     if t.op == ">":
         return col >= end if end > start else col > start
     if t.op == "<=":
@@ -295,21 +204,33 @@ def _date(col: Any, t: Term, what: str) -> ColumnElement[bool]:
     return _compare(col, t.op, start)  # >= and < start at the beginning of the range
 
 
+def _state(col: Any, t: Term, what: str, states: tuple[str, ...]) -> ColumnElement[bool]:
+    """A state compared with text rules, but a misspelt state is an error, not silence."""
+    values = t.value if t.op in ("in", "nin") else [t.value]
+    for v in values:
+        if t.op != "~" and not any(c in str(v) for c in "*?") and str(v) not in states:
+            raise InvalidInputError(f"{what}: {v!r} is not a state; states are {', '.join(states)}")
+    return _text(col, t, what)
+
+
 def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> ColumnElement[bool]:
     """Compare a JSON value at `path`: numbers numerically (JSON numbers only), text as text."""
     if not path or any(not p for p in path):
         raise InvalidInputError(f"{what}: name a key, e.g. {what.split('.')[0]}.val_acc")
+    check_key(".".join(path), f"{what.split('.')[0]} key")  # no quote can reach the JSON path
     elem = col[tuple(path)]
     kind, is_num, is_bool = _json_kind(dialect, col, path)
     as_num = json_number(dialect, col, path)
     as_text = elem.as_string()
     value = t.value
+    if (null := _is_null(as_text, t, what)) is not None:  # missing, or JSON null
+        return null
     if t.op in ("in", "nin"):
-        nums = [v for v in value if _looks_numeric(v)]
+        nums = [v for v in value if looks_numeric(v)]
         texts = [str(v) for v in value if not isinstance(v, (int, float)) or isinstance(v, bool)]
         cond = or_(as_num.in_([float(v) for v in nums]) if nums else false(),
                    as_text.in_(texts) if texts else false())
-        return not_(cond) if t.op == "nin" else cond
+        return _not(cond) if t.op == "nin" else cond
     if t.op == "~":
         return as_text.like("%" + _glob_to_like(str(value)) + "%", escape="\\")
     if isinstance(value, bool) or (not t.typed and str(value).lower() in ("true", "false")):
@@ -318,11 +239,10 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
             raise InvalidInputError(f"{what}: true/false compare with = or != only")
         cond = and_(is_bool, kind == ("true" if b else "false")) if dialect != "postgresql" else and_(
             is_bool, as_text == ("true" if b else "false"))
-        return not_(cond) if t.op == "!=" else cond
-    numeric = isinstance(value, (int, float)) if t.typed else _looks_numeric(value)
+        return _not(cond) if t.op == "!=" else cond
+    numeric = isinstance(value, (int, float)) if t.typed else looks_numeric(value)
     if numeric:
-        cond = _compare(as_num, t.op, float(value))
-        return and_(is_num, cond) if t.op == "!=" else cond
+        return _compare(as_num, t.op, float(value))
     return _compare(as_text, t.op, str(value))
 
 
@@ -331,6 +251,7 @@ def _json_kind(dialect: str, col: Any, path: list[str]) -> tuple[Any, Any, Any]:
     if dialect == "postgresql":
         kind = func.json_typeof(func.json_extract_path(col, *[literal(p, Text) for p in path]))
         return kind, kind == "number", kind == "boolean"
+    # path parts passed check_key: no '"' or '\\' can break out of the quoted member names
     kind = func.json_type(col, "$." + ".".join(f'"{p}"' for p in path))
     return kind, kind.in_(("integer", "real")), kind.in_(("true", "false"))
 
@@ -341,7 +262,7 @@ def json_number(dialect: str, col: Any, path: list[str]) -> Any:
     return case((_json_kind(dialect, col, path)[1], col[tuple(path)].as_float()), else_=None)
 
 
-def _json_key(key: str, prefixes: Iterable[str]) -> tuple[str, list[str]] | None:
+def _json_key(key: str, prefixes: tuple[str, ...] | dict[str, Any]) -> tuple[str, list[str]] | None:
     for p in prefixes:
         if key.startswith(p + "."):
             return p, key[len(p) + 1:].split(".")
@@ -350,7 +271,7 @@ def _json_key(key: str, prefixes: Iterable[str]) -> tuple[str, list[str]] | None
 
 # Run fields, shared by the version search (as run.FIELD, the producing run) and run filters.
 _RUN_TEXT = {"id": runs.c.id, "name": runs.c.name, "display_name": runs.c.name, "group": runs.c.group_name,
-             "job_type": runs.c.job_type, "state": runs.c.state, "notes": runs.c.notes, "host": runs.c.host}
+             "job_type": runs.c.job_type, "notes": runs.c.notes, "host": runs.c.host}
 _RUN_DATES = {"created": runs.c.created_at, "created_at": runs.c.created_at,
               "finished": runs.c.finished_at, "finished_at": runs.c.finished_at,
               "heartbeat_at": runs.c.heartbeat_at}
@@ -359,22 +280,21 @@ RUN_KEYS = ("id", "name", "group", "job_type", "state", "notes", "host", "projec
             "finished", "exit_code", "summary.KEY", "config.KEY")
 
 
-def run_condition(dialect: str, t: Term) -> ColumnElement[bool]:
+def run_condition(dialect: str, t: Term, live: Liveness | None = None) -> ColumnElement[bool]:
     """A condition on the `runs` table (joined with `projects`)."""
     key = t.key.lower() if not t.key.startswith(("summary.", "config.", "summary_metrics.")) else t.key
     what = t.key
     if key in ("tag", "tags"):
-        if t.op not in (":", "=", "!=", "~"):
+        if t.op not in (":", "=", "!=", "~") or t.value is None:
             raise InvalidInputError("run tags: use tag:NAME (or -tag:NAME)")
         # tags are a JSON list: match the quoted element inside its JSON text
         cond = func.coalesce(cast(runs.c.tags, Text), "").like(
             '%"' + _glob_to_like(str(t.value)) + '"%', escape="\\")
-        return not_(cond) if (t.op == "!=") != t.negate else cond
-    if key in _RUN_TEXT:
-        if key == "state" and str(t.value) in ("crashed",) and t.op == "=":
-            cond = runs.c.state.in_(("running", "crashed"))  # refined in Python: crash is inferred
-        else:
-            cond = _text(_RUN_TEXT[key], t, what)
+        return _not(cond) if (t.op == "!=") != t.negate else cond
+    if key == "state":
+        cond = _state(run_state_expr(live), t, what, RUN_STATES)
+    elif key in _RUN_TEXT:
+        cond = _text(_RUN_TEXT[key], t, what)
     elif key in _RUN_DATES:
         cond = _date(_RUN_DATES[key], t, what)
     elif key == "project":
@@ -385,14 +305,14 @@ def run_condition(dialect: str, t: Term) -> ColumnElement[bool]:
         cond = _json(dialect, _RUN_JSON[jk[0]], jk[1], t, what)
     else:
         raise InvalidInputError(f"unknown run field {t.key!r}; use one of: {', '.join(RUN_KEYS)}")
-    return not_(cond) if t.negate else cond
+    return _not(cond) if t.negate else cond
 
 
 VERSION_KEYS = ("name", "type", "project", "state", "version", "size", "files", "digest", "description",
                 "created", "tag:NAME", "alias:NAME", "metadata.KEY", "run.FIELD")
 
 
-def version_condition(dialect: str, t: Term) -> ColumnElement[bool]:
+def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> ColumnElement[bool]:
     """A condition on `versions` joined with `artifacts` and `projects`."""
     key = t.key if t.key.startswith(("metadata.", "run.")) else t.key.lower()
     what = t.key
@@ -403,7 +323,9 @@ def version_condition(dialect: str, t: Term) -> ColumnElement[bool]:
         col = table.c.tag if key.startswith("tag") else table.c.alias
         v = str(t.value)
         match = col.like(_glob_to_like(v), escape="\\") if any(c in v for c in "*?") else col == v
-        cond = exists().where(table.c.version_id == versions.c.id, match)
+        # IN (uncorrelated subquery), not a correlated EXISTS: SQLite then reads the few
+        # matching rows from the tag/alias index instead of probing once per version.
+        cond = versions.c.id.in_(select(table.c.version_id).where(match))
         negate = (t.op == "!=") != t.negate
         return not_(cond) if negate else cond
     if key == "name":
@@ -413,7 +335,7 @@ def version_condition(dialect: str, t: Term) -> ColumnElement[bool]:
     elif key == "project":
         cond = _text(projects.c.name, t, what)
     elif key == "state":
-        cond = _text(versions.c.state, t, what)
+        cond = _state(versions.c.state, t, what, VERSION_STATES)
     elif key == "description":
         cond = _text(func.coalesce(versions.c.description, ""), t, what)
     elif key == "digest":
@@ -440,11 +362,11 @@ def version_condition(dialect: str, t: Term) -> ColumnElement[bool]:
             cond = exists().where(runs.c.id == versions.c.created_by_run, runs.c.project_id == p2.c.id,
                                   _text(p2.c.name, t, what))
         else:
-            sub = run_condition(dialect, Term(field, t.op, t.value, False, t.col, t.typed))
+            sub = run_condition(dialect, Term(field, t.op, t.value, False, t.col, t.typed), live)
             cond = exists().where(runs.c.id == versions.c.created_by_run, sub)
     else:
         raise InvalidInputError(f"unknown field {t.key!r}; use one of: {', '.join(VERSION_KEYS)}")
-    return not_(cond) if t.negate else cond
+    return _not(cond) if t.negate else cond
 
 
 def _with_caret(q: Query, t: Term, fn, *args):
@@ -457,48 +379,77 @@ def _with_caret(q: Query, t: Term, fn, *args):
         raise q.error(t.col, str(e)) from None
 
 
-def version_ids_query(dialect: str, q: Query, limit: int | None = None):
+def compile_node(node: Node, leaf: Callable[[Term], ColumnElement[bool]]) -> ColumnElement[bool]:
+    if isinstance(node, Term):
+        return leaf(node)
+    parts = [compile_node(n, leaf) for n in node.items]
+    return and_(true(), *parts) if isinstance(node, AllOf) else or_(false(), *parts)
+
+
+def mentions(node: Node, *keys: str) -> bool:
+    return any(t.key.lower() in keys for t in iter_terms(node))
+
+
+def version_ids_query(dialect: str, q: Query, limit: int | None = None, live: Liveness | None = None):
     """SELECT versions.id matching the query, newest first. Deleted versions are left out
-    unless the query mentions `state`."""
-    conds = [_with_caret(q, t, version_condition, dialect, t) for t in q.terms]
-    if not any(t.key.lower() == "state" for t in q.terms):
-        conds.append(versions.c.state != "deleted")
+    of each OR branch that does not mention `state`."""
+    def leaf(t: Term) -> ColumnElement[bool]:
+        return _with_caret(q, t, version_condition, dialect, t, live)
+
+    branches = q.root.items if isinstance(q.root, AnyOf) else (q.root,)
+    conds = []
+    for branch in branches:
+        cond = compile_node(branch, leaf)
+        if not mentions(branch, "state"):
+            cond = and_(cond, versions.c.state != "deleted")
+        conds.append(cond)
     stmt = (
         select(versions.c.id)
         .join(artifacts, artifacts.c.id == versions.c.artifact_id)
         .join(projects, projects.c.id == artifacts.c.project_id)
-        .where(and_(true(), *conds))
+        .where(or_(*conds))
         .order_by(versions.c.created_at.desc(), versions.c.id.desc())
     )
     return stmt.limit(limit) if limit is not None else stmt
 
 
-def run_ids_query(dialect: str, text: str, terms: list[Term], project: str | None = None,
-                  order: str | None = None, limit: int | None = None):
-    q = Query(text, tuple(terms))
-    conds = [_with_caret(q, t, run_condition, dialect, t) for t in terms]
+def run_ids_query(dialect: str, q: Query, project: str | None = None, order: str | None = None,
+                  limit: int | None = None, live: Liveness | None = None):
+    cond = compile_node(q.root, lambda t: _with_caret(q, t, run_condition, dialect, t, live))
     if project is not None:
-        conds.append(projects.c.name == project)
-    stmt = select(runs.c.id).join(projects, projects.c.id == runs.c.project_id).where(and_(true(), *conds))
-    stmt = stmt.order_by(*run_order(dialect, order), runs.c.created_at, runs.c.id)
+        cond = and_(cond, projects.c.name == project)
+    stmt = select(runs.c.id).join(projects, projects.c.id == runs.c.project_id).where(cond)
+    stmt = stmt.order_by(*run_order(dialect, order, live), runs.c.created_at, runs.c.id)
     return stmt.limit(limit) if limit is not None else stmt
 
 
-def run_order(dialect: str, order: str | None) -> list[Any]:
+def run_order(dialect: str, order: str | None, live: Liveness | None = None) -> list[Any]:
     """``"-summary.val_acc"`` (descending), ``"+created_at"`` / ``"created_at"`` (ascending)."""
     if not order:
         return []
+    if not isinstance(order, str):
+        raise InvalidInputError(f"order must be a string like '-summary.val_acc', got {type(order).__name__}")
     desc = order.startswith("-")
-    key = order.lstrip("+-")
-    if key in _RUN_TEXT:
+    key = check_key(order[1:] if order[:1] in "+-" else order, "order key")
+    if key == "state":
+        col = run_state_expr(live)
+    elif key in _RUN_TEXT:
         col = _RUN_TEXT[key]
     elif key in _RUN_DATES:
         col = _RUN_DATES[key]
-    elif (jk := _json_key(key, _RUN_JSON)) is not None:
+    elif key == "exit_code":
+        col = runs.c.exit_code
+    elif (jk := _json_key(key, _RUN_JSON)) is not None and all(jk[1]):
         col = json_number(dialect, _RUN_JSON[jk[0]], jk[1])
     else:
         raise InvalidInputError(f"cannot order runs by {key!r}; use e.g. -summary.val_acc, created_at, name")
     return [(col.desc() if desc else col.asc()).nulls_last()]
+
+
+def needs_liveness(q: Query, order: str | None = None, *, via_run: bool = False) -> bool:
+    """Does the query (or order) look at run state, which needs `bind_liveness`?"""
+    key = "run.state" if via_run else "state"
+    return mentions(q.root, key) or (not via_run and isinstance(order, str) and order.lstrip("+-") == "state")
 
 
 # --------------------------------------------------------------------------- lineage

@@ -98,6 +98,7 @@ artifacts = Table(
     Column("last_index", Integer),
     UniqueConstraint("project_id", "name"),
     Index(None, "type"),
+    Index(None, "name"),  # search name=x across projects (migration 0002)
 )
 
 versions = Table(
@@ -147,6 +148,7 @@ aliases = Table(
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
     PrimaryKeyConstraint("artifact_id", "alias"),
     Index(None, "version_id"),
+    Index(None, "alias"),  # search alias:x from the alias side (migration 0002)
 )
 
 alias_events = Table(
@@ -198,6 +200,7 @@ runs = Table(
     Index(None, "project_id", "created_at"),
     Index(None, "state", "heartbeat_at"),  # finding crashed runs: running but silent
     Index(None, "group_name"),  # a sweep's runs: runs(filters={"group": ...})
+    Index(None, "job_type"),  # run.job_type=train (migration 0002)
 )
 
 run_history = Table(

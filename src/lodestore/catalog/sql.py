@@ -783,12 +783,14 @@ class SqlCatalog(Catalog):
             return [HistoryRow(r.step, r.data, r.at) for r in rows]
 
     # --- search, lineage and diff (the queries live in catalog/query.py) -----------------
-    def search_versions(self, query: str, limit: int | None = None) -> list[VersionRecord]:
+    def search_versions(self, query: str, limit: int | None = None,
+                        liveness: Any = None) -> list[VersionRecord]:
         from lodestore.catalog import query as q
 
         parsed = q.parse(query)
         with self._reading() as conn:
-            ids = q.version_ids_query(conn.dialect.name, parsed, limit)
+            live = q.bind_liveness(conn, liveness) if q.needs_liveness(parsed, via_run=True) else liveness
+            ids = q.version_ids_query(conn.dialect.name, parsed, limit, live)
             order = list(conn.execute(ids).scalars())
             # the id query again as a subquery: no bound-parameter limit however many match
             matched = ids.subquery()
@@ -797,12 +799,13 @@ class SqlCatalog(Catalog):
             return [found[i] for i in order if i in found]
 
     def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
-                  order: str | None = None, limit: int | None = None) -> list[RunRecord]:
+                  order: str | None = None, limit: int | None = None, liveness: Any = None) -> list[RunRecord]:
         from lodestore.catalog import query as q
 
-        text, terms = q.terms_from_filters(filters)
+        parsed = q.filters_query(filters)
         with self._reading() as conn:
-            order_ids = list(conn.execute(q.run_ids_query(conn.dialect.name, text, terms, project, order, limit))
+            live = q.bind_liveness(conn, liveness) if q.needs_liveness(parsed, order) else liveness
+            order_ids = list(conn.execute(q.run_ids_query(conn.dialect.name, parsed, project, order, limit, live))
                              .scalars())
             rows = conn.execute(RUN_SELECT.where(runs.c.id.in_(order_ids))).all() if order_ids else []
         by_id = {r.id: run_record(r) for r in rows}
