@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from lodestore.errors import NotFoundError
+from lodestore.errors import InvalidNameError, NotFoundError
 from lodestore.names import parse_ref
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.repository import Repository
@@ -12,9 +12,29 @@ from lodestore.sdk.run import fetch_artifact
 
 
 class Api:
+    """Read and manage the store outside a run. `project` is the default for references
+    without one (``"animals:v1"``); if not given it is $LODESTORE_PROJECT, else the only
+    project in the store when there is exactly one (so the seed's
+    ``api.artifact_versions("dataset", "animals")`` works), else ``default``."""
+
     def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
         self._repo = Repository.open(root)
-        self.default_project = project
+        self._project = project
+
+    @property
+    def default_project(self) -> str | None:
+        # Looked up on each use, not once: the store's only project may appear later.
+        if self._project is not None:
+            return self._project
+        env = os.environ.get("LODESTORE_PROJECT")
+        if env:
+            return env
+        found = self._repo.catalog.list_projects()
+        return found[0] if len(found) == 1 else None
+
+    @default_project.setter
+    def default_project(self, value: str | None) -> None:
+        self._project = value
 
     @property
     def root(self):
@@ -28,10 +48,12 @@ class Api:
         return art
 
     def artifact_exists(self, name: str, type: str | None = None) -> bool:
+        """True if the reference resolves; False if it does not, including a reference
+        that cannot name anything (``"bad name!!"``)."""
         try:
             self.artifact(name, type=type)
             return True
-        except NotFoundError:
+        except (NotFoundError, InvalidNameError):
             return False
 
     def artifact_versions(self, type_name: str, name: str, include_deleted: bool = False) -> list[Artifact]:
@@ -68,7 +90,7 @@ class Api:
         (``"group=sweep-1 summary.val_acc>=0.9"``)."""
         from lodestore.sdk.search import find_runs
 
-        project = project or self.default_project
+        project = project or self._project or os.environ.get("LODESTORE_PROJECT") or None
         if project is not None and "/" in project:  # W&B's "entity/project"
             project = project.rsplit("/", 1)[-1]
         return find_runs(self._repo, project, filters, order, limit)

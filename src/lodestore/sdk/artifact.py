@@ -94,9 +94,20 @@ class ArtifactEntry:
 class Artifact:
     """A versioned folder of files. See the module docstring."""
 
-    def __init__(self, name: str, type: str, description: str | None = None,
+    def __init__(self, name: str | None = None, type: str | None = None, description: str | None = None,
                  metadata: dict[str, Any] | None = None, ttl: timedelta | None = None,
                  project: str | None = None):
+        if type is None:
+            raise InvalidInputError("an artifact needs a type, e.g. Artifact('animals', type='dataset')")
+        if name is None:
+            if type != "code":
+                raise InvalidInputError(f"an artifact of type {type!r} needs a name, e.g. Artifact('animals', "
+                                        f"type={type!r}); only code artifacts get one by default")
+            # W&B names code artifacts source-<project>-...; without a run yet, the project
+            # (or the folder the code lives in) is what identifies this source tree.
+            origin = project or os.environ.get("LODESTORE_PROJECT") or Path.cwd().name
+            slug = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in origin)
+            name = "source-" + (slug.strip("-.")[:120] or "code")
         if ":" in name:
             raise InvalidInputError(f"artifact name {name!r} must not contain ':'; the version is assigned on log")
         if "/" in name:
