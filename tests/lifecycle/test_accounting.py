@@ -141,3 +141,25 @@ def test_stats_soft_deleted_and_dead_bytes(repo, store, monkeypatch):
     assert s["gc_reclaimable_bytes"] == plan.bytes_freed == before - _pack_bytes(repo) > 400_000
     s = Api(store).stats()
     assert s["gc_reclaimable_bytes"] == 0 and s["gc_held_by_grace_bytes"] == 0
+
+
+def test_usage_of_some_versions_matches_the_full_pass(repo):
+    """`usage(repo, ids)` (what `lode versions`/`info` need) looks up only what shares
+    with the given versions; it must agree with the pass over every version, including
+    chunk-level sharing between different files and soft-deleted holders."""
+    base = os.urandom(3 * MB)  # above the whole-file limit: content-defined chunks
+    edited = base[: MB + 500_000] + os.urandom(5000) + base[MB + 505_000 :]  # shares most chunks
+    small = os.urandom(5000)
+    log(repo, "animals", {"a.bin": base, "s.bin": small})
+    log(repo, "animals", {"a.bin": edited})
+    log(repo, "birds", {"s.bin": small, "t.txt": _text(200_000, 7)})
+    v3 = log(repo, "birds", {"u.bin": os.urandom(70_000)})
+    v3.delete()
+    full = lifecycle.usage(repo)
+    assert len(full) == 4
+    for vid in full:
+        assert lifecycle.usage(repo, [vid]) == {vid: full[vid]}, vid
+    assert lifecycle.usage(repo, list(full)) == full
+    assert all(u.exclusive > 0 for u in full.values())  # each holds something of its own
+    v1 = next(v for v in full if full[v].logical == len(edited))
+    assert full[v1].exclusive < 600_000  # only the chunks around the edit are its own

@@ -62,3 +62,68 @@ def test_parse_size():
     assert cache.parse_size("1GB") == 10**9
     assert cache.parse_size("2GiB") == 2 * 1024**3
     assert cache.parse_size("0") == 0
+
+
+def test_cap_holds_and_lru_order_comes_from_the_index_not_atime(repo, tmp_path, monkeypatch):
+    from lodestore.sdk.materialize import CACHE_MTIME_NS
+
+    monkeypatch.setenv(cache.ENV_MAX, "35KB")
+    files = {f"f{i}": os.urandom(10_000) for i in range(3)}
+    art = log(repo, "animals", files)
+    art.download(root=tmp_path / "d", hardlink=True)
+    digest = {e.path: e.digest for e in art.files()}
+    assert cache.total_bytes(repo.cache_dir) == 30_000
+    # the index says f2 is least recently used, then f0, then f1; atime says the opposite
+    db = cache._db(repo.cache_dir)
+    for name, used in (("f2", 100.0), ("f0", 200.0), ("f1", 300.0)):
+        db.execute("UPDATE entries SET last_used=? WHERE digest=?", (used, digest[name]))
+    db.close()
+    for name, atime in (("f2", 3e9), ("f0", 2e9), ("f1", 1e9)):
+        p = repo.cache_dir / "files" / digest[name][:2] / digest[name]
+        os.utime(p, ns=(int(atime * 1e9), CACHE_MTIME_NS))
+
+    def cached():
+        return {e.digest for e in cache.entries(repo.cache_dir)}
+
+    g = log(repo, "more", {"g": os.urandom(10_000)})
+    g.download(root=tmp_path / "g", hardlink=True)  # 40 KB > 35 KB: one entry goes
+    assert cached() == {digest["f0"], digest["f1"], g.files()[0].digest}
+    h = log(repo, "evenmore", {"h": os.urandom(10_000)})
+    h.download(root=tmp_path / "h", hardlink=True)
+    assert cached() == {digest["f1"], g.files()[0].digest, h.files()[0].digest}
+    # the running total agrees with the disk, and the cap holds
+    assert cache.total_bytes(repo.cache_dir) == sum(e.size for e in cache.entries(repo.cache_dir)) == 30_000
+    for name, data in files.items():  # hard-linked downloads keep their bytes
+        assert (tmp_path / "d" / name).read_bytes() == data
+
+
+def test_cleanup_adopts_untracked_files_and_recounts(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV_MAX, "off")
+    art = log(repo, "animals", {"a": os.urandom(10_000), "b": os.urandom(20_000)})
+    art.download(root=tmp_path / "d", hardlink=True)
+    stray = repo.cache_dir / "files" / "ff" / ("ff" * 32)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"x" * 5000)  # on disk, never tracked: least recently used
+    gone = cache.entries(repo.cache_dir)[-1]
+    gone.path.unlink()  # removed behind the index's back
+    assert cache.total_bytes(repo.cache_dir) == 30_000
+    evicted = cache.cleanup(repo.cache_dir, 10**9)
+    assert evicted == [] and cache.total_bytes(repo.cache_dir) == 30_000 - gone.size + 5000
+    evicted = cache.cleanup(repo.cache_dir, 30_000 - gone.size)
+    assert [e.digest for e in evicted] == ["ff" * 32] and not stray.exists()
+
+
+def test_cap_setting(monkeypatch):
+    import pytest
+
+    from lodestore.errors import InvalidInputError
+
+    monkeypatch.delenv(cache.ENV_MAX, raising=False)
+    assert cache.max_bytes() == cache.DEFAULT_MAX_BYTES == 10 * 10**9
+    monkeypatch.setenv(cache.ENV_MAX, "off")
+    assert cache.max_bytes() is None
+    monkeypatch.setenv(cache.ENV_MAX, "2GiB")
+    assert cache.max_bytes() == 2 * 1024**3
+    monkeypatch.setenv(cache.ENV_MAX, "lots")
+    with pytest.raises(InvalidInputError, match=cache.ENV_MAX):
+        cache.max_bytes()

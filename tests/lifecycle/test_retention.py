@@ -77,3 +77,48 @@ def test_api_retention_and_prune(repo, store):
     assert api.retention("zoo/animals") is None
     plan = api.gc(grace=0)
     assert plan.executed and plan.bytes_freed == 0, plan  # soft-deleted versions keep their bytes
+
+
+def test_retention_set_changes_only_what_is_given(repo, lode):
+    log(repo, "animals", {"a": b"0"})
+
+    def policy():
+        return repo.catalog.get_retention("zoo", "animals")
+
+    assert lode("retention", "set", "zoo/animals", "--keep-last", "5", "--keep-aliased").code == 0
+    assert lode("retention", "set", "zoo/animals", "--max-age-days", "30").code == 0
+    assert policy() == {"keep_last": 5, "keep_aliased": True, "max_age_seconds": 30 * 86400}
+    assert lode("retention", "set", "zoo/animals", "--no-keep-aliased").code == 0
+    assert policy() == {"keep_last": 5, "keep_aliased": False, "max_age_seconds": 30 * 86400}
+    assert lode("retention", "set", "zoo/animals", "--no-keep-last", "--no-max-age").code == 0
+    assert policy() == {"keep_aliased": False}
+    assert lode("retention", "set", "zoo/animals", "--clear", "--keep-last", "1").code == 2
+    assert lode("retention", "set", "zoo/animals", "--keep-last", "2", "--no-keep-last").code == 2
+    assert policy() == {"keep_aliased": False}
+    assert lode("retention", "set", "zoo/animals", "--clear").code == 0
+    assert policy() is None
+
+
+def test_prune_plan_says_which_aliases_go(repo, lode):
+    for i in range(3):
+        log(repo, "animals", {"a": str(i).encode()}, aliases=["best"] if i == 0 else [])
+    repo.catalog.set_retention("zoo", "animals", {"keep_last": 1})
+    r = lode("prune", "--dry-run")
+    assert r.code == 0 and "removes aliases" in r.out and "best" in r.out
+    assert "1 of them hold aliases, which the delete removes" in r.out
+    r = lode("prune", "--dry-run", "--json").json()
+    assert [(d["name"], d["aliases"]) for d in r["drop"]] == [("zoo/animals:v1", []), ("zoo/animals:v0", ["best"])]
+    assert lode("prune").code == 0
+    assert [v.index for v in repo.catalog.list_versions("zoo", "animals")] == [2]
+    assert lode("restore", "zoo/animals:v0").code == 0  # soft: recoverable, without its alias
+    assert repo.catalog.get_version("zoo", "animals", "v0").aliases == ()
+
+
+def test_parse_duration():
+    assert lifecycle.parse_duration("30d") == timedelta(days=30)
+    assert lifecycle.parse_duration("12h") == timedelta(hours=12)
+    assert lifecycle.parse_duration("2w") == timedelta(weeks=2)
+    assert lifecycle.parse_duration("90") == timedelta(seconds=90)
+    for bad in ("0d", "-1d", "soon", "3y"):
+        with pytest.raises(InvalidInputError):
+            lifecycle.parse_duration(bad)

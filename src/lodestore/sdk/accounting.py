@@ -44,6 +44,27 @@ class _Layout:
     pack_chunks: dict[str, list[bytes]]
 
 
+def _chunk_rows(repo: Repository, pack_ids: set[str] | None = None):
+    """chunk -> (pack, stored_len, raw_len) and pack -> its chunks: all of them, or only
+    those of the given packs."""
+    chunk_rows, pack_chunks = {}, defaultdict(list)
+    if pack_ids is None:
+        rows = repo.store.index.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks")
+    else:
+        ids = sorted(pack_ids)
+        rows = [r for i in range(0, len(ids), 900) for r in repo.store.index.execute(
+            f"SELECT digest, pack_id, stored_len, raw_len FROM chunks WHERE pack_id IN ({','.join('?' * len(ids[i:i + 900]))})",
+            ids[i : i + 900])]
+    for d, pid, stored, raw in rows:
+        chunk_rows[d] = (pid, stored, raw)
+        pack_chunks[pid].append(d)
+    return chunk_rows, pack_chunks
+
+
+def _pack_sizes(repo: Repository, pack_ids) -> dict[str, int]:
+    return {pid: n for pid, n in repo.store.index.execute("SELECT id, size FROM packs") if pid in pack_ids}
+
+
 def _layout(repo: Repository, per_version: dict[int, set[str]]) -> _Layout:
     all_digests = set().union(*per_version.values()) if per_version else set()
     recipes = maintenance.file_chunks(repo.store, all_digests)
@@ -52,17 +73,48 @@ def _layout(repo: Repository, per_version: dict[int, set[str]]) -> _Layout:
         for d in digests:
             for c in recipes.get(d, ()):
                 holders[c].add(vid)
-    chunk_rows, pack_chunks = {}, defaultdict(list)
-    for d, pid, stored, raw in repo.store.index.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks"):
-        chunk_rows[d] = (pid, stored, raw)
-        pack_chunks[pid].append(d)
-    pack_sizes = dict(repo.store.index.execute("SELECT id, size FROM packs"))
-    return _Layout(holders, chunk_rows, pack_sizes, pack_chunks)
+    chunk_rows, pack_chunks = _chunk_rows(repo)
+    return _Layout(holders, chunk_rows, _pack_sizes(repo, pack_chunks), pack_chunks)
+
+
+def _subset_layout(repo: Repository, per_version: dict[int, set[str]]) -> _Layout:
+    """The layout restricted to the chunks of the given versions, with every other
+    version holding any of them found by lookups: manifests naming the same files
+    (catalog, by digest) and other files made of the same chunks (index recipes). No
+    pass over every manifest of the catalog."""
+    wanted_files = set().union(*per_version.values()) if per_version else set()
+    recipes = maintenance.file_chunks(repo.store, wanted_files)
+    holders: dict[bytes, set[int]] = defaultdict(set)
+    for vid, digests in per_version.items():
+        for d in digests:
+            for c in recipes.get(d, ()):
+                holders[c].add(vid)
+    wanted_chunks = set(holders)
+    # files other than the wanted ones that hold some of these chunks
+    sharing: dict[str, list[bytes]] = {d: recipes[d] for d in wanted_files if d in recipes}
+    for d, n, recipe in repo.store.index.execute(
+            "SELECT digest, chunk_count, recipe FROM files WHERE recipe IS NOT NULL"):
+        if d.hex() not in sharing:
+            common = [c for c in maintenance._recipe(d, n, recipe) if c in wanted_chunks]
+            if common:
+                sharing[d.hex()] = common
+    for c in wanted_chunks:  # a one-chunk file's digest is its chunk's
+        if c.hex() not in sharing and repo.store.index.file_row(c) is not None:
+            sharing[c.hex()] = [c]
+    for vid, d in repo.catalog.digest_holders(sharing):
+        for c in sharing[d]:
+            holders[c].add(vid)
+    packs = {loc.pack_id for loc in repo.store.index.locate(list(wanted_chunks)).values()}
+    chunk_rows, pack_chunks = _chunk_rows(repo, packs)
+    return _Layout(holders, chunk_rows, _pack_sizes(repo, packs), pack_chunks)
 
 
 def exclusive_stored(lay: _Layout, group_of: dict[int, Any]) -> dict[Any, int]:
     """Stored bytes held only by each group of versions (group_of: version id -> group;
-    versions not in the map count as outsiders holding their chunks)."""
+    versions not in the map count as outsiders holding their chunks). A pack counts
+    whole only if one group holds every chunk the index lists in it; a chunk no one
+    holds (awaiting gc) makes the estimate count record by record, so a subset pass
+    and a full pass agree."""
     out: dict[Any, int] = defaultdict(int)
 
     def owner(chunk: bytes):
@@ -70,13 +122,12 @@ def exclusive_stored(lay: _Layout, group_of: dict[int, Any]) -> dict[Any, int]:
         return next(iter(groups)) if len(groups) == 1 else _OUTSIDE
 
     for pid, chunks in lay.pack_chunks.items():
-        owners = [owner(c) if c in lay.holders else None for c in chunks]  # None: dead chunk
-        held = {o for o in owners if o is not None}
-        if len(held) == 1 and _OUTSIDE not in held:
-            out[next(iter(held))] += lay.pack_sizes.get(pid, 0)  # the whole pack goes
+        owners = [owner(c) for c in chunks]
+        if len(set(owners)) == 1 and owners[0] is not _OUTSIDE:
+            out[owners[0]] += lay.pack_sizes.get(pid, 0)  # the whole pack goes
             continue
         for c, o in zip(chunks, owners, strict=True):
-            if o is not None and o is not _OUTSIDE:
+            if o is not _OUTSIDE:
                 out[o] += lay.chunk_rows[c][1] + RECORD_HEADER.size
     return dict(out)
 
@@ -86,23 +137,19 @@ _OUTSIDE = object()
 
 def usage(repo: Repository, version_ids: Iterable[int] | None = None) -> dict[int, Usage]:
     """Logical and exclusive bytes of every version (soft-deleted included), or of the
-    given ones (exclusivity is still judged against every version)."""
+    given ones (exclusivity is still judged against every version, by lookups)."""
     per_version: dict[int, set[str]] = defaultdict(set)
     out: dict[int, Usage] = defaultdict(Usage)
     wanted = None if version_ids is None else set(version_ids)
-    for vid, digest, size in repo.catalog.version_digests(include_deleted=True):
+    for vid, digest, size in repo.catalog.version_digests(include_deleted=True, version_ids=wanted):
         per_version[vid].add(digest)
-        if wanted is None or vid in wanted:
-            out[vid].logical += size
-    lay = _layout(repo, per_version)
+        out[vid].logical += size
+    lay = _layout(repo, per_version) if wanted is None else _subset_layout(repo, per_version)
     for vid, n in exclusive_stored(lay, {v: v for v in per_version}).items():
-        if wanted is None or vid in wanted:
-            out[vid].exclusive = n
+        out[vid].exclusive = n
     for c, vids in lay.holders.items():
         if len(vids) == 1 and c in lay.chunk_rows:
-            vid = next(iter(vids))
-            if wanted is None or vid in wanted:
-                out[vid].exclusive_logical += lay.chunk_rows[c][2]
+            out[next(iter(vids))].exclusive_logical += lay.chunk_rows[c][2]
     return {v: out[v] for v in (wanted if wanted is not None else out)}
 
 

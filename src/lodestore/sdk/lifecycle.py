@@ -14,10 +14,11 @@ live, and `fsck --repair` turns broken versions whose bytes are all back to live
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, VersionRecord
@@ -183,6 +184,18 @@ def prune(repo: Repository, dry_run: bool = False,
     return plan
 
 
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """"30d", "12h", "90m", "2w", "3600s" (or plain seconds) -> timedelta, for TTLs
+    (`lode put --ttl 30d`) and ages."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text).lower())
+    if not m or int(m.group(1)) <= 0:
+        raise InvalidInputError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m, 2w; must be > 0)")
+    return timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"])
 
 
 def merge_policy(current: dict[str, Any] | None, keep_last: int | None = None,
