@@ -114,6 +114,7 @@ def test_default_store_is_dot_lodestore_in_home(tmp_path: Path) -> None:
                           "import lodestore; print(lodestore.Api().artifact('zoo/a:v0').digest)"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert sdk.returncode == 0, sdk.stderr
+    assert len(sdk.stdout.strip()) == 64  # the version's digest, found in ~/.lodestore
     listed = subprocess.run([*_lode_command(), "ls", "--json"], capture_output=True, text=True, env=env,
                             cwd=tmp_path, timeout=120)
     assert '"zoo/a"' in listed.stdout

@@ -78,10 +78,12 @@ class ArtifactEntry:
         """Write this one file under `root` (default: the artifact's default folder)."""
         art = self._artifact
         target = Path(root) if root is not None else art._default_root()
-        dest = target / self.path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        art._repo.store.materialize(self.digest, dest)
-        return dest
+        from lodestore.sdk.materialize import materialize_entries
+
+        # the same path as a whole download: kept if already there, reflinked where it can be
+        materialize_entries(art._logged(), [ManifestEntry(self.path, self.digest, self.size)], target,
+                            label=f"download {self.path}", what=art.qualified_name)
+        return target / self.path
 
     def __repr__(self) -> str:
         return f"ArtifactEntry(path={self.path!r}, size={self.size}, digest={self.digest[:12]}...)"
