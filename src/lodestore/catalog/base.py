@@ -344,7 +344,13 @@ class Catalog(abc.ABC):
         "max_age_seconds": S}) or clear it with None."""
 
     @abc.abstractmethod
-    def version_digests(self, include_deleted: bool = True) -> Iterator[tuple[int, str, int]]:
+    def version_digests(self, include_deleted: bool = True,
+                        version_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, int]]:
         """(version id, file digest, size) for every manifest entry of every version
-        (soft-deleted ones too unless excluded); storage accounting joins these with the
-        content store's chunk lists."""
+        (soft-deleted ones too unless excluded), or of the given versions only; storage
+        accounting joins these with the content store's chunk lists."""
+
+    @abc.abstractmethod
+    def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
+        """(version id, file digest) of every version, soft-deleted ones included, whose
+        manifest names one of these file digests (each pair once)."""

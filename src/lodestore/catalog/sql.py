@@ -60,6 +60,7 @@ from lodestore.names import validate_alias, validate_name
 _VERSION_RE = re.compile(r"v(\d+)")
 ENTRY_PAGE = 10_000  # manifest rows per query when streaming: bounded memory, short reads
 _NOT_DELETED = versions.c.state != "deleted"
+_IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit
 # RunRecord field -> runs column, for update_run.
 _RUN_FIELDS = {
     "name": "name", "group": "group_name", "job_type": "job_type", "tags": "tags", "notes": "notes",
@@ -873,11 +874,26 @@ class SqlCatalog(Catalog):
             art = self._artifact(conn, project, name, lock=True)
             conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(retention=policy))
 
-    def version_digests(self, include_deleted: bool = True) -> Iterator[tuple[int, str, int]]:
+    def version_digests(self, include_deleted: bool = True,
+                        version_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, int]]:
         q = select(manifest_entries.c.version_id, manifest_entries.c.digest, manifest_entries.c.size)
         if not include_deleted:
             q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(_NOT_DELETED)
         with self._reading() as conn:
-            rows = conn.execute(q).all()
+            if version_ids is None:
+                rows = conn.execute(q).all()
+            else:
+                ids = sorted(set(version_ids))
+                rows = [r for i in range(0, len(ids), _IN_BATCH)
+                        for r in conn.execute(q.where(manifest_entries.c.version_id.in_(ids[i : i + _IN_BATCH])))]
         for r in rows:
             yield r[0], r[1], r[2]
+
+    def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
+        items = sorted(set(digests))
+        q = select(manifest_entries.c.version_id, manifest_entries.c.digest).distinct()
+        with self._reading() as conn:
+            rows = [r for i in range(0, len(items), _IN_BATCH)
+                    for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + _IN_BATCH])))]
+        for r in rows:
+            yield r[0], r[1]
