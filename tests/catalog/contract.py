@@ -583,3 +583,93 @@ class SqlCatalogContract(CatalogContract):
         assert got == list(range(1, 31))
         assert all(r == sorted(r) for r in results)
         assert [v.index for v in catalog.list_versions("zoo", "animals")] == list(range(31))
+
+    # --- runs: conditional update, liveness, filter trees (issue 5) ---------------------
+    def test_update_run_if_decides_inside_the_transaction(self, catalog):
+        catalog.create_run(a_run("r1", pid=7))
+        seen = []
+
+        def refuse(record):
+            seen.append((record.id, record.pid))
+            return "held by pid 7" if record.pid == 7 else None
+
+        with pytest.raises(ConflictError, match="held by pid 7"):
+            catalog.update_run_if("r1", refuse, pid=8, state="finished")
+        assert (catalog.get_run("r1").pid, catalog.get_run("r1").state) == (7, "running")  # unchanged
+        catalog.update_run("r1", pid=9)
+        assert catalog.update_run_if("r1", refuse, pid=8).pid == 8
+        assert seen == [("r1", 7), ("r1", 9)]
+        with pytest.raises(NotFoundError):
+            catalog.update_run_if("ghost", refuse, pid=1)
+        with pytest.raises(InvalidInputError):
+            catalog.update_run_if("r1", refuse, state="bogus")
+
+    def test_run_state_filters_with_liveness(self, catalog):
+        from lodestore.catalog.query import Liveness
+
+        now = datetime.now(UTC)
+        old = now - timedelta(hours=1)
+        for rid, state, host, pid, beat in (
+            ("fin", "finished", "h1", 1, old), ("dead", "running", "h1", 41, old),
+            ("asleep", "running", "h1", 42, old), ("fresh", "running", "h2", 5, now),
+            ("silent", "running", "h2", 5, old),
+        ):
+            catalog.create_run(a_run(rid, state=state, host=host, pid=pid, heartbeat_at=beat, created_at=old))
+            catalog.commit_version(new_version(rid, name=f"out-{rid}", run_id=rid))
+        asked = []
+
+        def alive(pid):
+            asked.append(pid)
+            return pid == 42
+
+        live = Liveness(stale_before=now - timedelta(minutes=5), host="h1", pid_alive=alive)
+
+        def ids(filters):
+            return sorted(r.id for r in catalog.find_runs(filters, liveness=live))
+
+        assert ids({"state": "crashed"}) == ["dead", "silent"]
+        assert sorted(set(asked)) == [41, 42]  # only stale running runs on this host are checked
+        assert ids("state!=running") == ["dead", "fin", "silent"]
+        assert ids({"state": {"$in": ["crashed", "finished"]}}) == ["dead", "fin", "silent"]
+        assert ids({"state": {"$nin": ["crashed"]}}) == ["asleep", "fin", "fresh"]
+        assert ids("state=running") == ["asleep", "fresh"]
+        assert sorted(r.id for r in catalog.find_runs({"state": "running"})) == [
+            "asleep", "dead", "fresh", "silent"]  # no liveness: stored states
+        found = catalog.search_versions("run.state=crashed", liveness=live)
+        assert sorted(v.name for v in found) == ["out-dead", "out-silent"]
+
+    def test_filter_trees_nulls_and_keys(self, catalog):
+        catalog.create_run(a_run("a", group="g1", summary={"acc": 0.5}))
+        catalog.create_run(a_run("b", group="g2"))
+        catalog.create_run(a_run("c"))
+
+        def ids(filters, **kw):
+            return sorted(r.id for r in catalog.find_runs(filters, **kw))
+
+        assert ids({"$or": [{"group": "g1"}, {"group": None}]}) == ["a", "c"]
+        assert ids("group=g1 OR NOT summary.acc=0.5 group=g2") == ["a", "b"]
+        assert ids({"group": {"$ne": "g1"}}) == ["b", "c"]  # != holds for a missing value
+        assert ids({"summary.acc": None}) == ["b", "c"]
+        for bad in ({'summary.a"b': 1}, {"summary..x": 1}, {"$or": []}, {"$xor": [{}]}):
+            with pytest.raises(InvalidInputError):
+                catalog.find_runs(bad)
+        with pytest.raises(InvalidInputError, match="bad order key"):
+            catalog.find_runs(None, order='-summary.a"b')
+
+    def test_upgrade_from_0001_adds_the_search_indexes(self, catalog_url):
+        from alembic import command
+
+        from lodestore.catalog.migrate import alembic_config
+        from lodestore.catalog.sql import SqlCatalog
+
+        command.upgrade(alembic_config(catalog_url), "0001")
+        assert self._revision(catalog_url) == ["0001"]
+        SqlCatalog(catalog_url).close()  # opening migrates to head
+        assert self._revision(catalog_url) == [HEAD]
+        engine = create_engine(catalog_url)
+        try:
+            found = {ix["name"] for table in ("artifacts", "aliases", "runs")
+                     for ix in inspect(engine).get_indexes(table)}
+        finally:
+            engine.dispose()
+        assert {"ix_artifacts_name", "ix_aliases_alias", "ix_runs_job_type"} <= found
