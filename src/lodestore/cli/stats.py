@@ -31,6 +31,7 @@ def stats(as_json: bool = typer.Option(False, "--json")) -> None:
                     f"{human_size(d['index'])}, catalog {human_size(d['catalog'])}, tmp {human_size(d['tmp'])})"),
         ("saved by dedup", human_size(s["dedup_saved_bytes"])),
         ("saved by compression", human_size(s["compression_saved_bytes"])),
+        ("record headers", human_size(s["record_overhead_bytes"])),
         ("dedup ratio", _ratio(s["dedup_ratio"])),
         ("versions", f"{s['versions']} ({s['broken_versions']} broken), {s['deleted_versions']} soft-deleted"),
         ("soft-deleted", (f"{human_size(s['soft_deleted_logical_bytes'])} logical, "

@@ -188,11 +188,13 @@ def stats(repo: Repository, gc_grace: float | None = None) -> dict[str, Any]:
 
     - logical_bytes: what all live versions add up to (soft-deleted ones apart);
     - unique_bytes: raw bytes of the distinct chunks live versions reference;
-    - live_stored_bytes: on-disk (compressed) bytes of those chunks;
+    - live_stored_bytes: on-disk bytes of those chunks (compressed, with their record
+      headers: record_overhead_bytes);
     - stored_bytes: everything on disk: pack files (dead bytes too), index.db,
       catalog.db and tmp/ (broken down under `disk`);
-    - dedup_saved_bytes = logical - unique; compression_saved_bytes = unique - live stored;
-      saved_bytes is their sum; dedup_ratio = logical / unique;
+    - dedup_saved_bytes = logical - unique; compression_saved_bytes = unique - their
+      compressed bytes (headers apart); saved_bytes = logical - live_stored_bytes, i.e.
+      dedup + compression - record overhead; dedup_ratio = logical / unique;
     - per type and per artifact: logical, stored (each chunk's bytes split evenly among
       the artifacts referencing it), saved and dedup ratio; per artifact also the bytes
       only its versions hold (freed if all its versions were purged);
@@ -220,6 +222,7 @@ def stats(repo: Repository, gc_grace: float | None = None) -> dict[str, Any]:
     live_chunks = {c for c, vids in lay.holders.items() if vids & live}
     unique = sum(raw(c) for c in live_chunks)
     live_stored = sum(stored(c) for c in live_chunks)
+    headers = sum(RECORD_HEADER.size for c in live_chunks if c in lay.chunk_rows)
     logical = sum(records[v].size for v in live)
     # per artifact: chunk bytes split evenly among the artifacts whose live versions hold it
     a_stored: dict[int, float] = defaultdict(float)
@@ -275,7 +278,8 @@ def stats(repo: Repository, gc_grace: float | None = None) -> dict[str, Any]:
         "disk": disk,
         "dead_pack_bytes": disk["packs"] - live_stored,  # pack bytes no live version needs (incl. overhead)
         "dedup_saved_bytes": logical - unique,
-        "compression_saved_bytes": unique - live_stored,
+        "compression_saved_bytes": unique - (live_stored - headers),
+        "record_overhead_bytes": headers,
         "saved_bytes": logical - live_stored,
         "dedup_ratio": _ratio(logical, unique),
         "packs": st.pack_count, "chunks": st.chunk_count, "files": st.file_count,
