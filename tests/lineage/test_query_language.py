@@ -169,7 +169,8 @@ def test_common_terms_are_served_by_indexes(store: Path, zoo) -> None:
     catalog = Repository.open(store).catalog
     plans = {}
     with catalog._reading() as conn:
-        for text in ("tag:production", "alias:best", "type=model", "name=resnet50", "created>2026-01-01"):
+        for text in ("tag:production", "alias:best", "type=model", "name=resnet50", "created>2026-01-01",
+                     "run.group=sweep-1", "run.job_type=train", "digest=abc123"):
             stmt = q.version_ids_query("sqlite", q.parse(text))
             compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
             plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string,
@@ -180,6 +181,10 @@ def test_common_terms_are_served_by_indexes(store: Path, zoo) -> None:
     assert "ix_artifacts_type" in plans["type=model"], plans["type=model"]
     assert "ix_artifacts_name" in plans["name=resnet50"], plans["name=resnet50"]
     assert "ix_versions_created_at" in plans["created>2026-01-01"], plans["created>2026-01-01"]
+    assert "ix_runs_group_name" in plans["run.group=sweep-1"], plans["run.group=sweep-1"]
+    assert "ix_runs_job_type" in plans["run.job_type=train"], plans["run.job_type=train"]
+    assert "ix_versions_created_by_run" in plans["run.job_type=train"], plans["run.job_type=train"]
+    assert "ix_versions_digest" in plans["digest=abc123"], plans["digest=abc123"]
 
 
 def test_api_artifacts_by_name(zoo) -> None:

@@ -41,7 +41,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     false,
     func,
     literal,
@@ -340,8 +339,13 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
         cond = _text(func.coalesce(versions.c.description, ""), t, what)
     elif key == "digest":
         v = str(t.value)
-        cond = versions.c.digest.like(_glob_to_like(v) + "%", escape="\\") if t.op in ("=", "~") else \
-            _text(versions.c.digest, t, what)
+        if t.op in ("=", "~") and v and not any(c in v for c in "*?"):
+            # a prefix as a range, which the digest index serves (LIKE would scan)
+            cond = and_(versions.c.digest >= v, versions.c.digest < v[:-1] + chr(ord(v[-1]) + 1))
+        elif t.op in ("=", "~"):
+            cond = versions.c.digest.like(_glob_to_like(v) + "%", escape="\\")
+        else:
+            cond = _text(versions.c.digest, t, what)
     elif key in ("version", "index", "v"):
         value = t.value[1:] if isinstance(t.value, str) and t.value.lower().startswith("v") else t.value
         cond = _number(versions.c.idx, Term(t.key, t.op, value, typed=t.typed), what)
@@ -357,13 +361,15 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
         cond = _json(dialect, versions.c.metadata, key.split(".")[1:], t, what)
     elif key.startswith("run.") or key == "run":
         field = key[4:] if key.startswith("run.") else "id"
+        # IN (runs matching), not a correlated EXISTS: the run indexes (group, job_type,
+        # state) pick the runs, then ix_versions_created_by_run their versions.
         if field == "project":  # the run's project, not the version's
             p2 = projects.alias("run_project")
-            cond = exists().where(runs.c.id == versions.c.created_by_run, runs.c.project_id == p2.c.id,
-                                  _text(p2.c.name, t, what))
+            producers = select(runs.c.id).join(p2, p2.c.id == runs.c.project_id).where(_text(p2.c.name, t, what))
         else:
             sub = run_condition(dialect, Term(field, t.op, t.value, False, t.col, t.typed), live)
-            cond = exists().where(runs.c.id == versions.c.created_by_run, sub)
+            producers = select(runs.c.id).where(sub)
+        cond = versions.c.created_by_run.in_(producers)
     else:
         raise InvalidInputError(f"unknown field {t.key!r}; use one of: {', '.join(VERSION_KEYS)}")
     return _not(cond) if t.negate else cond
