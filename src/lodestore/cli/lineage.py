@@ -80,7 +80,9 @@ def search(
     """Find versions by name, type, tags, aliases, dates, run fields and metadata.
 
     Terms are ANDed: key=value, key!=value, key>N, key~substring-or-glob, tag:NAME,
-    alias:NAME, -tag:NAME (not), and bare words (name contains). Keys: name, type,
+    alias:NAME, and bare words (name contains). NOT (or a leading -) negates the next
+    term; OR separates groups and binds looser than AND (no parentheses); quote a word
+    to search for it literally ("OR"). Keys: name, type,
     project, state, version, size (10MB), files, digest, description, created
     (2026-01-31, or 7d for 7 days ago), metadata.KEY.SUBKEY, run.FIELD (job_type, group,
     name, id, state, config.KEY, summary.KEY).
@@ -89,6 +91,7 @@ def search(
       lode search 'type=model metadata.val_acc>=0.9 tag:production created>2026-01-01'
       lode search 'name~resnet alias:latest run.job_type=train'
       lode search 'project=zoo state=deleted'
+      lode search 'type=model tag:production OR type=dataset NOT tag:raw'
     """
     from lodestore.sdk.search import search as run_search
 
@@ -158,7 +161,9 @@ def list_runs(
 ) -> None:
     """List runs (a dead run that stopped sending heartbeats shows as crashed).
 
-    Example: lode runs -p zoo --filter 'group=sweep-1' --order -summary.val_acc
+    Examples:
+      lode runs -p zoo --filter 'group=sweep-1' --order -summary.val_acc
+      lode runs --filter 'state=crashed OR state=failed'
     """
     from lodestore.sdk.search import find_runs
 
