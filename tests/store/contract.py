@@ -21,6 +21,7 @@ import blake3
 import pytest
 
 from lodestore.errors import (
+    CorruptionError,
     InvalidInputError,
     NotFoundError,
     SourceFileNotFoundError,
@@ -53,6 +54,13 @@ ABSENT = b3(b"content nobody ever stored")
 class ContentStoreContract:
     # For one random file stored once: record header, pack magic, trailer and footer.
     overhead_allowance = 1024
+
+    def corrupt_stored_bytes(self, store: ContentStore, digest: str) -> None:
+        """Backend hook: damage, where the backend keeps them, some stored bytes of the
+        file `digest` (one flipped byte in the middle of its content is enough). Every
+        backend must provide it: a store that cannot show it detects corruption has not
+        shown it keeps the contract."""
+        raise NotImplementedError(f"{type(self).__name__} must implement corrupt_stored_bytes")
 
     def leftover_temp_paths(self, store: ContentStore) -> list[Path]:
         """Temp files a backend left behind; by default looks in `store.tmp_dir` if any."""
@@ -327,3 +335,20 @@ class ContentStoreContract:
         (src / "sub").mkdir()
         with store.session() as s, pytest.raises(InvalidInputError):
             s.add_file(src / "sub")
+
+    # --- corruption -------------------------------------------------------------
+    @pytest.mark.parametrize("size", [100_000, 3 * MiB], ids=["small", "chunked"])
+    def test_corruption_is_detected_and_nothing_lands_at_the_destination(self, store, out, size):
+        data = random_bytes(size, 20) if size < MiB else random_bytes(2 * MiB, 21) + text_bytes(size - 2 * MiB, 21)
+        (ref,) = put(store, data)
+        self.corrupt_stored_bytes(store, ref.digest)
+        (out / "kept").write_bytes(b"an older file")
+        for dest in (out / "fresh", out / "kept"):
+            with pytest.raises(CorruptionError):
+                store.materialize(ref.digest, dest)
+        assert listing(out) == {"kept"}  # no file under the new name, no temp file beside it
+        assert (out / "kept").read_bytes() == b"an older file"
+        with pytest.raises(CorruptionError):
+            store.read_bytes(ref.digest)
+        with pytest.raises(CorruptionError):
+            b"".join(store.iter_content(ref.digest))

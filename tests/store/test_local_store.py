@@ -36,6 +36,14 @@ def store(tmp_path):
 class TestLocalContentStore(ContentStoreContract):
     """The whole ContentStore contract, on a LocalContentStore in tmp_path/store."""
 
+    def corrupt_stored_bytes(self, store, digest):
+        """Flip one byte in the middle of the stored bytes of the file's middle chunk."""
+        chunks = recipe(store, digest)
+        ((pack_id, offset, stored_len),) = store.index.execute(
+            "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [chunks[len(chunks) // 2]]
+        )
+        flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
+
 
 # --- helpers ----------------------------------------------------------------------
 def chunk_rows(store: LocalContentStore) -> list[tuple[bytes, str, int, int, int, int]]:

@@ -1,7 +1,8 @@
 """Per-chunk compression: zstd where it pays, raw where it does not.
 
 Random-looking data (most float weights, already-compressed images) is detected with a
-small probe so it costs almost nothing; text, JSON, CSV and code compress well.
+small probe so it costs almost nothing; text, JSON, CSV and code compress well. Why
+float weights end up raw (measured): see COMPRESS_KEEP_RATIO in layout.py.
 """
 
 from __future__ import annotations

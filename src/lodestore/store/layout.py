@@ -37,12 +37,19 @@ PACK_TARGET_SIZE = 64 * 1024 * 1024
 # zstd level 1: 570-1,300 MB/s; higher levels gain ~nothing on float weights (LIMITS.md).
 ZSTD_LEVEL = 1
 # A chunk is kept compressed only if it shrinks below this fraction of its raw size.
+# Measured on the bench's torch.save fine-tune (float32 weights, 2,584 chunks of
+# epoch3.pt): zstd-1 gives 0.924 (level 3: the same 0.924) at 620 MB/s, and decompresses
+# at only ~370 MB/s. Keeping those chunks compressed would save 7.6 % of their space but
+# make logging them ~1.6x and downloading them ~7x slower than cp (2.7 GB/s here), so
+# float weights are stored raw on purpose: 0.92 sits just below what they reach. Text,
+# JSON, CSV and code reach 0.2-0.5 and are kept compressed.
 COMPRESS_KEEP_RATIO = 0.92
 # Probe size: compressibility is judged on a prefix so random data costs ~nothing.
 COMPRESS_PROBE = 4096
 
-# How much of a file is read per step; bounds memory whatever the file size.
-READ_WINDOW = 16 * 1024 * 1024
+# How much of a file is read per step; bounds memory whatever the file size (the write
+# pipeline keeps 3 windows: ~25 MB). 8 MiB: as fast as 16 MiB on 1 GiB, half the memory.
+READ_WINDOW = 8 * 1024 * 1024
 
 
 def format_description() -> dict:
@@ -62,22 +69,33 @@ def format_description() -> dict:
 
 
 def ensure_format_file(store_dir: Path) -> dict:
-    """Create format.json for a new store, or check an existing one is readable."""
+    """Create format.json for a new store, or check an existing one describes exactly
+    the format this code writes: format number, hash, every chunker parameter and every
+    pack parameter (version, target size, compression); anything else is refused."""
     path = store_dir / "format.json"
     if path.exists():
         try:
             found = json.loads(path.read_text())
         except ValueError as e:
             raise StoreFormatError(f"{path} is not valid JSON: {e}") from None
-        if found.get("format") != FORMAT_VERSION or found.get("hash") != HASH_NAME:
+        if not isinstance(found, dict) or found.get("format") != FORMAT_VERSION or found.get("hash") != HASH_NAME:
+            found = found if isinstance(found, dict) else {}
             raise StoreFormatError(
                 f"store at {store_dir} has format {found.get('format')} ({found.get('hash')}); "
                 f"this lodestore reads format {FORMAT_VERSION} ({HASH_NAME}). Upgrade lodestore."
             )
-        if found.get("chunker") != format_description()["chunker"]:
+        expected = format_description()
+        for part in ("chunker", "pack"):
+            if found.get(part) != expected[part]:
+                raise StoreFormatError(
+                    f"store at {store_dir} was written with {part} {found.get(part)}, this lodestore "
+                    f"writes {part} {expected[part]}; refusing to mix them"
+                )
+        unknown = sorted(set(found) - set(expected))
+        if unknown:  # a newer lodestore's format: parts this one would not honour
             raise StoreFormatError(
-                f"store at {store_dir} was written with chunker {found.get('chunker')}, this lodestore "
-                f"chunks with {format_description()['chunker']}; refusing to mix them"
+                f"store at {store_dir} has format parts this lodestore does not know ({', '.join(unknown)}); "
+                "upgrade lodestore"
             )
         return found
     store_dir.mkdir(parents=True, exist_ok=True)

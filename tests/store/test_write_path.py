@@ -1,0 +1,256 @@
+"""The local store's write path and format checks: the whole format.json is enforced,
+git's racy-timestamp rule is what guards a same-size/mtime/ctime rewrite, identical large
+files are found without being chunked, many files go through batched lookups, a session's
+memory does not grow with its chunks, and temp files never lengthen a long name."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lodestore.errors import FileChangedError, SourceFileNotFoundError, StoreFormatError
+from lodestore.store import session as session_mod
+from lodestore.store.local import RACY_WINDOW_NS, LocalContentStore
+
+from .contract import b3, listing, put
+from .data import KiB, MiB, random_bytes, text_bytes
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LocalContentStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+def add(store, path):
+    with store.session() as s:
+        ref = s.add_file(path)
+        s.commit()
+    return ref
+
+
+# --- format.json ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: {**d, "pack": {**d["pack"], "version": 2}},
+        lambda d: {**d, "pack": {**d["pack"], "compression": "lz4"}},
+        lambda d: {**d, "pack": {**d["pack"], "target_size": 1024}},
+        lambda d: {k: v for k, v in d.items() if k != "pack"},
+        lambda d: {**d, "chunker": {**d["chunker"], "whole_file_limit": 4096}},
+        lambda d: {**d, "encryption": "aes"},
+        lambda d: [d],
+    ],
+    ids=["pack-version-2", "lz4", "pack-size", "no-pack", "whole-file-limit", "unknown-part", "not-an-object"],
+)
+def test_every_part_of_the_format_is_checked_on_open(tmp_path, edit):
+    LocalContentStore(tmp_path / "store").close()
+    fmt = tmp_path / "store" / "format.json"
+    fmt.write_text(json.dumps(edit(json.loads(fmt.read_text()))))
+    with pytest.raises(StoreFormatError):
+        LocalContentStore(tmp_path / "store")
+
+
+def test_untouched_format_file_opens(tmp_path):
+    LocalContentStore(tmp_path / "store").close()
+    LocalContentStore(tmp_path / "store").close()
+
+
+# --- racy timestamps ----------------------------------------------------------------------
+def plant_stale_entry(store, f: Path, stale_digest: bytes, recorded_ns: int) -> None:
+    """Make the stat cache describe f's *current* size, mtime, ctime and inode exactly, but
+    with an old digest: what a rewrite inside one coarse timestamp tick (size, mtime and
+    ctime all unchanged) leaves behind. Only recorded_ns can then tell it is not safe."""
+    st = f.stat()
+    store.index.execute(
+        "UPDATE statcache SET size=?, mtime_ns=?, ctime_ns=?, ino=?, dev=?, digest=?, recorded_ns=? WHERE path=?",
+        [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, stale_digest, recorded_ns,
+         os.path.abspath(f)],
+    )
+
+
+def test_racy_rule_alone_catches_rewrite_with_size_mtime_and_ctime_unchanged(store, tmp_path):
+    f = tmp_path / "f.bin"
+    old = random_bytes(200 * KiB, 1)
+    f.write_bytes(old)
+    first = add(store, f)
+    new = random_bytes(200 * KiB, 2)
+    f.write_bytes(new)  # same size, written now: its mtime is "now"
+    mtime = f.stat().st_mtime_ns
+    # recorded within the racy window of the mtime: not trusted, the file is read again
+    plant_stale_entry(store, f, bytes.fromhex(first.digest), recorded_ns=mtime + RACY_WINDOW_NS // 2)
+    assert add(store, f).digest == b3(new)
+    # the same planted entry recorded after the window would be believed: the racy rule
+    # (not ctime or size) is what decided above
+    plant_stale_entry(store, f, bytes.fromhex(first.digest), recorded_ns=mtime + 2 * RACY_WINDOW_NS)
+    assert add(store, f).digest == first.digest
+
+
+def test_stat_cache_entry_is_recorded_before_the_read(store, tmp_path):
+    """recorded_ns must not postdate the read: a rewrite right after the read would fall
+    outside the racy window of a later timestamp and be trusted."""
+    f = tmp_path / "f.bin"
+    f.write_bytes(random_bytes(100 * KiB, 3))
+    before = time.time_ns()
+    with store.session() as s:
+        s.add_file(f)
+        read_done = time.time_ns()
+        time.sleep(0.05)
+        s.commit()
+    ((recorded,),) = store.index.execute("SELECT recorded_ns FROM statcache WHERE path=?", [str(f)])
+    assert before <= recorded <= read_done
+
+
+# --- identical large files ----------------------------------------------------------------------
+def count_cuts(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = session_mod.cut_window
+
+    def counting(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(session_mod, "cut_window", counting)
+    return calls
+
+
+def test_identical_large_file_is_found_by_digest_without_chunking(store, tmp_path, monkeypatch):
+    data = random_bytes(6 * MiB, 4)
+    (tmp_path / "a.bin").write_bytes(data)
+    os.link(tmp_path / "a.bin", tmp_path / "hardlink.bin")
+    (tmp_path / "copy.bin").write_bytes(data)
+    first = add(store, tmp_path / "a.bin")
+    stored = store.stats()
+    cuts = count_cuts(monkeypatch)
+    assert add(store, tmp_path / "hardlink.bin") == first
+    assert add(store, tmp_path / "copy.bin") == first
+    assert cuts == []  # hashed, found, never chunked
+    assert store.stats() == stored
+
+
+def test_same_size_other_content_is_hashed_then_chunked(store, tmp_path, monkeypatch):
+    v1 = random_bytes(6 * MiB, 5)
+    v2 = bytearray(v1)
+    v2[3 * MiB : 3 * MiB + 100] = random_bytes(100, 6)
+    (tmp_path / "v1").write_bytes(v1)
+    (tmp_path / "v2").write_bytes(bytes(v2))
+    add(store, tmp_path / "v1")
+    before = store.stats().stored_bytes
+    cuts = count_cuts(monkeypatch)
+    ref = add(store, tmp_path / "v2")
+    assert cuts and ref.digest == b3(bytes(v2))
+    assert store.read_bytes(ref.digest) == bytes(v2)
+    assert store.stats().stored_bytes - before < MiB  # only the chunks around the edit
+
+
+# --- many files -----------------------------------------------------------------------------------
+def make_files(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for i in range(n):
+        p = folder / f"f{i:04d}.bin"
+        p.write_bytes(random_bytes(2000 + i, i) if i % 3 else text_bytes(3000, i))
+        paths.append(p)
+    past = time.time_ns() - 10 * 10**9  # old enough for the stat cache to trust
+    for p in paths:
+        os.utime(p, ns=(past, past))
+    return paths
+
+
+def test_add_files_returns_refs_in_order_and_stores_every_byte(store, tmp_path):
+    paths = make_files(tmp_path / "d", 300)
+    big = tmp_path / "big.bin"
+    big.write_bytes(random_bytes(3 * MiB, 99))
+    mixed = paths[:150] + [big] + paths[150:] + [paths[0]]
+    seen: list[int] = []
+    with store.session() as s:
+        refs = s.add_files(mixed, progress=seen.append)
+        s.commit()
+    assert [r.digest for r in refs] == [b3(p.read_bytes()) for p in mixed]
+    assert sum(seen) == sum(p.stat().st_size for p in mixed)
+    for p, r in zip(mixed, refs):
+        assert store.read_bytes(r.digest) == p.read_bytes()
+
+
+def test_relogging_many_unchanged_files_takes_a_few_queries(store, tmp_path):
+    paths = make_files(tmp_path / "d", 2000)
+    with store.session() as s:
+        first = s.add_files(paths)
+        s.commit()
+    statements: list[str] = []
+    store.index._db.set_trace_callback(statements.append)
+    try:
+        with store.session() as s:
+            again = s.add_files(paths)
+            s.commit()
+    finally:
+        store.index._db.set_trace_callback(None)
+    assert again == first
+    # one stat-cache query and one file query per 900 paths, one commit: not one per file
+    assert len(statements) < 40, statements[:50]
+
+
+def test_add_files_error_stops_at_the_bad_file_and_session_stays_usable(store, tmp_path):
+    paths = make_files(tmp_path / "d", 50)
+    with store.session() as s:
+        with pytest.raises(SourceFileNotFoundError, match="nope"):
+            s.add_files(paths[:20] + [tmp_path / "nope"] + paths[20:])
+        ref = s.add_bytes(b"still usable")
+        s.commit()
+    assert store.has(ref.digest)
+
+
+def test_small_file_changing_size_while_read_is_refused(store, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 5000)
+    with store.session() as s:
+        key = session_mod.stat_key(f.stat())
+        f.write_bytes(b"y" * 6000)
+        with pytest.raises(FileChangedError):
+            s._read_small(str(f), key)
+
+
+# --- memory -----------------------------------------------------------------------------------------
+MEASURE = """
+import sys
+from pathlib import Path
+from lodestore.store.local import LocalContentStore
+store = LocalContentStore(sys.argv[1], fsync=False)
+with store.session() as s:
+    s.add_file(sys.argv[2])
+    open_chunks, staged = len(s._open), s._staged.count
+    s.commit()
+for line in Path("/proc/self/status").read_text().splitlines():
+    if line.startswith("VmHWM:"):
+        print(int(line.split()[1]) // 1024, open_chunks, staged)
+"""
+
+
+def test_session_memory_does_not_grow_with_the_file(tmp_path, big_file):
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(tmp_path / "store"), str(big_file)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    peak_mb, open_chunks, staged = map(int, out)
+    assert staged > 1000  # 200 MiB of ~80 KiB chunks went to the on-disk staging table
+    assert open_chunks < staged  # only the current pack's chunks are held in memory
+    assert peak_mb < 120  # interpreter + imports ~45 MB, 3 windows of 8 MiB, SQLite caches
+
+
+# --- temp names -----------------------------------------------------------------------------------
+def test_a_255_byte_file_name_materializes(store, tmp_path):
+    (ref,) = put(store, random_bytes(2 * MiB, 7))
+    (small,) = put(store, b"tiny")
+    out = tmp_path / "out"
+    out.mkdir()
+    long_name = "w" * 251 + ".bin"
+    assert len(long_name.encode()) == 255
+    store.materialize(ref.digest, out / long_name)
+    store.materialize(small.digest, out / ("s" * 255))
+    assert listing(out) == {long_name, "s" * 255}
+    assert (out / long_name).read_bytes() == store.read_bytes(ref.digest)
