@@ -399,6 +399,7 @@ class Artifact:
                 raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
             entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(items, refs)]
             session.commit()
+            _pause_for_tests("log-before-catalog-commit")
             # Still inside the session: its shared gc lock keeps `lode gc` from sweeping
             # these bytes (new, or re-used and unreferenced) until the version exists.
             result = repo.catalog.commit_version(NewVersion(
@@ -738,6 +739,24 @@ def make_read_only(path: Path) -> None:
 def iter_draft_entries(art: Artifact) -> Iterator[tuple[str, Path]]:
     for path, pending in sorted(art._pending.items()):
         yield path, Path(pending.source)
+
+
+def _pause_for_tests(phase: str) -> None:
+    """Test hook (tests/lifecycle/test_gc_commit_window.py): with LODESTORE_TEST_PAUSE_AT=
+    <phase>, print ``PAUSED <phase>`` to stderr and wait while the file named by
+    LODESTORE_TEST_PAUSE_FILE exists (at most 10 minutes), so a real process can be held
+    at that point and then let go."""
+    if os.environ.get("LODESTORE_TEST_PAUSE_AT") != phase:
+        return
+    import sys
+    import time
+
+    sys.stderr.write(f"PAUSED {phase}\n")
+    sys.stderr.flush()
+    hold = os.environ.get("LODESTORE_TEST_PAUSE_FILE")
+    deadline = time.monotonic() + 600
+    while hold and os.path.exists(hold) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _identical_notice(existing: VersionRecord, description: str | None, metadata: dict[str, Any],
