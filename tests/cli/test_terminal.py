@@ -81,15 +81,19 @@ def test_progress_bar_on_a_terminal(store: Path, big_file: Path, tmp_path: Path)
     assert (tmp_path / "out" / "ckpt.bin").stat().st_size == BIG
 
 
+def piped(args: list, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run a command with stdout and stderr captured through pipes, as a script would."""
+    return subprocess.run([str(a) for a in args], check=False, capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
 def test_quiet_when_piped(store: Path, big_file: Path, tmp_path: Path) -> None:
     env = terminal_env(store)
-    put = subprocess.run([*_lode_command(), "put", big_file, "--name", "zoo/ckpt", "--type", "model"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    put = piped([*_lode_command(), "put", big_file, "--name", "zoo/ckpt", "--type", "model"], env, tmp_path)
     assert put.returncode == 0
     assert put.stderr == ""  # no bar, no escape codes
     assert put.stdout.startswith("logged zoo/ckpt:v0") and "\x1b" not in put.stdout
-    get = subprocess.run([*_lode_command(), "get", "zoo/ckpt", "--root", tmp_path / "out"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    get = piped([*_lode_command(), "get", "zoo/ckpt", "--root", tmp_path / "out"], env, tmp_path)
     assert get.returncode == 0 and get.stderr == "" and "━" not in get.stdout
 
 
@@ -105,19 +109,13 @@ def test_default_store_is_dot_lodestore_in_home(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "LODESTORE_DIR"}
     env["HOME"] = str(home)
     (tmp_path / "a.txt").write_text("a")
-    put = subprocess.run([*_lode_command(), "put", tmp_path / "a.txt", "--name", "zoo/a"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    put = piped([*_lode_command(), "put", tmp_path / "a.txt", "--name", "zoo/a"], env, tmp_path)
     assert put.returncode == 0, put.stderr
     assert (home / ".lodestore" / "catalog.db").is_file()
     # the SDK picks the same place
-    sdk = subprocess.run([sys.executable, "-c",
-                          "import lodestore; print(lodestore.Api().artifact('zoo/a:v0').digest)"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    script = "import lodestore; print(lodestore.Api().artifact('zoo/a:v0').digest)"
+    sdk = piped([sys.executable, "-c", script], env, tmp_path)
     assert sdk.returncode == 0, sdk.stderr
     assert len(sdk.stdout.strip()) == 64  # the version's digest, found in ~/.lodestore
-    listed = subprocess.run([*_lode_command(), "ls", "--json"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=120)
-    assert '"zoo/a"' in listed.stdout
-    assert sdk.stdout.strip() in subprocess.run(
-        [*_lode_command(), "info", "zoo/a:v0", "--json"], capture_output=True, text=True, env=env,
-        cwd=tmp_path, timeout=120).stdout
+    assert '"zoo/a"' in piped([*_lode_command(), "ls", "--json"], env, tmp_path).stdout
+    assert sdk.stdout.strip() in piped([*_lode_command(), "info", "zoo/a:v0", "--json"], env, tmp_path).stdout

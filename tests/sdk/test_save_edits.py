@@ -47,7 +47,8 @@ def test_an_alias_moved_by_the_cli_meanwhile_stays_moved(pics: Path) -> None:
     assert fresh("zoo/pics:best").version == "v1"
     assert a.aliases == [] and a.description == "x"  # the object now shows what is stored
     assert fresh().description == "x"
-    moves = [(e.alias, e.from_index, e.to_index) for e in Repository.open(pics).catalog.alias_history("zoo", "pics")]
+    history = Repository.open(pics).catalog.alias_history("zoo", "pics")
+    moves = [(e.alias, e.from_index, e.to_index) for e in history]
     assert moves[-1] == ("best", 0, 1)  # no move back to v0
 
 

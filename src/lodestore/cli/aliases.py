@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from lodestore.cli import context
 from lodestore.catalog.base import LATEST
+from lodestore.cli import context
 from lodestore.cli.artifacts import artifact_ref
 from lodestore.cli.main import app
 from lodestore.cli.output import print_json, stdout, table, when
@@ -18,8 +18,8 @@ app.add_typer(alias_app, name="alias")
 
 def _not_latest(alias: str) -> None:
     if alias == LATEST:
-        raise InvalidInputError(f"{LATEST!r} is managed automatically: it always points at the newest version, "
-                                "so it cannot be set or removed by hand")
+        raise InvalidInputError(f"{LATEST!r} is managed automatically: it always points at the newest "
+                                "version, so it cannot be set or removed by hand")
 
 
 @alias_app.command("set")

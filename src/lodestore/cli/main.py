@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 _HINTS = {
     errno.EACCES: "no permission",
     errno.EPERM: "not permitted",
-    errno.ENOSPC: "the disk is full; free space and retry (`lode cache cleanup` and `lode gc` free what lodestore holds)",
+    errno.ENOSPC: "the disk is full; free space and retry (see `lode cache cleanup`, `lode gc`)",
     errno.EDQUOT: "the disk quota is exhausted",
     errno.EROFS: "the file system is read-only",
     errno.ENAMETOOLONG: "a file or folder name is too long for this file system",

@@ -239,9 +239,9 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
                 progress(e.size)
                 return
             try:
-                if hardlink and _link_from_cache(repo, e, dest):
-                    progress(e.size)
-                elif reflinker is not None and reflinker.copy(e, dest):
+                shared = (_link_from_cache(repo, e, dest) if hardlink
+                          else reflinker is not None and reflinker.copy(e, dest))
+                if shared:  # a hard link or a reflink: nothing to write
                     progress(e.size)
                 else:
                     repo.store.materialize(e.digest, dest, progress=progress)
