@@ -23,7 +23,8 @@ from lodestore.sdk.repository import Repository
 def _run_script(tmp_path: Path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
     script = tmp_path / "work" / "job.py"
     script.write_text(textwrap.dedent(body))
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def _start_script(tmp_path: Path, body: str) -> subprocess.Popen:

@@ -1,5 +1,5 @@
-"""Compiling the search language to SQL, and the catalog queries behind search, run
-filters, lineage and diff.
+"""Compiling the search language to SQL: the queries behind search and run filters
+(lineage hops: `catalog.lineage_query`; manifest diffs: `catalog.diff_query`).
 
 The language (parsed in `lodestore.catalog.query_parse`) serves the CLI (`lode search`),
 the SDK (`Api.search`, `Api.runs`) and the web page::
@@ -28,7 +28,6 @@ search) gives the same answer `PublicRun.state` reports.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -50,7 +49,6 @@ from sqlalchemy import (
     true,
 )
 
-from lodestore.catalog.base import ManifestEntry
 from lodestore.catalog.query_parse import (  # noqa: F401  (re-exported: the language's public names)
     OPS,
     AllOf,
@@ -73,10 +71,7 @@ from lodestore.catalog.schema import (
     UTCDateTime,
     aliases,
     artifacts,
-    manifest_entries,
     projects,
-    run_inputs,
-    run_outputs,
     runs,
     version_tags,
     versions,
@@ -218,7 +213,7 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
         raise InvalidInputError(f"{what}: name a key, e.g. {what.split('.')[0]}.val_acc")
     check_key(".".join(path), f"{what.split('.')[0]} key")  # no quote can reach the JSON path
     elem = col[tuple(path)]
-    kind, is_num, is_bool = _json_kind(dialect, col, path)
+    kind, _, is_bool = _json_kind(dialect, col, path)
     as_num = json_number(dialect, col, path)
     as_text = elem.as_string()
     value = t.value
@@ -456,84 +451,3 @@ def needs_liveness(q: Query, order: str | None = None, *, via_run: bool = False)
     """Does the query (or order) look at run state, which needs `bind_liveness`?"""
     key = "run.state" if via_run else "state"
     return mentions(q.root, key) or (not via_run and isinstance(order, str) and order.lstrip("+-") == "state")
-
-
-# --------------------------------------------------------------------------- lineage
-def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list[tuple[str, int, int | None]]:
-    """One hop of the graph from a set of versions, in two queries whatever its size.
-
-    "up": (run, version, input) for each producing run and each of its inputs (input may
-    be None when the run used nothing). "down": (run, version, output) for each run that
-    used a version and each of its outputs. Returned as (run_id, from_version, to_version).
-    """
-    if not version_ids:
-        return []
-    ids = sorted(version_ids)
-    out: list[tuple[str, int, int | None]] = []
-    if direction == "up":
-        producers = conn.execute(
-            select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.version_id.in_(ids))
-        ).all()
-        # versions committed by a run that is not (or no longer) linked in run_outputs
-        producers += conn.execute(
-            select(versions.c.created_by_run, versions.c.id).where(
-                versions.c.id.in_(ids), versions.c.created_by_run.is_not(None))
-        ).all()
-        producers = sorted(set(producers))
-        run_ids = sorted({r for r, _ in producers})
-        inputs: dict[str, list[int]] = defaultdict(list)
-        if run_ids:
-            for rid, vid in conn.execute(
-                select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.run_id.in_(run_ids))
-                .order_by(run_inputs.c.at, run_inputs.c.version_id)
-            ):
-                inputs[rid].append(vid)
-        for rid, vid in producers:
-            out.extend((rid, vid, src) for src in inputs[rid]) if inputs[rid] else out.append((rid, vid, None))
-    else:
-        users = conn.execute(
-            select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.version_id.in_(ids))
-            .order_by(run_inputs.c.at, run_inputs.c.run_id)
-        ).all()
-        run_ids = sorted({r for r, _ in users})
-        outputs: dict[str, list[int]] = defaultdict(list)
-        if run_ids:
-            for rid, vid in conn.execute(
-                select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.run_id.in_(run_ids))
-                .order_by(run_outputs.c.at, run_outputs.c.version_id)
-            ):
-                outputs[rid].append(vid)
-        for rid, vid in users:
-            out.extend((rid, vid, o) for o in outputs[rid]) if outputs[rid] else out.append((rid, vid, None))
-    return out
-
-
-# --------------------------------------------------------------------------- diff
-def diff_entries(conn: Connection, a: int, b: int) -> tuple[list[ManifestEntry], list[ManifestEntry],
-                                                             list[tuple[ManifestEntry, ManifestEntry]]]:
-    """(removed, added, modified) between two manifests, in SQL: a full outer join on path
-    emulated with two left joins over the (version_id, path) primary key, each one index
-    probe per row. Rows are unpacked positionally (no per-row attribute lookups): with
-    every file of a 100,000-file version changed, building the entries is most of the cost."""
-    ea, eb = manifest_entries.alias("ea"), manifest_entries.alias("eb")
-    left = conn.execute(
-        select(ea.c.path, ea.c.digest, ea.c.size, eb.c.digest, eb.c.size)
-        .select_from(ea.outerjoin(eb, and_(eb.c.version_id == b, eb.c.path == ea.c.path)))
-        .where(ea.c.version_id == a, or_(eb.c.path.is_(None), eb.c.digest != ea.c.digest))
-        .order_by(ea.c.path)
-    ).all()
-    entry = ManifestEntry
-    removed: list[ManifestEntry] = []
-    modified: list[tuple[ManifestEntry, ManifestEntry]] = []
-    for path, digest, size, digest2, size2 in left:
-        if digest2 is None:
-            removed.append(entry(path, digest, size))
-        else:
-            modified.append((entry(path, digest, size), entry(path, digest2, size2)))
-    added = [entry(path, digest, size) for path, digest, size in conn.execute(
-        select(eb.c.path, eb.c.digest, eb.c.size)
-        .select_from(eb.outerjoin(ea, and_(ea.c.version_id == a, ea.c.path == eb.c.path)))
-        .where(eb.c.version_id == b, ea.c.path.is_(None))
-        .order_by(eb.c.path)
-    )]
-    return removed, added, modified

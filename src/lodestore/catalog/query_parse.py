@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Union
+from typing import Any
 
 from lodestore.errors import InvalidInputError
 
@@ -59,7 +59,7 @@ class AnyOf:
     items: tuple[Node, ...]
 
 
-Node = Union[Term, AllOf, AnyOf]
+Node = Term | AllOf | AnyOf
 
 
 def iter_terms(node: Node):
@@ -284,7 +284,7 @@ def parse_when(value: Any, what: str, now: datetime | None = None) -> tuple[date
             d = date.fromisoformat(s)
             start = datetime(d.year, d.month, d.day, tzinfo=UTC)
             return start, start + timedelta(days=1)
-        dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(s)  # 3.11 reads a trailing Z as UTC
     except ValueError:
         raise InvalidInputError(f"{what}: {s!r} is not a date (2026-01-31, 2026-01-31T12:00, or 7d / 12h ago)") \
             from None

@@ -1,8 +1,8 @@
 """Compare two versions: files added, removed, modified, renamed; metadata, aliases, tags.
 
-Manifests are compared in SQL (`Catalog.diff_manifests`: two left joins on the path
-primary key), so two 100,000-file versions compare in well under a second even when
-every file changed; renames are paired afterwards by digest among the added and removed
+Manifests are compared in SQL (`Catalog.diff_manifests`, see `catalog.diff_query`: two
+left joins on the path primary key), so two 100,000-file versions compare in well under
+a second even when every file changed; renames are paired afterwards by digest among the added and removed
 files (a dict of queues: linear however many files share one digest)::
 
     d = old.diff(new)

@@ -1,37 +1,19 @@
 """Runs: the unit of work that logs and uses artifacts (lineage is built on them).
 
 `init()` records a run in the catalog; `log_artifact` and `use_artifact` record what it
-made and what it read. However the process ends, the run's final state is recorded:
-
-- ``run.finish(exit_code=)`` or leaving ``with init() as run:``: finished (0) or failed;
-  a ``SystemExit`` there counts with its own code (``sys.exit(0)`` is a success).
-- an uncaught exception: failed, exit code 1 (130 for KeyboardInterrupt), before the
-  traceback prints (`sys.excepthook`).
-- ``sys.exit(3)`` with no finish(): failed, exit code 3. At interpreter exit an atexit
-  hook finishes what is left, with the code recorded by a thin wrapper around
-  `sys.exit` (W&B does the same). A bare ``raise SystemExit(3)`` at top level is not
-  seen by any hook Python offers and is recorded as exit code 0.
-- SIGTERM (``kill``, SLURM, ``docker stop``): failed, exit code 143, then the default
-  action (the process dies by the signal). If the program installed its own SIGTERM
-  handler before init(), that handler is called instead and decides: the run then ends
-  however the program does. The handler is installed from the main thread only.
-- SIGKILL, ``os._exit``, OOM, power loss: nothing can run; the run stays "running" in
-  the catalog and is reported "crashed" once its heartbeat is older than STALE_AFTER
-  ($LODESTORE_STALE_SECONDS, 300 s) and, on this host, its process is gone.
-
-Hooks act only on runs started by the current process: a forked child (a DataLoader
-worker) that exits or is terminated leaves its parent's run alone.
+made and what it read; `run.log`, `run.summary` and `run.config` write through to the
+catalog, so other processes see a live run. A daemon thread refreshes its heartbeat.
+However the process ends, its end is recorded (`lodestore.sdk.run_end`); a run that
+could not say it died (SIGKILL) is reported "crashed" once its heartbeat is stale.
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
 import json
 import os
 import re
 import secrets
-import signal
 import socket
 import string
 import sys
@@ -47,9 +29,10 @@ from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
 from lodestore.sdk import ui
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.repository import Repository
+from lodestore.sdk.run_end import active as _active
+from lodestore.sdk.run_end import exit_code_of, install_hooks
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_active: list[Run] = []
 # A live run refreshes its heartbeat this often (a daemon thread, plus every log call);
 # a "running" run silent for STALE_AFTER whose process is gone is reported as crashed.
 HEARTBEAT_SECONDS = float(os.environ.get("LODESTORE_HEARTBEAT_SECONDS", "30"))
@@ -386,7 +369,7 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         ))
     run = Run(repo, record)
     _active.append(run)
-    _install_hooks()
+    install_hooks()
     if save_code:
         run._save_code()
     return run
@@ -428,119 +411,6 @@ def _held_by_another_process(record: RunRecord) -> str | None:
 
 def current_run() -> Run | None:
     return _active[-1] if _active else None
-
-
-def exit_code_of(exc: BaseException | None) -> int:
-    """The process exit status an exception leaving the program stands for:
-    SystemExit's own code (None -> 0, a message -> 1), 130 for Ctrl-C, else 1."""
-    if isinstance(exc, SystemExit):
-        code = exc.code
-        if code is None:
-            return 0
-        return code if isinstance(code, int) and not isinstance(code, bool) else 1
-    if isinstance(exc, KeyboardInterrupt):
-        return 128 + signal.SIGINT
-    return 1
-
-
-def _owned_runs() -> list[Run]:
-    """Active runs this process started (a forked child inherits the parent's list)."""
-    me = os.getpid()
-    return [r for r in _active if r._owner_pid == me]
-
-
-def _finish_owned(code: int, timeout: float | None = None) -> None:
-    """Finish this process's active runs with `code`. With `timeout` the work runs in a
-    helper thread that is given up on after that long: a signal handler interrupts the
-    main thread wherever it is, possibly holding the very lock a write needs."""
-    runs = _owned_runs()
-    if not runs:
-        return
-
-    def work() -> None:
-        for run in runs:
-            try:
-                run.finish(exit_code=code)
-            except Exception as e:  # the catalog may be closed already; nothing else to do at exit
-                print(f"lodestore: could not finish run {run.id}: {e}", file=sys.stderr)
-
-    if timeout is None:
-        work()
-        return
-    helper = threading.Thread(target=work, name="lodestore-finish", daemon=True)
-    helper.start()
-    helper.join(timeout)
-    if helper.is_alive():
-        print(f"lodestore: could not record the end of run(s) {', '.join(r.id for r in runs)} within "
-              f"{timeout:.0f} s; they will be reported crashed once their heartbeat is stale", file=sys.stderr)
-
-
-_exit_status: int | None = None  # the code of the last sys.exit() call (see _install_hooks)
-
-
-def _finish_leftover_runs() -> None:
-    """At interpreter exit, runs nobody finished are closed: failed if an exception is
-    on its way out (sys.last_value, set by the default excepthook) or sys.exit() was
-    called with a non-zero code; finished otherwise."""
-    last = getattr(sys, "last_value", None)
-    if last is not None:
-        code = exit_code_of(last)
-    else:
-        code = _exit_status or 0
-    _finish_owned(code)
-
-
-atexit.register(_finish_leftover_runs)
-_hooks_installed = False
-_sigterm_installed = False
-SIGTERM_FINISH_TIMEOUT = 5.0  # docker stop allows 10 s before SIGKILL
-
-
-def _install_hooks() -> None:
-    """Install, once, what records a run's end when nobody calls finish(): an excepthook
-    (atexit alone cannot tell a crash from a clean exit), a sys.exit wrapper that keeps
-    the exit code for the atexit hook, and a SIGTERM handler."""
-    global _hooks_installed
-    if not _hooks_installed:
-        _hooks_installed = True
-        previous_hook = sys.excepthook
-        original_exit = sys.exit
-
-        def hook(exc_type, exc, tb):
-            _finish_owned(exit_code_of(exc))
-            previous_hook(exc_type, exc, tb)
-
-        def exit(status: object = None) -> None:
-            global _exit_status
-            _exit_status = exit_code_of(SystemExit(status))
-            original_exit(status)
-
-        sys.excepthook = hook
-        exit.__doc__ = original_exit.__doc__
-        sys.exit = exit
-    _install_sigterm_handler()
-
-
-def _install_sigterm_handler() -> None:
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be set from the main thread; a later init() there will
-    _sigterm_installed = True
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous == signal.SIG_IGN:
-        return  # the program ignores SIGTERM, so it does not end the run either
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        if callable(previous):
-            # The program's own handler decides what SIGTERM means (checkpoint and exit,
-            # or carry on); the run ends however the program then does.
-            previous(signum, frame)
-            return
-        _finish_owned(128 + signum, timeout=SIGTERM_FINISH_TIMEOUT)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)  # die by the signal, as without us (status 143 in a shell)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 class PublicRun:

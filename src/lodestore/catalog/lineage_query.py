@@ -1,0 +1,60 @@
+"""One hop of the lineage graph, for many versions at once, in two queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Connection, select
+
+from lodestore.catalog.schema import run_inputs, run_outputs, versions
+
+
+def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list[tuple[str, int, int | None]]:
+    """One hop of the graph from a set of versions, in two queries whatever its size.
+
+    "up": (run, version, input) for each producing run and each of its inputs (input may
+    be None when the run used nothing). "down": (run, version, output) for each run that
+    used a version and each of its outputs. Returned as (run_id, from_version, to_version).
+    """
+    if not version_ids:
+        return []
+    ids = sorted(version_ids)
+    out: list[tuple[str, int, int | None]] = []
+    if direction == "up":
+        producers = conn.execute(
+            select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.version_id.in_(ids))
+        ).all()
+        # versions committed by a run that is not (or no longer) linked in run_outputs
+        producers += conn.execute(
+            select(versions.c.created_by_run, versions.c.id).where(
+                versions.c.id.in_(ids), versions.c.created_by_run.is_not(None))
+        ).all()
+        producers = sorted(set(producers))
+        run_ids = sorted({r for r, _ in producers})
+        inputs: dict[str, list[int]] = defaultdict(list)
+        if run_ids:
+            for rid, vid in conn.execute(
+                select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.run_id.in_(run_ids))
+                .order_by(run_inputs.c.at, run_inputs.c.version_id)
+            ):
+                inputs[rid].append(vid)
+        for rid, vid in producers:
+            out.extend((rid, vid, src) for src in inputs[rid]) if inputs[rid] else out.append((rid, vid, None))
+    else:
+        users = conn.execute(
+            select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.version_id.in_(ids))
+            .order_by(run_inputs.c.at, run_inputs.c.run_id)
+        ).all()
+        run_ids = sorted({r for r, _ in users})
+        outputs: dict[str, list[int]] = defaultdict(list)
+        if run_ids:
+            for rid, vid in conn.execute(
+                select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.run_id.in_(run_ids))
+                .order_by(run_outputs.c.at, run_outputs.c.version_id)
+            ):
+                outputs[rid].append(vid)
+        for rid, vid in users:
+            out.extend((rid, vid, o) for o in outputs[rid]) if outputs[rid] else out.append((rid, vid, None))
+    return out
+
+
