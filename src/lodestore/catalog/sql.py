@@ -827,21 +827,21 @@ class SqlCatalog(Catalog):
             return {v.id: v for v in load_versions(conn, versions.c.id.in_(ids))}
 
     def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
-        from lodestore.catalog import query as q
+        from lodestore.catalog.lineage_query import lineage_hop
 
         if direction not in ("up", "down"):
             raise InvalidInputError(f"direction must be 'up' or 'down', got {direction!r}")
         with self._reading() as conn:
-            return q.lineage_hop(conn, set(version_ids), direction)
+            return lineage_hop(conn, set(version_ids), direction)
 
     def diff_manifests(self, version_a: int, version_b: int) -> tuple[
             list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
-        from lodestore.catalog import query as q
+        from lodestore.catalog.diff_query import diff_entries
 
         with self._reading() as conn:
             self._version_row(conn, version_a)
             self._version_row(conn, version_b)
-            return q.diff_entries(conn, version_a, version_b)
+            return diff_entries(conn, version_a, version_b)
 
     # --- lifecycle ------------------------------------------------------------------------
     def restore_version(self, version_id: int, run_id: str | None = None, state: str = "live") -> VersionRecord:
