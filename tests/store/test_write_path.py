@@ -254,3 +254,15 @@ def test_a_255_byte_file_name_materializes(store, tmp_path):
     store.materialize(small.digest, out / ("s" * 255))
     assert listing(out) == {long_name, "s" * 255}
     assert (out / long_name).read_bytes() == store.read_bytes(ref.digest)
+
+
+def test_re_reading_an_indexed_file_restarts_its_gc_grace_clock(store, tmp_path):
+    """A file read again (new path, so no stat-cache entry) that the index already holds
+    gets its created_at reset at commit: gc's grace counts from the last reuse."""
+    (tmp_path / "a").write_bytes(b"same bytes" * 100)
+    (tmp_path / "b").write_bytes(b"same bytes" * 100)
+    ref = add(store, tmp_path / "a")
+    store.index.execute("UPDATE files SET created_at=0")
+    assert add(store, tmp_path / "b") == ref
+    ((created,),) = store.index.execute("SELECT created_at FROM files WHERE digest=?", [bytes.fromhex(ref.digest)])
+    assert created > time.time() - 60

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import zstandard
 
@@ -33,8 +33,9 @@ FOOTER = struct.Struct("<QII8s")
 _FLUSH_AT = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class PackEntry:
+class PackEntry(NamedTuple):
+    """One record of a pack (a tuple: one per chunk, built in the write loop)."""
+
     digest: bytes
     codec: int
     offset: int
