@@ -16,6 +16,7 @@ import pytest
 
 from lodestore.errors import FileChangedError, SourceFileNotFoundError, StoreFormatError
 from lodestore.store import session as session_mod
+from lodestore.store import stream as stream_mod
 from lodestore.store.local import RACY_WINDOW_NS, LocalContentStore
 
 from .contract import b3, listing, put
@@ -110,6 +111,7 @@ def test_stat_cache_entry_is_recorded_before_the_read(store, tmp_path):
 
 # --- identical large files ----------------------------------------------------------------------
 def count_cuts(monkeypatch) -> list[int]:
+    """A spy (the real chunker still runs) counting calls to the chunker."""
     calls: list[int] = []
     real = session_mod.cut_window
 
@@ -118,6 +120,7 @@ def count_cuts(monkeypatch) -> list[int]:
         return real(*a, **kw)
 
     monkeypatch.setattr(session_mod, "cut_window", counting)
+    monkeypatch.setattr(stream_mod, "cut_window", counting)
     return calls
 
 

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import socket
 import stat as stat_mod
-import threading
 import time
 import uuid
 import weakref
@@ -44,9 +42,10 @@ from lodestore.store import codec
 from lodestore.store.base import FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import StatKey
-from lodestore.store.layout import CHUNK_MAX, PACK_TARGET_SIZE, READ_WINDOW, WHOLE_FILE_LIMIT
+from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.packs import PackWriter, pack_path
 from lodestore.store.staging import StagedChunks
+from lodestore.store.stream import hash_stream, stream_chunks
 
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
@@ -60,7 +59,6 @@ DIGEST_LEN = 32
 RACY_WINDOW_NS = 2_000_000_000
 _BATCH_FILES = 256  # small files per hand-off between the producer and the consumer
 _BATCH_BYTES = 4 * 1024 * 1024
-_WINDOW_BUFFERS = 3  # large files: one being filled, one being written, one spare
 _LARGE = object()  # marker: a file the consumer streams itself
 _MISSING = object()
 
@@ -279,7 +277,7 @@ class LocalWriteSession(WriteSession):
                 raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
             digest = None
             if key.size in self._new_sizes or self.store.index.has_file_of_size(key.size):
-                digest = _hash_stream(f)
+                digest = hash_stream(f)
                 if digest in self._new_files or self.store.index.known_files([digest]):
                     if stat_key(os.fstat(f.fileno())) != key:
                         raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
@@ -303,68 +301,11 @@ class LocalWriteSession(WriteSession):
         return digest, recorded
 
     def _chunk_stream(self, f, size: int, digest: bytes | None, progress) -> tuple[bytes, bytearray]:
-        """Chunk a file on two threads (see the module docstring). `digest`: the file's
-        digest if it was hashed first, else computed here in the same pass."""
-        whole = blake3.blake3() if digest is None else None
-        free: queue.Queue = queue.Queue()
-        for _ in range(_WINDOW_BUFFERS):
-            free.put(bytearray(READ_WINDOW + CHUNK_MAX))
-        ready: queue.Queue = queue.Queue(maxsize=_WINDOW_BUFFERS)
-        stop = threading.Event()
-        chunker = self._chunker
+        def flush() -> None:
+            if self._writer is not None:
+                self._writer.flush()  # the pack holds views of the window: write them before reuse
 
-        def produce() -> None:
-            try:
-                tail, total = b"", 0
-                while True:
-                    buf = _get(free, stop)
-                    if buf is None:
-                        return
-                    view = memoryview(buf)
-                    carry = len(tail)
-                    view[:carry] = tail
-                    n = f.readinto(view[carry : carry + READ_WINDOW])
-                    total += n
-                    final = n == 0 or total >= size
-                    window = view[: carry + n]
-                    pieces, pos = [], 0
-                    for piece in cut_window(chunker, window, final):
-                        pieces.append((pos, pos + len(piece), blake3.blake3(piece).digest()))
-                        pos += len(piece)
-                    tail = b"" if final else bytes(window[pos:])  # < CHUNK_MAX, copied: buf goes back
-                    _put(ready, (buf, window, carry, n, pieces), stop)
-                    if final:
-                        break
-                if total != size or f.read(1):
-                    raise FileChangedError(f"{f.name} changed size while it was being read; nothing was stored for it")
-                _put(ready, None, stop)
-            except BaseException as e:  # noqa: BLE001 (handed to the consumer, raised there)
-                _put(ready, e, stop)
-
-        t = threading.Thread(target=produce, name="lodestore-chunk", daemon=True)
-        t.start()
-        recipe = bytearray()
-        try:
-            while True:
-                item = ready.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                buf, window, carry, n, pieces = item
-                if whole is not None:
-                    whole.update(window[carry : carry + n])
-                recipe += self._store_window(window, pieces)
-                if self._writer is not None:
-                    self._writer.flush()  # the pack holds views of buf: write them before reuse
-                free.put(buf)
-                if progress and n:
-                    progress(n)
-        finally:
-            stop.set()
-            _drain(ready)
-            t.join()
-        return (whole.digest() if whole is not None else digest), recipe
+        return stream_chunks(f, size, self._chunker, self._store_window, flush, digest, progress)
 
     def _store_window(self, window: memoryview, pieces: list[tuple[int, int, bytes]]) -> bytearray:
         """Append the new chunks among `pieces` ((start, end, digest) in `window`)."""
@@ -485,42 +426,6 @@ def _absolute(p) -> str:
 def _finish(writer: PackWriter) -> None:
     writer.finish()
     writer.entries = []  # staged already; the trailer is written
-
-
-def _hash_stream(f) -> bytes:
-    """Whole-file blake3 on every core (blake3's own threads), 8 MiB reads."""
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    buf = bytearray(READ_WINDOW)
-    view = memoryview(buf)
-    while n := f.readinto(buf):
-        hasher.update(view[:n])
-    return hasher.digest()
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue, stop: threading.Event):
-    while not stop.is_set():
-        try:
-            return q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-    return None
-
-
-def _drain(q: queue.Queue) -> None:
-    try:
-        while True:
-            q.get_nowait()
-    except queue.Empty:
-        pass
 
 
 def _fsync_dir(path) -> None:
