@@ -335,8 +335,8 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
     project: naming another one is a ConflictError), "never" or no resume refuses. A run
     that another live process is still running cannot be resumed (ConflictError) until
     that process ends, or, on another host, its heartbeat goes stale."""
-    explicit_project = project or os.environ.get("LODESTORE_PROJECT")
-    project = explicit_project or DEFAULT_PROJECT
+    explicit_project = project if project is not None else (os.environ.get("LODESTORE_PROJECT") or None)
+    project = DEFAULT_PROJECT if explicit_project is None else explicit_project
     validate_name(project, "project name")
     if resume is True:
         resume = "allow"
