@@ -164,3 +164,24 @@ def test_usage_of_some_versions_matches_the_full_pass(repo):
     assert all(u.exclusive > 0 for u in full.values())  # each holds something of its own
     v1 = next(v for v in full if full[v].logical == len(edited))
     assert full[v1].exclusive < 600_000  # only the chunks around the edit are its own
+
+
+def test_duplicate_chunks_from_concurrent_sessions_are_dead_bytes_not_negative_savings(repo, store):
+    """Two sessions storing the same new bytes at once: the index keeps one copy, the
+    other is dead bytes in its pack. Savings stay honest (never below zero from that),
+    the duplicate shows as dead pack bytes and gc reclaims it."""
+    data = os.urandom(400_000)
+    with repo.store.session() as s1, repo.store.session() as s2:
+        s1.add_bytes(data)
+        s2.add_bytes(data)
+        s1.commit()
+        s2.commit()
+    log(repo, "animals", {"d.bin": data})
+    s = Api(store).stats()
+    assert len(list(repo.store.packs_dir.glob("*/*.pack"))) >= 2
+    assert s["logical_bytes"] == s["unique_bytes"] == 400_000
+    assert s["saved_bytes"] == -s["record_overhead_bytes"]  # nothing shared, nothing compressed
+    assert s["dead_pack_bytes"] >= 400_000  # the losing copy
+    plan = lifecycle.gc(repo, grace=0)
+    assert plan.bytes_freed >= 400_000
+    assert Api(store).stats()["dead_pack_bytes"] < 1000

@@ -7,16 +7,17 @@ catalog's live and soft-deleted versions reference); this module knows nothing e
 the catalog.
 
 Safety against concurrent writers (restic/borg style):
-- every write session holds a *shared* lock on ``<root>/gc.lock`` from its start to its
-  commit; the sweep holds the *exclusive* lock, so no session dedups against a chunk
-  while it is being removed, and the live set is read under the lock;
+- every write session holds a *shared* lock on ``<root>/gc.lock`` from its start until
+  it is closed, after the caller has committed its catalog version; the sweep holds the
+  *exclusive* lock, so no session dedups against a chunk while it is being removed, and
+  the live set is read under the lock, after every such version is committed;
 - a session re-touches (``files.created_at``) every already-indexed file it reuses, and
-  files, packs and pack files younger than the grace period are never swept: this
-  covers the moment between a session's commit and the catalog committing its version.
+  files, packs and pack files younger than the grace period are never swept: a backstop
+  for writers the lock cannot see.
 
 Default grace: 10 minutes. The exclusive lock already keeps a sweep away from every
 open session on this host, so the grace only has to cover the gap between a session's
-store commit and its catalog commit (milliseconds to seconds) when the lock cannot
+store commit and its catalog commit (milliseconds to seconds) where the lock cannot
 help: a writer on another host over a network file system, where flock may not be
 honoured. Ten minutes is orders of magnitude above that gap, yet short enough that
 `lode gc` soon after a permanent delete frees the bytes (an hour made it free nothing
