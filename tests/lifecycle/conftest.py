@@ -40,6 +40,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LODESTORE_PROJECT", raising=False)
     monkeypatch.delenv("LODESTORE_TEST_PAUSE_AT", raising=False)
     monkeypatch.delenv("LODESTORE_GC_GRACE_SECONDS", raising=False)
+    monkeypatch.delenv("LODESTORE_CACHE_MAX_BYTES", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
     work = tmp_path / "work"
     work.mkdir()

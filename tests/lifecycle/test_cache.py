@@ -20,7 +20,8 @@ def test_lru_cleanup_and_verify(repo, lode, tmp_path):
     r = lode("cache", "ls", "--json").json()
     assert r["total_bytes"] == 60_000
     assert [e["size"] for e in r["entries"]] == [20_000, 30_000, 10_000]  # least recently used first
-    assert "cache: 3 files" in lode("cache", "ls").out
+    assert "cache: 3 files" in lode("cache", "ls").out and "cap 10.0 GB" in lode("cache", "ls").out
+    assert r["max_bytes"] == cache.DEFAULT_MAX_BYTES
     r = lode("cache", "cleanup", "15KB", "--dry-run", "--json").json()
     assert r["freed_bytes"] == 50_000 and len(cache.entries(repo.cache_dir)) == 3
     r = lode("cache", "cleanup", "15KB")

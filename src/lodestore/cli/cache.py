@@ -25,13 +25,15 @@ def _when(t: float) -> str:
 def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     """Cached files, least recently used first, with the total."""
     items = cache_mod.entries(cache_mod.cache_dir(context.repo()))
+    cap = cache_mod.max_bytes()
     if as_json:
-        print_json({"total_bytes": sum(e.size for e in items), "entries": [
+        print_json({"total_bytes": sum(e.size for e in items), "max_bytes": cap, "entries": [
             {"digest": e.digest, "size": e.size, "last_used": e.last_used, "links": e.links} for e in items]})
         return
+    limit = f"cap {human_size(cap)}" if cap is not None else "no cap"
     table(["digest", "size", "last used", "links"],
           [[e.digest[:16], human_size(e.size), _when(e.last_used), e.links] for e in items],
-          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))}")
+          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))} ({limit}, ${cache_mod.ENV_MAX})")
 
 
 @cache_app.command("cleanup")
