@@ -173,7 +173,10 @@ def plan_prune(repo: Repository, now: datetime | None = None) -> PrunePlan:
 
 def prune(repo: Repository, dry_run: bool = False,
           on_plan: Callable[[PrunePlan], None] | None = None) -> PrunePlan:
-    """Soft-delete what the retention policies drop (printing the plan first)."""
+    """Soft-delete what the retention policies drop (printing the plan first). A policy
+    without keep_aliased drops aliased versions too, without the alias refusal of
+    `delete_version`: the policy is the owner's standing decision, and the plan lists the
+    aliases each drop removes."""
     plan = plan_prune(repo)
     if on_plan:
         on_plan(plan)
@@ -182,8 +185,6 @@ def prune(repo: Repository, dry_run: bool = False,
             repo.catalog.delete_version(r.id)
         plan.executed = True
     return plan
-
-
 
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
