@@ -200,6 +200,22 @@ def test_relogging_many_unchanged_files_takes_a_few_queries(store, tmp_path):
     assert len(statements) < 40, statements[:50]
 
 
+def test_first_log_of_many_new_paths_takes_a_few_queries(store, tmp_path):
+    """No stat-cache entry for any path: one prefetch per 900 paths answers all of them
+    (a miss is remembered, not asked again per file)."""
+    paths = make_files(tmp_path / "d", 2000)
+    statements: list[str] = []
+    store.index._db.set_trace_callback(statements.append)
+    try:
+        with store.session() as s:
+            s.add_files(paths)
+            s.commit()
+    finally:
+        store.index._db.set_trace_callback(None)
+    lookups = [q for q in statements if q.startswith("SELECT")]
+    assert len(lookups) < 20, lookups[:30]
+
+
 def test_add_files_error_stops_at_the_bad_file_and_session_stays_usable(store, tmp_path):
     paths = make_files(tmp_path / "d", 50)
     with store.session() as s:
@@ -269,3 +285,18 @@ def test_re_reading_an_indexed_file_restarts_its_gc_grace_clock(store, tmp_path)
     assert add(store, tmp_path / "b") == ref
     ((created,),) = store.index.execute("SELECT created_at FROM files WHERE digest=?", [bytes.fromhex(ref.digest)])
     assert created > time.time() - 60
+
+
+def test_stat_cache_entry_of_a_file_gc_removed_is_not_trusted(store, tmp_path):
+    paths = make_files(tmp_path / "d", 10)
+    with store.session() as s:
+        first = s.add_files(paths)
+        s.commit()
+    gone = bytes.fromhex(first[3].digest)
+    store.index.execute("DELETE FROM files WHERE digest=?", [gone])  # what gc does to an unreferenced file
+    store.index.execute("DELETE FROM chunks WHERE digest=?", [gone])
+    with store.session() as s:
+        again = s.add_files(paths)
+        s.commit()
+    assert again == first
+    assert store.read_bytes(first[3].digest) == paths[3].read_bytes()  # read and stored again

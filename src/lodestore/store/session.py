@@ -95,7 +95,7 @@ class LocalWriteSession(WriteSession):
         self._new_sizes: set[int] = set()
         self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
         self._stat_entries: list[tuple[str, StatKey, bytes, int]] = []
-        self._statcache: dict[str, tuple[StatKey, bytes, int] | None] = {}
+        self._statcache: dict[str, tuple[tuple, bytes, int] | None] = {}
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
 
@@ -200,33 +200,24 @@ class LocalWriteSession(WriteSession):
             yield batch
 
     def _consume(self, batch: list[tuple], progress: ProgressCallback | None) -> list[FileRef]:
-        """Register a batch of probes: two queries for the batch, whatever its size.
+        """Register a batch of probes: at most two queries for the batch, whatever its size.
 
         A file read now needs only "is its chunk stored?" (a small file is one chunk under
         its own digest); its file row is upserted at commit, which also restarts the gc
-        grace clock of a file that was already indexed. A stat-cache hit needs "is the file
-        still stored?" (gc may have removed it since): if not, it is read again."""
+        grace clock of a file that was already indexed. A stat-cache hit needs nothing:
+        the lookup that found it also checked the file is still stored."""
         new_files = self._new_files
-        cached = [p[2] for p in batch if p[3] is None and p[2] not in new_files]
-        known = self.store.index.known_files(cached) if cached else set()
         fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
         absent = set(self._unknown_chunks(fresh, whole_files=True)) if fresh else set()
         refs = []
         for path, key, digest, data, recorded in batch:
-            if data is None:  # a stat-cache hit
-                if digest in new_files or digest in known:
-                    if digest not in new_files:
-                        self._reused.add(digest)
-                    if progress:
-                        progress(key.size)
-                    refs.append(FileRef(digest.hex(), key.size))
-                    continue
-                if key.size > WHOLE_FILE_LIMIT:  # the store no longer has it: read it again
-                    data = _LARGE
-                else:
-                    path, key, digest, data, recorded = self._read_small(path, key)
-                    if digest not in new_files:
-                        absent.update(self._unknown_chunks([digest]))
+            if data is None:  # a stat-cache hit: the file is stored (statcache_lookup)
+                if digest not in new_files:
+                    self._reused.add(digest)
+                if progress:
+                    progress(key.size)
+                refs.append(FileRef(digest.hex(), key.size))
+                continue
             if data is _LARGE:
                 digest, recorded = self._add_large(path, key, progress)
             else:
