@@ -91,6 +91,37 @@ def test_sigterm_marks_the_run_failed_and_the_process_dies_by_the_signal(store: 
     assert r.finished_at is not None
 
 
+def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path: Path) -> None:
+    """SIGTERM lands in the middle of a write (here: a summary update made slow): the
+    handler cannot finish the run from outside, so it unwinds the main thread, whose
+    write then completes its cleanup and the end is still recorded."""
+    proc = _start_script(tmp_path, """
+        import time, lodestore
+        run = lodestore.init(project="zoo", id="busy")
+        catalog = run._repo.catalog
+        real, slow = catalog.update_run, [True]
+
+        def slow_update(run_id, **fields):  # a write that takes long, holding the run's lock
+            if slow and "summary" in fields:
+                slow.clear()
+                print("inside", flush=True)
+                time.sleep(30)
+            return real(run_id, **fields)
+
+        catalog.update_run = slow_update
+        run.summary["x"] = 1
+    """)
+    try:
+        assert proc.stdout.readline().strip() == "inside"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (143, -signal.SIGTERM), proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _outcome("busy") == ("failed", 143)
+
+
 @pytest.mark.parametrize("handler, returncode, outcome", [
     # the program's handler checkpoints and exits with its own code
     ("def on_term(signum, frame):\n    sys.exit(7)", 7, ("failed", 7)),

@@ -11,7 +11,9 @@ However the process ends, the run's final state is recorded:
   `sys.exit` (W&B does the same). A bare ``raise SystemExit(3)`` at top level is not
   seen by any hook Python offers and is recorded as exit code 0.
 - SIGTERM (``kill``, SLURM, ``docker stop``): failed, exit code 143, then the default
-  action (the process dies by the signal). If the program installed its own SIGTERM
+  action (the process dies by the signal). If the signal lands inside a catalog write
+  that finishing would wait for, SystemExit(143) unwinds the main thread instead, and
+  the end is recorded as it leaves (process status 143). If the program installed its own SIGTERM
   handler before init(), that handler is called instead and decides: the run then ends
   however the program does. The handler is installed from the main thread only.
 - SIGKILL, ``os._exit``, OOM, power loss: nothing can run; the run stays "running" in
@@ -56,13 +58,14 @@ def _owned_runs() -> list[Run]:
     return [r for r in active if r._owner_pid == me]
 
 
-def _finish_owned(code: int, timeout: float | None = None) -> None:
-    """Finish this process's active runs with `code`. With `timeout` the work runs in a
-    helper thread that is given up on after that long: a signal handler interrupts the
-    main thread wherever it is, possibly holding the very lock a write needs."""
+def _finish_owned(code: int, timeout: float | None = None) -> bool:
+    """Finish this process's active runs with `code`; True once done. With `timeout`
+    the work runs in a helper thread, waited for that long: a signal handler interrupts
+    the main thread wherever it is, possibly holding the very lock a write needs. A
+    helper still blocked is kept in `_pending` (and joined at exit) and False returned."""
     runs = _owned_runs()
     if not runs:
-        return
+        return True
 
     def work() -> None:
         for run in runs:
@@ -73,15 +76,18 @@ def _finish_owned(code: int, timeout: float | None = None) -> None:
 
     if timeout is None:
         work()
-        return
+        return True
     helper = threading.Thread(target=work, name="lodestore-finish", daemon=True)
     helper.start()
     helper.join(timeout)
     if helper.is_alive():
-        print(f"lodestore: could not record the end of run(s) {', '.join(r.id for r in runs)} within "
-              f"{timeout:.0f} s; they will be reported crashed once their heartbeat is stale", file=sys.stderr)
+        _pending.append(helper)
+        return False
+    return True
 
 
+_pending: list[threading.Thread] = []  # finishing helpers that were still blocked
+PENDING_JOIN_TIMEOUT = 8.0  # at exit; docker stop allows 10 s before SIGKILL
 _exit_status: int | None = None  # the code of the last sys.exit() call (see install_hooks)
 
 
@@ -94,13 +100,18 @@ def _finish_leftover_runs() -> None:
         code = exit_code_of(last)
     else:
         code = _exit_status or 0
+    for helper in _pending:  # the main thread has unwound: what blocked them is released
+        helper.join(PENDING_JOIN_TIMEOUT)
+        if helper.is_alive():
+            print("lodestore: could not record the end of a run in time; it will be reported crashed once "
+                  "its heartbeat is stale", file=sys.stderr)
     _finish_owned(code)
 
 
 atexit.register(_finish_leftover_runs)
 _hooks_installed = False
 _sigterm_installed = False
-SIGTERM_FINISH_TIMEOUT = 5.0  # docker stop allows 10 s before SIGKILL
+SIGTERM_FINISH_TIMEOUT = 2.0  # then unwind the main thread instead (see on_sigterm)
 
 
 def install_hooks() -> None:
@@ -143,8 +154,17 @@ def _install_sigterm_handler() -> None:
             # or carry on); the run ends however the program then does.
             previous(signum, frame)
             return
-        _finish_owned(128 + signum, timeout=SIGTERM_FINISH_TIMEOUT)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)  # die by the signal, as without us (status 143 in a shell)
+        global _exit_status
+        code = 128 + signum
+        if _finish_owned(code, timeout=SIGTERM_FINISH_TIMEOUT):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)  # die by the signal, as without us (status 143 in a shell)
+            return
+        # Finishing is blocked by what this (main) thread was doing when the signal came,
+        # typically a catalog write holding the run's lock. Unwind it instead: its `with`
+        # blocks release their locks, the pending finish completes, and the process exits
+        # with status 143; the atexit hook waits for the pending finish.
+        _exit_status = code
+        raise SystemExit(code)
 
     signal.signal(signal.SIGTERM, on_sigterm)
