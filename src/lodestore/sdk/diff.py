@@ -11,14 +11,11 @@ files (a dict of queues: linear however many files share one digest)::
 
 from __future__ import annotations
 
-import gc
-from collections import defaultdict, deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from lodestore.catalog.base import ManifestEntry, VersionRecord
+from lodestore.catalog.diff_query import gc_paused
 
 
 def _size(n: int) -> str:
@@ -97,45 +94,41 @@ class VersionDiff:
         }
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects: with
-    200,000 entries alive it would otherwise rescan them again and again, which costs
-    more than the SQL itself (measured: 0.9 s -> 0.4 s for 100,000 modified files).
-    The entries hold no reference cycles, so nothing is left for it to find."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> tuple[
         list[tuple[ManifestEntry, ManifestEntry]], list[ManifestEntry], list[ManifestEntry]]:
     """(renamed pairs, still removed, still added): a removed path and an added path with
-    the same content are a rename, paired in path order."""
-    by_digest: dict[str, deque[int]] = defaultdict(deque)
+    the same content are a rename, paired in path order. Linear: one dict lookup per
+    file, queues only for digests that several added files share."""
+    if not removed or not added:
+        return [], removed, added
+    first: dict[str, int] = {}  # digest -> next unpaired added index
+    more: dict[str, list[int]] = {}  # digest -> later indexes, reversed (pop() takes the next)
     for i, x in enumerate(added):
-        by_digest[x.digest].append(i)
+        if x.digest in first:
+            more.setdefault(x.digest, []).append(i)
+        else:
+            first[x.digest] = i
+    for rest in more.values():
+        rest.reverse()
     renamed: list[tuple[ManifestEntry, ManifestEntry]] = []
     still_removed: list[ManifestEntry] = []
-    taken: set[int] = set()
+    taken = bytearray(len(added))
     for x in removed:
-        pool = by_digest.get(x.digest)
-        if pool:
-            i = pool.popleft()
-            taken.add(i)
-            renamed.append((x, added[i]))
-        else:
+        i = first.pop(x.digest, None)
+        if i is None:
             still_removed.append(x)
-    still_added = [x for i, x in enumerate(added) if i not in taken] if taken else added
+            continue
+        rest = more.get(x.digest)
+        if rest:
+            first[x.digest] = rest.pop()
+        taken[i] = 1
+        renamed.append((x, added[i]))
+    still_added = [x for x, t in zip(added, taken) if not t] if renamed else added
     return renamed, still_removed, still_added
 
 
 def diff_versions(catalog: Any, a: VersionRecord, b: VersionRecord) -> VersionDiff:
-    with _gc_paused():
+    with gc_paused():
         removed, added, modified = catalog.diff_manifests(a.id, b.id)
         renamed, still_removed, still_added = _pair_renames(removed, added)
     ma, mb = _flatten(a.metadata or {}), _flatten(b.metadata or {})
