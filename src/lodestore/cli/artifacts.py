@@ -23,6 +23,7 @@ def version_json(a: Artifact) -> dict:
         "type": a.type, "digest": a.digest, "size": a.size, "file_count": a.file_count,
         "created_at": a.created_at, "aliases": a.aliases, "tags": a.tags, "description": a.description,
         "metadata": a.metadata, "logged_by": a.logged_by_run_id, "state": a.state,
+        "ttl_seconds": None if a.ttl is None else int(a.ttl.total_seconds()),
     }
 
 
@@ -45,6 +46,8 @@ def put(
     description: Optional[str] = typer.Option(None, "--description", "-d"),
     metadata: Optional[str] = typer.Option(None, "--metadata", "-m", help="JSON object."),
     tag: list[str] = typer.Option([], "--tag", help="Tag (repeatable)."),
+    ttl: Optional[str] = typer.Option(
+        None, "--ttl", help="Delete this version after a time, e.g. 30d, 12h, 2w (applied by `lode prune`)."),
     exclude: list[str] = typer.Option([], "--exclude", "-x", help="Glob to leave out (repeatable)."),
     follow_external_symlinks: bool = typer.Option(
         False, "--follow-external-symlinks",
@@ -68,7 +71,10 @@ def put(
             raise InvalidInputError("--metadata must be a JSON object")
     if not path.exists():
         raise SourceFileNotFoundError(f"no such file or folder: {path}")
-    art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project)
+    from lodestore.sdk.lifecycle import parse_duration
+
+    art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project,
+                   ttl=None if ttl is None else parse_duration(ttl))
     if path.is_dir():
         art.add_dir(path, exclude_patterns=exclude, follow_external_symlinks=follow_external_symlinks)
     else:
@@ -137,7 +143,7 @@ def versions(
     arts = [Artifact._from_record(repo, r) for r in records]
     from lodestore.sdk.lifecycle import Usage, usage
 
-    use = usage(repo)  # exclusive: bytes only this version holds (freed if it alone is deleted)
+    use = usage(repo, [a.id for a in arts])  # exclusive: bytes only this version holds (freed if it alone is deleted)
     if as_json:
         print_json([{**version_json(a), "exclusive_size": use.get(a.id, Usage()).exclusive} for a in arts])
         return
@@ -153,14 +159,21 @@ def info(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Everything about one version: type, created, size, files, aliases, metadata, run."""
-    art = fetch_artifact(context.repo(), ref)
+    from lodestore.sdk.lifecycle import version_usage
+
+    repo = context.repo()
+    art = fetch_artifact(repo, ref)
+    use = version_usage(repo, art.id)
     if as_json:
-        print_json({**version_json(art), "exclusive_size": art.exclusive_size})
+        print_json({**version_json(art), "exclusive_size": use.exclusive, "exclusive_logical": use.exclusive_logical})
         return
     key_values([
         ("type", art.type), ("state", art.state), ("created", when(art.created_at)),
         ("created by", art.logged_by_run_id or "- (logged without a run)"), ("size", human_size(art.size)),
-        ("exclusive", f"{human_size(art.exclusive_size)} (only this version holds them)"),
+        ("exclusive", f"{human_size(use.exclusive)} stored, {human_size(use.exclusive_logical)} logical "
+                      "(only this version holds them: freed if it alone is deleted)"),
+        ("ttl", "-" if art.ttl is None else f"{_duration(art.ttl)} (deleted by `lode prune` after "
+                f"{when(art.created_at + art.ttl)})"),
         ("files", art.file_count), ("aliases", ", ".join(art.aliases) or "-"),
         ("tags", ", ".join(art.tags) or "-"), ("description", art.description or "-"),
         ("digest", art.digest),
@@ -168,6 +181,14 @@ def info(
     stdout.print("  metadata:" + ("" if art.metadata else " -"))
     for k, v in art.metadata.items():
         stdout.print(f"    {k}: {json.dumps(v)}", markup=False)
+
+
+def _duration(d) -> str:
+    secs = int(d.total_seconds())
+    for unit, n in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % n == 0:
+            return f"{secs // n}{unit}"
+    return f"{secs}s"
 
 
 @app.command()
