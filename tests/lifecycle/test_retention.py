@@ -68,12 +68,12 @@ def test_api_retention_and_prune(repo, store):
         log(repo, "animals", {"a": str(i).encode()})
     api = Api(store)
     api.set_retention("zoo/animals", keep_last=1, max_age=timedelta(days=7))
-    assert api.retention("zoo/animals") == {"keep_aliased": False, "keep_last": 1, "max_age_seconds": 7 * 86400}
+    assert api.retention("zoo/animals") == {"keep_last": 1, "max_age_seconds": 7 * 86400}
     assert len(api.prune(dry_run=True).drop) == 3
     assert len(repo.catalog.list_versions("zoo", "animals")) == 4
     api.prune()
     assert [v.index for v in repo.catalog.list_versions("zoo", "animals")] == [3]
-    api.set_retention("zoo/animals")
+    api.set_retention("zoo/animals", clear=True)
     assert api.retention("zoo/animals") is None
     plan = api.gc(grace=0)
     assert plan.executed and plan.bytes_freed == 0, plan  # soft-deleted versions keep their bytes
@@ -122,3 +122,18 @@ def test_parse_duration():
     for bad in ("0d", "-1d", "soon", "3y"):
         with pytest.raises(InvalidInputError):
             lifecycle.parse_duration(bad)
+
+
+def test_api_set_retention_changes_only_what_is_given(repo, store):
+    from lodestore.sdk.api import Api
+
+    log(repo, "animals", {"a": b"0"})
+    api = Api(store)
+    api.set_retention("zoo/animals", keep_last=5, keep_aliased=True)
+    api.set_retention("zoo/animals", max_age=timedelta(days=30))  # adding a TTL keeps the rest
+    assert api.retention("zoo/animals") == {"keep_last": 5, "keep_aliased": True, "max_age_seconds": 30 * 86400}
+    api.set_retention("zoo/animals", keep_aliased=False)
+    assert api.retention("zoo/animals")["keep_aliased"] is False
+    with pytest.raises(InvalidInputError):
+        api.set_retention("zoo/animals", keep_last=-2)
+    assert api.retention("zoo/animals")["keep_last"] == 5  # a refused change leaves the policy as it was

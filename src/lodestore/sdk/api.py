@@ -128,24 +128,26 @@ class Api:
 
         return lifecycle.prune(self._repo, dry_run=dry_run)
 
-    def set_retention(self, name: str, keep_last: int | None = None, keep_aliased: bool = False,
-                      max_age=None) -> None:
-        """Retention policy of ``project/artifact``, applied by `prune()` / `lode prune`:
-        keep the `keep_last` newest versions, never drop aliased ones if `keep_aliased`,
-        drop versions older than `max_age` (a timedelta). All None/False: keep all."""
+    def set_retention(self, name: str, keep_last: int | None = None, keep_aliased: bool | None = None,
+                      max_age=None, clear: bool = False) -> dict | None:
+        """Change the retention policy of ``project/artifact``, applied by `prune()` /
+        `lode prune`: keep the `keep_last` newest versions, never drop aliased ones if
+        `keep_aliased`, drop versions older than `max_age` (a timedelta). Settings left
+        as None keep their current value, so adding a TTL does not silently switch
+        `keep_aliased` off; `clear=True` removes the policy. Returns the new policy."""
         from lodestore.names import parse_ref
         from lodestore.sdk import lifecycle
 
         ref = parse_ref(name, default_project=self.default_project)
-        policy: dict = {"keep_aliased": bool(keep_aliased)}
-        if keep_last is not None:
-            policy["keep_last"] = keep_last
-        if max_age is not None:
-            policy["max_age_seconds"] = int(max_age.total_seconds())
-        if keep_last is None and max_age is None and not keep_aliased:
-            policy = None
-        self._repo.catalog.set_retention(ref.project, ref.name,
-                                         None if policy is None else lifecycle.check_policy(policy))
+        catalog = self._repo.catalog
+        if clear:
+            catalog.set_retention(ref.project, ref.name, None)
+            return None
+        policy = lifecycle.merge_policy(
+            catalog.get_retention(ref.project, ref.name), keep_last=keep_last, keep_aliased=keep_aliased,
+            max_age_seconds=None if max_age is None else int(max_age.total_seconds()))
+        catalog.set_retention(ref.project, ref.name, policy or None)
+        return policy or None
 
     def retention(self, name: str) -> dict | None:
         from lodestore.names import parse_ref
