@@ -195,6 +195,25 @@ class CatalogContract:
         assert ("best", 0, 1, "r1") in moves and ("new", None, 1, "r1") in moves
         assert moves[-2:] == [("best", 1, None, None), ("new", 1, None, None)]
 
+    def test_update_version_applies_changes_not_whole_values(self, catalog: Catalog):
+        """save() sends what changed since load; edits made meanwhile by others survive."""
+        v0 = catalog.commit_version(new_version("a", metadata={"source": "shelter", "n": 3},
+                                                tags=["pets", "raw"], aliases=["best"])).version
+        catalog.commit_version(new_version("b"))
+        with pytest.raises(InvalidInputError, match="not both"):
+            catalog.update_version(v0.id, tags=["a"], add_tags=["b"])
+        with pytest.raises(InvalidInputError, match="not both"):
+            catalog.update_version(v0.id, metadata={}, unset_metadata=["n"])
+        with pytest.raises(InvalidInputError, match="not both"):
+            catalog.update_version(v0.id, aliases=[], remove_aliases=["best"])
+        u = catalog.update_version(v0.id, add_tags=["raw", "new"], remove_tags=["absent"],
+                                   set_metadata={"k": [1]}, unset_metadata=["absent", "n"],
+                                   add_aliases=["latest", "x"], remove_aliases=["nope"])
+        assert sorted(u.tags) == ["new", "pets", "raw"]
+        assert u.metadata == {"source": "shelter", "k": [1]}
+        assert u.aliases == ("best", "x")  # latest stays with the newest version
+        assert catalog.get_version_by_id(v0.id) == u
+
     def test_update_version_refuses_bad_input(self, catalog: Catalog):
         v = catalog.commit_version(new_version("a")).version
         with pytest.raises(InvalidNameError):

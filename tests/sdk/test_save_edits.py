@@ -138,20 +138,3 @@ def test_bad_edits_are_refused_and_change_nothing(pics: Path) -> None:
     stored = fresh()
     assert (stored.metadata, sorted(stored.tags), stored.aliases) == (
         {"source": "shelter", "n": 3}, ["pets", "raw"], ["best"])
-
-
-def test_catalog_changes_interface(pics: Path) -> None:
-    catalog = Repository.open(pics).catalog
-    v0 = fresh()
-    with pytest.raises(InvalidInputError, match="not both"):
-        catalog.update_version(v0.id, tags=["a"], add_tags=["b"])
-    with pytest.raises(InvalidInputError, match="not both"):
-        catalog.update_version(v0.id, metadata={}, unset_metadata=["n"])
-    with pytest.raises(InvalidInputError, match="not both"):
-        catalog.update_version(v0.id, aliases=[], remove_aliases=["best"])
-    u = catalog.update_version(v0.id, add_tags=["raw", "new"], remove_tags=["absent"],
-                               set_metadata={"k": [1]}, unset_metadata=["absent", "n"],
-                               add_aliases=["latest", "x"], remove_aliases=["nope"])
-    assert sorted(u.tags) == ["new", "pets", "raw"]
-    assert u.metadata == {"source": "shelter", "k": [1]}
-    assert u.aliases == ("best", "x")  # latest stays with v1
