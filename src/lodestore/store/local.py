@@ -33,7 +33,7 @@ from lodestore.errors import (
 from lodestore.store import codec
 from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
 from lodestore.store.index import ChunkLocation, StoreIndex
-from lodestore.store.layout import READ_WINDOW, WHOLE_FILE_LIMIT, ensure_format_file
+from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.packs import pack_path
 from lodestore.store.session import DIGEST_LEN, RACY_WINDOW_NS, LocalWriteSession, stat_key
 
@@ -44,6 +44,9 @@ _OPEN_PACKS = 64
 # ".<name>.<hex>...", which would not fit beside a file whose name is near the 255-byte
 # limit), in the form lodestore.names.is_temp_name recognises.
 TEMP_PREFIX = ".lodestore-tmp-"
+# Downloads read runs of neighbouring chunks with one pread of at most this much (two in
+# flight: one being written, one being hashed); the size downloads were measured with.
+READ_RUN = 16 * 1024 * 1024
 
 
 def _hex(d: bytes) -> str:
@@ -157,7 +160,7 @@ class LocalContentStore(ContentStore):
             while j < len(plan):
                 nxt = plan[j]
                 if nxt.pack_id != first.pack_id or not (0 <= nxt.offset - end <= 64) or (
-                    nxt.offset + nxt.stored_len - first.offset > READ_WINDOW
+                    nxt.offset + nxt.stored_len - first.offset > READ_RUN
                 ):
                     break
                 run.append(nxt)
