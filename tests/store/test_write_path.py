@@ -300,3 +300,22 @@ def test_stat_cache_entry_of_a_file_gc_removed_is_not_trusted(store, tmp_path):
         s.commit()
     assert again == first
     assert store.read_bytes(first[3].digest) == paths[3].read_bytes()  # read and stored again
+
+
+def test_staged_chunks_are_found_across_packs(tmp_path):
+    """The session's on-disk staging (with its in-memory filter) answers exactly which
+    digests it holds, however many packs were staged."""
+    from lodestore.store.packs import PackEntry
+    from lodestore.store.staging import StagedChunks
+
+    staged = StagedChunks(tmp_path / "staged.db")
+    try:
+        digests = [os.urandom(32) for _ in range(5000)]
+        for p in range(5):
+            staged.add(f"pack{p}", [PackEntry(d, 0, i, 10, 10) for i, d in enumerate(digests[p * 1000 : (p + 1) * 1000])])
+        others = [os.urandom(32) for _ in range(1000)]
+        asked = digests[::7] + others
+        assert staged.unknown(asked) == others
+        assert staged.unknown(others[:3]) == others[:3]
+    finally:
+        staged.close()

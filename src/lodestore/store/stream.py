@@ -33,7 +33,9 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
     `digest`: the file's digest if the caller hashed it first, else computed here in the
     same pass. `flush()` must write out every byte taken from a window before the window
     is reused. FileChangedError if the file's size turns out other than `size`."""
-    whole = blake3.blake3() if digest is None else None
+    # The whole-file hash runs on this (consumer) thread, the busier one: blake3's own
+    # threads let it borrow the producer's core while the producer waits for a buffer.
+    whole = blake3.blake3(max_threads=blake3.blake3.AUTO) if digest is None else None
     free: queue.Queue = queue.Queue()
     for _ in range(_WINDOW_BUFFERS):
         free.put(bytearray(READ_WINDOW + CHUNK_MAX))
