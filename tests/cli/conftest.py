@@ -4,65 +4,21 @@ in-process (`lode`, fast, through `lodestore.cli.main.main`) and as a real subpr
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-import lodestore
-from lodestore.cli import context
-from lodestore.cli.main import main
-from lodestore.sdk import repository
-from lodestore.sdk.run import current_run
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
+from conftest import Result  # tests/conftest.py: shared by every test folder
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "store"
-    monkeypatch.setenv("LODESTORE_DIR", str(root))
-    monkeypatch.delenv("LODESTORE_PROJECT", raising=False)
+def store(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared store, with progress output left to the terminal check (not forced quiet)."""
     monkeypatch.delenv("LODESTORE_QUIET", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")  # Rich tables: no folding of names and digests
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield root
-    while current_run() is not None:
-        lodestore.finish()
-    repository.close_all()
-    context.state["root"] = None
-
-
-@pytest.fixture
-def lode(store: Path, capsys: pytest.CaptureFixture):
-    """Run `lode ARGS...` in this process; returns Result(code, out, err)."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
+    return store
 
 
 def _lode_command() -> list[str]:

@@ -8,25 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import lodestore
-from lodestore.sdk import repository
-from lodestore.sdk.run import current_run
-
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The store root; also $LODESTORE_DIR, so `init()` and `Api()` find it unasked."""
-    root = tmp_path / "store"
-    monkeypatch.setenv("LODESTORE_DIR", str(root))
-    monkeypatch.delenv("LODESTORE_PROJECT", raising=False)
+def store(store: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared store, with progress output left to the terminal check (not forced quiet)."""
     monkeypatch.delenv("LODESTORE_QUIET", raising=False)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    yield root
-    while current_run() is not None:
-        lodestore.finish()
-    repository.close_all()
+    monkeypatch.delenv("COLUMNS", raising=False)
+    return store
 
 
 @pytest.fixture

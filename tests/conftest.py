@@ -1,0 +1,70 @@
+"""Fixtures every test folder shares: a real store in tmp_path ($LODESTORE_DIR points at
+it, so `init()`, `Api()`, `lode` and subprocesses find it unasked), the working directory
+moved into tmp_path, and `lode` run in-process. Everything opened is closed afterwards so
+the next test starts from nothing. Folders narrow `store` where they need to (the CLI
+tests want progress output; the SDK tests don't force a terminal width)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import lodestore
+from lodestore.cli import context
+from lodestore.cli.main import main
+from lodestore.sdk import repository
+from lodestore.sdk.run import current_run
+
+# Settings a developer's shell may carry that would change what a test sees.
+_CLEARED_ENV = ("LODESTORE_PROJECT", "LODESTORE_TEST_PAUSE_AT", "LODESTORE_GC_GRACE_SECONDS",
+                "LODESTORE_CACHE_MAX_BYTES")
+
+
+@dataclass
+class Result:
+    """What one `lode` invocation did: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "store"
+    monkeypatch.setenv("LODESTORE_DIR", str(root))
+    monkeypatch.setenv("LODESTORE_QUIET", "1")
+    monkeypatch.setenv("COLUMNS", "200")  # Rich tables: no folding of names and digests
+    for name in _CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield root
+    while current_run() is not None:
+        lodestore.finish()
+    repository.close_all()
+    context.state["root"] = None
+
+
+@pytest.fixture
+def lode(store: Path, capsys: pytest.CaptureFixture):
+    """Run `lode ARGS...` in this process; returns Result(code, out, err)."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
