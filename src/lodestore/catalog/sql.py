@@ -7,11 +7,9 @@ nothing. Safe to share between threads of one process; each process opens its ow
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,7 +22,6 @@ from lodestore.catalog.base import (
     ArtifactRecord,
     Catalog,
     CommitResult,
-    HistoryRow,
     ManifestEntry,
     NewVersion,
     RunRecord,
@@ -33,19 +30,17 @@ from lodestore.catalog.base import (
 from lodestore.catalog.engine import create_engines
 from lodestore.catalog.migrate import ensure_schema
 from lodestore.catalog.schema import (
-    RUN_STATES,
     alias_events,
     aliases,
     artifacts,
     manifest_entries,
     projects,
-    run_history,
-    run_inputs,
     run_outputs,
     runs,
     version_tags,
     versions,
 )
+from lodestore.catalog.sql_lifecycle import LifecycleSql
 from lodestore.catalog.sql_rows import (
     RUN_SELECT,
     alias_order,
@@ -54,73 +49,23 @@ from lodestore.catalog.sql_rows import (
     load_versions,
     run_record,
 )
+from lodestore.catalog.sql_runs import RunsSql
+from lodestore.catalog.sql_values import (
+    ENTRY_PAGE,
+    NOT_DELETED,
+    VERSION_RE,
+    custom_aliases,
+    insert_ignore,
+    json_dict,
+    metadata_keys,
+    now_utc,
+    tag_names,
+)
 from lodestore.errors import ConflictError, InvalidInputError, InvalidNameError, NotFoundError
 from lodestore.names import validate_alias, validate_name
 
-_VERSION_RE = re.compile(r"v(\d+)")
-ENTRY_PAGE = 10_000  # manifest rows per query when streaming: bounded memory, short reads
-_NOT_DELETED = versions.c.state != "deleted"
-_IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit
-# RunRecord field -> runs column, for update_run.
-_RUN_FIELDS = {
-    "name": "name", "group": "group_name", "job_type": "job_type", "tags": "tags", "notes": "notes",
-    "config": "config", "summary": "summary", "state": "state", "exit_code": "exit_code",
-    "created_at": "created_at", "finished_at": "finished_at", "heartbeat_at": "heartbeat_at",
-    "host": "host", "pid": "pid",
-}
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None, what: str) -> datetime | None:
-    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidInputError(f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
-    return value
-
-
-def _json_dict(value: Any, what: str) -> dict[str, Any]:
-    """A copy of `value`, refused up front unless it is a JSON-serialisable dict."""
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} must be a dict, got {type(value).__name__}")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
-    return dict(value)
-
-
-def _custom_aliases(names: Iterable[str]) -> list[str]:
-    """Validated, de-duplicated custom aliases; "latest" dropped (the catalog moves it)."""
-    return sorted({validate_alias(a) for a in names} - {LATEST})
-
-
-def _metadata_keys(keys: Iterable[str]) -> list[str]:
-    if isinstance(keys, str):
-        keys = [keys]
-    keys = list(keys)
-    for k in keys:
-        if not isinstance(k, str):
-            raise InvalidInputError(f"metadata keys are strings, got {type(k).__name__}")
-    return keys
-
-
-def _tags(names: Iterable[str]) -> list[str]:
-    return sorted({validate_name(t, "tag") for t in names})
-
-
-def _insert_ignore(conn: Connection, table: Table, keys: list[str]):
-    """INSERT that does nothing when a row with the same `keys` exists (idempotent links,
-    and projects/artifacts two writers may create at once on PostgreSQL)."""
-    if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # PostgreSQL: the only other backend create_engines accepts
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
-
-
-class SqlCatalog(Catalog):
+class SqlCatalog(RunsSql, LifecycleSql, Catalog):
     """A catalog in a SQL database; see the module docstring.
 
     >>> cat = SqlCatalog.for_sqlite_file("~/.lodestore/catalog.db")  # doctest: +SKIP
@@ -207,7 +152,7 @@ class SqlCatalog(Catalog):
     def _resolve(self, conn: Connection, art: Any, project: str, selector: str | None,
                   include_deleted: bool) -> int:
         label = LATEST if selector is None else selector
-        m = _VERSION_RE.fullmatch(label)
+        m = VERSION_RE.fullmatch(label)
         if m:
             q = select(versions.c.id, versions.c.state).where(
                 versions.c.artifact_id == art.id, versions.c.idx == int(m.group(1))
@@ -220,7 +165,7 @@ class SqlCatalog(Catalog):
         if row is not None and (include_deleted or row.state != "deleted"):
             return row.id
         idxs = conn.execute(
-            select(versions.c.idx).where(versions.c.artifact_id == art.id, _NOT_DELETED).order_by(versions.c.idx)
+            select(versions.c.idx).where(versions.c.artifact_id == art.id, NOT_DELETED).order_by(versions.c.idx)
         ).scalars().all()
         held = alias_order(conn.execute(select(aliases.c.alias).where(aliases.c.artifact_id == art.id)).scalars())
         what = f"{project}/{art.name}"
@@ -268,7 +213,7 @@ class SqlCatalog(Catalog):
         ))
 
     def _link(self, conn: Connection, table: Table, run_id: str, version_id: int, now: datetime) -> None:
-        conn.execute(_insert_ignore(conn, table, ["run_id", "version_id"]).values(
+        conn.execute(insert_ignore(conn, table, ["run_id", "version_id"]).values(
             run_id=run_id, version_id=version_id, at=now
         ))
 
@@ -277,14 +222,14 @@ class SqlCatalog(Catalog):
         validate_name(new.project, "project name")
         validate_name(new.name, "artifact name")
         validate_name(new.type, "artifact type")
-        wanted_aliases = _custom_aliases(new.aliases)
-        tags = _tags(new.tags)
+        wanted_aliases = custom_aliases(new.aliases)
+        tags = tag_names(new.tags)
         if not isinstance(new.digest, str) or not new.digest:
             raise InvalidInputError("a version needs its manifest digest")
         if new.ttl_seconds is not None and (not isinstance(new.ttl_seconds, int) or new.ttl_seconds <= 0):
             raise InvalidInputError(f"ttl_seconds must be a positive number of seconds, got {new.ttl_seconds!r}")
-        meta = _json_dict(new.metadata or {}, "metadata")
-        now = _now()
+        meta = json_dict(new.metadata or {}, "metadata")
+        now = now_utc()
         with self._writing() as conn:
             if new.run_id is not None:
                 self._require_run(conn, new.run_id)
@@ -324,7 +269,7 @@ class SqlCatalog(Catalog):
     def _ensure_project(self, conn: Connection, project: str, now: datetime) -> int:
         pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
         if pid is None:
-            conn.execute(_insert_ignore(conn, projects, ["name"]).values(name=project, created_at=now))
+            conn.execute(insert_ignore(conn, projects, ["name"]).values(name=project, created_at=now))
             pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar_one()
         return pid
 
@@ -333,7 +278,7 @@ class SqlCatalog(Catalog):
         q = select(artifacts).where(artifacts.c.project_id == pid, artifacts.c.name == new.name).with_for_update()
         art = conn.execute(q).first()
         if art is None:
-            conn.execute(_insert_ignore(conn, artifacts, ["project_id", "name"]).values(
+            conn.execute(insert_ignore(conn, artifacts, ["project_id", "name"]).values(
                 project_id=pid, name=new.name, type=new.type, created_at=now
             ))
             art = conn.execute(q).first()
@@ -378,7 +323,7 @@ class SqlCatalog(Catalog):
             versions.c.artifact_id,
             func.count().label("n"),
             func.coalesce(func.sum(versions.c.size), 0).label("total"),
-        ).where(_NOT_DELETED).group_by(versions.c.artifact_id).subquery()
+        ).where(NOT_DELETED).group_by(versions.c.artifact_id).subquery()
         latest = (
             select(aliases.c.artifact_id, versions.c.idx)
             .join(versions, versions.c.id == aliases.c.version_id)
@@ -412,7 +357,7 @@ class SqlCatalog(Catalog):
         with self._reading() as conn:
             art = self._artifact(conn, project, name)
             where = versions.c.artifact_id == art.id
-            return load_versions(conn, where if include_deleted else where & _NOT_DELETED, versions.c.idx)
+            return load_versions(conn, where if include_deleted else where & NOT_DELETED, versions.c.idx)
 
     def list_projects(self) -> list[str]:
         with self._reading() as conn:
@@ -476,14 +421,14 @@ class SqlCatalog(Catalog):
                                         ("aliases", aliases, add_aliases, remove_aliases)):
             if whole is not None and any(c is not None for c in changes):
                 raise InvalidInputError(f"pass {field_} as a whole value or as changes, not both")
-        metadata = None if metadata is None else _json_dict(metadata, "metadata")
-        set_metadata = None if set_metadata is None else _json_dict(set_metadata, "metadata")
-        unset_keys = None if unset_metadata is None else _metadata_keys(unset_metadata)
-        wanted_tags = None if tags is None else _tags(tags)
-        tags_in, tags_out = _tags(add_tags or ()), _tags(remove_tags or ())
-        wanted_aliases = None if aliases is None else _custom_aliases(aliases)
-        aliases_in, aliases_out = _custom_aliases(add_aliases or ()), _custom_aliases(remove_aliases or ())
-        now = _now()
+        metadata = None if metadata is None else json_dict(metadata, "metadata")
+        set_metadata = None if set_metadata is None else json_dict(set_metadata, "metadata")
+        unset_keys = None if unset_metadata is None else metadata_keys(unset_metadata)
+        wanted_tags = None if tags is None else tag_names(tags)
+        tags_in, tags_out = tag_names(add_tags or ()), tag_names(remove_tags or ())
+        wanted_aliases = None if aliases is None else custom_aliases(aliases)
+        aliases_in, aliases_out = custom_aliases(add_aliases or ()), custom_aliases(remove_aliases or ())
+        now = now_utc()
         with self._writing() as conn:
             v = self._version_row(conn, version_id)
             if run_id is not None:
@@ -508,7 +453,7 @@ class SqlCatalog(Catalog):
                 conn.execute(delete(version_tags).where(version_tags.c.version_id == version_id,
                                                         version_tags.c.tag.in_(tags_out)))
             if tags_in:
-                conn.execute(_insert_ignore(conn, version_tags, ["version_id", "tag"]),
+                conn.execute(insert_ignore(conn, version_tags, ["version_id", "tag"]),
                              [{"version_id": version_id, "tag": t} for t in tags_in])
             if wanted_aliases is not None:
                 self._replace_aliases(conn, v, wanted_aliases, run_id, now)
@@ -549,7 +494,7 @@ class SqlCatalog(Catalog):
             if run_id is not None:
                 self._require_run(conn, run_id)
             vid = self._resolve(conn, art, project, f"v{int(index)}", include_deleted=False)
-            self._move_alias(conn, art.id, alias, vid, int(index), run_id, _now())
+            self._move_alias(conn, art.id, alias, vid, int(index), run_id, now_utc())
 
     def remove_alias(self, project: str, name: str, alias: str, run_id: str | None = None) -> None:
         if alias == LATEST:
@@ -567,7 +512,7 @@ class SqlCatalog(Catalog):
                 held = alias_order(conn.execute(select(aliases.c.alias).where(aliases.c.artifact_id == art.id))
                                    .scalars())
                 raise NotFoundError(f"{project}/{name} has no alias {alias!r}; {listing(held, 'aliases')}")
-            self._drop_alias(conn, art.id, alias, cur.version_id, cur.idx, run_id, _now())
+            self._drop_alias(conn, art.id, alias, cur.version_id, cur.idx, run_id, now_utc())
 
     def alias_history(self, project: str, name: str) -> list[AliasEvent]:
         e = alias_events.c
@@ -577,211 +522,6 @@ class SqlCatalog(Catalog):
                 select(e.alias, e.from_idx, e.to_idx, e.run_id, e.at).where(e.artifact_id == art.id).order_by(e.id)
             )
             return [AliasEvent(r.alias, r.from_idx, r.to_idx, r.run_id, r.at) for r in rows]
-
-    def delete_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
-        now = _now()
-        with self._writing() as conn:
-            v = self._version_row(conn, version_id)
-            if run_id is not None:
-                self._require_run(conn, run_id)
-            if v.state == "deleted":
-                return self._load_one(conn, version_id)
-            conn.execute(update(versions).where(versions.c.id == v.id).values(state="deleted", deleted_at=now))
-            held = conn.execute(select(aliases.c.alias).where(aliases.c.version_id == v.id)).scalars().all()
-            for alias in sorted(held):
-                if alias == LATEST:
-                    heir = self._latest_heir(conn, v.artifact_id)
-                    if heir is not None:
-                        self._move_alias(conn, v.artifact_id, LATEST, heir.id, heir.idx, run_id, now)
-                        continue
-                self._drop_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
-            return self._load_one(conn, version_id)
-
-    def purge_version(self, version_id: int) -> None:
-        with self._writing() as conn:
-            v = self._version_row(conn, version_id)
-            if v.state != "deleted":
-                raise ConflictError(f"version id {version_id} (v{v.idx}) is {v.state}; delete it before purging")
-            # Children go through ON DELETE CASCADE / SET NULL (foreign keys are on).
-            conn.execute(delete(versions).where(versions.c.id == version_id))
-
-    def set_version_state(self, version_id: int, state: str) -> VersionRecord:
-        if state not in ("live", "broken"):
-            raise InvalidInputError(f"state must be 'live' or 'broken' (use delete_version to delete), got {state!r}")
-        with self._writing() as conn:
-            v = self._version_row(conn, version_id)
-            if v.state == "deleted":
-                raise ConflictError(f"version id {version_id} (v{v.idx}) is deleted; its state cannot change")
-            if v.state == state:
-                return self._load_one(conn, version_id)
-            conn.execute(update(versions).where(versions.c.id == version_id).values(state=state))
-            self._repoint_latest(conn, v.artifact_id, None, _now())
-            return self._load_one(conn, version_id)
-
-    def _latest_heir(self, conn: Connection, artifact_id: int) -> Any:
-        """The version `latest` belongs on: the newest usable (live) one; if none is
-        usable, the newest broken one, so fetching `latest` explains it is broken."""
-        for states in (("live",), ("live", "broken")):
-            row = conn.execute(
-                select(versions.c.id, versions.c.idx)
-                .where(versions.c.artifact_id == artifact_id, versions.c.state.in_(states))
-                .order_by(versions.c.idx.desc())
-                .limit(1)
-            ).first()
-            if row is not None:
-                return row
-        return None
-
-    def _repoint_latest(self, conn: Connection, artifact_id: int, run_id: str | None, now: datetime) -> None:
-        """After a state change: move `latest` onto the newest usable version (recorded)."""
-        heir = self._latest_heir(conn, artifact_id)
-        if heir is not None:
-            self._move_alias(conn, artifact_id, LATEST, heir.id, heir.idx, run_id, now)
-
-    def referenced_digests(self, include_deleted: bool = True) -> set[str]:
-        q = select(manifest_entries.c.digest).distinct()
-        if not include_deleted:
-            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(_NOT_DELETED)
-        with self._reading() as conn:
-            return set(conn.execute(q).scalars())
-
-    # --- runs ---------------------------------------------------------------------------
-    def create_run(self, run: RunRecord) -> RunRecord:
-        validate_name(run.id, "run id")
-        validate_name(run.project, "project name")
-        values = self._run_values(
-            {f: getattr(run, f) for f in _RUN_FIELDS}
-        )
-        with self._writing() as conn:
-            if conn.execute(select(runs.c.id).where(runs.c.id == run.id)).first() is not None:
-                raise ConflictError(f"run {run.id!r} already exists")
-            pid = self._ensure_project(conn, run.project, _now())
-            try:
-                conn.execute(insert(runs).values(id=run.id, project_id=pid, **values))
-            except IntegrityError as exc:  # PostgreSQL: created concurrently by another writer
-                raise ConflictError(f"run {run.id!r} already exists") from exc
-            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run.id)).one())
-
-    @staticmethod
-    def _run_values(fields: dict[str, Any]) -> dict[str, Any]:
-        """RunRecord fields -> validated column values."""
-        unknown = set(fields) - set(_RUN_FIELDS)
-        if unknown:
-            raise InvalidInputError(
-                f"cannot update run field(s) {', '.join(sorted(unknown))}; editable: {', '.join(_RUN_FIELDS)}"
-            )
-        values: dict[str, Any] = {}
-        for f, v in fields.items():
-            if f in ("created_at", "finished_at", "heartbeat_at"):
-                _aware(v, f)
-            elif f == "state" and v not in RUN_STATES:
-                raise InvalidInputError(f"run state must be one of {', '.join(RUN_STATES)}, got {v!r}")
-            elif f in ("config", "summary"):
-                v = _json_dict(v or {}, f)
-            elif f == "tags":
-                if isinstance(v, str) or not all(isinstance(t, str) and t for t in v or ()):
-                    raise InvalidInputError(f"run tags must be a list of non-empty strings, got {v!r}")
-                v = list(v or ())
-            values[_RUN_FIELDS[f]] = v
-        if "created_at" in values and values["created_at"] is None:
-            raise InvalidInputError("created_at cannot be None")
-        return values
-
-    def get_run(self, run_id: str) -> RunRecord:
-        with self._reading() as conn:
-            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id)).first()
-            if row is None:
-                self._require_run(conn, run_id)
-            return run_record(row)
-
-    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
-        values = self._run_values(fields)
-        with self._writing() as conn:
-            self._require_run(conn, run_id)
-            if values:
-                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
-
-    def update_run_if(self, run_id: str, refuse: Callable[[RunRecord], str | None],
-                      **fields: Any) -> RunRecord:
-        values = self._run_values(fields)
-        with self._writing() as conn:
-            # The check and the update share one write transaction (BEGIN IMMEDIATE on
-            # SQLite, a row lock on PostgreSQL): two resumers cannot both pass the check.
-            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id).with_for_update(of=runs)).first()
-            if row is None:
-                self._require_run(conn, run_id)
-            reason = refuse(run_record(row))
-            if reason is not None:
-                raise ConflictError(reason)
-            if values:
-                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
-
-    def record_use(self, run_id: str, version_id: int) -> None:
-        self._record_link(run_inputs, run_id, version_id)
-
-    def record_output(self, run_id: str, version_id: int) -> None:
-        self._record_link(run_outputs, run_id, version_id)
-
-    def _record_link(self, table: Table, run_id: str, version_id: int) -> None:
-        with self._writing() as conn:
-            self._require_run(conn, run_id)
-            self._version_row(conn, version_id)
-            self._link(conn, table, run_id, version_id, _now())
-
-    def run_inputs(self, run_id: str) -> list[VersionRecord]:
-        return self._run_versions(run_inputs, run_id)
-
-    def run_outputs(self, run_id: str) -> list[VersionRecord]:
-        return self._run_versions(run_outputs, run_id)
-
-    def _run_versions(self, table: Table, run_id: str) -> list[VersionRecord]:
-        with self._reading() as conn:
-            self._require_run(conn, run_id)
-            order = [vid for vid, in conn.execute(
-                select(table.c.version_id).where(table.c.run_id == run_id).order_by(table.c.at, table.c.version_id)
-            )]
-            found = {v.id: v for v in load_versions(
-                conn, versions.c.id.in_(select(table.c.version_id).where(table.c.run_id == run_id))
-            )}
-            return [found[vid] for vid in order]
-
-    def version_users(self, version_id: int) -> list[RunRecord]:
-        with self._reading() as conn:
-            self._version_row(conn, version_id)
-            rows = conn.execute(
-                RUN_SELECT.join(run_inputs, run_inputs.c.run_id == runs.c.id)
-                .where(run_inputs.c.version_id == version_id)
-                .order_by(run_inputs.c.at, runs.c.id)
-            )
-            return [run_record(r) for r in rows]
-
-    def list_runs(self, project: str | None = None) -> list[RunRecord]:
-        q = RUN_SELECT.order_by(runs.c.created_at, runs.c.id)
-        if project is not None:
-            q = q.where(projects.c.name == project)
-        with self._reading() as conn:
-            return [run_record(r) for r in conn.execute(q)]
-
-    def append_history(self, run_id: str, rows: Iterable[tuple[int, dict[str, Any]]]) -> None:
-        now = _now()
-        values = []
-        for step, data in rows:
-            if isinstance(step, bool) or not isinstance(step, int) or not isinstance(data, dict):
-                raise InvalidInputError(f"history rows are (int step, dict data), got ({step!r}, {type(data).__name__})")
-            values.append({"run_id": run_id, "step": step, "data": data, "at": now})
-        with self._writing() as conn:
-            self._require_run(conn, run_id)
-            if values:
-                conn.execute(insert(run_history), values)
-
-    def run_history(self, run_id: str) -> list[HistoryRow]:
-        h = run_history.c
-        with self._reading() as conn:
-            self._require_run(conn, run_id)
-            rows = conn.execute(select(h.step, h.data, h.at).where(h.run_id == run_id).order_by(h.step, h.id))
-            return [HistoryRow(r.step, r.data, r.at) for r in rows]
 
     # --- search, lineage and diff (the queries live in catalog/query.py) -----------------
     def search_versions(self, query: str, limit: int | None = None,
@@ -842,58 +582,3 @@ class SqlCatalog(Catalog):
             self._version_row(conn, version_a)
             self._version_row(conn, version_b)
             return diff_entries(conn, version_a, version_b)
-
-    # --- lifecycle ------------------------------------------------------------------------
-    def restore_version(self, version_id: int, run_id: str | None = None, state: str = "live") -> VersionRecord:
-        if state not in ("live", "broken"):
-            raise InvalidInputError(f"a version is restored 'live' or 'broken', not {state!r}")
-        now = _now()
-        with self._writing() as conn:
-            row = conn.execute(select(versions.c.id).where(versions.c.id == version_id)).first()
-            if row is None:
-                raise NotFoundError(f"no version with id {version_id} (it may have been purged for good)")
-            v = self._version_row(conn, version_id)
-            if run_id is not None:
-                self._require_run(conn, run_id)
-            if v.state != "deleted":
-                return self._load_one(conn, version_id)
-            conn.execute(update(versions).where(versions.c.id == v.id).values(state=state, deleted_at=None))
-            newest = self._latest_heir(conn, v.artifact_id)
-            if newest is not None and newest.id == v.id:
-                self._move_alias(conn, v.artifact_id, LATEST, v.id, v.idx, run_id, now)
-            return self._load_one(conn, version_id)
-
-    def get_retention(self, project: str, name: str) -> dict[str, Any] | None:
-        with self._reading() as conn:
-            return self._artifact(conn, project, name).retention
-
-    def set_retention(self, project: str, name: str, policy: dict[str, Any] | None) -> None:
-        if policy is not None and not isinstance(policy, dict):
-            raise InvalidInputError("a retention policy is a dict or None")
-        with self._writing() as conn:
-            art = self._artifact(conn, project, name, lock=True)
-            conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(retention=policy))
-
-    def version_digests(self, include_deleted: bool = True,
-                        version_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, int]]:
-        q = select(manifest_entries.c.version_id, manifest_entries.c.digest, manifest_entries.c.size)
-        if not include_deleted:
-            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(_NOT_DELETED)
-        with self._reading() as conn:
-            if version_ids is None:
-                rows = conn.execute(q).all()
-            else:
-                ids = sorted(set(version_ids))
-                rows = [r for i in range(0, len(ids), _IN_BATCH)
-                        for r in conn.execute(q.where(manifest_entries.c.version_id.in_(ids[i : i + _IN_BATCH])))]
-        for r in rows:
-            yield r[0], r[1], r[2]
-
-    def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
-        items = sorted(set(digests))
-        q = select(manifest_entries.c.version_id, manifest_entries.c.digest).distinct()
-        with self._reading() as conn:
-            rows = [r for i in range(0, len(items), _IN_BATCH)
-                    for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + _IN_BATCH])))]
-        for r in rows:
-            yield r[0], r[1]

@@ -1,0 +1,178 @@
+"""Runs in the SQL catalog: create, update (also conditionally, in one transaction),
+inputs and outputs, history. A mixin of `SqlCatalog`, which supplies the connections
+and row lookups (`_reading`, `_writing`, `_version_row`, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lodestore.catalog.base import (
+    HistoryRow,
+    RunRecord,
+    VersionRecord,
+)
+from lodestore.catalog.schema import (
+    RUN_STATES,
+    projects,
+    run_history,
+    run_inputs,
+    run_outputs,
+    runs,
+    versions,
+)
+from lodestore.catalog.sql_rows import (
+    RUN_SELECT,
+    load_versions,
+    run_record,
+)
+from lodestore.catalog.sql_values import (
+    RUN_FIELDS,
+    aware,
+    json_dict,
+    now_utc,
+)
+from lodestore.errors import ConflictError, InvalidInputError
+from lodestore.names import validate_name
+
+
+class RunsSql:
+    def create_run(self, run: RunRecord) -> RunRecord:
+        validate_name(run.id, "run id")
+        validate_name(run.project, "project name")
+        values = self._run_values(
+            {f: getattr(run, f) for f in RUN_FIELDS}
+        )
+        with self._writing() as conn:
+            if conn.execute(select(runs.c.id).where(runs.c.id == run.id)).first() is not None:
+                raise ConflictError(f"run {run.id!r} already exists")
+            pid = self._ensure_project(conn, run.project, now_utc())
+            try:
+                conn.execute(insert(runs).values(id=run.id, project_id=pid, **values))
+            except IntegrityError as exc:  # PostgreSQL: created concurrently by another writer
+                raise ConflictError(f"run {run.id!r} already exists") from exc
+            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run.id)).one())
+
+    @staticmethod
+    def _run_values(fields: dict[str, Any]) -> dict[str, Any]:
+        """RunRecord fields -> validated column values."""
+        unknown = set(fields) - set(RUN_FIELDS)
+        if unknown:
+            raise InvalidInputError(
+                f"cannot update run field(s) {', '.join(sorted(unknown))}; editable: {', '.join(RUN_FIELDS)}"
+            )
+        values: dict[str, Any] = {}
+        for f, v in fields.items():
+            if f in ("created_at", "finished_at", "heartbeat_at"):
+                aware(v, f)
+            elif f == "state" and v not in RUN_STATES:
+                raise InvalidInputError(f"run state must be one of {', '.join(RUN_STATES)}, got {v!r}")
+            elif f in ("config", "summary"):
+                v = json_dict(v or {}, f)
+            elif f == "tags":
+                if isinstance(v, str) or not all(isinstance(t, str) and t for t in v or ()):
+                    raise InvalidInputError(f"run tags must be a list of non-empty strings, got {v!r}")
+                v = list(v or ())
+            values[RUN_FIELDS[f]] = v
+        if "created_at" in values and values["created_at"] is None:
+            raise InvalidInputError("created_at cannot be None")
+        return values
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._reading() as conn:
+            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id)).first()
+            if row is None:
+                self._require_run(conn, run_id)
+            return run_record(row)
+
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
+        values = self._run_values(fields)
+        with self._writing() as conn:
+            self._require_run(conn, run_id)
+            if values:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
+
+    def update_run_if(self, run_id: str, refuse: Callable[[RunRecord], str | None],
+                      **fields: Any) -> RunRecord:
+        values = self._run_values(fields)
+        with self._writing() as conn:
+            # The check and the update share one write transaction (BEGIN IMMEDIATE on
+            # SQLite, a row lock on PostgreSQL): two resumers cannot both pass the check.
+            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id).with_for_update(of=runs)).first()
+            if row is None:
+                self._require_run(conn, run_id)
+            reason = refuse(run_record(row))
+            if reason is not None:
+                raise ConflictError(reason)
+            if values:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
+
+    def record_use(self, run_id: str, version_id: int) -> None:
+        self._record_link(run_inputs, run_id, version_id)
+
+    def record_output(self, run_id: str, version_id: int) -> None:
+        self._record_link(run_outputs, run_id, version_id)
+
+    def _record_link(self, table: Table, run_id: str, version_id: int) -> None:
+        with self._writing() as conn:
+            self._require_run(conn, run_id)
+            self._version_row(conn, version_id)
+            self._link(conn, table, run_id, version_id, now_utc())
+
+    def run_inputs(self, run_id: str) -> list[VersionRecord]:
+        return self._run_versions(run_inputs, run_id)
+
+    def run_outputs(self, run_id: str) -> list[VersionRecord]:
+        return self._run_versions(run_outputs, run_id)
+
+    def _run_versions(self, table: Table, run_id: str) -> list[VersionRecord]:
+        with self._reading() as conn:
+            self._require_run(conn, run_id)
+            order = [vid for vid, in conn.execute(
+                select(table.c.version_id).where(table.c.run_id == run_id).order_by(table.c.at, table.c.version_id)
+            )]
+            found = {v.id: v for v in load_versions(
+                conn, versions.c.id.in_(select(table.c.version_id).where(table.c.run_id == run_id))
+            )}
+            return [found[vid] for vid in order]
+
+    def version_users(self, version_id: int) -> list[RunRecord]:
+        with self._reading() as conn:
+            self._version_row(conn, version_id)
+            rows = conn.execute(
+                RUN_SELECT.join(run_inputs, run_inputs.c.run_id == runs.c.id)
+                .where(run_inputs.c.version_id == version_id)
+                .order_by(run_inputs.c.at, runs.c.id)
+            )
+            return [run_record(r) for r in rows]
+
+    def list_runs(self, project: str | None = None) -> list[RunRecord]:
+        q = RUN_SELECT.order_by(runs.c.created_at, runs.c.id)
+        if project is not None:
+            q = q.where(projects.c.name == project)
+        with self._reading() as conn:
+            return [run_record(r) for r in conn.execute(q)]
+
+    def append_history(self, run_id: str, rows: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        now = now_utc()
+        values = []
+        for step, data in rows:
+            if isinstance(step, bool) or not isinstance(step, int) or not isinstance(data, dict):
+                raise InvalidInputError(f"history rows are (int step, dict data), got ({step!r}, {type(data).__name__})")
+            values.append({"run_id": run_id, "step": step, "data": data, "at": now})
+        with self._writing() as conn:
+            self._require_run(conn, run_id)
+            if values:
+                conn.execute(insert(run_history), values)
+
+    def run_history(self, run_id: str) -> list[HistoryRow]:
+        h = run_history.c
+        with self._reading() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(select(h.step, h.data, h.at).where(h.run_id == run_id).order_by(h.step, h.id))
+            return [HistoryRow(r.step, r.data, r.at) for r in rows]

@@ -1,0 +1,83 @@
+"""Values on their way into catalog SQL: validation, conversion and the shared
+constants of the SQL catalog's modules (sql.py, sql_runs.py, sql_lifecycle.py)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+from lodestore.catalog.base import (
+    LATEST,
+)
+from lodestore.catalog.schema import (
+    versions,
+)
+from lodestore.errors import InvalidInputError
+from lodestore.names import validate_alias, validate_name
+
+VERSION_RE = re.compile(r"v(\d+)")
+ENTRY_PAGE = 10_000  # manifest rows per query when streaming: bounded memory, short reads
+NOT_DELETED = versions.c.state != "deleted"
+IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit
+# RunRecord field -> runs column, for update_run.
+RUN_FIELDS = {
+    "name": "name", "group": "group_name", "job_type": "job_type", "tags": "tags", "notes": "notes",
+    "config": "config", "summary": "summary", "state": "state", "exit_code": "exit_code",
+    "created_at": "created_at", "finished_at": "finished_at", "heartbeat_at": "heartbeat_at",
+    "host": "host", "pid": "pid",
+}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None, what: str) -> datetime | None:
+    if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+        raise InvalidInputError(f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
+    return value
+
+
+def json_dict(value: Any, what: str) -> dict[str, Any]:
+    """A copy of `value`, refused up front unless it is a JSON-serialisable dict."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{what} must be a dict, got {type(value).__name__}")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
+    return dict(value)
+
+
+def custom_aliases(names: Iterable[str]) -> list[str]:
+    """Validated, de-duplicated custom aliases; "latest" dropped (the catalog moves it)."""
+    return sorted({validate_alias(a) for a in names} - {LATEST})
+
+
+def metadata_keys(keys: Iterable[str]) -> list[str]:
+    if isinstance(keys, str):
+        keys = [keys]
+    keys = list(keys)
+    for k in keys:
+        if not isinstance(k, str):
+            raise InvalidInputError(f"metadata keys are strings, got {type(k).__name__}")
+    return keys
+
+
+def tag_names(names: Iterable[str]) -> list[str]:
+    return sorted({validate_name(t, "tag") for t in names})
+
+
+def insert_ignore(conn: Connection, table: Table, keys: list[str]):
+    """INSERT that does nothing when a row with the same `keys` exists (idempotent links,
+    and projects/artifacts two writers may create at once on PostgreSQL)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # PostgreSQL: the only other backend create_engines accepts
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
