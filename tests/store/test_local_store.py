@@ -648,3 +648,38 @@ def test_threads_reading_more_packs_than_the_descriptor_cache(tmp_path):
         assert errors == []
     finally:
         store.close()
+
+
+# --- many small files at once (downloads) -------------------------------------------------
+@pytest.mark.parametrize("threads", [1, 2])
+def test_materialize_many_writes_every_file_in_pack_order(store, tmp_path, threads):
+    data = [random_bytes(16 * KiB, 300 + i) if i % 2 else text_bytes(16 * KiB, 300 + i) for i in range(300)]
+    data.append(b"")  # an empty file
+    refs = put(store, *data)
+    out = tmp_path / "out"
+    out.mkdir()
+    items = [(r.digest, str(out / f"f{i}")) for i, r in enumerate(refs)]
+    items.append((refs[3].digest, str(out / "again")))  # the same content under two names
+    seen = []
+    store.materialize_many(items, progress=seen.append, threads=threads)
+    for i, d in enumerate(data):
+        assert (out / f"f{i}").read_bytes() == d
+    assert (out / "again").read_bytes() == data[3]
+    assert listing(out) == {f"f{i}" for i in range(len(data))} | {"again"}  # no temp files
+    assert sum(seen) == sum(len(d) for d in data) + len(data[3])
+
+
+def test_materialize_many_names_the_corrupted_item_and_writes_nothing_wrong(store, tmp_path):
+    data = [random_bytes(20 * KiB, 400 + i) for i in range(50)]
+    refs = put(store, *data)
+    digest, pack_id, offset, stored_len, _, _ = next(r for r in chunk_rows(store) if r[0].hex() == refs[17].digest)
+    flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(CorruptionError) as info:
+        store.materialize_many([(r.digest, str(out / f"f{i}")) for i, r in enumerate(refs)])
+    assert info.value.item == 17 and digest.hex()[:16] in str(info.value)
+    left = listing(out)
+    assert "f17" not in left and not any("lodestore-tmp" in n for n in left)
+    for name in left:  # whatever was written before the error is right
+        assert (out / name).read_bytes() == data[int(name[1:])]

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 
 SMALL_FILE = 1024 * 1024
-SMALL_FILE_THREADS = 4
+# Two threads, not four: file creation serialises in the kernel (the folder's lock, the
+# journal) and the per-file Python work holds the GIL. Measured, 20,000 x 16 KiB into an
+# empty folder through the batch path: 1 thread 3.5-4.3 s, 2 threads 2.9-3.4 s; the
+# older per-file path measured 4 threads slower than 1 (5,000 files: 3.0 s vs 1.9-2.1 s).
+SMALL_FILE_THREADS = 2
 
 
 def _same_content(path: Path, entry: ManifestEntry) -> bool:
@@ -186,6 +190,20 @@ class _Reflinker:
         self.active = sys.platform.startswith("linux") and self.files.is_dir()
         self.refused: set[tuple[int, int]] = set()
 
+    def cached(self, digests) -> set[str]:
+        """Which of `digests` have a cache copy: one listing per cache subfolder needed,
+        not one stat per file (a download of 20,000 files mostly has none)."""
+        if not self.active:
+            return set()
+        wanted = set(digests)
+        found: set[str] = set()
+        for prefix in {d[:2] for d in wanted}:
+            try:
+                found.update(n for n in os.listdir(self.files / prefix) if n in wanted)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return found
+
     def copy(self, e: ManifestEntry, dest: Path) -> bool:
         if not self.active:
             return False
@@ -223,12 +241,18 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
                         hardlink: bool = False, what: str = "") -> None:
     _make_folder(target, what)
     fresh = not any(target.iterdir())
-    for folder in sorted({(target / e.path).parent for e in entries}):
-        _make_folder(folder, what)
+    # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
+    for folder in sorted({os.path.dirname(e.path) for e in entries}):
+        if folder:
+            _make_folder(target / folder, what)
     total = sum(e.size for e in entries)
     reflinker = None if hardlink else _Reflinker(repo)
     with ui.byte_progress(label, total) as advance:
         lock = threading.Lock()
+
+        def progress(n: int) -> None:
+            with lock:
+                advance(n)
 
         def one(e: ManifestEntry) -> None:
             dest = target / e.path
@@ -251,12 +275,21 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
                 # (the CLI escapes Rich markup in every error message itself)
                 raise CorruptionError(f"{what}: file {e.path!r} cannot be restored: {err}") from None
 
-        def progress(n: int) -> None:
-            with lock:
-                advance(n)
-
         small = [e for e in entries if e.size <= SMALL_FILE]
         large = [e for e in entries if e.size > SMALL_FILE]
+        if fresh and reflinker is not None:
+            # Into an empty folder, small files with no cache copy to reflink go to the
+            # store in one batch (index lookups per 900 files, reads in pack order).
+            cached = reflinker.cached(e.digest for e in small)
+            batch = [e for e in small if e.digest not in cached]
+            small = [e for e in small if e.digest in cached]
+            base = str(target)
+            try:
+                repo.store.materialize_many([(e.digest, os.path.join(base, e.path)) for e in batch], progress,
+                                            threads=SMALL_FILE_THREADS)
+            except CorruptionError as err:
+                bad = batch[getattr(err, "item", 0)]
+                raise CorruptionError(f"{what}: file {bad.path!r} cannot be restored: {err}") from None
         # Creating many small files is syscall-bound (the GIL is released): a few threads
         # keep both cores busy. Large files are already pipelined inside the store.
         if len(small) > 64:

@@ -122,6 +122,18 @@ class ContentStore(abc.ABC):
         On CorruptionError nothing is left at `dest` (an older file there is untouched).
         """
 
+    def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
+                         threads: int = 1) -> None:
+        """materialize() each (digest, destination) pair, each file atomic and verified;
+        the destinations' folders exist. A store may batch its lookups and reads. An
+        error carries the failed pair's index in `err.item`."""
+        for i, (digest, dest) in enumerate(items):
+            try:
+                self.materialize(digest, dest, progress=progress)
+            except Exception as err:
+                err.item = i  # type: ignore[attr-defined]
+                raise
+
     @abc.abstractmethod
     def iter_files(self) -> Iterator[FileRef]:
         """Every file the store holds."""

@@ -135,6 +135,17 @@ class StoreIndex:
             "SELECT size, chunk_count, recipe FROM files WHERE digest=?", (digest,)
         ).fetchone()
 
+    def file_rows(self, digests: list[bytes]) -> dict[bytes, tuple[int, int, bytes | None]]:
+        """file_row for many digests: one query per 900, not one per file (downloads)."""
+        out: dict[bytes, tuple[int, int, bytes | None]] = {}
+        db = self._reader()
+        for i in range(0, len(digests), _BATCH):
+            batch = digests[i : i + _BATCH]
+            q = f"SELECT digest, size, chunk_count, recipe FROM files WHERE digest IN ({','.join('?' * len(batch))})"
+            for row in db.execute(q, batch):
+                out[row[0]] = row[1:]
+        return out
+
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         found: set[bytes] = set()
         items = list(digests)

@@ -30,7 +30,7 @@ from lodestore.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from lodestore.store import codec
+from lodestore.store import codec, fetch
 from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
 from lodestore.store.index import ChunkLocation, StoreIndex
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
@@ -264,6 +264,42 @@ class LocalContentStore(ContentStore):
                 os.close(fd)
             if not ok:
                 tmp.unlink(missing_ok=True)
+
+    def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
+                         threads: int = 1) -> None:
+        """materialize() for many files at once, each (digest, destination path); the
+        destinations' folders must exist. Small files go the batch path (store/fetch.py),
+        others one by one. An error names the failed item's index in `err.item`."""
+        raws = []
+        for i, (d, _) in enumerate(items):
+            try:
+                raws.append(_raw(d))
+            except InvalidInputError as err:
+                err.item = i  # type: ignore[attr-defined]
+                raise
+        multi, where = fetch.plan_batch(self, raws)
+        dests: dict[bytes, list[tuple[int, str]]] = {}
+        multi_set = set(multi)
+        for i, raw in enumerate(raws):
+            if i not in multi_set:
+                dests.setdefault(raw, []).append((i, items[i][1]))
+        runs = fetch.runs_in_disk_order([where[r] for r in dests], fetch.BATCH_RUN)
+        if threads > 1 and len(runs) > 1:
+            # contiguous shares: each thread reads its part of the packs in disk order
+            share = -(-len(runs) // threads)
+            with ThreadPoolExecutor(threads, thread_name_prefix="lodestore-download") as pool:
+                jobs = [pool.submit(fetch.write_runs, self, runs[k : k + share], dests, progress)
+                        for k in range(0, len(runs), share)]
+                for job in jobs:
+                    job.result()
+        else:
+            fetch.write_runs(self, runs, dests, progress)
+        for i in multi:
+            try:
+                self.materialize(items[i][0], items[i][1], progress=progress)
+            except Exception as err:
+                err.item = i  # type: ignore[attr-defined]
+                raise
 
     def _materialize_small(self, digest: str, size: int, plan: list[ChunkLocation], dest: Path, tmp: Path) -> None:
         """Small files are verified in memory before a byte reaches the disk: no hand-off
