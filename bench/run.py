@@ -13,11 +13,14 @@ survives a power cut); `cp` does not sync, so a `cp + sync` time is printed as w
 
 The script checks every byte the store holds: every logged version (both checkpoints,
 the shifted one, both fine-tune files, both datasets) is downloaded and compared with its
-source, and version counts are checked. It exits 1 if any is wrong: a benchmark that
+source, and version counts are checked. Every timed step runs --reps times (3), each
+interleaved with its reference and doing the same work (logs go into fresh stores,
+downloads into an emptied folder); the table shows medians and the min-max spread of
+both, because on this shared machine one reference alone swings by 10x. It exits 1 if any is wrong: a benchmark that
 measured a broken store is worse than none. Timing goals are reported, not enforced (the
 machine is shared and noisy), unless --strict (exit 2 when a goal is missed).
 
-Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--keep] [--strict] [--json]
+Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--reps 3] [--keep] [--strict] [--json]
 """
 
 from __future__ import annotations
@@ -84,15 +87,36 @@ def make_finetune(work: Path, scale: float) -> tuple[Path, Path] | None:
     return v1, v2
 
 
-def median_of_3(reference: list[str], cleanup_ref: Path, run_step: list[str], dest: Path) -> tuple[float, dict]:
-    """Alternate reference and step 3 times (downloads are repeatable); medians of both."""
+def rm(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def interleaved(reps: int, reference: list[str], cleanup_ref: Path, run_step) -> tuple[list[float], list[dict]]:
+    """Alternate the reference and the step `reps` times, so a burst of noise on this
+    shared machine (one run of cp -r here took 0.40 s, another 7.48 s) hits both alike.
+    `run_step(k)` runs repetition k; it must do the same work each time (a fresh store or
+    an emptied folder)."""
     refs, runs = [], []
-    for _ in range(3):
+    for k in range(reps):
         refs.append(sh_time(reference))
-        shutil.rmtree(cleanup_ref, ignore_errors=True) if cleanup_ref.is_dir() else cleanup_ref.unlink()
-        shutil.rmtree(dest, ignore_errors=True)
-        runs.append(step(*run_step, str(dest)))
-    return sorted(refs)[1], sorted(runs, key=lambda x: x["seconds"])[1]
+        rm(cleanup_ref)
+        runs.append(run_step(k))
+    return refs, runs
+
+
+def median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median time, with the highest peak RSS of all runs (the memory goal is
+    about any run)."""
+    r = dict(sorted(runs, key=lambda x: x["seconds"])[len(runs) // 2])
+    r["maxrss_mb"] = max(x["maxrss_mb"] for x in runs)
+    return r
 
 
 def main() -> int:
@@ -103,6 +127,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="Keep the store and downloads.")
     ap.add_argument("--strict", action="store_true", help="Also fail when a goal is missed.")
     ap.add_argument("--json", action="store_true", help="Print the table as JSON too.")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="Repetitions of each timed step and its reference, interleaved (medians shown).")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.gettempdir()) / f"lodestore-bench-{args.scale}"
@@ -115,10 +141,12 @@ def main() -> int:
     errors: list[str] = []
 
     def row(name: str, r: dict | None, value: float, unit: str, reference: float | None, ref_name: str, goal: str,
-            ok: bool) -> None:
+            ok: bool, values: list[float] | None = None, refs: list[float] | None = None) -> None:
         ratio = value / reference if reference else None
         rows.append({"step": name, "value": value, "unit": unit, "reference": reference, "reference_name": ref_name,
                      "ratio": ratio, "goal": goal, "met": ok,
+                     "value_spread": [min(values), max(values)] if values else None,
+                     "reference_spread": [min(refs), max(refs)] if refs else None,
                      "process_seconds": r.get("process_seconds") if r else None,
                      "peak_rss_mb": r.get("maxrss_mb") if r else None})
 
@@ -129,15 +157,31 @@ def main() -> int:
     ckpt1, ckpt2, ckpt2s = work / "ckpt_v1.bin", work / "ckpt_v2.bin", work / "ckpt_v2s.bin"
     ds1, ds2 = work / "dataset_v1", work / "dataset_v2"
     size = ckpt1.stat().st_size
+    reps = args.reps
+    med = f"median of {reps}"
 
     # --- checkpoints ---------------------------------------------------------------
-    cp_ckpt = sh_time(["cp", str(ckpt1), str(scratch / "cp_ckpt.bin")])
-    (scratch / "cp_ckpt.bin").unlink()
-    cp_sync = sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && sync"])
-    (scratch / "cp_ckpt.bin").unlink()
-    r = step("log", str(store), "model", "model", str(ckpt1), "model.bin")
-    row("log ckpt_v1 (new)", r, r["seconds"], "s", cp_ckpt, "cp", "<= 1.5 x cp", r["seconds"] <= 1.5 * cp_ckpt)
-    check(f"ckpt_v1 logged as {r['version']}, expected v0", r["version"] == "v0")
+    # Repetition 0 logs into the main store (empty then, so the same work as the fresh
+    # stores of the other repetitions); the main store is then used for everything else.
+    cp_syncs: list[float] = []
+
+    def log_ckpt1(k: int) -> dict:
+        cp_syncs.append(sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && sync"]))
+        rm(scratch / "cp_ckpt.bin")
+        where = store if k == 0 else scratch / f"rep{k}"
+        r = step("log", str(where), "model", "model", str(ckpt1), "model.bin")
+        check(f"ckpt_v1 logged as {r['version']} (repetition {k}), expected v0", r["version"] == "v0")
+        if k:
+            rm(where)
+        return r
+
+    refs, runs = interleaved(reps, ["cp", str(ckpt1), str(scratch / "cp_ckpt.bin")], scratch / "cp_ckpt.bin",
+                             log_ckpt1)
+    cp_ckpt, r = median(refs), median_run(runs)
+    cp_sync = median(cp_syncs)
+    values = [x["seconds"] for x in runs]
+    row(f"log ckpt_v1 (new, {med})", r, r["seconds"], "s", cp_ckpt, "cp", "<= 1.5 x cp",
+        r["seconds"] <= 1.5 * cp_ckpt, values, refs)
     r = step("log", str(store), "model", "model", str(ckpt2), "model.bin")
     frac = r["new_bytes"] / size
     row("new bytes: ckpt_v2 after v1 (10% in place)", r, r["new_bytes"] / 2**20, "MiB", size / 2**20, "file size",
@@ -160,33 +204,55 @@ def main() -> int:
             "file size", "<= 12 % of file", r["new_bytes"] / tsize <= 0.12)
 
     # --- datasets ------------------------------------------------------------------
-    cp_ds = sh_time(["cp", "-r", str(ds1), str(scratch / "cp_ds")])
-    shutil.rmtree(scratch / "cp_ds")
-    r = step("log", str(store), "data", "dataset", str(ds1))
-    row("log dataset_v1", r, r["seconds"], "s", cp_ds, "cp -r", "<= 1.0 x cp -r", r["seconds"] <= cp_ds)
-    cp_ds2 = sh_time(["cp", "-r", str(ds2), str(scratch / "cp_ds2")])
-    shutil.rmtree(scratch / "cp_ds2")
+    # Each repetition: a fresh dataset-only store; cp -r dataset_v1 | log v1 | cp -r
+    # dataset_v2 | log v2 | re-log v2 (unchanged), so every repetition does the same work.
+    ds_refs: dict[str, list[float]] = {"v1": [], "v2": []}
+    ds_runs: dict[str, list[dict]] = {"v1": [], "v2": [], "re": []}
+    for k in range(reps):
+        where = scratch / f"ds-rep{k}"
+        for key, src in (("v1", ds1), ("v2", ds2)):
+            ds_refs[key].append(sh_time(["cp", "-r", str(src), str(scratch / "cp_ds")]))
+            rm(scratch / "cp_ds")
+            ds_runs[key].append(step("log", str(where), "data", "dataset", str(src)))
+        check(f"dataset_v2 logged as {ds_runs['v2'][-1]['version']}, expected v1", ds_runs["v2"][-1]["version"] == "v1")
+        r = step("log", str(where), "data", "dataset", str(ds2))
+        ds_runs["re"].append(r)
+        check("re-logging unchanged dataset_v2 created a new version", r["new_versions"] == 0 and not r["created"])
+        rm(where)
+    for key, name, factor, goal in (("v1", "log dataset_v1", 1.0, "<= 1.0 x cp -r"),
+                                    ("v2", "log dataset_v2 after v1", 0.3, "<= 0.3 x cp -r")):
+        ref, r = median(ds_refs[key]), median_run(ds_runs[key])
+        row(f"{name} ({med})", r, r["seconds"], "s", ref, "cp -r", goal, r["seconds"] <= factor * ref,
+            [x["seconds"] for x in ds_runs[key]], ds_refs[key])
+    r = median_run(ds_runs["re"])
+    row(f"re-log dataset_v2 unchanged ({med})", r, r["seconds"], "s", median(ds_refs["v2"]), "cp -r",
+        "<= 0.5 s, no new version", r["seconds"] <= 0.5 and r["new_versions"] == 0,
+        [x["seconds"] for x in ds_runs["re"]], ds_refs["v2"])
+    # the main store gets both datasets too (not timed), for the downloads below
+    step("log", str(store), "data", "dataset", str(ds1))
     r = step("log", str(store), "data", "dataset", str(ds2))
-    row("log dataset_v2 after v1", r, r["seconds"], "s", cp_ds2, "cp -r", "<= 0.3 x cp -r", r["seconds"] <= 0.3 * cp_ds2)
-    check(f"dataset_v2 logged as {r['version']}, expected v1", r["version"] == "v1")
-    r = step("log", str(store), "data", "dataset", str(ds2))
-    row("re-log dataset_v2 unchanged", r, r["seconds"], "s", cp_ds2, "cp -r", "<= 0.5 s, no new version",
-        r["seconds"] <= 0.5 and r["new_versions"] == 0)
-    check("re-logging unchanged dataset_v2 created a new version", r["new_versions"] == 0 and not r["created"])
+    check(f"dataset_v2 logged as {r['version']} in the main store, expected v1", r["version"] == "v1")
 
-    # --- downloads (timed, median of 3, then compared byte for byte) -----------------
+    # --- downloads (timed, interleaved with the reference, then compared byte for byte) --
+    def download(ref: str):
+        def run(k: int) -> dict:
+            rm(scratch / "dl")
+            return step("download", str(store), ref, str(scratch / "dl"))
+        return run
+
     for label, ref, src in (("ckpt_v1", "bench/model:v0", ckpt1), ("ckpt_v2", "bench/model:v1", ckpt2)):
-        cp_ref, r = median_of_3(["cp", str(src), str(scratch / "cp.bin")], scratch / "cp.bin",
-                                ["download", str(store), ref], scratch / "dl")
-        row(f"download {label} (empty folder, median of 3)", r, r["seconds"], "s", cp_ref, "cp", "<= 1.0 x cp",
-            r["seconds"] <= cp_ref)
+        refs, runs = interleaved(reps, ["cp", str(src), str(scratch / "cp.bin")], scratch / "cp.bin", download(ref))
+        cp_ref, r = median(refs), median_run(runs)
+        row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", cp_ref, "cp", "<= 1.0 x cp",
+            r["seconds"] <= cp_ref, [x["seconds"] for x in runs], refs)
         check(f"downloaded {label} differs from the source", filecmp.cmp(src, scratch / "dl" / "model.bin", shallow=False))
         shutil.rmtree(scratch / "dl")
     for label, ref, src in (("dataset_v1", "bench/data:v0", ds1), ("dataset_v2", "bench/data:v1", ds2)):
-        cp_ref, r = median_of_3(["cp", "-r", str(src), str(scratch / "cp_ds")], scratch / "cp_ds",
-                                ["download", str(store), ref], scratch / "dl")
-        row(f"download {label} (empty folder, median of 3)", r, r["seconds"], "s", cp_ref, "cp -r", "<= 1.0 x cp -r",
-            r["seconds"] <= cp_ref)
+        refs, runs = interleaved(reps, ["cp", "-r", str(src), str(scratch / "cp_ds")], scratch / "cp_ds",
+                                 download(ref))
+        cp_ref, r = median(refs), median_run(runs)
+        row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", cp_ref, "cp -r", "<= 1.0 x cp -r",
+            r["seconds"] <= cp_ref, [x["seconds"] for x in runs], refs)
         check(f"downloaded {label} differs from the source", same_tree(src, scratch / "dl"))
         shutil.rmtree(scratch / "dl")
 
@@ -206,18 +272,25 @@ def main() -> int:
     print(f"\nlodestore bench, scale {args.scale} (ckpt {size / 2**20:.0f} MiB), workloads in {work}")
     print("value: from opening the store to the end of the step; proc: the whole process incl. Python start and "
           "imports.\nThe store fsyncs every log before it returns; cp does not "
-          f"(cp + sync of ckpt_v1 took {cp_sync:.2f} s vs {cp_ckpt:.2f} s for cp).\n")
-    header = (f"{'step':<48} {'value':>9} {'unit':<4} {'reference':>18} {'ratio':>6}  {'goal':<26} {'met':<4}"
-              f" {'proc':>6} {'peak':>7}")
+          f"(cp + sync of ckpt_v1 took {cp_sync:.2f} s vs {cp_ckpt:.2f} s for cp).\n"
+          f"Timed steps run {reps} times, interleaved with their reference; value and reference are medians, "
+          "spread is min-max.\n")
+    header = (f"{'step':<48} {'value':>8} {'unit':<4} {'reference':>15} {'ratio':>6}  {'goal':<26} {'met':<4}"
+              f" {'proc':>6} {'peak':>7}  spread: value | reference")
     print(header)
     print("-" * len(header))
+
+    def spread(x: list[float] | None) -> str:
+        return f"{x[0]:.2f}-{x[1]:.2f}" if x else "-"
+
     for x in rows:
         ref = f"{x['reference']:.2f} {x['reference_name']}" if x["reference"] else "-"
         ratio = f"{x['ratio']:.3f}" if x["ratio"] is not None else "-"
         proc = f"{x['process_seconds']:.2f}s" if x["process_seconds"] else ""
         rss = f"{x['peak_rss_mb']:.0f} MB" if x["peak_rss_mb"] else ""
-        print(f"{x['step']:<48} {x['value']:>9.2f} {x['unit']:<4} {ref:>18} {ratio:>6}  {x['goal']:<26} "
-              f"{'yes' if x['met'] else 'NO':<4} {proc:>6} {rss:>7}")
+        noise = f"  {spread(x['value_spread'])} | {spread(x['reference_spread'])}" if x["value_spread"] else ""
+        print(f"{x['step']:<48} {x['value']:>8.2f} {x['unit']:<4} {ref:>15} {ratio:>6}  {x['goal']:<26} "
+              f"{'yes' if x['met'] else 'NO':<4} {proc:>6} {rss:>7}{noise}")
     if args.json:
         print(json.dumps(rows, indent=2))
     if not args.keep:
