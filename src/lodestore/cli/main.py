@@ -49,7 +49,13 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # In non-standalone mode Typer *returns* the code of an Exit (and turns Ctrl-C
+        # into Exit(130)) instead of raising it: a dropped return value exited 0.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            if code == 130:
+                stderr.print("aborted")
+            sys.exit(code)
     except LodestoreError as e:
         stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
