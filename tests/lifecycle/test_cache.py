@@ -128,3 +128,30 @@ def test_cap_setting(monkeypatch):
     monkeypatch.setenv(cache.ENV_MAX, "lots")
     with pytest.raises(InvalidInputError, match=cache.ENV_MAX):
         cache.max_bytes()
+
+
+def test_over_the_cap_with_only_recent_entries_evicts_nothing_then_catches_up(repo, tmp_path, monkeypatch):
+    """A hard-linked download bigger than the cap: copies used this minute are spared
+    (the download is using them), so the cache runs over; once they are idle, the next
+    new copy brings it back under the cap, oldest first."""
+    monkeypatch.setenv(cache.ENV_MAX, "25KB")
+    files = {f"f{i:03d}": os.urandom(1_000) for i in range(200)}
+    art = log(repo, "many", files)
+    art.download(root=tmp_path / "d", hardlink=True)
+    assert cache.total_bytes(repo.cache_dir) == 200_000  # all recent: none evicted
+    for name, data in files.items():
+        assert (tmp_path / "d" / name).read_bytes() == data
+
+    digest = {e.path: e.digest for e in art.files()}
+    db = cache._db(repo.cache_dir)
+    with db:
+        for i, name in enumerate(sorted(files)):  # f000 is the least recently used
+            db.execute("UPDATE entries SET last_used=? WHERE digest=?", (1000.0 + i, digest[name]))
+    db.close()
+    g = log(repo, "one", {"g": os.urandom(1_000)})
+    g.download(root=tmp_path / "g", hardlink=True)
+    left = {e.digest for e in cache.entries(repo.cache_dir)}
+    assert cache.total_bytes(repo.cache_dir) <= 25_000
+    assert g.files()[0].digest in left
+    kept = [name for name in sorted(files) if digest[name] in left]
+    assert kept == sorted(files)[-len(kept):]  # the newest survive, the oldest went first

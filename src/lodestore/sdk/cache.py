@@ -180,11 +180,15 @@ def _evict(cache_dir: Path, cap: int, keep: set[str] = frozenset(), dry_run: boo
         victims: list[CacheEntry] = []
         if total <= cap:
             return victims
-        rows = db.execute("SELECT digest, size, last_used FROM entries ORDER BY last_used, digest")
+        # Only entries idle long enough are candidates, oldest first (by the index): once
+        # the cache is over its cap with every entry recent, each new copy must not scan
+        # the whole table again (that made a large hard-linked download quadratic).
+        rows = db.execute("SELECT digest, size, last_used FROM entries WHERE last_used <= ? "
+                          "ORDER BY last_used, digest", (float("inf") if recent is None else recent,))
         for digest, size, used in rows:
             if total <= cap:
                 break
-            if digest in keep or (recent is not None and used > recent):
+            if digest in keep:
                 continue
             path = files / digest[:2] / digest
             victims.append(CacheEntry(digest, size, used, path, 0))
