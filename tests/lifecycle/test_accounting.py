@@ -9,7 +9,7 @@ import random
 from lodestore.sdk import lifecycle
 from lodestore.sdk.api import Api
 
-from .conftest import log
+from .conftest import content, log
 
 MB = 1_000_000
 
@@ -185,3 +185,27 @@ def test_duplicate_chunks_from_concurrent_sessions_are_dead_bytes_not_negative_s
     plan = lifecycle.gc(repo, grace=0)
     assert plan.bytes_freed >= 400_000
     assert Api(store).stats()["dead_pack_bytes"] < 1000
+
+
+def test_exclusive_in_a_mostly_live_pack_is_freed_with_repack_threshold_zero(repo, store, lode):
+    """The seed's edit-10 % case: v0's own chunks are a small part of a pack that stays
+    mostly live, so the default gc (repack past 50 % dead) keeps them as dead bytes and
+    says so; `--repack-threshold 0` frees exactly what `exclusive` promised."""
+    base = os.urandom(4 * MB)
+    edited = bytearray(base)
+    edited[MB : MB + 400_000] = os.urandom(400_000)
+    v0 = log(repo, "model", {"w.bin": base})
+    log(repo, "model", {"w.bin": bytes(edited)})
+    excl = v0.exclusive_size
+    assert 300_000 < excl < 700_000
+    before = _pack_bytes(repo)
+    assert lode("rm", "zoo/model:v0", "--permanent").code == 0
+    r = lode("gc", "--grace", "0", "--json")
+    assert r.code == 0, r.err
+    assert _pack_bytes(repo) == before  # under the threshold: nothing rewritten
+    assert Api(store).stats()["dead_pack_bytes"] >= excl - 200
+    assert lode("gc", "--grace", "0", "--repack-threshold", "2").code == 2  # a fraction, 0 to 1
+    r = lode("gc", "--grace", "0", "--repack-threshold", "0", "--json")
+    assert r.code == 0, r.err
+    assert abs((before - _pack_bytes(repo)) - excl) < 1_000  # + the dropped chunks' trailer entries
+    assert content(Api(store).artifact("zoo/model:latest"), repo.root.parent) == {"w.bin": bytes(edited)}

@@ -100,13 +100,17 @@ def gc(
     dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Print the plan, change nothing."),
     grace: float | None = typer.Option(None, "--grace", help="Seconds: younger unreferenced bytes are kept "
                                        "(default $LODESTORE_GC_GRACE_SECONDS, else 600)."),
+    repack_threshold: float = typer.Option(
+        0.5, "--repack-threshold", min=0.0, max=1.0,
+        help="Repack a pack once more than this fraction of it is dead (0: repack any pack with dead "
+             "bytes, so everything unreferenced is freed; 1: never repack, only delete whole dead packs)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Reclaim bytes no version references (soft-deleted versions keep theirs until purged).
 
     Prints its plan first, then what it did. --json: {"plan": ..., "result": ...}.
     """
-    plan = lifecycle.gc(context.repo(), dry_run=dry_run, grace=grace,
+    plan = lifecycle.gc(context.repo(), dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
                         on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run))
     if as_json:
         result = plan.as_dict()

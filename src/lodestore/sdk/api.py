@@ -118,10 +118,12 @@ class Api:
 
         return lifecycle.stats(self._repo)
 
-    def gc(self, dry_run: bool = False, grace: float | None = None):
+    def gc(self, dry_run: bool = False, grace: float | None = None, repack_threshold: float = 0.5):
+        """Reclaim unreferenced bytes (`lode gc`): whole dead packs are deleted, packs more
+        than `repack_threshold` dead are repacked (0: every pack holding dead bytes)."""
         from lodestore.sdk import lifecycle
 
-        return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace)
+        return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace, repack_threshold=repack_threshold)
 
     def prune(self, dry_run: bool = False):
         from lodestore.sdk import lifecycle

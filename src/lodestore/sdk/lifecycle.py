@@ -110,6 +110,8 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
     """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py."""
     if grace is not None and grace < 0:
         raise InvalidInputError(f"grace must be >= 0 seconds, got {grace}")
+    if not 0.0 <= repack_threshold <= 1.0:
+        raise InvalidInputError(f"repack_threshold is a fraction of a pack, 0 to 1; got {repack_threshold}")
     return maintenance.run_gc(
         repo.store, lambda: repo.catalog.referenced_digests(include_deleted=True),
         grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
