@@ -111,9 +111,17 @@ def test_explicit_alias_moves_and_latest_is_left_to_the_catalog(pics: Path) -> N
     with lodestore.init(project="zoo", name="edit") as run:
         v1 = run.use_artifact("pics:v1")
         v1.aliases.append("best")  # taken from v0
-        v1.aliases.remove("latest")  # ignored: latest follows the newest version
+        v1.aliases.remove("latest")  # refused, as `lode alias rm ... latest` is: it follows the newest
+        with pytest.raises(InvalidInputError, match="'latest' cannot be removed"):
+            v1.save()
+        assert fresh("zoo/pics:v1").aliases == ["latest"]  # the refused save changed nothing
+        v1.aliases.append("latest")
         v1.save()
     assert v1.aliases == ["latest", "best"]
+    v0 = fresh("zoo/pics:v0")
+    v0.aliases.append("latest")
+    with pytest.raises(InvalidInputError, match="'latest' cannot be added"):
+        v0.save()
     a.save()  # removing best, which v1 now holds: left with v1
     assert fresh("zoo/pics:best").version == "v1"
     assert fresh().aliases == ["v1-ish"]
@@ -138,3 +146,17 @@ def test_bad_edits_are_refused_and_change_nothing(pics: Path) -> None:
     stored = fresh()
     assert (stored.metadata, sorted(stored.tags), stored.aliases) == (
         {"source": "shelter", "n": 3}, ["pets", "raw"], ["best"])
+
+
+def test_assigning_aliases_sets_the_custom_ones_and_keeps_latest(pics: Path) -> None:
+    v1 = fresh("zoo/pics:v1")
+    v1.aliases = ["production", "latest", "candidate"]
+    v1.save()
+    assert fresh("zoo/pics:v1").aliases == ["latest", "candidate", "production"]
+    v1.aliases = ["production"]  # latest is not the caller's to drop
+    v1.save()
+    assert fresh("zoo/pics:v1").aliases == ["latest", "production"]
+    v0 = fresh("zoo/pics:v0")
+    v0.aliases = ["latest", "old"]  # nor to give: v0 only gets "old"
+    v0.save()
+    assert fresh("zoo/pics:v0").aliases == ["old"] and fresh("zoo/pics:latest").version == "v1"

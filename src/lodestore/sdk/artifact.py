@@ -354,7 +354,11 @@ class Artifact:
 
     @aliases.setter
     def aliases(self, value: Iterable[str]) -> None:
-        self._aliases = list(value)
+        """Assigning a list sets the custom aliases; `latest` stays where the catalog put
+        it (only an explicit `aliases.remove("latest")` is refused, at save())."""
+        wanted = [a for a in value if a != LATEST]
+        held = self._record is not None and LATEST in self._record.aliases
+        self._aliases = ([LATEST] if held else []) + wanted
 
     def get_metadata(self) -> dict[str, Any]:
         """Runicorn spelling: a copy of the metadata."""
@@ -472,6 +476,10 @@ class Artifact:
         """What this object changed since it was bound to its record, as update_version's
         change arguments (latest is the catalog's and never part of them)."""
         loaded = self._record
+        if (LATEST in loaded.aliases) != (LATEST in self._aliases):
+            verb = "added to" if LATEST in self._aliases else "removed from"
+            raise InvalidInputError(f"{self.qualified_name}: 'latest' cannot be {verb} a version by hand; it "
+                                    "always sits on the newest live version (delete a version to move it)")
         edits: dict[str, Any] = {}
         if self.description != loaded.description:
             edits["description"] = self.description
