@@ -266,7 +266,7 @@ class CatalogContract:
         d = catalog.delete_version(v1.id)
         assert d.state == "deleted" and d.deleted_at is not None and d.aliases == ()
         assert catalog.delete_version(v1.id) == d  # idempotent
-        with pytest.raises(NotFoundError, match=r"zoo/animals:v1 is deleted.*versions: v0; aliases: latest"):
+        with pytest.raises(NotFoundError, match=r"zoo/animals:v1 is soft-deleted.*versions: v0; aliases: latest"):
             catalog.get_version("zoo", "animals", "v1")
         assert catalog.get_version("zoo", "animals", "v1", include_deleted=True).state == "deleted"
         assert catalog.get_version("zoo", "animals").index == 0  # latest fell back to v0

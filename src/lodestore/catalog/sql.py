@@ -169,7 +169,8 @@ class SqlCatalog(RunsSql, LifecycleSql, Catalog):
         ).scalars().all()
         held = alias_order(conn.execute(select(aliases.c.alias).where(aliases.c.artifact_id == art.id)).scalars())
         what = f"{project}/{art.name}"
-        head = (f"{what}:{label} is deleted (pass include_deleted=True to see it)" if row is not None
+        head = (f"{what}:{label} is soft-deleted (`lode restore {what}:{label}` or "
+                f"version.restore() brings it back; `lode versions {what} --all` lists it)" if row is not None
                 else f"{what} has no version or alias {label!r}")
         raise NotFoundError(f"{head}; {listing([f'v{i}' for i in idxs], 'versions')}; {listing(held, 'aliases')}")
 
