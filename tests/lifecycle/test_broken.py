@@ -96,6 +96,11 @@ def test_broken_version_is_refused_before_anything_is_written(store, tmp_path, l
     assert (target / "mine.txt").read_text() == "keep me"
     r = lode("get", "zoo/animals:v1", "--root", tmp_path / "cli")
     assert r.code == 6 and "broken" in r.err and not (tmp_path / "cli").exists()
+    # one file of it, even an intact one, is refused the same way
+    for entry in v1.files():
+        with pytest.raises(CorruptionError, match=r"zoo/animals:v1 is marked broken"):
+            v1.get_entry(entry.path).download(root=tmp_path / "one")
+    assert not (tmp_path / "one").exists()
 
 
 def test_latest_moves_off_a_broken_version(store, tmp_path, lode):
@@ -115,7 +120,9 @@ def test_broken_stays_broken_across_delete_and_restore(store, lode):
     repo = Repository.open(store)
     repo, _, _, _ = _two_versions_v1_broken(repo, store, lode)
     assert lode("rm", "zoo/animals:v1", "--delete-aliases").code == 0
-    assert lode("restore", "zoo/animals:v1").code == 0
+    r = lode("restore", "zoo/animals:v1")
+    assert r.code == 0 and "restored zoo/animals:v1" in r.out
+    assert "is broken" in r.err and "fsck --repair" in r.err  # not silently "restored" as if usable
     assert repo.catalog.get_version("zoo", "animals", "v1").state == "broken"
     assert repo.catalog.get_version("zoo", "animals").version == "v0"  # latest still on the usable one
     art = Artifact._from_record(repo, repo.catalog.get_version("zoo", "animals", "v1"))

@@ -82,7 +82,10 @@ def test_cli_rm_restore_and_bad_input(repo, lode):
     assert lode("rm", "zoo/animals:v0", "--delete-aliases").code == 0
     r = lode("versions", "zoo/animals", "--all", "--json")
     assert [(v["version"], v["state"]) for v in r.json()] == [("v0", "deleted"), ("v1", "live")]
-    assert lode("restore", "zoo/animals:v0").code == 0
+    r = lode("restore", "zoo/animals:v0", "--json")
+    assert r.code == 0 and (r.json()["restored"], r.json()["state"]) == ("zoo/animals:v0", "live")
+    r = lode("restore", "zoo/animals:v0")  # again: it is live, nothing to do, and it says so
+    assert r.code == 0 and "is not deleted (state: live); nothing to restore" in r.out
     assert lode("restore", "zoo/animals:v9").code == 3
     assert repo.catalog.get_version("zoo", "animals", "v0").state == "live"
     # a soft-deleted version can be purged afterwards

@@ -8,8 +8,8 @@ import typer
 
 from lodestore.cli import context
 from lodestore.cli.main import app
-from lodestore.cli.output import human_size, key_values, print_json, stdout, table
-from lodestore.errors import CorruptionError, InvalidInputError
+from lodestore.cli.output import human_size, key_values, print_json, stderr, stdout, table
+from lodestore.errors import CorruptionError, InvalidInputError, LodestoreError
 from lodestore.names import parse_ref
 from lodestore.sdk import lifecycle
 
@@ -54,11 +54,26 @@ def restore(
 ) -> None:
     """Bring back a soft-deleted version."""
     r = _ref(ref)
-    record = lifecycle.restore_version(context.repo(), r.project, r.name, r.selector)
+    repo = context.repo()
+    before = None
+    try:
+        before = repo.catalog.get_version(r.project, r.name, r.selector, include_deleted=True).state
+    except LodestoreError:
+        pass  # restore_version explains what is missing
+    record = lifecycle.restore_version(repo, r.project, r.name, r.selector)
+    restored = before == "deleted"
     if as_json:
-        print_json({"restored": record.qualified_name, "aliases": list(record.aliases)})
-    else:
-        stdout.print(f"restored {record.qualified_name} (aliases: {', '.join(record.aliases) or '-'})",
+        print_json({"restored": record.qualified_name if restored else None, "name": record.qualified_name,
+                    "state": record.state, "was": before, "aliases": list(record.aliases)})
+        return
+    if not restored:
+        stdout.print(f"{record.qualified_name} is not deleted (state: {record.state}); nothing to restore",
+                     markup=False)
+        return
+    stdout.print(f"restored {record.qualified_name} (aliases: {', '.join(record.aliases) or '-'})", markup=False)
+    if record.state == "broken":
+        stderr.print(f"warning: {record.qualified_name} is broken: `lode fsck` found some of its bytes lost, so it "
+                     "is never served; log the same data again and run `lode fsck --repair` to heal it",
                      markup=False)
 
 

@@ -78,7 +78,10 @@ class ArtifactEntry:
         """Write this one file under `root` (default: the artifact's default folder)."""
         art = self._artifact
         target = Path(root) if root is not None else art._default_root()
+        from lodestore.sdk.lifecycle import refuse_broken
         from lodestore.sdk.materialize import materialize_entries
+
+        refuse_broken(art._logged(), art._record)  # a broken version serves no file, not even one
 
         # the same path as a whole download: kept if already there, reflinked where it can be
         materialize_entries(art._logged(), [ManifestEntry(self.path, self.digest, self.size)], target,
