@@ -53,6 +53,10 @@ def test_or_and_not(zoo, store: Path) -> None:
     ("type=model OR OR tag:x", 14, "OR needs a term on each side"),
     ("NOT", 0, "NOT must be followed by a term"),
     ("type=model NOT OR tag:x", 11, "NOT must be followed by a term"),
+    ("type=model AND", 11, "AND needs a term on each side"),
+    ("AND type=model", 0, "AND needs a term on each side"),
+    ("type=model AND OR tag:x", 11, "AND needs a term on each side"),
+    ("type=model AND AND tag:x", 11, "AND needs a term on each side"),
     ("(type=model OR tag:x)", 0, "no parentheses"),
     ("metadata..x=1", 0, "empty part"),
 ])

@@ -59,7 +59,7 @@ def test_search_fields(zoo) -> None:
     assert names("version>=1") == [] and len(names("version=v0")) == 5
     digest = lodestore.Api().artifact("zoo/animals:v0").digest
     assert names(f"digest={digest[:12]}") == ["zoo/animals:v0"]  # a digest prefix
-    assert names("AND type=dataset") == ["zoo/animals:v0"]
+    assert names("type=dataset AND name~animals") == ["zoo/animals:v0"]  # AND may be written
 
 
 def test_deleted_versions_only_when_asked(zoo, store: Path) -> None:

@@ -108,10 +108,12 @@ def parse(text: str) -> Query:
     current: list[Term] = []
     not_col: int | None = None  # column of a NOT waiting for its term
     or_col: int | None = None  # column of the last OR
+    and_col: int | None = None  # column of an AND waiting for its right-hand term
     i, n = 0, len(text)
 
     def add(term: Term) -> None:
-        nonlocal not_col
+        nonlocal not_col, and_col
+        and_col = None
         if not_col is not None:
             term = Term(term.key, term.op, term.value, not term.negate, term.col, term.typed)
             not_col = None
@@ -143,7 +145,13 @@ def parse(text: str) -> Query:
             if word in ("AND", "OR", "NOT") and not negate:
                 if not_col is not None:
                     raise query_error(text, not_col, "NOT must be followed by a term")
-                if word == "OR":
+                if and_col is not None and word != "NOT":  # `a AND NOT b` is fine
+                    raise query_error(text, and_col, "AND needs a term on each side")
+                if word == "AND" and not current:
+                    raise query_error(text, start, "AND needs a term on each side")
+                if word == "AND":
+                    and_col = start
+                elif word == "OR":
                     if not current:
                         raise query_error(text, start, "OR needs a term on each side")
                     groups.append(current)
@@ -174,6 +182,8 @@ def parse(text: str) -> Query:
         add(Term(key, op, value, negate, start))
     if not_col is not None:
         raise query_error(text, not_col, "NOT must be followed by a term")
+    if and_col is not None:
+        raise query_error(text, and_col, "AND needs a term on each side")
     if groups and not current:
         raise query_error(text, or_col or 0, "OR needs a term on each side")
     if not groups:
