@@ -391,6 +391,7 @@ class Artifact:
             # their last writes may sit in a buffer: storing now would store truncated files
             raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
                                     f"{', '.join(still_open)} (use `with art.new_file(...) as f:`)")
+        _leave_out_the_store(self._pending, repo.root)
         total = 0
         if ui.interactive():  # only a drawn bar needs the total: no second stat per file otherwise
             for p in self._pending.values():
@@ -681,6 +682,20 @@ class Artifact:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
         return f"<Artifact draft {self._name!r} type={self._type} files={len(self._pending)}>"
+
+
+def _leave_out_the_store(pending: dict[str, _PendingFile], store_root: Path) -> None:
+    """`add_dir(".")` from a folder that holds the store (LODESTORE_DIR=./.lodestore) would
+    log the store's own databases and packs into itself, changing as they are read: those
+    entries are left out, with a warning. One string test per file (sources are absolute)."""
+    roots = {os.path.join(str(store_root.absolute()), ""), os.path.join(os.path.realpath(store_root), "")}
+    inside = [path for path, p in pending.items()
+              if not p.staged and any(str(p.source).startswith(r) for r in roots)]
+    for path in inside:
+        del pending[path]
+    if inside:
+        ui.notice(f"warning: left out {len(inside)} file(s) inside the store folder {store_root} "
+                  f"(e.g. {inside[0]}): a store is never logged into itself")
 
 
 def _patterns(patterns: str | Iterable[str] | None) -> list[str]:

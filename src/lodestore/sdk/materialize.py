@@ -111,12 +111,16 @@ def _keep(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) ->
     return st.st_nlink == 1 and bool(st.st_mode & stat.S_IWUSR)
 
 
-def _make_folder(folder: Path, what: str) -> None:
+CHECKOUT_HINT = "checkout() / `lode get --checkout` makes the folder match the version (deleting what is not in it)"
+
+
+def _make_folder(folder: Path, what: str, is_target: bool = False) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ConflictError(f"{what}: cannot make folder {folder}: a file is in the way; "
-                            "checkout() makes the folder match the version") from None
+        # inside the target checkout can clear the way; the target itself is the user's to move
+        hint = "choose another folder or move that file" if is_target else CHECKOUT_HINT
+        raise ConflictError(f"{what}: cannot make folder {folder}: a file is in the way; {hint}") from None
     except OSError as err:  # kept an OSError (the CLI exits 9), said in the user's terms
         raise type(err)(err.errno, f"cannot make the folder: {err.strerror}", str(folder)) from None
 
@@ -239,7 +243,7 @@ class _Reflinker:
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
                         hardlink: bool = False, what: str = "") -> None:
-    _make_folder(target, what)
+    _make_folder(target, what, is_target=True)
     fresh = not any(target.iterdir())
     # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
     for folder in sorted({os.path.dirname(e.path) for e in entries}):
@@ -258,7 +262,7 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
             dest = target / e.path
             if not fresh and dest.is_dir() and not dest.is_symlink():
                 raise ConflictError(f"{what}: {dest} is a folder, but the version has a file there; "
-                                    "checkout() makes the folder match the version")
+                                    f"{CHECKOUT_HINT}")
             if not fresh and _keep(dest, e, hardlink, repo):
                 progress(e.size)
                 return
