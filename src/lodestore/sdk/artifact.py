@@ -15,16 +15,12 @@ import copy
 import json
 import os
 import shutil
-import stat as stat_mod
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import blake3
 
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
 from lodestore.errors import (
@@ -37,28 +33,21 @@ from lodestore.errors import (
 )
 from lodestore.names import is_temp_name, normalize_entry_path, validate_alias, validate_name
 from lodestore.sdk import ui
+from lodestore.sdk.draft import (
+    PendingFile,
+    check_no_file_folder_clash,
+    identical_notice,
+    leave_out_the_store,
+    patterns,
+    pause_for_tests,
+    plain_entry,
+)
+from lodestore.sdk.local_folder import file_digest, remove_extras
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.walk import walk_files
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
-
-
-@dataclass(frozen=True)
-class _PendingFile:
-    source: str | Path  # absolute path of the bytes to store (a str from add_dir: cheaper)
-    staged: bool = False  # written through new_file (lives in a staging folder)
-
-
-def _plain_entry(entry: str) -> bool:
-    """True if `entry` (a normalized prefix + names joined by '/' from a directory walk)
-    is already what normalize_entry_path would return: no backslash, no drive-letter
-    look, not blank, no name that could pass 255 UTF-8 bytes (< 64 characters cannot),
-    within the length limit. Walked names are never '', '.', '..' and hold no '/' or NUL.
-    Calling the full rules only for the rare rest cut add_dir of 20,000 files by ~0.13 s."""
-    if "\\" in entry or entry[1:2] == ":" or not entry.strip() or len(entry) > 4096:
-        return False
-    return len(entry) < 64 or max(map(len, entry.split("/"))) < 64
 
 
 class ArtifactEntry:
@@ -130,7 +119,7 @@ class Artifact:
             self.add_metadata(metadata)
         self._tags: list[str] = []
         self._ttl = ttl
-        self._pending: dict[str, _PendingFile] = {}
+        self._pending: dict[str, PendingFile] = {}
         self._staging: Path | None = None
         # set once logged
         self._record: VersionRecord | None = None
@@ -145,7 +134,7 @@ class Artifact:
                 "make a new Artifact with the same name to log a new version"
             )
 
-    def _add_pending(self, name: str, pending: _PendingFile) -> str:
+    def _add_pending(self, name: str, pending: PendingFile) -> str:
         path = normalize_entry_path(name)
         if path in self._pending:
             raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
@@ -167,7 +156,7 @@ class Artifact:
         entry_name = name if name is not None else path.name
         if overwrite:
             self._pending.pop(normalize_entry_path(entry_name), None)
-        self._add_pending(entry_name, _PendingFile(path.resolve()))
+        self._add_pending(entry_name, PendingFile(path.resolve()))
         return None
 
     def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None,
@@ -185,8 +174,8 @@ class Artifact:
             raise SourceFileNotFoundError(f"no such folder: {root}")
         if not root.is_dir():
             raise InvalidInputError(f"{root} is not a directory; use add_file() for a single file")
-        exclude = _patterns(exclude_patterns)
-        include = _patterns(include_patterns) or None
+        exclude = patterns(exclude_patterns)
+        include = patterns(include_patterns) or None
         if use_gitignore:
             try:
                 from lodestore.sdk.gitignore import gitignore_filter
@@ -199,17 +188,17 @@ class Artifact:
         else:
             keep = None
         prefix = normalize_entry_path(name) + "/" if name else ""
-        added: dict[str, _PendingFile] = {}
+        added: dict[str, PendingFile] = {}
         pending = self._pending
         for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
             if keep is not None and not keep(rel):
                 continue
             entry = prefix + rel
-            if not _plain_entry(entry):
+            if not plain_entry(entry):
                 entry = normalize_entry_path(entry)  # the naming rules decide, and explain
             if entry in pending or entry in added:
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
-            added[entry] = _PendingFile(path)
+            added[entry] = PendingFile(path)
         self._pending.update(added)
         return len(added)
 
@@ -230,7 +219,7 @@ class Artifact:
         if "b" not in mode and encoding is None:
             encoding = "utf-8"
         handle = open(staged, mode, encoding=encoding)
-        self._pending[path] = _PendingFile(staged, staged=True)
+        self._pending[path] = PendingFile(staged, staged=True)
         self._handles = {**getattr(self, "_handles", {}), path: handle}
         return handle
 
@@ -384,14 +373,14 @@ class Artifact:
                 wanted_aliases.append(a)
         if self._project is not None and self._project != project:
             project = self._project
-        _check_no_file_folder_clash(self._pending)
+        check_no_file_folder_clash(self._pending)
         handles = getattr(self, "_handles", {})
         still_open = sorted(p for p, h in handles.items() if not h.closed and p in self._pending)
         if still_open:
             # their last writes may sit in a buffer: storing now would store truncated files
             raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
                                     f"{', '.join(still_open)} (use `with art.new_file(...) as f:`)")
-        _leave_out_the_store(self._pending, repo.root)
+        leave_out_the_store(self._pending, repo.root)
         total = 0
         if ui.interactive():  # only a drawn bar needs the total: no second stat per file otherwise
             for p in self._pending.values():
@@ -407,7 +396,7 @@ class Artifact:
                 raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
             entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(items, refs)]
             session.commit()
-            _pause_for_tests("log-before-catalog-commit")
+            pause_for_tests("log-before-catalog-commit")
             # Still inside the session: its shared gc lock keeps `lode gc` from sweeping
             # these bytes (new, or re-used and unreferenced) until the version exists.
             result = repo.catalog.commit_version(NewVersion(
@@ -417,7 +406,7 @@ class Artifact:
                 ttl_seconds=int(self._ttl.total_seconds()) if self._ttl is not None else None,
             ))
         if not result.created:
-            ui.notice(_identical_notice(result.version, self.description, self._metadata, self._tags,
+            ui.notice(identical_notice(result.version, self.description, self._metadata, self._tags,
                                         wanted_aliases))
         self._bind(repo, result.version)
         if self._staging is not None:
@@ -601,7 +590,7 @@ class Artifact:
             raise ConflictError(f"{target} is inside the store at {repo.root}; check out somewhere else")
         if target.is_dir():
             wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
-            _remove_extras(target, wanted, protect=repo.root)
+            remove_extras(target, wanted, protect=repo.root)
         return self.download(root=target, hardlink=hardlink)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
@@ -619,7 +608,7 @@ class Artifact:
             if not p.is_file():
                 problems.append(f"missing: {e.path}")
                 continue
-            if p.stat().st_size != e.size or _file_digest(p) != e.digest:
+            if p.stat().st_size != e.size or file_digest(p) != e.digest:
                 problems.append(f"modified: {e.path}")
         for dirpath, _, filenames in os.walk(target):
             for f in filenames:
@@ -682,126 +671,3 @@ class Artifact:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
         return f"<Artifact draft {self._name!r} type={self._type} files={len(self._pending)}>"
-
-
-def _leave_out_the_store(pending: dict[str, _PendingFile], store_root: Path) -> None:
-    """`add_dir(".")` from a folder that holds the store (LODESTORE_DIR=./.lodestore) would
-    log the store's own databases and packs into itself, changing as they are read: those
-    entries are left out, with a warning. One string test per file (sources are absolute)."""
-    roots = {os.path.join(str(store_root.absolute()), ""), os.path.join(os.path.realpath(store_root), "")}
-    inside = [path for path, p in pending.items()
-              if not p.staged and any(str(p.source).startswith(r) for r in roots)]
-    for path in inside:
-        del pending[path]
-    if inside:
-        ui.notice(f"warning: left out {len(inside)} file(s) inside the store folder {store_root} "
-                  f"(e.g. {inside[0]}): a store is never logged into itself")
-
-
-def _patterns(patterns: str | Iterable[str] | None) -> list[str]:
-    """A single pattern may be passed as a plain string (not split into characters)."""
-    if patterns is None:
-        return []
-    return [patterns] if isinstance(patterns, str) else list(patterns)
-
-
-def _check_no_file_folder_clash(pending: dict[str, _PendingFile]) -> None:
-    """`a` and `a/b` cannot both be entries: no folder can hold them once downloaded."""
-    for path in pending:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent in pending:
-                raise ConflictError(
-                    f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one"
-                )
-
-
-def _remove_extras(target: Path, wanted: set[str], protect: Path) -> None:
-    """Delete under `target` every file, symlink and folder not part of `wanted` (paths
-    of files); folders on the way to wanted files stay. Nothing under `protect` is touched."""
-    protect = protect.resolve()
-    wanted_dirs = {p.rsplit("/", 1)[0] for p in wanted if "/" in p}
-    wanted_dirs |= {d.rsplit("/", i)[0] for d in list(wanted_dirs) for i in range(1, d.count("/") + 1)}
-    for dirpath, dirnames, filenames in os.walk(target, topdown=True):
-        here = Path(dirpath)
-        keep_dirs = []
-        for d in dirnames:
-            full = here / d
-            rel = full.relative_to(target).as_posix()
-            if full.is_symlink():
-                full.unlink()  # versions hold regular files only; a link could lead outside
-            elif full.resolve() == protect or protect in full.resolve().parents:
-                continue
-            elif rel in wanted_dirs:
-                keep_dirs.append(d)
-            elif protect.is_relative_to(full.resolve()):
-                keep_dirs.append(d)  # holds the store somewhere below: walk in, delete around it
-            else:
-                shutil.rmtree(full)
-        dirnames[:] = keep_dirs
-        for f in filenames:
-            full = here / f
-            rel = full.relative_to(target).as_posix()
-            if rel not in wanted or full.is_symlink():
-                full.unlink()
-
-
-def _file_digest(path: Path) -> str:
-    h = blake3.blake3()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(4 * 1024 * 1024)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-def make_read_only(path: Path) -> None:
-    mode = path.stat().st_mode
-    path.chmod(mode & ~(stat_mod.S_IWUSR | stat_mod.S_IWGRP | stat_mod.S_IWOTH))
-
-
-def iter_draft_entries(art: Artifact) -> Iterator[tuple[str, Path]]:
-    for path, pending in sorted(art._pending.items()):
-        yield path, Path(pending.source)
-
-
-def _pause_for_tests(phase: str) -> None:
-    """Test hook (tests/lifecycle/test_gc_commit_window.py): with LODESTORE_TEST_PAUSE_AT=
-    <phase>, print ``PAUSED <phase>`` to stderr and wait while the file named by
-    LODESTORE_TEST_PAUSE_FILE exists (at most 10 minutes), so a real process can be held
-    at that point and then let go."""
-    if os.environ.get("LODESTORE_TEST_PAUSE_AT") != phase:
-        return
-    import sys
-    import time
-
-    sys.stderr.write(f"PAUSED {phase}\n")
-    sys.stderr.flush()
-    hold = os.environ.get("LODESTORE_TEST_PAUSE_FILE")
-    deadline = time.monotonic() + 600
-    while hold and os.path.exists(hold) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def _identical_notice(existing: VersionRecord, description: str | None, metadata: dict[str, Any],
-                      tags: list[str], aliases: list[str]) -> str:
-    """Logging content identical to a version makes no new version; the draft's aliases
-    move to it, but its description, metadata and tags are not applied: say which."""
-    ignored = []
-    if description is not None and description != existing.description:
-        ignored.append(f"description {description!r}")
-    changed = sorted(k for k, v in metadata.items() if existing.metadata.get(k, object()) != v)
-    if changed:
-        ignored.append("metadata " + ", ".join(repr(k) for k in changed))
-    new_tags = [t for t in tags if t not in existing.tags]
-    if new_tags:
-        ignored.append("tags " + ", ".join(new_tags))
-    msg = f"content identical to {existing.qualified_name}; no new version was created"
-    if aliases:
-        msg += f" (aliases {', '.join(aliases)} now point at it)"
-    if ignored:
-        msg += (f"; not applied: {'; '.join(ignored)} (edit {existing.qualified_name} and call save() "
-                "to change them)")
-    return msg
