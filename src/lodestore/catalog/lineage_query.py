@@ -30,14 +30,7 @@ def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list
                 versions.c.id.in_(ids), versions.c.created_by_run.is_not(None))
         ).all()
         producers = sorted(set(producers))
-        run_ids = sorted({r for r, _ in producers})
-        inputs: dict[str, list[int]] = defaultdict(list)
-        if run_ids:
-            for rid, vid in conn.execute(
-                select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.run_id.in_(run_ids))
-                .order_by(run_inputs.c.at, run_inputs.c.version_id)
-            ):
-                inputs[rid].append(vid)
+        inputs = _links_of_runs(conn, run_inputs, {r for r, _ in producers})
         for rid, vid in producers:
             out.extend((rid, vid, src) for src in inputs[rid]) if inputs[rid] else out.append((rid, vid, None))
     else:
@@ -45,16 +38,19 @@ def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list
             select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.version_id.in_(ids))
             .order_by(run_inputs.c.at, run_inputs.c.run_id)
         ).all()
-        run_ids = sorted({r for r, _ in users})
-        outputs: dict[str, list[int]] = defaultdict(list)
-        if run_ids:
-            for rid, vid in conn.execute(
-                select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.run_id.in_(run_ids))
-                .order_by(run_outputs.c.at, run_outputs.c.version_id)
-            ):
-                outputs[rid].append(vid)
+        outputs = _links_of_runs(conn, run_outputs, {r for r, _ in users})
         for rid, vid in users:
             out.extend((rid, vid, o) for o in outputs[rid]) if outputs[rid] else out.append((rid, vid, None))
     return out
 
 
+def _links_of_runs(conn, table, run_ids: set[str]) -> dict[str, list[int]]:
+    """run id -> version ids it used (run_inputs) or logged (run_outputs), in link order."""
+    links: dict[str, list[int]] = defaultdict(list)
+    if run_ids:
+        for rid, vid in conn.execute(
+            select(table.c.run_id, table.c.version_id).where(table.c.run_id.in_(sorted(run_ids)))
+            .order_by(table.c.at, table.c.version_id)
+        ):
+            links[rid].append(vid)
+    return links

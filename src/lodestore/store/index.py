@@ -147,22 +147,19 @@ class StoreIndex:
         return out
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
-        found: set[bytes] = set()
-        items = list(digests)
-        with self._lock:
-            for i in range(0, len(items), _BATCH):
-                batch = items[i : i + _BATCH]
-                q = f"SELECT digest FROM files WHERE digest IN ({','.join('?' * len(batch))})"
-                found.update(r[0] for r in self._db.execute(q, batch))
-        return found
+        return self._known("files", digests)
 
     def known_chunks(self, digests: Iterable[bytes]) -> set[bytes]:
+        return self._known("chunks", digests)
+
+    def _known(self, table: str, digests: Iterable[bytes]) -> set[bytes]:
+        """The subset of `digests` present in `table` (files or chunks), in batches of IN (...)."""
         found: set[bytes] = set()
         items = list(digests)
         with self._lock:
             for i in range(0, len(items), _BATCH):
                 batch = items[i : i + _BATCH]
-                q = f"SELECT digest FROM chunks WHERE digest IN ({','.join('?' * len(batch))})"
+                q = f"SELECT digest FROM {table} WHERE digest IN ({','.join('?' * len(batch))})"
                 found.update(r[0] for r in self._db.execute(q, batch))
         return found
 
