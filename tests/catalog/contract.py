@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -561,6 +563,37 @@ class SqlCatalogContract(CatalogContract):
         finally:
             engine.dispose()
         assert diff == [], "migrations and schema.py disagree:\n" + "\n".join(map(str, diff))
+
+    def test_migrations_from_empty_match_the_metadata_built_schema(self, catalog_url):
+        """A new database is built from schema.py (no alembic); every older database is
+        upgraded by the migrations: both must end at the same schema."""
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        from lodestore.catalog.migrate import ensure_schema
+        from lodestore.catalog.schema import metadata
+        from lodestore.catalog.engine import create_engines
+
+        engine, read_engine, write_engine = create_engines(catalog_url)
+        try:
+            ensure_schema(read_engine, write_engine, migrate_empty=True)
+            with engine.connect() as conn:
+                assert set(inspect(conn).get_table_names()) == set(metadata.tables) | {"alembic_version"}
+                diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        finally:
+            engine.dispose()
+        assert diff == [], "migrations and schema.py disagree:\n" + "\n".join(map(str, diff))
+        assert self._revision(catalog_url) == [HEAD]
+
+    def test_new_catalog_is_built_without_importing_alembic(self, catalog_url):
+        code = (
+            "import sys; from lodestore.catalog.sql import SqlCatalog; "
+            f"SqlCatalog({catalog_url!r}).close(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]"
+        assert self._revision(catalog_url) == [HEAD]
 
     def test_reopening_an_up_to_date_catalog_does_not_migrate(self, catalog, catalog_url, monkeypatch):
         import alembic.command

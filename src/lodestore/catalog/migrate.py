@@ -5,6 +5,12 @@ cost one tiny query: we read ``alembic_version`` with plain SQL and compare it w
 `REVISIONS`, a list kept in code. Alembic itself (~100 ms to import) is only loaded
 when there is something to migrate.
 
+A new, empty database is created from `schema.metadata` in one transaction and stamped
+at `HEAD`, without importing alembic: that saved ~0.17 s on the first command in a new
+folder (the alembic import alone is ~0.14 s). Migrations still define every upgrade of an
+existing database; a contract test checks that migrating an empty database from scratch
+and creating it from the metadata give the same schema.
+
 Concurrent openers of a new or old database are serialised by the database itself:
 the migration runs inside a write transaction (``BEGIN IMMEDIATE`` on SQLite, an
 advisory lock on PostgreSQL) that re-reads the revision once it holds the lock, so
@@ -68,10 +74,12 @@ def _check_known(revision: str | None, where: str) -> None:
         )
 
 
-def ensure_schema(read_engine: Engine, write_engine: Engine) -> None:
+def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: bool = False) -> None:
     """Create or upgrade the schema to `HEAD`; StoreFormatError if it is newer than us.
 
     `write_engine` must begin write-locking transactions (see `SqlCatalog`).
+    `migrate_empty`: build an empty database by running every migration rather than
+    from the metadata (tests use it to check that the two agree).
     """
     where = read_engine.url.render_as_string(hide_password=True)
     with read_engine.connect() as conn:
@@ -80,14 +88,36 @@ def ensure_schema(read_engine: Engine, write_engine: Engine) -> None:
         return
     _check_known(revision, where)
 
-    from alembic import command
-
     with write_engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
         # Re-read under the lock: another process may have migrated while we waited.
         revision = current_revision(conn)
         _check_known(revision, where)
-        if revision != HEAD:
+        if revision is None and not migrate_empty and _is_empty(conn):
+            _create_at_head(conn)
+        elif revision != HEAD:
+            from alembic import command
+
             url = write_engine.url.render_as_string(hide_password=False)
             command.upgrade(alembic_config(url, connection=conn), "head")
+
+
+def _is_empty(conn: Connection) -> bool:
+    """No tables at all: a database we created just now (or an empty one given to us)."""
+    if conn.dialect.name == "sqlite":
+        return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is None
+    return not inspect(conn).get_table_names()
+
+
+def _create_at_head(conn: Connection) -> None:
+    """Every table of `schema.metadata`, and alembic's version table stamped at HEAD
+    (the same DDL alembic itself uses, so a later `alembic upgrade` carries on from it)."""
+    from lodestore.catalog.schema import metadata
+
+    metadata.create_all(conn)
+    conn.execute(text(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    ))
+    conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD})
