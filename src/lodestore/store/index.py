@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,8 +61,10 @@ _BATCH = 900
 _TOUCH_FRESH_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class ChunkLocation:
+class ChunkLocation(NamedTuple):
+    """Where one chunk's bytes are (a tuple: a 1 GiB file is ~13,000 of them, built on
+    every download; a frozen dataclass cost ~2 us each)."""
+
     digest: bytes
     pack_id: str
     offset: int
@@ -180,6 +181,28 @@ class StoreIndex:
             for row in db.execute(q, batch):
                 out[row[0]] = ChunkLocation(*row)
         return out
+
+    def locate_recipe(self, recipe: bytes) -> list[ChunkLocation]:
+        """The location of every chunk of a recipe (concatenated 32-byte digests), in
+        recipe order, in one query: SQLite walks the recipe itself (a recursive CTE over
+        its 32-byte slices) and looks each slice up in the chunks table. A chunk missing
+        from the index is left out, so a short answer means a damaged index.
+        Measured, 13,485 chunks (1 GiB): 0.025 s; 900-digest IN batches + a dict 0.09 s."""
+        count = len(recipe) // 32
+        if count == 0:
+            return []
+        q = (
+            "WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?) "
+            "SELECT i, c.digest, c.pack_id, c.offset, c.stored_len, c.raw_len, c.codec "
+            "FROM r CROSS JOIN chunks c ON c.digest = substr(?, i * 32 + 1, 32)"
+        )
+        # CROSS JOIN keeps r (ascending i) as the outer loop, so rows come in recipe
+        # order without an ORDER BY (which cost a temp b-tree); checked, and sorted if not.
+        rows = self._reader().execute(q, (count, recipe)).fetchall()
+        if any(rows[k][0] <= rows[k - 1][0] for k in range(1, len(rows))):
+            rows.sort()
+        make = ChunkLocation._make
+        return [make(row[1:]) for row in rows]
 
     def iter_files(self) -> Iterator[tuple[bytes, int]]:
         with self._lock:

@@ -115,7 +115,13 @@ class LocalContentStore(ContentStore):
         return size, [recipe[i : i + DIGEST_LEN] for i in range(0, count * DIGEST_LEN, DIGEST_LEN)]
 
     def _plan(self, digest: str) -> tuple[int, list[ChunkLocation]]:
-        size, chunks = self._file_row(digest)
+        raw = _raw(digest)
+        row = self.index.file_row(raw)
+        if row is not None and row[2] is not None:
+            plan = self.index.locate_recipe(row[2][: row[1] * DIGEST_LEN])
+            if len(plan) == row[1]:
+                return row[0], plan
+        size, chunks = self._file_row(digest)  # one-chunk file, or a chunk missing: say which
         where = self.index.locate(chunks)
         missing = [c for c in chunks if c not in where]
         if missing:
