@@ -10,6 +10,9 @@ Api + download); "proc" is the whole process wall time, including Python's start
 imports (~0.5 s, mostly SQLAlchemy), for comparison with `cp`, whose start costs ~1 ms.
 The store fsyncs every pack and its index before a log returns (a logged version
 survives a power cut); `cp` does not sync, so a `cp + sync` time is printed as well.
+Floors are printed too: the same minimum work done by the libraries alone, without
+lodestore (steps.py floor_log, hash), so a missed ratio can be read as "our overhead"
+or "the machine's limit".
 
 The script checks every byte the store holds: every logged version (both checkpoints,
 the shifted one, both fine-tune files, both datasets) is downloaded and compared with its
@@ -183,10 +186,15 @@ def main() -> int:
     # Repetition 0 logs into the main store (empty then, so the same work as the fresh
     # stores of the other repetitions); the main store is then used for everything else.
     cp_syncs: list[float] = []
+    floors: dict[str, list[float]] = {"log": [], "hash": []}
 
     def log_ckpt1(k: int) -> dict:
         cp_syncs.append(sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && sync"]))
         rm(scratch / "cp_ckpt.bin")
+        floor = step("floor_log", str(ckpt1), str(scratch / "floor_ckpt.bin"))
+        rm(scratch / "floor_ckpt.bin")
+        floors["log"].append(floor["seconds"])
+        floors["hash"].append(step("hash", str(ckpt1))["seconds"])
         where = store if k == 0 else scratch / f"rep{k}"
         r = step("log", str(where), "model", "model", str(ckpt1), "model.bin")
         check(f"ckpt_v1 logged as {r['version']} (repetition {k}), expected v0", r["version"] == "v0")
@@ -294,6 +302,14 @@ def main() -> int:
           f"(cp + sync of ckpt_v1 took {cp_sync:.2f} s vs {cp_ckpt:.2f} s for cp).\n"
           f"Timed steps run {reps} times, interleaved with their reference; value and reference are medians, "
           "spread is min-max.\n")
+    floor_log, floor_hash = median(floors["log"]), median(floors["hash"])
+    log_row = rows[0]
+    print("Floors, measured in this run (medians): the least work each step needs, done by the libraries alone,\n"
+          f"  log of a new ckpt_v1: {floor_log:.2f} s = {floor_log / cp_ckpt:.2f} x cp (read + FastCDC + a BLAKE3 per "
+          "chunk on one thread,\n    whole-file BLAKE3 + write + fsync on the other; bench/steps.py floor_log); "
+          f"lodestore's log is {log_row['value'] / floor_log:.2f} x this floor;\n"
+          f"  verifying a ckpt download: {floor_hash:.2f} s = {floor_hash / cp_ckpt:.2f} x cp (read + BLAKE3 of the "
+          "file, one core), on top of a copy as long as cp's.\n")
     header = (f"{'step':<48} {'value':>8} {'unit':<4} {'reference':>15} {'ratio':>6}  {'goal':<26} {'met':<4}"
               f" {'proc':>6} {'peak':>7}  spread: value | reference")
     print(header)

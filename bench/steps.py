@@ -53,6 +53,92 @@ def download(root: str, ref: str, target: str) -> dict:
     return {"seconds": time.perf_counter() - t, "size": art.size}
 
 
+def floor_log(path: str, out: str) -> dict:
+    """The least work a log of a new large file needs, by the libraries alone (no store,
+    no index, no catalog): read, FastCDC with the store's parameters and a BLAKE3 digest
+    per chunk on one thread; the whole-file BLAKE3 and the write on the other; then
+    fsync. What a log cannot go below on this machine, whatever the code around it."""
+    import os
+    import queue
+    import threading
+
+    import blake3
+
+    from lodestore.store.chunking import cut_window, make_chunker
+    from lodestore.store.layout import CHUNK_MAX, READ_WINDOW
+
+    t = time.perf_counter()
+    chunker, whole = make_chunker(), blake3.blake3()
+    free: queue.Queue = queue.Queue()
+    ready: queue.Queue = queue.Queue()
+    for _ in range(3):
+        free.put(bytearray(READ_WINDOW + CHUNK_MAX))
+    src = os.open(path, os.O_RDONLY)
+    size = os.fstat(src).st_size
+    dst = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def produce() -> None:
+        tail, total = b"", 0
+        while True:
+            buf = free.get()
+            view = memoryview(buf)
+            view[: len(tail)] = tail
+            n = os.readv(src, [view[len(tail) : len(tail) + READ_WINDOW]])
+            total += n
+            final = n == 0 or total >= size
+            window, pos, pieces = view[: len(tail) + n], 0, []
+            for piece in cut_window(chunker, window, final):
+                pieces.append(blake3.blake3(piece).digest())
+                pos += len(piece)
+            ready.put((buf, window[len(tail) :], window[:pos]))
+            tail = b"" if final else bytes(window[pos:])
+            if final:
+                ready.put(None)
+                return
+
+    flushes: queue.Queue = queue.Queue()
+
+    def flush() -> None:  # writeback while writing, as the store does (it fsyncs each 64 MiB pack)
+        while flushes.get() is not None:
+            os.fdatasync(dst)
+
+    thread, flusher = threading.Thread(target=produce), threading.Thread(target=flush)
+    thread.start()
+    flusher.start()
+    written = 0
+    while (item := ready.get()) is not None:
+        buf, fresh, chunks = item
+        whole.update(fresh)
+        view = chunks
+        while view:
+            view = view[os.write(dst, view):]
+        free.put(buf)
+        if (written := written + len(chunks)) >= 64 * 2**20:
+            flushes.put(True)
+            written = 0
+    thread.join()
+    flushes.put(None)
+    flusher.join()
+    os.fsync(dst)
+    os.close(dst)
+    os.close(src)
+    return {"seconds": time.perf_counter() - t, "digest": whole.hexdigest()}
+
+
+def hash_file(path: str) -> dict:
+    """Read + BLAKE3 of a file on one core: what verifying a download costs by itself."""
+    import blake3
+
+    t = time.perf_counter()
+    hasher = blake3.blake3()
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(16 * 2**20)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            hasher.update(view[:n])
+    return {"seconds": time.perf_counter() - t, "digest": hasher.hexdigest()}
+
+
 def peak_rss_mb() -> float:
     """VmHWM: this process's own peak RSS (ru_maxrss would inherit the parent's peak over fork)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -63,7 +149,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     step, *args = sys.argv[1:]
-    result = {"log": log, "download": download}[step](*args)
+    result = {"log": log, "download": download, "floor_log": floor_log, "hash": hash_file}[step](*args)
     result["maxrss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 

@@ -2,7 +2,11 @@
 
 The chunks are copied pack -> file with copy_file_range (the bytes never enter this
 process: one copy, as `cp` does), while the hash thread preads the same chunks from the
-pack into its own buffer and hashes them. Measured, 1 GiB checkpoint, ext4: pread +
+pack into its own buffer and hashes them: one preadv and one hash call per 16 MiB (the
+record headers between chunks are scattered into a scrap buffer). Hashing chunk by chunk
+(13,000 calls per GiB) measured the same wall time on this noisy machine but 3-4x the
+voluntary context switches (700-980 against 230-280 per GiB: GIL hand-offs with the
+copying thread) and more user CPU (0.38-0.79 s against 0.34-0.62 s). Measured, 1 GiB checkpoint, ext4: pread +
 writev on one thread with hashing on the other 1.58-2.07 s; this 0.5-0.9 s (cp 0.3-1.0 s
 in the same runs). Hashing through a mapping of the pack instead of a pread measured
 as fast but counted the mapped pages in the peak RSS (1,081 MB), and dropping them
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EPERM}
 HASH_GROUP = 16 * 1024 * 1024  # bytes handed to the hash thread at a time
 _GAP = 64  # a record header (41 bytes) separates neighbouring chunks in a pack
+_IOV_MAX = 1024  # iovecs per preadv (Linux IOV_MAX): chunk + header pairs
 
 
 def copy_raw(store: LocalContentStore, plan: list[ChunkLocation], out: int, hasher,
@@ -86,21 +91,37 @@ def copy_raw(store: LocalContentStore, plan: list[ChunkLocation], out: int, hash
 
 
 def _hash_group(hasher, group: list[tuple[int, ChunkLocation]], buf: bytearray) -> None:
-    """pread each stretch of neighbouring chunks into `buf` and hash the chunks in it."""
+    """Read the chunks of `group` back to back into `buf` and hash them with one call.
+
+    One preadv per stretch of neighbouring chunks scatters the record headers between
+    them into a scrap buffer, so the chunk bytes land contiguously: ~1 read and 1 hash
+    call per 16 MiB instead of 1 hash call per ~80 KiB chunk. Each such call releases
+    and retakes the GIL, and the copying thread does the same per chunk: 13,000 extra
+    hand-offs per GiB between the two threads (measured below, module docstring)."""
     view = memoryview(buf)
-    i = 0
+    scrap = memoryview(bytearray(_GAP))
+    total = sum(loc.stored_len for _, loc in group)
+    if total > len(view):
+        view = memoryview(bytearray(total))
+    pos = i = 0
     while i < len(group):
         fd, first = group[i]
-        j, end = i + 1, first.offset + first.stored_len
-        while j < len(group) and group[j][1].pack_id == first.pack_id and 0 <= group[j][1].offset - end <= _GAP:
-            end = group[j][1].offset + group[j][1].stored_len
+        iov = [view[pos : pos + first.stored_len]]
+        pos += first.stored_len
+        end = first.offset + first.stored_len
+        j = i + 1
+        while j < len(group) and len(iov) < _IOV_MAX - 1:
+            loc = group[j][1]
+            gap = loc.offset - end
+            if loc.pack_id != first.pack_id or not 0 <= gap <= _GAP:
+                break
+            if gap:
+                iov.append(scrap[:gap])  # the record header between two chunks
+            iov.append(view[pos : pos + loc.stored_len])
+            pos += loc.stored_len
+            end = loc.offset + loc.stored_len
             j += 1
-        length = end - first.offset
-        if length > len(view):
-            view = memoryview(bytearray(length))
-        if os.preadv(fd, [view[:length]], first.offset) != length:
+        if os.preadv(fd, iov, first.offset) != end - first.offset:
             raise CorruptionError(f"pack {first.pack_id} is truncated before offset {end}; run `lode fsck`")
-        for _, loc in group[i:j]:
-            start = loc.offset - first.offset
-            hasher.update(view[start : start + loc.stored_len])
         i = j
+    hasher.update(view[:pos])
