@@ -191,6 +191,7 @@ def main() -> int:
     def log_ckpt1(k: int) -> dict:
         cp_syncs.append(sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && sync"]))
         rm(scratch / "cp_ckpt.bin")
+        rm(scratch / "floor_ckpt.bin")
         floor = step("floor_log", str(ckpt1), str(scratch / "floor_ckpt.bin"))
         rm(scratch / "floor_ckpt.bin")
         floors["log"].append(floor["seconds"])
