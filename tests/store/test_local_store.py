@@ -705,6 +705,32 @@ def test_raw_chunked_file_is_copied_by_the_kernel_and_verified(store, tmp_path):
             dest.unlink(missing_ok=True)
 
 
+def test_recipe_repeating_a_chunk_is_located_in_order(store, tmp_path):
+    """locate_recipe walks the recipe inside SQLite: a chunk the recipe names twice must
+    come back twice, each time in its place."""
+    block = random_bytes(768 * KiB, 502)
+    data = block * 6 + random_bytes(300 * KiB, 503)
+    (ref,) = put(store, data)
+    chunks = recipe(store, ref.digest)
+    assert len(set(chunks)) < len(chunks)  # the repeated blocks give repeated chunks
+    plan = store.index.locate_recipe(b"".join(chunks))
+    assert [loc.digest for loc in plan] == chunks
+    store.materialize(ref.digest, tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == data
+
+
+def test_raw_file_hash_reads_split_at_the_iovec_limit(store, tmp_path, monkeypatch):
+    """One preadv per stretch of neighbouring chunks, at most _IOV_MAX iovecs each: a
+    limit of 5 (2 chunks and their header a call) must still hash every byte in order."""
+    from lodestore.store import rawcopy
+
+    data = random_bytes(5 * MiB, 504)
+    (ref,) = put(store, data)
+    monkeypatch.setattr(rawcopy, "_IOV_MAX", 5)
+    store.materialize(ref.digest, tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == data
+
+
 def test_truncated_pack_fails_the_kernel_copy_cleanly(store, tmp_path):
     data = random_bytes(6 * MiB, 501)
     (ref,) = put(store, data)
