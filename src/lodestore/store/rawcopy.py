@@ -3,14 +3,17 @@
 The chunks are copied pack -> file with copy_file_range (the bytes never enter this
 process: one copy, as `cp` does), while the hash thread preads the same chunks from the
 pack into its own buffer and hashes them: one preadv and one hash call per 16 MiB (the
-record headers between chunks are scattered into a scrap buffer). Hashing chunk by chunk
-(13,000 calls per GiB) measured the same wall time on this noisy machine but 3-4x the
-voluntary context switches (700-980 against 230-280 per GiB: GIL hand-offs with the
-copying thread) and more user CPU (0.38-0.79 s against 0.34-0.62 s). Measured, 1 GiB checkpoint, ext4: pread +
-writev on one thread with hashing on the other 1.58-2.07 s; this 0.5-0.9 s (cp 0.3-1.0 s
-in the same runs). Hashing through a mapping of the pack instead of a pread measured
-as fast but counted the mapped pages in the peak RSS (1,081 MB), and dropping them
-(madvise) cost 0.4 s.
+record headers between chunks are scattered into a scrap buffer).
+
+Measured, 1 GiB checkpoint, ext4: pread + writev on one thread with hashing on the
+other 1.58-2.07 s; this 0.5-0.9 s (cp 0.3-1.0 s in the same runs). Hashing chunk by
+chunk (13,000 calls per GiB) took the same wall time within this machine's noise but
+3-4x the voluntary context switches (700-980 against 230-280 per GiB: GIL hand-offs
+with the copying thread) and more user CPU (0.38-0.79 s against 0.34-0.62 s). Writing
+the file from the hashed buffer (write() on a second thread) instead of copy_file_range
+measured slower: 0.76-1.55 s against 0.71-0.86 s. Hashing through a mapping of the
+pack instead of a pread measured as fast but counted the mapped pages in the peak RSS
+(1,081 MB), and dropping them (madvise) cost 0.4 s.
 
 Why verifying the pread bytes verifies the copied bytes: both read the pack's pages in
 the page cache, and a pack is a write-once file nothing modifies in place (it is written
@@ -97,7 +100,7 @@ def _hash_group(hasher, group: list[tuple[int, ChunkLocation]], buf: bytearray) 
     them into a scrap buffer, so the chunk bytes land contiguously: ~1 read and 1 hash
     call per 16 MiB instead of 1 hash call per ~80 KiB chunk. Each such call releases
     and retakes the GIL, and the copying thread does the same per chunk: 13,000 extra
-    hand-offs per GiB between the two threads (measured below, module docstring)."""
+    hand-offs per GiB between the two threads (measured: module docstring)."""
     view = memoryview(buf)
     scrap = memoryview(bytearray(_GAP))
     total = sum(loc.stored_len for _, loc in group)
