@@ -731,6 +731,41 @@ def test_raw_file_hash_reads_split_at_the_iovec_limit(store, tmp_path, monkeypat
     assert (tmp_path / "a").read_bytes() == data
 
 
+def test_downloads_hold_one_page_of_chunk_locations_at_a_time(store, tmp_path, monkeypatch):
+    """Memory stays bounded whatever the file size: chunk locations are asked for (and
+    kept) PLAN_PAGE at a time, on both the kernel-copy and the decode paths."""
+    from lodestore.store import local
+
+    raw, text = random_bytes(5 * MiB, 505), text_bytes(3 * MiB, 506)
+    refs = put(store, raw, text)
+    assert {r[5] for r in chunk_rows(store)} == {0, 1}  # raw chunks and compressed ones
+    monkeypatch.setattr(local, "PLAN_PAGE", 7)
+    asked = []
+    locate = store.index.locate_recipe
+    monkeypatch.setattr(store.index, "locate_recipe", lambda part: asked.append(len(part) // 32) or locate(part))
+    store.materialize(refs[0].digest, tmp_path / "raw")
+    store.materialize(refs[1].digest, tmp_path / "text")
+    assert (tmp_path / "raw").read_bytes() == raw and (tmp_path / "text").read_bytes() == text
+    assert b"".join(store.iter_content(refs[1].digest)) == text
+    assert max(asked) == 7 and len(asked) > 4
+
+
+def test_chunk_missing_from_a_later_page_fails_cleanly(store, tmp_path, monkeypatch):
+    from lodestore.store import local
+
+    data = random_bytes(4 * MiB, 507)
+    (ref,) = put(store, data)
+    chunks = recipe(store, ref.digest)
+    assert len(chunks) > 12
+    store.index.execute("DELETE FROM chunks WHERE digest=?", [chunks[10]])
+    monkeypatch.setattr(local, "PLAN_PAGE", 4)  # chunk 10 is in the third page: two are written first
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(CorruptionError, match="1 chunk.s. missing from the index"):
+        store.materialize(ref.digest, out / "f")
+    assert listing(out) == set()  # neither the file nor its temp file
+
+
 def test_truncated_pack_fails_the_kernel_copy_cleanly(store, tmp_path):
     data = random_bytes(6 * MiB, 501)
     (ref,) = put(store, data)
