@@ -252,10 +252,10 @@ class LocalContentStore(ContentStore):
         written. With a kernel copy the hasher never sees what was copied, so it would
         have to read the destination back; and a pack's raw chunks are not one run (a
         41-byte record header sits between neighbours), so the copy is one syscall per
-        ~80 KiB chunk. (Since then: a file of raw chunks only is copied with
-        copy_file_range and hashed through a mapping of the pack, store/rawcopy.py, which
-        measured 3x faster; this path remains for compressed chunks and where the kernel
-        refuses the copy.) Measured on 1 GiB here: copy_file_range + read-back hash 1.47-1.64 s,
+        ~80 KiB chunk. (Since then: pages of raw chunks only are copied with
+        copy_file_range while a second thread preads and hashes the same chunks from the
+        pack, store/rawcopy.py, which measured 3x faster; this path remains for pages with
+        compressed chunks and where the kernel refuses the copy.) Measured on 1 GiB here: copy_file_range + read-back hash 1.47-1.64 s,
         pread + write + hash on one thread 1.75-1.88 s, and this pipelined version (hash on
         a second thread while writing) 0.21 s vs cp 0.30 s at 256 MiB, 1.08 s vs 1.28 s at
         1 GiB: already below cp, with verification built in. Reflinks would need the
