@@ -7,6 +7,10 @@ tests want progress output; the SDK tests don't force a terminal width)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +72,29 @@ def lode(store: Path, capsys: pytest.CaptureFixture):
         return Result(code, out, err)
 
     return run
+
+
+def _kill_once_a_pack_grows(proc: subprocess.Popen, tmp_dir: Path, past: int, timeout: float = 60) -> str:
+    """SIGKILL `proc` (a writer) as soon as one of its unfinished packs under `tmp_dir`
+    (``<store>/tmp/<session>/*.pack``) is larger than `past` bytes: the kill lands in
+    the middle of a write. Returns what the writer printed after that."""
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if any(p.stat().st_size > past for p in tmp_dir.glob("*/*.pack")):
+                    break
+            except FileNotFoundError:  # a pack renamed into place while we looked
+                pass
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        rest = proc.communicate()[0]
+    return rest
+
+
+@pytest.fixture
+def kill_once_a_pack_grows():
+    """_kill_once_a_pack_grows, for the crash tests of the store and of the SDK."""
+    return _kill_once_a_pack_grows

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,11 +29,19 @@ def _run_script(tmp_path: Path, body: str, timeout: float = 60) -> subprocess.Co
                           timeout=timeout)
 
 
-def _start_script(tmp_path: Path, body: str) -> subprocess.Popen:
+@contextmanager
+def _script_running(tmp_path: Path, body: str) -> Iterator[subprocess.Popen]:
+    """The script started in its own process; killed and reaped at the end if it still runs."""
     script = tmp_path / "work" / "job.py"
     script.write_text(textwrap.dedent(body))
-    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def _outcome(run_id: str) -> tuple[str, int | None]:
@@ -71,21 +81,16 @@ def test_system_exit_inside_with_init_uses_its_code(store: Path, tmp_path: Path,
 
 
 def test_sigterm_marks_the_run_failed_and_the_process_dies_by_the_signal(store: Path, tmp_path: Path) -> None:
-    proc = _start_script(tmp_path, """
+    with _script_running(tmp_path, """
         import time, lodestore
         run = lodestore.init(project="zoo", id="victim")
         print("ready", flush=True)
         time.sleep(60)
-    """)
-    try:
+    """) as proc:
         assert proc.stdout.readline().strip() == "ready"
         assert _outcome("victim") == ("running", None)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still happens
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     r = lodestore.Api().run("victim")
     assert (r.state, r.exit_code, r.record.state) == ("failed", 143, "failed")
     assert r.finished_at is not None
@@ -95,7 +100,7 @@ def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path
     """SIGTERM lands in the middle of a write (here: a summary update made slow): the
     handler cannot finish the run from outside, so it unwinds the main thread, whose
     write then completes its cleanup and the end is still recorded."""
-    proc = _start_script(tmp_path, """
+    with _script_running(tmp_path, """
         import time, lodestore
         run = lodestore.init(project="zoo", id="busy")
         catalog = run._repo.catalog
@@ -110,15 +115,10 @@ def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path
 
         catalog.update_run = slow_update
         run.summary["x"] = 1
-    """)
-    try:
+    """) as proc:
         assert proc.stdout.readline().strip() == "inside"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) in (143, -signal.SIGTERM), proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert _outcome("busy") == ("failed", 143)
 
 
@@ -130,7 +130,7 @@ def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path
 ])
 def test_sigterm_chains_to_the_programs_own_handler(store: Path, tmp_path: Path, handler: str,
                                                      returncode: int, outcome) -> None:
-    proc = _start_script(tmp_path, "import signal, sys, time, lodestore\nstop = False\n" + handler + """
+    with _script_running(tmp_path, "import signal, sys, time, lodestore\nstop = False\n" + handler + """
 signal.signal(signal.SIGTERM, on_term)
 run = lodestore.init(project="zoo", id="polite")
 print("ready", flush=True)
@@ -138,15 +138,10 @@ deadline = time.time() + 60
 while not stop and time.time() < deadline:
     time.sleep(0.05)
 print("stopped cleanly", flush=True)
-""")
-    try:
+""") as proc:
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == returncode, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert _outcome("polite") == outcome
 
 
@@ -210,22 +205,17 @@ def test_resume_in_another_project_is_a_conflict(store: Path, monkeypatch: pytes
 
 
 def test_a_run_held_by_a_live_process_cannot_be_resumed(store: Path, tmp_path: Path) -> None:
-    proc = _start_script(tmp_path, """
+    with _script_running(tmp_path, """
         import time, lodestore
         run = lodestore.init(project="zoo", id="shared")
         print("ready", flush=True)
         time.sleep(60)
-    """)
-    try:
+    """) as proc:
         assert proc.stdout.readline().strip() == "ready"
         with pytest.raises(lodestore.ConflictError, match=f"still running in process {proc.pid}"):
             lodestore.init(id="shared", resume="allow")
         proc.kill()  # SIGKILL: nothing is recorded, but the pid is gone
         proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     with lodestore.init(id="shared", resume="allow") as run:  # the holder is dead: resume at once
         assert run.state == "running"
     assert _outcome("shared") == ("finished", 0)

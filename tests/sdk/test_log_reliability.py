@@ -7,7 +7,6 @@ the bytes both stored at once); re-logging identical content says what it ignore
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -94,7 +93,8 @@ print("LOGGED", flush=True)
 """
 
 
-def test_kill_9_while_logging_leaves_no_version_and_next_log_succeeds(store: Path, tmp_path: Path):
+def test_kill_9_while_logging_leaves_no_version_and_next_log_succeeds(store: Path, tmp_path: Path,
+                                                                     kill_once_a_pack_grows):
     big = tmp_path / "src" / "big.bin"
     big.parent.mkdir()
     with open(big, "wb") as f:  # 192 MiB: several 64 MiB packs, so the kill lands mid-log
@@ -104,15 +104,8 @@ def test_kill_9_while_logging_leaves_no_version_and_next_log_succeeds(store: Pat
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "START", proc.stderr.read()
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            if [p for p in (root / "store" / "tmp").glob("*/*.pack") if p.stat().st_size > 8 * MiB]:
-                break
-            time.sleep(0.002)
-        os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.kill()
-        rest = proc.communicate()[0]
+        rest = kill_once_a_pack_grows(proc, root / "store" / "tmp", 8 * MiB)
     assert proc.returncode == -signal.SIGKILL and "LOGGED" not in rest, "the writer was not killed mid-way"
 
     repo = Repository.open(root)

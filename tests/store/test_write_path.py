@@ -41,6 +41,9 @@ def add(store, path):
 @pytest.mark.parametrize(
     "edit",
     [
+        lambda d: {**d, "format": 99},
+        lambda d: {**d, "hash": "sha256"},
+        lambda d: {**d, "chunker": {**d["chunker"], "avg": 2 * d["chunker"]["avg"]}},
         lambda d: {**d, "pack": {**d["pack"], "version": 2}},
         lambda d: {**d, "pack": {**d["pack"], "compression": "lz4"}},
         lambda d: {**d, "pack": {**d["pack"], "target_size": 1024}},
@@ -49,7 +52,7 @@ def add(store, path):
         lambda d: {**d, "encryption": "aes"},
         lambda d: [d],
     ],
-    ids=["pack-version-2", "lz4", "pack-size", "no-pack", "whole-file-limit", "unknown-part", "not-an-object"],
+    ids=["format-99", "other-hash", "other-chunker", "pack-version-2", "lz4", "pack-size", "no-pack", "whole-file-limit", "unknown-part", "not-an-object"],
 )
 def test_every_part_of_the_format_is_checked_on_open(tmp_path, edit):
     LocalContentStore(tmp_path / "store").close()
