@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import (
     LATEST,
-    AliasEvent,
     ArtifactRecord,
     Catalog,
     CommitResult,
@@ -30,7 +29,6 @@ from lodestore.catalog.base import (
 from lodestore.catalog.engine import create_engines
 from lodestore.catalog.migrate import ensure_schema
 from lodestore.catalog.schema import (
-    alias_events,
     aliases,
     artifacts,
     manifest_entries,
@@ -40,6 +38,7 @@ from lodestore.catalog.schema import (
     version_tags,
     versions,
 )
+from lodestore.catalog.sql_aliases import AliasesSql
 from lodestore.catalog.sql_lifecycle import LifecycleSql
 from lodestore.catalog.sql_rows import (
     RUN_SELECT,
@@ -61,11 +60,11 @@ from lodestore.catalog.sql_values import (
     now_utc,
     tag_names,
 )
-from lodestore.errors import ConflictError, InvalidInputError, InvalidNameError, NotFoundError
-from lodestore.names import validate_alias, validate_name
+from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
+from lodestore.names import validate_name
 
 
-class SqlCatalog(RunsSql, LifecycleSql, Catalog):
+class SqlCatalog(AliasesSql, RunsSql, LifecycleSql, Catalog):
     """A catalog in a SQL database; see the module docstring.
 
     >>> cat = SqlCatalog.for_sqlite_file("~/.lodestore/catalog.db")  # doctest: +SKIP
@@ -179,39 +178,6 @@ class SqlCatalog(RunsSql, LifecycleSql, Catalog):
         if not found:
             raise NotFoundError(f"no version with id {version_id}")
         return found[0]
-
-    # --- alias moves --------------------------------------------------------------------
-    def _move_alias(self, conn: Connection, artifact_id: int, alias: str, version_id: int, idx: int,
-                    run_id: str | None, now: datetime) -> None:
-        """Point `alias` at the version, recording the move (nothing if already there)."""
-        cur = conn.execute(
-            select(aliases.c.version_id, versions.c.idx)
-            .join(versions, versions.c.id == aliases.c.version_id)
-            .where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
-        ).first()
-        if cur is not None and cur.version_id == version_id:
-            return
-        if cur is None:
-            conn.execute(insert(aliases).values(artifact_id=artifact_id, alias=alias, version_id=version_id))
-        else:
-            conn.execute(
-                update(aliases)
-                .where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
-                .values(version_id=version_id)
-            )
-        conn.execute(insert(alias_events).values(
-            artifact_id=artifact_id, alias=alias, run_id=run_id, at=now,
-            from_version_id=cur.version_id if cur else None, from_idx=cur.idx if cur else None,
-            to_version_id=version_id, to_idx=idx,
-        ))
-
-    def _drop_alias(self, conn: Connection, artifact_id: int, alias: str, from_id: int, from_idx: int,
-                    run_id: str | None, now: datetime) -> None:
-        conn.execute(delete(aliases).where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias))
-        conn.execute(insert(alias_events).values(
-            artifact_id=artifact_id, alias=alias, run_id=run_id, at=now,
-            from_version_id=from_id, from_idx=from_idx, to_version_id=None, to_idx=None,
-        ))
 
     def _link(self, conn: Connection, table: Table, run_id: str, version_id: int, now: datetime) -> None:
         conn.execute(insert_ignore(conn, table, ["run_id", "version_id"]).values(
@@ -457,72 +423,10 @@ class SqlCatalog(RunsSql, LifecycleSql, Catalog):
                 conn.execute(insert_ignore(conn, version_tags, ["version_id", "tag"]),
                              [{"version_id": version_id, "tag": t} for t in tags_in])
             if wanted_aliases is not None:
-                self._replace_aliases(conn, v, wanted_aliases, run_id, now)
+                self._set_version_aliases(conn, v, wanted_aliases, None, run_id, now)
             if aliases_in or aliases_out:
-                self._change_aliases(conn, v, aliases_in, aliases_out, run_id, now)
+                self._set_version_aliases(conn, v, aliases_in, aliases_out, run_id, now)
             return self._load_one(conn, version_id)
-
-    def _change_aliases(self, conn: Connection, v: Any, add: list[str], remove: list[str], run_id: str | None,
-                        now: datetime) -> None:
-        if add and v.state == "deleted":
-            raise ConflictError(f"version id {v.id} (v{v.idx}) is deleted; it cannot take aliases")
-        held = set(conn.execute(
-            select(aliases.c.alias).where(aliases.c.version_id == v.id, aliases.c.alias.in_(remove))
-        ).scalars()) if remove else set()
-        for alias in sorted(held - set(add)):
-            self._drop_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
-        for alias in add:
-            self._move_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
-
-    def _replace_aliases(self, conn: Connection, v: Any, wanted: list[str], run_id: str | None,
-                         now: datetime) -> None:
-        if wanted and v.state == "deleted":
-            raise ConflictError(f"version id {v.id} (v{v.idx}) is deleted; it cannot take aliases")
-        held = set(conn.execute(
-            select(aliases.c.alias).where(aliases.c.version_id == v.id, aliases.c.alias != LATEST)
-        ).scalars())
-        for alias in sorted(held - set(wanted)):
-            self._drop_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
-        for alias in wanted:
-            self._move_alias(conn, v.artifact_id, alias, v.id, v.idx, run_id, now)
-
-    def set_alias(self, project: str, name: str, alias: str, index: int, run_id: str | None = None) -> None:
-        validate_alias(alias)
-        if alias == LATEST:
-            raise InvalidNameError(f"{LATEST!r} is managed by the catalog (it follows the newest version)")
-        with self._writing() as conn:
-            art = self._artifact(conn, project, name)
-            if run_id is not None:
-                self._require_run(conn, run_id)
-            vid = self._resolve(conn, art, project, f"v{int(index)}", include_deleted=False)
-            self._move_alias(conn, art.id, alias, vid, int(index), run_id, now_utc())
-
-    def remove_alias(self, project: str, name: str, alias: str, run_id: str | None = None) -> None:
-        if alias == LATEST:
-            raise ConflictError(f"{LATEST!r} cannot be removed: it follows the newest version")
-        with self._writing() as conn:
-            art = self._artifact(conn, project, name)
-            if run_id is not None:
-                self._require_run(conn, run_id)
-            cur = conn.execute(
-                select(aliases.c.version_id, versions.c.idx)
-                .join(versions, versions.c.id == aliases.c.version_id)
-                .where(aliases.c.artifact_id == art.id, aliases.c.alias == alias)
-            ).first()
-            if cur is None:
-                held = alias_order(conn.execute(select(aliases.c.alias).where(aliases.c.artifact_id == art.id))
-                                   .scalars())
-                raise NotFoundError(f"{project}/{name} has no alias {alias!r}; {listing(held, 'aliases')}")
-            self._drop_alias(conn, art.id, alias, cur.version_id, cur.idx, run_id, now_utc())
-
-    def alias_history(self, project: str, name: str) -> list[AliasEvent]:
-        e = alias_events.c
-        with self._reading() as conn:
-            art = self._artifact(conn, project, name)
-            rows = conn.execute(
-                select(e.alias, e.from_idx, e.to_idx, e.run_id, e.at).where(e.artifact_id == art.id).order_by(e.id)
-            )
-            return [AliasEvent(r.alias, r.from_idx, r.to_idx, r.run_id, r.at) for r in rows]
 
     # --- search, lineage and diff (the queries live in catalog/query.py) -----------------
     def search_versions(self, query: str, limit: int | None = None,
