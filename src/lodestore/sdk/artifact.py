@@ -29,10 +29,11 @@ from lodestore.errors import (
     InvalidInputError,
     NotFoundError,
     SourceFileNotFoundError,
-    VerificationError,
 )
-from lodestore.names import is_temp_name, normalize_entry_path, validate_alias, validate_name
+from lodestore.names import normalize_entry_path, validate_alias, validate_name
 from lodestore.sdk import ui
+from lodestore.sdk.artifact_files import ArtifactEntry, VersionFiles
+from lodestore.sdk.artifact_lineage import VersionLineage
 from lodestore.sdk.draft import (
     PendingFile,
     check_no_file_folder_clash,
@@ -42,7 +43,6 @@ from lodestore.sdk.draft import (
     pause_for_tests,
     plain_entry,
 )
-from lodestore.sdk.local_folder import file_digest, remove_extras
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.walk import walk_files
 
@@ -50,42 +50,7 @@ if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
 
-class ArtifactEntry:
-    """One file of a logged version (what `files()` and `get_entry()` return)."""
-
-    def __init__(self, artifact: Artifact, path: str, digest: str, size: int):
-        self._artifact = artifact
-        self.path = path
-        self.digest = digest
-        self.size = size
-
-    @property
-    def name(self) -> str:
-        return self.path
-
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Write this one file under `root` (default: the artifact's default folder)."""
-        art = self._artifact
-        target = Path(root) if root is not None else art._default_root()
-        from lodestore.sdk.lifecycle import refuse_broken
-        from lodestore.sdk.materialize import materialize_entries
-
-        refuse_broken(art._logged(), art._record)  # a broken version serves no file, not even one
-
-        # the same path as a whole download: kept if already there, reflinked where it can be
-        materialize_entries(art._logged(), [ManifestEntry(self.path, self.digest, self.size)], target,
-                            label=f"download {self.path}", what=art.qualified_name)
-        return target / self.path
-
-    def __repr__(self) -> str:
-        return f"ArtifactEntry(path={self.path!r}, size={self.size}, digest={self.digest[:12]}...)"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ArtifactEntry) and (self.path, self.digest, self.size) == (
-            other.path, other.digest, other.size)
-
-
-class Artifact:
+class Artifact(VersionFiles, VersionLineage):
     """A versioned folder of files. See the module docstring."""
 
     def __init__(self, name: str | None = None, type: str | None = None, description: str | None = None,
@@ -532,139 +497,6 @@ class Artifact:
     @property
     def logical_size(self) -> int:
         return self.size
-
-    # ------------------------------------------------------------------ reading a logged version
-    def files(self) -> list[ArtifactEntry]:
-        repo = self._logged()
-        return [ArtifactEntry(self, e.path, e.digest, e.size) for e in repo.catalog.iter_entries(self._record.id)]
-
-    def get_manifest(self) -> dict[str, dict[str, Any]]:
-        """Runicorn spelling: {path: {"digest", "size"}}."""
-        return {e.path: {"digest": e.digest, "size": e.size} for e in self.files()}
-
-    def get_entry(self, name: str) -> ArtifactEntry:
-        repo = self._logged()
-        e = repo.catalog.get_entry(self._record.id, normalize_entry_path(name))
-        return ArtifactEntry(self, e.path, e.digest, e.size)
-
-    get_path = get_entry  # W&B's older spelling
-
-    def _default_root(self) -> Path:
-        return Path("artifacts") / f"{self._name}-{self.version}"
-
-    def download(self, root: str | os.PathLike[str] | None = None, target_dir: str | os.PathLike[str] | None = None,
-                 path_prefix: str | None = None, hardlink: bool = False) -> Path:
-        """Materialise the version's files under `root` (or `target_dir`); returns the folder.
-
-        Files already present with the right content are kept (re-downloads are cheap);
-        others are (re)written from the store, verified, atomically. By default files are
-        copies the user may edit freely; `hardlink=True` links them to a read-only cache
-        copy instead (fast, no extra space, but the files are read-only).
-        """
-        repo = self._logged()
-        from lodestore.sdk.lifecycle import refuse_broken
-
-        refuse_broken(repo, self._record)  # before anything is written
-        if root is not None and target_dir is not None and Path(root) != Path(target_dir):
-            raise InvalidInputError("pass root= or target_dir=, not both")
-        target = Path(root if root is not None else target_dir if target_dir is not None else self._default_root())
-        entries = list(repo.catalog.iter_entries(self._record.id))
-        if path_prefix:
-            entries = [e for e in entries if e.path.startswith(path_prefix)]
-        from lodestore.sdk.materialize import materialize_entries
-
-        materialize_entries(repo, entries, target, label=f"download {self.name}", hardlink=hardlink,
-                            what=self.qualified_name)
-        return target
-
-    def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:
-        """Make `root` match the version exactly: delete what is not in it (files, folders
-        standing where a file goes, symlinks), then download. The store itself is never
-        touched, even when it lives inside `root`."""
-        repo = self._logged()
-        from lodestore.sdk.lifecycle import refuse_broken
-
-        refuse_broken(repo, self._record)  # before extras are deleted
-        target = Path(root) if root is not None else self._default_root()
-        if target.resolve().is_relative_to(repo.root.resolve()):
-            raise ConflictError(f"{target} is inside the store at {repo.root}; check out somewhere else")
-        if target.is_dir():
-            wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
-            remove_extras(target, wanted, protect=repo.root)
-        return self.download(root=target, hardlink=hardlink)
-
-    def verify(self, root: str | os.PathLike[str] | None = None) -> None:
-        """Raise VerificationError listing every file under `root` that is missing,
-        modified, or not part of the version."""
-        repo = self._logged()
-        target = Path(root) if root is not None else self._default_root()
-        if not target.is_dir():
-            raise VerificationError(f"{target} does not exist or is not a folder")
-        problems: list[str] = []
-        seen: set[str] = set()
-        for e in repo.catalog.iter_entries(self._record.id):
-            seen.add(e.path)
-            p = target / e.path
-            if not p.is_file():
-                problems.append(f"missing: {e.path}")
-                continue
-            if p.stat().st_size != e.size or file_digest(p) != e.digest:
-                problems.append(f"modified: {e.path}")
-        for dirpath, _, filenames in os.walk(target):
-            for f in filenames:
-                rel = Path(dirpath, f).relative_to(target).as_posix()
-                if rel not in seen and not is_temp_name(f):  # a download in progress (or killed)
-                    problems.append(f"extra: {rel}")
-        if problems:
-            shown = "\n  ".join(problems[:20])
-            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-            raise VerificationError(f"{target} does not match {self.qualified_name}:\n  {shown}{more}")
-
-    # ------------------------------------------------------------------ lineage and diff
-    def logged_by(self):
-        """The run that logged this version (a public run object), or None."""
-        repo = self._logged()
-        from lodestore.sdk.run import PublicRun
-
-        run_id = self._record.created_by_run
-        if run_id is None:
-            producers = repo.catalog.lineage_hop([self._record.id], "up")
-            run_id = producers[0][0] if producers else None
-        return None if run_id is None else PublicRun(repo, repo.catalog.get_run(run_id))
-
-    def used_by(self) -> list:
-        """Runs that used this version, in the order they first used it."""
-        repo = self._logged()
-        from lodestore.sdk.run import PublicRun
-
-        return [PublicRun(repo, r) for r in repo.catalog.version_users(self._record.id)]
-
-    def lineage(self, direction: str = "both", depth: int | None = None):
-        """The lineage graph around this version (see `lodestore.sdk.lineage`)."""
-        from lodestore.sdk.lineage import build_graph
-
-        return build_graph(self._logged(), self._record, direction, depth)
-
-    def downstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
-        """Versions made from this one, directly or through intermediate versions
-        (``dataset.downstream(type="model")``: every model trained on it)."""
-        repo = self._logged()
-        return [Artifact._from_record(repo, v) for v in self.lineage("down", depth).versions(type)]
-
-    def upstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
-        """Versions this one was made from, directly or transitively."""
-        repo = self._logged()
-        return [Artifact._from_record(repo, v) for v in self.lineage("up", depth).versions(type)]
-
-    def diff(self, other: Artifact):
-        """Compare this version (old) with `other` (new); see `lodestore.sdk.diff`."""
-        repo = self._logged()
-        other._logged()
-        from lodestore.sdk.diff import diff_versions
-
-        # fresh records: aliases and tags may have moved since these objects were loaded
-        return diff_versions(repo.catalog, repo.catalog.get_version_by_id(self._record.id),
-                             repo.catalog.get_version_by_id(other._record.id))
 
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:
