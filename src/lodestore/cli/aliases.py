@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from lodestore.catalog.base import LATEST
 from lodestore.cli import context
 from lodestore.cli.artifacts import artifact_ref
 from lodestore.cli.main import app
 from lodestore.cli.output import print_json, stdout, table, when
-from lodestore.errors import InvalidInputError
-from lodestore.names import parse_ref
 
 alias_app = typer.Typer(help="Move, remove and audit aliases.", no_args_is_help=True)
 app.add_typer(alias_app, name="alias")
-
-
-def _not_latest(alias: str) -> None:
-    if alias == LATEST:
-        raise InvalidInputError(f"{LATEST!r} is managed automatically: it always points at the newest "
-                                "version, so it cannot be set or removed by hand")
 
 
 @alias_app.command("set")
@@ -28,22 +19,15 @@ def set_alias(ref: str = typer.Argument(..., help="project/artifact:vN"), alias:
 
     Example: lode alias set zoo/animals:v1 production
     """
-    _not_latest(alias)
-    parsed = parse_ref(ref)
-    repo = context.repo()
-    if parsed.selector is None:
-        raise InvalidInputError("say which version: project/artifact:vN (or :alias)")
-    version = repo.catalog.get_version(parsed.project, parsed.name, parsed.selector)
-    repo.catalog.set_alias(parsed.project, parsed.name, alias, version.index)
+    version = context.service().set_alias(ref, alias)
     stdout.print(f"{alias} -> {version.qualified_name}")
 
 
 @alias_app.command("rm")
 def remove_alias(name: str = typer.Argument(..., help="project/artifact"), alias: str = typer.Argument(...)) -> None:
     """Remove an alias from an artifact."""
-    _not_latest(alias)
     parsed = artifact_ref(name, "alias rm")
-    context.repo().catalog.remove_alias(parsed.project, parsed.name, alias)
+    context.service().remove_alias(parsed.project, parsed.name, alias)
     stdout.print(f"removed {alias} from {parsed.project}/{parsed.name}")
 
 
@@ -52,7 +36,7 @@ def alias_history(name: str = typer.Argument(..., help="project/artifact"),
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Every alias move: when, from which version, to which, by which run."""
     parsed = artifact_ref(name, "alias history")
-    events = context.repo().catalog.alias_history(parsed.project, parsed.name)
+    events = context.service().alias_history(parsed.project, parsed.name)
     if as_json:
         print_json(events)
         return

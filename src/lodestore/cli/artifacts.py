@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Optional
 
@@ -14,16 +15,16 @@ from lodestore.cli.output import human_size, key_values, print_json, stdout, tab
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.run import fetch_artifact
+from lodestore.sdk.service import Usage, VersionRecord, parse_duration
 
 
-def version_json(a: Artifact) -> dict:
+def version_json(v: VersionRecord) -> dict:
     return {
-        "name": a.qualified_name, "project": a.project, "artifact": a.source_name, "version": a.version,
-        "type": a.type, "digest": a.digest, "size": a.size, "file_count": a.file_count,
-        "created_at": a.created_at, "aliases": a.aliases, "tags": a.tags, "description": a.description,
-        "metadata": a.metadata, "logged_by": a.logged_by_run_id, "state": a.state,
-        "ttl_seconds": None if a.ttl is None else int(a.ttl.total_seconds()),
+        "name": v.qualified_name, "project": v.project, "artifact": v.name, "version": v.version,
+        "type": v.type, "digest": v.digest, "size": v.size, "file_count": v.file_count,
+        "created_at": v.created_at, "aliases": list(v.aliases), "tags": list(v.tags),
+        "description": v.description, "metadata": v.metadata, "logged_by": v.created_by_run, "state": v.state,
+        "ttl_seconds": v.ttl_seconds,
     }
 
 
@@ -71,8 +72,6 @@ def put(
             raise InvalidInputError("--metadata must be a JSON object")
     if not path.exists():
         raise SourceFileNotFoundError(f"no such file or folder: {path}")
-    from lodestore.sdk.lifecycle import parse_duration
-
     art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project,
                    ttl=None if ttl is None else parse_duration(ttl))
     if path.is_dir():
@@ -80,9 +79,10 @@ def put(
     else:
         art.add_file(path)
     art.add_tags(*tag)
-    created = art._log(context.repo(), ref.project, alias, run_id=None)
+    svc = context.service()
+    created = svc.log(art, project=ref.project, aliases=alias)
     if as_json:
-        print_json({**version_json(art), "created": created})
+        print_json({**version_json(svc.version_by_id(art.id)), "created": created})
     else:
         verb = "logged" if created else "unchanged, kept"
         stdout.print(f"{verb} [bold]{art.qualified_name}[/bold] ({art.file_count} files, {human_size(art.size)}) "
@@ -100,7 +100,7 @@ def get(
 
     Example: lode get zoo/animals:latest --root data/
     """
-    art = fetch_artifact(context.repo(), ref)
+    art = context.api().artifact(ref)
     if checkout:
         target = art.checkout(root=root, hardlink=hardlink)
     else:
@@ -115,7 +115,7 @@ def list_artifacts(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List artifacts with their type, version count, size and latest version."""
-    records = context.repo().catalog.list_artifacts(project=project, type=type)
+    records = context.service().artifacts(project=project, type=type)
     if as_json:
         print_json([
             {"name": f"{r.project}/{r.name}", "type": r.type, "versions": r.version_count,
@@ -138,18 +138,15 @@ def versions(
 ) -> None:
     """List the versions of an artifact, oldest first."""
     ref = artifact_ref(name, "versions")
-    repo = context.repo()
-    records = repo.catalog.list_versions(ref.project, ref.name, include_deleted=all_)
-    arts = [Artifact._from_record(repo, r) for r in records]
-    from lodestore.sdk.lifecycle import Usage, usage
-
-    use = usage(repo, [a.id for a in arts])  # exclusive: bytes only this version holds (freed if it alone is deleted)
+    svc = context.service()
+    records = svc.versions(ref.project, ref.name, include_deleted=all_)
+    use = svc.usage(records)  # exclusive: bytes only this version holds (freed if it alone is deleted)
     if as_json:
-        print_json([{**version_json(a), "exclusive_size": use.get(a.id, Usage()).exclusive} for a in arts])
+        print_json([{**version_json(v), "exclusive_size": use.get(v.id, Usage()).exclusive} for v in records])
         return
     table(["version", "created", "size", "exclusive", "files", "aliases", "run", "state"], [
-        [a.version, when(a.created_at), human_size(a.size), human_size(use.get(a.id, Usage()).exclusive),
-         a.file_count, ", ".join(a.aliases), a.logged_by_run_id or "-", a.state] for a in arts
+        [v.version, when(v.created_at), human_size(v.size), human_size(use.get(v.id, Usage()).exclusive),
+         v.file_count, ", ".join(v.aliases), v.created_by_run or "-", v.state] for v in records
     ], title=f"{ref.project}/{ref.name}")
 
 
@@ -159,21 +156,19 @@ def info(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Everything about one version: type, created, size, files, aliases, metadata, run."""
-    from lodestore.sdk.lifecycle import version_usage
-
-    repo = context.repo()
-    art = fetch_artifact(repo, ref)
-    use = version_usage(repo, art.id)
+    svc = context.service()
+    art = svc.version(ref)
+    use = svc.version_usage(art)
     if as_json:
         print_json({**version_json(art), "exclusive_size": use.exclusive, "exclusive_logical": use.exclusive_logical})
         return
     key_values([
         ("type", art.type), ("state", art.state), ("created", when(art.created_at)),
-        ("created by", art.logged_by_run_id or "- (logged without a run)"), ("size", human_size(art.size)),
+        ("created by", art.created_by_run or "- (logged without a run)"), ("size", human_size(art.size)),
         ("exclusive", f"{human_size(use.exclusive)} stored, {human_size(use.exclusive_logical)} logical "
                       "(only this version holds them: freed if it alone is deleted)"),
-        ("ttl", "-" if art.ttl is None else f"{_duration(art.ttl)} (deleted by `lode prune` after "
-                f"{when(art.created_at + art.ttl)})"),
+        ("ttl", "-" if art.ttl_seconds is None else f"{_duration(art.ttl_seconds)} (deleted by `lode prune` "
+                f"after {when(art.created_at + timedelta(seconds=art.ttl_seconds))})"),
         ("files", art.file_count), ("aliases", ", ".join(art.aliases) or "-"),
         ("tags", ", ".join(art.tags) or "-"), ("description", art.description or "-"),
         ("digest", art.digest),
@@ -183,8 +178,7 @@ def info(
         stdout.print(f"    {k}: {json.dumps(v)}", markup=False)
 
 
-def _duration(d) -> str:
-    secs = int(d.total_seconds())
+def _duration(secs: int) -> str:
     for unit, n in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if secs % n == 0:
             return f"{secs // n}{unit}"
@@ -197,8 +191,9 @@ def files(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the files of a version with size and digest."""
-    art = fetch_artifact(context.repo(), ref)
-    entries = art.files()
+    svc = context.service()
+    art = svc.version(ref)
+    entries = svc.entries(art)
     if as_json:
         print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries])
         return

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, print_json, stdout, table
 from lodestore.errors import CorruptionError
-from lodestore.sdk import cache as cache_mod
+from lodestore.sdk.service import Service
 
 cache_app = typer.Typer(help="The download cache (hard-link sources), least recently used first.",
                         no_args_is_help=True)
@@ -16,16 +18,14 @@ app.add_typer(cache_app, name="cache")
 
 
 def _when(t: float) -> str:
-    import time
-
     return "-" if not t else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 @cache_app.command("ls")
 def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     """Cached files, least recently used first, with the total."""
-    items = cache_mod.entries(cache_mod.cache_dir(context.repo()))
-    cap = cache_mod.max_bytes()
+    items = context.service().cache_entries()
+    cap = Service.cache_max_bytes()
     if as_json:
         print_json({"total_bytes": sum(e.size for e in items), "max_bytes": cap, "entries": [
             {"digest": e.digest, "size": e.size, "last_used": e.last_used, "links": e.links} for e in items]})
@@ -33,7 +33,7 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     limit = f"cap {human_size(cap)}" if cap is not None else "no cap"
     table(["digest", "size", "last used", "links"],
           [[e.digest[:16], human_size(e.size), _when(e.last_used), e.links] for e in items],
-          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))} ({limit}, ${cache_mod.ENV_MAX})")
+          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))} ({limit}, $LODESTORE_CACHE_MAX_BYTES)")
 
 
 @cache_app.command("cleanup")
@@ -43,7 +43,7 @@ def cleanup(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Evict least recently used files until the cache fits (downloads keep their links)."""
-    evicted = cache_mod.cleanup(cache_mod.cache_dir(context.repo()), cache_mod.parse_size(max_size), dry_run=dry_run)
+    evicted = context.service().cache_cleanup(max_size, dry_run=dry_run)
     freed = sum(e.size for e in evicted)
     if as_json:
         print_json({"dry_run": dry_run, "evicted": [e.digest for e in evicted], "freed_bytes": freed})
@@ -58,7 +58,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check every cached copy against its digest. Exit code 6 if a bad one is kept."""
-    bad = cache_mod.verify(cache_mod.cache_dir(context.repo()), fix=fix)
+    bad = context.service().cache_verify(fix=fix)
     if as_json:
         print_json({"bad": [{"digest": e.digest, "problem": why} for e, why in bad], "fixed": fix})
     else:

@@ -27,30 +27,30 @@ def _write_dataset(folder: Path, n: int, seed: int) -> None:
 @app.command()
 def demo() -> None:
     """Log a tiny 'animals' dataset twice (v0, then v1 with new images) and show it."""
-    import lodestore
+    import lodestore  # the public package, as a user's script imports it
 
-    repo = context.repo()
+    store_root = context.service().root
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "animals"
         _write_dataset(data, 8, seed=1)
-        with lodestore.init(project="demo", name="prep", root=repo.root) as run:
+        with lodestore.init(project="demo", name="prep", root=store_root) as run:
             art = lodestore.Artifact("animals", type="dataset", description="cats and dogs",
                                      metadata={"source": "lode demo", "num_samples": 8})
             art.add_dir(data / "images", name="images")
             art.add_file(data / "labels.csv", name="meta/labels.csv")
             v0 = run.log_artifact(art, aliases=["baseline"])
         _write_dataset(data, 12, seed=1)
-        with lodestore.init(project="demo", name="prep-more", root=repo.root) as run:
+        with lodestore.init(project="demo", name="prep-more", root=store_root) as run:
             art = lodestore.Artifact("animals", type="dataset", description="cats and dogs, more of them",
                                      metadata={"source": "lode demo", "num_samples": 12})
             art.add_dir(data / "images", name="images")
             art.add_file(data / "labels.csv", name="meta/labels.csv")
             v1 = run.log_artifact(art, aliases=["best"])
-        with lodestore.init(project="demo", name="train", root=repo.root) as run:
+        with lodestore.init(project="demo", name="train", root=store_root) as run:
             used = run.use_artifact("demo/animals:best")
             out = used.download(root=Path(tmp) / "download")
             used.verify(root=out)
-    stdout.print(f"store: {repo.root}\n", markup=False)
+    stdout.print(f"store: {store_root}\n", markup=False)
     table(["version", "files", "size", "aliases", "logged by"], [
         [a.version, a.file_count, human_size(a.size), ", ".join(a.refresh().aliases), a.logged_by_run_id]
         for a in (v0, v1)

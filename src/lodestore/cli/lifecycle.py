@@ -9,9 +9,9 @@ import typer
 from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, stderr, stdout, table
-from lodestore.errors import CorruptionError, InvalidInputError, LodestoreError
+from lodestore.errors import CorruptionError, InvalidInputError
 from lodestore.names import parse_ref
-from lodestore.sdk import lifecycle
+from lodestore.sdk.service import RetentionUpdate, Service
 
 
 def _ref(ref: str):
@@ -32,13 +32,12 @@ def rm(
 
     Example: lode rm zoo/animals:v0
     """
-    repo = context.repo()
+    svc = context.service()
     done = []
     for ref in refs:
-        r = _ref(ref)
-        record = repo.catalog.get_version(r.project, r.name, r.selector, include_deleted=permanent)
+        record = svc.version(_ref(ref), include_deleted=permanent)
         name = record.qualified_name
-        lifecycle.delete_version(repo, record, permanent=permanent, delete_aliases=delete_aliases)
+        svc.delete(record, permanent=permanent, delete_aliases=delete_aliases)
         done.append(name)
         if not as_json:
             verb = "deleted for good" if permanent else "deleted (restore with `lode restore`)"
@@ -53,15 +52,8 @@ def restore(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Bring back a soft-deleted version."""
-    r = _ref(ref)
-    repo = context.repo()
-    before = None
-    try:
-        before = repo.catalog.get_version(r.project, r.name, r.selector, include_deleted=True).state
-    except LodestoreError:
-        pass  # restore_version explains what is missing
-    record = lifecycle.restore_version(repo, r.project, r.name, r.selector)
-    restored = before == "deleted"
+    done = context.service().restore(_ref(ref))
+    record, before, restored = done.version, done.was, done.restored
     if as_json:
         print_json({"restored": record.qualified_name if restored else None, "name": record.qualified_name,
                     "state": record.state, "was": before, "aliases": list(record.aliases)})
@@ -125,7 +117,7 @@ def gc(
 
     Prints its plan first, then what it did. --json: {"plan": ..., "result": ...}.
     """
-    plan = lifecycle.gc(context.repo(), dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
+    plan = context.service().gc(dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
                         on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run))
     if as_json:
         result = plan.as_dict()
@@ -151,13 +143,13 @@ def prune(
         if plan.drop:
             table(["version", "size", "reason", "removes aliases"],
                   [[r.qualified_name, human_size(r.size), plan.reasons[r.id],
-                    ", ".join(lifecycle.custom_aliases(r)) or "-"] for r in plan.drop])
-            held = [r for r in plan.drop if lifecycle.custom_aliases(r)]
+                    ", ".join(Service.custom_aliases(r)) or "-"] for r in plan.drop])
+            held = [r for r in plan.drop if Service.custom_aliases(r)]
             if held:
                 stdout.print(f"{len(held)} of them hold aliases, which the delete removes (the policy has no "
                              "--keep-aliased; restoring a version does not bring its aliases back)", markup=False)
 
-    plan = lifecycle.prune(context.repo(), dry_run=dry_run, on_plan=show)
+    plan = context.service().prune(dry_run=dry_run, on_plan=show)
     if as_json:
         print_json({"dry_run": dry_run, "drop": plan.as_dict()})
 
@@ -182,22 +174,13 @@ def retention_set(
     Example: lode retention set zoo/animals --keep-last 5 --keep-aliased
     """
     r = parse_ref(name)
-    repo = context.repo()
-    if clear:
-        if keep_last is not None or keep_aliased is not None or max_age is not None:
-            raise InvalidInputError("--clear removes the whole policy; give it alone")
-        repo.catalog.set_retention(r.project, r.name, None)
-        stdout.print(f"{r.project}/{r.name}: retention cleared", markup=False)
-        return
-    if (no_keep_last and keep_last is not None) or (no_max_age and max_age is not None):
-        raise InvalidInputError("a setting cannot be both given and removed")
-    policy = dict(repo.catalog.get_retention(r.project, r.name) or {})
-    for key, drop in (("keep_last", no_keep_last), ("max_age_seconds", no_max_age)):
-        if drop:
-            policy.pop(key, None)
-    policy = lifecycle.merge_policy(policy, keep_last=keep_last, keep_aliased=keep_aliased,
-                                    max_age_seconds=None if max_age is None else max_age * 86400)
-    repo.catalog.set_retention(r.project, r.name, policy or None)
+    update = RetentionUpdate(
+        keep_last=keep_last, keep_aliased=keep_aliased,
+        max_age_seconds=None if max_age is None else max_age * 86400,
+        unset=tuple(k for k, drop in (("keep_last", no_keep_last), ("max_age_seconds", no_max_age)) if drop))
+    if clear and update != RetentionUpdate():
+        raise InvalidInputError("--clear removes the whole policy; give it alone")
+    policy = context.service().set_retention(r.project, r.name, update, clear=clear)
     stdout.print(f"{r.project}/{r.name}: retention {policy or 'cleared'}", markup=False)
 
 
@@ -206,13 +189,12 @@ def retention_show(
     name: str | None = typer.Argument(None, help="project/artifact (default: all)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    repo = context.repo()
+    svc = context.service()
     if name:
         r = parse_ref(name)
-        rows = [(f"{r.project}/{r.name}", repo.catalog.get_retention(r.project, r.name))]
+        rows = [(f"{r.project}/{r.name}", svc.retention(r.project, r.name))]
     else:
-        rows = [(f"{a.project}/{a.name}", repo.catalog.get_retention(a.project, a.name))
-                for a in repo.catalog.list_artifacts()]
+        rows = [(f"{a.project}/{a.name}", policy) for a, policy in svc.retentions()]
     if as_json:
         print_json({n: p for n, p in rows})
         return
@@ -233,7 +215,7 @@ def fsck(
 
     Versions already marked broken by an earlier repair are listed but do not fail the check.
     """
-    result = lifecycle.fsck(context.repo(), repair=repair)
+    result = context.service().fsck(repair=repair)
     final = result["repaired"]["after"] if repair else result
     if as_json:
         print_json(result)

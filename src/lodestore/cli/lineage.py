@@ -8,22 +8,13 @@ from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError
-from lodestore.names import parse_ref
-from lodestore.sdk.artifact import Artifact
+from lodestore.cli.artifacts import version_json
+from lodestore.sdk.service import VersionRecord
 
 
-def _version(ref: str) -> Artifact:
+def _version(ref: str) -> VersionRecord:
     """A version by reference, deleted ones included (history must still be shown)."""
-    repo = context.repo()
-    parsed = parse_ref(ref)
-    return Artifact._from_record(repo, repo.catalog.get_version(parsed.project, parsed.name, parsed.selector,
-                                                                include_deleted=True))
-
-
-def _search_json(a: Artifact) -> dict:
-    from lodestore.cli.artifacts import version_json
-
-    return version_json(a)
+    return context.service().version(ref, include_deleted=True)
 
 
 @app.command()
@@ -50,15 +41,15 @@ def lineage(
         raise InvalidInputError(f"--format must be tree, json or dot, not {fmt!r}")
     direction = "up" if up else "down" if down else "both"
     art = _version(ref)
-    graph = art.lineage(direction=direction, depth=depth)
+    graph = context.service().lineage(art, direction=direction, depth=depth)
     if type is not None:
-        found = [Artifact._from_record(art._repo, v) for v in graph.versions(type)]
+        found = graph.versions(type)
         if as_json or fmt == "json":
-            print_json([_search_json(a) for a in found])
+            print_json([version_json(a) for a in found])
             return
         where = {"up": "upstream of", "down": "downstream of", "both": "around"}[direction]
         table(["name", "type", "state", "aliases", "logged by", "created"], [
-            [a.qualified_name, a.type, a.state, ", ".join(a.aliases), a.logged_by_run_id or "-", when(a.created_at)]
+            [a.qualified_name, a.type, a.state, ", ".join(a.aliases), a.created_by_run or "-", when(a.created_at)]
             for a in found
         ], title=f"{len(found)} {type} version(s) {where} {art.qualified_name}")
         return
@@ -93,11 +84,9 @@ def search(
       lode search 'project=zoo state=deleted'
       lode search 'type=model tag:production OR type=dataset NOT tag:raw'
     """
-    from lodestore.sdk.search import search as run_search
-
-    found = run_search(context.repo(), query, limit)
+    found = context.service().search(query, limit)
     if as_json:
-        print_json([_search_json(a) for a in found])
+        print_json([version_json(a) for a in found])
         return
     table(["name", "type", "state", "aliases", "tags", "size", "files", "created"], [
         [a.qualified_name, a.type, a.state, ", ".join(a.aliases), ", ".join(a.tags), human_size(a.size),
@@ -116,8 +105,7 @@ def diff(
 
     Example: lode diff zoo/animals:v1 zoo/animals:v3
     """
-    old, new = _version(a), _version(b)
-    d = old.diff(new)
+    d = context.service().diff(_version(a), _version(b))
     if as_json:
         print_json(d.to_dict())
         return
@@ -165,9 +153,7 @@ def list_runs(
       lode runs -p zoo --filter 'group=sweep-1' --order -summary.val_acc
       lode runs --filter 'state=crashed OR state=failed'
     """
-    from lodestore.sdk.search import find_runs
-
-    found = find_runs(context.repo(), project, filter, order, limit)
+    found = context.api().runs(project, filter, order, limit=limit)
     if as_json:
         print_json([r.to_dict() for r in found])
         return
@@ -188,9 +174,7 @@ def show_run(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show a run: its state, config, summary, and the versions it used and logged."""
-    from lodestore.sdk.api import Api
-
-    run = Api(context.state["root"]).run(run_id)
+    run = context.api().run(run_id)
     used, logged = run.used_artifacts(), run.logged_artifacts()
     if as_json:
         print_json({**run.to_dict(), "used": [a.qualified_name for a in used],

@@ -7,7 +7,6 @@ import typer
 from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, table
-from lodestore.sdk import lifecycle
 
 
 def _ratio(r: float | None) -> str:
@@ -18,7 +17,7 @@ def _ratio(r: float | None) -> str:
 def stats(as_json: bool = typer.Option(False, "--json")) -> None:
     """Logical, unique and stored bytes, dedup and compression savings, per type and per
     artifact, soft-deleted bytes and what gc would free."""
-    s = lifecycle.stats(context.repo())
+    s = context.service().stats()
     if as_json:
         print_json(s)
         return

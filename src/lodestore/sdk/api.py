@@ -7,8 +7,8 @@ import os
 from lodestore.errors import InvalidNameError, NotFoundError
 from lodestore.names import parse_ref
 from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.repository import Repository
 from lodestore.sdk.run import fetch_artifact
+from lodestore.sdk.service import RetentionUpdate, Service
 
 
 class Api:
@@ -18,7 +18,8 @@ class Api:
     ``api.artifact_versions("dataset", "animals")`` works), else ``default``."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
-        self._repo = Repository.open(root)
+        self._service = Service.open(root)
+        self._repo = self._service.repository
         self._project = project
 
     @property
@@ -137,22 +138,11 @@ class Api:
         `keep_aliased`, drop versions older than `max_age` (a timedelta). Settings left
         as None keep their current value, so adding a TTL does not silently switch
         `keep_aliased` off; `clear=True` removes the policy. Returns the new policy."""
-        from lodestore.names import parse_ref
-        from lodestore.sdk import lifecycle
-
         ref = parse_ref(name, default_project=self.default_project)
-        catalog = self._repo.catalog
-        if clear:
-            catalog.set_retention(ref.project, ref.name, None)
-            return None
-        policy = lifecycle.merge_policy(
-            catalog.get_retention(ref.project, ref.name), keep_last=keep_last, keep_aliased=keep_aliased,
-            max_age_seconds=None if max_age is None else int(max_age.total_seconds()))
-        catalog.set_retention(ref.project, ref.name, policy or None)
-        return policy or None
+        update = RetentionUpdate(keep_last=keep_last, keep_aliased=keep_aliased,
+                                 max_age_seconds=None if max_age is None else int(max_age.total_seconds()))
+        return self._service.set_retention(ref.project, ref.name, None if clear else update, clear=clear)
 
     def retention(self, name: str) -> dict | None:
-        from lodestore.names import parse_ref
-
         ref = parse_ref(name, default_project=self.default_project)
         return self._repo.catalog.get_retention(ref.project, ref.name)

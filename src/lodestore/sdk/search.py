@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
+from lodestore.catalog.base import RunRecord, VersionRecord
 from lodestore.catalog.query import Liveness
 
 if TYPE_CHECKING:
@@ -30,16 +31,23 @@ def liveness() -> Liveness:
                     pid_alive=run._pid_alive)
 
 
+def search_versions(repo: Repository, query: str, limit: int | None = None) -> list[VersionRecord]:
+    return repo.catalog.search_versions(query, limit=limit, liveness=liveness())
+
+
+def search_runs(repo: Repository, project: str | None = None, filters: dict[str, Any] | str | None = None,
+                order: str | None = None, limit: int | None = None) -> list[RunRecord]:
+    return repo.catalog.find_runs(filters, project=project, order=order, limit=limit, liveness=liveness())
+
+
 def search(repo: Repository, query: str, limit: int | None = None) -> list[Artifact]:
     from lodestore.sdk.artifact import Artifact
 
-    return [Artifact._from_record(repo, v)
-            for v in repo.catalog.search_versions(query, limit=limit, liveness=liveness())]
+    return [Artifact._from_record(repo, v) for v in search_versions(repo, query, limit)]
 
 
 def find_runs(repo: Repository, project: str | None = None, filters: dict[str, Any] | str | None = None,
               order: str | None = None, limit: int | None = None) -> list[PublicRun]:
     from lodestore.sdk.run import PublicRun
 
-    records = repo.catalog.find_runs(filters, project=project, order=order, limit=limit, liveness=liveness())
-    return [PublicRun(repo, r) for r in records]
+    return [PublicRun(repo, r) for r in search_runs(repo, project, filters, order, limit)]
