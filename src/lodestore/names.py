@@ -8,6 +8,7 @@ letter or digit, at most 128 characters, never ``.``/``..``.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ def normalize_entry_path(path: str) -> str:
         raise InvalidNameError(f"entry name {path!r} contains a NUL byte")
     if "\\" in path:
         raise InvalidNameError(f"entry name {path!r} contains a backslash; use '/' to separate folders")
+    if not is_utf8(path):
+        raise InvalidNameError(f"entry name {os.fsencode(path)!r} is not valid UTF-8; rename the file "
+                               "(entry names are stored as UTF-8 text)")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise InvalidNameError(f"entry name {path!r} is absolute; entries are relative to the artifact root")
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -77,6 +81,26 @@ def normalize_entry_path(path: str) -> str:
     if len(normalized) > MAX_ENTRY_PATH_LENGTH:
         raise InvalidNameError(f"entry name is {len(normalized)} characters; the limit is {MAX_ENTRY_PATH_LENGTH}")
     return normalized
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name decoded from bytes that are not UTF-8 (os.listdir hands those
+    over with lone surrogates, e.g. b'\\xff' as '\\udcff')."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def case_collisions(names: list[str]) -> list[list[str]]:
+    """Groups of names that differ only in case (``Readme.TXT`` and ``readme.txt``): one
+    would overwrite the other when downloaded on a case-insensitive file system (macOS
+    and Windows by default)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), []).append(name)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
 # Temp files are written beside a final path, then renamed over it. The name is short and

@@ -31,7 +31,7 @@ from lodestore.errors import (
     SourceFileNotFoundError,
 )
 from lodestore.json_values import json_dict
-from lodestore.names import normalize_entry_path, validate_alias, validate_name
+from lodestore.names import case_collisions, normalize_entry_path, validate_alias, validate_name
 from lodestore.sdk import ui
 from lodestore.sdk.artifact_files import ArtifactEntry, VersionFiles
 from lodestore.sdk.artifact_lineage import VersionLineage
@@ -334,6 +334,9 @@ class Artifact(VersionFiles, VersionLineage):
         if self._project is not None and self._project != project:
             project = self._project
         check_no_file_folder_clash(self._pending)
+        if clashes := case_collisions(list(self._pending)):
+            ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
+                      "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
         # edited in place since add_metadata checked it: check again before any byte is stored
         self._metadata = json_dict(self._metadata, "metadata")
         handles = getattr(self, "_handles", {})
