@@ -23,6 +23,7 @@ MAX_ENTRY_PATH_LENGTH = 4096
 MAX_ENTRY_COMPONENT_BYTES = 255
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_RE = re.compile(r"v(\d+)")
+MAX_VERSION_INDEX = 2**63 - 1  # the catalog stores version numbers as 64-bit integers
 DEFAULT_PROJECT = "default"
 
 
@@ -159,6 +160,10 @@ def parse_ref(ref: str, default_project: str | None = None, default_selector: st
     validate_name(project, "project name")
     validate_name(name, "artifact name")
     selector = selector or default_selector
-    if selector is not None and not _VERSION_RE.fullmatch(selector):
+    if selector is not None and (m := _VERSION_RE.fullmatch(selector)):
+        digits = m.group(1)  # length first: int() refuses strings of thousands of digits
+        if len(digits) > len(str(MAX_VERSION_INDEX)) or int(digits) > MAX_VERSION_INDEX:
+            raise InvalidNameError(f"artifact reference {ref!r}: version numbers go up to v{MAX_VERSION_INDEX}")
+    elif selector is not None:
         validate_name(selector, "alias")
     return ArtifactRef(project, name, selector)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
+from lodestore.config import checked_duration
 from lodestore.errors import (
     ConflictError,
     ImmutableError,
@@ -84,7 +85,8 @@ class Artifact(VersionFiles, VersionLineage):
         if metadata:
             self.add_metadata(metadata)
         self._tags: list[str] = []
-        self._ttl = ttl
+        self._ttl = None if ttl is None else checked_duration(
+            ttl.total_seconds() if isinstance(ttl, timedelta) else ttl, "ttl")
         self._pending: dict[str, PendingFile] = {}
         self._staging: Path | None = None
         # set once logged
