@@ -8,6 +8,7 @@ letter or digit, at most 128 characters, never ``.``/``..``.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ MAX_ENTRY_PATH_LENGTH = 4096
 MAX_ENTRY_COMPONENT_BYTES = 255
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_RE = re.compile(r"v(\d+)")
+MAX_VERSION_INDEX = 2**63 - 1  # the catalog stores version numbers as 64-bit integers
 DEFAULT_PROJECT = "default"
 
 
@@ -58,6 +60,9 @@ def normalize_entry_path(path: str) -> str:
         raise InvalidNameError(f"entry name {path!r} contains a NUL byte")
     if "\\" in path:
         raise InvalidNameError(f"entry name {path!r} contains a backslash; use '/' to separate folders")
+    if not is_utf8(path):
+        raise InvalidNameError(f"entry name {os.fsencode(path)!r} is not valid UTF-8; rename the file "
+                               "(entry names are stored as UTF-8 text)")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise InvalidNameError(f"entry name {path!r} is absolute; entries are relative to the artifact root")
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -77,6 +82,26 @@ def normalize_entry_path(path: str) -> str:
     if len(normalized) > MAX_ENTRY_PATH_LENGTH:
         raise InvalidNameError(f"entry name is {len(normalized)} characters; the limit is {MAX_ENTRY_PATH_LENGTH}")
     return normalized
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name decoded from bytes that are not UTF-8 (os.listdir hands those
+    over with lone surrogates, e.g. b'\\xff' as '\\udcff')."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def case_collisions(names: list[str]) -> list[list[str]]:
+    """Groups of names that differ only in case (``Readme.TXT`` and ``readme.txt``): one
+    would overwrite the other when downloaded on a case-insensitive file system (macOS
+    and Windows by default)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), []).append(name)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
 # Temp files are written beside a final path, then renamed over it. The name is short and
@@ -135,6 +160,10 @@ def parse_ref(ref: str, default_project: str | None = None, default_selector: st
     validate_name(project, "project name")
     validate_name(name, "artifact name")
     selector = selector or default_selector
-    if selector is not None and not _VERSION_RE.fullmatch(selector):
+    if selector is not None and (m := _VERSION_RE.fullmatch(selector)):
+        digits = m.group(1)  # length first: int() refuses strings of thousands of digits
+        if len(digits) > len(str(MAX_VERSION_INDEX)) or int(digits) > MAX_VERSION_INDEX:
+            raise InvalidNameError(f"artifact reference {ref!r}: version numbers go up to v{MAX_VERSION_INDEX}")
+    elif selector is not None:
         validate_name(selector, "alias")
     return ArtifactRef(project, name, selector)

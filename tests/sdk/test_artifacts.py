@@ -395,12 +395,12 @@ def test_symlink_inside_the_folder_is_stored_as_its_target(store: Path, tmp_path
     (root / "real").mkdir(parents=True)
     (root / "real" / "x.txt").write_text("x")
     (root / "alias.txt").symlink_to(root / "real" / "x.txt")
-    (root / "real-dir-link").symlink_to(root / "real")  # its files are stored once, under real/
+    (root / "real-dir-link").symlink_to(root / "real")  # followed: its files also under the link's path
     art = lodestore.Artifact("data", type="dataset")
     art.add_dir(root)
     with lodestore.init(project="zoo") as run:
         run.log_artifact(art)
-    assert tree(art.download(root="out")) == {"alias.txt": b"x", "real/x.txt": b"x"}
+    assert tree(art.download(root="out")) == {"alias.txt": b"x", "real/x.txt": b"x", "real-dir-link/x.txt": b"x"}
 
 
 def test_logging_a_path_and_an_empty_artifact(store: Path, images: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -291,15 +292,12 @@ def test_bad_edits_are_refused_and_change_nothing(store: Path, v0) -> None:
     with pytest.raises(InvalidInputError):
         art.save()
     art = lodestore.Api().artifact("zoo/animals:v0")
-    art.metadata["loss"] = float("nan")  # JSON has no NaN: `lode info --json` must stay parseable
-    with pytest.raises(InvalidInputError):
-        art.save()
-    art = lodestore.Api().artifact("zoo/animals:v0")
     art.aliases.append("v9")
     with pytest.raises(InvalidNameError):
         art.save()
     with pytest.raises(InvalidInputError):
-        art.metadata = {"nan": float("nan")}
+        art.metadata = {"when": object()}
+    assert art.metadata == {}  # a refused assignment leaves the metadata as it was
     fresh = lodestore.Api().artifact("zoo/animals:v0")
     assert (fresh.metadata, fresh.aliases) == ({}, ["best"])
     with pytest.raises(InvalidInputError, match="draft"):
@@ -438,14 +436,76 @@ def test_unknown_entry_names_similar_ones(store: Path, v0) -> None:
         v0.get_entry("../a.txt")
 
 
-def test_use_gitignore_honours_it_or_says_it_cannot(store: Path, images: Path) -> None:
+def test_use_gitignore_honours_it(store: Path, images: Path) -> None:
     (images / ".gitignore").write_text("*.tmp\n")
     art = lodestore.Artifact("animals", type="dataset")
-    try:
-        art.add_dir(images, use_gitignore=True)
-    except InvalidInputError as e:
-        assert "exclude_patterns" in str(e) and art.file_count == 0
-    else:
-        with lodestore.init(project="zoo") as run:
-            run.log_artifact(art)
-        assert "scratch.tmp" not in art.get_manifest()
+    art.add_dir(images, use_gitignore=True)
+    with lodestore.init(project="zoo") as run:
+        run.log_artifact(art)
+    assert sorted(art.get_manifest()) == [".gitignore", "cat.jpg", "dogs/rex.jpg"]
+
+
+# --- numbers and settings out of range: one clear error, from the SDK and the CLI alike ------
+def test_a_version_number_past_64_bits_is_refused_and_does_not_exist(store: Path, v0, lode) -> None:
+    for ref in ("zoo/animals:v9223372036854775808", "zoo/animals:v" + "9" * 5000):
+        with pytest.raises(InvalidNameError, match="version numbers go up to"):
+            lodestore.Api().artifact(ref)
+        assert lodestore.Api().artifact_exists(ref) is False
+        result = lode("info", ref)
+        assert result.code == 2 and result.err.startswith("error:") and "Traceback" not in result.err
+    assert lodestore.Api().artifact_exists("zoo/animals:v9223372036854775807") is False  # the largest: fine
+
+
+def test_search_queries_are_bounded_up_front(store: Path, v0, lode) -> None:
+    from lodestore.catalog.query_parse import MAX_QUERY_CHARS, MAX_QUERY_TERMS
+
+    api = lodestore.Api()
+    started = time.monotonic()
+    with pytest.raises(InvalidInputError, match="at most"):
+        api.search(" ".join(["name=x"] * 100_000))
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_QUERY_TERMS} terms"):
+        api.search(" ".join(["name=x"] * (MAX_QUERY_TERMS + 1)))
+    with pytest.raises(InvalidInputError, match=f"at most {MAX_QUERY_TERMS} terms"):
+        api.runs("zoo", filters={"$or": [{"name": str(i)} for i in range(MAX_QUERY_TERMS + 1)]})
+    with pytest.raises(InvalidInputError, match="nest"):
+        nested: dict = {"name": "x"}
+        for _ in range(1000):
+            nested = {"$or": [nested]}
+        api.runs("zoo", filters=nested)
+    assert time.monotonic() - started < 5  # refused before any SQL runs (it took 52 s)
+    result = lode("search", "x" * (MAX_QUERY_CHARS + 1))
+    assert result.code == 2 and "characters" in result.err
+    assert len(api.search(" ".join(["type=dataset"] * MAX_QUERY_TERMS))) == 2  # at the bound: fine
+
+
+def test_durations_and_grace_out_of_range_are_refused(store: Path, v0, lode, monkeypatch) -> None:
+    from lodestore.sdk import lifecycle
+    from lodestore.sdk.repository import Repository
+
+    (Path("f.txt")).write_text("f")
+    for ttl in ("99999999999999999999d", "9" * 5000, "0d"):
+        result = lode("put", "f.txt", "--name", "zoo/ttl", "--ttl", ttl)
+        assert result.code == 2 and result.err.startswith("error:") and "Traceback" not in result.err, result.err
+    with pytest.raises(InvalidInputError, match="too long"):
+        lodestore.Artifact("ttl", type="dataset", ttl=timedelta(days=999_999_999))
+    assert not lodestore.Api().artifact_exists("zoo/ttl")
+    for grace in ("nan", "inf", "-1"):
+        result = lode("gc", "--grace", grace)
+        assert result.code == 2 and "grace" in result.err, (grace, result.err)
+        with pytest.raises(InvalidInputError, match="grace"):
+            lifecycle.gc(Repository.open(store), grace=float(grace))
+        monkeypatch.setenv("LODESTORE_GC_GRACE_SECONDS", grace)
+        assert lode("gc").code == 2
+    monkeypatch.delenv("LODESTORE_GC_GRACE_SECONDS")
+    assert_intact(store)
+
+
+def test_an_empty_root_is_refused_not_taken_for_the_current_folder(store: Path, lode) -> None:
+    before = set(os.listdir("."))
+    result = lode("--root", "", "ls")
+    assert result.code == 2 and "--root is empty" in result.err
+    with pytest.raises(InvalidInputError, match="root is empty"):
+        lodestore.init(project="zoo", root="")
+    with pytest.raises(InvalidInputError, match="root is empty"):
+        lodestore.Api(root="  ")
+    assert set(os.listdir(".")) == before  # no catalog.db in the current folder

@@ -27,7 +27,7 @@ import sqlite3
 import time
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
 from lodestore.errors import InvalidInputError
@@ -42,8 +42,12 @@ class Engines(NamedTuple):
     write: Engine
 
 
-def create_engines(url: str, **engine_kwargs: Any) -> Engines:
-    """Read and write engines for `url`, sharing one pool."""
+def create_engines(url: str | URL, **engine_kwargs: Any) -> Engines:
+    """Read and write engines for `url`, sharing one pool.
+
+    Pass a `URL` built from parts for a file path: a path pasted into a string can
+    hold '?', '#' or '%' that a URL parser reads as syntax.
+    """
     backend = make_url(url).get_backend_name()
     if backend not in ("sqlite", "postgresql"):
         raise InvalidInputError(f"catalog URL {url!r}: only sqlite:/// and postgresql:// catalogs are supported")
@@ -67,9 +71,9 @@ def create_engines(url: str, **engine_kwargs: Any) -> Engines:
     return Engines(engine, engine.execution_options(isolation_level="REPEATABLE READ"), engine)
 
 
-def _is_memory_url(url: str) -> bool:
-    database = make_url(url).database
-    return not database or database == ":memory:" or "mode=memory" in url
+def _is_memory_url(url: str | URL) -> bool:
+    parsed = make_url(url)
+    return not parsed.database or parsed.database == ":memory:" or parsed.query.get("mode") == "memory"
 
 
 def _tune_sqlite(engine: Engine) -> None:

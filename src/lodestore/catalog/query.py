@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Connection,
     Text,
@@ -44,9 +45,11 @@ from sqlalchemy import (
     func,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
+    type_coerce,
 )
 
 from lodestore.catalog.query_parse import (  # noqa: F401  (re-exported: the language's public names)
@@ -207,8 +210,21 @@ def _state(col: Any, t: Term, what: str, states: tuple[str, ...]) -> ColumnEleme
     return _text(col, t, what)
 
 
+def readable_json(dialect: str, col: Any) -> Any:
+    """`col` where SQLite can read it as JSON, NULL elsewhere.
+
+    Before non-finite floats were stored as null (lodestore.json_values), a NaN went in
+    as the text ``NaN``; SQLite's JSON functions raise "malformed JSON" on such a row,
+    which failed the whole query for every row. Such a row now just has no JSON keys
+    to match. PostgreSQL never accepted those values, so its columns are left alone."""
+    if dialect == "postgresql":
+        return col
+    return type_coerce(case((func.json_valid(col) == 1, col), else_=null()), JSON)
+
+
 def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> ColumnElement[bool]:
     """Compare a JSON value at `path`: numbers numerically (JSON numbers only), text as text."""
+    col = readable_json(dialect, col)
     if not path or any(not p for p in path):
         raise InvalidInputError(f"{what}: name a key, e.g. {what.split('.')[0]}.val_acc")
     check_key(".".join(path), f"{what.split('.')[0]} key")  # no quote can reach the JSON path
@@ -441,7 +457,7 @@ def run_order(dialect: str, order: str | None, live: Liveness | None = None) -> 
     elif key == "exit_code":
         col = runs.c.exit_code
     elif (jk := _json_key(key, _RUN_JSON)) is not None and all(jk[1]):
-        col = json_number(dialect, _RUN_JSON[jk[0]], jk[1])
+        col = json_number(dialect, readable_json(dialect, _RUN_JSON[jk[0]]), jk[1])
     else:
         raise InvalidInputError(f"cannot order runs by {key!r}; use e.g. -summary.val_acc, created_at, name")
     return [(col.desc() if desc else col.asc()).nulls_last()]

@@ -33,6 +33,12 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 _REL_RE = re.compile(r"(\d+)([smhdw])")
 _REL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Bounds checked before any SQL is built: each term is a condition evaluated per row, and a
+# query of 100,000 terms used to run for a minute before failing deep inside SQLite.
+MAX_QUERY_CHARS = 10_000
+MAX_QUERY_TERMS = 200
+MAX_LIST_VALUES = 10_000  # values in all $in / $nin lists of one filter together
+MAX_FILTER_DEPTH = 20  # nested $and / $or dicts
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,8 @@ def parse(text: str) -> Query:
     """Tokenise and parse a query; InvalidInputError with a caret on any syntax error."""
     if not isinstance(text, str):
         raise InvalidInputError(f"a query must be a string, got {type(text).__name__}")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidInputError(f"a query is at most {MAX_QUERY_CHARS:,} characters; this one has {len(text):,}")
     groups: list[list[Term]] = []
     current: list[Term] = []
     not_col: int | None = None  # column of a NOT waiting for its term
@@ -187,9 +195,9 @@ def parse(text: str) -> Query:
     if groups and not current:
         raise query_error(text, or_col or 0, "OR needs a term on each side")
     if not groups:
-        return Query(text, AllOf(tuple(current)))
+        return within_bounds(Query(text, AllOf(tuple(current))))
     groups.append(current)
-    return Query(text, AnyOf(tuple(AllOf(tuple(g)) for g in groups)))
+    return within_bounds(Query(text, AnyOf(tuple(AllOf(tuple(g)) for g in groups))))
 
 
 def _quoted(text: str, i: int) -> tuple[str, int]:
@@ -212,10 +220,24 @@ def filters_query(filters: dict[str, Any] | str | None) -> Query:
         return Query("", AllOf(()))
     if isinstance(filters, str):
         return parse(filters)
-    return Query("", _dict_node(filters))
+    return within_bounds(Query("", _dict_node(filters)))
 
 
-def _dict_node(filters: Any) -> Node:
+def within_bounds(q: Query) -> Query:
+    """`q`, or InvalidInputError if it has more terms (or list values) than we run."""
+    terms = q.terms
+    if len(terms) > MAX_QUERY_TERMS:
+        raise InvalidInputError(f"a query has at most {MAX_QUERY_TERMS} terms; this one has {len(terms):,}")
+    values = sum(len(t.value) for t in terms if t.op in ("in", "nin") and isinstance(t.value, list))
+    if values > MAX_LIST_VALUES:
+        raise InvalidInputError(f"a filter's $in / $nin lists hold at most {MAX_LIST_VALUES:,} values together; "
+                                f"this one has {values:,}")
+    return q
+
+
+def _dict_node(filters: Any, depth: int = 0) -> Node:
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidInputError(f"filters nest $and / $or at most {MAX_FILTER_DEPTH} deep")
     if not isinstance(filters, dict):
         raise InvalidInputError(f"filters must be a dict or a query string, got {type(filters).__name__}")
     out: list[Node] = []
@@ -223,7 +245,7 @@ def _dict_node(filters: Any) -> Node:
         if key in ("$and", "$or"):
             if not isinstance(cond, (list, tuple)) or not cond:
                 raise InvalidInputError(f"filter {key!r} takes a non-empty list of filter dicts")
-            items = tuple(_dict_node(sub) for sub in cond)
+            items = tuple(_dict_node(sub, depth + 1) for sub in cond)
             out.append(AllOf(items) if key == "$and" else AnyOf(items))
             continue
         check_key(key, "filter key")

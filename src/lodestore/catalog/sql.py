@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import URL, Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import (
@@ -70,7 +70,7 @@ class SqlCatalog(AliasesSql, RunsSql, LifecycleSql, Catalog):
     >>> cat = SqlCatalog.for_sqlite_file("~/.lodestore/catalog.db")  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str | URL, **engine_kwargs: Any) -> None:
         self.url = url
         self._engine, self._read_engine, self._write_engine = create_engines(url, **engine_kwargs)
         try:
@@ -83,7 +83,9 @@ class SqlCatalog(AliasesSql, RunsSql, LifecycleSql, Catalog):
     def for_sqlite_file(cls, path: str | Path, **engine_kwargs: Any) -> SqlCatalog:
         path = Path(path).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite:///{path}", **engine_kwargs)
+        # Built from parts, never pasted into a string: a '?' or '#' in the folder
+        # name would otherwise start the URL's query and the file would land elsewhere.
+        return cls(URL.create("sqlite", database=str(path)), **engine_kwargs)
 
     def __repr__(self) -> str:
         return f"SqlCatalog({self._read_engine.url.render_as_string(hide_password=True)!r})"

@@ -164,7 +164,7 @@ class RunsSql:
         for step, data in rows:
             if isinstance(step, bool) or not isinstance(step, int) or not isinstance(data, dict):
                 raise InvalidInputError(f"history rows are (int step, dict data), got ({step!r}, {type(data).__name__})")
-            values.append({"run_id": run_id, "step": step, "data": data, "at": now})
+            values.append({"run_id": run_id, "step": step, "data": json_dict(data, "run.log values"), "at": now})
         with self._writing() as conn:
             self._require_run(conn, run_id)
             if values:

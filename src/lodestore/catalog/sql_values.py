@@ -3,11 +3,9 @@ constants of the SQL catalog's modules (sql.py, sql_runs.py, sql_lifecycle.py)."
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Table
 
@@ -18,6 +16,7 @@ from lodestore.catalog.schema import (
     versions,
 )
 from lodestore.errors import InvalidInputError
+from lodestore.json_values import json_dict  # noqa: F401  (the catalog modules import it from here)
 from lodestore.names import validate_alias, validate_name
 
 VERSION_RE = re.compile(r"v(\d+)")
@@ -41,17 +40,6 @@ def aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
         raise InvalidInputError(f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
     return value
-
-
-def json_dict(value: Any, what: str) -> dict[str, Any]:
-    """A copy of `value`, refused up front unless it is a JSON-serialisable dict."""
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{what} must be a dict, got {type(value).__name__}")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
-    return dict(value)
 
 
 def custom_aliases(names: Iterable[str]) -> list[str]:

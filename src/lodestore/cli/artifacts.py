@@ -13,6 +13,7 @@ from lodestore.cli import context
 from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
+from lodestore.json_values import parse_json_object
 from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.service import Usage, VersionRecord, parse_duration
@@ -62,14 +63,7 @@ def put(
     ref = parse_ref(name)
     if ref.selector:
         raise InvalidInputError("--name takes project/artifact without a version")
-    meta = {}
-    if metadata:
-        try:
-            meta = json.loads(metadata)
-        except ValueError as e:
-            raise InvalidInputError(f"--metadata is not valid JSON: {e}") from None
-        if not isinstance(meta, dict):
-            raise InvalidInputError("--metadata must be a JSON object")
+    meta = parse_json_object(metadata, "--metadata") if metadata else {}
     if not path.exists():
         raise SourceFileNotFoundError(f"no such file or folder: {path}")
     art = Artifact(ref.name, type=type, description=description, metadata=meta, project=ref.project,

@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from lodestore.cli import context
 from lodestore.cli.output import stderr
+from lodestore.config import checked_root
 from lodestore.errors import OS_ERROR_EXIT_CODE, LodestoreError
 
 app = typer.Typer(
@@ -28,11 +29,12 @@ app = typer.Typer(
 
 @app.callback()
 def _global(
-    root: Optional[Path] = typer.Option(
+    # str, not Path: Path("") is "." and an empty --root must be told apart to be refused
+    root: Optional[str] = typer.Option(
         None, "--root", envvar="LODESTORE_DIR", help="Store folder (default: $LODESTORE_DIR, else ~/.lodestore)."
     ),
 ) -> None:
-    context.state["root"] = root
+    context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
 
 
 def _register() -> None:

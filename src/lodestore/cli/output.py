@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from lodestore.json_values import finite_json
+
 # soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -46,7 +48,10 @@ def _default(o: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=_default, indent=2, sort_keys=False) + "\n")
+    """Valid JSON, always: a NaN or infinity read from a row written before such values
+    were stored as null prints as null (JSON has no such numbers)."""
+    plain = finite_json(json.loads(json.dumps(data, default=_default)))
+    sys.stdout.write(json.dumps(plain, indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
+from lodestore.config import checked_duration
 from lodestore.errors import (
     ConflictError,
     ImmutableError,
@@ -30,7 +31,8 @@ from lodestore.errors import (
     NotFoundError,
     SourceFileNotFoundError,
 )
-from lodestore.names import normalize_entry_path, validate_alias, validate_name
+from lodestore.json_values import json_dict
+from lodestore.names import case_collisions, normalize_entry_path, validate_alias, validate_name
 from lodestore.sdk import ui
 from lodestore.sdk.artifact_files import ArtifactEntry, VersionFiles
 from lodestore.sdk.artifact_lineage import VersionLineage
@@ -83,7 +85,8 @@ class Artifact(VersionFiles, VersionLineage):
         if metadata:
             self.add_metadata(metadata)
         self._tags: list[str] = []
-        self._ttl = ttl
+        self._ttl = None if ttl is None else checked_duration(
+            ttl.total_seconds() if isinstance(ttl, timedelta) else ttl, "ttl")
         self._pending: dict[str, PendingFile] = {}
         self._staging: Path | None = None
         # set once logged
@@ -202,14 +205,9 @@ class Artifact(VersionFiles, VersionLineage):
             self.add_file(local, name=name)
 
     def add_metadata(self, metadata: dict[str, Any]) -> None:
-        """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable."""
-        if not isinstance(metadata, dict):
-            raise InvalidInputError("metadata must be a dict")
-        try:
-            json.dumps(metadata, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"metadata must be JSON-serialisable: {e}") from None
-        self._metadata.update(copy.deepcopy(metadata))
+        """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable.
+        NaN and infinities are stored as None (lodestore.json_values)."""
+        self._metadata.update(json_dict(metadata, "metadata"))
 
     def add_tags(self, *tags: str | Iterable[str]) -> None:
         flat: list[str] = []
@@ -293,8 +291,7 @@ class Artifact(VersionFiles, VersionLineage):
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
-        self._metadata = {}
-        self.add_metadata(value)
+        self._metadata = json_dict(value, "metadata")  # all or nothing: a refused value changes nothing
 
     @property
     def tags(self) -> list[str]:
@@ -339,6 +336,11 @@ class Artifact(VersionFiles, VersionLineage):
         if self._project is not None and self._project != project:
             project = self._project
         check_no_file_folder_clash(self._pending)
+        if clashes := case_collisions(list(self._pending)):
+            ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
+                      "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
+        # edited in place since add_metadata checked it: check again before any byte is stored
+        self._metadata = json_dict(self._metadata, "metadata")
         handles = getattr(self, "_handles", {})
         still_open = sorted(p for p, h in handles.items() if not h.closed and p in self._pending)
         if still_open:
@@ -416,12 +418,8 @@ class Artifact(VersionFiles, VersionLineage):
         for a in self._aliases:
             if a != LATEST:
                 validate_alias(a)
-        if not isinstance(self._metadata, dict):
-            raise InvalidInputError("metadata must be a dict")
-        try:  # edited in place (a.metadata["k"] = ...), so checked here: strict JSON, no NaN
-            json.dumps(self._metadata, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"metadata must be JSON-serialisable: {e}") from None
+        # edited in place (a.metadata["k"] = ...), so checked here, by the rule of every write
+        self._metadata = json_dict(self._metadata, "metadata")
         from lodestore.sdk.run import current_run  # run imports this module
 
         run = current_run()

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.config import checked_duration, checked_grace
 from lodestore.errors import ConflictError, CorruptionError, InvalidInputError, NotFoundError
 from lodestore.sdk.accounting import Usage, stats, usage, version_usage  # noqa: F401  (re-exported)
 from lodestore.store import integrity, maintenance
@@ -40,9 +41,7 @@ def gc_grace_default() -> float:
         grace = float(v)
     except ValueError:
         raise InvalidInputError(f"{GRACE_ENV}={v!r} is not a number of seconds") from None
-    if grace < 0:
-        raise InvalidInputError(f"{GRACE_ENV}={v!r}: the grace period cannot be negative")
-    return grace
+    return checked_grace(grace, GRACE_ENV)
 
 
 # ----------------------------------------------------------------------------- broken
@@ -108,8 +107,8 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
        repack_threshold: float = maintenance.DEFAULT_REPACK_THRESHOLD,
        on_plan: Callable[[maintenance.GcPlan], None] | None = None) -> maintenance.GcPlan:
     """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py."""
-    if grace is not None and grace < 0:
-        raise InvalidInputError(f"grace must be >= 0 seconds, got {grace}")
+    if grace is not None:
+        grace = checked_grace(grace, "grace")
     if not 0.0 <= repack_threshold <= 1.0:
         raise InvalidInputError(f"repack_threshold is a fraction of a pack, 0 to 1; got {repack_threshold}")
     return maintenance.run_gc(
@@ -195,10 +194,10 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def parse_duration(text: str) -> timedelta:
     """"30d", "12h", "90m", "2w", "3600s" (or plain seconds) -> timedelta, for TTLs
     (`lode put --ttl 30d`) and ages."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", str(text).lower())
+    m = re.fullmatch(r"\s*(\d{1,30})\s*([smhdw]?)\s*", str(text).lower())
     if not m or int(m.group(1)) <= 0:
         raise InvalidInputError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m, 2w; must be > 0)")
-    return timedelta(seconds=int(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"])
+    return checked_duration(int(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"], f"duration {text!r}")
 
 
 def merge_policy(current: dict[str, Any] | None, keep_last: int | None = None,

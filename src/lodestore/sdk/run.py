@@ -9,8 +9,6 @@ could not say it died (SIGKILL) is reported "crashed" once its heartbeat is stal
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import re
 import secrets
@@ -25,6 +23,7 @@ from typing import Any
 
 from lodestore.catalog.base import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
+from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
 from lodestore.sdk import ui
 from lodestore.sdk.artifact import Artifact
@@ -82,11 +81,7 @@ class _WriteThrough(MutableMapping):
         self._what = what
 
     def _persist(self) -> None:
-        try:
-            json.dumps(self._data)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"run {self._what} values must be JSON-serialisable: {e}") from None
-        self._save(copy.deepcopy(self._data))
+        self._save(json_dict(self._data, f"run {self._what}"))  # a copy, NaN as None
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -188,10 +183,7 @@ class Run:
             step = self._step
         elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise InvalidInputError(f"step must be a non-negative int, got {step!r}")
-        try:
-            json.dumps(data)
-        except (TypeError, ValueError) as e:
-            raise InvalidInputError(f"run.log values must be JSON-serialisable: {e}") from None
+        data = json_dict(data, "run.log values")  # NaN and infinities become None
         self._repo.catalog.append_history(self.id, [(step, dict(data))])
         self._step = max(self._step, step + 1) if commit else self._step
         self.summary.update({**data, "_step": step})

@@ -5,6 +5,12 @@ folder is followed (its target's bytes are stored under the link's name). A syml
 points outside the folder, or nowhere, is refused with a clear error, because silently
 storing (or silently skipping) bytes from elsewhere surprises people; pass
 ``follow_external_symlinks=True`` to store the target's bytes anyway (a warning is shown).
+A followed link to a folder is walked as if the folder were there: its files are stored
+under the link's path. A link to a folder that contains it (a loop) is refused.
+
+A file name that is not valid UTF-8 is refused (entry names are UTF-8 text in the
+catalog). FIFOs, sockets and device files hold no content to version (reading a FIFO
+would block forever): they are left out with a warning naming them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from lodestore.errors import InvalidInputError
+from lodestore.names import is_utf8
 from lodestore.sdk import ui
 
 
@@ -43,6 +50,7 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
     # each folder carries the real paths of the folders above it, to catch symlink loops
     stack: list[tuple[str, str, frozenset[Path]]] = [(str(real_root), "", frozenset([real_root]))]
     out: list[tuple[str, str]] = []
+    skipped: list[str] = []  # FIFOs, sockets, devices
     while stack:
         folder, prefix, above = stack.pop()
         with os.scandir(folder) as it:
@@ -50,6 +58,9 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                 rel = f"{prefix}{entry.name}"
                 if exclude and matches(rel, exclude):
                     continue
+                if not is_utf8(entry.name):
+                    raise InvalidInputError(f"file name {os.fsencode(entry.path)!r} is not valid UTF-8; rename it "
+                                            "(entry names are stored as UTF-8 text)")
                 if entry.is_symlink():
                     path = Path(entry.path)
                     target = Path(os.path.realpath(path))
@@ -66,20 +77,26 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                         ui.notice(f"warning: following symlink {escape(str(path))} -> {escape(str(target))} "
                                   f"(outside {escape(str(root))})")
                     if target.is_dir():
-                        if inside:
-                            continue  # a link to a folder inside: its files are already walked there
                         if target in above:
                             raise InvalidInputError(
                                 f"symlink {path} points to {target}, a folder it is inside of (a symlink loop)"
                             )
                         stack.append((str(target), rel + "/", above | {target}))
                         continue
-                    if include is None or matches(rel, include):
+                    if not target.is_file():
+                        skipped.append(str(path))
+                    elif include is None or matches(rel, include):
                         out.append((rel, str(target)))
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/", above | {Path(os.path.realpath(entry.path))}))
-                elif entry.is_file(follow_symlinks=False) and (include is None or matches(rel, include)):
+                elif not entry.is_file(follow_symlinks=False):
+                    skipped.append(entry.path)
+                elif include is None or matches(rel, include):
                     out.append((rel, entry.path))
+    if skipped:
+        shown = ", ".join(sorted(skipped)[:10]) + (", ..." if len(skipped) > 10 else "")
+        ui.notice(f"warning: left out {len(skipped)} special file(s) (FIFO, socket or device), which hold "
+                  f"no content to store: {shown}")
     out.sort()
     yield from out
