@@ -170,6 +170,11 @@ def test_a_download_that_fails_part_way_leaves_a_marker_until_one_succeeds(store
 
     rest = {k: v for k, v in files.items() if k != "f4.bin"}
     v1 = log(None, "many", rest)  # the same files but the lost one: completes the folder
+    for name in rest:  # one file at a time says nothing about the rest: the mark stays
+        v1.get_entry(name).download(root="cli")
+    assert (Path("cli") / INCOMPLETE_MARKER).is_file()
+    v1.download(root="cli")  # the whole version, nothing left to write: the mark goes
+    assert not (Path("cli") / INCOMPLETE_MARKER).exists()
     v1.download(root="plain")
     assert not (Path("plain") / INCOMPLETE_MARKER).exists()
     assert tree(Path("plain")) == rest

@@ -99,7 +99,7 @@ class VersionFiles:
             entries = [e for e in entries if e.path.startswith(path_prefix)]
 
         materialize_entries(repo, entries, target, label=f"download {self.name}", hardlink=hardlink,
-                            overwrite=overwrite, what=self.qualified_name)
+                            overwrite=overwrite, whole_version=not path_prefix, what=self.qualified_name)
         return target
 
     def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:

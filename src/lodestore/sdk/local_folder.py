@@ -131,10 +131,16 @@ def remove_extras(target: Path, wanted: set[str], protect: Path) -> None:
                 full.unlink()
 
 
+_DIGEST_BUFFER = 4 * 1024 * 1024
+
+
 def file_digest(path: Path) -> str:
     h = blake3.blake3()
     with open(path, "rb", buffering=0) as f:
-        buf = bytearray(4 * 1024 * 1024)
+        if os.fstat(f.fileno()).st_size < _DIGEST_BUFFER:  # most files: one read, no 4 MiB buffer to allocate
+            h.update(f.read())
+            return h.hexdigest()
+        buf = bytearray(_DIGEST_BUFFER)
         view = memoryview(buf)
         while n := f.readinto(buf):
             h.update(view[:n])

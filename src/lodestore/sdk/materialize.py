@@ -19,6 +19,7 @@ import stat
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,8 +70,18 @@ def _lstat(path: Path) -> os.stat_result | None:
         return None
 
 
-def _verified_cache_copy(repo: Repository, digest: str, size: int) -> tuple[Path, os.stat_result, bool]:
-    """The cache's copy of `digest`, its stat as verified, and whether it was written now.
+@dataclass(frozen=True)
+class _CacheCopy:
+    """A cache copy whose content is known to match its digest."""
+
+    path: Path
+    verified: os.stat_result  # its stat when it was known good
+    created: bool  # written from the store just now
+    recorded: bool  # the index already holds this stamp (nothing to record)
+
+
+def _verified_cache_copy(repo: Repository, digest: str, size: int) -> _CacheCopy:
+    """The cache's copy of `digest`, verified.
 
     A copy whose stamp is the one recorded when it was last known good is used as it is;
     one changed since (a link of ours, or a write through a link: the stamp cannot tell)
@@ -81,9 +92,9 @@ def _verified_cache_copy(repo: Repository, digest: str, size: int) -> tuple[Path
     st = _lstat(path)
     if _looks_intact(st, size):
         if cache.verified_stamp(repo.cache_dir, digest) == cache.stamp(st):
-            return path, st, False
+            return _CacheCopy(path, st, created=False, recorded=True)
         if file_digest(path) == digest and cache.stamp(os.lstat(path)) == cache.stamp(st):  # not changed while read
-            return path, st, False
+            return _CacheCopy(path, st, created=False, recorded=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(temp_name())
     try:
@@ -93,7 +104,7 @@ def _verified_cache_copy(repo: Repository, digest: str, size: int) -> tuple[Path
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    return path, os.lstat(path), True
+    return _CacheCopy(path, os.lstat(path), created=True, recorded=False)
 
 
 def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
@@ -101,9 +112,9 @@ def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
     whose content is known to match `digest` (see _verified_cache_copy)."""
     if size is None:
         size = repo.store.file_size(digest)
-    path, st, created = _verified_cache_copy(repo, digest, size)
-    cache.touch(repo.cache_dir, digest, size, created=created, verified=st)
-    return path
+    copy = _verified_cache_copy(repo, digest, size)
+    cache.touch(repo.cache_dir, digest, size, created=copy.created, verified=None if copy.recorded else copy.verified)
+    return copy.path
 
 
 def _keep_as_is(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) -> bool:
@@ -161,12 +172,14 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTS
 def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
     """Hard-link the read-only cache copy to dest; False where links are impossible
     (another filesystem, no permission), and the caller copies instead."""
-    source, verified, created = _verified_cache_copy(repo, e.digest, e.size)
+    copy = _verified_cache_copy(repo, e.digest, e.size)
+    source = copy.path
     tmp = dest.with_name(temp_name())
     try:
         os.link(source, tmp)
     except OSError as err:
-        cache.touch(repo.cache_dir, e.digest, e.size, created=created, verified=verified)
+        cache.touch(repo.cache_dir, e.digest, e.size, created=copy.created,
+                    verified=None if copy.recorded else copy.verified)
         if err.errno in _NO_LINK:
             return False
         raise
@@ -178,8 +191,8 @@ def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
     # The link changed the inode's ctime: stamp it again so the next hand-out is cheap
     # (the same inode, untouched otherwise, is what was verified an instant ago).
     after = _lstat(source)
-    same = after is not None and after.st_ino == verified.st_ino and _looks_intact(after, e.size)
-    cache.touch(repo.cache_dir, e.digest, e.size, created=created, verified=after if same else None)
+    same = after is not None and after.st_ino == copy.verified.st_ino and _looks_intact(after, e.size)
+    cache.touch(repo.cache_dir, e.digest, e.size, created=copy.created, verified=after if same else None)
     return True
 
 
@@ -304,12 +317,14 @@ def _plan(repo: Repository, entries: list[ManifestEntry], target: Path, hardlink
 
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
-                        hardlink: bool = False, overwrite: bool = False, what: str = "") -> None:
+                        hardlink: bool = False, overwrite: bool = False, whole_version: bool = False,
+                        what: str = "") -> None:
     """Write `entries` under `target`: every download path (download(), an entry's
     download(), checkout(), `lode get`) comes through here, so its rules hold for all:
     nothing lands inside the store, nothing is written through a symlinked folder, a
     file of the user's in the way is a conflict unless `overwrite`, and the target
-    carries INCOMPLETE_MARKER until every file is in place."""
+    carries INCOMPLETE_MARKER until every file is in place (`whole_version`: `entries`
+    are all the version's files, so completing them clears an earlier download's mark)."""
     refuse_store_overlap(target, repo.root, (e.path for e in entries), what)
     _make_target(target, what)
     fresh = not any(target.iterdir())
@@ -317,15 +332,19 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
     # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
     make_folders(target, sorted({os.path.dirname(e.path) for e in todo} - {""}), what)
     marker = target / INCOMPLETE_MARKER
-    marked = bool(todo) and not any(e.path == INCOMPLETE_MARKER for e in entries)
+    usable = not any(e.path == INCOMPLETE_MARKER for e in entries)  # a version may hold a file of that name
+    earlier = usable and os.path.lexists(marker)  # an earlier download stopped part-way
+    marked = usable and bool(todo) and not earlier
     if marked:
         marker.write_text(f"a download of {what} into this folder has not finished\n")
     try:
         _write(repo, todo, target, fresh, label, hardlink, what)
     except CorruptionError as err:
-        note = f"; the files written so far are kept, and {marker} marks the download incomplete" if marked else ""
+        note = f"; the files written so far are kept, and {marker} marks the download incomplete" if usable else ""
         raise CorruptionError(f"{err}{note}") from None
-    if marked:
+    # An earlier download's mark goes only once the whole version is in place (one file
+    # or a path_prefix done says nothing about the rest).
+    if marked or (earlier and whole_version):
         marker.unlink(missing_ok=True)
 
 
