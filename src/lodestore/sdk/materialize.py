@@ -27,8 +27,14 @@ from lodestore.catalog.base import ManifestEntry
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.names import temp_name
 from lodestore.sdk import cache, ui
-from lodestore.sdk.local_folder import (CHECKOUT_HINT, check_folders_on_the_way, file_digest, make_folders,
-                                        refuse_links_on_the_way, refuse_store_overlap)
+from lodestore.sdk.local_folder import (
+    CHECKOUT_HINT,
+    check_folders_on_the_way,
+    file_digest,
+    make_folders,
+    refuse_links_on_the_way,
+    refuse_store_overlap,
+)
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
