@@ -266,7 +266,10 @@ def test_get_checkout_and_hardlink(lode, images: Path) -> None:
     (out / "junk" / "old.txt").write_text("old")
     (out / "cat.jpg").write_text("edited")
 
-    plain = lode("get", "zoo/animals", "--root", out)
+    edited = lode("get", "zoo/animals", "--root", out)  # the edit is not replaced unasked
+    assert edited.code == 4 and "cat.jpg" in edited.err and "--overwrite" in edited.err
+    assert (out / "cat.jpg").read_text() == "edited"
+    plain = lode("get", "zoo/animals", "--root", out, "--overwrite")
     assert plain.code == 0 and "zoo/animals:v0" in plain.out
     assert tree(out) == {**IMAGES, "junk/old.txt": b"old"}  # get keeps what is not in the version
 

@@ -270,7 +270,9 @@ def test_download_gives_copies_edits_never_reach_the_store(store: Path) -> None:
     (first / "a.txt").write_bytes(b"edited by the user")
     assert os.stat(first / "a.txt").st_nlink == 1
     assert tree(art.download(root="second")) == {"a.txt": b"original", "b/c.txt": b"c"}
-    assert tree(art.download(root="first")) == {"a.txt": b"original", "b/c.txt": b"c"}  # repaired in place
+    with pytest.raises(lodestore.ConflictError, match="a.txt"):  # the user's edit is not replaced unasked
+        art.download(root="first")
+    assert tree(art.download(root="first", overwrite=True)) == {"a.txt": b"original", "b/c.txt": b"c"}
     art.verify(root="first")
 
 
@@ -292,7 +294,9 @@ def test_hardlinked_download_is_read_only_and_cannot_spoil_the_store(store: Path
     assert tree(art.download(root="again", hardlink=True))["a.txt"] == b"original"
     assert tree(art.download(root="copy"))["a.txt"] == b"original"
     assert art.get_entry("a.txt").download(root="entry").read_bytes() == b"original"
-    art.download(root="linked", hardlink=True)  # re-download repairs the spoiled file
+    with pytest.raises(lodestore.ConflictError, match="a.txt"):  # the spoiled file is the user's edit
+        art.download(root="linked", hardlink=True)
+    art.download(root="linked", hardlink=True, overwrite=True)  # asked: re-download repairs it
     art.verify(root="linked")
 
 

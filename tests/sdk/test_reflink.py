@@ -174,3 +174,27 @@ def test_a_spoiled_cache_copy_is_never_reflinked(xfs: Path, tmp_path: Path) -> N
     assert not shared(out)
     assert not cached.exists()  # the spoiled copy was dropped; the next hardlink download rewrites it
     assert no_temp_files(xfs / "copy")
+
+
+def test_cp_p_over_a_hardlinked_download_is_never_reflinked_or_linked(xfs: Path, tmp_path: Path) -> None:
+    """Issue 10: root's `cp -p` of one hard-linked download over another of the same size
+    writes into the cache's inode and copies the mtime mark and mode: neither a reflink
+    clone nor a hard link of that copy may serve the wrong bytes."""
+    root = xfs / "store"
+    src = tmp_path / "pair"
+    src.mkdir()
+    a = write_random(src / "a.bin", 2_000_000, seed=4)
+    b = write_random(src / "b.bin", 2_000_000, seed=5)
+    with lodestore.init(project="zoo", root=root) as run:
+        art = lodestore.Artifact("pair", type="model")
+        art.add_dir(src)
+        run.log_artifact(art)
+    art.download(root=xfs / "linked", hardlink=True)
+    subprocess.run(["cp", "-p", str(xfs / "linked" / "a.bin"), str(xfs / "linked" / "b.bin")], check=True)
+
+    again = art.download(root=xfs / "again", hardlink=True)
+    assert (again / "b.bin").read_bytes() == b and (again / "a.bin").read_bytes() == a
+    subprocess.run(["cp", "-p", str(again / "a.bin"), str(again / "b.bin")], check=True)  # once more
+    out = art.download(root=xfs / "copy")
+    assert (out / "b.bin").read_bytes() == b and (out / "a.bin").read_bytes() == a
+    assert shared(out / "a.bin")  # the sound copy is still reflinked

@@ -88,9 +88,15 @@ def get(
     ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
     root: Optional[Path] = typer.Option(None, "--root-dir", "--root", "-o", help="Target folder."),
     hardlink: bool = typer.Option(False, "--hardlink", help="Hard-link read-only files instead of copying."),
-    checkout: bool = typer.Option(False, "--checkout", help="Also delete files in the folder not in the version."),
+    checkout: bool = typer.Option(False, "--checkout", help="Make the folder match the version exactly: replace "
+                                  "files that differ, delete files not in the version."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files in the folder whose content differs "
+                                   "from the version (otherwise a conflict, exit 4)."),
 ) -> None:
     """Download a version's files into a folder.
+
+    Files already there with the right content are kept; a file with other content is a
+    conflict (exit 4, nothing written) unless --overwrite or --checkout.
 
     Example: lode get zoo/animals:latest --root data/
     """
@@ -98,7 +104,7 @@ def get(
     if checkout:
         target = art.checkout(root=root, hardlink=hardlink)
     else:
-        target = art.download(root=root, hardlink=hardlink)
+        target = art.download(root=root, hardlink=hardlink, overwrite=overwrite)
     stdout.print(f"{art.qualified_name}: {art.file_count} files, {human_size(art.size)} -> {target}", markup=False)
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import ManifestEntry
-from lodestore.errors import ConflictError, InvalidInputError, VerificationError
+from lodestore.errors import InvalidInputError, VerificationError
 from lodestore.names import is_temp_name, normalize_entry_path
-from lodestore.sdk.local_folder import file_digest, remove_extras
+from lodestore.sdk.local_folder import file_digest, refuse_store_overlap, remove_extras
+from lodestore.sdk.materialize import INCOMPLETE_MARKER, materialize_entries
 
 if TYPE_CHECKING:
     from lodestore.sdk.artifact import Artifact
@@ -31,18 +32,18 @@ class ArtifactEntry:
     def name(self) -> str:
         return self.path
 
-    def download(self, root: str | os.PathLike[str] | None = None) -> Path:
-        """Write this one file under `root` (default: the artifact's default folder)."""
+    def download(self, root: str | os.PathLike[str] | None = None, overwrite: bool = False) -> Path:
+        """Write this one file under `root` (default: the artifact's default folder); a
+        different file of the user's at its place is a conflict unless `overwrite`."""
         art = self._artifact
         target = Path(root) if root is not None else art._default_root()
         from lodestore.sdk.lifecycle import refuse_broken
-        from lodestore.sdk.materialize import materialize_entries
 
         refuse_broken(art._logged(), art._record)  # a broken version serves no file, not even one
 
         # the same path as a whole download: kept if already there, reflinked where it can be
         materialize_entries(art._logged(), [ManifestEntry(self.path, self.digest, self.size)], target,
-                            label=f"download {self.path}", what=art.qualified_name)
+                            label=f"download {self.path}", overwrite=overwrite, what=art.qualified_name)
         return target / self.path
 
     def __repr__(self) -> str:
@@ -75,13 +76,16 @@ class VersionFiles:
         return Path("artifacts") / f"{self._name}-{self.version}"
 
     def download(self, root: str | os.PathLike[str] | None = None, target_dir: str | os.PathLike[str] | None = None,
-                 path_prefix: str | None = None, hardlink: bool = False) -> Path:
+                 path_prefix: str | None = None, hardlink: bool = False, overwrite: bool = False) -> Path:
         """Materialise the version's files under `root` (or `target_dir`); returns the folder.
 
         Files already present with the right content are kept (re-downloads are cheap);
-        others are (re)written from the store, verified, atomically. By default files are
-        copies the user may edit freely; `hardlink=True` links them to a read-only cache
-        copy instead (fast, no extra space, but the files are read-only).
+        missing ones are written from the store, verified, atomically. A file of the
+        user's with other content (or a symlink) where the version has a file is a
+        ConflictError, raised before anything is written, unless `overwrite=True`
+        replaces it; files not in the version are left alone (checkout() deletes them).
+        By default files are copies the user may edit freely; `hardlink=True` links them
+        to a read-only cache copy instead (fast, no extra space, but read-only).
         """
         repo = self._logged()
         from lodestore.sdk.lifecycle import refuse_broken
@@ -93,27 +97,25 @@ class VersionFiles:
         entries = list(repo.catalog.iter_entries(self._record.id))
         if path_prefix:
             entries = [e for e in entries if e.path.startswith(path_prefix)]
-        from lodestore.sdk.materialize import materialize_entries
 
         materialize_entries(repo, entries, target, label=f"download {self.name}", hardlink=hardlink,
-                            what=self.qualified_name)
+                            overwrite=overwrite, whole_version=not path_prefix, what=self.qualified_name)
         return target
 
     def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:
         """Make `root` match the version exactly: delete what is not in it (files, folders
-        standing where a file goes, symlinks), then download. The store itself is never
-        touched, even when it lives inside `root`."""
+        standing where a file goes, symlinks), then download, replacing files that
+        differ. The store itself is never touched, even when it lives inside `root`."""
         repo = self._logged()
         from lodestore.sdk.lifecycle import refuse_broken
 
         refuse_broken(repo, self._record)  # before extras are deleted
         target = Path(root) if root is not None else self._default_root()
-        if target.resolve().is_relative_to(repo.root.resolve()):
-            raise ConflictError(f"{target} is inside the store at {repo.root}; check out somewhere else")
+        wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
+        refuse_store_overlap(target, repo.root, wanted, self.qualified_name)  # before extras are deleted
         if target.is_dir():
-            wanted = {e.path for e in repo.catalog.iter_entries(self._record.id)}
             remove_extras(target, wanted, protect=repo.root)
-        return self.download(root=target, hardlink=hardlink)
+        return self.download(root=target, hardlink=hardlink, overwrite=True)
 
     def verify(self, root: str | os.PathLike[str] | None = None) -> None:
         """Raise VerificationError listing every file under `root` that is missing,
@@ -123,7 +125,9 @@ class VersionFiles:
         if not target.is_dir():
             raise VerificationError(f"{target} does not exist or is not a folder")
         problems: list[str] = []
-        seen: set[str] = set()
+        seen: set[str] = {INCOMPLETE_MARKER}
+        if (target / INCOMPLETE_MARKER).exists():
+            problems.append(f"incomplete: a download into this folder stopped part-way ({INCOMPLETE_MARKER})")
         for e in repo.catalog.iter_entries(self._record.id):
             seen.add(e.path)
             p = target / e.path

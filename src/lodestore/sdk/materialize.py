@@ -19,15 +19,22 @@ import stat
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import blake3
 
 from lodestore.catalog.base import ManifestEntry
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.names import temp_name
-from lodestore.sdk import ui
+from lodestore.sdk import cache, ui
+from lodestore.sdk.local_folder import (
+    CHECKOUT_HINT,
+    check_folders_on_the_way,
+    file_digest,
+    make_folders,
+    refuse_links_on_the_way,
+    refuse_store_overlap,
+)
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
@@ -46,64 +53,79 @@ def _same_content(path: Path, entry: ManifestEntry) -> bool:
         st = path.stat()
     except FileNotFoundError:
         return False
-    if not path.is_file() or st.st_size != entry.size:
-        return False
-    h = blake3.blake3()
-    with open(path, "rb", buffering=0) as f:
-        while chunk := f.read(8 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest() == entry.digest
+    return stat.S_ISREG(st.st_mode) and st.st_size == entry.size and file_digest(path) == entry.digest
 
 
 # Every cached copy gets this mtime when it is written. Writing to a hard-linked file
 # (root ignores the read-only mode; anyone may chmod) changes the shared inode's mtime,
-# so a copy whose mtime is not the mark is no longer trusted and is written again.
+# so a copy whose mtime is not the mark is no longer trusted and is written again. This
+# is the cheap first check only: `cp -p` copies an mtime along, so what proves a copy
+# good is its (inode, ctime, size) stamp in the cache index (sdk/cache.py, "Trust").
 CACHE_MTIME_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, a date no write produces now
 
 
-def _cache_intact(path: Path, size: int) -> bool:
+def _looks_intact(st: os.stat_result | None, size: int) -> bool:
+    return (st is not None and stat.S_ISREG(st.st_mode) and st.st_size == size
+            and st.st_mtime_ns == CACHE_MTIME_NS and not st.st_mode & 0o222)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
     try:
-        st = path.stat()
+        return os.lstat(path)
     except FileNotFoundError:
-        return False
-    return (stat.S_ISREG(st.st_mode) and st.st_size == size and st.st_mtime_ns == CACHE_MTIME_NS
-            and not st.st_mode & 0o222)
+        return None
+
+
+@dataclass(frozen=True)
+class _CacheCopy:
+    """A cache copy whose content is known to match its digest."""
+
+    path: Path
+    verified: os.stat_result  # its stat when it was known good
+    created: bool  # written from the store just now
+    recorded: bool  # the index already holds this stamp (nothing to record)
+
+
+def _verified_cache_copy(repo: Repository, digest: str, size: int) -> _CacheCopy:
+    """The cache's copy of `digest`, verified.
+
+    A copy whose stamp is the one recorded when it was last known good is used as it is;
+    one changed since (a link of ours, or a write through a link: the stamp cannot tell)
+    is hashed again; one that fails, or shows an edit, is written anew from the store.
+    The new inode replaces it atomically, so files a user already linked and edited keep
+    their edit and do not spread it."""
+    path = repo.cache_dir / "files" / digest[:2] / digest
+    st = _lstat(path)
+    if _looks_intact(st, size):
+        if cache.verified_stamp(repo.cache_dir, digest) == cache.stamp(st):
+            return _CacheCopy(path, st, created=False, recorded=True)
+        if file_digest(path) == digest and cache.stamp(os.lstat(path)) == cache.stamp(st):  # not changed while read
+            return _CacheCopy(path, st, created=False, recorded=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(temp_name())
+    try:
+        repo.store.materialize(digest, tmp)  # verified against the digest as it is written
+        tmp.chmod(0o444)
+        os.utime(tmp, ns=(CACHE_MTIME_NS, CACHE_MTIME_NS))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _CacheCopy(path, os.lstat(path), created=True, recorded=False)
 
 
 def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
-    """A read-only materialised copy of a file in the repository's cache, for hard links.
-
-    The copy is (re)written when absent or when it shows signs of an edit made through a
-    hard link (size, mtime mark, write bits); the new inode replaces it atomically, so
-    files a user already linked and edited keep their edit and do not spread it.
-    """
-    path = repo.cache_dir / "files" / digest[:2] / digest
+    """A read-only materialised copy of a file in the repository's cache, for hard links,
+    whose content is known to match `digest` (see _verified_cache_copy)."""
     if size is None:
         size = repo.store.file_size(digest)
-    created = not _cache_intact(path, size)
-    if created:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(temp_name())
-        try:
-            repo.store.materialize(digest, tmp)
-            tmp.chmod(0o444)
-            os.utime(tmp, ns=(CACHE_MTIME_NS, CACHE_MTIME_NS))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    from lodestore.sdk import cache  # LRU tracking and size cap (sdk/cache.py)
-
-    cache.touch(repo.cache_dir, digest, size, created=created)
-    return path
+    copy = _verified_cache_copy(repo, digest, size)
+    cache.touch(repo.cache_dir, digest, size, created=copy.created, verified=None if copy.recorded else copy.verified)
+    return copy.path
 
 
-def _keep(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) -> bool:
-    """Is the file already at `dest` what this download would write?"""
-    if not _same_content(dest, entry):
-        return False
+def _keep_as_is(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) -> bool:
+    """Dest (a regular file with the right content) is already what this download makes."""
     st = dest.lstat()
-    if stat.S_ISLNK(st.st_mode):
-        return False  # a symlink's target may be anywhere; write a real file
     if hardlink:
         return os.path.samestat(st, cached_copy(repo, entry.digest, entry.size).stat())
     # A copy must be the user's alone: a file still hard-linked elsewhere (an earlier
@@ -111,18 +133,43 @@ def _keep(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) ->
     return st.st_nlink == 1 and bool(st.st_mode & stat.S_IWUSR)
 
 
-CHECKOUT_HINT = "checkout() / `lode get --checkout` makes the folder match the version (deleting what is not in it)"
+# What a download does with each file of the version, given what is at its place.
+WRITE, KEEP, CONFLICT = "write", "keep", "conflict"
 
 
-def _make_folder(folder: Path, what: str, is_target: bool = False) -> None:
+def _plan_one(target: Path, e: ManifestEntry, hardlink: bool, repo: Repository, what: str) -> str:
+    """WRITE (nothing there, or the same bytes in a form this download replaces), KEEP
+    (already right), CONFLICT (the user's: other bytes, or a symlink)."""
+    dest = target / e.path
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return WRITE
+    if stat.S_ISDIR(st.st_mode):
+        raise ConflictError(f"{what}: {dest} is a folder, but the version has a file there; {CHECKOUT_HINT}")
+    if not stat.S_ISREG(st.st_mode) or not _same_content(dest, e):
+        return CONFLICT  # a symlink may lead anywhere: even with the right bytes it is the user's
+    return KEEP if _keep_as_is(dest, e, hardlink, repo) else WRITE
+
+
+def _refuse_conflicts(conflicts: list[ManifestEntry], target: Path, what: str) -> None:
+    shown = ", ".join(repr(e.path) for e in conflicts[:10])
+    more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    raise ConflictError(
+        f"{what}: {len(conflicts)} file(s) in {target} differ from the version: {shown}{more}; nothing was "
+        "written. Download elsewhere to keep them, or replace them: overwrite=True (`lode get --overwrite`), "
+        "or checkout() (`lode get --checkout`), which also deletes what is not in the version")
+
+
+def _make_target(target: Path, what: str) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        # inside the target checkout can clear the way; the target itself is the user's to move
-        hint = "choose another folder or move that file" if is_target else CHECKOUT_HINT
-        raise ConflictError(f"{what}: cannot make folder {folder}: a file is in the way; {hint}") from None
+        # the target itself is the user's to move; inside it checkout can clear the way
+        raise ConflictError(f"{what}: cannot make folder {target}: a file is in the way; "
+                            "choose another folder or move that file") from None
     except OSError as err:  # kept an OSError (the CLI exits 9), said in the user's terms
-        raise type(err)(err.errno, f"cannot make the folder: {err.strerror}", str(folder)) from None
+        raise type(err)(err.errno, f"cannot make the folder: {err.strerror}", str(target)) from None
 
 
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
@@ -131,11 +178,14 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTS
 def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
     """Hard-link the read-only cache copy to dest; False where links are impossible
     (another filesystem, no permission), and the caller copies instead."""
-    source = cached_copy(repo, e.digest, e.size)
+    copy = _verified_cache_copy(repo, e.digest, e.size)
+    source = copy.path
     tmp = dest.with_name(temp_name())
     try:
         os.link(source, tmp)
     except OSError as err:
+        cache.touch(repo.cache_dir, e.digest, e.size, created=copy.created,
+                    verified=None if copy.recorded else copy.verified)
         if err.errno in _NO_LINK:
             return False
         raise
@@ -144,6 +194,11 @@ def _link_from_cache(repo: Repository, e: ManifestEntry, dest: Path) -> bool:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # The link changed the inode's ctime: stamp it again so the next hand-out is cheap
+    # (the same inode, untouched otherwise, is what was verified an instant ago).
+    after = _lstat(source)
+    same = after is not None and after.st_ino == copy.verified.st_ino and _looks_intact(after, e.size)
+    cache.touch(repo.cache_dir, e.digest, e.size, created=copy.created, verified=after if same else None)
     return True
 
 
@@ -212,7 +267,7 @@ class _Reflinker:
         if not self.active:
             return False
         source = self.files / e.digest[:2] / e.digest
-        if not _cache_intact(source, e.size):
+        if not _looks_intact(_lstat(source), e.size):
             return False
         try:
             devices = (source.stat().st_dev, dest.parent.stat().st_dev)
@@ -225,8 +280,8 @@ class _Reflinker:
             self.refused.add(devices)
             return False
         try:
-            # The cache copy's mark shows it was not edited through a hard link, not that
-            # its disk blocks are sound: the clone is verified like any read from the store.
+            # The cache copy's mark is no proof (`cp -p` copies it, disk blocks rot): the
+            # clone is verified like any read from the store.
             if not _same_content(tmp, e):
                 tmp.unlink()
                 source.unlink(missing_ok=True)  # spoiled: written again when next needed
@@ -235,20 +290,72 @@ class _Reflinker:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        from lodestore.sdk import cache
-
         cache.touch(self.repo.cache_dir, e.digest, e.size)
         return True
 
 
+# Left in the target while a download writes, removed once every file is in place: a
+# download that failed or was killed part-way says so (verify() reports it). The files
+# it wrote are verified and kept; the next download into the folder completes them.
+INCOMPLETE_MARKER = ".lodestore-incomplete"
+
+
+def _map(fn, items: list) -> list:
+    """fn over items; on both cores when there are many (file work is syscall-bound and
+    releases the GIL). Large files are pipelined inside the store already."""
+    if len(items) > 64:
+        with ThreadPoolExecutor(SMALL_FILE_THREADS, thread_name_prefix="lodestore-download") as pool:
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
+
+
+def _plan(repo: Repository, entries: list[ManifestEntry], target: Path, hardlink: bool, overwrite: bool,
+          what: str) -> list[ManifestEntry]:
+    """The entries to write into a folder that already holds files. A file of the user's
+    in the way (other bytes, a symlink) is a conflict, refused before anything is written,
+    unless `overwrite`; a folder in the way always is (checkout clears it)."""
+    check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in entries} - {""}), what)
+    actions = _map(lambda e: _plan_one(target, e, hardlink, repo, what), entries)
+    conflicts = [e for e, a in zip(entries, actions) if a == CONFLICT]
+    if conflicts and not overwrite:
+        _refuse_conflicts(conflicts, target, what)
+    return [e for e, a in zip(entries, actions) if a != KEEP]
+
+
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
-                        hardlink: bool = False, what: str = "") -> None:
-    _make_folder(target, what, is_target=True)
+                        hardlink: bool = False, overwrite: bool = False, whole_version: bool = False,
+                        what: str = "") -> None:
+    """Write `entries` under `target`: every download path (download(), an entry's
+    download(), checkout(), `lode get`) comes through here, so its rules hold for all:
+    nothing lands inside the store, nothing is written through a symlinked folder, a
+    file of the user's in the way is a conflict unless `overwrite`, and the target
+    carries INCOMPLETE_MARKER until every file is in place (`whole_version`: `entries`
+    are all the version's files, so completing them clears an earlier download's mark)."""
+    refuse_store_overlap(target, repo.root, (e.path for e in entries), what)
+    _make_target(target, what)
     fresh = not any(target.iterdir())
+    todo = entries if fresh else _plan(repo, entries, target, hardlink, overwrite, what)
     # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
-    for folder in sorted({os.path.dirname(e.path) for e in entries}):
-        if folder:
-            _make_folder(target / folder, what)
+    make_folders(target, sorted({os.path.dirname(e.path) for e in todo} - {""}), what)
+    marker = target / INCOMPLETE_MARKER
+    usable = not any(e.path == INCOMPLETE_MARKER for e in entries)  # a version may hold a file of that name
+    earlier = usable and os.path.lexists(marker)  # an earlier download stopped part-way
+    marked = usable and bool(todo) and not earlier
+    if marked:
+        marker.write_text(f"a download of {what} into this folder has not finished\n")
+    try:
+        _write(repo, todo, target, fresh, label, hardlink, what)
+    except CorruptionError as err:
+        note = f"; the files written so far are kept, and {marker} marks the download incomplete" if usable else ""
+        raise CorruptionError(f"{err}{note}") from None
+    # An earlier download's mark goes only once the whole version is in place (one file
+    # or a path_prefix done says nothing about the rest).
+    if marked or (earlier and whole_version):
+        marker.unlink(missing_ok=True)
+
+
+def _write(repo: Repository, entries: list[ManifestEntry], target: Path, fresh: bool, label: str,
+           hardlink: bool, what: str) -> None:
     total = sum(e.size for e in entries)
     reflinker = None if hardlink else _Reflinker(repo)
     with ui.byte_progress(label, total) as advance:
@@ -260,12 +367,7 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
 
         def one(e: ManifestEntry) -> None:
             dest = target / e.path
-            if not fresh and dest.is_dir() and not dest.is_symlink():
-                raise ConflictError(f"{what}: {dest} is a folder, but the version has a file there; "
-                                    f"{CHECKOUT_HINT}")
-            if not fresh and _keep(dest, e, hardlink, repo):
-                progress(e.size)
-                return
+            refuse_links_on_the_way(target, e.path, what)  # right before writing
             try:
                 shared = (_link_from_cache(repo, e, dest) if hardlink
                           else reflinker is not None and reflinker.copy(e, dest))
@@ -288,20 +390,13 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
             batch = [e for e in small if e.digest not in cached]
             small = [e for e in small if e.digest in cached]
             base = str(target)
+            check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in batch} - {""}), what)
             try:
                 repo.store.materialize_many([(e.digest, os.path.join(base, e.path)) for e in batch], progress,
                                             threads=SMALL_FILE_THREADS)
             except CorruptionError as err:
                 bad = batch[getattr(err, "item", 0)]
                 raise CorruptionError(f"{what}: file {bad.path!r} cannot be restored: {err}") from None
-        # Creating many small files is syscall-bound (the GIL is released): a few threads
-        # keep both cores busy. Large files are already pipelined inside the store.
-        if len(small) > 64:
-            with ThreadPoolExecutor(SMALL_FILE_THREADS, thread_name_prefix="lodestore-download") as pool:
-                for _ in pool.map(one, small):
-                    pass
-        else:
-            for e in small:
-                one(e)
+        _map(one, small)
         for e in large:
             one(e)
