@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,6 +53,12 @@ CREATE TABLE IF NOT EXISTS statcache (
     digest BLOB NOT NULL,
     recorded_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- files an fsck repair found unrecoverable (integrity.py) and packs gc dropped from the
+-- index but keeps on disk a while for readers (maintenance.py)
+CREATE TABLE IF NOT EXISTS lost_files (
+    digest BLOB PRIMARY KEY, size INTEGER NOT NULL, lost_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
 """
 
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
@@ -337,6 +344,19 @@ class StoreIndex:
             batch = items[i : i + _BATCH]
             self._db.execute(f"UPDATE files SET created_at=? WHERE digest IN ({','.join('?' * len(batch))}) "
                              "AND created_at < ?", [now, *batch, now - _TOUCH_FRESH_SECONDS])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own inside one read transaction: every query sees the same
+        commit, whatever writers commit meanwhile (WAL), so a check that reads several
+        tables (fsck) never sees a file whose chunks arrived after it read the chunks."""
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM packs").fetchone()  # the snapshot starts here
+            yield conn
+        finally:
+            conn.close()  # ends the read transaction
 
     def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Escape hatch for maintenance code (gc, fsck) living in this package."""
