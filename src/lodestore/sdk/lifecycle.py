@@ -357,6 +357,10 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
     it reads); the repair holds the exclusive one from its first look to its last
     mark, like gc, so no log is half-way through while it decides what is lost.
 
+    A damaged index.db (it does not open, or quick_check finds bad pages) fails the
+    check (CorruptionError); the repair moves it aside (index.db.corrupt-<time>, kept)
+    and rebuilds the index from the packs.
+
     A catalog that is not the store's own (`catalog_mismatch`: deleted, emptied, or an
     old backup) makes the check fail with `catalog_mismatch` set, and the repair is
     refused (ConflictError): it would mark versions broken or forget bytes because of
@@ -366,6 +370,11 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
         raise ConflictError(f"fsck --repair refused: {mismatch}; {ADOPT_HINT}")
     lock = maintenance.acquire_store_lock(repo.store.root, exclusive=repair)
     try:
+        damaged_index = integrity.index_problem(repo.store)
+        if damaged_index is not None:
+            if not repair:
+                raise CorruptionError(f"fsck: {damaged_index}")
+            aside = repo.store.set_aside_corrupt_index()
         found = _inspect(repo)
         result = found["result"]
         result["catalog_mismatch"] = mismatch
@@ -375,6 +384,7 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
                                                - {d for _, d, _ in repo.catalog.version_digests(True)})
         if repair:
             result["repaired"] = _repair(repo, found)
+            result["repaired"]["index_set_aside"] = None if damaged_index is None else str(aside)
         return result
     finally:
         os.close(lock)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+from lodestore.errors import CorruptionError, is_database_damage
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
     id TEXT PRIMARY KEY,
@@ -61,6 +63,11 @@ CREATE TABLE IF NOT EXISTS lost_files (
 CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
 """
 
+def corrupt_index_error(path: Path, e: BaseException) -> CorruptionError:
+    return CorruptionError(f"the store index {path} is corrupted ({e}); it is derived data: "
+                           "`lode fsck --repair` sets it aside and rebuilds it from the packs")
+
+
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 _BATCH = 900
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's
@@ -101,14 +108,31 @@ class StoreIndex:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a session's commit must survive a power cut once it returns (base.py's
-        # contract), because the catalog commits a version pointing at these digests
-        # right after; with NORMAL, WAL mode may drop the last commits on power loss
-        # while the catalog's later commit survives. One WAL fsync per session.
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        with self._lock:
-            self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a session's commit must survive a power cut once it returns (base.py's
+            # contract), because the catalog commits a version pointing at these digests
+            # right after; with NORMAL, WAL mode may drop the last commits on power loss
+            # while the catalog's later commit survives. One WAL fsync per session.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            with self._lock:
+                self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if not is_database_damage(e):
+                raise
+            raise corrupt_index_error(path, e) from None
+
+    def integrity_problem(self) -> str | None:
+        """What `PRAGMA quick_check` finds wrong with the file (a damaged page that
+        opening alone does not notice), or None. Reads the whole index: fsck only."""
+        try:
+            with self._lock:
+                rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return str(e)
+        found = [r[0] for r in rows]
+        return None if found == ["ok"] else "; ".join(found[:3])
 
     def close(self) -> None:
         with self._lock:

@@ -35,6 +35,7 @@ from lodestore.store.maintenance import (
     acquire_store_lock,
     stale_sessions,
 )
+from lodestore.store.index import corrupt_index_error
 from lodestore.store.layout import WHOLE_FILE_LIMIT
 from lodestore.store.packs import FOOTER, MAGIC, RECORD_HEADER, pack_path, read_trailer, scan_records
 
@@ -86,6 +87,17 @@ def forget_lost(store, keep: set[bytes]) -> None:
     if rows:
         with store.index.transaction() as db:
             db.executemany("DELETE FROM lost_files WHERE digest=?", [(d,) for d in rows])
+
+
+def index_problem(store) -> str | None:
+    """What is wrong with index.db as a database file (it does not open, or
+    `PRAGMA quick_check` finds damaged pages), or None."""
+    try:
+        index = store.index
+    except CorruptionError as e:
+        return str(e)
+    found = index.integrity_problem()
+    return None if found is None else str(corrupt_index_error(index.path, found))
 
 
 def _pack_entries(path: Path):

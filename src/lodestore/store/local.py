@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -77,10 +78,36 @@ class LocalContentStore(ContentStore):
         self.packs_dir.mkdir(exist_ok=True)
         self.tmp_dir.mkdir(exist_ok=True)
         self.fsync = fsync
-        self.index = StoreIndex(self.root / "index.db", durable=fsync)
+        self._index: StoreIndex | None = None
+        self._index_lock = threading.Lock()
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._fd_lock = threading.Lock()
         self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-hash")
+
+    @property
+    def index(self) -> StoreIndex:
+        """The index, opened on first use: commands that never touch the bytes (`lode ls`,
+        `versions`, `info`) do not open it, so a damaged index.db does not stop them.
+        CorruptionError if index.db is not a readable database."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = StoreIndex(self.root / "index.db", durable=self.fsync)
+            return self._index
+
+    def set_aside_corrupt_index(self) -> Path:
+        """Move a corrupt index.db (and its WAL) aside as index.db.corrupt-<time>, not
+        deleting it, so the next use starts an empty index (fsck --repair then rebuilds
+        it from the packs). Returns where it went."""
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            aside = self.root / f"index.db.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+            for suffix in ("", "-wal", "-shm"):
+                src = self.root / f"index.db{suffix}"
+                if src.exists():
+                    os.replace(src, aside.with_name(aside.name + suffix))
+            return aside
 
     # --- writing ----------------------------------------------------------------
     def session(self) -> LocalWriteSession:
@@ -384,7 +411,10 @@ class LocalContentStore(ContentStore):
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
-        self.index.close()
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
 
 
 def _update_all(hasher, pieces: list[memoryview]) -> None:
