@@ -235,6 +235,10 @@ class StoreIndex:
         make = ChunkLocation._make
         return [make(row[1:]) for row in rows]
 
+    def has_pack(self, pack_id: str) -> bool:
+        """Whether the index lists the pack, as of the latest commit."""
+        return self._reader().execute("SELECT 1 FROM packs WHERE id=?", (pack_id,)).fetchone() is not None
+
     def iter_files(self) -> Iterator[tuple[bytes, int]]:
         with self._lock:
             rows = self._db.execute("SELECT digest, size FROM files").fetchall()
