@@ -57,7 +57,7 @@ def lode_proc(store: Path):
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "from lodestore.cli.main import main; main()",
-                               *map(str, args)], capture_output=True, text=True, timeout=300,
+                               *map(str, args)], capture_output=True, text=True, timeout=300, check=False,
                               env={**os.environ, **(env or {})})
 
     return run

@@ -32,7 +32,7 @@ def test_download_that_located_a_pack_just_before_gc_repacked_it(repo, store, lo
         assert gc.returncode == 0, gc.stderr
         packs_after = sorted(p.stem for p in (store / "store" / "packs").glob("*/*.pack"))
         assert not set(packs_before) & set(packs_after)  # the located pack is gone from disk
-        out, err = reader.communicate(timeout=120)
+        _, err = reader.communicate(timeout=120)
     finally:
         reader.kill()
     assert reader.returncode == 0, err

@@ -19,8 +19,8 @@ from lodestore.catalog.base import (
 )
 from lodestore.catalog.schema import (
     aliases,
-    catalog_instance,
     artifacts,
+    catalog_instance,
     manifest_entries,
     versions,
 )

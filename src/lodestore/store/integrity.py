@@ -27,6 +27,8 @@ import blake3
 
 from lodestore.errors import CorruptionError
 from lodestore.store import codec
+from lodestore.store.index import corrupt_index_error
+from lodestore.store.layout import WHOLE_FILE_LIMIT
 from lodestore.store.maintenance import (
     _new_tmp_session,
     _recipe,
@@ -35,8 +37,6 @@ from lodestore.store.maintenance import (
     acquire_store_lock,
     stale_sessions,
 )
-from lodestore.store.index import corrupt_index_error
-from lodestore.store.layout import WHOLE_FILE_LIMIT
 from lodestore.store.packs import FOOTER, MAGIC, RECORD_HEADER, pack_path, read_trailer, scan_records
 
 _LOST_DDL = ("CREATE TABLE IF NOT EXISTS lost_files (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, "
