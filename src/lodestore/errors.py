@@ -68,6 +68,19 @@ class CorruptionError(LodestoreError):
     exit_code = 6
 
 
+# SQLite's result codes for a database file that is damaged (SQLITE_CORRUPT) or is not
+# a database at all (SQLITE_NOTADB): corrupted data, exit 6, never a traceback.
+_SQLITE_DAMAGE_CODES = (11, 26)
+
+
+def is_database_damage(e: BaseException) -> bool:
+    """True for a SQLite error (raw, or wrapped by SQLAlchemy in `.orig`) saying the
+    database file itself is damaged, as opposed to a refusal of the system or a bug."""
+    orig = getattr(e, "orig", e)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _SQLITE_DAMAGE_CODES
+
+
 class VerificationError(LodestoreError):
     """Files on disk differ from a version's manifest (`Artifact.verify`)."""
 

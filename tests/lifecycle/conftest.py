@@ -48,3 +48,16 @@ def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A real worker process running tests/lifecycle/_proc.py."""
     return subprocess.Popen([sys.executable, str(PROC), *map(str, args)], env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def lode_proc(store: Path):
+    """Run `lode ARGS...` as a real process (it opens the store afresh each time, as a
+    user's commands do); returns the CompletedProcess (returncode, stdout, stderr)."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", "from lodestore.cli.main import main; main()",
+                               *map(str, args)], capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, **(env or {})})
+
+    return run

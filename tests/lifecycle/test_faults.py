@@ -158,8 +158,10 @@ def test_missing_pack_and_orphans(repo, lode, store):
 
 
 def test_manifest_file_missing_from_the_store(repo, lode, store, tmp_path):
-    """A file a manifest names but the store does not know (its index row is gone)."""
-    a = log(repo, "animals", {"a.bin": os.urandom(50_000)})
+    """A file a manifest names but the store does not know (its index row is gone). A
+    chunked file (over 1 MiB): its recipe lived only in that row, so it is really lost
+    (a small file would be rebuilt from its whole-file chunk: test_index_loss.py)."""
+    a = log(repo, "animals", {"a.bin": os.urandom(1_500_000)})
     b = log(repo, "birds", {"b.bin": b"fine"})
     digest = a.files()[0].digest
     repo.store.index.execute("DELETE FROM files WHERE digest=?", [bytes.fromhex(digest)])

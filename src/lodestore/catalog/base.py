@@ -136,9 +136,33 @@ class NewVersion:
     ttl_seconds: int | None = None
 
 
+@dataclass(frozen=True)
+class CatalogIdentity:
+    """Who a catalog is (`instance_id`, made once when it is created) and how many times
+    its set of versions changed (`generation`). The content store keeps a copy of both,
+    so a catalog that was deleted, emptied or restored from an old backup is recognised
+    before gc sweeps the bytes of versions it does not know (store/binding.py)."""
+
+    instance_id: str
+    generation: int
+    has_versions: bool  # any version row, live, deleted or broken
+
+
+# Called with (instance_id, generation) after each transaction that changed the set
+# of versions has committed (the SDK records it in the content store).
+GenerationListener = Callable[[str, int], None]
+
+
 class Catalog(abc.ABC):
     """Abstract catalog; see module docstring. Errors: NotFoundError (message lists what
     exists), ConflictError, InvalidNameError from lodestore.errors."""
+
+    #: set by the SDK (sdk/repository.py); see GenerationListener
+    on_generation: GenerationListener | None = None
+
+    @abc.abstractmethod
+    def identity(self) -> CatalogIdentity:
+        """This catalog's instance id, generation, and whether it holds any version."""
 
     # --- artifacts and versions -------------------------------------------------
     @abc.abstractmethod

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
-from lodestore.errors import InvalidInputError
+from lodestore.errors import CorruptionError, InvalidInputError, is_database_damage
 
 BUSY_TIMEOUT_S = 60.0
 _WRITE = "lodestore_write"
@@ -77,6 +77,16 @@ def _is_memory_url(url: str | URL) -> bool:
 
 
 def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        # A damaged catalog.db is one clear line naming the file, on every command; it is
+        # never taken for a new, empty catalog (that would hide every version).
+        if is_database_damage(ctx.original_exception):
+            raise CorruptionError(
+                f"the catalog {engine.url.database} is corrupted ({ctx.original_exception}); it cannot be "
+                "rebuilt from the store: restore it from a backup (the store's bytes are kept: gc refuses "
+                "to run beside a catalog that is not the store's own)") from None
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, see module docstring

@@ -20,6 +20,7 @@ correct on filesystems where file locks silently do nothing.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
@@ -28,7 +29,7 @@ from lodestore.errors import StoreFormatError
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
-REVISIONS: tuple[str, ...] = ("0001", "0002")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take
@@ -113,9 +114,10 @@ def _is_empty(conn: Connection) -> bool:
 def _create_at_head(conn: Connection) -> None:
     """Every table of `schema.metadata`, and alembic's version table stamped at HEAD
     (the same DDL alembic itself uses, so a later `alembic upgrade` carries on from it)."""
-    from lodestore.catalog.schema import metadata
+    from lodestore.catalog.schema import catalog_instance, metadata
 
     metadata.create_all(conn)
+    conn.execute(catalog_instance.insert().values(instance_id=str(uuid.uuid4()), generation=0))
     conn.execute(text(
         "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"

@@ -233,3 +233,14 @@ run_outputs = Table(
     PrimaryKeyConstraint("run_id", "version_id"),
     Index(None, "version_id"),
 )
+
+# One row: who this catalog is and how many times its set of versions changed. The
+# content store keeps a copy of both (store/binding.py), so a catalog that was deleted,
+# emptied or put back from an old backup is recognised before gc sweeps the bytes of
+# versions it does not know (migration 0003).
+catalog_instance = Table(
+    "catalog_instance",
+    metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)

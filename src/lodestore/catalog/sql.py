@@ -199,7 +199,7 @@ class SqlCatalog(AliasesSql, RunsSql, LifecycleSql, Catalog):
             raise InvalidInputError(f"ttl_seconds must be a positive number of seconds, got {new.ttl_seconds!r}")
         meta = json_dict(new.metadata or {}, "metadata")
         now = now_utc()
-        with self._writing() as conn:
+        with self._writing_versions() as conn:
             if new.run_id is not None:
                 self._require_run(conn, new.run_id)
             pid = self._ensure_project(conn, new.project, now)

@@ -4,7 +4,9 @@ reference (for gc and accounting). A mixin of `SqlCatalog`."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +14,13 @@ from sqlalchemy import Connection, delete, select, update
 
 from lodestore.catalog.base import (
     LATEST,
+    CatalogIdentity,
     VersionRecord,
 )
 from lodestore.catalog.schema import (
     aliases,
     artifacts,
+    catalog_instance,
     manifest_entries,
     versions,
 )
@@ -29,9 +33,39 @@ from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 
 
 class LifecycleSql:
+    # --- identity and generation (see base.CatalogIdentity) -----------------------------
+    def identity(self) -> CatalogIdentity:
+        with self._reading() as conn:
+            row = conn.execute(select(catalog_instance.c.instance_id, catalog_instance.c.generation)).first()
+            has_versions = conn.execute(select(versions.c.id).limit(1)).first() is not None
+        if row is None:  # only a database migrated by hand lacks the row; make it once
+            with self._writing() as conn:
+                row = self._instance_row(conn)
+        return CatalogIdentity(row.instance_id, int(row.generation), has_versions)
+
+    def _instance_row(self, conn: Connection) -> Any:
+        row = conn.execute(select(catalog_instance.c.instance_id, catalog_instance.c.generation)).first()
+        if row is None:
+            conn.execute(catalog_instance.insert().values(instance_id=str(uuid.uuid4()), generation=0))
+            row = conn.execute(select(catalog_instance.c.instance_id, catalog_instance.c.generation)).first()
+        return row
+
+    @contextmanager
+    def _writing_versions(self) -> Iterator[Connection]:
+        """A write transaction that changes the set of versions: it bumps the generation
+        (first, so concurrent ones serialise on that row), and once it has committed
+        the generation listener hears of it."""
+        with self._writing() as conn:
+            row = self._instance_row(conn)
+            generation = int(row.generation) + 1
+            conn.execute(update(catalog_instance).values(generation=generation))
+            yield conn
+        if self.on_generation is not None:
+            self.on_generation(row.instance_id, generation)
+
     def delete_version(self, version_id: int, run_id: str | None = None) -> VersionRecord:
         now = now_utc()
-        with self._writing() as conn:
+        with self._writing_versions() as conn:
             v = self._version_row(conn, version_id)
             if run_id is not None:
                 self._require_run(conn, run_id)
@@ -49,7 +83,7 @@ class LifecycleSql:
             return self._load_one(conn, version_id)
 
     def purge_version(self, version_id: int) -> None:
-        with self._writing() as conn:
+        with self._writing_versions() as conn:
             v = self._version_row(conn, version_id)
             if v.state != "deleted":
                 raise ConflictError(f"version id {version_id} (v{v.idx}) is {v.state}; delete it before purging")

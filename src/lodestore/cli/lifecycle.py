@@ -11,7 +11,7 @@ from lodestore.cli.main import app
 from lodestore.cli.output import human_size, key_values, print_json, stderr, stdout, table
 from lodestore.errors import CorruptionError, InvalidInputError
 from lodestore.names import parse_ref
-from lodestore.sdk.service import RetentionUpdate, Service
+from lodestore.sdk.service import ADOPT_HINT, RetentionUpdate, Service
 
 
 def _ref(ref: str):
@@ -111,6 +111,11 @@ def gc(
         0.5, "--repack-threshold", min=0.0, max=1.0,
         help="Repack a pack once more than this fraction of it is dead (0: repack any pack with dead "
              "bytes, so everything unreferenced is freed; 1: never repack, only delete whole dead packs)."),
+    adopt_catalog: bool = typer.Option(
+        False, "--adopt-catalog",
+        help="Bind the store to the current catalog.db although it is not the one the store was written "
+             "with (deleted, emptied or restored from an old backup): every byte it does not reference is "
+             "then garbage. Without it, gc refuses such a store (exit 4)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Reclaim bytes no version references (soft-deleted versions keep theirs until purged).
@@ -118,7 +123,8 @@ def gc(
     Prints its plan first, then what it did. --json: {"plan": ..., "result": ...}.
     """
     plan = context.service().gc(dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
-                        on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run))
+                                on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run),
+                                adopt_catalog=adopt_catalog)
     if as_json:
         result = plan.as_dict()
         print_json({"dry_run": dry_run, "plan": result if dry_run else plan.planned,
@@ -233,6 +239,10 @@ def fsck(
             ("orphan packs (gc)", len(result["orphan_packs"])),
             ("stale tmp (gc)", len(result["stale_tmp"])),
         ], title="fsck: " + ("clean" if result["ok"] else "DAMAGE FOUND"))
+        if result.get("catalog_mismatch"):
+            stderr.print(f"WRONG CATALOG: {result['catalog_mismatch']}; the store holds "
+                         f"{result['unreferenced_files']} file(s) this catalog does not reference. "
+                         f"gc and fsck --repair refuse this store: {ADOPT_HINT}", markup=False)
         if repair:
             rep = result["repaired"]
             stdout.print(f"repaired: quarantined {len(rep['quarantined'])} pack(s), salvaged "
@@ -248,4 +258,6 @@ def fsck(
             stdout.print(f"{len(final['known_broken_versions'])} version(s) stay broken (their bytes are lost): "
                          "log the data again and run `lode fsck --repair`, or delete them", markup=False)
     if not final["ok"]:
+        if final.get("catalog_mismatch"):
+            raise CorruptionError(f"fsck: the catalog is not the store's own: {final['catalog_mismatch']}")
         raise CorruptionError("fsck found damage" + ("" if repair else "; `lode fsck --repair` quarantines it"))

@@ -15,7 +15,7 @@ from rich.markup import escape
 from lodestore.cli import context
 from lodestore.cli.output import stderr
 from lodestore.config import checked_root
-from lodestore.errors import OS_ERROR_EXIT_CODE, LodestoreError
+from lodestore.errors import OS_ERROR_EXIT_CODE, CorruptionError, LodestoreError, is_database_damage
 
 app = typer.Typer(
     name="lode",
@@ -77,6 +77,11 @@ def main(argv: list[str] | None = None) -> None:
             stderr.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
         sys.exit(getattr(e, "exit_code", 2))
     except Exception as e:
+        if is_database_damage(e):  # a damage the catalog and index checks did not name
+            stderr.print(f"[red]error:[/red] {escape(str(getattr(e, 'orig', e)))}: a database of the store is "
+                         "corrupted; run `lode fsck` (index.db is rebuilt by `lode fsck --repair`, catalog.db "
+                         "must come from a backup)", highlight=False)
+            sys.exit(CorruptionError.exit_code)
         text = describe_database_refusal(e)
         if text is None:
             raise  # a bug: the traceback is what a report needs

@@ -25,7 +25,7 @@ from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.config import checked_duration, checked_grace
 from lodestore.errors import ConflictError, CorruptionError, InvalidInputError, NotFoundError
 from lodestore.sdk.accounting import Usage, stats, usage, version_usage  # noqa: F401  (re-exported)
-from lodestore.store import integrity, maintenance
+from lodestore.store import binding, integrity, maintenance
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
@@ -102,18 +102,90 @@ def restore_record(repo: Repository, record: VersionRecord, run_id: str | None =
     return repo.catalog.restore_version(record.id, run_id=run_id, state=state)
 
 
+# ----------------------------------------------------------------------------- catalog binding
+ADOPT_HINT = ("put the right catalog.db back; or, if this catalog really is the one you mean to keep "
+              "(gc then deletes every byte it does not reference), run `lode gc --adopt-catalog`")
+
+
+def catalog_mismatch(repo: Repository) -> str | None:
+    """Why the catalog is not the one the store's bytes were written for (store/binding.py),
+    or None. A store holding no content binds to whatever catalog it is given; a store
+    from before bindings binds here when its catalog references most of its files."""
+    root = repo.store.root
+    recorded = binding.read_binding(root)
+    identity = repo.catalog.identity()
+    if not binding.holds_content(root):
+        if recorded != binding.CatalogBinding(identity.instance_id, identity.generation):
+            binding.bind(root, identity.instance_id, identity.generation)
+        return None
+    if recorded is None:
+        return _bind_unbound_store(repo, identity)
+    if recorded.catalog_id != identity.instance_id:
+        return (f"the catalog {repo.catalog_path} is not the catalog the store at {root} was written with "
+                f"(catalog id {identity.instance_id}, the store belongs to {recorded.catalog_id}): was catalog.db "
+                "deleted, emptied or replaced?")
+    if identity.generation < recorded.generation:
+        return (f"the catalog {repo.catalog_path} is older than the store at {root} (generation "
+                f"{identity.generation}, the store has seen {recorded.generation}): was it restored from an old "
+                "backup? Versions logged since would lose their bytes")
+    return None
+
+
+def _bind_unbound_store(repo: Repository, identity) -> str | None:
+    """A store holding content with no binding (written before bindings existed): bind
+    it to this catalog only if the catalog references at least half of the files the
+    store indexes. A catalog made after the real one was lost references none or few of
+    them, even once something new was logged into it (a count of versions alone would
+    let one new log claim every old byte). Returns the refusal, or None once bound."""
+    root = repo.store.root
+    indexed = {f.digest for f in repo.store.iter_files()}
+    referenced = repo.catalog.referenced_digests(include_deleted=True) if identity.has_versions else set()
+    covered = len(indexed & referenced)
+    if indexed and covered * 2 >= len(indexed):
+        binding.bind(root, identity.instance_id, identity.generation)
+        return None
+    return (f"the store at {root} holds content but has no record of which catalog it belongs to, and the "
+            f"catalog {repo.catalog_path} references only {covered} of its {len(indexed)} indexed file(s) "
+            "(was catalog.db deleted, emptied or replaced?)")
+
+
+def adopt_catalog(repo: Repository) -> None:
+    """Bind the store to the current catalog whatever it recorded before: the user's
+    explicit decision that this catalog owns the store's bytes."""
+    identity = repo.catalog.identity()
+    binding.bind(repo.store.root, identity.instance_id, identity.generation)
+
+
+def refuse_catalog_mismatch(repo: Repository, doing: str) -> None:
+    reason = catalog_mismatch(repo)
+    if reason is not None:
+        raise ConflictError(f"{doing} refused: {reason}; {ADOPT_HINT}")
+
+
 # ----------------------------------------------------------------------------- gc
 def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
        repack_threshold: float = maintenance.DEFAULT_REPACK_THRESHOLD,
-       on_plan: Callable[[maintenance.GcPlan], None] | None = None) -> maintenance.GcPlan:
-    """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py."""
+       on_plan: Callable[[maintenance.GcPlan], None] | None = None,
+       adopt: bool = False) -> maintenance.GcPlan:
+    """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py.
+
+    Refused (ConflictError) when the catalog is not the one the store belongs to
+    (`catalog_mismatch`), unless `adopt`: then the store is bound to this catalog first
+    (not on a dry run, which only shows what gc would do once adopted)."""
     if grace is not None:
         grace = checked_grace(grace, "grace")
     if not 0.0 <= repack_threshold <= 1.0:
         raise InvalidInputError(f"repack_threshold is a fraction of a pack, 0 to 1; got {repack_threshold}")
+
+    def keep() -> set[str]:  # called under the exclusive store lock (not on a dry run)
+        if adopt and not dry_run:
+            adopt_catalog(repo)
+        elif not adopt:
+            refuse_catalog_mismatch(repo, "gc")
+        return repo.catalog.referenced_digests(include_deleted=True)
+
     return maintenance.run_gc(
-        repo.store, lambda: repo.catalog.referenced_digests(include_deleted=True),
-        grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
+        repo.store, keep, grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
         repack_threshold=repack_threshold, on_plan=on_plan,
     )
 
@@ -219,23 +291,30 @@ def _all_versions(repo: Repository) -> list[VersionRecord]:
 
 def _inspect(repo: Repository) -> dict[str, Any]:
     """Store report joined with the manifests: which versions hold lost or bad bytes,
-    which of that damage is already known (reported and marked by an earlier repair)."""
-    report = integrity.fsck(repo.store)
-    present = {f.digest for f in repo.store.iter_files()}
-    known_lost = set(report.lost_files)
-    bad = set(report.bad_files)
+    which of that damage is already known (reported and marked by an earlier repair).
+
+    The caller holds the store lock (shared: no gc or repair runs; exclusive: nothing
+    else writes). The catalog is read *before* the index snapshot: a version is
+    committed only after its files are indexed, so every version read here has its
+    files in the snapshot unless they are really gone, however many logs commit
+    meanwhile (reading the index first reported their files missing)."""
     per_version: dict[int, set[str]] = defaultdict(set)
     sizes: dict[str, int] = {}
     for vid, digest, size in repo.catalog.version_digests(include_deleted=True):
         per_version[vid].add(digest)
         sizes[digest] = size
-    missing_files = {d for ds in per_version.values() for d in ds if d not in present}
     records = {r.id: r for r in _all_versions(repo)}
+    with repo.store.index.snapshot() as snap:
+        report = integrity.fsck(repo.store, snap)
+    present = report.indexed_files
+    known_lost = set(report.lost_files)
+    bad = set(report.bad_files)
+    missing_files = {d for ds in per_version.values() for d in ds if d not in present}
     new, known, healable = {}, {}, {}
     for vid, digests in per_version.items():
         r = records.get(vid)
         if r is None:
-            continue
+            continue  # committed after the manifests were read: not part of this check
         damaged = digests & (missing_files | bad)
         if not damaged:
             if r.state == "broken":
@@ -268,15 +347,51 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
     `ok` is False only for damage not seen before; versions already marked broken (and
     soft-deleted ones whose bytes an earlier repair recorded as lost) are listed under
     `known_broken_versions` without failing the check. With repair: quarantine corrupt
-    packs, rebuild the index, forget lost files (so logging the data again stores it),
-    mark every affected version broken (soft-deleted ones come back broken on restore),
-    and mark broken versions whose bytes are all back live again. `repaired["after"]`
-    is a fresh check once done."""
-    found = _inspect(repo)
-    result = found["result"]
-    if not repair:
+    packs, rebuild the index (and the rows of small files the packs hold whole), forget
+    lost files (so logging the data again stores them), mark every affected version
+    broken (soft-deleted ones come back broken on restore), and mark broken versions
+    whose bytes are all back live again. `repaired["after"]` is a fresh check once done.
+
+    Beside writers: the check holds the shared store lock (no gc or repair runs while
+    it reads); the repair holds the exclusive one from its first look to its last
+    mark, like gc, so no log is half-way through while it decides what is lost.
+
+    A damaged index.db (it does not open, or quick_check finds bad pages) fails the
+    check (CorruptionError); the repair moves it aside (index.db.corrupt-<time>, kept)
+    and rebuilds the index from the packs.
+
+    A catalog that is not the store's own (`catalog_mismatch`: deleted, emptied, or an
+    old backup) makes the check fail with `catalog_mismatch` set, and the repair is
+    refused (ConflictError): it would mark versions broken or forget bytes because of
+    the wrong catalog."""
+    mismatch = catalog_mismatch(repo)
+    if repair and mismatch is not None:
+        raise ConflictError(f"fsck --repair refused: {mismatch}; {ADOPT_HINT}")
+    lock = maintenance.acquire_store_lock(repo.store.root, exclusive=repair)
+    try:
+        damaged_index = integrity.index_problem(repo.store)
+        if damaged_index is not None:
+            if not repair:
+                raise CorruptionError(f"fsck: {damaged_index}")
+            aside = repo.store.set_aside_corrupt_index()
+        found = _inspect(repo)
+        result = found["result"]
+        result["catalog_mismatch"] = mismatch
+        if mismatch is not None:
+            result["ok"] = False
+            result["unreferenced_files"] = len(found["report"].indexed_files
+                                               - {d for _, d, _ in repo.catalog.version_digests(True)})
+        if repair:
+            result["repaired"] = _repair(repo, found)
+            result["repaired"]["index_set_aside"] = None if damaged_index is None else str(aside)
         return result
-    done = integrity.repair(repo.store, found["report"], absent=found["absent"])
+    finally:
+        os.close(lock)
+
+
+def _repair(repo: Repository, found: dict[str, Any]) -> dict[str, Any]:
+    """fsck's repair, under the exclusive store lock the caller holds."""
+    done = integrity.repair(repo.store, found["report"], absent=found["absent"], lock_held=True)
     after = _inspect(repo)
     marked, healed = [], []
     for vid, r in {**after["new"], **after["known"]}.items():
@@ -291,5 +406,5 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
                                       if r.state == "deleted")
     done["healed"] = sorted(healed)
     done["after"] = _inspect(repo)["result"] if (marked or healed) else after["result"]
-    result["repaired"] = done
-    return result
+    done["after"]["catalog_mismatch"] = None
+    return done

@@ -33,10 +33,11 @@ if TYPE_CHECKING:
     from lodestore.sdk.artifact import Artifact
 
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["LATEST", "RestoreResult", "RetentionUpdate", "Service", "Usage", "VersionRecord", "parse_duration"]
+__all__ = ["ADOPT_HINT", "LATEST", "RestoreResult", "RetentionUpdate", "Service", "Usage", "VersionRecord", "parse_duration"]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
+ADOPT_HINT = lifecycle.ADOPT_HINT  # what to do when the catalog is not the store's own
 
 
 @dataclass(frozen=True)
@@ -219,9 +220,11 @@ class Service:
 
     # ------------------------------------------------------------------ bytes: gc, fsck, usage, stats
     def gc(self, dry_run: bool = False, grace: float | None = None, repack_threshold: float = 0.5,
-           on_plan: Callable[[Any], None] | None = None) -> Any:
+           on_plan: Callable[[Any], None] | None = None, adopt_catalog: bool = False) -> Any:
+        """Reclaim unreferenced bytes; refused while the catalog is not the store's own
+        unless `adopt_catalog` (docs/damage.md)."""
         return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
-                            on_plan=on_plan)
+                            on_plan=on_plan, adopt=adopt_catalog)
 
     def fsck(self, repair: bool = False) -> Any:
         return lifecycle.fsck(self._repo, repair=repair)

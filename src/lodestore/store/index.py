@@ -13,8 +13,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from lodestore.errors import CorruptionError, is_database_damage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -52,7 +55,18 @@ CREATE TABLE IF NOT EXISTS statcache (
     digest BLOB NOT NULL,
     recorded_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- files an fsck repair found unrecoverable (integrity.py) and packs gc dropped from the
+-- index but keeps on disk a while for readers (maintenance.py)
+CREATE TABLE IF NOT EXISTS lost_files (
+    digest BLOB PRIMARY KEY, size INTEGER NOT NULL, lost_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
 """
+
+def corrupt_index_error(path: Path, e: BaseException) -> CorruptionError:
+    return CorruptionError(f"the store index {path} is corrupted ({e}); it is derived data: "
+                           "`lode fsck --repair` sets it aside and rebuilds it from the packs")
+
 
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 _BATCH = 900
@@ -94,14 +108,31 @@ class StoreIndex:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a session's commit must survive a power cut once it returns (base.py's
-        # contract), because the catalog commits a version pointing at these digests
-        # right after; with NORMAL, WAL mode may drop the last commits on power loss
-        # while the catalog's later commit survives. One WAL fsync per session.
-        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        with self._lock:
-            self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a session's commit must survive a power cut once it returns (base.py's
+            # contract), because the catalog commits a version pointing at these digests
+            # right after; with NORMAL, WAL mode may drop the last commits on power loss
+            # while the catalog's later commit survives. One WAL fsync per session.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            with self._lock:
+                self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            if not is_database_damage(e):
+                raise
+            raise corrupt_index_error(path, e) from None
+
+    def integrity_problem(self) -> str | None:
+        """What `PRAGMA quick_check` finds wrong with the file (a damaged page that
+        opening alone does not notice), or None. Reads the whole index: fsck only."""
+        try:
+            with self._lock:
+                rows = self._db.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return str(e)
+        found = [r[0] for r in rows]
+        return None if found == ["ok"] else "; ".join(found[:3])
 
     def close(self) -> None:
         with self._lock:
@@ -203,6 +234,10 @@ class StoreIndex:
             rows.sort()
         make = ChunkLocation._make
         return [make(row[1:]) for row in rows]
+
+    def has_pack(self, pack_id: str) -> bool:
+        """Whether the index lists the pack, as of the latest commit."""
+        return self._reader().execute("SELECT 1 FROM packs WHERE id=?", (pack_id,)).fetchone() is not None
 
     def iter_files(self) -> Iterator[tuple[bytes, int]]:
         with self._lock:
@@ -337,6 +372,19 @@ class StoreIndex:
             batch = items[i : i + _BATCH]
             self._db.execute(f"UPDATE files SET created_at=? WHERE digest IN ({','.join('?' * len(batch))}) "
                              "AND created_at < ?", [now, *batch, now - _TOUCH_FRESH_SECONDS])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own inside one read transaction: every query sees the same
+        commit, whatever writers commit meanwhile (WAL), so a check that reads several
+        tables (fsck) never sees a file whose chunks arrived after it read the chunks."""
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM packs").fetchone()  # the snapshot starts here
+            yield conn
+        finally:
+            conn.close()  # ends the read transaction
 
     def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
         """Escape hatch for maintenance code (gc, fsck) living in this package."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import blake3
 
 from lodestore.errors import CorruptionError
 from lodestore.store import codec
+from lodestore.store.index import corrupt_index_error
+from lodestore.store.layout import WHOLE_FILE_LIMIT
 from lodestore.store.maintenance import (
     _new_tmp_session,
     _recipe,
@@ -55,6 +58,8 @@ class FsckReport:
     stale_tmp: list[str] = field(default_factory=list)
     lost_files: list[str] = field(default_factory=list)  # forgotten by an earlier repair (known)
     repaired: dict = field(default_factory=dict)
+    # hex digests of every file the index knows, in the same snapshot (not reported)
+    indexed_files: set[str] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -62,7 +67,7 @@ class FsckReport:
                     or self.missing_chunks or self.bad_files)
 
     def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "indexed_files"}
         d["ok"] = self.ok
         return d
 
@@ -82,6 +87,17 @@ def forget_lost(store, keep: set[bytes]) -> None:
     if rows:
         with store.index.transaction() as db:
             db.executemany("DELETE FROM lost_files WHERE digest=?", [(d,) for d in rows])
+
+
+def index_problem(store) -> str | None:
+    """What is wrong with index.db as a database file (it does not open, or
+    `PRAGMA quick_check` finds damaged pages), or None."""
+    try:
+        index = store.index
+    except CorruptionError as e:
+        return str(e)
+    found = index.integrity_problem()
+    return None if found is None else str(corrupt_index_error(index.path, found))
 
 
 def _pack_entries(path: Path):
@@ -119,13 +135,22 @@ def _decodes_to(cid: int, stored: bytes, raw_len: int, digest: bytes) -> bool:
     return blake3.blake3(raw).digest() == digest
 
 
-def fsck(store) -> FsckReport:
+def fsck(store, db: sqlite3.Connection | None = None) -> FsckReport:
     """Check every pack against its digests, every index entry against its pack, every
-    file recipe against the index. Reads only (besides creating the lost_files table)."""
+    file recipe against the index. Reads only. `db`: a read snapshot of the index
+    (StoreIndex.snapshot) so that writers committing meanwhile cannot make the tables
+    read disagree; without it, one is taken here."""
+    if db is None:
+        with store.index.snapshot() as snap:
+            return fsck(store, snap)
+
+    def rows_of(sql: str) -> list[tuple]:
+        return db.execute(sql).fetchall()
+
     rep = FsckReport()
-    indexed = {pid for (pid,) in store.index.execute("SELECT id FROM packs")}
+    indexed = {pid for (pid,) in rows_of("SELECT id FROM packs")}
     rows: dict[str, list] = {}
-    for d, pid, off, slen, rlen, cid in store.index.execute(
+    for d, pid, off, slen, rlen, cid in rows_of(
             "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks"):
         rows.setdefault(pid, []).append((d, off, slen, rlen, cid))
     bad_chunks: set[bytes] = set()
@@ -167,8 +192,9 @@ def fsck(store) -> FsckReport:
                 indexed_bad.add(d)
     rep.corrupt_chunks = sorted(d.hex() for d in indexed_bad)
     known = {d for items in rows.values() for d, *_ in items}
-    for d, n, recipe in store.index.execute("SELECT digest, chunk_count, recipe FROM files"):
+    for d, n, recipe in rows_of("SELECT digest, chunk_count, recipe FROM files"):
         rep.files_checked += 1
+        rep.indexed_files.add(d.hex())
         chunks = _recipe(d, n, recipe)
         missing = [c for c in chunks if c not in known]
         if missing:
@@ -177,7 +203,8 @@ def fsck(store) -> FsckReport:
             rep.bad_files.append(d.hex())
     rep.missing_chunks = sorted(set(rep.missing_chunks))
     rep.stale_tmp = [p.name for p in stale_sessions(store)]
-    rep.lost_files = sorted(lost_files(store))
+    rep.lost_files = sorted(d.hex() for (d,) in rows_of(
+        "SELECT digest FROM lost_files WHERE digest NOT IN (SELECT digest FROM files)"))
     return rep
 
 
@@ -229,13 +256,33 @@ def _forget_unrecoverable(store) -> list[str]:
     return sorted(d.hex() for d, _ in lost)
 
 
-def repair(store, report: FsckReport, absent: dict[str, int] | None = None) -> dict:
+def _restore_whole_files(store, wanted: dict[str, int]) -> list[str]:
+    """Index rows for wanted files the packs prove: a file of up to WHOLE_FILE_LIMIT
+    bytes is stored as one chunk named by the file's own digest, so a verified chunk of
+    that digest and size *is* the file (after index.db was lost, that is every small
+    file). A chunked file's recipe lives only in index.db: it cannot be rebuilt."""
+    if not wanted:
+        return []
+    raw = {bytes.fromhex(d): n for d, n in wanted.items() if n <= WHOLE_FILE_LIMIT}
+    found = store.index.locate(list(raw))
+    rows = [(d, raw[d], 1, None, time.time()) for d, loc in found.items() if loc.raw_len == raw[d]]
+    if rows:
+        with store.index.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO files(digest, size, chunk_count, recipe, created_at) "
+                           "VALUES (?,?,?,?,?)", rows)
+    return sorted(d.hex() for d, *_ in rows)
+
+
+def repair(store, report: FsckReport, absent: dict[str, int] | None = None, lock_held: bool = False) -> dict:
     """Salvage the good chunks of corrupt packs into a new pack, move the corrupt packs
-    to store/quarantine/, rebuild the chunk index from the packs, forget the files whose
-    bytes are lost (so a later log stores them again). `absent`: {hex digest: size} of
-    files the caller knows are referenced but not in the store (recorded as lost too).
-    Returns what was done; "lost_files" lists the files forgotten now."""
-    lock = acquire_store_lock(store.root, exclusive=True)
+    to store/quarantine/, rebuild the chunk index from the packs, rebuild the rows of the
+    `absent` files the packs still hold whole (`_restore_whole_files`), forget the files
+    whose bytes are lost (so a later log stores them again). `absent`: {hex digest: size}
+    of files the caller knows are referenced but not in the index (those not rebuilt are
+    recorded as lost). `lock_held`: the caller holds the exclusive store lock already.
+    Returns what was done; "lost_files" lists the files forgotten now, "restored_files"
+    the files rebuilt from the packs."""
+    lock = None if lock_held else acquire_store_lock(store.root, exclusive=True)
     try:
         qdir = store.root / "quarantine"
         salvaged = 0
@@ -263,6 +310,7 @@ def repair(store, report: FsckReport, absent: dict[str, int] | None = None) -> d
                     os.replace(src, qdir / src.name)
             shutil.rmtree(tmpdir, ignore_errors=True)
         rebuilt = rebuild_index(store)
+        restored = _restore_whole_files(store, absent or {})
         forgotten = _forget_unrecoverable(store)
         if absent:
             with store.index.transaction() as db:
@@ -272,6 +320,7 @@ def repair(store, report: FsckReport, absent: dict[str, int] | None = None) -> d
         for name in report.stale_tmp:
             shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
     return {"quarantined": list(report.corrupt_packs), "salvaged_chunks": salvaged, "index": rebuilt,
-            "lost_files": forgotten}
+            "lost_files": forgotten, "restored_files": restored}

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import blake3
 
@@ -30,7 +32,7 @@ from lodestore.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from lodestore.store import codec, fetch, rawcopy
+from lodestore.store import codec, fetch, maintenance, rawcopy
 from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
 from lodestore.store.index import ChunkLocation, StoreIndex
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
@@ -39,6 +41,7 @@ from lodestore.store.session import DIGEST_LEN, RACY_WINDOW_NS, LocalWriteSessio
 
 __all__ = ["RACY_WINDOW_NS", "LocalContentStore", "LocalWriteSession", "stat_key"]
 
+T = TypeVar("T")
 _OPEN_PACKS = 64
 # Temp files are written beside their destination under a short fixed-length name (not
 # ".<name>.<hex>...", which would not fit beside a file whose name is near the 255-byte
@@ -49,6 +52,16 @@ TEMP_PREFIX = ".lodestore-tmp-"
 READ_RUN = 16 * 1024 * 1024
 # Chunk locations a download holds at once (~1.3 GiB of file at the ~80 KiB mean chunk).
 PLAN_PAGE = 16384
+
+
+class PackMissingError(CorruptionError):
+    """A pack file a read located is not on disk. If the index no longer lists it, a gc
+    repacked it after the read located its chunks (and, with no reader grace, deleted
+    it at once): the read is retried once against the index's new locations."""
+
+    def __init__(self, message: str, pack_id: str):
+        super().__init__(message)
+        self.pack_id = pack_id
 
 
 def _hex(d: bytes) -> str:
@@ -77,10 +90,36 @@ class LocalContentStore(ContentStore):
         self.packs_dir.mkdir(exist_ok=True)
         self.tmp_dir.mkdir(exist_ok=True)
         self.fsync = fsync
-        self.index = StoreIndex(self.root / "index.db", durable=fsync)
+        self._index: StoreIndex | None = None
+        self._index_lock = threading.Lock()
         self._fds: OrderedDict[str, int] = OrderedDict()
         self._fd_lock = threading.Lock()
         self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-hash")
+
+    @property
+    def index(self) -> StoreIndex:
+        """The index, opened on first use: commands that never touch the bytes (`lode ls`,
+        `versions`, `info`) do not open it, so a damaged index.db does not stop them.
+        CorruptionError if index.db is not a readable database."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = StoreIndex(self.root / "index.db", durable=self.fsync)
+            return self._index
+
+    def set_aside_corrupt_index(self) -> Path:
+        """Move a corrupt index.db (and its WAL) aside as index.db.corrupt-<time>, not
+        deleting it, so the next use starts an empty index (fsck --repair then rebuilds
+        it from the packs). Returns where it went."""
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
+            aside = self.root / f"index.db.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+            for suffix in ("", "-wal", "-shm"):
+                src = self.root / f"index.db{suffix}"
+                if src.exists():
+                    os.replace(src, aside.with_name(aside.name + suffix))
+            return aside
 
     # --- writing ----------------------------------------------------------------
     def session(self) -> LocalWriteSession:
@@ -169,7 +208,8 @@ class LocalContentStore(ContentStore):
             try:
                 fd = os.open(pack_path(self.packs_dir, pack_id), os.O_RDONLY)
             except FileNotFoundError:
-                raise CorruptionError(f"pack {pack_id} is missing from {self.packs_dir}; run `lode fsck`") from None
+                raise PackMissingError(f"pack {pack_id} is missing from {self.packs_dir}; run `lode fsck`",
+                                       pack_id) from None
             self._fds[pack_id] = fd
             if len(self._fds) > _OPEN_PACKS:
                 _, old = self._fds.popitem(last=False)
@@ -240,9 +280,26 @@ class LocalContentStore(ContentStore):
             raise CorruptionError(f"content {digest[:16]}... reassembles to other bytes: its recipe is corrupted")
 
     def read_bytes(self, digest: str) -> bytes:
-        return b"".join(self.iter_content(digest))
+        return self._retry_if_repacked(lambda: b"".join(self.iter_content(digest)))
+
+    def _retry_if_repacked(self, attempt: Callable[[], T]) -> T:
+        """Run `attempt`; if it found a pack gone that the index no longer lists (gc moved
+        its chunks meanwhile: gc drops a pack from the index before deleting its file, so
+        the new locations are visible by then), run it once more. A pack still indexed
+        but absent is real damage. Each attempt writes atomically (temp + rename), so a
+        retry never leaves half a file; progress may count the retried bytes twice."""
+        try:
+            return attempt()
+        except PackMissingError as e:
+            if self.index.has_pack(e.pack_id):
+                raise
+            return attempt()
 
     def materialize(self, digest: str, dest: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
+        self._retry_if_repacked(lambda: self._materialize_once(digest, dest, progress))
+
+    def _materialize_once(self, digest: str, dest: str | os.PathLike[str],
+                          progress: ProgressCallback | None = None) -> None:
         """Reassemble into a temp file beside `dest`, hashing on a second thread while
         writing, and rename only if the whole-file digest matches. A mismatch is then
         narrowed to the guilty chunk for the error message.
@@ -264,7 +321,9 @@ class LocalContentStore(ContentStore):
         dest = Path(dest)
         tmp = dest.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         if size <= WHOLE_FILE_LIMIT:
-            self._materialize_small(digest, size, [loc for page in pages() for loc in page], dest, tmp)
+            plan = [loc for page in pages() for loc in page]
+            maintenance.delay_point("read-after-plan")
+            self._materialize_small(digest, size, plan, dest, tmp)
             if progress:
                 progress(size)
             return
@@ -320,6 +379,10 @@ class LocalContentStore(ContentStore):
         """materialize() for many files at once, each (digest, destination path); the
         destinations' folders must exist. Small files go the batch path (store/fetch.py),
         others one by one. An error names the failed item's index in `err.item`."""
+        self._retry_if_repacked(lambda: self._materialize_many_once(items, progress, threads))
+
+    def _materialize_many_once(self, items: list[tuple[str, str]], progress: ProgressCallback | None,
+                               threads: int) -> None:
         raws = []
         for i, (d, _) in enumerate(items):
             try:
@@ -328,6 +391,7 @@ class LocalContentStore(ContentStore):
                 err.item = i  # type: ignore[attr-defined]
                 raise
         multi, where = fetch.plan_batch(self, raws)
+        maintenance.delay_point("read-after-plan")
         dests: dict[bytes, list[tuple[int, str]]] = {}
         multi_set = set(multi)
         for i, raw in enumerate(raws):
@@ -346,7 +410,7 @@ class LocalContentStore(ContentStore):
             fetch.write_runs(self, runs, dests, progress)
         for i in multi:
             try:
-                self.materialize(items[i][0], items[i][1], progress=progress)
+                self._materialize_once(items[i][0], items[i][1], progress=progress)
             except Exception as err:
                 err.item = i  # type: ignore[attr-defined]
                 raise
@@ -384,7 +448,10 @@ class LocalContentStore(ContentStore):
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
-        self.index.close()
+        with self._index_lock:
+            if self._index is not None:
+                self._index.close()
+                self._index = None
 
 
 def _update_all(hasher, pieces: list[memoryview]) -> None:

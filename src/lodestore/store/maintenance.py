@@ -71,6 +71,18 @@ def pause_point(phase: str) -> None:
         time.sleep(600)
 
 
+def delay_point(phase: str) -> None:
+    """Test hook: sleep a moment at `phase` if LODESTORE_TEST_DELAY_AT is "<phase>:<seconds>"
+    (announced as ``DELAYED <phase>`` on stderr), so a test can act in a window that is
+    otherwise microseconds wide, and the process then carries on."""
+    spec = os.environ.get("LODESTORE_TEST_DELAY_AT", "")
+    name, _, seconds = spec.partition(":")
+    if name == phase:
+        sys.stderr.write(f"DELAYED {phase}\n")
+        sys.stderr.flush()
+        time.sleep(float(seconds or 1))
+
+
 def acquire_store_lock(root: Path, exclusive: bool, timeout: float | None = None) -> int:
     """flock on <root>/gc.lock; returns the fd (closing it releases the lock)."""
     fd = os.open(Path(root) / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
