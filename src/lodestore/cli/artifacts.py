@@ -73,14 +73,14 @@ def put(
     else:
         art.add_file(path)
     art.add_tags(*tag)
-    svc = context.service()
-    created = svc.log(art, project=ref.project, aliases=alias)
+    result = context.service().log(art.draft, project=ref.project, aliases=alias)
+    version = result.version
     if as_json:
-        print_json({**version_json(svc.version_by_id(art.id)), "created": created})
+        print_json({**version_json(version), "created": result.created})
     else:
-        verb = "logged" if created else "unchanged, kept"
-        stdout.print(f"{verb} [bold]{art.qualified_name}[/bold] ({art.file_count} files, {human_size(art.size)}) "
-                     f"aliases: {', '.join(art.aliases)}")
+        verb = "logged" if result.created else "unchanged, kept"
+        stdout.print(f"{verb} [bold]{version.qualified_name}[/bold] ({version.file_count} files, "
+                     f"{human_size(version.size)}) aliases: {', '.join(version.aliases)}")
 
 
 @app.command()
