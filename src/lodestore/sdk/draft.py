@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lodestore.catalog.base import VersionRecord
-from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
+from lodestore.errors import ConflictError, NotFoundError
 from lodestore.names import normalize_entry_path
 from lodestore.sdk import ui
 
