@@ -9,9 +9,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+from lodestore import settings
 from lodestore.errors import InvalidInputError
 
-ENV_ROOT = "LODESTORE_DIR"
+ENV_ROOT = settings.ROOT
 DEFAULT_ROOT = Path("~/.lodestore")
 # A TTL or age longer than this is a typo: 1,000 years keeps created_at + ttl a valid
 # date (datetime stops at year 9999) and ttl_seconds well inside a 64-bit integer.
@@ -21,7 +22,7 @@ MAX_DURATION = timedelta(days=365 * 1000)
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     if root is not None:
         return Path(checked_root(root, "root")).expanduser().resolve()
-    env = os.environ.get(ENV_ROOT)
+    env = settings.root_dir()
     if env:
         return Path(env).expanduser().resolve()
     return DEFAULT_ROOT.expanduser().resolve()

@@ -103,8 +103,8 @@ def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path
     with _script_running(tmp_path, """
         import time, lodestore
         run = lodestore.init(project="zoo", id="busy")
-        catalog = run._repo.catalog
-        real, slow = catalog.update_run, [True]
+        door = run._service  # every catalog write of a run goes through it
+        real, slow = door.update_run, [True]
 
         def slow_update(run_id, **fields):  # a write that takes long, holding the run's lock
             if slow and "summary" in fields:
@@ -113,7 +113,7 @@ def test_sigterm_while_the_main_thread_holds_the_runs_lock(store: Path, tmp_path
                 time.sleep(30)
             return real(run_id, **fields)
 
-        catalog.update_run = slow_update
+        door.update_run = slow_update
         run.summary["x"] = 1
     """) as proc:
         assert proc.stdout.readline().strip() == "inside"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import lodestore
-from lodestore.sdk import run as run_module
+from lodestore.sdk import liveness
 from lodestore.sdk.run import effective_state
 
 
@@ -103,7 +103,7 @@ def test_log_artifact_accepts_a_path(store: Path, tmp_path: Path) -> None:
 
 
 def test_heartbeat_thread_refreshes_a_live_run(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run_module, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(liveness, "HEARTBEAT_SECONDS", 0.05)
     run = lodestore.init(project="zoo")
     first = lodestore.Api().run(run.id).heartbeat_at
     deadline = time.time() + 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from lodestore.cli import context
+from lodestore.cli.app import app
 from lodestore.cli.artifacts import artifact_ref
-from lodestore.cli.main import app
 from lodestore.cli.output import print_json, stdout, table, when
 
 alias_app = typer.Typer(help="Move, remove and audit aliases.", no_args_is_help=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import parse_json_object
@@ -45,10 +44,10 @@ def put(
     name: str = typer.Option(..., "--name", "-n", help="project/artifact (project defaults to 'default')."),
     type: str = typer.Option("dataset", "--type", "-t", help="Artifact type, e.g. dataset, model, code."),
     alias: list[str] = typer.Option([], "--alias", "-a", help="Alias to set (repeatable)."),
-    description: Optional[str] = typer.Option(None, "--description", "-d"),
-    metadata: Optional[str] = typer.Option(None, "--metadata", "-m", help="JSON object."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    metadata: str | None = typer.Option(None, "--metadata", "-m", help="JSON object."),
     tag: list[str] = typer.Option([], "--tag", help="Tag (repeatable)."),
-    ttl: Optional[str] = typer.Option(
+    ttl: str | None = typer.Option(
         None, "--ttl", help="Delete this version after a time, e.g. 30d, 12h, 2w (applied by `lode prune`)."),
     exclude: list[str] = typer.Option([], "--exclude", "-x", help="Glob to leave out (repeatable)."),
     follow_external_symlinks: bool = typer.Option(
@@ -73,20 +72,20 @@ def put(
     else:
         art.add_file(path)
     art.add_tags(*tag)
-    svc = context.service()
-    created = svc.log(art, project=ref.project, aliases=alias)
+    result = context.service().log(art.draft, project=ref.project, aliases=alias)
+    version = result.version
     if as_json:
-        print_json({**version_json(svc.version_by_id(art.id)), "created": created})
+        print_json({**version_json(version), "created": result.created})
     else:
-        verb = "logged" if created else "unchanged, kept"
-        stdout.print(f"{verb} [bold]{art.qualified_name}[/bold] ({art.file_count} files, {human_size(art.size)}) "
-                     f"aliases: {', '.join(art.aliases)}")
+        verb = "logged" if result.created else "unchanged, kept"
+        stdout.print(f"{verb} [bold]{version.qualified_name}[/bold] ({version.file_count} files, "
+                     f"{human_size(version.size)}) aliases: {', '.join(version.aliases)}")
 
 
 @app.command()
 def get(
     ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
-    root: Optional[Path] = typer.Option(None, "--root-dir", "--root", "-o", help="Target folder."),
+    root: Path | None = typer.Option(None, "--root-dir", "--root", "-o", help="Target folder."),
     hardlink: bool = typer.Option(False, "--hardlink", help="Hard-link read-only files instead of copying."),
     checkout: bool = typer.Option(False, "--checkout", help="Make the folder match the version exactly: replace "
                                   "files that differ, delete files not in the version."),
@@ -110,8 +109,8 @@ def get(
 
 @app.command("ls")
 def list_artifacts(
-    type: Optional[str] = typer.Option(None, "--type", "-t"),
-    project: Optional[str] = typer.Option(None, "--project", "-p"),
+    type: str | None = typer.Option(None, "--type", "-t"),
+    project: str | None = typer.Option(None, "--project", "-p"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List artifacts with their type, version count, size and latest version."""

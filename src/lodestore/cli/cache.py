@@ -7,7 +7,7 @@ import time
 import typer
 
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
 from lodestore.cli.output import human_size, print_json, stdout, table
 from lodestore.errors import CorruptionError
 from lodestore.sdk.service import Service

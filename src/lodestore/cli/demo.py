@@ -7,8 +7,9 @@ import random
 import tempfile
 from pathlib import Path
 
+import lodestore  # the public package, as a user's script imports it
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
 from lodestore.cli.output import human_size, stdout, table
 
 
@@ -27,7 +28,6 @@ def _write_dataset(folder: Path, n: int, seed: int) -> None:
 @app.command()
 def demo() -> None:
     """Log a tiny 'animals' dataset twice (v0, then v1 with new images) and show it."""
-    import lodestore  # the public package, as a user's script imports it
 
     store_root = context.service().root
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
 from lodestore.cli.output import human_size, key_values, print_json, stderr, stdout, table
 from lodestore.errors import CorruptionError, InvalidInputError
 from lodestore.names import parse_ref
@@ -23,7 +23,7 @@ def _ref(ref: str):
 
 @app.command("rm")
 def rm(
-    refs: list[str] = typer.Argument(..., help="project/artifact:version (repeatable)."),  # noqa: B008
+    refs: list[str] = typer.Argument(..., help="project/artifact:version (repeatable)."),
     permanent: bool = typer.Option(False, "--permanent", help="Erase for good (bytes go at the next gc)."),
     delete_aliases: bool = typer.Option(False, "--delete-aliases", help="Also delete versions holding aliases."),
     as_json: bool = typer.Option(False, "--json"),

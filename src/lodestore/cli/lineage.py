@@ -5,10 +5,10 @@ from __future__ import annotations
 import typer
 
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
+from lodestore.cli.artifacts import version_json
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError
-from lodestore.cli.artifacts import version_json
 from lodestore.sdk.service import VersionRecord
 
 

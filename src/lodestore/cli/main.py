@@ -1,55 +1,28 @@
 """`lode`: the command line. Each group of commands lives in its own module and registers
-itself on `app`; errors become one red line and a stable exit code (errors.py), and so do
-the operating system's refusals (no permission, no such folder, disk full, ...)."""
+itself on `app` (cli/app.py); errors become one red line and a stable exit code
+(errors.py), and so do the operating system's refusals (no permission, no such folder,
+disk full, ...)."""
 
 from __future__ import annotations
 
 import errno
+import sqlite3
 import sys
-from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 
-from lodestore.cli import context
+# The command modules register their commands on `app` as they are imported, in this
+# order, which is the order of `lode --help` (hence not sorted).
+# isort: off
+from lodestore.cli import aliases, artifacts, demo, lifecycle, lineage, stats, cache  # noqa: F401
+# isort: on
+from lodestore.cli.app import app
 from lodestore.cli.output import stderr
-from lodestore.config import checked_root
 from lodestore.errors import OS_ERROR_EXIT_CODE, CorruptionError, LodestoreError, is_database_damage
-
-app = typer.Typer(
-    name="lode",
-    help="lodestore: versioned, deduplicated artifacts for machine learning, local first.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
-
-
-@app.callback()
-def _global(
-    # str, not Path: Path("") is "." and an empty --root must be told apart to be refused
-    root: Optional[str] = typer.Option(
-        None, "--root", envvar="LODESTORE_DIR", help="Store folder (default: $LODESTORE_DIR, else ~/.lodestore)."
-    ),
-) -> None:
-    context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
-
-
-def _register() -> None:
-    from lodestore.cli import aliases, artifacts, demo  # noqa: F401  (modules register commands)
-
-    for optional in ("lifecycle", "lineage", "stats", "cache"):
-        try:
-            __import__(f"lodestore.cli.{optional}")
-        except ModuleNotFoundError as e:
-            if e.name != f"lodestore.cli.{optional}":
-                raise
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register()
     try:
         # In non-standalone mode Typer *returns* the code of an Exit (and turns Ctrl-C
         # into Exit(130)) instead of raising it: a dropped return value exited 0.
@@ -122,8 +95,6 @@ _SQLITE_REFUSALS = {3: "no permission", 5: "another process holds the database f
 def describe_database_refusal(e: BaseException) -> str | None:
     """One line for a SQLite error that is the system's refusal (raw, or wrapped by
     SQLAlchemy in `.orig`); None for anything else."""
-    import sqlite3
-
     orig = getattr(e, "orig", e)
     code = getattr(orig, "sqlite_errorcode", None)
     if not isinstance(orig, sqlite3.Error) or code is None or code & 0xFF not in _SQLITE_REFUSALS:
@@ -138,9 +109,15 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     if hasattr(typer, "TyperException"):
         kinds.append(typer.TyperException)
     try:
-        import click
+        # Imported only here, on a usage error: importing Click costs 6-9 ms of every `lode`
+        # start (python -X importtime, typer 0.29), and recent Typer does not load it.
+        import click  # noqa: PLC0415
 
         kinds.append(click.ClickException)
     except ImportError:  # pragma: no cover - Typer without Click
         pass
     return tuple(kinds)
+
+
+if __name__ == "__main__":  # python -m lodestore.cli.main
+    main()

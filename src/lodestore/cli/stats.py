@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from lodestore.cli import context
-from lodestore.cli.main import app
+from lodestore.cli.app import app
 from lodestore.cli.output import human_size, key_values, print_json, table
 
 

@@ -1,12 +1,21 @@
-"""The public Api: read and manage artifacts outside any run (W&B's `wandb.Api()`)."""
+"""The public Api: read and manage artifacts outside any run (W&B's `wandb.Api()`).
+Every call goes through the door (`lodestore.sdk.service.Service`)."""
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from lodestore.errors import InvalidNameError, NotFoundError
-from lodestore.names import parse_ref
+from lodestore import settings
+from lodestore.catalog.base import ArtifactRecord
+from lodestore.errors import InvalidInputError, InvalidNameError, NotFoundError
+from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
+from lodestore.sdk.diff import VersionDiff
+from lodestore.sdk.lineage import LineageGraph
+from lodestore.sdk.public_run import PublicRun
 from lodestore.sdk.run import fetch_artifact
 from lodestore.sdk.service import RetentionUpdate, Service
 
@@ -19,7 +28,6 @@ class Api:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
         self._service = Service.open(root)
-        self._repo = self._service.repository
         self._project = project
 
     @property
@@ -27,10 +35,10 @@ class Api:
         # Looked up on each use, not once: the store's only project may appear later.
         if self._project is not None:
             return self._project
-        env = os.environ.get("LODESTORE_PROJECT")
+        env = settings.project()
         if env:
             return env
-        found = self._repo.catalog.list_projects()
+        found = self._service.projects()
         return found[0] if len(found) == 1 else None
 
     @default_project.setter
@@ -38,12 +46,18 @@ class Api:
         self._project = value
 
     @property
-    def root(self):
-        return self._repo.root
+    def root(self) -> Path:
+        return self._service.root
+
+    def _ref(self, name: str) -> ArtifactRef:
+        return parse_ref(name, default_project=self.default_project)
+
+    def _run_view(self, record: Any) -> PublicRun:
+        return PublicRun(self._service, record, Artifact._from_record)
 
     def artifact(self, name: str, type: str | None = None) -> Artifact:
         """``proj/name:alias`` (or ``name:v3``; the version defaults to latest)."""
-        art = fetch_artifact(self._repo, name, default_project=self.default_project)
+        art = fetch_artifact(self._service, name, default_project=self.default_project)
         if type is not None and art.type != type:
             raise NotFoundError(f"{art.qualified_name} has type {art.type!r}, not {type!r}")
         return art
@@ -59,90 +73,82 @@ class Api:
 
     def artifact_versions(self, type_name: str, name: str, include_deleted: bool = False) -> list[Artifact]:
         """Every version of an artifact, oldest first (W&B's spelling: type first)."""
-        ref = parse_ref(name, default_project=self.default_project)
-        records = self._repo.catalog.list_versions(ref.project, ref.name, include_deleted=include_deleted)
-        out = [Artifact._from_record(self._repo, r) for r in records]
+        ref = self._ref(name)
+        records = self._service.versions(ref.project, ref.name, include_deleted=include_deleted)
+        out = [Artifact._from_record(self._service, r) for r in records]
         if out and out[0].type != type_name:
             raise NotFoundError(f"{ref.project}/{ref.name} has type {out[0].type!r}, not {type_name!r}")
         return out
 
     def artifact_types(self, project: str | None = None) -> list[str]:
-        return self._repo.catalog.artifact_types(project)
+        return self._service.artifact_types(project)
 
-    def artifacts(self, project: str | None = None, type: str | None = None, name: str | None = None):
+    def artifacts(self, project: str | None = None, type: str | None = None,
+                  name: str | None = None) -> list[ArtifactRecord]:
         """Artifact collections (one record per artifact, with version counts and sizes)."""
-        return self._repo.catalog.list_artifacts(project=project, type=type, name=name)
+        return self._service.artifacts(project=project, type=type, name=name)
 
     def projects(self) -> list[str]:
-        return self._repo.catalog.list_projects()
+        return self._service.projects()
 
-    def run(self, run_id: str):
+    def run(self, run_id: str) -> PublicRun:
         """A run by id (``"abc123"`` or W&B's ``"project/abc123"``), with summary, config,
         history and lineage; a dead silent run reports state "crashed"."""
-        from lodestore.sdk.run import PublicRun
+        return self._run_view(self._service.run(run_id.rsplit("/", 1)[-1]))
 
-        return PublicRun(self._repo, self._repo.catalog.get_run(run_id.rsplit("/", 1)[-1]))
-
-    def runs(self, project: str | None = None, filters: dict | str | None = None, order: str | None = None,
-             per_page: int | None = None, limit: int | None = None):
+    def runs(self, project: str | None = None, filters: dict[str, Any] | str | None = None,
+             order: str | None = None, per_page: int | None = None, limit: int | None = None) -> list[PublicRun]:
         """Runs of a project (all projects if None), oldest first unless `order` says
         otherwise (``"-summary.val_acc"``). `filters` is a dict (``{"group": "sweep-1",
         "state": "finished", "summary.val_acc": {"$gte": 0.9}}``) or query text
-        (``"group=sweep-1 summary.val_acc>=0.9"``)."""
-        from lodestore.sdk.search import find_runs
-
-        project = project or self._project or os.environ.get("LODESTORE_PROJECT") or None
+        (``"group=sweep-1 summary.val_acc>=0.9"``). `per_page` is W&B's page size for
+        fetching from a server: checked (a positive int) so W&B code runs unchanged, but
+        a local store answers in one query, so it changes nothing; `limit` caps the count."""
+        if per_page is not None and (isinstance(per_page, bool) or not isinstance(per_page, int) or per_page < 1):
+            raise InvalidInputError(f"per_page must be a positive int, not {per_page!r}")
+        project = project or self._project or settings.project()
         if project is not None and "/" in project:  # W&B's "entity/project"
             project = project.rsplit("/", 1)[-1]
-        return find_runs(self._repo, project, filters, order, limit)
+        return [self._run_view(r) for r in self._service.find_runs(project, filters, order, limit)]
 
     def search(self, query: str, limit: int | None = None) -> list[Artifact]:
         """Versions matching a query, newest first: ``type=model metadata.val_acc>=0.9
         tag:production created>2026-01-01 name~resnet alias:latest run.job_type=train``."""
-        from lodestore.sdk.search import search
+        return [Artifact._from_record(self._service, v) for v in self._service.search(query, limit)]
 
-        return search(self._repo, query, limit)
-
-    def lineage(self, name: str, direction: str = "both", depth: int | None = None):
+    def lineage(self, name: str, direction: str = "both", depth: int | None = None) -> LineageGraph:
         """The lineage graph around a version; deleted versions too (history outlives them)."""
-        ref = parse_ref(name, default_project=self.default_project)
-        record = self._repo.catalog.get_version(ref.project, ref.name, ref.selector, include_deleted=True)
-        return Artifact._from_record(self._repo, record).lineage(direction=direction, depth=depth)
+        record = self._service.version(self._ref(name), include_deleted=True)
+        return self._service.lineage(record, direction=direction, depth=depth)
 
-    def diff(self, a: str, b: str):
+    def diff(self, a: str, b: str) -> VersionDiff:
         return self.artifact(a).diff(self.artifact(b))
 
-    def stats(self) -> dict:
+    def stats(self) -> Any:
         """Storage figures: logical, stored and saved bytes, dedup ratio, per type and per
         artifact, soft-deleted bytes and bytes gc would reclaim (sdk/lifecycle.py)."""
-        from lodestore.sdk import lifecycle
+        return self._service.stats()
 
-        return lifecycle.stats(self._repo)
-
-    def gc(self, dry_run: bool = False, grace: float | None = None, repack_threshold: float = 0.5):
+    def gc(self, dry_run: bool = False, grace: float | None = None, repack_threshold: float = 0.5) -> Any:
         """Reclaim unreferenced bytes (`lode gc`): whole dead packs are deleted, packs more
         than `repack_threshold` dead are repacked (0: every pack holding dead bytes)."""
-        from lodestore.sdk import lifecycle
+        return self._service.gc(dry_run=dry_run, grace=grace, repack_threshold=repack_threshold)
 
-        return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace, repack_threshold=repack_threshold)
-
-    def prune(self, dry_run: bool = False):
-        from lodestore.sdk import lifecycle
-
-        return lifecycle.prune(self._repo, dry_run=dry_run)
+    def prune(self, dry_run: bool = False) -> Any:
+        return self._service.prune(dry_run=dry_run)
 
     def set_retention(self, name: str, keep_last: int | None = None, keep_aliased: bool | None = None,
-                      max_age=None, clear: bool = False) -> dict | None:
+                      max_age: timedelta | None = None, clear: bool = False) -> dict[str, Any] | None:
         """Change the retention policy of ``project/artifact``, applied by `prune()` /
         `lode prune`: keep the `keep_last` newest versions, never drop aliased ones if
         `keep_aliased`, drop versions older than `max_age` (a timedelta). Settings left
         as None keep their current value, so adding a TTL does not silently switch
         `keep_aliased` off; `clear=True` removes the policy. Returns the new policy."""
-        ref = parse_ref(name, default_project=self.default_project)
+        ref = self._ref(name)
         update = RetentionUpdate(keep_last=keep_last, keep_aliased=keep_aliased,
                                  max_age_seconds=None if max_age is None else int(max_age.total_seconds()))
         return self._service.set_retention(ref.project, ref.name, None if clear else update, clear=clear)
 
-    def retention(self, name: str) -> dict | None:
-        ref = parse_ref(name, default_project=self.default_project)
-        return self._repo.catalog.get_retention(ref.project, ref.name)
+    def retention(self, name: str) -> dict[str, Any] | None:
+        ref = self._ref(name)
+        return self._service.retention(ref.project, ref.name)

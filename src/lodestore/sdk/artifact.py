@@ -1,12 +1,14 @@
 """`Artifact`: a draft you fill with files, then, once logged, an immutable version.
 
 A draft records *where* each entry's bytes are (a local path, or a staged file written
-through `new_file`); nothing is hashed or stored until `Run.log_artifact`, which streams
-every file into the content store in one write session and only then commits the
-version to the catalog: a version is visible only when all its bytes are stored.
+through `new_file`); nothing is hashed or stored until `Run.log_artifact`, which hands
+the draft to the door (`Service.log`): every file goes into the content store in one
+write session, and only then is the version committed to the catalog, so a version is
+visible only when all its bytes are stored.
 
 A logged Artifact's files never change; its description, metadata, tags and aliases can
-be edited and persisted with `save()` (the W&B way).
+be edited and persisted with `save()` (the W&B way). Everything a logged Artifact does
+(files, downloads, edits, lineage, delete) goes through the door it was bound to.
 """
 
 from __future__ import annotations
@@ -14,45 +16,44 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
-import weakref
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
+from lodestore import settings
+from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.config import checked_duration
 from lodestore.errors import (
     ConflictError,
+    FileChangedError,
     ImmutableError,
     InvalidInputError,
-    NotFoundError,
     SourceFileNotFoundError,
 )
 from lodestore.json_values import json_dict
-from lodestore.names import case_collisions, normalize_entry_path, validate_alias, validate_name
-from lodestore.sdk import ui
-from lodestore.sdk.artifact_files import ArtifactEntry, VersionFiles
-from lodestore.sdk.artifact_lineage import VersionLineage
-from lodestore.sdk.draft import (
-    PendingFile,
-    check_no_file_folder_clash,
-    identical_notice,
-    leave_out_the_store,
-    patterns,
-    pause_for_tests,
-    plain_entry,
-)
-from lodestore.sdk.manifest import manifest_digest
+from lodestore.names import normalize_entry_path, validate_name
+from lodestore.sdk.artifact_files import ArtifactEntry, default_root
+from lodestore.sdk.diff import VersionDiff
+from lodestore.sdk.draft import Draft, DraftFiles, PendingFile, patterns, plain_entry
+from lodestore.sdk.gitignore import gitignore_filter
+from lodestore.sdk.lineage import LineageGraph
+from lodestore.sdk.local_folder import file_digest
+from lodestore.sdk.public_run import PublicRun
+from lodestore.sdk.run_end import current_run
+from lodestore.sdk.service import Service
 from lodestore.sdk.walk import walk_files
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
+__all__ = ["Artifact", "ArtifactEntry"]
+ADD_FILE_POLICIES = ("immutable", "mutable")
+TMP_NAME_DIGITS = 20  # is_tmp: the entry's name becomes this many hex digits of its digest (as W&B)
 
-class Artifact(VersionFiles, VersionLineage):
+
+class Artifact:
     """A versioned folder of files. See the module docstring."""
 
     def __init__(self, name: str | None = None, type: str | None = None, description: str | None = None,
@@ -66,7 +67,7 @@ class Artifact(VersionFiles, VersionLineage):
                                         f"type={type!r}); only code artifacts get one by default")
             # W&B names code artifacts source-<project>-...; without a run yet, the project
             # (or the folder the code lives in) is what identifies this source tree.
-            origin = project or os.environ.get("LODESTORE_PROJECT") or Path.cwd().name
+            origin = project or settings.project() or Path.cwd().name
             slug = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in origin)
             name = "source-" + (slug.strip("-.")[:120] or "code")
         if ":" in name:
@@ -87,11 +88,10 @@ class Artifact(VersionFiles, VersionLineage):
         self._tags: list[str] = []
         self._ttl = None if ttl is None else checked_duration(
             ttl.total_seconds() if isinstance(ttl, timedelta) else ttl, "ttl")
-        self._pending: dict[str, PendingFile] = {}
-        self._staging: Path | None = None
+        self._files = DraftFiles()
         # set once logged
         self._record: VersionRecord | None = None
-        self._repo: Repository | None = None
+        self._service: Service | None = None
         self._aliases: list[str] = []
 
     # ------------------------------------------------------------------ building
@@ -102,18 +102,25 @@ class Artifact(VersionFiles, VersionLineage):
                 "make a new Artifact with the same name to log a new version"
             )
 
-    def _add_pending(self, name: str, pending: PendingFile) -> str:
-        path = normalize_entry_path(name)
-        if path in self._pending:
-            raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
-        self._pending[path] = pending
-        return path
-
     def add_file(self, local_path: str | os.PathLike[str], name: str | None = None,
-                 is_tmp: bool = False, skip_cache: bool = False, policy: str = "mutable",
-                 overwrite: bool = False) -> ArtifactEntry | None:
-        """Add one file, optionally under another `name` inside the artifact."""
+                 is_tmp: bool = False, skip_cache: bool = False, policy: str = "immutable",
+                 overwrite: bool = False) -> None:
+        """Add one file, optionally under another `name` inside the artifact.
+
+        `policy="immutable"` (the default) reads the file when the draft is logged, so
+        it must not change until then; `"mutable"` snapshots it now (a copy in the
+        draft's staging folder), so later edits do not reach the version (W&B's default;
+        here it is asked for, as it costs a copy). `is_tmp=True` names the entry by its
+        content: the part of the name before the first dot becomes 20 hex digits of the
+        file's digest (``tmpa8x2.csv`` -> ``3f9c...e1.csv``), so temporary files never
+        collide (as W&B). `skip_cache` is accepted for W&B code: logging never copies
+        files into the download cache, so it is always skipped."""
         self._check_draft()
+        for flag, value in (("is_tmp", is_tmp), ("skip_cache", skip_cache), ("overwrite", overwrite)):
+            if not isinstance(value, bool):
+                raise InvalidInputError(f"add_file {flag}= takes True or False, not {value!r}")
+        if policy not in ADD_FILE_POLICIES:
+            raise InvalidInputError(f"add_file policy= must be 'immutable' or 'mutable', not {policy!r}")
         path = Path(local_path).expanduser()
         if not path.exists():
             raise SourceFileNotFoundError(f"no such file: {path}")
@@ -122,10 +129,16 @@ class Artifact(VersionFiles, VersionLineage):
         if not path.is_file():
             raise InvalidInputError(f"{path} is not a regular file")
         entry_name = name if name is not None else path.name
+        if is_tmp:
+            folder, _, base = normalize_entry_path(entry_name).rpartition("/")
+            stem = file_digest(path)[:TMP_NAME_DIGITS]
+            entry_name = f"{folder}/" * bool(folder) + ".".join([stem, *base.split(".")[1:]])
         if overwrite:
-            self._pending.pop(normalize_entry_path(entry_name), None)
-        self._add_pending(entry_name, PendingFile(path.resolve()))
-        return None
+            self._files.pending.pop(normalize_entry_path(entry_name), None)
+        if policy == "mutable":
+            self._files.add_snapshot(entry_name, path, self._name)
+        else:
+            self._files.add(entry_name, PendingFile(path.resolve()), self._name)
 
     def add_dir(self, local_path: str | os.PathLike[str], name: str | None = None,
                 exclude_patterns: Iterable[str] | None = None, include_patterns: Iterable[str] | None = None,
@@ -144,20 +157,10 @@ class Artifact(VersionFiles, VersionLineage):
             raise InvalidInputError(f"{root} is not a directory; use add_file() for a single file")
         exclude = patterns(exclude_patterns)
         include = patterns(include_patterns) or None
-        if use_gitignore:
-            try:
-                from lodestore.sdk.gitignore import gitignore_filter
-            except ModuleNotFoundError as e:
-                if e.name != "lodestore.sdk.gitignore":
-                    raise
-                raise InvalidInputError("use_gitignore=True is not supported by this version of lodestore; "
-                                        "pass exclude_patterns=[...] instead") from None
-            keep = gitignore_filter(root)
-        else:
-            keep = None
+        keep = gitignore_filter(root) if use_gitignore else None
         prefix = normalize_entry_path(name) + "/" if name else ""
         added: dict[str, PendingFile] = {}
-        pending = self._pending
+        pending = self._files.pending
         for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
             if keep is not None and not keep(rel):
                 continue
@@ -167,42 +170,51 @@ class Artifact(VersionFiles, VersionLineage):
             if entry in pending or entry in added:
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
             added[entry] = PendingFile(path)
-        self._pending.update(added)
+        pending.update(added)
         return len(added)
 
-    def new_file(self, name: str, mode: str = "w", encoding: str | None = None):
+    def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> IO[Any]:
         """Open a new file to write straight into the artifact (a context manager)."""
         self._check_draft()
         if "r" in mode or "a" in mode or "+" in mode:
             raise InvalidInputError(f"new_file mode must be 'w', 'x', 'wb' or 'xb', not {mode!r}")
-        path = normalize_entry_path(name)
-        if path in self._pending:
-            raise ConflictError(f"artifact {self._name!r} already has an entry named {path!r}")
-        if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="lodestore-new-file-"))
-            # a draft dropped without logging must not leave its staged files behind
-            weakref.finalize(self, shutil.rmtree, self._staging, True)
-        staged = self._staging / path
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        if "b" not in mode and encoding is None:
-            encoding = "utf-8"
-        handle = open(staged, mode, encoding=encoding)
-        self._pending[path] = PendingFile(staged, staged=True)
-        self._handles = {**getattr(self, "_handles", {}), path: handle}
-        return handle
+        return self._files.new_file(name, mode, encoding, self._name)
 
-    def add_reference(self, uri: str, name: str | None = None, checksum: str | None = None,
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True,
                       size: int | None = None) -> None:
         """Reference a file by URI instead of copying it. Only ``file://`` URIs are read
-        today: their bytes are stored like add_file (remote schemes come with team mode)."""
+        today: their bytes are stored like add_file (remote schemes come with team mode),
+        so they are always checksummed: `checksum=False` (W&B: track the URI only) is
+        refused. A `size` given is checked against the file (FileChangedError if it
+        differs): the file is not the one the caller described."""
         self._check_draft()
+        if not isinstance(checksum, bool):
+            raise InvalidInputError(f"add_reference checksum= takes True or False, not {checksum!r}")
+        if not checksum:
+            raise InvalidInputError("add_reference(checksum=False) is not supported: a file:// reference's bytes "
+                                    "are stored, so they are always checksummed")
         if not uri.startswith("file://"):
             raise InvalidInputError(f"reference {uri!r}: only file:// references are supported in a local store")
         local = Path(uri[len("file://"):])
+        if size is not None:
+            self._check_reference_size(local, size)
         if local.is_dir():
             self.add_dir(local, name=name)
         else:
             self.add_file(local, name=name)
+
+    @staticmethod
+    def _check_reference_size(local: Path, size: int) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InvalidInputError(f"add_reference size= must be a byte count >= 0, not {size!r}")
+        if local.is_dir():
+            raise InvalidInputError(f"add_reference size= describes one file, and {local} is a folder")
+        try:
+            actual = local.stat().st_size
+        except FileNotFoundError:
+            raise SourceFileNotFoundError(f"no such file: {local}") from None
+        if actual != size:
+            raise FileChangedError(f"{local} has {actual} bytes, not the {size} given as size=")
 
     def add_metadata(self, metadata: dict[str, Any]) -> None:
         """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable.
@@ -221,9 +233,7 @@ class Artifact(VersionFiles, VersionLineage):
     def remove(self, name: str) -> None:
         """Drop an entry from a draft."""
         self._check_draft()
-        path = normalize_entry_path(name)
-        if self._pending.pop(path, None) is None:
-            raise NotFoundError(f"draft {self._name!r} has no entry {path!r}")
+        self._files.remove(name, self._name)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -265,11 +275,11 @@ class Artifact(VersionFiles, VersionLineage):
     def size(self) -> int:
         if self._record:
             return self._record.size
-        return sum(os.stat(p.source).st_size for p in self._pending.values())
+        return self._files.size()
 
     @property
     def file_count(self) -> int:
-        return self._record.file_count if self._record else len(self._pending)
+        return self._record.file_count if self._record else len(self._files.pending)
 
     @property
     def created_at(self) -> datetime | None:
@@ -322,67 +332,29 @@ class Artifact(VersionFiles, VersionLineage):
     def logged_by_run_id(self) -> str | None:
         return self._record.created_by_run if self._record else None
 
-    # ------------------------------------------------------------------ logging
-    def _log(self, repo: Repository, project: str, aliases: Iterable[str], run_id: str | None) -> bool:
-        """Store every byte, then commit the version. Returns True if a new version was made."""
+    # ------------------------------------------------------------------ logging (the door does it)
+    @property
+    def draft(self) -> Draft:
+        """What logging this draft hands the door (`Service.log`)."""
         self._check_draft()
-        wanted_aliases = []
-        for a in aliases:
-            if a == LATEST:
-                continue
-            validate_alias(a)
-            if a not in wanted_aliases:
-                wanted_aliases.append(a)
-        if self._project is not None and self._project != project:
-            project = self._project
-        check_no_file_folder_clash(self._pending)
-        if clashes := case_collisions(list(self._pending)):
-            ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
-                      "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
-        # edited in place since add_metadata checked it: check again before any byte is stored
-        self._metadata = json_dict(self._metadata, "metadata")
-        handles = getattr(self, "_handles", {})
-        still_open = sorted(p for p, h in handles.items() if not h.closed and p in self._pending)
-        if still_open:
-            # their last writes may sit in a buffer: storing now would store truncated files
-            raise InvalidInputError(f"close the file(s) opened with new_file() before logging: "
-                                    f"{', '.join(still_open)} (use `with art.new_file(...) as f:`)")
-        leave_out_the_store(self._pending, repo.root)
-        total = 0
-        if ui.interactive():  # only a drawn bar needs the total: no second stat per file otherwise
-            for p in self._pending.values():
-                try:
-                    total += os.stat(p.source).st_size
-                except FileNotFoundError:
-                    raise SourceFileNotFoundError(f"{p.source} disappeared before it was logged") from None
-        items = sorted(self._pending.items())
-        with repo.store.session() as session, ui.byte_progress(f"log {self._name}", total) as advance:
-            try:
-                refs = session.add_files([p.source for _, p in items], progress=advance)
-            except SourceFileNotFoundError as e:
-                raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
-            entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(items, refs)]
-            session.commit()
-            pause_for_tests("log-before-catalog-commit")
-            # Still inside the session: its shared gc lock keeps `lode gc` from sweeping
-            # these bytes (new, or re-used and unreferenced) until the version exists.
-            result = repo.catalog.commit_version(NewVersion(
-                project=project, name=self._name, type=self._type, entries=entries,
-                digest=manifest_digest(entries), description=self.description, metadata=self._metadata,
-                tags=list(self._tags), aliases=wanted_aliases, run_id=run_id,
-                ttl_seconds=int(self._ttl.total_seconds()) if self._ttl is not None else None,
-            ))
-        if not result.created:
-            ui.notice(identical_notice(result.version, self.description, self._metadata, self._tags,
-                                        wanted_aliases))
-        self._bind(repo, result.version)
-        if self._staging is not None:
-            shutil.rmtree(self._staging, ignore_errors=True)
-            self._staging = None
+        return Draft(name=self._name, type=self._type, project=self._project, description=self.description,
+                     metadata=self._metadata, tags=list(self._tags), ttl=self._ttl, files=self._files.pending,
+                     open_files=self._files.still_open())
+
+    def _log_through(self, service: Service, project: str, aliases: Iterable[str], run_id: str | None) -> bool:
+        """Log this draft through `service` and become the version it made (or found).
+        True if a new version was made."""
+        result = service.log(self.draft, project, aliases, run_id=run_id)
+        self._bind(service, result.version)
+        self._files.discard()
         return result.created
 
-    def _bind(self, repo: Repository, record: VersionRecord) -> None:
-        self._repo = repo
+    def _log(self, where: Service | Repository, project: str, aliases: Iterable[str], run_id: str | None) -> bool:
+        """`_log_through` for callers holding a Repository (tests of the store's lifecycle)."""
+        return self._log_through(Service.of(where), project, aliases, run_id)
+
+    def _bind(self, service: Service, record: VersionRecord) -> None:
+        self._service = service
         self._record = record
         self._name = record.name
         self._type = record.type
@@ -391,19 +363,71 @@ class Artifact(VersionFiles, VersionLineage):
         self._metadata = copy.deepcopy(record.metadata)
         self._tags = list(record.tags)
         self._aliases = list(record.aliases)
-        self._pending = {}
 
     @classmethod
-    def _from_record(cls, repo: Repository, record: VersionRecord) -> Artifact:
+    def _from_record(cls, where: Service | Repository, record: VersionRecord) -> Artifact:
         art = cls.__new__(cls)
-        art._pending, art._staging, art._ttl = {}, None, None
-        art._bind(repo, record)
+        art._files, art._ttl = DraftFiles(), None
+        art._bind(Service.of(where), record)
         return art
 
-    def _logged(self) -> Repository:
-        if self._record is None or self._repo is None:
+    def _door(self) -> Service:
+        """The door of a logged version (InvalidInputError for a draft)."""
+        if self._record is None or self._service is None:
             raise InvalidInputError(f"artifact {self._name!r} is a draft; log it first")
-        return self._repo
+        return self._service
+
+    def _logged_record(self) -> VersionRecord:
+        self._door()
+        assert self._record is not None
+        return self._record
+
+    # ------------------------------------------------------------------ files of a logged version
+    def files(self) -> list[ArtifactEntry]:
+        service, record = self._door(), self._logged_record()
+        return [ArtifactEntry(service, record, e) for e in service.entries(record)]
+
+    def get_manifest(self) -> dict[str, dict[str, Any]]:
+        """Runicorn spelling: {path: {"digest", "size"}}."""
+        return {e.path: {"digest": e.digest, "size": e.size} for e in self.files()}
+
+    def get_entry(self, name: str) -> ArtifactEntry:
+        service, record = self._door(), self._logged_record()
+        return ArtifactEntry(service, record, service.entry(record, name))
+
+    get_path = get_entry  # W&B's older spelling
+
+    def _target(self, root: str | os.PathLike[str] | None) -> Path:
+        return Path(root) if root is not None else default_root(self._logged_record())
+
+    def download(self, root: str | os.PathLike[str] | None = None, target_dir: str | os.PathLike[str] | None = None,
+                 path_prefix: str | None = None, hardlink: bool = False, overwrite: bool = False) -> Path:
+        """Materialise the version's files under `root` (or `target_dir`); returns the folder.
+
+        Files already present with the right content are kept (re-downloads are cheap);
+        missing ones are written from the store, verified, atomically. A file of the
+        user's with other content (or a symlink) where the version has a file is a
+        ConflictError, raised before anything is written, unless `overwrite=True`
+        replaces it; files not in the version are left alone (checkout() deletes them).
+        By default files are copies the user may edit freely; `hardlink=True` links them
+        to a read-only cache copy instead (fast, no extra space, but read-only).
+        """
+        service, record = self._door(), self._logged_record()
+        if root is not None and target_dir is not None and Path(root) != Path(target_dir):
+            raise InvalidInputError("pass root= or target_dir=, not both")
+        return service.download(record, self._target(root if root is not None else target_dir),
+                                hardlink=hardlink, overwrite=overwrite, path_prefix=path_prefix)
+
+    def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:
+        """Make `root` match the version exactly: delete what is not in it (files, folders
+        standing where a file goes, symlinks), then download, replacing files that
+        differ. The store itself is never touched, even when it lives inside `root`."""
+        return self._door().checkout(self._logged_record(), self._target(root), hardlink=hardlink)
+
+    def verify(self, root: str | os.PathLike[str] | None = None) -> None:
+        """Raise VerificationError listing every file under `root` that is missing,
+        modified, or not part of the version."""
+        self._door().verify(self._logged_record(), self._target(root))
 
     # ------------------------------------------------------------------ editing a logged version
     def save(self) -> Artifact:
@@ -414,90 +438,101 @@ class Artifact(VersionFiles, VersionLineage):
         description if edited. So a `lode alias set` or another process's edit made in
         the meantime survives, unless this object changed the same thing. Afterwards the
         object shows the stored state, including those other edits."""
-        repo = self._logged()
-        for a in self._aliases:
-            if a != LATEST:
-                validate_alias(a)
+        service, record = self._door(), self._logged_record()
         # edited in place (a.metadata["k"] = ...), so checked here, by the rule of every write
         self._metadata = json_dict(self._metadata, "metadata")
-        from lodestore.sdk.run import current_run  # run imports this module
-
         run = current_run()
-        run_id = run.id if run is not None and run.root == repo.root else None
-        record = repo.catalog.update_version(self._record.id, run_id=run_id, **self._edits())
-        self._bind(repo, record)
+        run_id = run.id if run is not None and run.root == service.root else None
+        self._bind(service, service.edit(record, run_id=run_id, **self._edits(record)))
         return self
 
-    def _edits(self) -> dict[str, Any]:
-        """What this object changed since it was bound to its record, as update_version's
-        change arguments (latest is the catalog's and never part of them)."""
-        loaded = self._record
-        if (LATEST in loaded.aliases) != (LATEST in self._aliases):
-            verb = "added to" if LATEST in self._aliases else "removed from"
-            raise InvalidInputError(f"{self.qualified_name}: 'latest' cannot be {verb} a version by hand; it "
-                                    "always sits on the newest live version (delete a version to move it)")
+    def _edits(self, loaded: VersionRecord) -> dict[str, Any]:
+        """What this object changed since it was bound to `loaded`, as `Service.edit`'s
+        arguments (a `latest` added or removed by hand is among them: the door refuses it)."""
         edits: dict[str, Any] = {}
         if self.description != loaded.description:
             edits["description"] = self.description
         before, now = loaded.metadata, json.loads(json.dumps(self._metadata))  # tuples compare as lists
         if changed := {k: v for k, v in now.items() if k not in before or before[k] != v}:
-            edits["set_metadata"] = changed
+            edits["metadata_set"] = changed
         if gone := [k for k in before if k not in now]:
-            edits["unset_metadata"] = gone
+            edits["metadata_unset"] = gone
         for field, held, wanted in (("tags", list(loaded.tags), self._tags),
-                                    ("aliases", [a for a in loaded.aliases if a != LATEST],
-                                     [a for a in self._aliases if a != LATEST])):
+                                    ("aliases", list(loaded.aliases), self._aliases)):
             if added := [x for x in wanted if x not in held]:
-                edits[f"add_{field}"] = added
+                edits[f"{field}_add"] = added
             if removed := [x for x in held if x not in wanted]:
-                edits[f"remove_{field}"] = removed
+                edits[f"{field}_remove"] = removed
         return edits
 
     def refresh(self) -> Artifact:
-        repo = self._logged()
-        self._bind(repo, repo.catalog.get_version_by_id(self._record.id))
+        service, record = self._door(), self._logged_record()
+        self._bind(service, service.version_by_id(record.id))
         return self
 
-    # ------------------------------------------------------------------ lifecycle (sdk/lifecycle.py)
+    # ------------------------------------------------------------------ lifecycle
     def delete(self, permanent: bool = False, delete_aliases: bool = False) -> None:
         """Soft-delete this version (hidden, `restore()` brings it back); permanent=True
         erases it for good (its bytes go at the next gc). A version holding aliases other
         than latest is refused unless delete_aliases=True."""
-        from lodestore.sdk import lifecycle
-
-        repo = self._logged()
-        record = lifecycle.delete_version(repo, self._record, permanent=permanent, delete_aliases=delete_aliases)
-        if record is not None:
-            self._bind(repo, record)
+        service, record = self._door(), self._logged_record()
+        deleted = service.delete(record, permanent=permanent, delete_aliases=delete_aliases)
+        if deleted is not None:
+            self._bind(service, deleted)
         else:
-            from dataclasses import replace
-
-            self._record = replace(self._record, state="purged", aliases=())
+            self._record = replace(record, state="purged", aliases=())
             self._aliases = []
 
     def restore(self) -> Artifact:
         """Undo a soft delete (a version whose bytes fsck --repair found lost comes back
         "broken")."""
-        from lodestore.sdk import lifecycle
-
-        repo = self._logged()
-        self._bind(repo, lifecycle.restore_record(repo, self._record))
+        service, record = self._door(), self._logged_record()
+        self._bind(service, service.restore_version(record))
         return self
 
     @property
     def exclusive_size(self) -> int:
         """Stored (on-disk, compressed) bytes only this version holds: what deleting it
         alone for good, then gc, frees. Its logical size is `logical_size`."""
-        from lodestore.sdk import lifecycle
-
-        return lifecycle.version_usage(self._logged(), self._record.id).exclusive
+        return self._door().version_usage(self._logged_record()).exclusive
 
     @property
     def logical_size(self) -> int:
         return self.size
 
+    # ------------------------------------------------------------------ lineage and diff
+    def logged_by(self) -> PublicRun | None:
+        """The run that logged this version (a public run object), or None."""
+        service = self._door()
+        run = service.producer_run(self._logged_record())
+        return None if run is None else PublicRun(service, run, Artifact._from_record)
+
+    def used_by(self) -> list[PublicRun]:
+        """Runs that used this version, in the order they first used it."""
+        service = self._door()
+        return [PublicRun(service, r, Artifact._from_record) for r in service.version_users(self._logged_record())]
+
+    def lineage(self, direction: str = "both", depth: int | None = None) -> LineageGraph:
+        """The lineage graph around this version (see `lodestore.sdk.lineage`)."""
+        return self._door().lineage(self._logged_record(), direction=direction, depth=depth)
+
+    def downstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
+        """Versions made from this one, directly or through intermediate versions
+        (``dataset.downstream(type="model")``: every model trained on it)."""
+        service = self._door()
+        return [Artifact._from_record(service, v) for v in self.lineage("down", depth).versions(type)]
+
+    def upstream(self, type: str | None = None, depth: int | None = None) -> list[Artifact]:
+        """Versions this one was made from, directly or transitively."""
+        service = self._door()
+        return [Artifact._from_record(service, v) for v in self.lineage("up", depth).versions(type)]
+
+    def diff(self, other: Artifact) -> VersionDiff:
+        """Compare this version (old) with `other` (new); see `lodestore.sdk.diff`."""
+        return self._door().diff(self._logged_record(), other._logged_record())
+
     # ------------------------------------------------------------------ dunder
     def __repr__(self) -> str:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
-        return f"<Artifact draft {self._name!r} type={self._type} files={len(self._pending)}>"
+        return f"<Artifact draft {self._name!r} type={self._type} files={len(self._files.pending)}>"

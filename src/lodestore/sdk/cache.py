@@ -44,13 +44,17 @@ from typing import TYPE_CHECKING
 
 import blake3
 
+from lodestore import settings
 from lodestore.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
-ENV_MAX = "LODESTORE_CACHE_MAX_BYTES"
+ENV_MAX = settings.CACHE_MAX_BYTES
 DEFAULT_MAX_BYTES = 10 * 1000**3
+# A cached copy carries this mtime (and no write bits): one edited through a hard link
+# loses it, so it is no longer trusted. 2001-09-09, a date no write produces now.
+CACHE_MTIME_NS = 1_000_000_000 * 1_000_000_000
 AUTO_MIN_IDLE = 60.0  # automatic eviction spares entries used this recently
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
           "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
@@ -67,7 +71,7 @@ def parse_size(text: str | int) -> int:
 
 def max_bytes() -> int | None:
     """The automatic cap: $LODESTORE_CACHE_MAX_BYTES, "off" for none, default 10 GB."""
-    v = os.environ.get(ENV_MAX, "").strip()
+    v = settings.cache_max_bytes()
     if not v:
         return DEFAULT_MAX_BYTES
     if v.lower() in ("off", "none", "unlimited"):
@@ -294,8 +298,6 @@ def cleanup(cache_dir: Path, max_bytes: int, keep: set[str] = frozenset(), dry_r
 def verify(cache_dir: Path, fix: bool = False) -> list[tuple[CacheEntry, str]]:
     """Check every cached copy against its digest (and read-only mark); with fix, remove
     bad ones (the next download writes them again)."""
-    from lodestore.sdk.materialize import CACHE_MTIME_NS
-
     bad = []
     for e in entries(cache_dir):
         st = e.path.stat()

@@ -1,16 +1,22 @@
-"""What a draft artifact holds before it is logged, and the checks and messages of
-logging it (Artifact._log). Kept apart so artifact.py reads as the Artifact API."""
+"""What a draft artifact holds before it is logged: its files (`DraftFiles`, owned by an
+`Artifact`) and, when it is logged, the `Draft` handed to the door (`Service.log`,
+implemented by sdk/log_draft.py), plus the checks and messages of logging it."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lodestore.catalog.base import VersionRecord
-from lodestore.errors import ConflictError
+from lodestore.errors import ConflictError, NotFoundError
+from lodestore.names import normalize_entry_path
 from lodestore.sdk import ui
 
 
@@ -20,6 +26,91 @@ class PendingFile:
 
     source: str | Path  # absolute path of the bytes to store (a str from add_dir: cheaper)
     staged: bool = False  # written through new_file (lives in a staging folder)
+
+
+class DraftFiles:
+    """The entries of a draft: entry path -> where its bytes are. Files written through
+    `new_file` live in a staging folder of their own, removed once the draft is logged
+    or dropped (a draft dropped without logging leaves nothing behind)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, PendingFile] = {}
+        self._staging: Path | None = None
+        self._handles: dict[str, IO[Any]] = {}
+
+    def add(self, name: str, pending: PendingFile, owner: str) -> str:
+        """Add entry `name` (normalized first); ConflictError if the draft `owner` has it."""
+        path = normalize_entry_path(name)
+        if path in self.pending:
+            raise ConflictError(f"artifact {owner!r} already has an entry named {path!r}")
+        self.pending[path] = pending
+        return path
+
+    def _staged_path(self, name: str, owner: str) -> tuple[str, Path]:
+        """The entry path for `name` and a fresh place in the staging folder for its bytes."""
+        path = normalize_entry_path(name)
+        if path in self.pending:
+            raise ConflictError(f"artifact {owner!r} already has an entry named {path!r}")
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="lodestore-new-file-"))
+            weakref.finalize(self, shutil.rmtree, self._staging, True)
+        staged = self._staging / path
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        return path, staged
+
+    def add_snapshot(self, name: str, source: Path, owner: str) -> str:
+        """Add entry `name` as a copy of `source` taken now (add_file's "mutable" policy):
+        later edits of `source` do not reach the version."""
+        path, staged = self._staged_path(name, owner)
+        shutil.copyfile(source, staged)
+        self.pending[path] = PendingFile(staged, staged=True)
+        return path
+
+    def new_file(self, name: str, mode: str, encoding: str | None, owner: str) -> IO[Any]:
+        """Open a new staged file for writing as entry `name` (see Artifact.new_file)."""
+        path, staged = self._staged_path(name, owner)
+        if "b" not in mode and encoding is None:
+            encoding = "utf-8"
+        handle = open(staged, mode, encoding=encoding)  # noqa: SIM115  (the caller closes it, usually with `with`)
+        self.pending[path] = PendingFile(staged, staged=True)
+        self._handles[path] = handle
+        return handle
+
+    def remove(self, name: str, owner: str) -> None:
+        path = normalize_entry_path(name)
+        if self.pending.pop(path, None) is None:
+            raise NotFoundError(f"draft {owner!r} has no entry {path!r}")
+
+    def still_open(self) -> list[str]:
+        """Entries written with new_file whose handle is not closed yet."""
+        return sorted(p for p, h in self._handles.items() if not h.closed and p in self.pending)
+
+    def discard(self) -> None:
+        """Forget every entry and remove the staged files (after logging)."""
+        self.pending = {}
+        self._handles = {}
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+    def size(self) -> int:
+        return sum(os.stat(p.source).st_size for p in self.pending.values())
+
+
+@dataclass
+class Draft:
+    """What logging a version needs: the draft's identity, its editable fields and its
+    files (`files` is the Artifact's own dict: entries inside the store are left out of it)."""
+
+    name: str
+    type: str
+    project: str | None  # None: the project the log call names
+    description: str | None
+    metadata: dict[str, Any]
+    tags: list[str]
+    ttl: timedelta | None
+    files: dict[str, PendingFile]
+    open_files: list[str] = field(default_factory=list)  # new_file handles not closed yet
 
 
 def plain_entry(entry: str) -> bool:
@@ -64,24 +155,6 @@ def check_no_file_folder_clash(pending: dict[str, PendingFile]) -> None:
                 raise ConflictError(
                     f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one"
                 )
-
-
-def pause_for_tests(phase: str) -> None:
-    """Test hook (tests/lifecycle/test_gc_commit_window.py): with LODESTORE_TEST_PAUSE_AT=
-    <phase>, print ``PAUSED <phase>`` to stderr and wait while the file named by
-    LODESTORE_TEST_PAUSE_FILE exists (at most 10 minutes), so a real process can be held
-    at that point and then let go."""
-    if os.environ.get("LODESTORE_TEST_PAUSE_AT") != phase:
-        return
-    import sys
-    import time
-
-    sys.stderr.write(f"PAUSED {phase}\n")
-    sys.stderr.flush()
-    hold = os.environ.get("LODESTORE_TEST_PAUSE_FILE")
-    deadline = time.monotonic() + 600
-    while hold and os.path.exists(hold) and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def identical_notice(existing: VersionRecord, description: str | None, metadata: dict[str, Any],

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import RunRecord, VersionRecord
 from lodestore.errors import InvalidInputError
+from lodestore.sdk.liveness import effective_state
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
@@ -156,8 +157,6 @@ def _verb(node: Node, direction: str) -> str:
 def build_graph(repo: Repository, start: VersionRecord, direction: str = "both",
                 depth: int | None = None) -> LineageGraph:
     """Walk the graph from `start`; `depth` counts run hops (None = as far as it goes)."""
-    from lodestore.sdk.run import effective_state
-
     if direction not in ("up", "down", "both"):
         raise InvalidInputError(f"direction must be 'up', 'down' or 'both', got {direction!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 0):

@@ -27,6 +27,7 @@ from lodestore.catalog.base import ManifestEntry
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.names import temp_name
 from lodestore.sdk import cache, ui
+from lodestore.sdk.cache import CACHE_MTIME_NS
 from lodestore.sdk.local_folder import (
     CHECKOUT_HINT,
     check_folders_on_the_way,
@@ -56,12 +57,12 @@ def _same_content(path: Path, entry: ManifestEntry) -> bool:
     return stat.S_ISREG(st.st_mode) and st.st_size == entry.size and file_digest(path) == entry.digest
 
 
-# Every cached copy gets this mtime when it is written. Writing to a hard-linked file
-# (root ignores the read-only mode; anyone may chmod) changes the shared inode's mtime,
-# so a copy whose mtime is not the mark is no longer trusted and is written again. This
-# is the cheap first check only: `cp -p` copies an mtime along, so what proves a copy
-# good is its (inode, ctime, size) stamp in the cache index (sdk/cache.py, "Trust").
-CACHE_MTIME_NS = 1_000_000_000 * 1_000_000_000  # 2001-09-09, a date no write produces now
+# Every cached copy gets the mtime CACHE_MTIME_NS (sdk/cache.py) when it is written.
+# Writing to a hard-linked file (root ignores the read-only mode; anyone may chmod)
+# changes the shared inode's mtime, so a copy whose mtime is not the mark is no longer
+# trusted and is written again. This is the cheap first check only: `cp -p` copies an
+# mtime along, so what proves a copy good is its (inode, ctime, size) stamp in the cache
+# index (sdk/cache.py, "Trust").
 
 
 def _looks_intact(st: os.stat_result | None, size: int) -> bool:

@@ -16,66 +16,34 @@ import socket
 import string
 import sys
 import threading
-from collections.abc import Iterator, MutableMapping
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from lodestore import settings
 from lodestore.catalog.base import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
-from lodestore.sdk import ui
+from lodestore.sdk import liveness, ui
 from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.repository import Repository
+from lodestore.sdk.liveness import STALE_AFTER, effective_state, pid_alive
+from lodestore.sdk.liveness import utc_now as _now
+from lodestore.sdk.public_run import PublicRun, history_dicts
 from lodestore.sdk.run_end import active as _active
-from lodestore.sdk.run_end import exit_code_of, install_hooks
+from lodestore.sdk.run_end import current_run, exit_code_of, install_hooks
+from lodestore.sdk.service import Service
 
+# Re-exported: the liveness rule and the public run view were defined here before.
+__all__ = ["PublicRun", "Run", "current_run", "effective_state", "fetch_artifact", "init"]
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-# A live run refreshes its heartbeat this often (a daemon thread, plus every log call);
-# a "running" run silent for STALE_AFTER whose process is gone is reported as crashed.
-HEARTBEAT_SECONDS = float(os.environ.get("LODESTORE_HEARTBEAT_SECONDS", "30"))
-STALE_AFTER = timedelta(seconds=float(os.environ.get("LODESTORE_STALE_SECONDS", "300")))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    try:  # a zombie (killed, not yet reaped by its parent) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def effective_state(record: RunRecord, now: datetime | None = None,
-                    stale_after: timedelta | None = None) -> str:
-    """The state to report: a "running" run whose heartbeat is older than `stale_after`
-    and whose process is gone (dead pid on this host; any other host cannot be checked,
-    so silence alone decides) is "crashed" (killed by SIGKILL, OOM, power loss)."""
-    if record.state != "running":
-        return record.state
-    now = now or _now()
-    stale_after = STALE_AFTER if stale_after is None else stale_after
-    beat = record.heartbeat_at or record.created_at
-    if now - beat <= stale_after:
-        return "running"
-    if record.host == socket.gethostname() and record.pid is not None and _pid_alive(record.pid):
-        return "running"
-    return "crashed"
 
 
 class _WriteThrough(MutableMapping):
     """A dict that persists itself on every change (run.summary, run.config), so readers
     in other processes see values while the run is still going."""
 
-    def __init__(self, data: dict[str, Any], save, what: str):
+    def __init__(self, data: dict[str, Any], save: Callable[[dict[str, Any]], None], what: str):
         self._data = dict(data)
         self._save = save
         self._what = what
@@ -139,22 +107,18 @@ def _new_run_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class Run:
     """A running (or resumed) run. Use `lodestore.init()` to make one."""
 
-    def __init__(self, repo: Repository, record: RunRecord):
-        self._repo = repo
+    def __init__(self, service: Service, record: RunRecord):
+        self._service = service
         self._record = record
         self._finished = False
         self._owner_pid = os.getpid()  # hooks in a forked child must not end the parent's run
         self._lock = threading.Lock()
         self.summary = _WriteThrough(record.summary, lambda d: self._update(summary=d), "summary")
         self.config = _WriteThrough(record.config, lambda d: self._update(config=d), "config")
-        history = repo.catalog.run_history(record.id)
+        history = service.run_history(record.id)
         self._step = (max(h.step for h in history) + 1) if history else 0
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat_loop, name=f"lodestore-heartbeat-{record.id}",
@@ -163,10 +127,10 @@ class Run:
 
     def _update(self, **fields: Any) -> None:
         with self._lock:
-            self._record = self._repo.catalog.update_run(self.id, heartbeat_at=_now(), **fields)
+            self._record = self._service.update_run(self.id, heartbeat_at=_now(), **fields)
 
     def _heartbeat_loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
+        while not self._stop.wait(liveness.HEARTBEAT_SECONDS):
             try:
                 self._update()
             except Exception:  # the store may be closing; the next beat (or finish) will tell
@@ -184,12 +148,12 @@ class Run:
         elif isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise InvalidInputError(f"step must be a non-negative int, got {step!r}")
         data = json_dict(data, "run.log values")  # NaN and infinities become None
-        self._repo.catalog.append_history(self.id, [(step, dict(data))])
+        self._service.append_history(self.id, [(step, dict(data))])
         self._step = max(self._step, step + 1) if commit else self._step
         self.summary.update({**data, "_step": step})
 
     def history(self) -> list[dict[str, Any]]:
-        return [{"_step": h.step, **h.data} for h in self._repo.catalog.run_history(self.id)]
+        return history_dicts(self._service, self.id)
 
     @property
     def group(self) -> str | None:
@@ -209,10 +173,10 @@ class Run:
 
     # --- lineage ----------------------------------------------------------------
     def logged_artifacts(self) -> list[Artifact]:
-        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_outputs(self.id)]
+        return [Artifact._from_record(self._service, r) for r in self._service.run_outputs(self.id)]
 
     def used_artifacts(self) -> list[Artifact]:
-        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_inputs(self.id)]
+        return [Artifact._from_record(self._service, r) for r in self._service.run_inputs(self.id)]
 
     # --- identity ---------------------------------------------------------------
     @property
@@ -233,7 +197,7 @@ class Run:
 
     @property
     def root(self) -> Path:
-        return self._repo.root
+        return self._service.root
 
     # --- artifacts --------------------------------------------------------------
     def log_artifact(self, artifact: Artifact | str | os.PathLike[str], name: str | None = None,
@@ -253,7 +217,7 @@ class Run:
             artifact = art
         if tags:
             artifact.add_tags(*tags)
-        artifact._log(self._repo, self.project, aliases or [], self.id)
+        artifact._log_through(self._service, self.project, aliases or [], self.id)
         return artifact
 
     def use_artifact(self, artifact_or_name: str | Artifact, type: str | None = None,
@@ -266,10 +230,10 @@ class Run:
             if art.version is None:
                 self.log_artifact(art, aliases=aliases)
         else:
-            art = fetch_artifact(self._repo, artifact_or_name, default_project=self.project)
+            art = fetch_artifact(self._service, artifact_or_name, default_project=self.project)
         if type is not None and art.type != type:
             raise ConflictError(f"{art.qualified_name} has type {art.type!r}, not {type!r}")
-        self._repo.catalog.record_use(self.id, art.id)
+        self._service.record_use(self.id, art._logged_record())
         return art
 
     # --- lifecycle --------------------------------------------------------------
@@ -311,10 +275,8 @@ class Run:
         return f"<Run {self.project}/{self.id} name={self.name!r} state={self.state}>"
 
 
-def fetch_artifact(repo: Repository, ref: str, default_project: str | None = None) -> Artifact:
-    parsed = parse_ref(ref, default_project=default_project)
-    record = repo.catalog.get_version(parsed.project, parsed.name, parsed.selector)
-    return Artifact._from_record(repo, record)
+def fetch_artifact(service: Service, ref: str, default_project: str | None = None) -> Artifact:
+    return Artifact._from_record(service, service.version(parse_ref(ref, default_project=default_project)))
 
 
 def init(project: str | None = None, name: str | None = None, *, root: str | os.PathLike[str] | None = None,
@@ -327,39 +289,36 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
     project: naming another one is a ConflictError), "never" or no resume refuses. A run
     that another live process is still running cannot be resumed (ConflictError) until
     that process ends, or, on another host, its heartbeat goes stale."""
-    explicit_project = project if project is not None else (os.environ.get("LODESTORE_PROJECT") or None)
+    explicit_project = project if project is not None else settings.project()
     project = DEFAULT_PROJECT if explicit_project is None else explicit_project
     validate_name(project, "project name")
     if resume is True:
         resume = "allow"
     if resume not in (None, False, "allow", "must", "never"):
         raise InvalidInputError(f"resume must be 'allow', 'must' or 'never', not {resume!r}")
-    repo = Repository.open(root)
+    service = Service.open(root)
     record: RunRecord | None = None
     if id is not None:
         validate_name(id, "run id")
-        try:
-            existing = repo.catalog.get_run(id)
-        except NotFoundError:
-            existing = None
+        existing = service.find_run(id)
         if existing is not None:
             if resume in (None, False, "never"):
                 raise ConflictError(f"run {id} already exists; pass resume='allow' to continue it")
             if explicit_project and existing.project != project:
                 raise ConflictError(f"run {id} belongs to project {existing.project!r}, not {project!r}; "
                                     f"resume it with project={existing.project!r} (or no project)")
-            record = _resume(repo, existing, config=config, name=name, group=group, job_type=job_type,
+            record = _resume(service, existing, config=config, name=name, group=group, job_type=job_type,
                              notes=notes, tags=tags)
         elif resume == "must":
-            raise NotFoundError(f"resume='must' but no run with id {id!r} exists in {repo.root}")
+            raise NotFoundError(f"resume='must' but no run with id {id!r} exists in {service.root}")
     if record is None:
-        record = repo.catalog.create_run(RunRecord(
+        record = service.create_run(RunRecord(
             id=id or _new_run_id(), project=project, name=name, group=group, job_type=job_type,
             tags=tuple(tags or ()), notes=notes, config=dict(config or {}), summary={}, state="running",
             exit_code=None, created_at=_now(), finished_at=None, heartbeat_at=_now(),
             host=socket.gethostname(), pid=os.getpid(),
         ))
-    run = Run(repo, record)
+    run = Run(service, record)
     _active.append(run)
     install_hooks()
     if save_code:
@@ -367,14 +326,14 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
     return run
 
 
-def _resume(repo: Repository, existing: RunRecord, config: dict[str, Any] | None, tags: list[str] | None,
+def _resume(service: Service, existing: RunRecord, config: dict[str, Any] | None, tags: list[str] | None,
             **fields: str | None) -> RunRecord:
     resumed: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     if config:
         resumed["config"] = {**existing.config, **config}
     if tags is not None:
         resumed["tags"] = list(tags)
-    return repo.catalog.update_run_if(
+    return service.resume_run(
         existing.id, _held_by_another_process, state="running", finished_at=None, exit_code=None,
         heartbeat_at=_now(), host=socket.gethostname(), pid=os.getpid(), **resumed)
 
@@ -388,7 +347,7 @@ def _held_by_another_process(record: RunRecord) -> str | None:
         return f"run {record.id} is already active in this process; call run.finish() before resuming it"
     here = record.host == socket.gethostname()
     if here and record.pid is not None and record.pid != os.getpid():
-        if not _pid_alive(record.pid):
+        if not pid_alive(record.pid):
             return None
         return (f"run {record.id} is still running in process {record.pid} on this host; two processes "
                 f"cannot continue one run: wait for it to end (or stop it) and resume again")
@@ -399,66 +358,3 @@ def _held_by_another_process(record: RunRecord) -> str | None:
                     f"ago); two processes cannot continue one run: resume it once that process ends, or "
                     f"{STALE_AFTER.total_seconds():.0f} s after its last heartbeat if it died")
     return None
-
-
-def current_run() -> Run | None:
-    return _active[-1] if _active else None
-
-
-class PublicRun:
-    """A run as the public Api sees it (W&B's `api.run(...)`): its record, summary,
-    config, history and lineage, with "crashed" inferred for silent dead runs."""
-
-    def __init__(self, repo: Repository, record: RunRecord):
-        self._repo = repo
-        self._record = record
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._record, name)
-
-    @property
-    def state(self) -> str:
-        return effective_state(self._record)
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return self._record.summary
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self._record.config
-
-    @property
-    def record(self) -> RunRecord:
-        return self._record
-
-    def refresh(self) -> PublicRun:
-        self._record = self._repo.catalog.get_run(self.id)
-        return self
-
-    def history(self) -> list[dict[str, Any]]:
-        return [{"_step": h.step, **h.data} for h in self._repo.catalog.run_history(self.id)]
-
-    def logged_artifacts(self) -> list[Artifact]:
-        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_outputs(self.id)]
-
-    def used_artifacts(self) -> list[Artifact]:
-        return [Artifact._from_record(self._repo, r) for r in self._repo.catalog.run_inputs(self.id)]
-
-    def to_dict(self) -> dict[str, Any]:
-        r = self._record
-        return {"id": r.id, "project": r.project, "name": r.name, "group": r.group, "job_type": r.job_type,
-                "tags": list(r.tags), "notes": r.notes, "state": self.state, "exit_code": r.exit_code,
-                "config": r.config, "summary": r.summary, "created_at": r.created_at,
-                "finished_at": r.finished_at, "heartbeat_at": r.heartbeat_at, "host": r.host, "pid": r.pid}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicRun) and other._record == self._record
-
-    def __hash__(self) -> int:
-        return hash(self._record.id)
-
-    def __repr__(self) -> str:
-        return f"<Run {self.project}/{self.id} name={self.name!r} state={self.state}>"

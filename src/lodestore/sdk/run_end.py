@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 active: list[Run] = []  # started and not finished, in start order (current_run() is the last)
 
 
+def current_run() -> Run | None:
+    """The run this process started last and has not finished, or None."""
+    return active[-1] if active else None
+
+
 def exit_code_of(exc: BaseException | None) -> int:
     """The process exit status an exception leaving the program stands for:
     SystemExit's own code (None -> 0, a message -> 1), 130 for Ctrl-C, else 1."""
@@ -71,7 +76,7 @@ def _finish_owned(code: int, timeout: float | None = None) -> bool:
         for run in runs:
             try:
                 run.finish(exit_code=code)
-            except Exception as e:  # noqa: BLE001  (the catalog may be closed already; nothing else to do)
+            except Exception as e:
                 print(f"lodestore: could not finish run {run.id}: {e}", file=sys.stderr)
 
     if timeout is None:

@@ -19,21 +19,30 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lodestore.catalog.base import LATEST, AliasEvent, ArtifactRecord, ManifestEntry, RunRecord, VersionRecord
+from lodestore.catalog.base import (
+    LATEST,
+    AliasEvent,
+    ArtifactRecord,
+    HistoryRow,
+    ManifestEntry,
+    RunRecord,
+    VersionRecord,
+)
 from lodestore.errors import InvalidInputError, NotFoundError
-from lodestore.names import ArtifactRef, parse_ref, validate_alias
-from lodestore.sdk import accounting, cache, lifecycle, search
+from lodestore.json_values import json_dict
+from lodestore.names import ArtifactRef, normalize_entry_path, parse_ref, validate_alias
+from lodestore.sdk import accounting, cache, download, lifecycle, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
+from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.repository import Repository
 
-if TYPE_CHECKING:
-    from lodestore.sdk.artifact import Artifact
-
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["ADOPT_HINT", "LATEST", "RestoreResult", "RetentionUpdate", "Service", "Usage", "VersionRecord", "parse_duration"]
+__all__ = ["ADOPT_HINT", "LATEST", "Draft", "LogResult", "RestoreResult", "RetentionUpdate", "Service", "Usage",
+           "VersionRecord", "parse_duration"]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
@@ -76,10 +85,10 @@ class Service:
     def root(self) -> Path:
         return self._repo.root
 
-    @property
-    def repository(self) -> Repository:
-        """For the SDK's own objects (Artifact, Run) that are built on this door."""
-        return self._repo
+    @classmethod
+    def of(cls, where: Service | Repository) -> Service:
+        """The door to `where` (a Service already, or an open Repository)."""
+        return where if isinstance(where, Service) else cls(where)
 
     # ------------------------------------------------------------------ reading
     def ref(self, ref: str | ArtifactRef, default_project: str | None = None) -> ArtifactRef:
@@ -111,21 +120,64 @@ class Service:
         return list(self._repo.catalog.iter_entries(version.id))
 
     def entry(self, version: VersionRecord, path: str) -> ManifestEntry:
-        return self._repo.catalog.get_entry(version.id, path)
+        return self._repo.catalog.get_entry(version.id, normalize_entry_path(path))
 
-    # ------------------------------------------------------------------ logging
-    def log(self, draft: Artifact, project: str, aliases: Iterable[str] = (), run_id: str | None = None) -> bool:
-        """Store every byte of a draft artifact, then commit it as a version (or find the
-        identical one). True if a new version was made."""
-        return draft._log(self._repo, project, aliases, run_id=run_id)
+    # ------------------------------------------------------------------ logging and editing
+    def log(self, draft: Draft, project: str, aliases: Iterable[str] = (), run_id: str | None = None) -> LogResult:
+        """Store every byte of a draft, then commit it as a version (or find the identical
+        one): sdk/log_draft.py."""
+        return log_draft(self._repo, draft, project, aliases, run_id=run_id)
+
+    def edit(self, version: VersionRecord, *, description: str | None = ...,  # type: ignore[assignment]
+             metadata_set: dict[str, Any] | None = None, metadata_unset: Iterable[str] = (),
+             tags_add: Iterable[str] = (), tags_remove: Iterable[str] = (),
+             aliases_add: Iterable[str] = (), aliases_remove: Iterable[str] = (),
+             run_id: str | None = None) -> VersionRecord:
+        """Change a logged version's editable fields in one transaction; only what is given
+        changes (`description=None` clears it; leaving it out keeps it), so another
+        process's edit of something else survives. Returns the version as stored now."""
+        aliases_add, aliases_remove = list(aliases_add), list(aliases_remove)
+        for alias in aliases_add:
+            self.check_settable_alias(alias, "added to a version")
+        for alias in aliases_remove:
+            self.check_settable_alias(alias, "removed from a version")
+        edits: dict[str, Any] = {}
+        if description is not ...:
+            edits["description"] = description
+        if metadata_set:
+            edits["set_metadata"] = json_dict(metadata_set, "metadata")
+        for key, values in (("unset_metadata", metadata_unset), ("add_tags", tags_add),
+                            ("remove_tags", tags_remove), ("add_aliases", aliases_add),
+                            ("remove_aliases", aliases_remove)):
+            if values := list(values):
+                edits[key] = values
+        return self._repo.catalog.update_version(version.id, run_id=run_id, **edits)
+
+    # ------------------------------------------------------------------ a version's files in a folder
+    def download(self, version: VersionRecord, root: str | os.PathLike[str], *, hardlink: bool = False,
+                 overwrite: bool = False, path_prefix: str | None = None) -> Path:
+        """Write the version's files under `root` (sdk/download.py); returns the folder."""
+        return download.download(self._repo, version, Path(root), hardlink=hardlink, overwrite=overwrite,
+                                 path_prefix=path_prefix)
+
+    def download_entry(self, version: VersionRecord, entry: ManifestEntry, root: str | os.PathLike[str],
+                       overwrite: bool = False) -> Path:
+        return download.download_entry(self._repo, version, entry, Path(root), overwrite=overwrite)
+
+    def checkout(self, version: VersionRecord, root: str | os.PathLike[str], hardlink: bool = False) -> Path:
+        return download.checkout(self._repo, version, Path(root), hardlink=hardlink)
+
+    def verify(self, version: VersionRecord, root: str | os.PathLike[str]) -> None:
+        download.verify(self._repo, version, Path(root))
 
     # ------------------------------------------------------------------ aliases
     @staticmethod
-    def check_settable_alias(alias: str) -> str:
-        """The rule for every hand-made alias change: `latest` is the store's to move."""
+    def check_settable_alias(alias: str, change: str = "set") -> str:
+        """The rule for every hand-made alias change: `latest` is the store's to move.
+        `change` says what was tried ("set", "added", "removed") for the message."""
         if alias == LATEST:
-            raise InvalidInputError(f"{LATEST!r} is managed automatically: it always points at the newest "
-                                    "version, so it cannot be set or removed by hand")
+            raise InvalidInputError(f"{LATEST!r} cannot be {change} by hand: it is managed automatically and "
+                                    "always points at the newest version (delete a version to move it)")
         return validate_alias(alias)
 
     def set_alias(self, ref: str | ArtifactRef, alias: str, run_id: str | None = None) -> VersionRecord:
@@ -139,7 +191,7 @@ class Service:
         return self._repo.catalog.get_version_by_id(version.id)
 
     def remove_alias(self, project: str, name: str, alias: str, run_id: str | None = None) -> None:
-        self.check_settable_alias(alias)
+        self.check_settable_alias(alias, "removed")
         self._repo.catalog.remove_alias(project, name, alias, run_id=run_id)
 
     def alias_history(self, project: str, name: str) -> list[AliasEvent]:
@@ -153,9 +205,6 @@ class Service:
                   order: str | None = None, limit: int | None = None) -> list[RunRecord]:
         return search.search_runs(self._repo, project, filters, order, limit)
 
-    def run(self, run_id: str) -> RunRecord:
-        return self._repo.catalog.get_run(run_id)
-
     def lineage(self, version: VersionRecord, direction: str = "both", depth: int | None = None) -> LineageGraph:
         return build_graph(self._repo, version, direction=direction, depth=depth)
 
@@ -163,6 +212,55 @@ class Service:
         """Compare version `a` (old) with `b` (new), on fresh records (aliases move)."""
         catalog = self._repo.catalog
         return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id))
+
+    def producer_run(self, version: VersionRecord) -> RunRecord | None:
+        """The run that logged `version`: the one recorded on it, else the first lineage
+        edge into it; None if no run made it."""
+        run_id = version.created_by_run
+        if run_id is None:
+            producers = self._repo.catalog.lineage_hop([version.id], "up")
+            run_id = producers[0][0] if producers else None
+        return None if run_id is None else self.run(run_id)
+
+    def version_users(self, version: VersionRecord) -> list[RunRecord]:
+        """Runs that used `version`, in the order they first used it."""
+        return self._repo.catalog.version_users(version.id)
+
+    # ------------------------------------------------------------------ runs
+    def run(self, run_id: str) -> RunRecord:
+        return self._repo.catalog.get_run(run_id)
+
+    def find_run(self, run_id: str) -> RunRecord | None:
+        try:
+            return self.run(run_id)
+        except NotFoundError:
+            return None
+
+    def create_run(self, record: RunRecord) -> RunRecord:
+        return self._repo.catalog.create_run(record)
+
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
+        return self._repo.catalog.update_run(run_id, **fields)
+
+    def resume_run(self, run_id: str, refuse: Callable[[RunRecord], str | None], **fields: Any) -> RunRecord:
+        """Update the run in one transaction unless `refuse(current record)` gives a reason
+        (ConflictError with it): two processes must not both resume one run."""
+        return self._repo.catalog.update_run_if(run_id, refuse, **fields)
+
+    def append_history(self, run_id: str, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        self._repo.catalog.append_history(run_id, rows)
+
+    def run_history(self, run_id: str) -> list[HistoryRow]:
+        return self._repo.catalog.run_history(run_id)
+
+    def record_use(self, run_id: str, version: VersionRecord) -> None:
+        self._repo.catalog.record_use(run_id, version.id)
+
+    def run_outputs(self, run_id: str) -> list[VersionRecord]:
+        return self._repo.catalog.run_outputs(run_id)
+
+    def run_inputs(self, run_id: str) -> list[VersionRecord]:
+        return self._repo.catalog.run_inputs(run_id)
 
     # ------------------------------------------------------------------ delete, restore, retention
     def delete(self, version: VersionRecord, permanent: bool = False, delete_aliases: bool = False,
@@ -180,6 +278,10 @@ class Service:
             was = None  # restore_version explains what is missing
         record = lifecycle.restore_version(self._repo, r.project, r.name, r.selector, run_id=run_id)
         return RestoreResult(record, was)
+
+    def restore_version(self, version: VersionRecord, run_id: str | None = None) -> VersionRecord:
+        """Undo the soft delete of `version` (broken if its bytes were lost meanwhile)."""
+        return lifecycle.restore_record(self._repo, version, run_id=run_id)
 
     def retention(self, project: str, name: str) -> dict[str, Any] | None:
         return self._repo.catalog.get_retention(project, name)

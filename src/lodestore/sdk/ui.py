@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 
@@ -18,17 +17,19 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from lodestore import settings
+
 stderr = Console(stderr=True)
-QUIET_ENV = "LODESTORE_QUIET"
+QUIET_ENV = settings.QUIET
 
 
 def interactive() -> bool:
-    return sys.stderr.isatty() and not os.environ.get(QUIET_ENV)
+    return sys.stderr.isatty() and not settings.quiet()
 
 
 def notice(message: str) -> None:
     """A one-line message for the person at the terminal (never on stdout, which may be JSON)."""
-    if not os.environ.get(QUIET_ENV):
+    if not settings.quiet():
         stderr.print(f"[dim]lodestore:[/dim] {escape(message)}", highlight=False)
 
 

@@ -27,12 +27,13 @@ from typing import TypeVar
 
 import blake3
 
+from lodestore import testhooks
 from lodestore.errors import (
     CorruptionError,
     InvalidInputError,
     NotFoundError,
 )
-from lodestore.store import codec, fetch, maintenance, rawcopy
+from lodestore.store import codec, fetch, rawcopy
 from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
 from lodestore.store.index import ChunkLocation, StoreIndex
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
@@ -322,7 +323,7 @@ class LocalContentStore(ContentStore):
         tmp = dest.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         if size <= WHOLE_FILE_LIMIT:
             plan = [loc for page in pages() for loc in page]
-            maintenance.delay_point("read-after-plan")
+            testhooks.delay_point("read-after-plan")
             self._materialize_small(digest, size, plan, dest, tmp)
             if progress:
                 progress(size)
@@ -391,7 +392,7 @@ class LocalContentStore(ContentStore):
                 err.item = i  # type: ignore[attr-defined]
                 raise
         multi, where = fetch.plan_batch(self, raws)
-        maintenance.delay_point("read-after-plan")
+        testhooks.delay_point("read-after-plan")
         dests: dict[bytes, list[tuple[int, str]]] = {}
         multi_set = set(multi)
         for i, raw in enumerate(raws):

@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -52,6 +51,7 @@ import blake3
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.store import codec
 from lodestore.store.packs import RECORD_HEADER, PackWriter, pack_path
+from lodestore.testhooks import pause_point
 
 DEFAULT_GRACE_SECONDS = 600.0
 DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
@@ -61,26 +61,6 @@ LOCK_TIMEOUT = 600.0
 # next gc after that deletes them.
 READER_GRACE_SECONDS = 300.0
 DIGEST_LEN = 32
-
-
-def pause_point(phase: str) -> None:
-    """Test hook: sleep forever-ish at `phase` if LODESTORE_TEST_PAUSE_AT names it."""
-    if os.environ.get("LODESTORE_TEST_PAUSE_AT") == phase:
-        sys.stderr.write(f"PAUSED {phase}\n")
-        sys.stderr.flush()
-        time.sleep(600)
-
-
-def delay_point(phase: str) -> None:
-    """Test hook: sleep a moment at `phase` if LODESTORE_TEST_DELAY_AT is "<phase>:<seconds>"
-    (announced as ``DELAYED <phase>`` on stderr), so a test can act in a window that is
-    otherwise microseconds wide, and the process then carries on."""
-    spec = os.environ.get("LODESTORE_TEST_DELAY_AT", "")
-    name, _, seconds = spec.partition(":")
-    if name == phase:
-        sys.stderr.write(f"DELAYED {phase}\n")
-        sys.stderr.flush()
-        time.sleep(float(seconds or 1))
 
 
 def acquire_store_lock(root: Path, exclusive: bool, timeout: float | None = None) -> int:

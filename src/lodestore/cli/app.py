@@ -1,0 +1,33 @@
+"""The `lode` Typer application and its global option (--root). Each command module
+(artifacts, aliases, lifecycle, ...) imports `app` from here and registers its commands
+on it; cli/main.py imports those modules and runs the app, so nothing imports main."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lodestore import settings
+from lodestore.cli import context
+from lodestore.config import checked_root
+
+app = typer.Typer(
+    name="lode",
+    help="lodestore: versioned, deduplicated artifacts for machine learning, local first.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _global(
+    # str, not Path: Path("") is "." and an empty --root must be told apart to be refused
+    root: Optional[str] = typer.Option(  # noqa: UP045  (Typer reads the annotation at run time)
+        None, "--root", envvar=settings.ROOT, help="Store folder (default: $LODESTORE_DIR, else ~/.lodestore)."
+    ),
+) -> None:
+    context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
