@@ -1,7 +1,5 @@
-"""Reading catalog rows back as records, and the "here is what exists" error messages.
-
-Kept apart from `sql.py` so the class there reads as the list of operations it is.
-"""
+"""Reading catalog rows back as records, and the "here is what exists" error messages;
+shared by every part of the SQL catalog (see sql.py for who owns what)."""
 
 from __future__ import annotations
 

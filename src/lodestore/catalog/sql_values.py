@@ -1,5 +1,5 @@
-"""Values on their way into catalog SQL: validation, conversion and the shared
-constants of the SQL catalog's modules (sql.py, sql_runs.py, sql_lifecycle.py)."""
+"""Values on their way into catalog SQL: validation, conversion, and the constants
+the SQL catalog's modules (sql_*.py) share."""
 
 from __future__ import annotations
 
