@@ -159,11 +159,11 @@ def parse_ref(ref: str, default_project: str | None = None, default_selector: st
         raise InvalidNameError(f"artifact reference {ref!r} must look like 'project/name[:version]'")
     validate_name(project, "project name")
     validate_name(name, "artifact name")
-    selector = selector or default_selector
-    if selector is not None and (m := _VERSION_RE.fullmatch(selector)):
+    chosen: str | None = selector or default_selector
+    if chosen is not None and (m := _VERSION_RE.fullmatch(chosen)):
         digits = m.group(1)  # length first: int() refuses strings of thousands of digits
         if len(digits) > len(str(MAX_VERSION_INDEX)) or int(digits) > MAX_VERSION_INDEX:
             raise InvalidNameError(f"artifact reference {ref!r}: version numbers go up to v{MAX_VERSION_INDEX}")
-    elif selector is not None:
-        validate_name(selector, "alias")
-    return ArtifactRef(project, name, selector)
+    elif chosen is not None:
+        validate_name(chosen, "alias")
+    return ArtifactRef(project, name, chosen)

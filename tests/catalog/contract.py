@@ -56,7 +56,8 @@ def new_version(content: str = "a", project: str = "zoo", name: str = "animals",
                 items: list[ManifestEntry] | None = None, **kw) -> NewVersion:
     """A version whose content (hence digest) is determined by `content`."""
     items = items if items is not None else entries("a.txt", "b/c.txt", salt=content)
-    return NewVersion(project=project, name=name, type=type, entries=items, digest=manifest_digest(items), **kw)
+    return NewVersion(project=project, name=name, type=type, entries=items, digest=manifest_digest(items),
+                      **kw)
 
 
 def a_run(run_id: str = "run1", project: str = "zoo", **kw) -> RunRecord:
@@ -79,7 +80,8 @@ class CatalogContract:
 
     # --- versions -----------------------------------------------------------------------
     def test_first_commit_is_v0_and_latest(self, catalog: Catalog):
-        res = catalog.commit_version(new_version("a", description="first", metadata={"rows": 2}, tags=["raw"]))
+        res = catalog.commit_version(
+            new_version("a", description="first", metadata={"rows": 2}, tags=["raw"]))
         v = res.version
         assert res.created
         assert (v.project, v.name, v.type, v.index, v.version) == ("zoo", "animals", "dataset", 0, "v0")
@@ -131,7 +133,8 @@ class CatalogContract:
         catalog.commit_version(new_version("b"))
         assert catalog.get_version("zoo", "animals").index == 1
         assert catalog.get_version("zoo", "animals", "v0").aliases == ()
-        hist = [(e.alias, e.from_index, e.to_index, e.run_id) for e in catalog.alias_history("zoo", "animals")]
+        hist = [(e.alias, e.from_index, e.to_index, e.run_id)
+                for e in catalog.alias_history("zoo", "animals")]
         assert hist == [("latest", None, 0, "r1"), ("latest", 0, 1, None)]
         assert all(e.at.tzinfo is not None for e in catalog.alias_history("zoo", "animals"))
 
@@ -193,7 +196,8 @@ class CatalogContract:
         assert catalog.get_version_by_id(v0.id).aliases == ("old",)
         u = catalog.update_version(v1.id, aliases=[])
         assert u.aliases == (LATEST,)  # latest is the catalog's, not the caller's
-        moves = [(e.alias, e.from_index, e.to_index, e.run_id) for e in catalog.alias_history("zoo", "animals")]
+        moves = [(e.alias, e.from_index, e.to_index, e.run_id)
+                 for e in catalog.alias_history("zoo", "animals")]
         assert ("best", 0, 1, "r1") in moves and ("new", None, 1, "r1") in moves
         assert moves[-2:] == [("best", 1, None, None), ("new", 1, None, None)]
 
@@ -252,10 +256,12 @@ class CatalogContract:
         catalog.commit_version(new_version("c", project="farm", name="cows"))
         with pytest.raises(NotFoundError) as e:
             catalog.get_version("zoo", "animals", "v9")
-        assert str(e.value) == "zoo/animals has no version or alias 'v9'; versions: v0, v1; aliases: latest, best"
+        assert str(e.value) == ("zoo/animals has no version or alias 'v9'; "
+                                "versions: v0, v1; aliases: latest, best")
         with pytest.raises(NotFoundError, match="no version or alias 'worst'"):
             catalog.get_version("zoo", "animals", "worst")
-        with pytest.raises(NotFoundError, match=r"project 'zoo' has no artifact 'animal'.*artifacts: animals, plants"):
+        with pytest.raises(NotFoundError,
+                           match=r"project 'zoo' has no artifact 'animal'.*artifacts: animals, plants"):
             catalog.get_version("zoo", "animal")
         with pytest.raises(NotFoundError, match=r"project 'zo0' does not exist.*projects: farm, zoo"):
             catalog.list_versions("zo0", "animals")
@@ -268,7 +274,8 @@ class CatalogContract:
         d = catalog.delete_version(v1.id)
         assert d.state == "deleted" and d.deleted_at is not None and d.aliases == ()
         assert catalog.delete_version(v1.id) == d  # idempotent
-        with pytest.raises(NotFoundError, match=r"zoo/animals:v1 is soft-deleted.*versions: v0; aliases: latest"):
+        with pytest.raises(NotFoundError,
+                           match=r"zoo/animals:v1 is soft-deleted.*versions: v0; aliases: latest"):
             catalog.get_version("zoo", "animals", "v1")
         assert catalog.get_version("zoo", "animals", "v1", include_deleted=True).state == "deleted"
         assert catalog.get_version("zoo", "animals").index == 0  # latest fell back to v0
@@ -282,7 +289,8 @@ class CatalogContract:
     def test_deleting_the_only_version_removes_latest(self, catalog: Catalog):
         v0 = catalog.commit_version(new_version("a")).version
         catalog.delete_version(v0.id)
-        with pytest.raises(NotFoundError, match=r"no version or alias 'latest'; versions: none; aliases: none"):
+        with pytest.raises(NotFoundError,
+                           match=r"no version or alias 'latest'; versions: none; aliases: none"):
             catalog.get_version("zoo", "animals")
         assert catalog.list_artifacts()[0].version_count == 0
         assert catalog.commit_version(new_version("b")).version.aliases == (LATEST,)
@@ -299,7 +307,8 @@ class CatalogContract:
             catalog.get_version_by_id(v0.id)
         assert catalog.run_outputs("r1") == [] and catalog.run_inputs("r1") == []
         assert catalog.referenced_digests() == set()
-        assert [(e.from_index, e.to_index) for e in catalog.alias_history("zoo", "animals")] == [(None, 0), (0, None)]
+        moves = [(e.from_index, e.to_index) for e in catalog.alias_history("zoo", "animals")]
+        assert moves == [(None, 0), (0, None)]
 
     def test_version_state(self, catalog: Catalog):
         v = catalog.commit_version(new_version("a")).version
@@ -322,7 +331,8 @@ class CatalogContract:
         assert catalog.artifact_types() == ["dataset", "model"]
         assert catalog.artifact_types("farm") == ["dataset"]
         arts = catalog.list_artifacts()
-        assert [(a.project, a.name) for a in arts] == [("farm", "cows"), ("zoo", "animals"), ("zoo", "resnet")]
+        assert [(a.project, a.name) for a in arts] == [
+            ("farm", "cows"), ("zoo", "animals"), ("zoo", "resnet")]
         animals = arts[1]
         assert (animals.type, animals.version_count, animals.latest_index) == ("dataset", 1, 0)
         assert animals.total_size == catalog.get_version("zoo", "animals", "v0").size
@@ -336,7 +346,8 @@ class CatalogContract:
         v = catalog.commit_version(new_version(items=shuffled)).version
         assert list(catalog.iter_entries(v.id)) == sorted(items, key=lambda e: e.path)
         assert catalog.get_entry(v.id, "a/z.txt") == next(e for e in items if e.path == "a/z.txt")
-        with pytest.raises(NotFoundError, match=r"zoo/animals:v0 has no file 'a/x.txt'; did you mean: a/z.txt"):
+        with pytest.raises(NotFoundError,
+                           match=r"zoo/animals:v0 has no file 'a/x.txt'; did you mean: a/z.txt"):
             catalog.get_entry(v.id, "a/x.txt")
         with pytest.raises(NotFoundError):
             catalog.iter_entries(v.id + 1000)
@@ -369,7 +380,7 @@ class CatalogContract:
 
     def test_failed_commit_leaves_nothing_behind(self, catalog: Catalog):
         dup = entries("a", "b") + entries("b", salt="other")
-        with pytest.raises((ConflictError, ValueError), match="'?b'?"):
+        with pytest.raises((ConflictError, ValueError), match=r"'?b'?"):
             catalog.commit_version(new_version(items=dup, aliases=["best"], tags=["t"]))
         _nothing_left(catalog)
         # and on an existing artifact: no version, alias move or index consumed

@@ -29,7 +29,7 @@ def test_revision_list_matches_the_migration_scripts():
 def test_sqlite_connections_are_tuned(tmp_path):
     cat = SqlCatalog.for_sqlite_file(tmp_path / "deep" / "er" / "catalog.db")
     assert (tmp_path / "deep" / "er" / "catalog.db").exists()
-    with cat._reading() as conn:
+    with cat.database.reading() as conn:
         pragma = {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
                   for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
     cat.close()
@@ -61,7 +61,7 @@ def test_read_transactions_do_not_take_the_write_lock(tmp_path):
     path = tmp_path / "catalog.db"
     cat = SqlCatalog.for_sqlite_file(path)
     cat.commit_version(new_version("a"))
-    with cat._reading() as conn:
+    with cat.database.reading() as conn:
         conn.execute(text("SELECT count(*) FROM versions")).scalar()
         # A write from elsewhere proceeds while our read transaction is open (WAL).
         other = SqlCatalog.for_sqlite_file(path)

@@ -86,7 +86,7 @@ def test_impact_question_models_trained_on_a_dataset_through_intermediates(pipel
 def _counting_queries(store: Path) -> Iterator[list[int]]:
     """[n]: the SQL statements the store's catalog runs inside the block."""
     repo = Repository.open(store)
-    engines = {repo.catalog._read_engine, repo.catalog._write_engine}
+    engines = {repo.catalog.database.read_engine, repo.catalog.database.write_engine}
     count = [0]
 
     def counter(*_a, **_k):

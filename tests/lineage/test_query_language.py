@@ -11,7 +11,7 @@ from sqlalchemy.dialects import sqlite
 
 import lodestore
 from lodestore.catalog import query as q
-from lodestore.catalog import sql as sql_module
+from lodestore.catalog import sql_versions
 from lodestore.catalog.base import ManifestEntry, NewVersion
 from lodestore.sdk.repository import Repository
 
@@ -143,14 +143,14 @@ def test_search_materialises_only_the_matches(store: Path, monkeypatch: pytest.M
         catalog.commit_version(NewVersion("zoo", f"m{i % 50}", "model", [ManifestEntry("w", f"{i:064d}", 1)],
                                           f"digest-{i}", metadata={"val_acc": i / 1500}, tags=tags))
     built: list[int] = []
-    real = sql_module.load_versions
+    real = sql_versions.load_versions
 
     def counting(conn, where):
         records = real(conn, where)
         built.append(len(records))
         return records
 
-    monkeypatch.setattr(sql_module, "load_versions", counting)
+    monkeypatch.setattr(sql_versions, "load_versions", counting)
     found = lodestore.Api().search("type=model tag:production metadata.val_acc>=0.0")
     assert sorted(a.metadata["val_acc"] for a in found) == [7 / 1500, 507 / 1500, 1007 / 1500]
     assert built == [3]
@@ -172,7 +172,7 @@ def test_the_issue_query_on_the_cli(store: Path, make, lode) -> None:
 def test_common_terms_are_served_by_indexes(store: Path, zoo) -> None:
     catalog = Repository.open(store).catalog
     plans = {}
-    with catalog._reading() as conn:
+    with catalog.database.reading() as conn:
         for text in ("tag:production", "alias:best", "type=model", "name=resnet50", "created>2026-01-01",
                      "run.group=sweep-1", "run.job_type=train", "digest=abc123"):
             stmt = q.version_ids_query("sqlite", q.parse(text))

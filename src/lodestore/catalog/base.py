@@ -15,6 +15,7 @@ import abc
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 LATEST = "latest"
@@ -206,10 +207,11 @@ class Catalog(abc.ABC):
         """NotFoundError naming a few similar paths if absent."""
 
     @abc.abstractmethod
-    def update_version(self, version_id: int, *, description: str | None = ...,  # type: ignore[assignment]
+    def update_version(self, version_id: int, *, description: str | EllipsisType | None = ...,
                        metadata: dict[str, Any] | None = None, tags: Iterable[str] | None = None,
                        aliases: Iterable[str] | None = None, run_id: str | None = None,
-                       set_metadata: dict[str, Any] | None = None, unset_metadata: Iterable[str] | None = None,
+                       set_metadata: dict[str, Any] | None = None,
+                       unset_metadata: Iterable[str] | None = None,
                        add_tags: Iterable[str] | None = None, remove_tags: Iterable[str] | None = None,
                        add_aliases: Iterable[str] | None = None,
                        remove_aliases: Iterable[str] | None = None) -> VersionRecord:
@@ -326,7 +328,8 @@ class Catalog(abc.ABC):
 
     @abc.abstractmethod
     def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
-                  order: str | None = None, limit: int | None = None, liveness: Any = None) -> list[RunRecord]:
+                  order: str | None = None, limit: int | None = None,
+                  liveness: Any = None) -> list[RunRecord]:
         """Runs matching Mongo-style dict filters or query text, ordered by `order`
         (``"-summary.val_acc"``), then oldest first. `liveness` as in `search_versions`:
         with it, every state operator treats silent dead runs as "crashed"."""
@@ -352,7 +355,8 @@ class Catalog(abc.ABC):
 
     # --- lifecycle (restore, retention, accounting; see sdk/lifecycle.py) ---------------
     @abc.abstractmethod
-    def restore_version(self, version_id: int, run_id: str | None = None, state: str = "live") -> VersionRecord:
+    def restore_version(self, version_id: int, run_id: str | None = None,
+                        state: str = "live") -> VersionRecord:
         """Undo a soft delete: state `state` again ("live", or "broken" when the caller
         knows its bytes are lost). If it is now the newest live version, `latest` moves
         to it (recorded). Aliases removed by the delete are not restored.

@@ -50,7 +50,8 @@ def create_engines(url: str | URL, **engine_kwargs: Any) -> Engines:
     """
     backend = make_url(url).get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise InvalidInputError(f"catalog URL {url!r}: only sqlite:/// and postgresql:// catalogs are supported")
+        raise InvalidInputError(
+            f"catalog URL {url!r}: only sqlite:/// and postgresql:// catalogs are supported")
     is_sqlite = backend == "sqlite"
     if is_sqlite:
         connect_args = engine_kwargs.setdefault("connect_args", {})

@@ -21,9 +21,9 @@ def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list
     ids = sorted(version_ids)
     out: list[tuple[str, int, int | None]] = []
     if direction == "up":
-        producers = conn.execute(
+        producers = list(conn.execute(
             select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.version_id.in_(ids))
-        ).all()
+        ))
         # versions committed by a run that is not (or no longer) linked in run_outputs
         producers += conn.execute(
             select(versions.c.created_by_run, versions.c.id).where(
@@ -32,7 +32,10 @@ def lineage_hop(conn: Connection, version_ids: set[int], direction: str) -> list
         producers = sorted(set(producers))
         inputs = _links_of_runs(conn, run_inputs, {r for r, _ in producers})
         for rid, vid in producers:
-            out.extend((rid, vid, src) for src in inputs[rid]) if inputs[rid] else out.append((rid, vid, None))
+            if inputs[rid]:
+                out.extend((rid, vid, src) for src in inputs[rid])
+            else:
+                out.append((rid, vid, None))
     else:
         users = conn.execute(
             select(run_inputs.c.run_id, run_inputs.c.version_id).where(run_inputs.c.version_id.in_(ids))

@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 
+from lodestore.catalog.schema import catalog_instance, metadata
 from lodestore.errors import StoreFormatError
+
+if TYPE_CHECKING:  # for the annotation only: importing alembic costs ~0.14 s (see above)
+    from alembic.config import Config
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
@@ -35,9 +40,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take
 
 
-def alembic_config(url: str, connection: Connection | None = None):
+def alembic_config(url: str, connection: Connection | None = None) -> Config:
     """An alembic Config without an ini file, pointing at our migration scripts."""
-    from alembic.config import Config
+    # Imported here, not at the top: see the module docstring (alembic is loaded only
+    # when there is something to migrate; a new catalog opens in 0.02 s instead of 0.18 s).
+    from alembic.config import Config  # noqa: PLC0415
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -54,7 +61,7 @@ def current_revision(conn: Connection) -> str | None:
         # Cheaper than the inspector, which matters on every CLI command.
         found = conn.exec_driver_sql(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).first()
+        ).first() is not None
     else:
         found = inspect(conn).has_table("alembic_version")
     if not found:
@@ -98,7 +105,7 @@ def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: b
         if revision is None and not migrate_empty and _is_empty(conn):
             _create_at_head(conn)
         elif revision != HEAD:
-            from alembic import command
+            from alembic import command  # noqa: PLC0415  (lazily, as alembic_config says why)
 
             url = write_engine.url.render_as_string(hide_password=False)
             command.upgrade(alembic_config(url, connection=conn), "head")
@@ -107,15 +114,14 @@ def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: b
 def _is_empty(conn: Connection) -> bool:
     """No tables at all: a database we created just now (or an empty one given to us)."""
     if conn.dialect.name == "sqlite":
-        return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is None
+        any_table = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first()
+        return any_table is None
     return not inspect(conn).get_table_names()
 
 
 def _create_at_head(conn: Connection) -> None:
     """Every table of `schema.metadata`, and alembic's version table stamped at HEAD
     (the same DDL alembic itself uses, so a later `alembic upgrade` carries on from it)."""
-    from lodestore.catalog.schema import catalog_instance, metadata
-
     metadata.create_all(conn)
     conn.execute(catalog_instance.insert().values(instance_id=str(uuid.uuid4()), generation=0))
     conn.execute(text(

@@ -95,7 +95,8 @@ class Liveness:
     alive_pids: tuple[int, ...] = ()
 
 
-_BEAT = func.coalesce(runs.c.heartbeat_at, runs.c.created_at)
+# A run's last sign of life: its latest heartbeat, else its start.
+_last_sign_of_life = func.coalesce(runs.c.heartbeat_at, runs.c.created_at)
 
 
 def bind_liveness(conn: Connection, live: Liveness | None) -> Liveness | None:
@@ -105,7 +106,7 @@ def bind_liveness(conn: Connection, live: Liveness | None) -> Liveness | None:
         return live
     pids = conn.execute(
         select(runs.c.pid).distinct().where(
-            runs.c.state == "running", _BEAT < literal(live.stale_before, UTCDateTime()),
+            runs.c.state == "running", _last_sign_of_life < literal(live.stale_before, UTCDateTime()),
             runs.c.host == live.host, runs.c.pid.is_not(None))
     ).scalars()
     return replace(live, pid_alive=None, alive_pids=tuple(sorted(p for p in pids if live.pid_alive(p))))
@@ -117,7 +118,7 @@ def run_state_expr(live: Liveness | None) -> Any:
         return runs.c.state
     held_here = and_(func.coalesce(runs.c.host, "") == live.host,
                      func.coalesce(runs.c.pid, -1).in_(live.alive_pids))
-    crashed = and_(runs.c.state == "running", _BEAT < literal(live.stale_before, UTCDateTime()),
+    crashed = and_(runs.c.state == "running", _last_sign_of_life < literal(live.stale_before, UTCDateTime()),
                    not_(held_here))
     return case((crashed, literal("crashed")), else_=runs.c.state)
 
@@ -294,6 +295,7 @@ def run_condition(dialect: str, t: Term, live: Liveness | None = None) -> Column
     """A condition on the `runs` table (joined with `projects`)."""
     key = t.key.lower() if not t.key.startswith(("summary.", "config.", "summary_metrics.")) else t.key
     what = t.key
+    cond: ColumnElement[bool]
     if key in ("tag", "tags"):
         if t.op not in (":", "=", "!=", "~") or t.value is None:
             raise InvalidInputError("run tags: use tag:NAME (or -tag:NAME)")
@@ -326,6 +328,7 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
     """A condition on `versions` joined with `artifacts` and `projects`."""
     key = t.key if t.key.startswith(("metadata.", "run.")) else t.key.lower()
     what = t.key
+    cond: ColumnElement[bool]
     if key in ("tag", "tags", "alias", "aliases"):
         if t.op not in (":", "=", "!="):
             raise InvalidInputError(f"{key}: use {key.rstrip('s')}:NAME (or -{key.rstrip('s')}:NAME)")
@@ -376,7 +379,8 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
         # state) pick the runs, then ix_versions_created_by_run their versions.
         if field == "project":  # the run's project, not the version's
             p2 = projects.alias("run_project")
-            producers = select(runs.c.id).join(p2, p2.c.id == runs.c.project_id).where(_text(p2.c.name, t, what))
+            producers = (select(runs.c.id).join(p2, p2.c.id == runs.c.project_id)
+                         .where(_text(p2.c.name, t, what)))
         else:
             sub = run_condition(dialect, Term(field, t.op, t.value, False, t.col, t.typed), live)
             producers = select(runs.c.id).where(sub)

@@ -111,7 +111,8 @@ def parse(text: str) -> Query:
     if not isinstance(text, str):
         raise InvalidInputError(f"a query must be a string, got {type(text).__name__}")
     if len(text) > MAX_QUERY_CHARS:
-        raise InvalidInputError(f"a query is at most {MAX_QUERY_CHARS:,} characters; this one has {len(text):,}")
+        raise InvalidInputError(
+            f"a query is at most {MAX_QUERY_CHARS:,} characters; this one has {len(text):,}")
     groups: list[list[Term]] = []
     current: list[Term] = []
     not_col: int | None = None  # column of a NOT waiting for its term
@@ -230,8 +231,9 @@ def within_bounds(q: Query) -> Query:
         raise InvalidInputError(f"a query has at most {MAX_QUERY_TERMS} terms; this one has {len(terms):,}")
     values = sum(len(t.value) for t in terms if t.op in ("in", "nin") and isinstance(t.value, list))
     if values > MAX_LIST_VALUES:
-        raise InvalidInputError(f"a filter's $in / $nin lists hold at most {MAX_LIST_VALUES:,} values together; "
-                                f"this one has {values:,}")
+        raise InvalidInputError(
+            f"a filter's $in / $nin lists hold at most {MAX_LIST_VALUES:,} values together; "
+            f"this one has {values:,}")
     return q
 
 
@@ -252,7 +254,8 @@ def _dict_node(filters: Any, depth: int = 0) -> Node:
         if isinstance(cond, dict):
             for op, value in cond.items():
                 if op not in MONGO_OPS:
-                    raise InvalidInputError(f"filter {key!r}: unknown operator {op!r}; use {', '.join(MONGO_OPS)}")
+                    raise InvalidInputError(
+                        f"filter {key!r}: unknown operator {op!r}; use {', '.join(MONGO_OPS)}")
                 if MONGO_OPS[op] in ("in", "nin") and (isinstance(value, (str, bytes, dict))
                                                        or not hasattr(value, "__iter__")):
                     raise InvalidInputError(f"filter {key!r}: {op} takes a list of values, got {value!r}")
@@ -318,7 +321,7 @@ def parse_when(value: Any, what: str, now: datetime | None = None) -> tuple[date
             return start, start + timedelta(days=1)
         dt = datetime.fromisoformat(s)  # 3.11 reads a trailing Z as UTC
     except ValueError:
-        raise InvalidInputError(f"{what}: {s!r} is not a date (2026-01-31, 2026-01-31T12:00, or 7d / 12h ago)") \
-            from None
+        raise InvalidInputError(
+            f"{what}: {s!r} is not a date (2026-01-31, 2026-01-31T12:00, or 7d / 12h ago)") from None
     dt = dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return dt, dt

@@ -1,19 +1,20 @@
-"""Reading catalog rows back as records, and the "here is what exists" error messages.
-
-Kept apart from `sql.py` so the class there reads as the list of operations it is.
-"""
+"""Reading catalog rows back as records, and the "here is what exists" error messages;
+shared by every part of the SQL catalog (see sql.py for who owns what)."""
 
 from __future__ import annotations
 
 import difflib
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, Row, select
 
 from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions
+
+# A result row of any shape (SQLAlchemy types rows by their columns' types).
+AnyRow: TypeAlias = "Row[*tuple[Any, ...]]"
 
 LIST_LIMIT = 20  # names shown in a not-found message before "and N more"
 
@@ -65,7 +66,9 @@ def load_versions(conn: Connection, where: ColumnElement[bool], order_by: Any = 
         tags[vid].append(tag)
     held: dict[int, list[str]] = defaultdict(list)
     for vid, alias in conn.execute(
-        select(aliases.c.version_id, aliases.c.alias).join(versions, versions.c.id == aliases.c.version_id).where(where)
+        select(aliases.c.version_id, aliases.c.alias)
+        .join(versions, versions.c.id == aliases.c.version_id)
+        .where(where)
     ):
         held[vid].append(alias)
     return [_version_record(r._mapping, tags[r.id], held[r.id]) for r in rows]
@@ -94,7 +97,8 @@ def _version_record(m: Any, tags: list[str], held: list[str]) -> VersionRecord:
     )
 
 
-RUN_SELECT = select(runs, projects.c.name.label("project_name")).join(projects, runs.c.project_id == projects.c.id)
+RUN_SELECT = (select(runs, projects.c.name.label("project_name"))
+              .join(projects, runs.c.project_id == projects.c.id))
 
 
 def run_record(row: Any) -> RunRecord:

@@ -1,5 +1,5 @@
-"""Values on their way into catalog SQL: validation, conversion and the shared
-constants of the SQL catalog's modules (sql.py, sql_runs.py, sql_lifecycle.py)."""
+"""Values on their way into catalog SQL: validation, conversion, and the constants
+the SQL catalog's modules (sql_*.py) share."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql.dml import Insert
 
 from lodestore.catalog.base import (
     LATEST,
@@ -16,7 +18,6 @@ from lodestore.catalog.schema import (
     versions,
 )
 from lodestore.errors import InvalidInputError
-from lodestore.json_values import json_dict  # noqa: F401  (the catalog modules import it from here)
 from lodestore.names import validate_alias, validate_name
 
 VERSION_RE = re.compile(r"v(\d+)")
@@ -38,7 +39,8 @@ def now_utc() -> datetime:
 
 def aware(value: datetime | None, what: str) -> datetime | None:
     if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        raise InvalidInputError(f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
+        raise InvalidInputError(
+            f"{what} must be a timezone-aware datetime (e.g. datetime.now(UTC)), got {value!r}")
     return value
 
 
@@ -61,11 +63,14 @@ def tag_names(names: Iterable[str]) -> list[str]:
     return sorted({validate_name(t, "tag") for t in names})
 
 
-def insert_ignore(conn: Connection, table: Table, keys: list[str]):
+def insert_ignore(conn: Connection, table: Table, keys: list[str]) -> Insert:
     """INSERT that does nothing when a row with the same `keys` exists (idempotent links,
     and projects/artifacts two writers may create at once on PostgreSQL)."""
     if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:  # PostgreSQL: the only other backend create_engines accepts
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+    # PostgreSQL, the only other backend create_engines accepts. Its dialect is imported
+    # here, not at the top: it costs 50-110 ms (measured with -X importtime) that every
+    # `lode` command on a SQLite catalog would otherwise pay.
+    from sqlalchemy.dialects import postgresql  # noqa: PLC0415
+
+    return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)

@@ -42,7 +42,10 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no sqlalchemy.url: build the config with migrate.alembic_config")
+    engine = create_engine(url)
     try:
         with engine.begin() as conn:
             _run(conn)

@@ -1,0 +1,57 @@
+"""Who the SQL catalog is and how often its set of versions changed (see
+`base.CatalogIdentity`): the one row of catalog_instance, and the write transaction
+every change of the set of versions goes through, which raises the generation."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, select, update
+
+from lodestore.catalog.base import CatalogIdentity, GenerationListener
+from lodestore.catalog.schema import catalog_instance, versions
+from lodestore.catalog.sql_database import Database
+from lodestore.catalog.sql_rows import AnyRow
+
+
+def _instance_row(conn: Connection) -> AnyRow:
+    """The catalog_instance row; only a database migrated by hand lacks it: made once."""
+    q = select(catalog_instance.c.instance_id, catalog_instance.c.generation)
+    row = conn.execute(q).first()
+    if row is None:
+        conn.execute(catalog_instance.insert().values(instance_id=str(uuid.uuid4()), generation=0))
+        row = conn.execute(q).one()
+    return row
+
+
+class IdentityStore:
+    """The catalog's identity and generation. `notify` hears (instance_id, generation)
+    after each committed change of the set of versions (the catalog passes its
+    `on_generation` listener through it)."""
+
+    def __init__(self, db: Database, notify: GenerationListener) -> None:
+        self.db = db
+        self.notify = notify
+
+    def identity(self) -> CatalogIdentity:
+        with self.db.reading() as conn:
+            row = conn.execute(select(catalog_instance.c.instance_id, catalog_instance.c.generation)).first()
+            has_versions = conn.execute(select(versions.c.id).limit(1)).first() is not None
+        if row is None:
+            with self.db.writing() as conn:
+                row = _instance_row(conn)
+        return CatalogIdentity(row.instance_id, int(row.generation), has_versions)
+
+    @contextmanager
+    def writing_versions(self) -> Iterator[Connection]:
+        """A write transaction that changes the set of versions: it bumps the generation
+        (first, so concurrent ones serialise on that row), and once it has committed
+        `notify` hears of it."""
+        with self.db.writing() as conn:
+            row = _instance_row(conn)
+            generation = int(row.generation) + 1
+            conn.execute(update(catalog_instance).values(generation=generation))
+            yield conn
+        self.notify(row.instance_id, generation)

@@ -1,0 +1,115 @@
+"""Row lookups every part of the SQL catalog shares, each inside the caller's
+transaction: a project, an artifact, a version (by id or by "vN"/alias), a run.
+
+Each raises NotFoundError listing what does exist, so a typo gets an answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Table, select
+
+from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.schema import aliases, artifacts, projects, runs, versions
+from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, load_versions
+from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE, insert_ignore
+from lodestore.errors import NotFoundError
+
+
+def project_id(conn: Connection, project: str) -> int:
+    pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
+    if pid is None:
+        names = list(conn.execute(select(projects.c.name).order_by(projects.c.name)).scalars())
+        raise NotFoundError(
+            f"project {project!r} does not exist{close_matches(project, names)}; {listing(names, 'projects')}"
+        )
+    return int(pid)
+
+
+def ensure_project(conn: Connection, project: str, now: datetime) -> int:
+    """The project's id, creating the project if it is new (two writers may race: the
+    insert does nothing for the second)."""
+    pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar()
+    if pid is None:
+        conn.execute(insert_ignore(conn, projects, ["name"]).values(name=project, created_at=now))
+        pid = conn.execute(select(projects.c.id).where(projects.c.name == project)).scalar_one()
+    return int(pid)
+
+
+def find_artifact(conn: Connection, project: str, name: str, lock: bool = False) -> AnyRow:
+    """The artifact's row; `lock`: held until the transaction ends (PostgreSQL)."""
+    pid = project_id(conn, project)
+    q = select(artifacts).where(artifacts.c.project_id == pid, artifacts.c.name == name)
+    row = conn.execute(q.with_for_update() if lock else q).first()
+    if row is None:
+        names = list(conn.execute(
+            select(artifacts.c.name).where(artifacts.c.project_id == pid).order_by(artifacts.c.name)
+        ).scalars())
+        raise NotFoundError(
+            f"project {project!r} has no artifact {name!r}{close_matches(name, names)}; "
+            f"{listing(names, 'artifacts')}"
+        )
+    return row
+
+
+def version_row(conn: Connection, version_id: int) -> AnyRow:
+    """The few columns most checks need: id, artifact_id, idx, state."""
+    row = conn.execute(
+        select(versions.c.id, versions.c.artifact_id, versions.c.idx, versions.c.state).where(
+            versions.c.id == version_id
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no version with id {version_id}")
+    return row
+
+
+def load_version(conn: Connection, version_id: int) -> VersionRecord:
+    found = load_versions(conn, versions.c.id == version_id)
+    if not found:
+        raise NotFoundError(f"no version with id {version_id}")
+    return found[0]
+
+
+def require_run(conn: Connection, run_id: str) -> None:
+    if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+        recent = conn.execute(
+            select(runs.c.id).order_by(runs.c.created_at.desc()).limit(10)
+        ).scalars().all()
+        raise NotFoundError(
+            f"run {run_id!r} does not exist (create it first); {listing(recent, 'recent runs')}")
+
+
+def resolve_selector(conn: Connection, art: AnyRow, project: str, selector: str | None,
+                     include_deleted: bool) -> int:
+    """The id of the version "vN" or alias `selector` (None: latest) names in `art`."""
+    label = LATEST if selector is None else selector
+    m = VERSION_RE.fullmatch(label)
+    if m:
+        q = select(versions.c.id, versions.c.state).where(
+            versions.c.artifact_id == art.id, versions.c.idx == int(m.group(1))
+        )
+    else:
+        q = (select(versions.c.id, versions.c.state)
+             .join(aliases, aliases.c.version_id == versions.c.id)
+             .where(aliases.c.artifact_id == art.id, aliases.c.alias == label))
+    row = conn.execute(q).first()
+    if row is not None and (include_deleted or row.state != "deleted"):
+        return int(row.id)
+    idxs = conn.execute(
+        select(versions.c.idx).where(versions.c.artifact_id == art.id, NOT_DELETED).order_by(versions.c.idx)
+    ).scalars().all()
+    held = alias_order(conn.execute(select(aliases.c.alias).where(aliases.c.artifact_id == art.id)).scalars())
+    what = f"{project}/{art.name}"
+    head = (f"{what}:{label} is soft-deleted (`lode restore {what}:{label}` or "
+            f"version.restore() brings it back; `lode versions {what} --all` lists it)" if row is not None
+            else f"{what} has no version or alias {label!r}")
+    raise NotFoundError(f"{head}; {listing([f'v{i}' for i in idxs], 'versions')}; {listing(held, 'aliases')}")
+
+
+def link_run(conn: Connection, table: Table, run_id: str, version_id: int, now: datetime) -> None:
+    """Record a run's input or output (`table`); linking twice is a no-op."""
+    conn.execute(insert_ignore(conn, table, ["run_id", "version_id"]).values(
+        run_id=run_id, version_id=version_id, at=now
+    ))

@@ -1,0 +1,132 @@
+"""Manifests in the SQL catalog: the files each version lists (path, digest, size),
+streamed a page at a time, compared between two versions, and the digests versions
+reference (what gc keeps and accounting counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
+
+from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.diff_query import diff_entries
+from lodestore.catalog.schema import manifest_entries, versions
+from lodestore.catalog.sql_database import Database
+from lodestore.catalog.sql_lookups import load_version, version_row
+from lodestore.catalog.sql_rows import close_matches
+from lodestore.catalog.sql_values import ENTRY_PAGE, IN_BATCH, NOT_DELETED
+from lodestore.errors import ConflictError, NotFoundError
+
+
+def insert_entries(conn: Connection, version_id: int, entries: list[ManifestEntry]) -> None:
+    """Write a new version's manifest inside the caller's transaction; ConflictError
+    naming the paths listed twice."""
+    if not entries:
+        return
+    # One DBAPI executemany of plain tuples. Going through SQLAlchemy's per-row
+    # parameter processing costs 2.5x as much (20k rows: 0.15 s vs 0.06 s), and these
+    # columns need no type conversion.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO manifest_entries (version_id, path, digest, size) "
+           f"VALUES ({mark}, {mark}, {mark}, {mark})")
+    try:
+        conn.exec_driver_sql(sql, [(version_id, e.path, e.digest, e.size) for e in entries])
+    except IntegrityError as exc:
+        dups = _listed_twice(entries)
+        if not dups:
+            raise
+        more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
+        raise ConflictError(f"a version lists these paths twice: {', '.join(dups[:5])}{more}") from exc
+
+
+def _listed_twice(entries: list[ManifestEntry]) -> list[str]:
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for e in entries:
+        (twice if e.path in seen else seen).add(e.path)
+    return sorted(twice)
+
+
+def _entry_page(conn: Connection, version_id: int, after: str | None) -> list[ManifestEntry]:
+    me = manifest_entries.c
+    q = select(me.path, me.digest, me.size).where(me.version_id == version_id)
+    if after is not None:
+        q = q.where(me.path > after)
+    return [ManifestEntry(p, d, s) for p, d, s in conn.execute(q.order_by(me.path).limit(ENTRY_PAGE))]
+
+
+class ManifestStore:
+    """Reading manifests and the digests they reference."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def iter_entries(self, version_id: int) -> Iterator[ManifestEntry]:
+        # Pages by path (keyset), each its own short read: no connection stays checked out
+        # while the caller works through 100k files. Entries never change, so pages agree.
+        with self.db.reading() as conn:
+            version_row(conn, version_id)  # NotFoundError now, not at first next()
+            first = _entry_page(conn, version_id, None)
+        return self._stream_entries(version_id, first)
+
+    def _stream_entries(self, version_id: int, page: list[ManifestEntry]) -> Iterator[ManifestEntry]:
+        while page:
+            yield from page
+            if len(page) < ENTRY_PAGE:
+                return
+            with self.db.reading() as conn:
+                page = _entry_page(conn, version_id, page[-1].path)
+
+    def get_entry(self, version_id: int, path: str) -> ManifestEntry:
+        me = manifest_entries.c
+        with self.db.reading() as conn:
+            row = conn.execute(
+                select(me.path, me.digest, me.size).where(me.version_id == version_id, me.path == path)
+            ).first()
+            if row is not None:
+                return ManifestEntry(row.path, row.digest, row.size)
+            v = load_version(conn, version_id)
+            paths = list(conn.execute(select(me.path).where(me.version_id == version_id)).scalars())
+        raise NotFoundError(
+            f"{v.qualified_name} has no file {path!r}{close_matches(path, paths)} ({v.file_count} files)"
+        )
+
+    def diff_manifests(self, version_a: int, version_b: int) -> tuple[
+            list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
+        with self.db.reading() as conn:
+            version_row(conn, version_a)
+            version_row(conn, version_b)
+            return diff_entries(conn, version_a, version_b)
+
+    def referenced_digests(self, include_deleted: bool = True) -> set[str]:
+        q = select(manifest_entries.c.digest).distinct()
+        if not include_deleted:
+            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(NOT_DELETED)
+        with self.db.reading() as conn:
+            return set(conn.execute(q).scalars())
+
+    def version_digests(self, include_deleted: bool = True,
+                        version_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, int]]:
+        q = select(manifest_entries.c.version_id, manifest_entries.c.digest, manifest_entries.c.size)
+        if not include_deleted:
+            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(NOT_DELETED)
+        with self.db.reading() as conn:
+            if version_ids is None:
+                rows = list(conn.execute(q))
+            else:
+                ids = sorted(set(version_ids))
+                in_batch = manifest_entries.c.version_id.in_
+                rows = [r for i in range(0, len(ids), IN_BATCH)
+                        for r in conn.execute(q.where(in_batch(ids[i : i + IN_BATCH])))]
+        for r in rows:
+            yield r[0], r[1], r[2]
+
+    def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
+        items = sorted(set(digests))
+        q = select(manifest_entries.c.version_id, manifest_entries.c.digest).distinct()
+        with self.db.reading() as conn:
+            rows = [r for i in range(0, len(items), IN_BATCH)
+                    for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH])))]
+        for r in rows:
+            yield r[0], r[1]
