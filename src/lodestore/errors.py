@@ -91,3 +91,14 @@ class StoreFormatError(LodestoreError):
     """The store on disk has a format this version of lodestore cannot read."""
 
     exit_code = 8
+
+
+class ReadOnlyStoreError(LodestoreError, PermissionError):
+    """A write (log, gc, alias, delete, ...) was asked of a store this process cannot
+    write: a read-only mount or snapshot, or someone else's store. Reads still work;
+    nothing was changed. The exit code is the OS refusals' (9)."""
+
+    exit_code = OS_ERROR_EXIT_CODE
+
+    def __init__(self, root: object, doing: str):
+        super().__init__(f"the store is read-only here ({root}): cannot {doing}; reads still work")

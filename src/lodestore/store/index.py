@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lodestore.errors import CorruptionError, is_database_damage
+from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -107,8 +108,14 @@ class StoreIndex:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+        # a store folder this process cannot write is read as it is (read_only.py)
+        self._read_only_query = sqlite_read_only_query(path)
+        self.read_only = self._read_only_query is not None
+        self._db = self._connect(check_same_thread=False)
         try:
+            if self.read_only:  # as it is: nothing to create, and a damaged file is found now
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a session's commit must survive a power cut once it returns (base.py's
             # contract), because the catalog commits a version pointing at these digests
@@ -122,6 +129,12 @@ class StoreIndex:
             if not is_database_damage(e):
                 raise
             raise corrupt_index_error(path, e) from None
+
+    def _connect(self, **kwargs: bool) -> sqlite3.Connection:
+        if self._read_only_query is None:
+            return sqlite3.connect(self.path, timeout=60, isolation_level=None, **kwargs)
+        uri = sqlite_file_uri(self.path, self._read_only_query)
+        return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, **kwargs)
 
     def integrity_problem(self) -> str | None:
         """What `PRAGMA quick_check` finds wrong with the file (a damaged page that
@@ -150,7 +163,7 @@ class StoreIndex:
         statement sees the latest commit."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+            conn = self._connect(check_same_thread=False)
             self._local.conn = conn
             with self._lock:
                 self._readers.append(conn)
@@ -378,7 +391,7 @@ class StoreIndex:
         """A connection of its own inside one read transaction: every query sees the same
         commit, whatever writers commit meanwhile (WAL), so a check that reads several
         tables (fsck) never sees a file whose chunks arrived after it read the chunks."""
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = self._connect()
         try:
             conn.execute("BEGIN")
             conn.execute("SELECT count(*) FROM packs").fetchone()  # the snapshot starts here
