@@ -81,6 +81,17 @@ def is_database_damage(e: BaseException) -> bool:
     return code is not None and code & 0xFF in _SQLITE_DAMAGE_CODES
 
 
+# SQLITE_FULL: a write found the disk (or the database's size limit) full.
+_SQLITE_FULL = 13
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True for a SQLite error (raw, or wrapped by SQLAlchemy in `.orig`) saying a write
+    found the disk full."""
+    code = getattr(getattr(e, "orig", e), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_FULL
+
+
 class VerificationError(LodestoreError):
     """Files on disk differ from a version's manifest (`Artifact.verify`)."""
 

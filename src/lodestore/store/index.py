@@ -8,6 +8,7 @@ are also what the catalog's manifests point at.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -17,8 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from lodestore.errors import CorruptionError, is_database_damage
+from lodestore.errors import CorruptionError, is_database_damage, is_disk_full
 from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
+from lodestore.store.maintenance import delay_point
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -326,13 +328,13 @@ class StoreIndex:
         not one per file.
         """
         now = time.time()
+        delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         with self._lock:
             db = self._db
             if staged is not None:
                 db.execute("ATTACH DATABASE ? AS staged", (str(staged),))
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _write_transaction(db, self.path):
                     db.executemany(
                         "INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
                         [(p, s, n, now) for p, s, n in packs],
@@ -356,10 +358,6 @@ class StoreIndex:
                         [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
                     )
                     self._touch(now, reused)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             finally:
                 if staged is not None:
                     db.execute("DETACH DATABASE staged")
@@ -367,14 +365,8 @@ class StoreIndex:
     def touch_files(self, digests: Iterable[bytes]) -> None:
         """Reset created_at of files (see commit_session), in one transaction."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._touch(now, digests)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, _write_transaction(self._db, self.path):
+            self._touch(now, digests)
 
     def _touch(self, now: float, digests: Iterable[bytes]) -> None:
         """Inside the caller's transaction: one UPDATE per 900 files, not one per file.
@@ -404,22 +396,31 @@ class StoreIndex:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
-    def transaction(self):
-        """Context manager running a write transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        return _Transaction(self)
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT) on the index's connection."""
+        with self._lock, _write_transaction(self._db, self.path):
+            yield self._db
 
 
-class _Transaction:
-    def __init__(self, index: StoreIndex):
-        self.index = index
+@contextmanager
+def _write_transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.index._lock.acquire()
-        self.index._db.execute("BEGIN IMMEDIATE")
-        return self.index._db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.index._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.index._lock.release()
+    SQLite rolls a transaction back by itself after some errors, a full disk among them:
+    ROLLBACK is sent only if one is still open (a second one failed with "cannot
+    rollback" and hid the real error). A full disk, found by the COMMIT or by a statement
+    before it, is raised as the OSError it is (ENOSPC, naming index.db), so the SDK lets
+    it through as the operating system's refusal and the CLI prints one line (exit 9);
+    nothing of the transaction is kept."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if is_disk_full(e):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: the store index could not record the "
+                          "change, nothing of it was kept", str(path)) from None
+        raise
