@@ -2,9 +2,9 @@
 record them): one error line and exit 9, no version made, nothing stored lost, and once
 space is back the store is usable (the next log succeeds, fsck is clean).
 
-For real: a small tmpfs holds the store, and the logging process is held just before
-its index commit (LODESTORE_TEST_DELAY_AT, store/maintenance.py delay_point) while the
-test fills the disk."""
+For real: a small tmpfs holds the store, and the logging process is held for a moment
+just before its index commit (LODESTORE_TEST_DELAY_AT=index-commit:<s>, the delay point
+in store/session.py) while the test fills the disk."""
 
 from __future__ import annotations
 

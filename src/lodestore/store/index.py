@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 from lodestore.errors import CorruptionError, is_database_damage, is_disk_full
 from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
-from lodestore.store.maintenance import delay_point
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -328,7 +327,6 @@ class StoreIndex:
         not one per file.
         """
         now = time.time()
-        delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         with self._lock:
             db = self._db
             if staged is not None:
