@@ -81,6 +81,17 @@ def is_database_damage(e: BaseException) -> bool:
     return code is not None and code & 0xFF in _SQLITE_DAMAGE_CODES
 
 
+# SQLITE_FULL: a write found the disk (or the database's size limit) full.
+_SQLITE_FULL = 13
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """True for a SQLite error (raw, or wrapped by SQLAlchemy in `.orig`) saying a write
+    found the disk full."""
+    code = getattr(getattr(e, "orig", e), "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == _SQLITE_FULL
+
+
 class VerificationError(LodestoreError):
     """Files on disk differ from a version's manifest (`Artifact.verify`)."""
 
@@ -91,3 +102,14 @@ class StoreFormatError(LodestoreError):
     """The store on disk has a format this version of lodestore cannot read."""
 
     exit_code = 8
+
+
+class ReadOnlyStoreError(LodestoreError, PermissionError):
+    """A write (log, gc, alias, delete, ...) was asked of a store this process cannot
+    write: a read-only mount or snapshot, or someone else's store. Reads still work;
+    nothing was changed. The exit code is the OS refusals' (9)."""
+
+    exit_code = OS_ERROR_EXIT_CODE
+
+    def __init__(self, root: object, doing: str):
+        super().__init__(f"the store is read-only here ({root}): cannot {doing}; reads still work")

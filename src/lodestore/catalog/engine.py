@@ -26,11 +26,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.pool import StaticPool
 
-from lodestore.errors import CorruptionError, InvalidInputError, is_database_damage
+from lodestore.errors import CorruptionError, InvalidInputError, ReadOnlyStoreError, is_database_damage
 
 BUSY_TIMEOUT_S = 60.0
 _WRITE = "lodestore_write"
@@ -77,14 +78,22 @@ def _is_memory_url(url: str | URL) -> bool:
     return not parsed.database or parsed.database == ":memory:" or parsed.query.get("mode") == "memory"
 
 
+def _is_read_only_url(url: str | URL) -> bool:
+    """Opened as it is, on a folder this process cannot write (lodestore/read_only.py)."""
+    query = make_url(url).query
+    return query.get("mode") == "ro" or query.get("immutable") == "1"
+
+
 def _tune_sqlite(engine: Engine) -> None:
+    read_only = _is_read_only_url(engine.url)
+
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx: Any) -> None:
         # A damaged catalog.db is one clear line naming the file, on every command; it is
         # never taken for a new, empty catalog (that would hide every version).
         if is_database_damage(ctx.original_exception):
             raise CorruptionError(
-                f"the catalog {engine.url.database} is corrupted ({ctx.original_exception}); it cannot be "
+                f"the catalog {_file_of(engine.url)} is corrupted ({ctx.original_exception}); it cannot be "
                 "rebuilt from the store: restore it from a backup (the store's bytes are kept: gc refuses "
                 "to run beside a catalog that is not the store's own)") from None
 
@@ -94,7 +103,8 @@ def _tune_sqlite(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            _use_wal(cur)
+            if not read_only:  # a read-only file keeps the mode it has (WAL: it was ours)
+                _use_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -103,7 +113,15 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
+        if immediate and read_only:  # refused before anything is asked of SQLite
+            raise ReadOnlyStoreError(_file_of(engine.url), "change the catalog")
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _file_of(url: URL) -> str:
+    """The database file's path, also when the URL holds it as a SQLite file: URI."""
+    database = url.database or ""
+    return unquote(database.removeprefix("file:")) if url.query.get("uri") == "true" else database
 
 
 def _use_wal(cur: Any) -> None:

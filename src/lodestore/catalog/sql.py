@@ -52,6 +52,7 @@ from lodestore.catalog.sql_lifecycle import LifecycleStore
 from lodestore.catalog.sql_manifests import ManifestStore
 from lodestore.catalog.sql_runs import RunStore
 from lodestore.catalog.sql_versions import VersionStore
+from lodestore.read_only import sqlite_read_only_query, sqlite_uri_path
 
 Diff = tuple[list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]
 
@@ -80,10 +81,17 @@ class SqlCatalog(Catalog):
     @classmethod
     def for_sqlite_file(cls, path: str | Path, **engine_kwargs: Any) -> SqlCatalog:
         path = Path(path).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
         # Built from parts, never pasted into a string: a '?' or '#' in the folder
         # name would otherwise start the URL's query and the file would land elsewhere.
-        return cls(URL.create("sqlite", database=str(path)), **engine_kwargs)
+        read_only = sqlite_read_only_query(path)
+        if read_only is None:
+            return cls(URL.create("sqlite", database=str(path)), **engine_kwargs)
+        # A folder this process cannot write: opened as it is (lodestore/read_only.py),
+        # through a SQLite file: URI (its path percent-encoded) and the driver's uri flag.
+        url = URL.create("sqlite", database=sqlite_uri_path(path), query={**read_only, "uri": "true"})
+        return cls(url, **engine_kwargs)
 
     def __repr__(self) -> str:
         return f"SqlCatalog({self.database.read_engine.url.render_as_string(hide_password=True)!r})"

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.config import checked_duration, checked_grace
-from lodestore.errors import ConflictError, CorruptionError, InvalidInputError, NotFoundError
+from lodestore.errors import (
+    ConflictError,
+    CorruptionError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyStoreError,
+)
 from lodestore.sdk.accounting import Usage, stats, usage, version_usage  # noqa: F401  (re-exported)
 from lodestore.store import binding, integrity, maintenance
 
@@ -172,6 +178,8 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
     Refused (ConflictError) when the catalog is not the one the store belongs to
     (`catalog_mismatch`), unless `adopt`: then the store is bound to this catalog first
     (not on a dry run, which only shows what gc would do once adopted)."""
+    if repo.read_only:
+        raise ReadOnlyStoreError(repo.root, "collect garbage")
     if grace is not None:
         grace = checked_grace(grace, "grace")
     if not 0.0 <= repack_threshold <= 1.0:
@@ -364,6 +372,8 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
     old backup) makes the check fail with `catalog_mismatch` set, and the repair is
     refused (ConflictError): it would mark versions broken or forget bytes because of
     the wrong catalog."""
+    if repair and repo.read_only:
+        raise ReadOnlyStoreError(repo.root, "repair it")
     mismatch = catalog_mismatch(repo)
     if repair and mismatch is not None:
         raise ConflictError(f"fsck --repair refused: {mismatch}; {ADOPT_HINT}")

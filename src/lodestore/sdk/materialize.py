@@ -127,7 +127,7 @@ def cached_copy(repo: Repository, digest: str, size: int | None = None) -> Path:
 def _keep_as_is(dest: Path, entry: ManifestEntry, hardlink: bool, repo: Repository) -> bool:
     """Dest (a regular file with the right content) is already what this download makes."""
     st = dest.lstat()
-    if hardlink:
+    if hardlink and not repo.read_only:
         return os.path.samestat(st, cached_copy(repo, entry.digest, entry.size).stat())
     # A copy must be the user's alone: a file still hard-linked elsewhere (an earlier
     # hardlink=True download) would let an edit reach the cache, so it is replaced.
@@ -247,7 +247,8 @@ class _Reflinker:
     def __init__(self, repo: Repository):
         self.repo = repo
         self.files = repo.cache_dir / "files"
-        self.active = sys.platform.startswith("linux") and self.files.is_dir()
+        # a read-only store's cache is not used: recording a use would write its index
+        self.active = sys.platform.startswith("linux") and not repo.read_only and self.files.is_dir()
         self.refused: set[tuple[int, int]] = set()
 
     def cached(self, digests) -> set[str]:
@@ -370,7 +371,8 @@ def _write(repo: Repository, entries: list[ManifestEntry], target: Path, fresh: 
             dest = target / e.path
             refuse_links_on_the_way(target, e.path, what)  # right before writing
             try:
-                shared = (_link_from_cache(repo, e, dest) if hardlink
+                # A read-only store's cache cannot be written: its links are copies too.
+                shared = (_link_from_cache(repo, e, dest) if hardlink and not repo.read_only
                           else reflinker is not None and reflinker.copy(e, dest))
                 if shared:  # a hard link or a reflink: nothing to write
                     progress(e.size)

@@ -14,6 +14,8 @@ from pathlib import Path
 from lodestore.catalog.base import Catalog
 from lodestore.catalog.sql import SqlCatalog
 from lodestore.config import resolve_root
+from lodestore.errors import ReadOnlyStoreError
+from lodestore.read_only import writable_folder
 from lodestore.store import binding
 from lodestore.store.base import ContentStore
 from lodestore.store.local import LocalContentStore
@@ -23,10 +25,13 @@ _cache_lock = threading.Lock()
 
 
 class Repository:
-    def __init__(self, root: Path, store: ContentStore, catalog: Catalog):
+    def __init__(self, root: Path, store: ContentStore, catalog: Catalog, read_only: bool = False):
         self.root = root
         self.store = store
         self.catalog = catalog
+        # A store this process cannot write (read-only mount, snapshot, someone else's
+        # store): reads work and create nothing; writes raise ReadOnlyStoreError.
+        self.read_only = read_only
 
     @classmethod
     def open(cls, root: str | Path | None = None) -> Repository:
@@ -34,11 +39,14 @@ class Repository:
         with _cache_lock:
             repo = _cache.get(path)
             if repo is None:
-                path.mkdir(parents=True, exist_ok=True)
+                if not path.is_dir():
+                    path.mkdir(parents=True, exist_ok=True)
                 store = LocalContentStore(path / "store")
                 catalog = SqlCatalog.for_sqlite_file(path / "catalog.db")
-                repo = _cache[path] = cls(path, store, catalog)
-                repo._bind_catalog()
+                read_only = store.read_only or not writable_folder(path)
+                repo = _cache[path] = cls(path, store, catalog, read_only=read_only)
+                if not read_only:
+                    repo._bind_catalog()
             return repo
 
     @property
@@ -61,14 +69,19 @@ class Repository:
 
     @property
     def staging_dir(self) -> Path:
+        if self.read_only:
+            raise ReadOnlyStoreError(self.root, "stage files")
         d = self.root / "staging"
         d.mkdir(exist_ok=True)
         return d
 
     @property
     def cache_dir(self) -> Path:
+        """The download cache's folder (made on first use, except in a read-only store,
+        whose downloads skip the cache: sdk/materialize.py)."""
         d = self.root / "cache"
-        d.mkdir(exist_ok=True)
+        if not self.read_only:
+            d.mkdir(exist_ok=True)
         return d
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ are also what the catalog's manifests point at.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -17,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from lodestore.errors import CorruptionError, is_database_damage
+from lodestore.errors import CorruptionError, is_database_damage, is_disk_full
+from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -107,8 +109,14 @@ class StoreIndex:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
+        # a store folder this process cannot write is read as it is (read_only.py)
+        self._read_only_query = sqlite_read_only_query(path)
+        self.read_only = self._read_only_query is not None
+        self._db = self._connect(check_same_thread=False)
         try:
+            if self.read_only:  # as it is: nothing to create, and a damaged file is found now
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a session's commit must survive a power cut once it returns (base.py's
             # contract), because the catalog commits a version pointing at these digests
@@ -122,6 +130,12 @@ class StoreIndex:
             if not is_database_damage(e):
                 raise
             raise corrupt_index_error(path, e) from None
+
+    def _connect(self, **kwargs: bool) -> sqlite3.Connection:
+        if self._read_only_query is None:
+            return sqlite3.connect(self.path, timeout=60, isolation_level=None, **kwargs)
+        uri = sqlite_file_uri(self.path, self._read_only_query)
+        return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, **kwargs)
 
     def integrity_problem(self) -> str | None:
         """What `PRAGMA quick_check` finds wrong with the file (a damaged page that
@@ -150,7 +164,7 @@ class StoreIndex:
         statement sees the latest commit."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+            conn = self._connect(check_same_thread=False)
             self._local.conn = conn
             with self._lock:
                 self._readers.append(conn)
@@ -318,8 +332,7 @@ class StoreIndex:
             if staged is not None:
                 db.execute("ATTACH DATABASE ? AS staged", (str(staged),))
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _write_transaction(db, self.path):
                     db.executemany(
                         "INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
                         [(p, s, n, now) for p, s, n in packs],
@@ -343,10 +356,6 @@ class StoreIndex:
                         [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
                     )
                     self._touch(now, reused)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             finally:
                 if staged is not None:
                     db.execute("DETACH DATABASE staged")
@@ -354,14 +363,8 @@ class StoreIndex:
     def touch_files(self, digests: Iterable[bytes]) -> None:
         """Reset created_at of files (see commit_session), in one transaction."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._touch(now, digests)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, _write_transaction(self._db, self.path):
+            self._touch(now, digests)
 
     def _touch(self, now: float, digests: Iterable[bytes]) -> None:
         """Inside the caller's transaction: one UPDATE per 900 files, not one per file.
@@ -378,7 +381,7 @@ class StoreIndex:
         """A connection of its own inside one read transaction: every query sees the same
         commit, whatever writers commit meanwhile (WAL), so a check that reads several
         tables (fsck) never sees a file whose chunks arrived after it read the chunks."""
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = self._connect()
         try:
             conn.execute("BEGIN")
             conn.execute("SELECT count(*) FROM packs").fetchone()  # the snapshot starts here
@@ -391,22 +394,31 @@ class StoreIndex:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
-    def transaction(self):
-        """Context manager running a write transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        return _Transaction(self)
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT) on the index's connection."""
+        with self._lock, _write_transaction(self._db, self.path):
+            yield self._db
 
 
-class _Transaction:
-    def __init__(self, index: StoreIndex):
-        self.index = index
+@contextmanager
+def _write_transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error.
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.index._lock.acquire()
-        self.index._db.execute("BEGIN IMMEDIATE")
-        return self.index._db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.index._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.index._lock.release()
+    SQLite rolls a transaction back by itself after some errors, a full disk among them:
+    ROLLBACK is sent only if one is still open (a second one failed with "cannot
+    rollback" and hid the real error). A full disk, found by the COMMIT or by a statement
+    before it, is raised as the OSError it is (ENOSPC, naming index.db), so the SDK lets
+    it through as the operating system's refusal and the CLI prints one line (exit 9);
+    nothing of the transaction is kept."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException as e:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        if is_disk_full(e):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: the store index could not record the "
+                          "change, nothing of it was kept", str(path)) from None
+        raise

@@ -32,7 +32,9 @@ from lodestore.errors import (
     CorruptionError,
     InvalidInputError,
     NotFoundError,
+    ReadOnlyStoreError,
 )
+from lodestore.read_only import writable_folder
 from lodestore.store import codec, fetch, rawcopy
 from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
 from lodestore.store.index import ChunkLocation, StoreIndex
@@ -84,12 +86,18 @@ def _raw(digest: str) -> bytes:
 class LocalContentStore(ContentStore):
     def __init__(self, root: str | os.PathLike[str], fsync: bool = True):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True, exist_ok=True)
+        # A store this process cannot write (a read-only mount, a snapshot, someone
+        # else's store) is read as it is: nothing is created in it (read_only.py), and
+        # a write session is refused with one clear error.
+        self.read_only = not writable_folder(self.root)
         ensure_format_file(self.root)
         self.packs_dir = self.root / "packs"
         self.tmp_dir = self.root / "tmp"
-        self.packs_dir.mkdir(exist_ok=True)
-        self.tmp_dir.mkdir(exist_ok=True)
+        if not self.read_only:
+            self.packs_dir.mkdir(exist_ok=True)
+            self.tmp_dir.mkdir(exist_ok=True)
         self.fsync = fsync
         self._index: StoreIndex | None = None
         self._index_lock = threading.Lock()
@@ -124,6 +132,8 @@ class LocalContentStore(ContentStore):
 
     # --- writing ----------------------------------------------------------------
     def session(self) -> LocalWriteSession:
+        if self.read_only:
+            raise ReadOnlyStoreError(self.root, "store files")
         return LocalWriteSession(self)
 
     # --- lookups ----------------------------------------------------------------

@@ -43,6 +43,7 @@ from lodestore.store.base import FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import StatKey
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
+from lodestore.store.maintenance import delay_point
 from lodestore.store.packs import PackWriter, pack_path
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import hash_stream, stream_chunks
@@ -364,6 +365,7 @@ class LocalWriteSession(WriteSession):
             for d in dirs_touched:
                 _fsync_dir(d)
         self._staged.close()
+        delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         self.store.index.commit_session(
             packs, self._staged.path if packs else None,
             [(d, s, n, r) for d, (s, n, r) in self._new_files.items()], self._stat_entries, self._reused,
