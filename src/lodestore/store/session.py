@@ -43,10 +43,10 @@ from lodestore.store.base import FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import StatKey
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
-from lodestore.store.maintenance import delay_point
 from lodestore.store.packs import PackWriter, pack_path
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import hash_stream, stream_chunks
+from lodestore.testhooks import delay_point
 
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
