@@ -62,7 +62,7 @@ def test_corrupted_chunk_fails_download_naming_artifact_and_file(store: Path, tm
     digest = next(e.digest for e in logged.files() if e.path == "weights.bin")
     row = repo.store.index.file_row(bytes.fromhex(digest))
     chunk = bytes.fromhex(digest) if row[2] is None else row[2][32:64]  # a chunk inside the file
-    ((pack_id, offset, stored_len),) = index_sql(repo.store, 
+    ((pack_id, offset, stored_len),) = index_sql(repo.store,
         "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [chunk])
     flip_byte(packs.pack_path(repo.store.packs_dir, pack_id), offset + stored_len // 2)
     repository.close_all()  # a fresh process's view: no cached descriptors

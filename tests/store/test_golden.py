@@ -188,13 +188,13 @@ def test_store_writes_the_golden_recipe(tmp_path):
             s.commit()
         assert [r.digest for r in refs] == [GOLDEN_FILE_DIGEST, HELLO_DIGEST, EMPTY_DIGEST]
         assert json.loads((tmp_path / "store" / "format.json").read_text()) == GOLDEN_FORMAT
-        ((count, recipe),) = index_sql(store, 
+        ((count, recipe),) = index_sql(store,
             "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(GOLDEN_FILE_DIGEST)]
         )
         assert count == len(GOLDEN_CHUNK_DIGESTS)
         assert recipe == b"".join(bytes.fromhex(d) for d in GOLDEN_CHUNK_DIGESTS)
         # small files are one record under the file digest, with no recipe
-        assert index_sql(store, 
+        assert index_sql(store,
             "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(HELLO_DIGEST)]
         ) == [(1, None)]
     finally:

@@ -40,7 +40,7 @@ class TestLocalContentStore(ContentStoreContract):
     def corrupt_stored_bytes(self, store, digest):
         """Flip one byte in the middle of the stored bytes of the file's middle chunk."""
         chunks = recipe(store, digest)
-        ((pack_id, offset, stored_len),) = index_sql(store, 
+        ((pack_id, offset, stored_len),) = index_sql(store,
             "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [chunks[len(chunks) // 2]]
         )
         flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
@@ -51,14 +51,14 @@ def chunk_rows(store: LocalContentStore) -> list[tuple[bytes, str, int, int, int
     """(digest, pack_id, offset, stored_len, raw_len, codec) of every chunk, in pack order."""
     return [
         tuple(r)
-        for r in index_sql(store, 
+        for r in index_sql(store,
             "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks ORDER BY pack_id, offset"
         )
     ]
 
 
 def recipe(store: LocalContentStore, digest: str) -> list[bytes]:
-    ((count, rec),) = index_sql(store, 
+    ((count, rec),) = index_sql(store,
         "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(digest)]
     )
     if rec is None:
@@ -86,7 +86,7 @@ def add(store: LocalContentStore, path: Path):
 
 
 def statcache_row(store: LocalContentStore, path: Path):
-    rows = index_sql(store, 
+    rows = index_sql(store,
         "SELECT digest, mtime_ns, recorded_ns FROM statcache WHERE path=?", [os.path.abspath(path)]
     )
     return rows[0] if rows else None
@@ -95,7 +95,7 @@ def statcache_row(store: LocalContentStore, path: Path):
 def point_statcache_at(store: LocalContentStore, path: Path, digest: str) -> None:
     """Make the stat cache claim `path` holds `digest`: if add_file then answers `digest`,
     it trusted the cache and did not read the file."""
-    index_sql(store, 
+    index_sql(store,
         "UPDATE statcache SET digest=? WHERE path=?", [bytes.fromhex(digest), os.path.abspath(path)]
     )
 
@@ -104,7 +104,7 @@ def point_statcache_at(store: LocalContentStore, path: Path, digest: str) -> Non
 def test_whole_file_limit_decides_one_record_or_chunks(store):
     at, over = random_bytes(WHOLE_FILE_LIMIT, 1), random_bytes(WHOLE_FILE_LIMIT + 1, 2)
     ra, ro = put(store, at, over)
-    assert index_sql(store, 
+    assert index_sql(store,
         "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(ra.digest)]
     ) == [(1, None)]
     assert len(recipe(store, ro.digest)) > 1
@@ -443,7 +443,7 @@ def test_sigkill_while_adding_leaves_a_consistent_store(tmp_path, big_file, kill
             entries = {(e.digest, e.offset) for e in packs.read_trailer(pack_file(store, pid))}
             rows = index_sql(store, "SELECT digest, offset FROM chunks WHERE pack_id=?", [pid])
             assert {tuple(r) for r in rows} <= entries
-        assert index_sql(store, 
+        assert index_sql(store,
             "SELECT count(*) FROM chunks WHERE pack_id NOT IN (SELECT id FROM packs)"
         ) == [(0,)]
 
@@ -560,7 +560,7 @@ def test_store_written_packs_agree_with_index(store):
         trailer = packs.read_trailer(path)
         assert trailer == list(packs.scan_records(path))
         assert len(trailer) == count
-        rows = index_sql(store, 
+        rows = index_sql(store,
             "SELECT digest, offset, stored_len, raw_len, codec FROM chunks WHERE pack_id=?", [pid]
         )
         assert sorted(tuple(r) for r in rows) == sorted(

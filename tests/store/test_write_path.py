@@ -74,7 +74,7 @@ def plant_stale_entry(store, f: Path, stale_digest: bytes, recorded_ns: int) -> 
     with an old digest: what a rewrite inside one coarse timestamp tick (size, mtime and
     ctime all unchanged) leaves behind. Only recorded_ns can then tell it is not safe."""
     st = f.stat()
-    index_sql(store, 
+    index_sql(store,
         "UPDATE statcache SET size=?, mtime_ns=?, ctime_ns=?, ino=?, dev=?, digest=?, recorded_ns=? WHERE path=?",
         [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, stale_digest, recorded_ns,
          os.path.abspath(f)],
