@@ -1,8 +1,12 @@
 """The local store's index: which pack holds each chunk, which chunks make each file,
 and the stat cache. SQLite (stdlib) in WAL mode, next to the packs.
 
-The index is derived data: `rebuild_from_packs` (used by fsck --repair) recreates the
-chunk table from pack trailers. File recipes are not in packs; they are kept here and
+This module owns index.db: it creates every table (packs, chunks, files, statcache,
+lost_files, retired_packs) and runs every query; the rest of the store calls its
+methods (there is no raw-SQL escape hatch). A session's own staged.db is staging.py's.
+
+The chunk tables are derived data: integrity.rebuild_index (fsck --repair) recreates
+them from pack trailers. File recipes are not in packs; they are kept here and
 are also what the catalog's manifests point at.
 """
 
