@@ -84,7 +84,7 @@ def test_stats(repo, store, lode):
     log(repo, "animals", {"a.bin": shared})
     log(repo, "animals", {"a.bin": shared, "b.bin": os.urandom(MB)})
     m = log(repo, "net", {"w.bin": shared})
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     assert s["logical_bytes"] == 4 * MB
     assert s["unique_bytes"] == 2 * MB
     assert s["dedup_saved_bytes"] == 2 * MB
@@ -108,7 +108,7 @@ def test_stats(repo, store, lode):
     assert arts["zoo/net"]["exclusive_bytes"] == 0
     assert s["soft_deleted_logical_bytes"] == 0 and s["deleted_versions"] == 0
     m.delete()
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     assert s["soft_deleted_logical_bytes"] == MB and s["soft_deleted_exclusive_bytes"] == 0
     assert s["logical_bytes"] == 3 * MB and s["deleted_versions"] == 1
     assert {a["name"]: a["deleted_versions"] for a in s["artifacts"]} == {"zoo/animals": 0, "zoo/net": 1}
@@ -125,23 +125,23 @@ def test_stats_soft_deleted_and_dead_bytes(repo, store, monkeypatch):
     soft = log(repo, "birds", {"soft.bin": os.urandom(300_000)})
     log(repo, "birds", {"other.bin": os.urandom(1000)})
     soft.delete()
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     # bytes held only by soft-deleted versions: freed if they were purged
     assert 300_000 <= s["soft_deleted_exclusive_bytes"] < 310_000
     assert s["gc_reclaimable_bytes"] == 0  # nothing is unreferenced yet
     gone.delete(permanent=True)
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     # just written: the default grace holds the dead bytes back, and stats says so
     assert s["gc_reclaimable_bytes"] == 0 and 400_000 <= s["gc_held_by_grace_bytes"] < 410_000
     assert s["dead_pack_bytes"] >= 400_000
     assert s["saved_bytes"] == s["logical_bytes"] - s["live_stored_bytes"] > 0  # dead bytes do not count
     assert s["compression_saved_bytes"] > 0  # keep.txt compresses
     monkeypatch.setenv("LODESTORE_GC_GRACE_SECONDS", "0")
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     before = _pack_bytes(repo)
     plan = lifecycle.gc(repo)
     assert s["gc_reclaimable_bytes"] == plan.bytes_freed == before - _pack_bytes(repo) > 400_000
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     assert s["gc_reclaimable_bytes"] == 0 and s["gc_held_by_grace_bytes"] == 0
 
 
@@ -178,14 +178,14 @@ def test_duplicate_chunks_from_concurrent_sessions_are_dead_bytes_not_negative_s
         s1.commit()
         s2.commit()
     log(repo, "animals", {"d.bin": data})
-    s = Api(store).stats()
+    s = Api(store).stats().to_dict()
     assert len(list(repo.store.packs_dir.glob("*/*.pack"))) >= 2
     assert s["logical_bytes"] == s["unique_bytes"] == 400_000
     assert s["saved_bytes"] == -s["record_overhead_bytes"]  # nothing shared, nothing compressed
     assert s["dead_pack_bytes"] >= 400_000  # the losing copy
     plan = lifecycle.gc(repo, grace=0)
     assert plan.bytes_freed >= 400_000
-    assert Api(store).stats()["dead_pack_bytes"] < 1000
+    assert Api(store).stats().dead_pack_bytes < 1000
 
 
 def test_exclusive_in_a_mostly_live_pack_is_freed_with_repack_threshold_zero(repo, store, lode):
@@ -207,7 +207,7 @@ def test_exclusive_in_a_mostly_live_pack_is_freed_with_repack_threshold_zero(rep
     r = lode("gc", "--grace", "0", "--json")
     assert r.code == 0, r.err
     assert _pack_bytes(repo) == before  # under the threshold: nothing rewritten
-    assert Api(store).stats()["dead_pack_bytes"] >= excl - 200
+    assert Api(store).stats().dead_pack_bytes >= excl - 200
     assert lode("gc", "--grace", "0", "--repack-threshold", "2").code == 2  # a fraction, 0 to 1
     r = lode("gc", "--grace", "0", "--repack-threshold", "0", "--json")
     assert r.code == 0, r.err

@@ -175,8 +175,8 @@ def test_fsck_is_clean_after_a_repair_but_lists_known_broken(store, lode):
 def test_gc_forgets_lost_files_of_purged_versions(store, lode):
     repo = Repository.open(store)
     repo, _, _, _ = _two_versions_v1_broken(repo, store, lode)
-    assert lifecycle.fsck(repo)["known_lost_files"]
+    assert lifecycle.fsck(repo).known_lost_files
     assert lode("rm", "zoo/animals:v1", "--permanent", "--delete-aliases").code == 0
     lifecycle.gc(repo, grace=0)
-    r = lifecycle.fsck(repo)
+    r = lifecycle.fsck(repo).to_dict()
     assert r["ok"] and not r["known_lost_files"] and not r["lost_files"] and not r["known_broken_versions"]

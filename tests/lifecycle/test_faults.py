@@ -13,6 +13,7 @@ from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.repository import Repository
 
 from .conftest import content, log, spawn
+from store.sql import index_sql
 
 MB = 1_000_000
 
@@ -33,7 +34,7 @@ def _check(store, tmp_path, expected):
     for version, files in expected.items():
         rec = repo.catalog.get_version("zoo", "animals", version)
         assert content(Artifact._from_record(repo, rec), tmp_path) == files, version
-    result = lifecycle.fsck(repo)
+    result = lifecycle.fsck(repo).to_dict()
     assert result["ok"], result
     return repo
 
@@ -60,7 +61,7 @@ def test_kill_9_during_gc_and_repack(repo, store, tmp_path, phase):
     repo = _check(store, tmp_path, expected)
     plan = lifecycle.gc(repo, grace=0)  # finishes the job: orphans and the dead gc's tmp folder go
     repo = _check(store, tmp_path, expected)
-    after = lifecycle.fsck(repo)
+    after = lifecycle.fsck(repo).to_dict()
     assert not after["orphan_packs"] and not after["stale_tmp"]
     assert lifecycle.gc(repo, grace=0).bytes_freed == 0
     assert len(list(repo.store.packs_dir.glob("*/*.pack"))) == 2
@@ -128,11 +129,11 @@ def test_rebuild_index_from_packs(repo, tmp_path):
 
     data = os.urandom(600_000)
     art = log(repo, "animals", {"a.bin": data, "b.txt": b"hello"})
-    repo.store.index.execute("DELETE FROM chunks")
-    assert not lifecycle.fsck(repo)["ok"]
+    index_sql(repo.store, "DELETE FROM chunks")
+    assert not lifecycle.fsck(repo).ok
     done = integrity.rebuild_index(repo.store)
-    assert done["chunks"] >= 2
-    assert lifecycle.fsck(repo)["ok"]
+    assert done.chunks >= 2
+    assert lifecycle.fsck(repo).ok
     assert content(art, tmp_path) == {"a.bin": data, "b.txt": b"hello"}
 
 
@@ -143,7 +144,7 @@ def test_missing_pack_and_orphans(repo, lode, store):
     (repo.store.packs_dir / "ab" / ("ab" + "0" * 30 + ".pack")).write_bytes(b"orphan")  # crash leftover
     r = lode("fsck", "--json")
     assert r.code == 0 and len(r.json()["orphan_packs"]) == 1  # reclaimable, not damage
-    first = repo.store.index.execute("SELECT pack_id FROM chunks")[0][0]
+    first = index_sql(repo.store, "SELECT pack_id FROM chunks")[0][0]
     victim = next(repo.store.packs_dir.glob(f"*/{first}.pack"))
     repo.close()
     victim.unlink()
@@ -164,7 +165,7 @@ def test_manifest_file_missing_from_the_store(repo, lode, store, tmp_path):
     a = log(repo, "animals", {"a.bin": os.urandom(1_500_000)})
     b = log(repo, "birds", {"b.bin": b"fine"})
     digest = a.files()[0].digest
-    repo.store.index.execute("DELETE FROM files WHERE digest=?", [bytes.fromhex(digest)])
+    index_sql(repo.store, "DELETE FROM files WHERE digest=?", [bytes.fromhex(digest)])
     repo.close()
     r = lode("fsck", "--json")
     assert r.code == 6
@@ -187,7 +188,7 @@ def test_bad_index_entry_is_rebuilt_from_the_pack(repo, lode, store, tmp_path):
     data = {"a.bin": os.urandom(100_000), "b.bin": os.urandom(100_000)}
     art = log(repo, "animals", data)
     digest = art.files()[0].digest  # a small file is one chunk: its digest is the chunk's
-    repo.store.index.execute("UPDATE chunks SET offset = offset + 7 WHERE digest=?", [bytes.fromhex(digest)])
+    index_sql(repo.store, "UPDATE chunks SET offset = offset + 7 WHERE digest=?", [bytes.fromhex(digest)])
     repo.close()
     r = lode("fsck", "--json")
     assert r.code == 6

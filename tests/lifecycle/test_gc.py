@@ -11,9 +11,9 @@ import sys
 
 from lodestore.sdk import lifecycle
 from lodestore.sdk.artifact import Artifact
-from lodestore.store import maintenance
 
 from .conftest import content, log, spawn
+from store.sql import index_sql
 
 MB = 1_000_000
 
@@ -39,7 +39,7 @@ def test_gc_keeps_soft_deleted_until_purged(repo, tmp_path, lode):
     assert r.code == 0 and "plan:" in r.out and "done:\n  freed 1.0 MB on disk now" in r.out
     assert _files_on_disk(repo) < before - MB * 0.9
     assert list(content(v1, tmp_path)) == ["b.bin"]
-    assert lifecycle.fsck(repo)["ok"]
+    assert lifecycle.fsck(repo).ok
     assert lifecycle.gc(repo, grace=0).bytes_freed == 0  # nothing left to do
 
 
@@ -54,7 +54,7 @@ def test_gc_repacks_mostly_dead_packs(repo, tmp_path):
     packs = list(repo.store.packs_dir.glob("*/*.pack"))
     assert len(packs) == 1 and packs[0].stat().st_size < 100_000
     assert content(v1, tmp_path) == {"small.bin": small}
-    assert lifecycle.fsck(repo)["ok"]
+    assert lifecycle.fsck(repo).ok
 
 
 def test_grace_protects_recent_unreferenced_bytes(repo):
@@ -72,7 +72,7 @@ def test_reused_old_file_is_retouched(repo):
     with repo.store.session() as s:
         ref = s.add_bytes(b"x" * 5000)
         s.commit()
-    repo.store.index.execute("UPDATE files SET created_at=0")
+    index_sql(repo.store, "UPDATE files SET created_at=0")
     with repo.store.session() as s:
         s.add_bytes(b"x" * 5000)
         s.commit()
@@ -103,10 +103,10 @@ def test_gc_blocks_while_a_session_is_open(repo):
         from lodestore.errors import ConflictError
 
         with pytest.raises(ConflictError, match="busy"):
-            maintenance.run_gc(repo.store, set, grace=0, lock_timeout=0.2)
+            repo.store.gc(set, grace=0, lock_timeout=0.2)
     finally:
         s.abort()
-    maintenance.run_gc(repo.store, set, grace=0, lock_timeout=0.2)
+    repo.store.gc(set, grace=0, lock_timeout=0.2)
 
 
 def test_gc_concurrent_with_writers(repo, store, tmp_path):
@@ -150,7 +150,7 @@ def test_gc_concurrent_with_writers(repo, store, tmp_path):
         for path in sorted(files):
             h.update(path.encode() + b"\0" + files[path])
         assert h.hexdigest() == sha, f"{name}:{version} lost bytes"
-    assert lifecycle.fsck(repo)["ok"]
+    assert lifecycle.fsck(repo).ok
 
 
 def test_gc_counts_bytes_once_and_says_what_waits(repo, lode):
@@ -235,11 +235,11 @@ def test_retired_packs_stay_for_readers_until_a_later_gc(repo, tmp_path):
     assert plan.deferred_packs == [located[0].pack_id]
     path = next(repo.store.packs_dir.glob(f"*/{located[0].pack_id}.pack"))
     assert path.exists()  # no longer indexed, still readable by the late reader
-    r = lifecycle.fsck(repo)
+    r = lifecycle.fsck(repo).to_dict()
     assert r["ok"] and r["orphan_packs"] == [located[0].pack_id]
     assert content(v1, tmp_path) == {"b.bin": v1.files()[0].download(tmp_path / "x").read_bytes()}
     time.sleep(0.3)
     plan = lifecycle.gc(repo, grace=0.2)
     assert plan.orphan_packs == [located[0].pack_id] and not path.exists()
-    r = lifecycle.fsck(repo)
+    r = lifecycle.fsck(repo).to_dict()
     assert r["ok"] and not r["orphan_packs"]

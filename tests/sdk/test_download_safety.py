@@ -21,6 +21,7 @@ from lodestore.sdk.repository import Repository
 from lodestore.store import packs
 
 from .helpers import tree
+from store.sql import index_sql
 
 
 def rnd(n: int, seed: int) -> bytes:
@@ -148,7 +149,7 @@ def test_a_download_that_fails_part_way_leaves_a_marker_until_one_succeeds(store
     v0 = log(None, "many", files)
     repo = Repository.open(store)
     bad = next(e for e in v0.files() if e.path == "f4.bin")  # in the middle
-    ((pack_id, offset, stored_len),) = repo.store.index.execute(
+    ((pack_id, offset, stored_len),) = index_sql(repo.store,
         "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [bytes.fromhex(bad.digest)])
     with open(packs.pack_path(repo.store.packs_dir, pack_id), "r+b") as f:
         f.seek(offset + stored_len // 2)

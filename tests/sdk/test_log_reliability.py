@@ -22,6 +22,7 @@ from lodestore.errors import CorruptionError
 from lodestore.sdk import repository
 from lodestore.sdk.repository import Repository
 from lodestore.store import packs
+from store.sql import index_sql
 
 MiB = 1024 * 1024
 
@@ -61,7 +62,7 @@ def test_corrupted_chunk_fails_download_naming_artifact_and_file(store: Path, tm
     digest = next(e.digest for e in logged.files() if e.path == "weights.bin")
     row = repo.store.index.file_row(bytes.fromhex(digest))
     chunk = bytes.fromhex(digest) if row[2] is None else row[2][32:64]  # a chunk inside the file
-    ((pack_id, offset, stored_len),) = repo.store.index.execute(
+    ((pack_id, offset, stored_len),) = index_sql(repo.store,
         "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [chunk])
     flip_byte(packs.pack_path(repo.store.packs_dir, pack_id), offset + stored_len // 2)
     repository.close_all()  # a fresh process's view: no cached descriptors
@@ -110,7 +111,7 @@ def test_kill_9_while_logging_leaves_no_version_and_next_log_succeeds(store: Pat
 
     repo = Repository.open(root)
     assert not repo.catalog.list_artifacts("zoo", name="big") or repo.catalog.list_versions("zoo", "big") == []
-    indexed = {pid for (pid,) in repo.store.index.execute("SELECT id FROM packs")}
+    indexed = {pid for (pid,) in index_sql(repo.store, "SELECT id FROM packs")}
     on_disk = {p.stem for p in repo.store.packs_dir.glob("*/*.pack")}
     assert on_disk == indexed  # nothing of the killed session reached packs/
     for pid in indexed:  # every pack the index trusts is whole

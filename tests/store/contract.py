@@ -15,6 +15,7 @@ are also checked for stray temp files.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import blake3
@@ -352,3 +353,110 @@ class ContentStoreContract:
             store.read_bytes(ref.digest)
         with pytest.raises(CorruptionError):
             b"".join(store.iter_content(ref.digest))
+
+    # --- maintenance: gc, fsck, repair, usage, catalog binding --------------------
+    def test_gc_beside_a_concurrent_writer_loses_nothing_committed(self, store):
+        """A real thread logs files while gc sweeps again and again with no grace: every
+        file the writer committed (and listed as live before closing its session, as
+        the SDK commits a version) is still there and reads back; garbage goes."""
+        garbage = put(store, random_bytes(300_000, 40), random_bytes(200_000, 41))
+        kept: dict[str, bytes] = {}
+        errors: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                for i in range(25):
+                    data = random_bytes(60_000 + i, 100 + i)
+                    with store.session() as s:
+                        ref = s.add_bytes(data)
+                        s.commit()
+                        kept[ref.digest] = data  # "the catalog commits its version" before close
+            except BaseException as e:  # noqa: BLE001 (re-raised on the test's thread)
+                errors.append(e)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        sweeps = 0
+        while thread.is_alive() or sweeps < 2:
+            store.gc(lambda: set(kept), grace=0, repack_threshold=0)
+            sweeps += 1
+        thread.join()
+        assert not errors, errors
+        store.gc(lambda: set(kept), grace=0, repack_threshold=0)
+        assert len(kept) == 25
+        for digest, data in kept.items():
+            assert store.read_bytes(digest) == data
+        assert not any(store.has(r.digest) for r in garbage)
+        assert store.fsck().ok
+
+    def test_gc_plan_then_sweep_with_grace(self, store):
+        live, dead = put(store, random_bytes(100_000, 42), random_bytes(150_000, 43))
+        held = store.plan_gc({live.digest}, grace=3600)
+        assert held.dead_files == 0 and held.files_held_by_grace == 1  # younger than the grace
+        plan = store.plan_gc({live.digest}, grace=0)
+        assert (plan.dead_files, plan.dead_file_bytes) == (1, 150_000) and not plan.executed
+        seen: list = []
+        done = store.gc(lambda: {live.digest}, grace=0, repack_threshold=0, on_plan=seen.append)
+        assert done.executed and seen == [done] and done.planned is not None and done.planned.dead_files == 1
+        assert store.has(live.digest) and not store.has(dead.digest)
+        assert store.read_bytes(live.digest) == random_bytes(100_000, 42)
+        assert store.gc(lambda: {live.digest}, grace=0, dry_run=True).dead_files == 0
+
+    def test_fsck_finds_a_corrupted_pack(self, store):
+        good, bad = put(store, random_bytes(200_000, 44), random_bytes(3 * MiB, 45))
+        assert store.fsck().ok
+        self.corrupt_stored_bytes(store, bad.digest)
+        report = store.fsck()
+        assert not report.ok
+        assert report.bad_files == [bad.digest] and report.corrupt_packs and report.corrupt_chunks
+        assert {good.digest, bad.digest} <= report.indexed_files
+        assert report.to_dict()["bad_files"] == [bad.digest] and "indexed_files" not in report.to_dict()
+
+    def test_repair_salvages_what_verifies_and_forgets_what_is_lost(self, store):
+        good_data, bad_data = random_bytes(200_000, 46), random_bytes(3 * MiB, 47)
+        good, bad = put(store, good_data, bad_data)
+        self.corrupt_stored_bytes(store, bad.digest)
+        result = store.repair(store.fsck())
+        assert result.lost_files == [bad.digest] and result.quarantined
+        assert not store.has(bad.digest) and store.lost_files() == {bad.digest: len(bad_data)}
+        assert store.read_bytes(good.digest) == good_data  # salvaged
+        assert store.fsck().ok
+        put(store, bad_data)  # logging the same data again stores it again
+        assert store.read_bytes(bad.digest) == bad_data and store.lost_files() == {}
+
+    def test_usage_of_groups_exclusive_and_shared_bytes(self, store):
+        only_a, shared, only_b = random_bytes(300_000, 48), random_bytes(200_000, 49), random_bytes(100_000, 50)
+        a, s, b = put(store, only_a, shared, only_b)
+        (alone,) = put(store, random_bytes(250_000, 51))  # a session of its own
+        slack = self.overhead_allowance
+        u = store.usage({"a": [a.digest, s.digest], "b": [s.digest, b.digest], "c": [alone.digest], "none": []})
+        assert (u["a"].raw_bytes, u["a"].exclusive_raw_bytes) == (500_000, 300_000)
+        assert (u["b"].raw_bytes, u["b"].exclusive_raw_bytes) == (300_000, 100_000)
+        assert 300_000 <= u["a"].exclusive_stored_bytes <= 300_000 + slack  # random bytes: stored raw
+        assert 100_000 <= u["b"].exclusive_stored_bytes <= 100_000 + slack
+        assert 250_000 <= u["c"].exclusive_stored_bytes <= 250_000 + slack
+        assert 500_000 <= u["a"].stored_bytes <= 500_000 + slack
+        shared_stored = u["a"].stored_bytes - u["a"].exclusive_stored_bytes
+        assert abs(u["a"].shared_stored_bytes - (u["a"].exclusive_stored_bytes + shared_stored / 2)) <= slack
+        assert u["none"] == type(u["none"])()  # nothing held: all zero
+        assert store.disk_usage().packs >= 850_000
+
+    def test_files_sharing_chunks(self, store):
+        big = random_bytes(3 * MiB, 52)
+        edited = big[: MiB] + b"x" + big[MiB + 1 :]
+        original, copy, other = put(store, big, edited, random_bytes(3 * MiB, 53))
+        assert store.files_sharing_chunks([original.digest]) == {copy.digest}
+        assert store.files_sharing_chunks([other.digest]) == set()
+
+    def test_catalog_binding_refuses_another_catalog(self, store):
+        assert store.catalog_binding() is None and not store.holds_content()
+        store.bind_catalog("catalog-a", 3)
+        store.advance_catalog("catalog-a", 2)  # generations only go up
+        store.advance_catalog("catalog-b", 9)  # another catalog cannot claim the bytes by logging
+        assert (store.catalog_binding().catalog_id, store.catalog_binding().generation) == ("catalog-a", 3)
+        store.advance_catalog("catalog-a", 5)
+        assert store.catalog_binding().generation == 5
+        store.bind_catalog("catalog-b", 1)  # an explicit adoption
+        assert (store.catalog_binding().catalog_id, store.catalog_binding().generation) == ("catalog-b", 1)
+        put(store, b"some content")
+        assert store.holds_content()

@@ -22,6 +22,7 @@ from lodestore.store.layout import FORMAT_VERSION, format_description
 from lodestore.store.local import LocalContentStore
 
 from .data import MiB
+from .sql import index_sql
 
 
 def golden_input() -> bytes:
@@ -187,13 +188,13 @@ def test_store_writes_the_golden_recipe(tmp_path):
             s.commit()
         assert [r.digest for r in refs] == [GOLDEN_FILE_DIGEST, HELLO_DIGEST, EMPTY_DIGEST]
         assert json.loads((tmp_path / "store" / "format.json").read_text()) == GOLDEN_FORMAT
-        ((count, recipe),) = store.index.execute(
+        ((count, recipe),) = index_sql(store,
             "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(GOLDEN_FILE_DIGEST)]
         )
         assert count == len(GOLDEN_CHUNK_DIGESTS)
         assert recipe == b"".join(bytes.fromhex(d) for d in GOLDEN_CHUNK_DIGESTS)
         # small files are one record under the file digest, with no recipe
-        assert store.index.execute(
+        assert index_sql(store,
             "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(HELLO_DIGEST)]
         ) == [(1, None)]
     finally:

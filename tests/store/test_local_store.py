@@ -24,6 +24,7 @@ from lodestore.store.local import RACY_WINDOW_NS, LocalContentStore
 
 from .contract import ContentStoreContract, b3, listing, put
 from .data import KiB, MiB, random_bytes, text_bytes
+from .sql import index_sql
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ class TestLocalContentStore(ContentStoreContract):
     def corrupt_stored_bytes(self, store, digest):
         """Flip one byte in the middle of the stored bytes of the file's middle chunk."""
         chunks = recipe(store, digest)
-        ((pack_id, offset, stored_len),) = store.index.execute(
+        ((pack_id, offset, stored_len),) = index_sql(store,
             "SELECT pack_id, offset, stored_len FROM chunks WHERE digest=?", [chunks[len(chunks) // 2]]
         )
         flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
@@ -50,14 +51,14 @@ def chunk_rows(store: LocalContentStore) -> list[tuple[bytes, str, int, int, int
     """(digest, pack_id, offset, stored_len, raw_len, codec) of every chunk, in pack order."""
     return [
         tuple(r)
-        for r in store.index.execute(
+        for r in index_sql(store,
             "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks ORDER BY pack_id, offset"
         )
     ]
 
 
 def recipe(store: LocalContentStore, digest: str) -> list[bytes]:
-    ((count, rec),) = store.index.execute(
+    ((count, rec),) = index_sql(store,
         "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(digest)]
     )
     if rec is None:
@@ -85,7 +86,7 @@ def add(store: LocalContentStore, path: Path):
 
 
 def statcache_row(store: LocalContentStore, path: Path):
-    rows = store.index.execute(
+    rows = index_sql(store,
         "SELECT digest, mtime_ns, recorded_ns FROM statcache WHERE path=?", [os.path.abspath(path)]
     )
     return rows[0] if rows else None
@@ -94,7 +95,7 @@ def statcache_row(store: LocalContentStore, path: Path):
 def point_statcache_at(store: LocalContentStore, path: Path, digest: str) -> None:
     """Make the stat cache claim `path` holds `digest`: if add_file then answers `digest`,
     it trusted the cache and did not read the file."""
-    store.index.execute(
+    index_sql(store,
         "UPDATE statcache SET digest=? WHERE path=?", [bytes.fromhex(digest), os.path.abspath(path)]
     )
 
@@ -103,7 +104,7 @@ def point_statcache_at(store: LocalContentStore, path: Path, digest: str) -> Non
 def test_whole_file_limit_decides_one_record_or_chunks(store):
     at, over = random_bytes(WHOLE_FILE_LIMIT, 1), random_bytes(WHOLE_FILE_LIMIT + 1, 2)
     ra, ro = put(store, at, over)
-    assert store.index.execute(
+    assert index_sql(store,
         "SELECT chunk_count, recipe FROM files WHERE digest=?", [bytes.fromhex(ra.digest)]
     ) == [(1, None)]
     assert len(recipe(store, ro.digest)) > 1
@@ -367,7 +368,7 @@ def test_flipped_byte_is_caught_and_never_materialized(store, tmp_path, data, co
 
 def test_truncated_pack_is_corruption(store, tmp_path):
     (ref,) = put(store, random_bytes(3 * MiB, 53))
-    ((pack_id, size),) = store.index.execute("SELECT id, size FROM packs")
+    ((pack_id, size),) = index_sql(store, "SELECT id, size FROM packs")
     os.truncate(pack_file(store, pack_id), size // 2)
     with pytest.raises(CorruptionError, match=pack_id):
         store.materialize(ref.digest, tmp_path / "out")
@@ -381,7 +382,7 @@ def test_truncated_pack_is_corruption(store, tmp_path):
 
 def test_deleted_pack_is_corruption(store, tmp_path):
     (ref,) = put(store, random_bytes(3 * MiB, 54))
-    ((pack_id,),) = store.index.execute("SELECT id FROM packs")
+    ((pack_id,),) = index_sql(store, "SELECT id FROM packs")
     pack_file(store, pack_id).unlink()
     fresh = LocalContentStore(store.root)
     try:
@@ -396,7 +397,7 @@ def test_deleted_pack_is_corruption(store, tmp_path):
 
 def test_chunk_missing_from_index_is_corruption(store, tmp_path):
     (ref,) = put(store, random_bytes(3 * MiB, 55))
-    store.index.execute("DELETE FROM chunks WHERE digest=?", [recipe(store, ref.digest)[1]])
+    index_sql(store, "DELETE FROM chunks WHERE digest=?", [recipe(store, ref.digest)[1]])
     with pytest.raises(CorruptionError, match="missing from the index"):
         store.materialize(ref.digest, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -435,14 +436,14 @@ def test_sigkill_while_adding_leaves_a_consistent_store(tmp_path, big_file, kill
     try:
         assert store.read_bytes(committed) == b"committed before the crash"
         assert not store.has(big_digest)
-        indexed = {pid for (pid,) in store.index.execute("SELECT id FROM packs")}
+        indexed = {pid for (pid,) in index_sql(store, "SELECT id FROM packs")}
         on_disk = {p.stem for p in store.packs_dir.glob("*/*.pack")}
         assert on_disk == indexed  # nothing of the killed session reached packs/
         for pid in indexed:
             entries = {(e.digest, e.offset) for e in packs.read_trailer(pack_file(store, pid))}
-            rows = store.index.execute("SELECT digest, offset FROM chunks WHERE pack_id=?", [pid])
+            rows = index_sql(store, "SELECT digest, offset FROM chunks WHERE pack_id=?", [pid])
             assert {tuple(r) for r in rows} <= entries
-        assert store.index.execute(
+        assert index_sql(store,
             "SELECT count(*) FROM chunks WHERE pack_id NOT IN (SELECT id FROM packs)"
         ) == [(0,)]
 
@@ -514,7 +515,7 @@ def test_two_processes_adding_overlapping_content(tmp_path):
         rows = chunk_rows(store)
         assert sorted(r[0] for r in rows) == sorted(expected)  # each chunk indexed exactly once
         assert store.stats().chunk_bytes == sum(expected.values())
-        indexed = {pid for (pid,) in store.index.execute("SELECT id FROM packs")}
+        indexed = {pid for (pid,) in index_sql(store, "SELECT id FROM packs")}
         assert {r[1] for r in rows} <= indexed
         assert listing(store.tmp_dir) == set()
     finally:
@@ -553,13 +554,13 @@ def test_pack_trailer_and_record_scan_agree(tmp_path):
 
 def test_store_written_packs_agree_with_index(store):
     put(store, random_bytes(3 * MiB, 70), text_bytes(2 * MiB, 71), b"small", bytes(2 * MiB))
-    for pid, size, count in store.index.execute("SELECT id, size, entry_count FROM packs"):
+    for pid, size, count in index_sql(store, "SELECT id, size, entry_count FROM packs"):
         path = pack_file(store, pid)
         assert path.stat().st_size == size
         trailer = packs.read_trailer(path)
         assert trailer == list(packs.scan_records(path))
         assert len(trailer) == count
-        rows = store.index.execute(
+        rows = index_sql(store,
             "SELECT digest, offset, stored_len, raw_len, codec FROM chunks WHERE pack_id=?", [pid]
         )
         assert sorted(tuple(r) for r in rows) == sorted(
@@ -581,7 +582,7 @@ def test_index_commits_are_durable_when_fsync_is_on(tmp_path, fsync, level):
     (tests, scratch stores) trades that for speed (1 = NORMAL)."""
     store = LocalContentStore(tmp_path / "store", fsync=fsync)
     try:
-        assert store.index.execute("PRAGMA synchronous") == [(level,)]
+        assert store.index.synchronous_level() == level
     finally:
         store.close()
 
@@ -589,7 +590,7 @@ def test_index_commits_are_durable_when_fsync_is_on(tmp_path, fsync, level):
 def test_threads_reading_more_packs_than_the_descriptor_cache(tmp_path):
     """The store keeps a bounded cache of open packs; threads evicting each other's
     descriptors must not make a read go to another file (a false CorruptionError)."""
-    from lodestore.store.local import _OPEN_PACKS
+    from lodestore.store.packs import OPEN_PACKS as _OPEN_PACKS
 
     store = LocalContentStore(tmp_path / "store", fsync=False)
     try:
@@ -732,7 +733,7 @@ def test_chunk_missing_from_a_later_page_fails_cleanly(store, tmp_path, monkeypa
     (ref,) = put(store, data)
     chunks = recipe(store, ref.digest)
     assert len(chunks) > 12
-    store.index.execute("DELETE FROM chunks WHERE digest=?", [chunks[10]])
+    index_sql(store, "DELETE FROM chunks WHERE digest=?", [chunks[10]])
     monkeypatch.setattr(local, "PLAN_PAGE", 4)  # chunk 10 is in the third page: two are written first
     out = tmp_path / "out"
     out.mkdir()

@@ -21,6 +21,7 @@ from lodestore.store.local import RACY_WINDOW_NS, LocalContentStore
 
 from .contract import b3, listing, put
 from .data import KiB, MiB, random_bytes, text_bytes
+from .sql import index_sql
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def plant_stale_entry(store, f: Path, stale_digest: bytes, recorded_ns: int) -> 
     with an old digest: what a rewrite inside one coarse timestamp tick (size, mtime and
     ctime all unchanged) leaves behind. Only recorded_ns can then tell it is not safe."""
     st = f.stat()
-    store.index.execute(
+    index_sql(store,
         "UPDATE statcache SET size=?, mtime_ns=?, ctime_ns=?, ino=?, dev=?, digest=?, recorded_ns=? WHERE path=?",
         [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev, stale_digest, recorded_ns,
          os.path.abspath(f)],
@@ -108,7 +109,7 @@ def test_stat_cache_entry_is_recorded_before_the_read(store, tmp_path):
         read_done = time.time_ns()
         time.sleep(0.05)
         s.commit()
-    ((recorded,),) = store.index.execute("SELECT recorded_ns FROM statcache WHERE path=?", [str(f)])
+    ((recorded,),) = index_sql(store, "SELECT recorded_ns FROM statcache WHERE path=?", [str(f)])
     assert before <= recorded <= read_done
 
 
@@ -284,9 +285,9 @@ def test_re_reading_an_indexed_file_restarts_its_gc_grace_clock(store, tmp_path)
     (tmp_path / "a").write_bytes(b"same bytes" * 100)
     (tmp_path / "b").write_bytes(b"same bytes" * 100)
     ref = add(store, tmp_path / "a")
-    store.index.execute("UPDATE files SET created_at=0")
+    index_sql(store, "UPDATE files SET created_at=0")
     assert add(store, tmp_path / "b") == ref
-    ((created,),) = store.index.execute("SELECT created_at FROM files WHERE digest=?", [bytes.fromhex(ref.digest)])
+    ((created,),) = index_sql(store, "SELECT created_at FROM files WHERE digest=?", [bytes.fromhex(ref.digest)])
     assert created > time.time() - 60
 
 
@@ -296,8 +297,8 @@ def test_stat_cache_entry_of_a_file_gc_removed_is_not_trusted(store, tmp_path):
         first = s.add_files(paths)
         s.commit()
     gone = bytes.fromhex(first[3].digest)
-    store.index.execute("DELETE FROM files WHERE digest=?", [gone])  # what gc does to an unreferenced file
-    store.index.execute("DELETE FROM chunks WHERE digest=?", [gone])
+    index_sql(store, "DELETE FROM files WHERE digest=?", [gone])  # what gc does to an unreferenced file
+    index_sql(store, "DELETE FROM chunks WHERE digest=?", [gone])
     with store.session() as s:
         again = s.add_files(paths)
         s.commit()

@@ -126,8 +126,9 @@ def gc(
                                 on_plan=None if as_json else lambda p: _print_gc_plan(p, dry_run),
                                 adopt_catalog=adopt_catalog)
     if as_json:
-        result = plan.as_dict()
-        print_json({"dry_run": dry_run, "plan": result if dry_run else plan.planned,
+        result = plan.to_dict()
+        planned = None if plan.planned is None else plan.planned.to_dict()
+        print_json({"dry_run": dry_run, "plan": result if dry_run else planned,
                     "result": None if dry_run else result})
     elif not dry_run:
         stdout.print("done:", markup=False)
@@ -222,42 +223,43 @@ def fsck(
     Versions already marked broken by an earlier repair are listed but do not fail the check.
     """
     result = context.service().fsck(repair=repair)
-    final = result["repaired"]["after"] if repair else result
+    final = result.repaired.after if result.repaired is not None else result
     if as_json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
+        report = result.report
         key_values([
-            ("packs checked", result["packs_checked"]), ("chunks checked", result["chunks_checked"]),
-            ("files checked", result["files_checked"]),
-            ("corrupt packs", ", ".join(result["corrupt_packs"]) or "-"),
-            ("missing packs", ", ".join(result["missing_packs"]) or "-"),
-            ("bad index entries", len(result["bad_index_entries"])),
-            ("lost files", len(result["bad_files"]) + len(result["missing_files"])),
-            ("affected versions", ", ".join(result["affected_versions"]) or "-"),
-            ("known broken (earlier repair)", ", ".join(result["known_broken_versions"]) or "-"),
-            ("bytes back (repair marks live)", ", ".join(result["healable_versions"]) or "-"),
-            ("orphan packs (gc)", len(result["orphan_packs"])),
-            ("stale tmp (gc)", len(result["stale_tmp"])),
-        ], title="fsck: " + ("clean" if result["ok"] else "DAMAGE FOUND"))
-        if result.get("catalog_mismatch"):
-            stderr.print(f"WRONG CATALOG: {result['catalog_mismatch']}; the store holds "
-                         f"{result['unreferenced_files']} file(s) this catalog does not reference. "
+            ("packs checked", report.packs_checked), ("chunks checked", report.chunks_checked),
+            ("files checked", report.files_checked),
+            ("corrupt packs", ", ".join(report.corrupt_packs) or "-"),
+            ("missing packs", ", ".join(report.missing_packs) or "-"),
+            ("bad index entries", len(report.bad_index_entries)),
+            ("lost files", len(report.bad_files) + len(result.missing_files)),
+            ("affected versions", ", ".join(result.affected_versions) or "-"),
+            ("known broken (earlier repair)", ", ".join(result.known_broken_versions) or "-"),
+            ("bytes back (repair marks live)", ", ".join(result.healable_versions) or "-"),
+            ("orphan packs (gc)", len(report.orphan_packs)),
+            ("stale tmp (gc)", len(report.stale_tmp)),
+        ], title="fsck: " + ("clean" if result.ok else "DAMAGE FOUND"))
+        if result.catalog_mismatch:
+            stderr.print(f"WRONG CATALOG: {result.catalog_mismatch}; the store holds "
+                         f"{result.unreferenced_files} file(s) this catalog does not reference. "
                          f"gc and fsck --repair refuse this store: {ADOPT_HINT}", markup=False)
-        if repair:
-            rep = result["repaired"]
-            stdout.print(f"repaired: quarantined {len(rep['quarantined'])} pack(s), salvaged "
-                         f"{rep['salvaged_chunks']} chunk(s), forgot {len(rep['lost_files'])} lost file(s) "
+        if result.repaired is not None:
+            rep = result.repaired
+            stdout.print(f"repaired: quarantined {len(rep.store.quarantined)} pack(s), salvaged "
+                         f"{rep.store.salvaged_chunks} chunk(s), forgot {len(rep.store.lost_files)} lost file(s) "
                          "(logging the data again stores them), marked broken: "
-                         f"{', '.join(rep['marked_broken']) or '-'}"
-                         + (f"; soft-deleted, restore brings them back broken: {', '.join(rep['deleted_affected'])}"
-                            if rep["deleted_affected"] else "")
-                         + (f"; bytes back, marked live: {', '.join(rep['healed'])}" if rep["healed"] else ""),
+                         f"{', '.join(rep.marked_broken) or '-'}"
+                         + (f"; soft-deleted, restore brings them back broken: {', '.join(rep.deleted_affected)}"
+                            if rep.deleted_affected else "")
+                         + (f"; bytes back, marked live: {', '.join(rep.healed)}" if rep.healed else ""),
                          markup=False)
-            stdout.print("after repair: " + ("clean" if final["ok"] else "DAMAGE REMAINS"), markup=False)
-        if final["ok"] and final["known_broken_versions"]:
-            stdout.print(f"{len(final['known_broken_versions'])} version(s) stay broken (their bytes are lost): "
+            stdout.print("after repair: " + ("clean" if final.ok else "DAMAGE REMAINS"), markup=False)
+        if final.ok and final.known_broken_versions:
+            stdout.print(f"{len(final.known_broken_versions)} version(s) stay broken (their bytes are lost): "
                          "log the data again and run `lode fsck --repair`, or delete them", markup=False)
-    if not final["ok"]:
-        if final.get("catalog_mismatch"):
-            raise CorruptionError(f"fsck: the catalog is not the store's own: {final['catalog_mismatch']}")
+    if not final.ok:
+        if final.catalog_mismatch:
+            raise CorruptionError(f"fsck: the catalog is not the store's own: {final.catalog_mismatch}")
         raise CorruptionError("fsck found damage" + ("" if repair else "; `lode fsck --repair` quarantines it"))

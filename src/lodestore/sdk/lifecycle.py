@@ -4,7 +4,7 @@ file digests they name) with the store (which files it still holds). Storage
 accounting lives in accounting.py (re-exported here).
 
 Broken versions: `lode fsck --repair` marks live versions whose bytes are lost
-"broken"; the store records the lost file digests (store/integrity.py). A broken
+"broken"; the store records the lost file digests (ContentStore.lost_files). A broken
 version is never served (`refuse_broken`), `latest` skips it, and a soft-deleted
 version whose bytes are lost comes back broken when restored: the store's record of
 what is missing decides, so a version whose bytes were logged again since comes back
@@ -13,7 +13,6 @@ live, and `fsck --repair` turns broken versions whose bytes are all back to live
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lodestore import settings
 from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.config import checked_duration, checked_grace
 from lodestore.errors import (
@@ -30,19 +30,28 @@ from lodestore.errors import (
     NotFoundError,
     ReadOnlyStoreError,
 )
-from lodestore.sdk.accounting import Usage, stats, usage, version_usage  # noqa: F401  (re-exported)
-from lodestore.store import binding, integrity, maintenance
+from lodestore.sdk import accounting
+from lodestore.sdk.accounting import StoreFigures, Usage, usage, version_usage  # noqa: F401  (re-exported)
+from lodestore.store.base import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_REPACK_THRESHOLD,
+    CatalogBinding,
+    FsckReport,
+    GcPlan,
+    RepairResult,
+)
+from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
-GRACE_ENV = "LODESTORE_GC_GRACE_SECONDS"
+GRACE_ENV = settings.GC_GRACE_SECONDS
 
 
 def gc_grace_default() -> float:
-    v = os.environ.get(GRACE_ENV)
+    v = settings.gc_grace_seconds()
     if not v:
-        return maintenance.DEFAULT_GRACE_SECONDS
+        return DEFAULT_GRACE_SECONDS
     try:
         grace = float(v)
     except ValueError:
@@ -85,7 +94,7 @@ def delete_version(repo: Repository, record: VersionRecord, permanent: bool = Fa
     deleted = repo.catalog.delete_version(current.id, run_id=run_id)
     if not permanent:
         return deleted
-    maintenance.pause_point("purge-before")
+    pause_point("purge-before")
     repo.catalog.purge_version(current.id)
     return None
 
@@ -117,12 +126,13 @@ def catalog_mismatch(repo: Repository) -> str | None:
     """Why the catalog is not the one the store's bytes were written for (store/binding.py),
     or None. A store holding no content binds to whatever catalog it is given; a store
     from before bindings binds here when its catalog references most of its files."""
-    root = repo.store.root
-    recorded = binding.read_binding(root)
+    store = repo.store
+    root = store.location
+    recorded = store.catalog_binding()
     identity = repo.catalog.identity()
-    if not binding.holds_content(root):
-        if recorded != binding.CatalogBinding(identity.instance_id, identity.generation):
-            binding.bind(root, identity.instance_id, identity.generation)
+    if not store.holds_content():
+        if recorded != CatalogBinding(identity.instance_id, identity.generation):
+            store.bind_catalog(identity.instance_id, identity.generation)
         return None
     if recorded is None:
         return _bind_unbound_store(repo, identity)
@@ -143,12 +153,12 @@ def _bind_unbound_store(repo: Repository, identity) -> str | None:
     store indexes. A catalog made after the real one was lost references none or few of
     them, even once something new was logged into it (a count of versions alone would
     let one new log claim every old byte). Returns the refusal, or None once bound."""
-    root = repo.store.root
+    root = repo.store.location
     indexed = {f.digest for f in repo.store.iter_files()}
     referenced = repo.catalog.referenced_digests(include_deleted=True) if identity.has_versions else set()
     covered = len(indexed & referenced)
     if indexed and covered * 2 >= len(indexed):
-        binding.bind(root, identity.instance_id, identity.generation)
+        repo.store.bind_catalog(identity.instance_id, identity.generation)
         return None
     return (f"the store at {root} holds content but has no record of which catalog it belongs to, and the "
             f"catalog {repo.catalog_path} references only {covered} of its {len(indexed)} indexed file(s) "
@@ -159,7 +169,7 @@ def adopt_catalog(repo: Repository) -> None:
     """Bind the store to the current catalog whatever it recorded before: the user's
     explicit decision that this catalog owns the store's bytes."""
     identity = repo.catalog.identity()
-    binding.bind(repo.store.root, identity.instance_id, identity.generation)
+    repo.store.bind_catalog(identity.instance_id, identity.generation)
 
 
 def refuse_catalog_mismatch(repo: Repository, doing: str) -> None:
@@ -170,10 +180,11 @@ def refuse_catalog_mismatch(repo: Repository, doing: str) -> None:
 
 # ----------------------------------------------------------------------------- gc
 def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
-       repack_threshold: float = maintenance.DEFAULT_REPACK_THRESHOLD,
-       on_plan: Callable[[maintenance.GcPlan], None] | None = None,
-       adopt: bool = False) -> maintenance.GcPlan:
-    """Reclaim bytes no version (live or soft-deleted) references; see store/maintenance.py.
+       repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+       on_plan: Callable[[GcPlan], None] | None = None,
+       adopt: bool = False) -> GcPlan:
+    """Reclaim bytes no version (live or soft-deleted) references (ContentStore.gc;
+    the local store's: store/maintenance.py).
 
     Refused (ConflictError) when the catalog is not the one the store belongs to
     (`catalog_mismatch`), unless `adopt`: then the store is bound to this catalog first
@@ -192,10 +203,13 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
             refuse_catalog_mismatch(repo, "gc")
         return repo.catalog.referenced_digests(include_deleted=True)
 
-    return maintenance.run_gc(
-        repo.store, keep, grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
-        repack_threshold=repack_threshold, on_plan=on_plan,
-    )
+    return repo.store.gc(keep, grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
+                         repack_threshold=repack_threshold, on_plan=on_plan)
+
+
+def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
+    """`lode stats` (accounting.stats), with gc's figures at the configured grace."""
+    return accounting.stats(repo, gc_grace=gc_grace_default() if gc_grace is None else gc_grace)
 
 
 # ----------------------------------------------------------------------------- retention
@@ -297,7 +311,62 @@ def _all_versions(repo: Repository) -> list[VersionRecord]:
             for r in repo.catalog.list_versions(a.project, a.name, include_deleted=True)]
 
 
-def _inspect(repo: Repository) -> dict[str, Any]:
+@dataclass
+class FsckResult:
+    """fsck's answer: the store's report joined with the catalog's manifests."""
+
+    report: FsckReport
+    ok: bool  # False only for damage not seen before (or a catalog that is not the store's)
+    missing_files: list[str] = field(default_factory=list)  # referenced, not in the store, not known lost
+    known_lost_files: list[str] = field(default_factory=list)  # referenced, recorded lost by a repair
+    affected_versions: list[str] = field(default_factory=list)  # new damage
+    known_broken_versions: list[str] = field(default_factory=list)  # reported and marked before
+    healable_versions: list[str] = field(default_factory=list)  # broken, bytes all back
+    catalog_mismatch: str | None = None
+    unreferenced_files: int | None = None  # set when the catalog is not the store's own
+    repaired: RepairOutcome | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`lode fsck --json`): the store report's keys, then the joined ones."""
+        d: dict[str, Any] = self.report.to_dict()
+        d["repaired"] = {} if self.repaired is None else self.repaired.to_dict()
+        d.update(ok=self.ok, missing_files=self.missing_files, known_lost_files=self.known_lost_files,
+                 affected_versions=self.affected_versions, known_broken_versions=self.known_broken_versions,
+                 healable_versions=self.healable_versions, catalog_mismatch=self.catalog_mismatch)
+        if self.unreferenced_files is not None:
+            d["unreferenced_files"] = self.unreferenced_files
+        return d
+
+
+@dataclass
+class RepairOutcome:
+    """What `fsck --repair` did: the store's repair, then the versions it marked."""
+
+    store: RepairResult
+    marked_broken: list[str]
+    deleted_affected: list[str]  # soft-deleted: restore brings them back broken
+    healed: list[str]  # broken versions whose bytes are back: marked live
+    after: FsckResult  # a fresh check once done
+    index_set_aside: str | None = None  # where a damaged index went
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.store.to_dict(), "marked_broken": self.marked_broken,
+                "deleted_affected": self.deleted_affected, "healed": self.healed,
+                "after": self.after.to_dict(), "index_set_aside": self.index_set_aside}
+
+
+@dataclass
+class _Inspection:
+    """fsck's joined view, with what a repair needs."""
+
+    result: FsckResult
+    new: dict[int, VersionRecord]
+    known: dict[int, VersionRecord]
+    healable: dict[int, VersionRecord]
+    absent: dict[str, int]
+
+
+def _inspect(repo: Repository) -> _Inspection:
     """Store report joined with the manifests: which versions hold lost or bad bytes,
     which of that damage is already known (reported and marked by an earlier repair).
 
@@ -312,8 +381,7 @@ def _inspect(repo: Repository) -> dict[str, Any]:
         per_version[vid].add(digest)
         sizes[digest] = size
     records = {r.id: r for r in _all_versions(repo)}
-    with repo.store.index.snapshot() as snap:
-        report = integrity.fsck(repo.store, snap)
+    report = repo.store.fsck()
     present = report.indexed_files
     known_lost = set(report.lost_files)
     bad = set(report.bad_files)
@@ -336,20 +404,19 @@ def _inspect(repo: Repository) -> dict[str, Any]:
         if r.state == "broken" and vid not in per_version:
             healable[vid] = r  # an empty version cannot lose bytes
     new_missing = missing_files - known_lost
-    result: dict[str, Any] = {
-        **report.as_dict(),
-        "missing_files": sorted(new_missing),
-        "known_lost_files": sorted(missing_files & known_lost),
-        "affected_versions": sorted(r.qualified_name for r in new.values()),
-        "known_broken_versions": sorted(r.qualified_name for r in known.values()),
-        "healable_versions": sorted(r.qualified_name for r in healable.values()),
-    }
-    result["ok"] = report.ok and not new_missing and not new
-    return {"result": result, "report": report, "new": new, "known": known, "healable": healable,
-            "absent": {d: sizes[d] for d in new_missing}}
+    result = FsckResult(
+        report=report,
+        ok=report.ok and not new_missing and not new,
+        missing_files=sorted(new_missing),
+        known_lost_files=sorted(missing_files & known_lost),
+        affected_versions=sorted(r.qualified_name for r in new.values()),
+        known_broken_versions=sorted(r.qualified_name for r in known.values()),
+        healable_versions=sorted(r.qualified_name for r in healable.values()),
+    )
+    return _Inspection(result, new, known, healable, {d: sizes[d] for d in new_missing})
 
 
-def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
+def fsck(repo: Repository, repair: bool = False) -> FsckResult:
     """Check the store and every manifest against it.
 
     `ok` is False only for damage not seen before; versions already marked broken (and
@@ -358,7 +425,7 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
     packs, rebuild the index (and the rows of small files the packs hold whole), forget
     lost files (so logging the data again stores them), mark every affected version
     broken (soft-deleted ones come back broken on restore), and mark broken versions
-    whose bytes are all back live again. `repaired["after"]` is a fresh check once done.
+    whose bytes are all back live again. `repaired.after` is a fresh check once done.
 
     Beside writers: the check holds the shared store lock (no gc or repair runs while
     it reads); the repair holds the exclusive one from its first look to its last
@@ -377,44 +444,41 @@ def fsck(repo: Repository, repair: bool = False) -> dict[str, Any]:
     mismatch = catalog_mismatch(repo)
     if repair and mismatch is not None:
         raise ConflictError(f"fsck --repair refused: {mismatch}; {ADOPT_HINT}")
-    lock = maintenance.acquire_store_lock(repo.store.root, exclusive=repair)
-    try:
-        damaged_index = integrity.index_problem(repo.store)
+    store = repo.store
+    with store.maintenance_lock(exclusive=repair):
+        damaged_index = store.index_problem()
+        aside = None
         if damaged_index is not None:
             if not repair:
                 raise CorruptionError(f"fsck: {damaged_index}")
-            aside = repo.store.set_aside_corrupt_index()
+            aside = store.set_aside_damaged_index()
         found = _inspect(repo)
-        result = found["result"]
-        result["catalog_mismatch"] = mismatch
+        result = found.result
+        result.catalog_mismatch = mismatch
         if mismatch is not None:
-            result["ok"] = False
-            result["unreferenced_files"] = len(found["report"].indexed_files
-                                               - {d for _, d, _ in repo.catalog.version_digests(True)})
+            result.ok = False
+            result.unreferenced_files = len(result.report.indexed_files
+                                            - {d for _, d, _ in repo.catalog.version_digests(True)})
         if repair:
-            result["repaired"] = _repair(repo, found)
-            result["repaired"]["index_set_aside"] = None if damaged_index is None else str(aside)
+            result.repaired = _repair(repo, found)
+            result.repaired.index_set_aside = aside
         return result
-    finally:
-        os.close(lock)
 
 
-def _repair(repo: Repository, found: dict[str, Any]) -> dict[str, Any]:
+def _repair(repo: Repository, found: _Inspection) -> RepairOutcome:
     """fsck's repair, under the exclusive store lock the caller holds."""
-    done = integrity.repair(repo.store, found["report"], absent=found["absent"], lock_held=True)
+    done = repo.store.repair(found.result.report, absent=found.absent)
     after = _inspect(repo)
     marked, healed = [], []
-    for vid, r in {**after["new"], **after["known"]}.items():
+    for vid, r in {**after.new, **after.known}.items():
         if r.state == "live":
             repo.catalog.set_version_state(vid, "broken")
             marked.append(r.qualified_name)
-    for vid, r in after["healable"].items():
+    for vid, r in after.healable.items():
         repo.catalog.set_version_state(vid, "live")
         healed.append(r.qualified_name)
-    done["marked_broken"] = sorted(marked)
-    done["deleted_affected"] = sorted(r.qualified_name for r in {**found["new"], **after["known"]}.values()
-                                      if r.state == "deleted")
-    done["healed"] = sorted(healed)
-    done["after"] = _inspect(repo)["result"] if (marked or healed) else after["result"]
-    done["after"]["catalog_mismatch"] = None
-    return done
+    deleted_affected = sorted(r.qualified_name for r in {**found.new, **after.known}.values()
+                              if r.state == "deleted")
+    final = _inspect(repo).result if (marked or healed) else after.result
+    return RepairOutcome(store=done, marked_broken=sorted(marked), deleted_affected=deleted_affected,
+                         healed=sorted(healed), after=final)

@@ -16,7 +16,6 @@ from lodestore.catalog.sql import SqlCatalog
 from lodestore.config import resolve_root
 from lodestore.errors import ReadOnlyStoreError
 from lodestore.read_only import writable_folder
-from lodestore.store import binding
 from lodestore.store.base import ContentStore
 from lodestore.store.local import LocalContentStore
 
@@ -54,16 +53,16 @@ class Repository:
         return self.root / "catalog.db"
 
     def _bind_catalog(self) -> None:
-        """Tie the content store to this catalog (store/binding.py): a store holding no
+        """Tie the content store to this catalog (ContentStore.bind_catalog): a store holding no
         content yet binds at once (a store from before bindings is bound by its first gc
         or fsck, see lifecycle.catalog_mismatch). Every later change to the catalog's
         versions raises the recorded generation."""
-        root = self.store.root
-        self.catalog.on_generation = lambda catalog_id, generation: _advance(root, catalog_id, generation)
-        if binding.read_binding(root) is None and not binding.holds_content(root):
+        store = self.store
+        self.catalog.on_generation = lambda catalog_id, generation: _advance(store, catalog_id, generation)
+        if store.catalog_binding() is None and not store.holds_content():
             identity = self.catalog.identity()
             try:
-                binding.bind(root, identity.instance_id, identity.generation)
+                store.bind_catalog(identity.instance_id, identity.generation)
             except OSError:
                 pass  # a read-only store: nothing can be swept there; the next writer binds
 
@@ -92,12 +91,12 @@ class Repository:
         self.catalog.close()
 
 
-def _advance(store_root: Path, catalog_id: str, generation: int) -> None:
+def _advance(store: ContentStore, catalog_id: str, generation: int) -> None:
     """Record a committed generation. The version is committed already: a store that
     cannot record it (disk full) only loses some of the protection, so it is not an
     error of the log; the next commit or gc records a newer one."""
     try:
-        binding.advance(store_root, catalog_id, generation)
+        store.advance_catalog(catalog_id, generation)
     except OSError:
         pass
 

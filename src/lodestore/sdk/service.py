@@ -39,6 +39,7 @@ from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.repository import Repository
+from lodestore.store.base import GcPlan
 
 # Re-exported for entry points: they import the door, not the modules behind it.
 __all__ = ["ADOPT_HINT", "LATEST", "Draft", "LogResult", "RestoreResult", "RetentionUpdate", "Service", "Usage",
@@ -322,16 +323,16 @@ class Service:
 
     # ------------------------------------------------------------------ bytes: gc, fsck, usage, stats
     def gc(self, dry_run: bool = False, grace: float | None = None, repack_threshold: float = 0.5,
-           on_plan: Callable[[Any], None] | None = None, adopt_catalog: bool = False) -> Any:
+           on_plan: Callable[[GcPlan], None] | None = None, adopt_catalog: bool = False) -> GcPlan:
         """Reclaim unreferenced bytes; refused while the catalog is not the store's own
         unless `adopt_catalog` (docs/damage.md)."""
         return lifecycle.gc(self._repo, dry_run=dry_run, grace=grace, repack_threshold=repack_threshold,
                             on_plan=on_plan, adopt=adopt_catalog)
 
-    def fsck(self, repair: bool = False) -> Any:
+    def fsck(self, repair: bool = False) -> lifecycle.FsckResult:
         return lifecycle.fsck(self._repo, repair=repair)
 
-    def stats(self) -> Any:
+    def stats(self) -> accounting.StoreFigures:
         return lifecycle.stats(self._repo)
 
     def usage(self, versions: Iterable[VersionRecord]) -> dict[int, accounting.Usage]:

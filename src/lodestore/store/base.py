@@ -12,16 +12,32 @@ Contract (tested for every backend by ``tests/store/contract.py``):
 - Objects are write-once: storing the same content twice stores it once.
 - Every read is verified against the digest; corrupt bytes raise CorruptionError and
   are never written to a destination under its final name (or left beside it).
+
+Maintenance is part of the interface too, so every backend provides it and the SDK
+never reaches behind it: gc (plan, then sweep, keeping the file digests the caller
+says are live), fsck and repair, the record of lost files, usage of groups of files
+(exclusive and shared bytes), disk usage, and the catalog binding. The store knows
+nothing of versions: callers hand it file digests (and groups of them, keyed as they
+like). The results are the dataclasses below.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 ProgressCallback = Callable[[int], None]  # called with a number of bytes just processed
+K = TypeVar("K", bound=Hashable)
+
+# gc keeps unreferenced bytes younger than this (seconds): they may belong to a version
+# being committed right now (store/maintenance.py explains the figure).
+DEFAULT_GRACE_SECONDS = 600.0
+DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,138 @@ class StoreStats:
     chunk_count: int
     pack_count: int
     chunk_bytes: int  # raw (uncompressed) bytes of all distinct chunks
+
+
+@dataclass
+class GcPlan:
+    """What a gc removes, and (once executed) what it did. Byte figures are stored bytes
+    on disk (compressed), never logical sizes.
+
+    Freed now vs later: containers (packs) dropped from the index stay on disk for a
+    reader grace (min(grace, the backend's reader grace)) so a reader that located its
+    chunks a moment ago can still read them; the next gc after that deletes them. They
+    are counted once, as `bytes_retired` by the gc that drops them and as `bytes_freed`
+    by the gc that deletes them."""
+
+    dead_files: int = 0
+    dead_file_bytes: int = 0  # logical bytes of files no one references any more
+    dead_chunks: int = 0
+    delete_packs: list[str] = field(default_factory=list)  # indexed packs with no live chunk
+    repack: list[str] = field(default_factory=list)  # packs mostly dead: live chunks copied out
+    orphan_packs: list[str] = field(default_factory=list)  # pack files deleted now (not indexed)
+    deferred_packs: list[str] = field(default_factory=list)  # retired, kept for readers until a later gc
+    stale_tmp: list[str] = field(default_factory=list)
+    bytes_freed: int = 0  # disk bytes this run deletes, net of repack writes (measured once executed)
+    bytes_retired: int = 0  # dropped from the index now, deleted by a gc after the reader grace
+    bytes_pending: int = 0  # retired by an earlier gc, still inside the reader grace
+    bytes_held_by_grace: int = 0  # unreferenced but younger than the grace: kept (may be a log in flight)
+    files_held_by_grace: int = 0
+    live_bytes_moved: int = 0
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    reader_grace_seconds: float = 0.0
+    executed: bool = False
+    planned: GcPlan | None = None  # the plan as reported before executing
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        """Everything this gc frees now or sets up for deletion (not what grace holds)."""
+        return self.bytes_freed + self.bytes_retired + self.bytes_pending
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`lode gc --json`): every field but `planned`, plus reclaimable_bytes."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "planned"}
+        d["reclaimable_bytes"] = self.reclaimable_bytes
+        return {k: _plain(v) for k, v in d.items()}
+
+
+@dataclass
+class FsckReport:
+    """What a store check found. Digests are hex; pack ids are the backend's names."""
+
+    packs_checked: int = 0
+    chunks_checked: int = 0
+    files_checked: int = 0
+    corrupt_packs: list[str] = field(default_factory=list)  # packs with a bad chunk or trailer
+    corrupt_chunks: list[str] = field(default_factory=list)  # hex digests
+    missing_packs: list[str] = field(default_factory=list)  # indexed, absent on disk
+    bad_index_entries: list[str] = field(default_factory=list)  # chunk row not matching its pack
+    missing_chunks: list[str] = field(default_factory=list)  # referenced by a file, not indexed
+    bad_files: list[str] = field(default_factory=list)  # hex file digests whose bytes are lost
+    orphan_packs: list[str] = field(default_factory=list)  # on disk, not indexed (gc reclaims)
+    stale_tmp: list[str] = field(default_factory=list)
+    lost_files: list[str] = field(default_factory=list)  # forgotten by an earlier repair (known)
+    # hex digests of every file the index knows, in the same snapshot (not reported)
+    indexed_files: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.corrupt_packs or self.corrupt_chunks or self.missing_packs or self.bad_index_entries
+                    or self.missing_chunks or self.bad_files)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every reported field (not indexed_files), in order."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "indexed_files"}
+
+
+@dataclass(frozen=True)
+class RebuiltIndex:
+    packs: int
+    chunks: int
+
+
+@dataclass
+class RepairResult:
+    """What a store repair did."""
+
+    quarantined: list[str] = field(default_factory=list)  # corrupt packs moved aside
+    salvaged_chunks: int = 0  # good chunks of them copied into a new pack
+    index: RebuiltIndex = RebuiltIndex(0, 0)  # rebuilt from the packs
+    lost_files: list[str] = field(default_factory=list)  # forgotten now (logging the data stores them again)
+    restored_files: list[str] = field(default_factory=list)  # rows rebuilt from whole-file chunks
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GroupUsage:
+    """What one group of files (a version, an artifact, ...) holds, chunk by chunk.
+
+    Each distinct chunk counts once per group. Stored bytes are on-disk bytes (after
+    compression) with their per-chunk overhead (a pack record header)."""
+
+    raw_bytes: int = 0  # raw bytes of the distinct chunks the group's files are made of
+    stored_bytes: int = 0  # their stored bytes, overhead included
+    overhead_bytes: int = 0  # of which per-chunk overhead
+    shared_stored_bytes: float = 0.0  # stored bytes, each chunk split evenly among the groups holding it
+    exclusive_stored_bytes: int = 0  # what deleting only this group's files, then gc, frees
+    exclusive_raw_bytes: int = 0  # raw bytes of the chunks no other group holds
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """Bytes the store takes on disk, by part."""
+
+    packs: int  # content (dead bytes included)
+    index: int  # the store's own metadata
+    tmp: int  # in-flight and stale work files
+
+
+@dataclass(frozen=True)
+class CatalogBinding:
+    """Which catalog a store belongs to: its instance id and the highest generation seen."""
+
+    catalog_id: str
+    generation: int
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON-ready data (lists copied, dataclasses as dicts)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
 
 
 class WriteSession(abc.ABC):
@@ -72,7 +220,7 @@ class WriteSession(abc.ABC):
     def abort(self) -> None:
         """Drop everything added and not committed."""
 
-    def close(self) -> None:  # optional: a backend without locks has nothing to release
+    def close(self) -> None:  # noqa: B027 (optional: a backend without locks has nothing to release)
         """Release what the session still holds after commit (the local store: its shared
         gc lock). The with block calls it on exit, so a caller that commits a catalog
         version inside the block keeps gc away until that version exists."""
@@ -143,3 +291,84 @@ class ContentStore(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # --- maintenance --------------------------------------------------------------
+    @abc.abstractmethod
+    def maintenance_lock(self, exclusive: bool, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold the store's maintenance lock: shared keeps gc and repair away (fsck's
+        check), exclusive keeps every writer away (gc, repair). ConflictError on timeout.
+        Inside an exclusive hold, `repair` and `gc` of this object do not lock again."""
+
+    @abc.abstractmethod
+    def plan_gc(self, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
+                repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> GcPlan:
+        """What gc would remove, keeping files in `keep` (hex digests) and anything
+        younger than `grace` seconds. Reads only."""
+
+    @abc.abstractmethod
+    def gc(self, keep: Callable[[], set[str]], grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+           repack_threshold: float = DEFAULT_REPACK_THRESHOLD, on_plan: Callable[[GcPlan], None] | None = None,
+           lock_timeout: float | None = None) -> GcPlan:
+        """Plan, report (on_plan(plan)), then sweep under the exclusive lock. `keep()`
+        returns the live file digests; it is called once the lock is held, so whatever
+        a writer committed (and closed its session) before then is kept. The returned
+        plan carries the measured result; `plan.planned` is the plan as reported."""
+
+    @abc.abstractmethod
+    def fsck(self) -> FsckReport:
+        """Check every stored byte, index entry and file recipe, from one consistent
+        snapshot (writers may commit meanwhile). Reads only."""
+
+    @abc.abstractmethod
+    def index_problem(self) -> str | None:
+        """What is wrong with the store's own metadata as a database (it does not open,
+        or a check finds damaged pages), or None."""
+
+    @abc.abstractmethod
+    def set_aside_damaged_index(self) -> str:
+        """Move damaged metadata aside (kept, not deleted) so the next use starts empty
+        and a repair rebuilds it; returns where it went."""
+
+    @abc.abstractmethod
+    def repair(self, report: FsckReport, absent: Mapping[str, int] | None = None) -> RepairResult:
+        """Salvage what verifies, quarantine the rest, rebuild the index, rebuild the
+        rows of `absent` files ({hex digest: size}: referenced but not indexed) that the
+        content still holds whole, and forget (record as lost) files whose bytes are gone."""
+
+    @abc.abstractmethod
+    def lost_files(self) -> dict[str, int]:
+        """hex digest -> size of files a repair found unrecoverable, not stored again since."""
+
+    @abc.abstractmethod
+    def usage(self, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
+        """What each group of files (hex digests) holds; see GroupUsage. A chunk held by
+        files outside every group counts as held by nobody."""
+
+    @abc.abstractmethod
+    def files_sharing_chunks(self, digests: Iterable[str]) -> set[str]:
+        """Files other than `digests` that hold at least one chunk of them (exclusive
+        bytes of a few versions are judged against the versions holding those files)."""
+
+    @abc.abstractmethod
+    def disk_usage(self) -> DiskUsage: ...
+
+    @abc.abstractmethod
+    def holds_content(self) -> bool:
+        """Whether any content is stored (even with the index lost)."""
+
+    @abc.abstractmethod
+    def catalog_binding(self) -> CatalogBinding | None:
+        """The catalog this store is bound to, None if none is recorded."""
+
+    @abc.abstractmethod
+    def bind_catalog(self, catalog_id: str, generation: int) -> None:
+        """Record (catalog_id, generation) whatever was recorded before."""
+
+    @abc.abstractmethod
+    def advance_catalog(self, catalog_id: str, generation: int) -> None:
+        """Raise the recorded generation of the same catalog (never another id's)."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the store is, for messages."""

@@ -9,27 +9,23 @@ with the catalog they are given; a different id or a lower generation means the
 catalog is not the one these bytes were written for, and gc refuses to sweep.
 
 The store knows nothing of versions: the SDK hands it (id, generation) pairs. The file
-is replaced atomically (temp + rename, fsynced) under ``catalog-binding.lock``, and the
+is replaced atomically (atomic.py: temp + rename, fsynced) under ``catalog-binding.lock`` (locks.py), and the
 generation only ever goes up. Only `bind` (a new store, a legacy store seen with its
 catalog, or a user adopting a catalog on purpose) writes another id.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from lodestore.store import atomic
+from lodestore.store.base import CatalogBinding
+from lodestore.store.locks import binding_lock
+
+__all__ = ["BINDING_FILE", "CatalogBinding", "advance", "bind", "read_binding"]
+
 BINDING_FILE = "catalog-binding.json"
-_LOCK_FILE = "catalog-binding.lock"
-
-
-@dataclass(frozen=True)
-class CatalogBinding:
-    catalog_id: str
-    generation: int
 
 
 def read_binding(store_root: Path) -> CatalogBinding | None:
@@ -46,7 +42,7 @@ def read_binding(store_root: Path) -> CatalogBinding | None:
 
 def bind(store_root: Path, catalog_id: str, generation: int) -> None:
     """Record (catalog_id, generation) whatever was recorded before."""
-    with _locked(store_root):
+    with binding_lock(store_root):
         _write(store_root, CatalogBinding(catalog_id, generation))
 
 
@@ -54,40 +50,12 @@ def advance(store_root: Path, catalog_id: str, generation: int) -> None:
     """Raise the recorded generation of the same catalog; a binding to another catalog,
     or none at all, is left as it is (a catalog made after the old one was lost must not
     claim the old one's bytes by logging something)."""
-    with _locked(store_root):
+    with binding_lock(store_root):
         found = read_binding(store_root)
         if found is not None and found.catalog_id == catalog_id and generation > found.generation:
             _write(store_root, CatalogBinding(catalog_id, generation))
 
 
-def holds_content(store_root: Path) -> bool:
-    """Any pack file on disk (the index may be lost too: the packs are the content)."""
-    packs = Path(store_root) / "packs"
-    return packs.is_dir() and any(packs.glob("*/*.pack"))
-
-
-class _locked:
-    def __init__(self, store_root: Path):
-        self.path = Path(store_root) / _LOCK_FILE
-
-    def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)
-
-
 def _write(store_root: Path, binding: CatalogBinding) -> None:
-    path = Path(store_root) / BINDING_FILE
-    tmp = path.with_name(f".{BINDING_FILE}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"catalog_id": binding.catalog_id, "generation": binding.generation}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic.write_bytes(Path(store_root) / BINDING_FILE,
+                       json.dumps({"catalog_id": binding.catalog_id, "generation": binding.generation}))

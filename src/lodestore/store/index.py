@@ -1,8 +1,12 @@
 """The local store's index: which pack holds each chunk, which chunks make each file,
 and the stat cache. SQLite (stdlib) in WAL mode, next to the packs.
 
-The index is derived data: `rebuild_from_packs` (used by fsck --repair) recreates the
-chunk table from pack trailers. File recipes are not in packs; they are kept here and
+This module owns index.db: it creates every table (packs, chunks, files, statcache,
+lost_files, retired_packs) and runs every query; the rest of the store calls its
+methods (there is no raw-SQL escape hatch). A session's own staged.db is staging.py's.
+
+The chunk tables are derived data: integrity.rebuild_index (fsck --repair) recreates
+them from pack trailers. File recipes are not in packs; they are kept here and
 are also what the catalog's manifests point at.
 """
 
@@ -58,18 +62,20 @@ CREATE TABLE IF NOT EXISTS statcache (
     recorded_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 -- files an fsck repair found unrecoverable (integrity.py) and packs gc dropped from the
--- index but keeps on disk a while for readers (maintenance.py)
+-- index but keeps on disk a while for readers (maintenance.py); created here like every
+-- table of index.db: this module is the only one that speaks SQL to it
 CREATE TABLE IF NOT EXISTS lost_files (
     digest BLOB PRIMARY KEY, size INTEGER NOT NULL, lost_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
 """
 
-def corrupt_index_error(path: Path, e: BaseException) -> CorruptionError:
+def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
     return CorruptionError(f"the store index {path} is corrupted ({e}); it is derived data: "
                            "`lode fsck --repair` sets it aside and rebuilds it from the packs")
 
 
+DIGEST_LEN = 32  # BLAKE3-256
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 _BATCH = 900
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's
@@ -233,7 +239,7 @@ class StoreIndex:
         its 32-byte slices) and looks each slice up in the chunks table. A chunk missing
         from the index is left out, so a short answer means a damaged index.
         Measured, 13,485 chunks (1 GiB): 0.03-0.06 s; 900-digest IN batches + a dict 0.09-0.12 s."""
-        count = len(recipe) // 32
+        count = len(recipe) // DIGEST_LEN
         if count == 0:
             return []
         q = (
@@ -276,7 +282,7 @@ class StoreIndex:
             # The folder holding them all, from the smallest and largest path alone (every
             # string between them shares their common prefix): 1 ms for 21,000 paths,
             # where os.path.commonpath took 30 ms. Paths are absolute and normal here.
-            common = os.path.commonprefix([min(paths), max(paths)])
+            common = os.path.commonprefix([min(paths), max(paths)])  # noqa: RUF071 (a string prefix on purpose, cut at "/" below)
             prefix = common[: common.rfind("/")]
             if prefix.count("/") >= 2:  # a real folder, not "/" or "/home"
                 return self._statcache_under(prefix.rstrip("/") + "/", set(paths))
@@ -377,7 +383,7 @@ class StoreIndex:
                              "AND created_at < ?", [now, *batch, now - _TOUCH_FRESH_SECONDS])
 
     @contextmanager
-    def snapshot(self) -> Iterator[sqlite3.Connection]:
+    def snapshot(self) -> Iterator[IndexSnapshot]:
         """A connection of its own inside one read transaction: every query sees the same
         commit, whatever writers commit meanwhile (WAL), so a check that reads several
         tables (fsck) never sees a file whose chunks arrived after it read the chunks."""
@@ -385,18 +391,138 @@ class StoreIndex:
         try:
             conn.execute("BEGIN")
             conn.execute("SELECT count(*) FROM packs").fetchone()  # the snapshot starts here
-            yield conn
+            yield IndexSnapshot(conn)
         finally:
             conn.close()  # ends the read transaction
 
-    def execute(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        """Escape hatch for maintenance code (gc, fsck) living in this package."""
+    # --- maintenance: gc (maintenance.py), fsck and repair (integrity.py), usage ----
+    def all_files(self) -> list[tuple[bytes, int, int, bytes | None, float]]:
+        """(digest, size, chunk_count, recipe, created_at) of every file."""
+        return self._all("SELECT digest, size, chunk_count, recipe, created_at FROM files")
+
+    def all_chunks(self) -> list[tuple[bytes, str, int, int]]:
+        """(digest, pack id, stored_len, raw_len) of every chunk."""
+        return self._all("SELECT digest, pack_id, stored_len, raw_len FROM chunks")
+
+    def all_packs(self) -> list[tuple[str, int, int, float]]:
+        """(id, size, entry_count, created_at) of every indexed pack."""
+        return self._all("SELECT id, size, entry_count, created_at FROM packs")
+
+    def chunks_of_packs(self, pack_ids: Iterable[str]) -> list[tuple[bytes, str, int, int]]:
+        """(digest, pack id, stored_len, raw_len) of every chunk the index lists in these packs."""
+        ids = sorted(set(pack_ids))
+        out: list[tuple[bytes, str, int, int]] = []
+        for i in range(0, len(ids), _BATCH):
+            batch = ids[i : i + _BATCH]
+            out += self._all("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
+                             f"WHERE pack_id IN ({','.join('?' * len(batch))})", batch)
+        return out
+
+    def pack_chunk_locations(self, pack_id: str) -> list[ChunkLocation]:
+        """Every chunk the index places in one pack."""
+        return [ChunkLocation(*r) for r in self._all(
+            "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks WHERE pack_id=?", (pack_id,))]
+
+    def recipes(self, digests: Iterable[bytes]) -> dict[bytes, list[bytes]]:
+        """The chunk list of each known file among `digests` (unknown ones left out)."""
+        return {d: recipe_chunks(d, n, r) for d, (_, n, r) in self.file_rows(list(digests)).items()}
+
+    def files_sharing(self, chunks: set[bytes]) -> dict[bytes, list[bytes]]:
+        """Files holding any of `chunks`: file digest -> those of its chunks that are in
+        `chunks`. Scans the recipes of chunked files; a one-chunk file is named by its chunk."""
+        out: dict[bytes, list[bytes]] = {}
+        for d, n, recipe in self._all("SELECT digest, chunk_count, recipe FROM files WHERE recipe IS NOT NULL"):
+            common = [c for c in recipe_chunks(d, n, recipe) if c in chunks]
+            if common:
+                out[d] = common
+        for c in self.known_files(chunks):
+            out.setdefault(c, [c])
+        return out
+
+    def retired_packs(self) -> dict[str, float]:
+        """Packs gc dropped from the index and keeps on disk a while for readers."""
+        return dict(self._all("SELECT id, retired_at FROM retired_packs"))
+
+    def lost_files(self) -> dict[bytes, int]:
+        """Files an earlier repair recorded as lost and nobody stored again since."""
+        return dict(self._all("SELECT digest, size FROM lost_files WHERE digest NOT IN (SELECT digest FROM files)"))
+
+    def apply_gc(self, new_packs: list[tuple[str, int, int]], moves: list[tuple[bytes, str, int, int]],
+                 dead_files: list[bytes], dead_chunks: list[bytes], gone: set[str], now: float) -> None:
+        """gc's one transaction: new packs and chunk locations in, dead rows out, the
+        packs given up marked retired. CorruptionError (nothing changed) if a pack given
+        up still holds a chunk."""
+        with self._transaction() as db:
+            db.executemany("INSERT INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
+                           [(p, s, n, now) for p, s, n in new_packs])
+            db.executemany("UPDATE chunks SET pack_id=?, offset=? WHERE digest=? AND stored_len=?",
+                           [(p, o, d, s) for d, p, o, s in moves])
+            db.executemany("DELETE FROM files WHERE digest=?", [(d,) for d in dead_files])
+            db.executemany("DELETE FROM statcache WHERE digest=?", [(d,) for d in dead_files])
+            db.executemany("DELETE FROM chunks WHERE digest=?", [(d,) for d in dead_chunks])
+            for pid in gone:
+                left = db.execute("SELECT count(*) FROM chunks WHERE pack_id=?", (pid,)).fetchone()[0]
+                if left:
+                    raise CorruptionError(f"gc: pack {pid} still holds {left} live chunk(s); nothing was changed")
+                db.execute("DELETE FROM packs WHERE id=?", (pid,))
+            db.executemany("INSERT OR REPLACE INTO retired_packs(id, retired_at) VALUES (?,?)",
+                           [(pid, now) for pid in gone])
+
+    def forget_retired(self, pack_ids: Iterable[str]) -> None:
+        """The retired packs' files are deleted: drop their records."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM retired_packs WHERE id=?", [(pid,) for pid in pack_ids])
+
+    def forget_lost(self, keep: set[bytes]) -> None:
+        """Drop lost-file records no version refers to any more (gc)."""
+        rows = [d for (d,) in self._all("SELECT digest FROM lost_files") if d not in keep]
+        if rows:
+            with self._transaction() as db:
+                db.executemany("DELETE FROM lost_files WHERE digest=?", [(d,) for d in rows])
+
+    def replace_chunk_tables(self, packs: list[tuple[str, int, int, float]],
+                             chunks: list[tuple[bytes, str, int, int, int, int]]) -> None:
+        """Rebuild from the packs: the packs and chunks tables become exactly these rows."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM packs")
+            db.executemany("INSERT INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)", packs)
+            db.executemany("INSERT INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
+                           "VALUES (?,?,?,?,?,?)", chunks)
+
+    def add_whole_files(self, files: list[tuple[bytes, int]]) -> None:
+        """Rows of one-chunk files (digest, size) rebuilt from the packs (repair)."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO files(digest, size, chunk_count, recipe, created_at) "
+                           "VALUES (?,?,1,NULL,?)", [(d, n, now) for d, n in files])
+
+    def record_lost(self, lost: list[tuple[bytes, int]], drop_rows: bool) -> None:
+        """Record files as lost (repair); with `drop_rows`, delete their rows (and
+        stat-cache rows) in the same transaction, so the next log of the same data
+        stores the bytes again. A lost file stored again since is no longer lost."""
+        now = time.time()
+        with self._transaction() as db:
+            if drop_rows:
+                db.executemany("DELETE FROM files WHERE digest=?", [(d,) for d, _ in lost])
+                db.executemany("DELETE FROM statcache WHERE digest=?", [(d,) for d, _ in lost])
+            db.executemany(f"INSERT OR {'REPLACE' if drop_rows else 'IGNORE'} INTO lost_files(digest, size, lost_at) "
+                           "VALUES (?,?,?)", [(d, n, now) for d, n in lost])
+            db.execute("DELETE FROM lost_files WHERE digest IN (SELECT digest FROM files)")
+
+    def synchronous_level(self) -> int:
+        """PRAGMA synchronous of the write connection (2: FULL, 1: NORMAL)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+
+    def _all(self, sql: str, params: Iterable = ()) -> list:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE ... COMMIT) on the index's connection."""
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error; see
+        `_write_transaction`) on the index's connection."""
         with self._lock, _write_transaction(self._db, self.path):
             yield self._db
 
@@ -422,3 +548,32 @@ def _write_transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
             raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: the store index could not record the "
                           "change, nothing of it was kept", str(path)) from None
         raise
+
+
+class IndexSnapshot:
+    """Reads of one index snapshot (StoreIndex.snapshot): fsck's view."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def pack_ids(self) -> set[str]:
+        return {pid for (pid,) in self._conn.execute("SELECT id FROM packs")}
+
+    def chunk_locations(self) -> list[ChunkLocation]:
+        return [ChunkLocation(*r) for r in self._conn.execute(
+            "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks")]
+
+    def file_recipes(self) -> list[tuple[bytes, list[bytes]]]:
+        return [(d, recipe_chunks(d, n, r)) for d, n, r in self._conn.execute(
+            "SELECT digest, chunk_count, recipe FROM files")]
+
+    def lost_files(self) -> list[bytes]:
+        return [d for (d,) in self._conn.execute(
+            "SELECT digest FROM lost_files WHERE digest NOT IN (SELECT digest FROM files)")]
+
+
+def recipe_chunks(digest: bytes, count: int, recipe: bytes | None) -> list[bytes]:
+    """A file's chunk digests from its row: NULL recipe means one chunk, the file itself."""
+    if recipe is None:
+        return [digest]
+    return [recipe[i : i + DIGEST_LEN] for i in range(0, count * DIGEST_LEN, DIGEST_LEN)]

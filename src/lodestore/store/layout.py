@@ -1,4 +1,7 @@
-"""The on-disk format of a local store: parameters that must never drift.
+"""The on-disk format of a local store (format.json): parameters that must never drift.
+
+This module *is* the format: chunking, whole-file limit, pack size and compression.
+(The pack file's byte layout is in packs.py, the index's tables in index.py.)
 
 Everything here is written into ``<root>/store/format.json`` when a store is created
 and checked when it is opened; golden tests (tests/store/test_golden.py) pin chunk
@@ -8,10 +11,11 @@ boundaries and digests so a release that changed them by accident fails.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+from typing import Final
 
 from lodestore.errors import StoreFormatError
+from lodestore.store import atomic
 
 FORMAT_VERSION = 1
 HASH_NAME = "blake3-256"
@@ -24,7 +28,7 @@ HASH_NAME = "blake3-256"
 CHUNK_AVG = 64 * 1024
 CHUNK_MIN = 16 * 1024  # pyfastcdc default (avg / 4)
 CHUNK_MAX = 256 * 1024  # pyfastcdc default (avg * 4)
-CHUNK_NORMALIZATION = 1
+CHUNK_NORMALIZATION: Final = 1  # Final: a Literal[1], the type pyfastcdc asks for
 
 # Files up to this size are stored as one piece: chunking them gains little (a change
 # rewrites most of a small file anyway) and one record per file keeps the index small.
@@ -100,7 +104,5 @@ def ensure_format_file(store_dir: Path) -> dict:
         return found
     store_dir.mkdir(parents=True, exist_ok=True)
     desc = format_description()
-    tmp = store_dir / f".format.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(desc, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic.write_bytes(path, json.dumps(desc, indent=2) + "\n")
     return desc

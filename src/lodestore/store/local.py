@@ -3,9 +3,15 @@
 Layout under ``<root>`` (readable with ``ls``)::
 
     format.json             on-disk format parameters (layout.py), checked on open
-    index.db                chunk -> pack location, file -> chunk recipe, stat cache
-    packs/ab/<id>.pack      write-once pack files (packs.py)
-    tmp/<session>/          in-flight packs of a write session, with owner.json (pid, host)
+    index.db                chunk -> pack location, file -> chunk recipe, stat cache (index.py)
+    packs/ab/<id>.pack      write-once pack files (packs.py: PackWriter, PackReader)
+    tmp/<session>/          in-flight packs of a write session, with owner.json (workdirs.py)
+    gc.lock                 the maintenance lock (locks.py)
+    catalog-binding.json    which catalog the bytes belong to (binding.py)
+    quarantine/             corrupt packs a repair set aside (integrity.py)
+
+Maintenance (the ContentStore interface's second half) is delegated: gc to
+maintenance.py, fsck and repair to integrity.py, usage to usage.py.
 
 Write order keeps every pointer valid after a crash: packs are written and fsynced in
 the session's tmp folder, renamed into packs/, then indexed in one transaction, and only
@@ -18,16 +24,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import blake3
 
-from lodestore import testhooks
 from lodestore.errors import (
     CorruptionError,
     InvalidInputError,
@@ -35,36 +39,38 @@ from lodestore.errors import (
     ReadOnlyStoreError,
 )
 from lodestore.read_only import writable_folder
-from lodestore.store import codec, fetch, rawcopy
-from lodestore.store.base import ContentStore, FileRef, ProgressCallback, StoreStats
+from lodestore.store import atomic, batch_read, binding, codec, integrity, maintenance, rawcopy, usage
+from lodestore.store.base import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_REPACK_THRESHOLD,
+    CatalogBinding,
+    ContentStore,
+    DiskUsage,
+    FileRef,
+    FsckReport,
+    GcPlan,
+    GroupUsage,
+    ProgressCallback,
+    RepairResult,
+    StoreStats,
+)
 from lodestore.store.index import ChunkLocation, StoreIndex
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
-from lodestore.store.packs import pack_path
+from lodestore.store.locks import acquire_store_lock
+from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
 from lodestore.store.session import DIGEST_LEN, RACY_WINDOW_NS, LocalWriteSession, stat_key
+from lodestore.store.workdirs import tree_size
+from lodestore.testhooks import delay_point
 
-__all__ = ["RACY_WINDOW_NS", "LocalContentStore", "LocalWriteSession", "stat_key"]
+__all__ = ["OPEN_PACKS", "RACY_WINDOW_NS", "LocalContentStore", "LocalWriteSession", "PackMissingError", "stat_key"]
 
 T = TypeVar("T")
-_OPEN_PACKS = 64
-# Temp files are written beside their destination under a short fixed-length name (not
-# ".<name>.<hex>...", which would not fit beside a file whose name is near the 255-byte
-# limit), in the form lodestore.names.is_temp_name recognises.
-TEMP_PREFIX = ".lodestore-tmp-"
+K = TypeVar("K", bound=Hashable)
 # Downloads read runs of neighbouring chunks with one pread of at most this much (two in
 # flight: one being written, one being hashed); the size downloads were measured with.
 READ_RUN = 16 * 1024 * 1024
 # Chunk locations a download holds at once (~1.3 GiB of file at the ~80 KiB mean chunk).
 PLAN_PAGE = 16384
-
-
-class PackMissingError(CorruptionError):
-    """A pack file a read located is not on disk. If the index no longer lists it, a gc
-    repacked it after the read located its chunks (and, with no reader grace, deleted
-    it at once): the read is retried once against the index's new locations."""
-
-    def __init__(self, message: str, pack_id: str):
-        super().__init__(message)
-        self.pack_id = pack_id
 
 
 def _hex(d: bytes) -> str:
@@ -99,10 +105,10 @@ class LocalContentStore(ContentStore):
             self.packs_dir.mkdir(exist_ok=True)
             self.tmp_dir.mkdir(exist_ok=True)
         self.fsync = fsync
+        self.packs = PackReader(self.packs_dir)
         self._index: StoreIndex | None = None
         self._index_lock = threading.Lock()
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self._fd_lock = threading.Lock()
+        self._exclusive_owner: int | None = None  # thread holding the exclusive maintenance lock
         self._hash_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-hash")
 
     @property
@@ -204,29 +210,6 @@ class LocalContentStore(ContentStore):
         )
 
     # --- reading ----------------------------------------------------------------
-    def _pack_fd(self, pack_id: str) -> int:
-        """A private duplicate of the cached descriptor of a pack; the caller closes it.
-
-        Another thread may evict (close) the cached descriptor at any moment, and its
-        number may then be reused for another file: reading through the shared number
-        read other bytes (reported as corruption). A dup, made under the lock, cannot
-        be closed under the caller's feet."""
-        with self._fd_lock:
-            fd = self._fds.get(pack_id)
-            if fd is not None:
-                self._fds.move_to_end(pack_id)
-                return os.dup(fd)
-            try:
-                fd = os.open(pack_path(self.packs_dir, pack_id), os.O_RDONLY)
-            except FileNotFoundError:
-                raise PackMissingError(f"pack {pack_id} is missing from {self.packs_dir}; run `lode fsck`",
-                                       pack_id) from None
-            self._fds[pack_id] = fd
-            if len(self._fds) > _OPEN_PACKS:
-                _, old = self._fds.popitem(last=False)
-                os.close(old)
-            return os.dup(fd)
-
     def _read_runs(self, plan: list[ChunkLocation]) -> Iterator[tuple[list[ChunkLocation], memoryview]]:
         """Group consecutive chunks stored back to back in one pack into one large pread."""
         i = 0
@@ -245,14 +228,7 @@ class LocalContentStore(ContentStore):
                 run.append(nxt)
                 end = nxt.offset + nxt.stored_len
                 j += 1
-            length = end - first.offset
-            fd = self._pack_fd(first.pack_id)
-            try:
-                data = os.pread(fd, length, first.offset)
-            finally:
-                os.close(fd)
-            if len(data) != length:
-                raise CorruptionError(f"pack {first.pack_id} is truncated at offset {first.offset + len(data)}")
+            data = self.packs.pread(first.pack_id, end - first.offset, first.offset)
             yield run, memoryview(data)
             i = j
 
@@ -323,17 +299,18 @@ class LocalContentStore(ContentStore):
         ~80 KiB chunk. (Since then: pages of raw chunks only are copied with
         copy_file_range while a second thread preads and hashes the same chunks from the
         pack, store/rawcopy.py, which measured 3x faster; this path remains for pages with
-        compressed chunks and where the kernel refuses the copy.) Measured on 1 GiB here: copy_file_range + read-back hash 1.47-1.64 s,
+        compressed chunks and where the kernel refuses the copy.) Measured on 1 GiB here:
+        copy_file_range + read-back hash 1.47-1.64 s,
         pread + write + hash on one thread 1.75-1.88 s, and this pipelined version (hash on
         a second thread while writing) 0.21 s vs cp 0.30 s at 256 MiB, 1.08 s vs 1.28 s at
         1 GiB: already below cp, with verification built in. Reflinks would need the
         chunk bytes aligned and uncompressed in their own extents; ext4 has none anyway."""
         size, pages = self._plan_pages(digest)
         dest = Path(dest)
-        tmp = dest.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = atomic.temp_beside(str(dest))
         if size <= WHOLE_FILE_LIMIT:
             plan = [loc for page in pages() for loc in page]
-            testhooks.delay_point("read-after-plan")
+            delay_point("read-after-plan")
             self._materialize_small(digest, size, plan, dest, tmp)
             if progress:
                 progress(size)
@@ -358,13 +335,13 @@ class LocalContentStore(ContentStore):
                 raise CorruptionError(f"content {digest[:16]}... reassembles to other bytes: its recipe is corrupted")
             os.close(fd)
             fd = -1
-            os.replace(tmp, dest)  # inside the try: a failed rename (dest is a directory) must not leave tmp
+            atomic.replace(tmp, dest, durable=False)  # a download: no fsync, like cp
             ok = True
         finally:
             if fd >= 0:
                 os.close(fd)
-            if not ok:
-                tmp.unlink(missing_ok=True)
+            if not ok and os.path.exists(tmp):
+                os.unlink(tmp)
 
     def _write_decoded(self, plan: list[ChunkLocation], fd: int, hasher, progress: ProgressCallback | None) -> int:
         """pread + decode + writev, hashing each run on the hash thread while the next is
@@ -388,7 +365,7 @@ class LocalContentStore(ContentStore):
     def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
                          threads: int = 1) -> None:
         """materialize() for many files at once, each (digest, destination path); the
-        destinations' folders must exist. Small files go the batch path (store/fetch.py),
+        destinations' folders must exist. Small files go the batch path (store/batch_read.py),
         others one by one. An error names the failed item's index in `err.item`."""
         self._retry_if_repacked(lambda: self._materialize_many_once(items, progress, threads))
 
@@ -401,24 +378,24 @@ class LocalContentStore(ContentStore):
             except InvalidInputError as err:
                 err.item = i  # type: ignore[attr-defined]
                 raise
-        multi, where = fetch.plan_batch(self, raws)
-        testhooks.delay_point("read-after-plan")
+        multi, where = batch_read.plan_batch(self, raws)
+        delay_point("read-after-plan")
         dests: dict[bytes, list[tuple[int, str]]] = {}
         multi_set = set(multi)
         for i, raw in enumerate(raws):
             if i not in multi_set:
                 dests.setdefault(raw, []).append((i, items[i][1]))
-        runs = fetch.runs_in_disk_order([where[r] for r in dests], fetch.BATCH_RUN)
+        runs = batch_read.runs_in_disk_order([where[r] for r in dests], batch_read.BATCH_RUN)
         if threads > 1 and len(runs) > 1:
             # contiguous shares: each thread reads its part of the packs in disk order
             share = -(-len(runs) // threads)
             with ThreadPoolExecutor(threads, thread_name_prefix="lodestore-download") as pool:
-                jobs = [pool.submit(fetch.write_runs, self, runs[k : k + share], dests, progress)
+                jobs = [pool.submit(batch_read.write_runs, self, runs[k : k + share], dests, progress)
                         for k in range(0, len(runs), share)]
                 for job in jobs:
                     job.result()
         else:
-            fetch.write_runs(self, runs, dests, progress)
+            batch_read.write_runs(self, runs, dests, progress)
         for i in multi:
             try:
                 self._materialize_once(items[i][0], items[i][1], progress=progress)
@@ -426,7 +403,7 @@ class LocalContentStore(ContentStore):
                 err.item = i  # type: ignore[attr-defined]
                 raise
 
-    def _materialize_small(self, digest: str, size: int, plan: list[ChunkLocation], dest: Path, tmp: Path) -> None:
+    def _materialize_small(self, digest: str, size: int, plan: list[ChunkLocation], dest: Path, tmp: str) -> None:
         """Small files are verified in memory before a byte reaches the disk: no hand-off
         to the hash thread (it costs more than hashing 16 KiB) and safe to run from many
         threads at once, which is how downloads of many small files go faster than cp -r."""
@@ -437,28 +414,104 @@ class LocalContentStore(ContentStore):
         if hasher.hexdigest() != digest or sum(len(p) for p in pieces) != size:
             self._find_bad_chunk(plan)
             raise CorruptionError(f"content {digest[:16]}... reassembles to other bytes: its recipe is corrupted")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            try:
-                _writev_all(fd, pieces)
-            finally:
-                os.close(fd)
-            os.replace(tmp, dest)  # a failed rename (dest is a directory) must not leave tmp behind
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic.write_bytes(dest, b"".join(pieces) if len(pieces) != 1 else pieces[0], durable=False, tmp=tmp)
 
     def _find_bad_chunk(self, plan: list[ChunkLocation]) -> None:
         for run, data in self._read_runs(plan):
             for loc, raw in self._decoded(run, data):
                 self._check_chunk(loc, raw)
 
+    # --- maintenance ----------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    @contextmanager
+    def maintenance_lock(self, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
+        fd = acquire_store_lock(self.root, exclusive=exclusive, timeout=timeout)
+        if exclusive:
+            self._exclusive_owner = threading.get_ident()
+        try:
+            yield
+        finally:
+            if exclusive:
+                self._exclusive_owner = None
+            os.close(fd)
+
+    @contextmanager
+    def _exclusive(self, timeout: float | None = None) -> Iterator[None]:
+        """The exclusive lock, unless this object holds it already (flock is per open
+        file: taking it again from the same process would wait for ourselves)."""
+        if self._exclusive_owner == threading.get_ident():
+            yield
+        else:
+            with self.maintenance_lock(exclusive=True, timeout=timeout):
+                yield
+
+    def plan_gc(self, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
+                repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> GcPlan:
+        return maintenance.plan_gc(self, keep, grace, repack_threshold)
+
+    def gc(self, keep: Callable[[], set[str]], grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+           repack_threshold: float = DEFAULT_REPACK_THRESHOLD, on_plan: Callable[[GcPlan], None] | None = None,
+           lock_timeout: float | None = None) -> GcPlan:
+        if dry_run:
+            return maintenance.run_gc(self, keep, grace, True, repack_threshold, on_plan)
+        with self._exclusive(lock_timeout):
+            return maintenance.run_gc(self, keep, grace, False, repack_threshold, on_plan, lock_held=True)
+
+    def fsck(self) -> FsckReport:
+        return integrity.fsck(self)
+
+    def index_problem(self) -> str | None:
+        return integrity.index_problem(self)
+
+    def set_aside_damaged_index(self) -> str:
+        return str(self.set_aside_corrupt_index())
+
+    def repair(self, report: FsckReport, absent: Mapping[str, int] | None = None) -> RepairResult:
+        with self._exclusive():
+            return integrity.repair(self, report, absent)
+
+    def lost_files(self) -> dict[str, int]:
+        return integrity.lost_files(self)
+
+    def usage(self, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
+        return usage.group_usage(self.index, groups)
+
+    def files_sharing_chunks(self, digests: Iterable[str]) -> set[str]:
+        return usage.files_sharing_chunks(self.index, digests)
+
+    def disk_usage(self) -> DiskUsage:
+        index = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                index += (self.root / f"index.db{suffix}").stat().st_size
+            except OSError:
+                pass
+        packs = 0
+        for path in self.packs.on_disk().values():
+            try:
+                packs += path.stat().st_size
+            except OSError:
+                pass  # deleted by a gc meanwhile
+        return DiskUsage(packs=packs, index=index, tmp=tree_size(self.tmp_dir))
+
+    def holds_content(self) -> bool:
+        return self.packs.any_on_disk()
+
+    def catalog_binding(self) -> CatalogBinding | None:
+        return binding.read_binding(self.root)
+
+    def bind_catalog(self, catalog_id: str, generation: int) -> None:
+        binding.bind(self.root, catalog_id, generation)
+
+    def advance_catalog(self, catalog_id: str, generation: int) -> None:
+        binding.advance(self.root, catalog_id, generation)
+
     def close(self) -> None:
         self._hash_pool.shutdown(wait=True)
-        with self._fd_lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
+        self.packs.close()
         with self._index_lock:
             if self._index is not None:
                 self._index.close()

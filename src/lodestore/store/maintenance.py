@@ -1,6 +1,6 @@
-"""Store maintenance: garbage collection (plan, then execute) and repack; the store
-lock every write session and every sweep takes. fsck, index rebuild and repair live in
-integrity.py.
+"""Store maintenance: garbage collection (plan, then execute) and repack. The lock every
+write session and every sweep takes is in locks.py; fsck, index rebuild and repair live
+in integrity.py. LocalContentStore.plan_gc / .gc are the interface to this module.
 
 Store-level only: the caller passes the set of file digests that must stay (what the
 catalog's live and soft-deleted versions reference); this module knows nothing else of
@@ -29,243 +29,114 @@ the new locations and drops dead rows, (3) only then are old pack files deleted.
 crash leaves at most unindexed pack files or a stale tmp folder, which the next gc
 removes and fsck reports as reclaimable, not as damage.
 
-``LODESTORE_TEST_PAUSE_AT=<phase>`` makes the code print ``PAUSED <phase>`` to stderr and
-sleep at that phase, so tests can SIGKILL a real process there.
+Test pause points (lodestore.testhooks): gc-pack-written, gc-before-index, gc-after-index,
+gc-deleting.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
+import copy
 import os
 import shutil
-import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import blake3
 
-from lodestore.errors import ConflictError, CorruptionError
-from lodestore.store import codec
-from lodestore.store.packs import RECORD_HEADER, PackWriter, pack_path
+from lodestore.errors import CorruptionError
+from lodestore.store import atomic, codec
+from lodestore.store.base import DEFAULT_GRACE_SECONDS, DEFAULT_REPACK_THRESHOLD, GcPlan
+from lodestore.store.index import recipe_chunks
+from lodestore.store.locks import acquire_store_lock
+from lodestore.store.packs import RECORD_HEADER, PackEntry, PackWriter
+from lodestore.store.workdirs import new_work_dir, stale_work_dirs, tree_size
 from lodestore.testhooks import pause_point
 
-DEFAULT_GRACE_SECONDS = 600.0
-DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
-LOCK_TIMEOUT = 600.0
+if TYPE_CHECKING:
+    from lodestore.store.local import LocalContentStore
+
+__all__ = ["DEFAULT_GRACE_SECONDS", "DEFAULT_REPACK_THRESHOLD", "GcPlan", "plan_gc", "run_gc"]
+
 # Pack files dropped from the index stay on disk this long (capped by the grace period)
 # so a reader that located its chunks just before the sweep can still read them; the
 # next gc after that deletes them.
 READER_GRACE_SECONDS = 300.0
-DIGEST_LEN = 32
 
 
-def acquire_store_lock(root: Path, exclusive: bool, timeout: float | None = None) -> int:
-    """flock on <root>/gc.lock; returns the fd (closing it releases the lock)."""
-    fd = os.open(Path(root) / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                what = "write sessions are in progress" if exclusive else "garbage collection is running"
-                raise ConflictError(f"store {root} is busy: {what}; try again later") from None
-            time.sleep(0.02)
-
-
-# ----------------------------------------------------------------------------- helpers
-def _recipe(digest: bytes, count: int, recipe: bytes | None) -> list[bytes]:
-    if recipe is None:
-        return [digest]
-    return [recipe[i : i + DIGEST_LEN] for i in range(0, count * DIGEST_LEN, DIGEST_LEN)]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stale_sessions(store, grace: float = 0.0) -> list[Path]:
+def stale_sessions(store: LocalContentStore, grace: float = 0.0) -> list[Path]:
     """tmp/<session> folders whose owner process (on this host) is dead."""
-    out = []
-    host = socket.gethostname()
-    for d in sorted(store.tmp_dir.iterdir()) if store.tmp_dir.exists() else []:
-        if not d.is_dir():
-            continue
-        try:
-            owner = json.loads((d / "owner.json").read_text())
-        except (OSError, ValueError):
-            owner = None
-        if owner is None:
-            if time.time() - d.stat().st_mtime > max(grace, 60.0):
-                out.append(d)
-            continue
-        if owner.get("host") == host and not _pid_alive(int(owner.get("pid", -1))):
-            out.append(d)
-    return out
+    return stale_work_dirs(store.tmp_dir, grace)
 
 
-def chunk_sizes(store) -> dict[bytes, int]:
-    return {d: n for d, n in store.index.execute("SELECT digest, raw_len FROM chunks")}
-
-
-def file_chunks(store, digests: Iterable[str]) -> dict[str, list[bytes]]:
-    """Chunk list of each known file (unknown digests are left out)."""
-    out = {}
-    items = list(digests)
-    for i in range(0, len(items), 900):
-        batch = items[i : i + 900]
-        rows = store.index.execute(
-            f"SELECT digest, chunk_count, recipe FROM files WHERE digest IN ({','.join('?' * len(batch))})",
-            [bytes.fromhex(d) for d in batch],
-        )
-        for d, n, r in rows:
-            out[d.hex()] = _recipe(d, n, r)
-    return out
-
-
-def _write_pack(store, tmpdir: Path, chunks: list[tuple[bytes, int, int, bytes]]) -> tuple[str, list, int]:
-    """Write (digest, codec, raw_len, stored) records into a new pack under tmpdir."""
+def write_pack(store: LocalContentStore, tmpdir: Path, chunks: list[tuple[bytes, int, int, bytes]],
+               pause_at: str | None = None) -> tuple[str, list[PackEntry], int]:
+    """Write (digest, codec, raw_len, stored) records into a new pack under tmpdir and
+    move it into packs/ (durably: the pack is fsynced, then its folder). Returns (pack
+    id, entries, size). Used by gc's repack and fsck's salvage."""
     pack_id = uuid.uuid4().hex
     writer = PackWriter(tmpdir / f"{pack_id}.pack", fsync=store.fsync)
     entries = [writer.append(d, c, n, s) for d, c, n, s in chunks]
     writer.finish()
+    final = store.packs.path(pack_id)
+    final.parent.mkdir(exist_ok=True)
+    if pause_at:
+        pause_point(pause_at)
+    atomic.replace(writer.tmp_path, final, durable=store.fsync)
     return pack_id, entries, writer.size
 
 
-def _new_tmp_session(store, kind: str) -> Path:
-    d = store.tmp_dir / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{kind}-{uuid.uuid4().hex[:8]}"
-    d.mkdir(parents=True)
-    (d / "owner.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                               "started": time.time(), "kind": kind}))
-    return d
-
-
-def _read_stored(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# ----------------------------------------------------------------------------- gc
 @dataclass
-class GcPlan:
-    """What a gc removes, and (once executed) what it did. Byte figures are pack bytes
-    on disk (compressed), never logical sizes.
+class _Sweep:
+    """What plan_gc decided, row by row, for the sweep that follows under the same lock."""
 
-    Freed now vs later: packs dropped from the index stay on disk for a reader grace
-    (min(grace, READER_GRACE_SECONDS)) so a reader that located its chunks a moment ago
-    can still read them; the next gc after that deletes them. They are counted once, as
-    `bytes_retired` by the gc that drops them and as `bytes_freed` by the gc that
-    deletes them."""
-
-    dead_files: int = 0
-    dead_file_bytes: int = 0  # logical bytes of files no one references any more
-    dead_chunks: int = 0
-    delete_packs: list[str] = field(default_factory=list)  # indexed packs with no live chunk
-    repack: list[str] = field(default_factory=list)  # packs mostly dead: live chunks copied out
-    orphan_packs: list[str] = field(default_factory=list)  # pack files deleted now (not indexed)
-    deferred_packs: list[str] = field(default_factory=list)  # retired, kept for readers until a later gc
-    stale_tmp: list[str] = field(default_factory=list)
-    bytes_freed: int = 0  # disk bytes this run deletes, net of repack writes (measured once executed)
-    bytes_retired: int = 0  # dropped from the index now, deleted by a gc after the reader grace
-    bytes_pending: int = 0  # retired by an earlier gc, still inside the reader grace
-    bytes_held_by_grace: int = 0  # unreferenced but younger than the grace: kept (may be a log in flight)
-    files_held_by_grace: int = 0
-    live_bytes_moved: int = 0
-    grace_seconds: float = DEFAULT_GRACE_SECONDS
-    reader_grace_seconds: float = READER_GRACE_SECONDS
-    executed: bool = False
-    planned: dict | None = None  # the plan as reported before executing
-
-    @property
-    def reclaimable_bytes(self) -> int:
-        """Everything this gc frees now or sets up for deletion (not what grace holds)."""
-        return self.bytes_freed + self.bytes_retired + self.bytes_pending
-
-    def as_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "planned"}
-        d["reclaimable_bytes"] = self.reclaimable_bytes
-        return d
+    dead_files: list[bytes] = field(default_factory=list)
+    dead_chunks: list[bytes] = field(default_factory=list)
+    live_chunks: set[bytes] = field(default_factory=set)  # referenced, or held by the grace
+    keep: set[bytes] = field(default_factory=set)
 
 
-def _retired(store) -> dict[str, float]:
-    store.index.execute("CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL)")
-    return dict(store.index.execute("SELECT id, retired_at FROM retired_packs"))
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for p in path.rglob("*"):
-        try:
-            total += p.stat().st_size if p.is_file() else 0
-        except OSError:
-            pass
-    return total
-
-
-def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
-            repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
-            _state: dict | None = None) -> GcPlan:
+def plan_gc(store: LocalContentStore, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
+            repack_threshold: float = DEFAULT_REPACK_THRESHOLD, _sweep: _Sweep | None = None) -> GcPlan:
     """What gc would remove, keeping files in `keep` (hex digests) and anything younger
-    than `grace` seconds. Pure reads (besides creating the retired_packs table)."""
+    than `grace` seconds. Reads only."""
     now = time.time()
     cutoff = now - grace
     reader_grace = min(grace, READER_GRACE_SECONDS)
     reader_cutoff = now - reader_grace
     immediate = reader_grace <= 0
-    retired = _retired(store)
+    retired = store.index.retired_packs()
     plan = GcPlan(grace_seconds=grace, reader_grace_seconds=reader_grace)
-    keep_raw = {bytes.fromhex(d) for d in keep}
-    live_chunks: set[bytes] = set()  # referenced, or held by the grace
+    sweep = _sweep if _sweep is not None else _Sweep()
+    sweep.keep = {bytes.fromhex(d) for d in keep}
+    live_chunks = sweep.live_chunks
     wanted: set[bytes] = set()  # referenced by a kept file
-    dead_files: list[bytes] = []
-    for d, size, n, recipe, created in store.index.execute(
-            "SELECT digest, size, chunk_count, recipe, created_at FROM files"):
-        chunks = _recipe(d, n, recipe)
-        if d in keep_raw:
+    for d, size, n, recipe, created in store.index.all_files():
+        chunks = recipe_chunks(d, n, recipe)
+        if d in sweep.keep:
             wanted.update(chunks)
             live_chunks.update(chunks)
         elif created >= cutoff:
             plan.files_held_by_grace += 1
             live_chunks.update(chunks)
         else:
-            dead_files.append(d)
+            sweep.dead_files.append(d)
             plan.dead_files += 1
             plan.dead_file_bytes += size
-    packs = {pid: (size, created, count) for pid, size, count, created in store.index.execute(
-        "SELECT id, size, entry_count, created_at FROM packs")}
+    packs = {pid: (size, created, count) for pid, size, count, created in store.index.all_packs()}
     per_pack: dict[str, list[tuple[bytes, int]]] = {}
-    dead_chunks: list[bytes] = []
-    for d, pid, stored in store.index.execute("SELECT digest, pack_id, stored_len FROM chunks"):
+    for d, pid, stored, _raw in store.index.all_chunks():
         recent = pid in packs and packs[pid][1] >= cutoff
         live = d in live_chunks or recent
         if d not in wanted and live:
             plan.bytes_held_by_grace += stored + RECORD_HEADER.size
         per_pack.setdefault(pid, []).append((d, stored if live else -stored))
         if not live:
-            dead_chunks.append(d)
-    plan.dead_chunks = len(dead_chunks)
+            sweep.dead_chunks.append(d)
+    plan.dead_chunks = len(sweep.dead_chunks)
     for pid, (size, created, count) in packs.items():
         if created >= cutoff:
             continue
@@ -291,8 +162,7 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             plan.bytes_retired += size
     # the repacked live bytes are written again (a new pack: records plus a trailer)
     plan.bytes_freed -= plan.live_bytes_moved + (64 if plan.repack else 0)
-    for path in store.packs_dir.glob("*/*.pack"):
-        pid = path.stem
+    for pid, path in store.packs.on_disk().items():
         if pid in packs:
             continue
         try:
@@ -311,39 +181,40 @@ def plan_gc(store, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
             plan.bytes_freed += st.st_size
         else:
             plan.bytes_held_by_grace += st.st_size
-    for d in stale_sessions(store):
-        plan.stale_tmp.append(d.name)
-        plan.bytes_freed += _tree_size(d)
-    if _state is not None:
-        _state.update(dead_files=dead_files, dead_chunks=dead_chunks, live_chunks=live_chunks, keep=keep_raw)
+    for stale in stale_sessions(store):
+        plan.stale_tmp.append(stale.name)
+        plan.bytes_freed += tree_size(stale)
     return plan
 
 
-def run_gc(store, keep_fn, grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
-           repack_threshold: float = DEFAULT_REPACK_THRESHOLD, on_plan=None,
-           lock_timeout: float | None = None) -> GcPlan:
+def run_gc(store: LocalContentStore, keep_fn: Callable[[], set[str]], grace: float = DEFAULT_GRACE_SECONDS,
+           dry_run: bool = False, repack_threshold: float = DEFAULT_REPACK_THRESHOLD,
+           on_plan: Callable[[GcPlan], None] | None = None, lock_timeout: float | None = None,
+           lock_held: bool = False) -> GcPlan:
     """Plan, report (on_plan(plan)), then execute under the exclusive store lock.
 
     `keep_fn()` returns the digests to keep; it is called once the lock is held, so a
     version committed before then is seen. The returned plan carries the measured
-    result; `plan.planned` is the plan as reported before executing."""
+    result; `plan.planned` is the plan as reported before executing. `lock_held`: the
+    caller holds the exclusive lock already."""
     if dry_run:
         plan = plan_gc(store, keep_fn(), grace, repack_threshold)
         if on_plan:
             on_plan(plan)
         return plan
-    lock = acquire_store_lock(store.root, exclusive=True, timeout=lock_timeout)
+    lock = None if lock_held else acquire_store_lock(store.root, exclusive=True, timeout=lock_timeout)
     try:
-        state: dict = {}
-        plan = plan_gc(store, keep_fn(), grace, repack_threshold, _state=state)
-        plan.planned = plan.as_dict()
+        sweep = _Sweep()
+        plan = plan_gc(store, keep_fn(), grace, repack_threshold, _sweep=sweep)
+        plan.planned = copy.deepcopy(plan)
         if on_plan:
             on_plan(plan)
-        _execute(store, plan, state)
+        _execute(store, plan, sweep)
         plan.executed = True
         return plan
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
 
 
 def _unlink_counted(path: Path) -> int:
@@ -355,62 +226,43 @@ def _unlink_counted(path: Path) -> int:
     return size
 
 
-def _execute(store, plan: GcPlan, state: dict) -> None:
-    live_chunks: set[bytes] = state["live_chunks"]
-    tmpdir = None
-    moves: list[tuple[bytes, str, int, int]] = []
+def _repack(store: LocalContentStore, plan: GcPlan, live_chunks: set[bytes]
+            ) -> tuple[list[tuple[str, int, int]], list[tuple[bytes, str, int, int]], int]:
+    """Copy the live chunks of mostly-dead packs into one new pack, durable before the
+    index learns of it. Returns (new packs, moves (digest, pack, offset, stored_len), bytes written)."""
+    tmpdir = new_work_dir(store.tmp_dir, "gc")
+    try:
+        records = []
+        for pid in plan.repack:
+            for loc in store.index.pack_chunk_locations(pid):
+                if loc.digest not in live_chunks:
+                    continue
+                stored = store.packs.pread(pid, loc.stored_len, loc.offset)
+                raw = codec.decode(loc.codec, stored, loc.raw_len)
+                if blake3.blake3(raw).digest() != loc.digest:
+                    raise CorruptionError(f"chunk {loc.digest.hex()[:16]}... in pack {pid} is corrupted; "
+                                          "gc stopped before changing anything: run `lode fsck --repair`")
+                records.append((loc.digest, loc.codec, loc.raw_len, stored))
+        if not records:
+            return [], [], 0
+        new_id, entries, size = write_pack(store, tmpdir, records, pause_at="gc-pack-written")
+        return [(new_id, size, len(entries))], [(e.digest, new_id, e.offset, e.stored_len) for e in entries], size
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _execute(store: LocalContentStore, plan: GcPlan, sweep: _Sweep) -> None:
     new_packs: list[tuple[str, int, int]] = []
+    moves: list[tuple[bytes, str, int, int]] = []
     written = deleted = 0
     # (1) repack: copy live chunks of mostly-dead packs into new packs, durable first
     if plan.repack:
-        tmpdir = _new_tmp_session(store, "gc")
-        records = []
-        for pid in plan.repack:
-            path = pack_path(store.packs_dir, pid)
-            rows = store.index.execute(
-                "SELECT digest, offset, stored_len, raw_len, codec FROM chunks WHERE pack_id=?", (pid,))
-            with open(path, "rb") as f:
-                for d, off, slen, rlen, cid in rows:
-                    if d not in live_chunks:
-                        continue
-                    f.seek(off)
-                    stored = f.read(slen)
-                    raw = codec.decode(cid, stored, rlen)
-                    if blake3.blake3(raw).digest() != d:
-                        raise CorruptionError(f"chunk {d.hex()[:16]}... in pack {pid} is corrupted; "
-                                              "gc stopped before changing anything: run `lode fsck --repair`")
-                    records.append((d, cid, rlen, stored))
-        if records:
-            new_id, entries, size = _write_pack(store, tmpdir, records)
-            final = pack_path(store.packs_dir, new_id)
-            final.parent.mkdir(exist_ok=True)
-            pause_point("gc-pack-written")
-            os.replace(tmpdir / f"{new_id}.pack", final)
-            if store.fsync:
-                _fsync_dir(final.parent)
-            new_packs.append((new_id, size, len(entries)))
-            written += size
-            moves = [(e.digest, new_id, e.offset, e.stored_len) for e in entries]
+        new_packs, moves, written = _repack(store, plan, sweep.live_chunks)
         pause_point("gc-before-index")
     # (2) one index transaction: new locations in, dead rows out
     gone = set(plan.delete_packs) | set(plan.repack)
-    gone_sizes = {pid: size for pid, size in store.index.execute("SELECT id, size FROM packs") if pid in gone}
-    now = time.time()
-    with store.index.transaction() as db:
-        db.executemany("INSERT INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
-                       [(p, s, n, now) for p, s, n in new_packs])
-        db.executemany("UPDATE chunks SET pack_id=?, offset=? WHERE digest=? AND stored_len=?",
-                       [(p, o, d, s) for d, p, o, s in moves])
-        db.executemany("DELETE FROM files WHERE digest=?", [(d,) for d in state["dead_files"]])
-        db.executemany("DELETE FROM statcache WHERE digest=?", [(d,) for d in state["dead_files"]])
-        db.executemany("DELETE FROM chunks WHERE digest=?", [(d,) for d in state["dead_chunks"]])
-        for pid in gone:
-            left = db.execute("SELECT count(*) FROM chunks WHERE pack_id=?", (pid,)).fetchone()[0]
-            if left:
-                raise CorruptionError(f"gc: pack {pid} still holds {left} live chunk(s); nothing was changed")
-            db.execute("DELETE FROM packs WHERE id=?", (pid,))
-        db.executemany("INSERT OR REPLACE INTO retired_packs(id, retired_at) VALUES (?,?)",
-                       [(pid, now) for pid in gone])
+    gone_sizes = {pid: size for pid, size, _n, _c in store.index.all_packs() if pid in gone}
+    store.index.apply_gc(new_packs, moves, sweep.dead_files, sweep.dead_chunks, gone, time.time())
     pause_point("gc-after-index")
     # (3) only now delete pack files: retired ones at once if no reader grace applies,
     # else at a later gc (readers may have located chunks in them a moment ago)
@@ -419,23 +271,14 @@ def _execute(store, plan: GcPlan, state: dict) -> None:
     if not immediate:
         plan.deferred_packs.extend(sorted(gone))
     for i, pid in enumerate(doomed):
-        deleted += _unlink_counted(pack_path(store.packs_dir, pid))
+        deleted += _unlink_counted(store.packs.path(pid))
         if i == 0:
             pause_point("gc-deleting")
-    with store.index.transaction() as db:
-        db.executemany("DELETE FROM retired_packs WHERE id=?", [(pid,) for pid in doomed])
+    store.index.forget_retired(doomed)
     for name in plan.stale_tmp:
-        deleted += _tree_size(store.tmp_dir / name)
+        deleted += tree_size(store.tmp_dir / name)
         shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
-    if tmpdir is not None:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    # forget cached descriptors of deleted packs
-    with store._fd_lock:
-        for pid in list(store._fds):
-            if pid in gone:
-                os.close(store._fds.pop(pid))
-    from lodestore.store.integrity import forget_lost
-
-    forget_lost(store, state["keep"])
+    store.packs.forget(gone)  # cached descriptors of packs given up
+    store.index.forget_lost(sweep.keep)
     plan.bytes_freed = deleted - written
     plan.bytes_retired = 0 if immediate else sum(gone_sizes.values())

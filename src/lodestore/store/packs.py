@@ -11,6 +11,10 @@ The trailer lets the store rebuild its index from packs alone; the record header
 it recover entries even if a trailer is damaged. `offset` points at the stored bytes.
 A pack is written under a temp name, fsynced, then renamed: a pack under its final
 name is always complete.
+
+This module owns the pack format both ways: `PackWriter` writes a pack, `PackReader`
+is the only reader of pack files (every read path of the store goes through it: whole
+files, batched small files, the kernel copy of raw chunks, fsck, repair, gc's repack).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import queue
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +38,8 @@ RECORD_HEADER = struct.Struct("<32sBII")
 TRAILER_ENTRY = struct.Struct("<32sBQII")
 FOOTER = struct.Struct("<QII8s")
 _FLUSH_AT = 4 * 1024 * 1024
+# Pack descriptors a reader keeps open (least recently used closed first).
+OPEN_PACKS = 64
 
 
 class PackEntry(NamedTuple):
@@ -74,7 +81,7 @@ class PackWriter:
         self._borrowed = False  # a pending piece is a view of someone else's buffer
         self._size = len(MAGIC)
         self.entries: list[PackEntry] = []
-        self._queue: queue.Queue | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: 2 x 4 MiB in flight
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -105,7 +112,6 @@ class PackWriter:
         if self._error:
             raise self._error
         if self._thread is None:
-            self._queue = queue.Queue(maxsize=2)  # bounds memory: 2 x 4 MiB in flight
             self._thread = threading.Thread(target=self._drain, name="lodestore-pack-writer", daemon=True)
             self._thread.start()
         pieces, self._pieces, self._pending = self._pieces, [], 0
@@ -119,14 +125,14 @@ class PackWriter:
                     return
                 if not self._error:
                     _writev_all(self._fd, pieces)
-            except BaseException as e:  # noqa: BLE001 (re-raised on the appender's next call)
+            except BaseException as e:
                 self._error = e
             finally:
                 self._queue.task_done()
 
     def flush(self) -> None:
         """Write every appended byte; after this the caller may reuse its buffers."""
-        if self._queue is not None:
+        if self._thread is not None:
             self._queue.join()  # earlier hand-offs first: the file is written in order
         if self._error:
             raise self._error
@@ -228,3 +234,111 @@ def scan_records(path: Path) -> Iterator[PackEntry]:
             yield PackEntry(digest, codec, start, raw_len, stored_len)
             pos = start + stored_len
             f.seek(pos)
+
+
+class PackMissingError(CorruptionError):
+    """A pack file a read located is not on disk. If the index no longer lists it, a gc
+    repacked it after the read located its chunks (and, with no reader grace, deleted
+    it at once): the read is retried once against the index's new locations."""
+
+    def __init__(self, message: str, pack_id: str):
+        super().__init__(message)
+        self.pack_id = pack_id
+
+
+class PackReader:
+    """Reads the packs under one folder, keeping up to OPEN_PACKS descriptors open.
+
+    Thread-safe. Callers that read many times from one pack take a private descriptor
+    (`open_fd`, closed by the caller); one-off reads use `pread` or `read_all`."""
+
+    def __init__(self, packs_dir: Path):
+        self.dir = packs_dir
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def path(self, pack_id: str) -> Path:
+        return pack_path(self.dir, pack_id)
+
+    def on_disk(self) -> dict[str, Path]:
+        """pack id -> path of every pack file present (indexed or not)."""
+        return {p.stem: p for p in self.dir.glob("*/*.pack")}
+
+    def any_on_disk(self) -> bool:
+        return self.dir.is_dir() and any(self.dir.glob("*/*.pack"))
+
+    def open_fd(self, pack_id: str) -> int:
+        """A private duplicate of the cached descriptor of a pack; the caller closes it.
+
+        Another thread may evict (close) the cached descriptor at any moment, and its
+        number may then be reused for another file: reading through the shared number
+        read other bytes (reported as corruption). A dup, made under the lock, cannot
+        be closed under the caller's feet. PackMissingError if the file is absent."""
+        with self._lock:
+            fd = self._fds.get(pack_id)
+            if fd is not None:
+                self._fds.move_to_end(pack_id)
+                return os.dup(fd)
+            try:
+                fd = os.open(self.path(pack_id), os.O_RDONLY)
+            except FileNotFoundError:
+                raise PackMissingError(f"pack {pack_id} is missing from {self.dir}; run `lode fsck`",
+                                       pack_id) from None
+            self._fds[pack_id] = fd
+            if len(self._fds) > OPEN_PACKS:
+                _, old = self._fds.popitem(last=False)
+                os.close(old)
+            return os.dup(fd)
+
+    def pread(self, pack_id: str, length: int, offset: int) -> bytes:
+        """`length` bytes at `offset`; CorruptionError if the pack ends before."""
+        fd = self.open_fd(pack_id)
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        if len(data) != length:
+            raise CorruptionError(f"pack {pack_id} is truncated at offset {offset + len(data)}")
+        return data
+
+    def read_all(self, pack_id: str) -> bytes:
+        """The whole pack file (fsck and repair check every byte of it)."""
+        return self.path(pack_id).read_bytes()
+
+    def entries(self, pack_id: str) -> tuple[list[PackEntry], bool]:
+        """(entries, trailer_ok): from the trailer, else from a scan of the record
+        headers (a damaged trailer), else none."""
+        path = self.path(pack_id)
+        try:
+            return read_trailer(path), True
+        except CorruptionError:
+            try:
+                return list(scan_records(path)), False
+            except CorruptionError:
+                return [], False
+
+    def forget(self, pack_ids: set[str] | None = None) -> None:
+        """Close cached descriptors of these packs (None: all), e.g. once they are deleted."""
+        with self._lock:
+            for pid in list(self._fds):
+                if pack_ids is None or pid in pack_ids:
+                    os.close(self._fds.pop(pid))
+
+    def close(self) -> None:
+        self.forget()
+
+
+def layout_ok(data: bytes, entries: list[PackEntry]) -> bool:
+    """Every byte of the pack is accounted for: record headers agree with the trailer
+    and records follow each other up to the trailer (so a flipped byte anywhere shows)."""
+    if len(data) < len(MAGIC) + FOOTER.size:
+        return False
+    trailer_offset = FOOTER.unpack_from(data, len(data) - FOOTER.size)[0]
+    pos = len(MAGIC)
+    for e in sorted(entries, key=lambda e: e.offset):
+        if e.offset != pos + RECORD_HEADER.size:
+            return False
+        if RECORD_HEADER.unpack_from(data, pos) != (e.digest, e.codec, e.raw_len, e.stored_len):
+            return False
+        pos = e.offset + e.stored_len
+    return pos == trailer_offset

@@ -56,7 +56,7 @@ def copy_raw(store: LocalContentStore, plan: list[ChunkLocation], out: int, hash
         for loc in plan:
             src = fds.get(loc.pack_id)
             if src is None:
-                src = fds[loc.pack_id] = store._pack_fd(loc.pack_id)
+                src = fds[loc.pack_id] = store.packs.open_fd(loc.pack_id)
             left, offset = loc.stored_len, loc.offset
             while left:
                 try:

@@ -23,10 +23,8 @@ only a backstop for writers the lock cannot see).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import stat as stat_mod
 import time
 import uuid
@@ -38,14 +36,16 @@ from typing import TYPE_CHECKING
 import blake3
 
 from lodestore.errors import FileChangedError, InvalidInputError, SourceFileNotFoundError
-from lodestore.store import codec
+from lodestore.store import atomic, codec
 from lodestore.store.base import FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import StatKey
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
-from lodestore.store.packs import PackWriter, pack_path
+from lodestore.store.locks import acquire_store_lock
+from lodestore.store.packs import PackWriter
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import hash_stream, stream_chunks
+from lodestore.store.workdirs import new_work_dir
 from lodestore.testhooks import delay_point
 
 if TYPE_CHECKING:
@@ -61,7 +61,6 @@ RACY_WINDOW_NS = 2_000_000_000
 _BATCH_FILES = 256  # small files per hand-off between the producer and the consumer
 _BATCH_BYTES = 4 * 1024 * 1024
 _LARGE = object()  # marker: a file the consumer streams itself
-_MISSING = object()
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -72,18 +71,12 @@ class LocalWriteSession(WriteSession):
     """Adds files to the store; see the module docstring."""
 
     def __init__(self, store: LocalContentStore):
-        from lodestore.store.maintenance import acquire_store_lock  # maintenance imports packs
-
         self.store = store
-        self.id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._lock_fd = acquire_store_lock(store.root, exclusive=False)
         # a session dropped without close() must not hold the gc lock for the process's life
         self._release = weakref.finalize(self, os.close, self._lock_fd)
-        self.dir = store.tmp_dir / self.id
-        self.dir.mkdir()
-        (self.dir / "owner.json").write_text(
-            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
-        )
+        self.dir = new_work_dir(store.tmp_dir)
+        self.id = self.dir.name
         self.committed = False
         self._closed = False
         self._chunker = make_chunker()
@@ -114,8 +107,9 @@ class LocalWriteSession(WriteSession):
 
     def _cached_digest(self, path: str, key: StatKey) -> bytes | None:
         """The digest the stat cache vouches for, or None (absent, changed or racy)."""
-        entry = self._statcache.get(path, _MISSING)
-        if entry is _MISSING:
+        if path in self._statcache:
+            entry = self._statcache[path]
+        else:
             entry = self.store.index.statcache_lookup([path]).get(path)
         if entry is None:
             return None
@@ -245,7 +239,7 @@ class LocalWriteSession(WriteSession):
         if len(data) <= WHOLE_FILE_LIMIT:
             if self._unknown_chunks([digest]):
                 self._append(digest, view)
-            entry = (len(data), 1, None)
+            entry: tuple[int, int, bytes | None] = (len(data), 1, None)
         else:
             pieces, pos = [], 0
             for piece in cut_window(self._chunker, view, final=True):
@@ -341,6 +335,7 @@ class LocalWriteSession(WriteSession):
     def _rotate(self) -> None:
         """Stage the full pack's locations and close it on a helper thread."""
         writer, pack_id = self._writer, self._pack_id
+        assert writer is not None and pack_id is not None  # only called with a pack open
         self._writer = self._pack_id = None
         writer.flush()
         self._staged.add(pack_id, writer.entries)
@@ -356,14 +351,14 @@ class LocalWriteSession(WriteSession):
         dirs_touched = set()
         for pack_id, writer, count, fut in self._packs:
             fut.result()
-            final = pack_path(self.store.packs_dir, pack_id)
+            final = self.store.packs.path(pack_id)
             final.parent.mkdir(exist_ok=True)
-            os.replace(writer.tmp_path, final)
+            atomic.replace(writer.tmp_path, final, durable=False)  # folders fsynced once each, below
             dirs_touched.add(final.parent)
             packs.append((pack_id, writer.size, count))
         if self.store.fsync:
             for d in dirs_touched:
-                _fsync_dir(d)
+                atomic.fsync_dir(d)
         self._staged.close()
         delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         self.store.index.commit_session(
@@ -381,7 +376,7 @@ class LocalWriteSession(WriteSession):
             for _, _, _, fut in self._packs:
                 try:
                     fut.result()
-                except Exception:  # noqa: BLE001, S110 (the pack is thrown away; its write error is moot)
+                except Exception:
                     pass
             self._cleanup()
         self.close()
@@ -419,11 +414,3 @@ def _absolute(p) -> str:
 def _finish(writer: PackWriter) -> None:
     writer.finish()
     writer.entries = []  # staged already; the trailer is written
-
-
-def _fsync_dir(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

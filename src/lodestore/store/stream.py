@@ -67,7 +67,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
             if total != size or f.read(1):
                 raise FileChangedError(f"{f.name} changed size while it was being read; nothing was stored for it")
             _put(ready, None, stop)
-        except BaseException as e:  # noqa: BLE001 (handed to the consumer, raised there)
+        except BaseException as e:
             _put(ready, e, stop)
 
     t = threading.Thread(target=produce, name="lodestore-chunk", daemon=True)
@@ -92,7 +92,10 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
         stop.set()
         _drain(ready)
         t.join()
-    return (whole.digest() if whole is not None else digest), recipe
+    if whole is not None:
+        return whole.digest(), recipe
+    assert digest is not None  # whole is None only when the digest was given
+    return digest, recipe
 
 
 def hash_stream(f) -> bytes:

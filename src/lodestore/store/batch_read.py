@@ -1,4 +1,6 @@
-"""Downloading many small files at once, with the least work per file.
+"""Batched reads of small files: downloading many at once, with the least work per file.
+
+(Named for what it does; `fetch` will mean remote -> local once push/pull lands.)
 
 A file of at most WHOLE_FILE_LIMIT bytes is one chunk whose digest is the file's own.
 For a batch of such files the index is asked once per 900 digests (not twice per file),
@@ -17,20 +19,18 @@ measured slower than one (5,000 files: 3.0 s against 1.9-2.1 s).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import blake3
 
 from lodestore.errors import CorruptionError, NotFoundError
-from lodestore.store import codec
+from lodestore.store import atomic, codec
 from lodestore.store.index import ChunkLocation
 
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
 
-TEMP_PREFIX = ".lodestore-tmp-"  # the same spelling as local.TEMP_PREFIX (names.is_temp_name)
 # One pread per 4 MiB of neighbouring small files (256 files of 16 KiB): the syscall
 # count is already negligible next to file creation, and with two threads each holding
 # a run the download stays well under the 150 MB memory goal (16 MiB runs: 141 MB).
@@ -88,11 +88,10 @@ def write_runs(store: LocalContentStore, runs: list[list[ChunkLocation]], dests:
     for run in runs:
         first = run[0]
         length = run[-1].offset + run[-1].stored_len - first.offset
-        fd = store._pack_fd(first.pack_id)
         try:
-            data = memoryview(os.pread(fd, length, first.offset))
-        finally:
-            os.close(fd)
+            data = memoryview(store.packs.pread(first.pack_id, length, first.offset))
+        except CorruptionError as err:  # truncated, or gone (PackMissingError: the caller retries)
+            raise _tag(err, dests[first.digest][0][0]) from None
         done = 0
         for loc in run:
             targets = dests[loc.digest]
@@ -110,7 +109,7 @@ def write_runs(store: LocalContentStore, runs: list[list[ChunkLocation]], dests:
                 raise _tag(err, targets[0][0]) from None
             for item, dest in targets:
                 try:
-                    _write_new(dest, raw)
+                    atomic.write_bytes(dest, raw, durable=False)  # a download: no fsync, like cp
                 except BaseException as err:
                     if isinstance(err, Exception):
                         _tag(err, item)
@@ -118,23 +117,3 @@ def write_runs(store: LocalContentStore, runs: list[list[ChunkLocation]], dests:
                 done += loc.raw_len
         if progress:
             progress(done)
-
-
-def _write_new(dest: str, raw) -> None:
-    """Temp file beside dest, then rename: a reader never sees a half-written file."""
-    tmp = os.path.join(os.path.dirname(dest), TEMP_PREFIX + os.urandom(16).hex())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        try:
-            view = memoryview(raw)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)  # a failed rename (dest is a directory) must not leave tmp behind
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -1,0 +1,71 @@
+"""Atomic file replacement for the store: the one place a store file gets its final name.
+
+Every file the store writes (format.json, catalog-binding.json, packs, an owner.json,
+a download's destination) is written under a temp name and renamed onto its final
+name, so a reader never sees half a file. Where durability matters (the store's own
+metadata, packs before they are indexed) the file is fsynced before the rename and its
+folder after it, so the rename itself survives a power cut.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lodestore.names import TEMP_PREFIX
+
+
+def temp_beside(dest: str) -> str:
+    """A fresh temp path in dest's folder, in the form lodestore.names.is_temp_name knows
+    (short and fixed-length: it fits beside a file whose name is near the 255-byte limit)."""
+    return os.path.join(os.path.dirname(dest), TEMP_PREFIX + os.urandom(16).hex())
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make the entries of a folder (a rename into it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace(tmp: str | os.PathLike[str], dest: str | os.PathLike[str], durable: bool) -> None:
+    """Rename a complete temp file onto `dest`; with `durable`, fsync dest's folder after.
+    The temp file is removed if the rename fails (dest is a folder, say)."""
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if durable:
+        fsync_dir(os.path.dirname(os.path.abspath(dest)))
+
+
+def write_bytes(dest: str | os.PathLike[str], data: bytes | bytearray | memoryview | str, durable: bool = True,
+                tmp: str | None = None) -> None:
+    """Write `data` to a temp file beside `dest` (or at `tmp`), then rename it onto dest.
+    With `durable`, the file is fsynced before the rename and the folder after it.
+    Nothing is left at the temp path if anything fails."""
+    dest = os.fspath(dest)
+    tmp_path = tmp if tmp is not None else temp_beside(dest)
+    payload = data.encode() if isinstance(data, str) else data
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        try:
+            os.unlink(tmp_path)
+        except FileNotFoundError:
+            pass
+        raise
+    replace(tmp_path, dest, durable)
