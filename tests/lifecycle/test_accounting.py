@@ -7,8 +7,8 @@ import os
 import random
 
 from lodestore.sdk import lifecycle
-from lodestore.store.layout import CHUNK_MAX
 from lodestore.sdk.api import Api
+from lodestore.store.layout import CHUNK_MAX
 
 from .conftest import content, log
 

@@ -7,13 +7,13 @@ import os
 import signal
 
 import pytest
+from store.sql import index_sql
 
 from lodestore.sdk import lifecycle
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.repository import Repository
 
 from .conftest import content, log, spawn
-from store.sql import index_sql
 
 MB = 1_000_000
 

@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 
+from store.sql import index_sql
+
 from lodestore.sdk import lifecycle
 from lodestore.sdk.artifact import Artifact
 
 from .conftest import content, log, spawn
-from store.sql import index_sql
 
 MB = 1_000_000
 

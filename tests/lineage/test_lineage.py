@@ -179,4 +179,4 @@ def test_wide_fan_out_costs_the_same_queries(store: Path, make) -> None:
             make(r, f"m{i}", "model", {"w": str(i)})
     wide, n = queries_for_walk()
     assert n == 40
-    assert 0 < narrow and wide <= narrow + 2, (narrow, wide)
+    assert narrow > 0 and wide <= narrow + 2, (narrow, wide)

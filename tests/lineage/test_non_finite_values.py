@@ -108,7 +108,8 @@ def test_rows_written_before_the_rule_do_not_break_queries(store: Path, lode) ->
     assert [a.name for a in api.search("metadata.ok=1")] == ["new:v0"]
     assert api.artifact("zoo/old:v0").metadata["ok"] == 1  # still readable
     for args in (("runs", "--json"), ("runs", "--json", "--filter", "summary.acc>0"), ("run", old, "--json"),
-                 ("info", "zoo/old:v0", "--json"), ("search", "metadata.ok=1", "--json"), ("versions", "zoo/old", "--json")):
+                 ("info", "zoo/old:v0", "--json"), ("search", "metadata.ok=1", "--json"),
+                 ("versions", "zoo/old", "--json")):
         result = lode(*args)
         assert result.code == 0, (args, result.err)
         strict_json(result.out)

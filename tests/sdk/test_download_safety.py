@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from store.sql import index_sql
 
 import lodestore
 from lodestore.errors import ConflictError, CorruptionError, VerificationError
@@ -21,7 +22,6 @@ from lodestore.sdk.repository import Repository
 from lodestore.store import packs
 
 from .helpers import tree
-from store.sql import index_sql
 
 
 def rnd(n: int, seed: int) -> bytes:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import blake3
 import pytest
+from store.sql import index_sql
 
 import lodestore
 from lodestore.errors import CorruptionError
 from lodestore.sdk import repository
 from lodestore.sdk.repository import Repository
 from lodestore.store import packs
-from store.sql import index_sql
 
 MiB = 1024 * 1024
 
@@ -160,7 +160,7 @@ def test_two_processes_logging_overlapping_content(store: Path, tmp_path: Path):
     time.sleep(0.5)
     go.touch()
     results = [p.communicate(timeout=120) for p in procs]
-    for p, (_, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
     assert [json.loads(o)["version"] for o, _ in results] == ["v0", "v0"]
 

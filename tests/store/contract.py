@@ -235,7 +235,7 @@ class ContentStoreContract:
         files = [random_bytes(1 + i * 37, i) for i in range(200)]
         refs = put(store, *files)
         assert store.missing([r.digest for r in refs]) == set()
-        for ref, data in zip(refs, files):
+        for ref, data in zip(refs, files, strict=True):
             assert store.read_bytes(ref.digest) == data
 
     # --- compression ----------------------------------------------------------
@@ -371,7 +371,7 @@ class ContentStoreContract:
                         ref = s.add_bytes(data)
                         s.commit()
                         kept[ref.digest] = data  # "the catalog commits its version" before close
-            except BaseException as e:  # noqa: BLE001 (re-raised on the test's thread)
+            except BaseException as e:
                 errors.append(e)
 
         thread = threading.Thread(target=writer)

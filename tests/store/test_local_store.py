@@ -361,7 +361,7 @@ def test_flipped_byte_is_caught_and_never_materialized(store, tmp_path, data, co
     got = []
     with pytest.raises(CorruptionError):
         for piece in store.iter_content(ref.digest):
-            got.append(piece)  # noqa: PERF402 (keeps what came before the error)
+            got.append(piece)
     good_prefix = sum(r[4] for r in rows[: rows.index(bad)])
     assert b"".join(got) == data[:good_prefix]
 
@@ -501,7 +501,7 @@ def test_two_processes_adding_overlapping_content(tmp_path):
     time.sleep(0.5)  # let both interpreters start and wait on the flag
     go.touch()
     results = [p.communicate(timeout=120) for p in procs]
-    for p, (_, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
     digests = [json.loads(o) for o, _ in results]
     assert digests[0][0] == digests[1][0] == b3(shared)
@@ -540,7 +540,7 @@ def test_pack_trailer_and_record_scan_agree(tmp_path):
     trailer = packs.read_trailer(path)
     assert trailer == list(packs.scan_records(path)) == w.entries
     blob = path.read_bytes()
-    for e, d in zip(trailer, datas):
+    for e, d in zip(trailer, datas, strict=True):
         assert e.digest == blake3.blake3(d).digest()
         assert codec.decode(e.codec, blob[e.offset : e.offset + e.stored_len], e.raw_len) == d
 

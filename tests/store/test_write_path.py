@@ -53,7 +53,8 @@ def add(store, path):
         lambda d: {**d, "encryption": "aes"},
         lambda d: [d],
     ],
-    ids=["format-99", "other-hash", "other-chunker", "pack-version-2", "lz4", "pack-size", "no-pack", "whole-file-limit", "unknown-part", "not-an-object"],
+    ids=["format-99", "other-hash", "other-chunker", "pack-version-2", "lz4", "pack-size", "no-pack",
+         "whole-file-limit", "unknown-part", "not-an-object"],
 )
 def test_every_part_of_the_format_is_checked_on_open(tmp_path, edit):
     LocalContentStore(tmp_path / "store").close()
@@ -175,14 +176,14 @@ def test_add_files_returns_refs_in_order_and_stores_every_byte(store, tmp_path):
     paths = make_files(tmp_path / "d", 300)
     big = tmp_path / "big.bin"
     big.write_bytes(random_bytes(3 * MiB, 99))
-    mixed = paths[:150] + [big] + paths[150:] + [paths[0]]
+    mixed = [*paths[:150], big, *paths[150:], paths[0]]
     seen: list[int] = []
     with store.session() as s:
         refs = s.add_files(mixed, progress=seen.append)
         s.commit()
     assert [r.digest for r in refs] == [b3(p.read_bytes()) for p in mixed]
     assert sum(seen) == sum(p.stat().st_size for p in mixed)
-    for p, r in zip(mixed, refs):
+    for p, r in zip(mixed, refs, strict=True):
         assert store.read_bytes(r.digest) == p.read_bytes()
 
 
@@ -224,7 +225,7 @@ def test_add_files_error_stops_at_the_bad_file_and_session_stays_usable(store, t
     paths = make_files(tmp_path / "d", 50)
     with store.session() as s:
         with pytest.raises(SourceFileNotFoundError, match="nope"):
-            s.add_files(paths[:20] + [tmp_path / "nope"] + paths[20:])
+            s.add_files([*paths[:20], tmp_path / "nope", *paths[20:]])
         ref = s.add_bytes(b"still usable")
         s.commit()
     assert store.has(ref.digest)
@@ -316,7 +317,8 @@ def test_staged_chunks_are_found_across_packs(tmp_path):
     try:
         digests = [os.urandom(32) for _ in range(5000)]
         for p in range(5):
-            staged.add(f"pack{p}", [PackEntry(d, 0, i, 10, 10) for i, d in enumerate(digests[p * 1000 : (p + 1) * 1000])])
+            page = digests[p * 1000 : (p + 1) * 1000]
+            staged.add(f"pack{p}", [PackEntry(d, 0, i, 10, 10) for i, d in enumerate(page)])
         others = [os.urandom(32) for _ in range(1000)]
         asked = digests[::7] + others
         assert staged.unknown(asked) == others

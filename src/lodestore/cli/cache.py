@@ -33,7 +33,8 @@ def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     limit = f"cap {human_size(cap)}" if cap is not None else "no cap"
     table(["digest", "size", "last used", "links"],
           [[e.digest[:16], human_size(e.size), _when(e.last_used), e.links] for e in items],
-          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))} ({limit}, $LODESTORE_CACHE_MAX_BYTES)")
+          title=f"cache: {len(items)} files, {human_size(sum(e.size for e in items))} "
+                f"({limit}, $LODESTORE_CACHE_MAX_BYTES)")
 
 
 @cache_app.command("cleanup")

@@ -109,7 +109,7 @@ def diff(
     if as_json:
         print_json(d.to_dict())
         return
-    for state, name in zip(d.states, (d.a, d.b)):
+    for state, name in zip(d.states, (d.a, d.b), strict=True):
         if state != "live":
             stdout.print(f"note: {name} is {state}", markup=False)
     stdout.print(f"{d.a} -> {d.b}: {d.summary()}", markup=False)

@@ -123,7 +123,7 @@ def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> t
             first[x.digest] = rest.pop()
         taken[i] = 1
         renamed.append((x, added[i]))
-    still_added = [x for x, t in zip(added, taken) if not t] if renamed else added
+    still_added = [x for x, t in zip(added, taken, strict=True) if not t] if renamed else added
     return renamed, still_removed, still_added
 
 

@@ -318,10 +318,10 @@ def _plan(repo: Repository, entries: list[ManifestEntry], target: Path, hardlink
     unless `overwrite`; a folder in the way always is (checkout clears it)."""
     check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in entries} - {""}), what)
     actions = _map(lambda e: _plan_one(target, e, hardlink, repo, what), entries)
-    conflicts = [e for e, a in zip(entries, actions) if a == CONFLICT]
+    conflicts = [e for e, a in zip(entries, actions, strict=True) if a == CONFLICT]
     if conflicts and not overwrite:
         _refuse_conflicts(conflicts, target, what)
-    return [e for e, a in zip(entries, actions) if a != KEEP]
+    return [e for e, a in zip(entries, actions, strict=True) if a != KEEP]
 
 
 def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,

@@ -80,7 +80,7 @@ class Service:
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None) -> Service:
-        return cls(Repository.open(root))
+        return cls(Repository.open(None if root is None else Path(root)))
 
     @property
     def root(self) -> Path:

@@ -71,8 +71,8 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                         if not follow_external_symlinks:
                             raise InvalidInputError(
                                 f"symlink {path} points outside {root} (to {target}); refusing to store bytes from "
-                                "outside the folder. Pass follow_external_symlinks=True (lode put --follow-external-symlinks) to "
-                                "store its target."
+                                "outside the folder. Pass follow_external_symlinks=True "
+                                "(lode put --follow-external-symlinks) to store its target."
                             )
                         ui.notice(f"warning: following symlink {escape(str(path))} -> {escape(str(target))} "
                                   f"(outside {escape(str(root))})")
