@@ -23,8 +23,10 @@ from lodestore.sdk.service import RetentionUpdate, Service
 class Api:
     """Read and manage the store outside a run. `project` is the default for references
     without one (``"animals:v1"``); if not given it is $LODESTORE_PROJECT, else the only
-    project in the store when there is exactly one (so the seed's
-    ``api.artifact_versions("dataset", "animals")`` works), else ``default``."""
+    project in the store when there is exactly one. A bare name another project holds
+    is found there when only one project has it (so the seeds' ``api.artifact(
+    "bike-dataset:latest")`` works as the store grows); held by several, the error
+    lists the candidates."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
         self._service = Service.open(root)
@@ -74,6 +76,9 @@ class Api:
     def artifact_versions(self, type_name: str, name: str, include_deleted: bool = False) -> list[Artifact]:
         """Every version of an artifact, oldest first (W&B's spelling: type first)."""
         ref = self._ref(name)
+        if "/" not in name.partition(":")[0]:  # a bare name: whichever project holds it (of this type)
+            ref = ArtifactRef(self._service.project_of(ref.name, self.default_project, type=type_name),
+                              ref.name, ref.selector)
         records = self._service.versions(ref.project, ref.name, include_deleted=include_deleted)
         out = [Artifact._from_record(self._service, r) for r in records]
         if out and out[0].type != type_name:

@@ -24,7 +24,7 @@ from lodestore import settings
 from lodestore.catalog.base import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
-from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
+from lodestore.names import DEFAULT_PROJECT, validate_name
 from lodestore.sdk import liveness, ui
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.liveness import STALE_AFTER, effective_state, pid_alive
@@ -276,7 +276,9 @@ class Run:
 
 
 def fetch_artifact(service: Service, ref: str, default_project: str | None = None) -> Artifact:
-    return Artifact._from_record(service, service.version(parse_ref(ref, default_project=default_project)))
+    """The version `ref` names; a bare name is looked for in `default_project` first, then
+    in the one project holding it (`Service.project_of`)."""
+    return Artifact._from_record(service, service.resolve(ref, preferred_project=default_project))
 
 
 def init(project: str | None = None, name: str | None = None, *, root: str | os.PathLike[str] | None = None,

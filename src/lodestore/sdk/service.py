@@ -32,7 +32,7 @@ from lodestore.catalog.base import (
 )
 from lodestore.errors import InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
-from lodestore.names import ArtifactRef, normalize_entry_path, parse_ref, validate_alias
+from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
 from lodestore.sdk import accounting, cache, download, lifecycle, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.draft import Draft
@@ -354,3 +354,30 @@ class Service:
 
     def cache_verify(self, fix: bool = False) -> list[tuple[cache.CacheEntry, str]]:
         return cache.verify(cache.cache_dir(self._repo), fix=fix)
+
+    # ================================================================== seeds (issue 15)
+    # Doors the seed documents' samples need: bare names across projects, sweeps as run
+    # groups, distributed drafts, references. Kept together so merges stay easy.
+    def project_of(self, name: str, preferred_project: str | None = None, type: str | None = None) -> str:
+        """The project holding the artifact `name` (a bare name): `preferred_project` (the
+        run's, $LODESTORE_PROJECT) if it has one, else the only project that has it (of
+        `type`, if given). Held by several: InvalidInputError listing each candidate. Held
+        by none: `preferred_project` (or ``default``), whose lookup then says what exists."""
+        holders = sorted({a.project for a in self.artifacts(name=name, type=type)})
+        if not holders or preferred_project in holders:
+            return preferred_project or DEFAULT_PROJECT
+        if len(holders) > 1:
+            shown = ", ".join(f"{p}/{name}" for p in holders)
+            raise InvalidInputError(f"artifact name {name!r} is ambiguous: {len(holders)} projects have it "
+                                    f"({shown}); name the project, e.g. {holders[0]}/{name}")
+        return holders[0]
+
+    def resolve(self, ref: str | ArtifactRef, preferred_project: str | None = None, *,
+                include_deleted: bool = False) -> VersionRecord:
+        """A version by reference, where a bare name (``bike-dataset:latest``) may live in
+        any project (`project_of`); ``project/name:v3`` is taken as written."""
+        if isinstance(ref, ArtifactRef) or "/" in ref.partition(":")[0]:
+            return self.version(ref, include_deleted=include_deleted)
+        bare = parse_ref(ref, default_project=preferred_project)
+        project = self.project_of(bare.name, preferred_project)
+        return self.version(ArtifactRef(project, bare.name, bare.selector), include_deleted=include_deleted)
