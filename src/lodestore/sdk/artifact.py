@@ -42,6 +42,7 @@ from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.public_run import PublicRun
 from lodestore.sdk.run_end import current_run
+from lodestore.sdk.runicorn import ArtifactManifest, ArtifactMetadata, ManifestFile
 from lodestore.sdk.service import Service
 from lodestore.sdk.walk import walk_files
 
@@ -324,9 +325,16 @@ class Artifact:
         held = self._record is not None and LATEST in self._record.aliases
         self._aliases = ([LATEST] if held else []) + wanted
 
-    def get_metadata(self) -> dict[str, Any]:
-        """Runicorn spelling: a copy of the metadata."""
-        return copy.deepcopy(self._metadata)
+    def get_metadata(self) -> ArtifactMetadata:
+        """Runicorn spelling: the metadata (a copy, `.metadata`) with the version's facts
+        (`.created_at`, `.size_bytes`, `.file_count`, ...); reads as the metadata dict too."""
+        record = self._record
+        state = "draft" if record is None else ("ready" if record.state == "live" else record.state)
+        return ArtifactMetadata(
+            name=self._name, type=self._type, version=self.version, project=self.project,
+            description=self.description, metadata=copy.deepcopy(self._metadata), tags=tuple(self._tags),
+            aliases=tuple(self._aliases), created_at=self.created_at, created_by=self.logged_by_run_id,
+            size_bytes=self.size, file_count=self.file_count, digest=self.digest, status=state)
 
     @property
     def logged_by_run_id(self) -> str | None:
@@ -387,9 +395,10 @@ class Artifact:
         service, record = self._door(), self._logged_record()
         return [ArtifactEntry(service, record, e) for e in service.entries(record)]
 
-    def get_manifest(self) -> dict[str, dict[str, Any]]:
-        """Runicorn spelling: {path: {"digest", "size"}}."""
-        return {e.path: {"digest": e.digest, "size": e.size} for e in self.files()}
+    def get_manifest(self) -> ArtifactManifest:
+        """Runicorn spelling: `.files` (each `.path`, `.size`, `.digest`) and
+        `.total_files`; reads as the dict {path: {"digest", "size"}} too."""
+        return ArtifactManifest(tuple(ManifestFile(e.path, e.size, e.digest) for e in self.files()))
 
     def get_entry(self, name: str) -> ArtifactEntry:
         service, record = self._door(), self._logged_record()
