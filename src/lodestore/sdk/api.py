@@ -18,6 +18,7 @@ from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.public_run import PublicRun
 from lodestore.sdk.run import fetch_artifact
 from lodestore.sdk.service import RetentionUpdate, Service
+from lodestore.sdk.sweep import Sweep, parse_sweep_path
 
 
 class Api:
@@ -115,6 +116,13 @@ class Api:
         if project is not None and "/" in project:  # W&B's "entity/project"
             project = project.rsplit("/", 1)[-1]
         return [self._run_view(r) for r in self._service.find_runs(project, filters, order, limit)]
+
+    def sweep(self, path: str) -> Sweep:
+        """W&B's ``api.sweep("<entity>/<project>/<sweep_id>")``: here a sweep is the runs of
+        one ``init(group=<sweep_id>)`` (sdk/sweep.py); `.runs` lists them."""
+        project, sweep_id = parse_sweep_path(path)
+        return Sweep(self._service, project or self._project or settings.project(), sweep_id,
+                     Artifact._from_record)
 
     def search(self, query: str, limit: int | None = None) -> list[Artifact]:
         """Versions matching a query, newest first: ``type=model metadata.val_acc>=0.9
