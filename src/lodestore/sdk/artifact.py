@@ -44,6 +44,8 @@ from lodestore.sdk.public_run import PublicRun
 from lodestore.sdk.run_end import current_run
 from lodestore.sdk.runicorn import ArtifactManifest, ArtifactMetadata, ManifestFile
 from lodestore.sdk.service import Service
+from lodestore.sdk.tables import PartitionedTable, Table
+from lodestore.sdk.tables import entry_name as table_entry
 from lodestore.sdk.walk import walk_files
 
 if TYPE_CHECKING:
@@ -216,6 +218,20 @@ class Artifact:
             raise SourceFileNotFoundError(f"no such file: {local}") from None
         if actual != size:
             raise FileChangedError(f"{local} has {actual} bytes, not the {size} given as size=")
+
+    def add(self, obj: Table | PartitionedTable, name: str) -> str:
+        """Add a `Table` (stored as Parquet, entry ``<name>.table.parquet``) or a
+        `PartitionedTable` (entry ``<name>.partitioned-table.json``) under `name`;
+        `get(name)` reads it back. Returns the entry's path."""
+        self._check_draft()
+        entry, data = table_entry(obj, name)
+        with self.new_file(entry, "wb") as f:
+            f.write(data)
+        return normalize_entry_path(entry)
+
+    def get(self, name: str) -> Table:
+        """The table added as `name` (a partitioned table: all its parts as one table)."""
+        return self._door().read_table(self._logged_record(), name)
 
     def add_metadata(self, metadata: dict[str, Any]) -> None:
         """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable.

@@ -39,10 +39,11 @@ from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.repository import Repository
+from lodestore.sdk.tables import PARTITIONED_SUFFIX, PREVIEW_ROWS, TABLE_SUFFIX, PartitionedTable, Table, table_name
 
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["ADOPT_HINT", "LATEST", "Draft", "LogResult", "RestoreResult", "RetentionUpdate", "Service", "Usage",
-           "VersionRecord", "parse_duration"]
+__all__ = ["ADOPT_HINT", "LATEST", "PREVIEW_ROWS", "Draft", "LogResult", "RestoreResult", "RetentionUpdate",
+           "Service", "Usage", "VersionRecord", "parse_duration"]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
@@ -381,3 +382,35 @@ class Service:
         bare = parse_ref(ref, default_project=preferred_project)
         project = self.project_of(bare.name, preferred_project)
         return self.version(ArtifactRef(project, bare.name, bare.selector), include_deleted=include_deleted)
+
+    def read_entry(self, version: VersionRecord, path: str) -> bytes:
+        """The bytes of one (small) file of a version, verified by the store on read."""
+        return self._repo.store.read_bytes(self.entry(version, path).digest)
+
+    def read_table(self, version: VersionRecord, name: str) -> Table:
+        """The table added as `name` (``artifact.add(table, name)``); a partitioned table
+        reads every part back as one (sdk/tables.py)."""
+        paths = [e.path for e in self.entries(version)]
+        if name + TABLE_SUFFIX in paths:
+            return Table.from_parquet(self.read_entry(version, name + TABLE_SUFFIX))
+        if name + PARTITIONED_SUFFIX in paths:
+            partitioned = PartitionedTable.from_json(self.read_entry(version, name + PARTITIONED_SUFFIX))
+            parts = partitioned.part_entries(paths)
+            return Table.concat([Table.from_parquet(self.read_entry(version, p)) for p in parts])
+        tables = sorted(n for p in paths if (n := table_name(p)) is not None)
+        raise NotFoundError(f"{version.qualified_name} has no table {name!r}"
+                            + (f" (tables: {', '.join(tables[:10])})" if tables else " (it holds no table)"))
+
+    def table_names(self, version: VersionRecord) -> list[str]:
+        """The tables of a version, by name; the parts of a partitioned table are left
+        out (they are read as that table)."""
+        paths = [e.path for e in self.entries(version)]
+        parts: set[str] = set()
+        for p in paths:
+            if p.endswith(PARTITIONED_SUFFIX):
+                parts.update(PartitionedTable.from_json(self.read_entry(version, p)).part_entries(paths))
+        return [n for p in paths if p not in parts and (n := table_name(p)) is not None]
+
+    @staticmethod
+    def is_table_entry(path: str) -> bool:
+        return table_name(path) is not None
