@@ -25,6 +25,8 @@ from lodestore.catalog.base import (
     LATEST,
     AliasEvent,
     ArtifactRecord,
+    DraftPart,
+    DraftRecord,
     HistoryRow,
     ManifestEntry,
     RunRecord,
@@ -33,8 +35,9 @@ from lodestore.catalog.base import (
 from lodestore.errors import InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
-from lodestore.sdk import accounting, cache, download, lifecycle, search
+from lodestore.sdk import accounting, cache, distributed, download, lifecycle, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
+from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.log_draft import LogResult, log_draft
@@ -42,8 +45,22 @@ from lodestore.sdk.repository import Repository
 from lodestore.sdk.tables import PARTITIONED_SUFFIX, PREVIEW_ROWS, TABLE_SUFFIX, PartitionedTable, Table, table_name
 
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["ADOPT_HINT", "LATEST", "PREVIEW_ROWS", "Draft", "LogResult", "RestoreResult", "RetentionUpdate",
-           "Service", "Usage", "VersionRecord", "parse_duration"]
+__all__ = [
+    "ADOPT_HINT",
+    "LATEST",
+    "PREVIEW_ROWS",
+    "Draft",
+    "DraftPart",
+    "DraftRecord",
+    "LogResult",
+    "PartResult",
+    "RestoreResult",
+    "RetentionUpdate",
+    "Service",
+    "Usage",
+    "VersionRecord",
+    "parse_duration",
+]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
@@ -414,3 +431,55 @@ class Service:
     @staticmethod
     def is_table_entry(path: str) -> bool:
         return table_name(path) is not None
+
+    # ------------------------------------------------------------------ distributed drafts (sdk/distributed.py)
+    def upsert_part(self, draft: Draft, project: str, distributed_id: str, part_id: str, run_id: str | None,
+                    ttl: Any = None, new_version: bool = False) -> PartResult:
+        """Add `draft`'s files as one part of the distributed draft `distributed_id` of
+        ``project/<draft.name>`` (opened if new): a re-sent part is a no-op."""
+        if not isinstance(distributed_id, str) or not distributed_id:
+            raise InvalidInputError(f"distributed_id must be a non-empty string, not {distributed_id!r}")
+        project = draft.project if draft.project is not None else project
+        record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
+                                               distributed.ttl_seconds(ttl), new_version=new_version)
+        added = add_part(self._repo, record.id, part_id, draft, run_id, ttl)
+        return PartResult(self._repo.catalog.get_draft(record.id), part_id, added)
+
+    def finish_draft(self, draft: Draft, project: str, distributed_id: str, run_id: str | None,
+                     aliases: Iterable[str] = (), expected_parts: Any = None, on_conflict: str = "error",
+                     ttl: Any = None) -> LogResult:
+        """Merge every part of the draft (and `draft`'s own files, as the last part) into
+        one version; see sdk/distributed.py for what is refused and why."""
+        project = draft.project if draft.project is not None else project
+        record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
+                                               distributed.ttl_seconds(ttl))
+        if draft.files or draft.metadata:
+            add_part(self._repo, record.id, distributed.FINISH_PART, draft, run_id, ttl)
+        return distributed.finish(self._repo, record, draft.description, aliases, run_id, expected_parts,
+                                  on_conflict, tags=draft.tags,
+                                  ttl_seconds=None if draft.ttl is None else int(draft.ttl.total_seconds()))
+
+    def drafts(self, project: str | None = None, name: str | None = None) -> list[DraftRecord]:
+        return self._repo.catalog.list_drafts(project, name)
+
+    def find_draft(self, which: str) -> DraftRecord:
+        """A draft by id (``12``) or ``project/name@distributed_id`` (the newest such)."""
+        if which.isdigit():
+            return self._repo.catalog.get_draft(int(which))
+        body, at, distributed_id = which.rpartition("@")
+        if not at or not distributed_id:
+            raise InvalidInputError(f"name a draft by its id or as project/name@distributed_id, not {which!r}")
+        ref = parse_ref(body)
+        found = self._repo.catalog.list_drafts(ref.project, ref.name)
+        match = [d for d in found if d.distributed_id == distributed_id]
+        if not match:
+            shown = ", ".join(d.qualified_name for d in found[:5]) or "none"
+            raise NotFoundError(f"no draft {which!r} (drafts of {ref.project}/{ref.name}: {shown})")
+        return match[0]
+
+    def draft_parts(self, draft: DraftRecord) -> list[DraftPart]:
+        return self._repo.catalog.draft_parts(draft.id)
+
+    def abort_draft(self, draft: DraftRecord) -> DraftRecord:
+        """Drop an unfinished draft: its parts are forgotten, their bytes go at the next gc."""
+        return self._repo.catalog.close_draft(draft.id, "aborted")
