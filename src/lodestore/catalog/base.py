@@ -31,6 +31,21 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
+class ReferenceEntry:
+    """A file a version names by URI without storing its bytes, with what identifies its
+    content: a digest ("blake3:…" computed, "sha256:…" as given), an S3/HTTP ETag (opaque),
+    an S3 version id, size and last-modified. None: not recorded (checksum=False)."""
+
+    path: str
+    uri: str
+    size: int | None = None
+    digest: str | None = None
+    etag: str | None = None
+    object_version: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
 class ArtifactRecord:
     id: int
     project: str
@@ -135,6 +150,7 @@ class NewVersion:
     aliases: list[str] = field(default_factory=list)  # besides "latest"
     run_id: str | None = None
     ttl_seconds: int | None = None
+    references: list[ReferenceEntry] = field(default_factory=list)  # no bytes stored (sdk/references.py)
 
 
 @dataclass(frozen=True)
@@ -465,3 +481,8 @@ class Catalog(abc.ABC):
     def draft_digests(self) -> set[str]:
         """File digests of open and sealed drafts not expired: gc keeps them, as it keeps
         `referenced_digests`."""
+
+    # --- reference entries (sql_manifests.py; issue 15) ----------------------------------
+    @abc.abstractmethod
+    def iter_references(self, version_id: int) -> list[ReferenceEntry]:
+        """The version's reference entries (committed with it: `NewVersion.references`), by path."""

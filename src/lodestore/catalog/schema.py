@@ -290,3 +290,19 @@ draft_files = Table(
     PrimaryKeyConstraint("draft_id", "part_id", "path"),
     Index(None, "digest"),
 )
+
+# Reference entries (migration 0005): files a version names by URI without storing their
+# bytes (s3://, file://, http(s)://), with what identifies their content.
+reference_entries = Table(
+    "reference_entries",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger),
+    Column("digest", DIGEST),  # "blake3:<hex>", "sha256:<hex>" as given, ...; None: not checksummed
+    Column("etag", String(256)),  # S3/HTTP ETag: an opaque change detector (a multipart ETag is no MD5)
+    Column("object_version", String(1024)),  # S3 version id
+    Column("last_modified", String(64)),
+    PrimaryKeyConstraint("version_id", "path"),
+)

@@ -43,6 +43,7 @@ from lodestore.catalog.base import (
     HistoryRow,
     ManifestEntry,
     NewVersion,
+    ReferenceEntry,
     RunRecord,
     VersionRecord,
 )
@@ -165,6 +166,9 @@ class SqlCatalog(Catalog):
 
     def diff_manifests(self, version_a: int, version_b: int) -> Diff:
         return self._manifests.diff_manifests(version_a, version_b)
+
+    def iter_references(self, version_id: int) -> list[ReferenceEntry]:
+        return self._manifests.iter_references(version_id)
 
     def referenced_digests(self, include_deleted: bool = True) -> set[str]:
         return self._manifests.referenced_digests(include_deleted)

@@ -193,11 +193,17 @@ def files(
     svc = context.service()
     art = svc.version(ref)
     entries = svc.entries(art)
+    refs = svc.references(art)
     if as_json:
-        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries])
+        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries]
+                   + [{"path": r.path, "size": r.size, "digest": r.digest, "reference": r.uri, "etag": r.etag,
+                       "object_version": r.object_version, "last_modified": r.last_modified} for r in refs])
         return
-    table(["path", "size", "digest"], [[e.path, human_size(e.size), e.digest[:16]] for e in entries],
-          title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}")
+    rows = [[e.path, human_size(e.size), e.digest[:16]] for e in entries]
+    rows += [[r.path, human_size(r.size), f"reference {r.uri}"] for r in refs]
+    table(["path", "size", "digest"], sorted(rows),
+          title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}"
+                + (f", {len(refs)} references (bytes not stored)" if refs else ""))
     if any(svc.is_table_entry(e.path) for e in entries):
         _table_previews(svc, art)
 

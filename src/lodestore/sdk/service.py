@@ -29,10 +29,11 @@ from lodestore.catalog.base import (
     DraftRecord,
     HistoryRow,
     ManifestEntry,
+    ReferenceEntry,
     RunRecord,
     VersionRecord,
 )
-from lodestore.errors import InvalidInputError, NotFoundError
+from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
 from lodestore.sdk import accounting, cache, distributed, download, lifecycle, search
@@ -40,7 +41,10 @@ from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.log_draft import LogResult, log_draft
+from lodestore.sdk.references import fetch as fetch_reference
+from lodestore.sdk.references import problem as reference_problem
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.tables import PARTITIONED_SUFFIX, PREVIEW_ROWS, TABLE_SUFFIX, PartitionedTable, Table, table_name
 
@@ -186,7 +190,10 @@ class Service:
         return download.checkout(self._repo, version, Path(root), hardlink=hardlink)
 
     def verify(self, version: VersionRecord, root: str | os.PathLike[str]) -> None:
-        download.verify(self._repo, version, Path(root))
+        """The folder matches the version (files and fetched references), and every
+        reference still names what was recorded (VerificationError listing each problem)."""
+        download.verify(self._repo, version, Path(root), also=[r.path for r in self.references(version)])
+        self.verify_references(version)
 
     # ------------------------------------------------------------------ aliases
     @staticmethod
@@ -483,3 +490,31 @@ class Service:
     def abort_draft(self, draft: DraftRecord) -> DraftRecord:
         """Drop an unfinished draft: its parts are forgotten, their bytes go at the next gc."""
         return self._repo.catalog.close_draft(draft.id, "aborted")
+
+    # ------------------------------------------------------------------ reference entries (sdk/references.py)
+    def references(self, version: VersionRecord) -> list[ReferenceEntry]:
+        return self._repo.catalog.iter_references(version.id)
+
+    def download_references(self, version: VersionRecord, root: str | os.PathLike[str],
+                            path_prefix: str | None = None) -> list[Path]:
+        """Fetch the version's references under `root`, each checked against what was
+        recorded (S3 pinned to its version id or ETag); a file already there with the
+        recorded size and digest is kept."""
+        written = []
+        for ref in self.references(version):
+            if path_prefix and not ref.path.startswith(path_prefix):
+                continue
+            dest = Path(root) / ref.path
+            if not (dest.is_file() and ref.digest and ref.digest.startswith("blake3:")
+                    and dest.stat().st_size == ref.size and file_digest(dest) == ref.digest[len("blake3:"):]):
+                fetch_reference(ref, dest)
+            written.append(dest)
+        return written
+
+    def verify_references(self, version: VersionRecord) -> None:
+        """VerificationError listing every reference that changed or vanished since it
+        was logged."""
+        problems = [p for ref in self.references(version) if (p := reference_problem(ref)) is not None]
+        if problems:
+            raise VerificationError(f"{version.qualified_name}: references no longer match:\n  "
+                                    + "\n  ".join(problems))
