@@ -84,10 +84,12 @@ class DraftStore:
                 raise ConflictError(f"draft {project}/{name}@{distributed_id} is of type {row.type!r}, not {type!r}")
             if row is not None and row.state in _LIVE and not _record(conn, row).expired(now):
                 return _record(conn, row)
-            new_id = conn.execute(insert(drafts).values(
+            inserted = conn.execute(insert(drafts).values(
                 project=project, name=name, type=type, distributed_id=distributed_id, state="open",
                 created_at=now, updated_at=now, expires_at=now + timedelta(seconds=ttl_seconds),
-            )).inserted_primary_key[0]
+            )).inserted_primary_key
+            assert inserted is not None
+            new_id = inserted[0]
             return _record(conn, _row(conn, new_id))
 
     def add_draft_part(self, draft_id: int, part: DraftPart, ttl_seconds: int) -> bool:

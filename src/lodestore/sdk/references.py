@@ -217,7 +217,7 @@ def fetch(ref: ReferenceEntry, dest: Path) -> None:
 
 
 def _copy(ref: ReferenceEntry, out: Any) -> tuple[int, dict[str, str]]:
-    hashers = {"blake3": blake3.blake3(), "sha256": hashlib.sha256()}
+    hashers: dict[str, Any] = {"blake3": blake3.blake3(), "sha256": hashlib.sha256()}
     size = 0
     for block in _read(ref):
         out.write(block)
