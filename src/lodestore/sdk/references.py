@@ -14,8 +14,9 @@ different bytes and `verify` can tell a reference that changed or vanished:
   reading anything; ``checksum=False`` records the URI only.
 
 A prefix or folder expands to one entry per object, at most `max_objects`. S3 needs
-boto3 (``pip install 'lodestore[s3]'``); the endpoint and credentials come from the
-usual AWS settings (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...).
+boto3 (``pip install 'lodestore[s3]'``), imported on the first s3:// operation (it costs
+~100 ms and ~20 MB that every `lode` command would pay otherwise); the endpoint and
+credentials come from the usual AWS settings (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``).
 """
 
 from __future__ import annotations
@@ -35,22 +36,25 @@ from lodestore.catalog.base import ManifestEntry, ReferenceEntry
 from lodestore.errors import FileChangedError, InvalidInputError, LodestoreError, NotFoundError
 from lodestore.names import normalize_entry_path, temp_name
 
-try:  # optional: the `s3` extra
-    import boto3
-    from botocore.exceptions import ClientError
-except ImportError:  # pragma: no cover - exercised only without the extra
-    boto3 = None
-    ClientError = Exception
-
 DEFAULT_MAX_OBJECTS = 10_000  # W&B's default bound on a prefix's expansion
 SCHEMES = ("s3", "file", "http", "https")
 BLOCK = 1 << 20
 
 
 def _s3() -> Any:
-    if boto3 is None:
-        raise LodestoreError("s3:// references need boto3: pip install 'lodestore[s3]'")
+    try:
+        import boto3  # noqa: PLC0415  (optional and heavy: imported on the first s3:// operation)
+    except ImportError:
+        raise LodestoreError("s3:// references need boto3: pip install 'lodestore[s3]'") from None
     return boto3.client("s3")
+
+
+def _client_error() -> type[Exception]:
+    """botocore's ClientError; an except clause evaluates this only once a call raised,
+    by which time boto3 (and so botocore) is imported."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415  (as _s3)
+
+    return ClientError
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -157,7 +161,7 @@ def _expand_s3(uri: str, limit: int) -> Iterator[tuple[str, ReferenceEntry]]:
         try:
             yield "", _s3_entry(uri, client.head_object(Bucket=bucket, Key=key))
             return
-        except ClientError as e:
+        except _client_error() as e:
             if _status(e) != 404:
                 raise LodestoreError(f"reference {uri!r}: {e}") from None
     prefix = key.rstrip("/") + "/" if key else ""
@@ -262,7 +266,7 @@ def _read_s3(ref: ReferenceEntry) -> Iterator[bytes]:
         pin["IfMatch"] = f'"{ref.etag}"'
     try:
         body = _s3().get_object(Bucket=bucket, Key=key, **pin)["Body"]
-    except ClientError as e:
+    except _client_error() as e:
         if _status(e) == 412:
             raise FileChangedError(f"reference {ref.path} ({ref.uri}) changed: its ETag is no longer "
                                    f"{ref.etag}") from None
@@ -311,7 +315,7 @@ def _check_s3_head(ref: ReferenceEntry) -> None:
     bucket, key = _split_s3(ref.uri)
     try:
         head = _s3().head_object(Bucket=bucket, Key=key)
-    except ClientError as e:
+    except _client_error() as e:
         if _status(e) in (404, 400):
             raise NotFoundError("no such object") from None
         raise LodestoreError(f"reference {ref.uri}: {e}") from None

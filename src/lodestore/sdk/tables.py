@@ -7,8 +7,10 @@ parts (the FAQ's Ray sample writes one part per writer into ``parts/``);
 ``artifact.get(name)`` reads every part back as one table, parts in natural order of
 their paths (``table_2`` before ``table_10``).
 
-Parquet needs pyarrow (``pip install 'lodestore[tables]'``); it is imported when this
-module loads, if installed, and a table operation without it says what to install.
+Parquet needs pyarrow (``pip install 'lodestore[tables]'``). It is imported on the first
+table operation, not with lodestore: importing it costs ~200 ms and ~30 MB, which every
+`lode` command and every store process would pay (tests/store measure both). Without
+it, a table operation says what to install.
 """
 
 from __future__ import annotations
@@ -20,13 +22,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lodestore.errors import InvalidInputError, LodestoreError
-
-try:  # optional: the `tables` extra
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-except ImportError:  # pragma: no cover - exercised only without the extra
-    pa = None
-    pq = None
 
 TABLE_SUFFIX = ".table.parquet"
 PARTITIONED_SUFFIX = ".partitioned-table.json"
@@ -40,10 +35,20 @@ class TablesUnavailableError(LodestoreError):
 
 
 def _arrow() -> Any:
-    if pa is None:
+    """The pyarrow module, imported on first use (see the module docstring)."""
+    try:
+        import pyarrow  # noqa: PLC0415  (optional and heavy: imported on the first table operation)
+    except ImportError:
         raise TablesUnavailableError("tables are stored as Parquet, which needs pyarrow: "
-                                     "pip install 'lodestore[tables]'")
-    return pa
+                                     "pip install 'lodestore[tables]'") from None
+    return pyarrow
+
+
+def _parquet() -> Any:
+    _arrow()
+    import pyarrow.parquet  # noqa: PLC0415  (as _arrow)
+
+    return pyarrow.parquet
 
 
 class Table:
@@ -91,13 +96,12 @@ class Table:
 
     def to_parquet(self) -> bytes:
         buf = io.BytesIO()
-        pq.write_table(self.to_arrow(), buf)  # `to_arrow` checked pyarrow is there
+        _parquet().write_table(self.to_arrow(), buf)
         return buf.getvalue()
 
     @classmethod
     def from_parquet(cls, data: bytes) -> Table:
-        _arrow()
-        arrow = pq.read_table(io.BytesIO(data))
+        arrow = _parquet().read_table(io.BytesIO(data))
         return cls(columns=arrow.column_names, data=[list(r.values()) for r in arrow.to_pylist()])
 
     @classmethod
