@@ -461,6 +461,7 @@ def test_runicorn_quick_start_features_and_queries(store, s3, capsys):
         Path("model.pth").write_bytes(b"w%d" % i)
         art = rn.Artifact("my-model", type="model")
         art.add_file("model.pth")
+        art.add_metadata({"val_acc": 0.9 + i / 100})
         run.log_artifact(art, aliases=["production"] if i == 2 else [])
     ns, printed = run_sample("""
         # Use latest version
@@ -493,9 +494,10 @@ def test_runicorn_quick_start_features_and_queries(store, s3, capsys):
         print(f"Files: {manifest.total_files}")
         for file in manifest.files:
             print(f"  {file.path} ({file.size} bytes)")
-    """.replace("metadata.metadata['val_acc']", "metadata.metadata.get('val_acc')"), run=run)
+    """, run=run)
     assert ns["model_file"].read_bytes() == b"w2" and Path("models/model.pth").read_bytes() == b"w2"
-    assert "Size: 2 bytes" in printed and "Files: 1" in printed and "  model.pth (2 bytes)" in printed
+    assert "Accuracy: 0.92" in printed and "Size: 2 bytes" in printed
+    assert "Files: 1" in printed and "  model.pth (2 bytes)" in printed
     rn.finish()
 
 
