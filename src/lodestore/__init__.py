@@ -7,6 +7,7 @@
         run.log_artifact(art, aliases=["best"])
 """
 
+from lodestore import data_types  # W&B's `wandb.data_types.PartitionedTable`
 from lodestore.errors import (
     ConflictError,
     CorruptionError,
@@ -23,6 +24,8 @@ from lodestore.errors import (
 from lodestore.sdk.api import Api
 from lodestore.sdk.artifact import Artifact, ArtifactEntry
 from lodestore.sdk.run import Run, current_run, init
+from lodestore.sdk.sweep import Sweep
+from lodestore.sdk.tables import PartitionedTable, Table
 
 __version__ = "0.1.0"
 
@@ -46,6 +49,7 @@ def finish(exit_code=None):
 
 __all__ = [
     "Api", "Artifact", "ArtifactEntry", "ConflictError", "CorruptionError", "FileChangedError", "ImmutableError",
-    "InvalidInputError", "InvalidNameError", "LodestoreError", "NotFoundError", "Run", "SourceFileNotFoundError",
-    "StoreFormatError", "VerificationError", "finish", "init", "log_artifact", "use_artifact",
+    "InvalidInputError", "InvalidNameError", "LodestoreError", "NotFoundError", "PartitionedTable", "Run",
+    "SourceFileNotFoundError", "StoreFormatError", "Sweep", "Table", "VerificationError", "data_types", "finish",
+    "init", "log_artifact", "use_artifact",
 ]

@@ -56,10 +56,10 @@ def test_default_project_rules(store: Path, make, monkeypatch: pytest.MonkeyPatc
         make(r, "animals", "dataset", {"a": "1"})
     api = lodestore.Api()
     assert api.default_project == "zoo" and api.artifact("animals:v0").qualified_name == "zoo/animals:v0"
-    with lodestore.init(project="lab") as r:  # a second project: no guessing any more
+    with lodestore.init(project="lab") as r:  # a second project holding the name: no guessing any more
         make(r, "animals", "dataset", {"a": "2"})
     assert api.default_project is None
-    with pytest.raises(lodestore.NotFoundError):
+    with pytest.raises(lodestore.InvalidInputError, match="ambiguous.*lab/animals, zoo/animals"):
         api.artifact("animals")
     monkeypatch.setenv("LODESTORE_PROJECT", "lab")
     assert api.artifact("animals").qualified_name == "lab/animals:v0"

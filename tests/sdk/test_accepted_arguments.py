@@ -59,19 +59,19 @@ def test_add_file_flags_must_be_booleans_and_logging_never_fills_the_cache(store
     assert not any(p.is_file() for p in (store / "cache").rglob("*"))  # as W&B's skip_cache=True, always
 
 
-def test_add_reference_checks_size_and_refuses_checksum_false(store: Path, tmp_path: Path) -> None:
+def test_add_reference_checks_size_and_records_without_storing(store: Path, tmp_path: Path) -> None:
+    """Changed by issue 15: a file:// reference no longer copies bytes into the store;
+    checksum=False records the URI only (W&B), size= is checked against the file."""
     src = tmp_path / "data.csv"
     src.write_text("a,b\n1,2\n")
     art = lodestore.Artifact("ref", type="dataset")
     with pytest.raises(FileChangedError, match="8 bytes, not the 9"):
         art.add_reference(src.as_uri(), size=9)
-    with pytest.raises(InvalidInputError, match="checksum=False"):
-        art.add_reference(src.as_uri(), checksum=False)
-    with pytest.raises(InvalidInputError, match="folder"):
-        art.add_reference(tmp_path.as_uri(), name="all", size=8)
-    assert art.file_count == 0
+    assert art.add_reference(src.as_uri(), name="loose.csv", checksum=False) == ["loose.csv"]
     art.add_reference(src.as_uri(), size=8)
-    assert _log(art).get_entry("data.csv").size == 8
+    logged = _log(art)
+    assert logged.file_count == 0  # no bytes stored
+    assert [(r.path, r.size) for r in logged.references()] == [("data.csv", 8), ("loose.csv", None)]
 
 
 def test_runs_per_page_is_checked(store: Path) -> None:

@@ -31,6 +31,21 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
+class ReferenceEntry:
+    """A file a version names by URI without storing its bytes, with what identifies its
+    content: a digest ("blake3:…" computed, "sha256:…" as given), an S3/HTTP ETag (opaque),
+    an S3 version id, size and last-modified. None: not recorded (checksum=False)."""
+
+    path: str
+    uri: str
+    size: int | None = None
+    digest: str | None = None
+    etag: str | None = None
+    object_version: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
 class ArtifactRecord:
     id: int
     project: str
@@ -135,6 +150,7 @@ class NewVersion:
     aliases: list[str] = field(default_factory=list)  # besides "latest"
     run_id: str | None = None
     ttl_seconds: int | None = None
+    references: list[ReferenceEntry] = field(default_factory=list)  # no bytes stored (sdk/references.py)
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,48 @@ class CatalogIdentity:
     instance_id: str
     generation: int
     has_versions: bool  # any version row, live, deleted or broken
+
+
+@dataclass(frozen=True)
+class DraftRecord:
+    """A distributed draft: one version being written by many processes, part by part
+    (`run.upsert_artifact`), until one `finish` merges the parts into a version."""
+
+    id: int
+    project: str
+    name: str
+    type: str
+    distributed_id: str
+    state: str  # "open" | "sealed" (being finished) | "finished" | "aborted"
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime  # an open draft past this is expired: no parts accepted, gc may sweep
+    version_id: int | None  # the version a finish made
+    part_count: int = 0
+    file_count: int = 0
+    size: int = 0
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.project}/{self.name}@{self.distributed_id}"
+
+    def expired(self, now: datetime) -> bool:
+        return self.state in ("open", "sealed") and self.expires_at <= now
+
+    def shown_state(self, now: datetime) -> str:
+        return "expired" if self.expired(now) else self.state
+
+
+@dataclass(frozen=True)
+class DraftPart:
+    """One writer's contribution to a draft, under its part id."""
+
+    part_id: str
+    digest: str  # of its entries: re-sending the same part is a no-op, other content a conflict
+    metadata: dict[str, Any]
+    run_id: str | None
+    added_at: datetime
+    entries: tuple[ManifestEntry, ...]
 
 
 # Called with (instance_id, generation) after each transaction that changed the set
@@ -382,3 +440,49 @@ class Catalog(abc.ABC):
     def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
         """(version id, file digest) of every version, soft-deleted ones included, whose
         manifest names one of these file digests (each pair once)."""
+
+    # --- distributed drafts (sql_drafts.py; issue 15) ------------------------------------
+    @abc.abstractmethod
+    def open_draft(self, project: str, name: str, type: str, distributed_id: str, ttl_seconds: int,
+                   new_version: bool = False) -> DraftRecord:
+        """The open draft of (project, name, distributed_id), created if there is none. If
+        the newest one is finished, aborted or expired, ConflictError saying so, unless
+        `new_version`: then a new draft is started. ConflictError if `type` differs."""
+
+    @abc.abstractmethod
+    def add_draft_part(self, draft_id: int, part: DraftPart, ttl_seconds: int) -> bool:
+        """Add a part; True if added, False if a part with this id and digest is there (a
+        re-send, a no-op in any state). ConflictError if the id holds other content, or the draft is not open
+        (sealed by a finish, finished, aborted, expired). Pushes `expires_at` to now+ttl."""
+
+    @abc.abstractmethod
+    def seal_draft(self, draft_id: int) -> list[DraftPart]:
+        """Close an open (or sealed, by a finisher that died) unexpired draft to new parts,
+        and return its parts sorted by part id; ConflictError otherwise."""
+
+    @abc.abstractmethod
+    def close_draft(self, draft_id: int, state: str, version_id: int | None = None) -> DraftRecord:
+        """Set the draft's state: "open" (a finish that refused: parts may come again),
+        "finished" (with the version made) or "aborted". ConflictError if it is finished
+        or aborted already."""
+
+    @abc.abstractmethod
+    def get_draft(self, draft_id: int) -> DraftRecord: ...
+
+    @abc.abstractmethod
+    def list_drafts(self, project: str | None = None, name: str | None = None) -> list[DraftRecord]:
+        """Every draft, newest first."""
+
+    @abc.abstractmethod
+    def draft_parts(self, draft_id: int) -> list[DraftPart]:
+        """Sorted by part id."""
+
+    @abc.abstractmethod
+    def draft_digests(self) -> set[str]:
+        """File digests of open and sealed drafts not expired: gc keeps them, as it keeps
+        `referenced_digests`."""
+
+    # --- reference entries (sql_manifests.py; issue 15) ----------------------------------
+    @abc.abstractmethod
+    def iter_references(self, version_id: int) -> list[ReferenceEntry]:
+        """The version's reference entries (committed with it: `NewVersion.references`), by path."""

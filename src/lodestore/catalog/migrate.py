@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # for the annotation only: importing alembic costs ~0.14 s (s
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take

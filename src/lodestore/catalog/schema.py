@@ -244,3 +244,65 @@ catalog_instance = Table(
     Column("instance_id", String(36), primary_key=True),
     Column("generation", BigInteger, nullable=False),
 )
+
+# Distributed drafts (migration 0004): one version written by many processes. Each part
+# (one writer's files, under a part id) is kept until `finish` merges every part into a
+# version; an open draft's files are kept alive against gc until it expires.
+DRAFT_STATES = ("open", "sealed", "finished", "aborted")
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("type", NAME, nullable=False),
+    Column("distributed_id", String(256), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
+    CheckConstraint("state IN ('open', 'sealed', 'finished', 'aborted')", name="state"),
+    Index(None, "project", "name", "distributed_id"),
+    Index(None, "state", "expires_at"),
+)
+
+draft_parts = Table(
+    "draft_parts",
+    metadata,
+    Column("draft_id", Integer, ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
+    Column("part_id", String(256), nullable=False),
+    Column("digest", DIGEST, nullable=False),  # of the part's files: same id, same digest, or a conflict
+    Column("metadata", JSON, nullable=False),
+    Column("run_id", String(128)),
+    Column("added_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("draft_id", "part_id"),
+)
+
+draft_files = Table(
+    "draft_files",
+    metadata,
+    Column("draft_id", Integer, ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
+    Column("part_id", String(256), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("digest", DIGEST, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("draft_id", "part_id", "path"),
+    Index(None, "digest"),
+)
+
+# Reference entries (migration 0005): files a version names by URI without storing their
+# bytes (s3://, file://, http(s)://), with what identifies their content.
+reference_entries = Table(
+    "reference_entries",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("path", PATH, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger),
+    Column("digest", DIGEST),  # "blake3:<hex>", "sha256:<hex>" as given, ...; None: not checksummed
+    Column("etag", String(256)),  # S3/HTTP ETag: an opaque change detector (a multipart ETag is no MD5)
+    Column("object_version", String(1024)),  # S3 version id
+    Column("last_modified", String(64)),
+    PrimaryKeyConstraint("version_id", "path"),
+)

@@ -13,6 +13,7 @@ collaborator        module                owns
 `AliasStore`        sql_aliases.py        aliases and their history
 `LifecycleStore`    sql_lifecycle.py      delete, restore, purge, broken; retention
 `RunStore`          sql_runs.py           runs, their inputs/outputs/history; lineage
+`DraftStore`        sql_drafts.py         distributed drafts: parts, seal, finish, abort
 ==================  ====================  =============================================
 
 Row lookups they share are plain functions of a connection (sql_lookups.py, sql_rows.py,
@@ -37,9 +38,12 @@ from lodestore.catalog.base import (
     Catalog,
     CatalogIdentity,
     CommitResult,
+    DraftPart,
+    DraftRecord,
     HistoryRow,
     ManifestEntry,
     NewVersion,
+    ReferenceEntry,
     RunRecord,
     VersionRecord,
 )
@@ -47,6 +51,7 @@ from lodestore.catalog.engine import create_engines
 from lodestore.catalog.migrate import ensure_schema
 from lodestore.catalog.sql_aliases import AliasStore
 from lodestore.catalog.sql_database import Database
+from lodestore.catalog.sql_drafts import DraftStore
 from lodestore.catalog.sql_identity import IdentityStore
 from lodestore.catalog.sql_lifecycle import LifecycleStore
 from lodestore.catalog.sql_manifests import ManifestStore
@@ -77,6 +82,7 @@ class SqlCatalog(Catalog):
         self._aliases = AliasStore(self.database)
         self._lifecycle = LifecycleStore(self.database, self._identity)
         self._runs = RunStore(self.database)
+        self._drafts = DraftStore(self.database)
 
     @classmethod
     def for_sqlite_file(cls, path: str | Path, **engine_kwargs: Any) -> SqlCatalog:
@@ -169,6 +175,9 @@ class SqlCatalog(Catalog):
     def diff_manifests(self, version_a: int, version_b: int) -> Diff:
         return self._manifests.diff_manifests(version_a, version_b)
 
+    def iter_references(self, version_id: int) -> list[ReferenceEntry]:
+        return self._manifests.iter_references(version_id)
+
     def referenced_digests(self, include_deleted: bool = True) -> set[str]:
         return self._manifests.referenced_digests(include_deleted)
 
@@ -257,3 +266,29 @@ class SqlCatalog(Catalog):
 
     def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
         return self._runs.lineage_hop(version_ids, direction)
+
+    # --- distributed drafts --------------------------------------------------------------
+    def open_draft(self, project: str, name: str, type: str, distributed_id: str, ttl_seconds: int,
+                   new_version: bool = False) -> DraftRecord:
+        return self._drafts.open_draft(project, name, type, distributed_id, ttl_seconds, new_version)
+
+    def add_draft_part(self, draft_id: int, part: DraftPart, ttl_seconds: int) -> bool:
+        return self._drafts.add_draft_part(draft_id, part, ttl_seconds)
+
+    def seal_draft(self, draft_id: int) -> list[DraftPart]:
+        return self._drafts.seal_draft(draft_id)
+
+    def close_draft(self, draft_id: int, state: str, version_id: int | None = None) -> DraftRecord:
+        return self._drafts.close_draft(draft_id, state, version_id)
+
+    def get_draft(self, draft_id: int) -> DraftRecord:
+        return self._drafts.get_draft(draft_id)
+
+    def list_drafts(self, project: str | None = None, name: str | None = None) -> list[DraftRecord]:
+        return self._drafts.list_drafts(project, name)
+
+    def draft_parts(self, draft_id: int) -> list[DraftPart]:
+        return self._drafts.draft_parts(draft_id)
+
+    def draft_digests(self) -> set[str]:
+        return self._drafts.draft_digests()

@@ -9,14 +9,22 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.base import ManifestEntry, ReferenceEntry
 from lodestore.catalog.diff_query import diff_entries
-from lodestore.catalog.schema import manifest_entries, versions
+from lodestore.catalog.schema import manifest_entries, reference_entries, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import load_version, version_row
 from lodestore.catalog.sql_rows import close_matches
 from lodestore.catalog.sql_values import ENTRY_PAGE, IN_BATCH, NOT_DELETED
 from lodestore.errors import ConflictError, NotFoundError
+
+
+def insert_references(conn: Connection, version_id: int, refs: list[ReferenceEntry]) -> None:
+    """Write a new version's reference entries inside the caller's transaction."""
+    if refs:
+        conn.execute(reference_entries.insert(), [
+            {"version_id": version_id, "path": r.path, "uri": r.uri, "size": r.size, "digest": r.digest,
+             "etag": r.etag, "object_version": r.object_version, "last_modified": r.last_modified} for r in refs])
 
 
 def insert_entries(conn: Connection, version_id: int, entries: list[ManifestEntry]) -> None:
@@ -130,3 +138,10 @@ class ManifestStore:
                     for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH])))]
         for r in rows:
             yield r[0], r[1]
+
+    def iter_references(self, version_id: int) -> list[ReferenceEntry]:
+        q = select(reference_entries).where(reference_entries.c.version_id == version_id) \
+            .order_by(reference_entries.c.path)
+        with self.db.reading() as conn:
+            return [ReferenceEntry(r.path, r.uri, r.size, r.digest, r.etag, r.object_version, r.last_modified)
+                    for r in conn.execute(q)]

@@ -26,7 +26,7 @@ from lodestore.catalog.sql_lookups import (
     resolve_selector,
     version_row,
 )
-from lodestore.catalog.sql_manifests import insert_entries
+from lodestore.catalog.sql_manifests import insert_entries, insert_references
 from lodestore.catalog.sql_rows import AnyRow, load_versions
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
@@ -116,6 +116,7 @@ class VersionStore:
                 created_at=now, created_by_run=new.run_id, state="live", ttl_seconds=new.ttl_seconds,
             )).inserted_primary_key[0]  # type: ignore[index]
             insert_entries(conn, vid, new.entries)
+            insert_references(conn, vid, new.references)
             if tags:
                 conn.execute(insert(version_tags), [{"version_id": vid, "tag": t} for t in tags])
             for alias in [LATEST, *wanted_aliases]:

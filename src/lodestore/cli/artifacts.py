@@ -15,7 +15,7 @@ from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import parse_json_object
 from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.service import Usage, VersionRecord, parse_duration
+from lodestore.sdk.service import PREVIEW_ROWS, Usage, VersionRecord, parse_duration
 
 
 def version_json(v: VersionRecord) -> dict:
@@ -193,8 +193,54 @@ def files(
     svc = context.service()
     art = svc.version(ref)
     entries = svc.entries(art)
+    refs = svc.references(art)
     if as_json:
-        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries])
+        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries]
+                   + [{"path": r.path, "size": r.size, "digest": r.digest, "reference": r.uri, "etag": r.etag,
+                       "object_version": r.object_version, "last_modified": r.last_modified} for r in refs])
         return
-    table(["path", "size", "digest"], [[e.path, human_size(e.size), e.digest[:16]] for e in entries],
-          title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}")
+    rows = [[e.path, human_size(e.size), e.digest[:16]] for e in entries]
+    rows += [[r.path, human_size(r.size), f"reference {r.uri}"] for r in refs]
+    table(["path", "size", "digest"], sorted(rows),
+          title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}"
+                + (f", {len(refs)} references (bytes not stored)" if refs else ""))
+    if any(svc.is_table_entry(e.path) for e in entries):
+        _table_previews(svc, art)
+
+
+def _table_previews(svc, version: VersionRecord, most: int = 3) -> None:
+    """The first rows of the version's tables (a partitioned table's parts as one, its
+    parts not again), up to `most` tables: what `lode show` prints for one."""
+    names = svc.table_names(version)
+    for name in names[:most]:
+        _print_table(svc, version, name, PREVIEW_ROWS)
+    if len(names) > most:
+        stdout.print(f"... and {len(names) - most} more table(s): lode show {version.qualified_name} NAME",
+                     markup=False)
+
+
+def _print_table(svc, version: VersionRecord, name: str, rows: int) -> None:
+    data = svc.read_table(version, name)
+    shown = data.preview(rows)
+    table(data.columns, shown, title=f"table {name}: {len(data)} rows" + (
+        f" (first {len(shown)})" if len(shown) < len(data) else ""))
+
+
+@app.command()
+def show(
+    ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
+    name: str = typer.Argument(..., help="Table name (as added with artifact.add(table, NAME))."),
+    rows: int = typer.Option(PREVIEW_ROWS, "--rows", "-r", min=1, help="How many rows to print."),
+    as_json: bool = typer.Option(False, "--json", help="Print {columns, rows, total_rows} as JSON."),
+) -> None:
+    """Print the first rows of a table stored in a version (a partitioned table's parts as one).
+
+    Example: lode show demo/parallel-artifact:latest distributed_table --rows 10
+    """
+    svc = context.service()
+    version = svc.version(ref)
+    if as_json:
+        data = svc.read_table(version, name)
+        print_json({"columns": data.columns, "rows": data.preview(rows), "total_rows": len(data)})
+        return
+    _print_table(svc, version, name, rows)

@@ -18,13 +18,16 @@ from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.public_run import PublicRun
 from lodestore.sdk.run import fetch_artifact
 from lodestore.sdk.service import RetentionUpdate, Service
+from lodestore.sdk.sweep import Sweep, parse_sweep_path
 
 
 class Api:
     """Read and manage the store outside a run. `project` is the default for references
     without one (``"animals:v1"``); if not given it is $LODESTORE_PROJECT, else the only
-    project in the store when there is exactly one (so the seed's
-    ``api.artifact_versions("dataset", "animals")`` works), else ``default``."""
+    project in the store when there is exactly one. A bare name another project holds
+    is found there when only one project has it (so the seeds' ``api.artifact(
+    "bike-dataset:latest")`` works as the store grows); held by several, the error
+    lists the candidates."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
         self._service = Service.open(root)
@@ -74,6 +77,9 @@ class Api:
     def artifact_versions(self, type_name: str, name: str, include_deleted: bool = False) -> list[Artifact]:
         """Every version of an artifact, oldest first (W&B's spelling: type first)."""
         ref = self._ref(name)
+        if "/" not in name.partition(":")[0]:  # a bare name: whichever project holds it (of this type)
+            ref = ArtifactRef(self._service.project_of(ref.name, self.default_project, type=type_name),
+                              ref.name, ref.selector)
         records = self._service.versions(ref.project, ref.name, include_deleted=include_deleted)
         out = [Artifact._from_record(self._service, r) for r in records]
         if out and out[0].type != type_name:
@@ -110,6 +116,13 @@ class Api:
         if project is not None and "/" in project:  # W&B's "entity/project"
             project = project.rsplit("/", 1)[-1]
         return [self._run_view(r) for r in self._service.find_runs(project, filters, order, limit)]
+
+    def sweep(self, path: str) -> Sweep:
+        """W&B's ``api.sweep("<entity>/<project>/<sweep_id>")``: here a sweep is the runs of
+        one ``init(group=<sweep_id>)`` (sdk/sweep.py); `.runs` lists them."""
+        project, sweep_id = parse_sweep_path(path)
+        return Sweep(self._service, project or self._project or settings.project(), sweep_id,
+                     Artifact._from_record)
 
     def search(self, query: str, limit: int | None = None) -> list[Artifact]:
         """Versions matching a query, newest first: ``type=model metadata.val_acc>=0.9

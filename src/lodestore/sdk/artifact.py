@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from lodestore import settings
-from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.base import LATEST, ReferenceEntry, VersionRecord
 from lodestore.config import checked_duration
 from lodestore.errors import (
     ConflictError,
-    FileChangedError,
     ImmutableError,
     InvalidInputError,
     SourceFileNotFoundError,
@@ -41,8 +40,12 @@ from lodestore.sdk.gitignore import gitignore_filter
 from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.public_run import PublicRun
+from lodestore.sdk.references import resolve as resolve_references
 from lodestore.sdk.run_end import current_run
+from lodestore.sdk.runicorn import ArtifactManifest, ArtifactMetadata, ManifestFile
 from lodestore.sdk.service import Service
+from lodestore.sdk.tables import PartitionedTable, Table
+from lodestore.sdk.tables import entry_name as table_entry
 from lodestore.sdk.walk import walk_files
 
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ class Artifact:
         self._ttl = None if ttl is None else checked_duration(
             ttl.total_seconds() if isinstance(ttl, timedelta) else ttl, "ttl")
         self._files = DraftFiles()
+        self._references: dict[str, ReferenceEntry] = {}
         # set once logged
         self._record: VersionRecord | None = None
         self._service: Service | None = None
@@ -180,41 +184,37 @@ class Artifact:
             raise InvalidInputError(f"new_file mode must be 'w', 'x', 'wb' or 'xb', not {mode!r}")
         return self._files.new_file(name, mode, encoding, self._name)
 
-    def add_reference(self, uri: str, name: str | None = None, checksum: bool = True,
-                      size: int | None = None) -> None:
-        """Reference a file by URI instead of copying it. Only ``file://`` URIs are read
-        today: their bytes are stored like add_file (remote schemes come with team mode),
-        so they are always checksummed: `checksum=False` (W&B: track the URI only) is
-        refused. A `size` given is checked against the file (FileChangedError if it
-        differs): the file is not the one the caller described."""
+    def add_reference(self, uri: str, name: str | None = None, checksum: bool | str = True,
+                      max_objects: int | None = None, size: int | None = None) -> list[str]:
+        """Name files by URI without storing their bytes (``s3://``, ``file://``,
+        ``http(s)://``): what identifies each one is recorded now (S3 ETag and version id,
+        size, last-modified; a file's BLAKE3; an HTTP body's BLAKE3 and ETag), a prefix or
+        folder becoming one entry per object (at most `max_objects`, default 10,000).
+        `checksum="sha256:…"` (Runicorn) records that digest and `size` without reading
+        anything; `checksum=False` records the URI only. `download()` fetches them,
+        refusing changed content; `verify()` reports changed or vanished ones
+        (sdk/references.py). Returns the entry paths."""
         self._check_draft()
-        if not isinstance(checksum, bool):
-            raise InvalidInputError(f"add_reference checksum= takes True or False, not {checksum!r}")
-        if not checksum:
-            raise InvalidInputError("add_reference(checksum=False) is not supported: a file:// reference's bytes "
-                                    "are stored, so they are always checksummed")
-        if not uri.startswith("file://"):
-            raise InvalidInputError(f"reference {uri!r}: only file:// references are supported in a local store")
-        local = Path(uri[len("file://"):])
-        if size is not None:
-            self._check_reference_size(local, size)
-        if local.is_dir():
-            self.add_dir(local, name=name)
-        else:
-            self.add_file(local, name=name)
+        refs = resolve_references(uri, name, checksum, max_objects, size)
+        for ref in refs:
+            if ref.path in self._files.pending or ref.path in self._references:
+                raise ConflictError(f"artifact {self._name!r} already has an entry named {ref.path!r}")
+        self._references.update((r.path, r) for r in refs)
+        return [r.path for r in refs]
 
-    @staticmethod
-    def _check_reference_size(local: Path, size: int) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise InvalidInputError(f"add_reference size= must be a byte count >= 0, not {size!r}")
-        if local.is_dir():
-            raise InvalidInputError(f"add_reference size= describes one file, and {local} is a folder")
-        try:
-            actual = local.stat().st_size
-        except FileNotFoundError:
-            raise SourceFileNotFoundError(f"no such file: {local}") from None
-        if actual != size:
-            raise FileChangedError(f"{local} has {actual} bytes, not the {size} given as size=")
+    def add(self, obj: Table | PartitionedTable, name: str) -> str:
+        """Add a `Table` (stored as Parquet, entry ``<name>.table.parquet``) or a
+        `PartitionedTable` (entry ``<name>.partitioned-table.json``) under `name`;
+        `get(name)` reads it back. Returns the entry's path."""
+        self._check_draft()
+        entry, data = table_entry(obj, name)
+        with self.new_file(entry, "wb") as f:
+            f.write(data)
+        return normalize_entry_path(entry)
+
+    def get(self, name: str) -> Table:
+        """The table added as `name` (a partitioned table: all its parts as one table)."""
+        return self._door().read_table(self._logged_record(), name)
 
     def add_metadata(self, metadata: dict[str, Any]) -> None:
         """Merge keys into the metadata (Runicorn spelling); values must be JSON-serialisable.
@@ -324,9 +324,16 @@ class Artifact:
         held = self._record is not None and LATEST in self._record.aliases
         self._aliases = ([LATEST] if held else []) + wanted
 
-    def get_metadata(self) -> dict[str, Any]:
-        """Runicorn spelling: a copy of the metadata."""
-        return copy.deepcopy(self._metadata)
+    def get_metadata(self) -> ArtifactMetadata:
+        """Runicorn spelling: the metadata (a copy, `.metadata`) with the version's facts
+        (`.created_at`, `.size_bytes`, `.file_count`, ...); reads as the metadata dict too."""
+        record = self._record
+        state = "draft" if record is None else ("ready" if record.state == "live" else record.state)
+        return ArtifactMetadata(
+            name=self._name, type=self._type, version=self.version, project=self.project,
+            description=self.description, metadata=copy.deepcopy(self._metadata), tags=tuple(self._tags),
+            aliases=tuple(self._aliases), created_at=self.created_at, created_by=self.logged_by_run_id,
+            size_bytes=self.size, file_count=self.file_count, digest=self.digest, status=state)
 
     @property
     def logged_by_run_id(self) -> str | None:
@@ -339,7 +346,7 @@ class Artifact:
         self._check_draft()
         return Draft(name=self._name, type=self._type, project=self._project, description=self.description,
                      metadata=self._metadata, tags=list(self._tags), ttl=self._ttl, files=self._files.pending,
-                     open_files=self._files.still_open())
+                     open_files=self._files.still_open(), references=self._references)
 
     def _log_through(self, service: Service, project: str, aliases: Iterable[str], run_id: str | None) -> bool:
         """Log this draft through `service` and become the version it made (or found).
@@ -367,7 +374,7 @@ class Artifact:
     @classmethod
     def _from_record(cls, where: Service | Repository, record: VersionRecord) -> Artifact:
         art = cls.__new__(cls)
-        art._files, art._ttl = DraftFiles(), None
+        art._files, art._ttl, art._references = DraftFiles(), None, {}
         art._bind(Service.of(where), record)
         return art
 
@@ -387,9 +394,18 @@ class Artifact:
         service, record = self._door(), self._logged_record()
         return [ArtifactEntry(service, record, e) for e in service.entries(record)]
 
-    def get_manifest(self) -> dict[str, dict[str, Any]]:
-        """Runicorn spelling: {path: {"digest", "size"}}."""
-        return {e.path: {"digest": e.digest, "size": e.size} for e in self.files()}
+    def get_manifest(self) -> ArtifactManifest:
+        """Runicorn spelling: `.files` (each `.path`, `.size`, `.digest`) and
+        `.total_files`; reads as the dict {path: {"digest", "size"}} too."""
+        service, record = self._door(), self._logged_record()
+        files = [ManifestFile(e.path, e.size, e.digest) for e in self.files()]
+        files += [ManifestFile(r.path, r.size or 0, r.digest or r.etag or "", r.uri)
+                  for r in service.references(record)]
+        return ArtifactManifest(tuple(sorted(files, key=lambda f: f.path)))
+
+    def references(self) -> list[ReferenceEntry]:
+        """The version's reference entries (no bytes stored; see add_reference)."""
+        return self._door().references(self._logged_record())
 
     def get_entry(self, name: str) -> ArtifactEntry:
         service, record = self._door(), self._logged_record()
@@ -415,8 +431,10 @@ class Artifact:
         service, record = self._door(), self._logged_record()
         if root is not None and target_dir is not None and Path(root) != Path(target_dir):
             raise InvalidInputError("pass root= or target_dir=, not both")
-        return service.download(record, self._target(root if root is not None else target_dir),
-                                hardlink=hardlink, overwrite=overwrite, path_prefix=path_prefix)
+        folder = service.download(record, self._target(root if root is not None else target_dir),
+                                  hardlink=hardlink, overwrite=overwrite, path_prefix=path_prefix)
+        service.download_references(record, folder, path_prefix=path_prefix)
+        return folder
 
     def checkout(self, root: str | os.PathLike[str] | None = None, hardlink: bool = False) -> Path:
         """Make `root` match the version exactly: delete what is not in it (files, folders

@@ -7,6 +7,7 @@ A broken version (its bytes lost) serves nothing, refused before anything is wri
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,13 +60,14 @@ def checkout(repo: Repository, version: VersionRecord, target: Path, hardlink: b
     return download(repo, version, target, hardlink=hardlink, overwrite=True)
 
 
-def verify(repo: Repository, version: VersionRecord, target: Path) -> None:
+def verify(repo: Repository, version: VersionRecord, target: Path, also: Iterable[str] = ()) -> None:
     """Raise VerificationError listing every file under `target` that is missing,
-    modified, or not part of the version."""
+    modified, or not part of the version (`also`: paths of it checked elsewhere, its
+    references)."""
     if not target.is_dir():
         raise VerificationError(f"{target} does not exist or is not a folder")
     problems: list[str] = []
-    seen: set[str] = {INCOMPLETE_MARKER}
+    seen: set[str] = {INCOMPLETE_MARKER, *also}
     if (target / INCOMPLETE_MARKER).exists():
         problems.append(f"incomplete: a download into this folder stopped part-way ({INCOMPLETE_MARKER})")
     for e in repo.catalog.iter_entries(version.id):

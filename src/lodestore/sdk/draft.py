@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from lodestore.catalog.base import VersionRecord
+from lodestore.catalog.base import ReferenceEntry, VersionRecord
 from lodestore.errors import ConflictError, NotFoundError
 from lodestore.names import normalize_entry_path
 from lodestore.sdk import ui
@@ -111,6 +111,7 @@ class Draft:
     ttl: timedelta | None
     files: dict[str, PendingFile]
     open_files: list[str] = field(default_factory=list)  # new_file handles not closed yet
+    references: dict[str, ReferenceEntry] = field(default_factory=dict)  # path -> no bytes stored
 
 
 def plain_entry(entry: str) -> bool:
@@ -145,7 +146,7 @@ def patterns(patterns: str | Iterable[str] | None) -> list[str]:
     return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
-def check_no_file_folder_clash(pending: dict[str, PendingFile]) -> None:
+def check_no_file_folder_clash(pending: dict[str, Any]) -> None:
     """`a` and `a/b` cannot both be entries: no folder can hold them once downloaded."""
     for path in pending:
         parts = path.split("/")

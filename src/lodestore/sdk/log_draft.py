@@ -21,6 +21,7 @@ from lodestore.names import case_collisions, validate_alias
 from lodestore.sdk import ui
 from lodestore.sdk.draft import Draft, check_no_file_folder_clash, identical_notice, leave_out_the_store
 from lodestore.sdk.manifest import manifest_digest
+from lodestore.sdk.references import digest_line
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def wanted_aliases(aliases: Iterable[str]) -> list[str]:
 
 def check_loggable(draft: Draft) -> None:
     """Refuse entries no folder can hold; warn of names a case-insensitive disk mixes up."""
-    check_no_file_folder_clash(draft.files)
+    check_no_file_folder_clash({**draft.files, **dict.fromkeys(draft.references)})
     if clashes := case_collisions(list(draft.files)):
         ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
                   "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
@@ -98,9 +99,11 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
         session.commit()
         pause_point("log-before-catalog-commit")
         # Still inside the session (see the module docstring).
+        references = sorted(draft.references.values(), key=lambda r: r.path)
         result = repo.catalog.commit_version(NewVersion(
-            project=project, name=draft.name, type=draft.type, entries=entries,
-            digest=manifest_digest(entries), description=draft.description, metadata=metadata,
+            project=project, name=draft.name, type=draft.type, entries=entries, references=references,
+            digest=manifest_digest(entries + [digest_line(r) for r in references]),
+            description=draft.description, metadata=metadata,
             tags=list(draft.tags), aliases=wanted, run_id=run_id,
             ttl_seconds=int(draft.ttl.total_seconds()) if draft.ttl is not None else None,
         ))

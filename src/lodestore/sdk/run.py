@@ -17,6 +17,7 @@ import string
 import sys
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from lodestore import settings
 from lodestore.catalog.base import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
-from lodestore.names import DEFAULT_PROJECT, parse_ref, validate_name
+from lodestore.names import DEFAULT_PROJECT, validate_name
 from lodestore.sdk import liveness, ui
 from lodestore.sdk.artifact import Artifact
 from lodestore.sdk.liveness import STALE_AFTER, effective_state, pid_alive
@@ -220,6 +221,43 @@ class Run:
         artifact._log_through(self._service, self.project, aliases or [], self.id)
         return artifact
 
+    def upsert_artifact(self, artifact: Artifact, distributed_id: str | None = None, part_id: str | None = None,
+                        new_version: bool = False, ttl: timedelta | float | None = None) -> Artifact:
+        """Add this run's files to the one version many runs write together (W&B's spelling;
+        sdk/distributed.py). `distributed_id` names that version's draft (default: the
+        run's group); `part_id` names this contribution (default: the run id): re-sending
+        the same files under it is a no-op, other files under it a conflict. The draft's
+        bytes stay alive until `ttl` (default 7 days) after its last part. After
+        `finish_artifact`, upserts fail unless `new_version=True` starts the next version.
+        Returns `artifact` (still a draft: the version exists once finished)."""
+        self._check_running()
+        self._service.upsert_part(artifact.draft, self.project, self._distributed_id(distributed_id),
+                                  part_id if part_id is not None else self.id, self.id, ttl=ttl,
+                                  new_version=new_version)
+        return artifact
+
+    def finish_artifact(self, artifact: Artifact, distributed_id: str | None = None,
+                        aliases: list[str] | None = None, expected_parts: int | list[str] | None = None,
+                        on_conflict: str = "error") -> Artifact:
+        """Merge every upserted part (and `artifact`'s own files) into one version and
+        return it; parts sent afterwards are refused. `expected_parts` (a count, or the
+        part ids) refuses to finish while parts are missing; the same path with two
+        contents is refused listing each, unless `on_conflict` is "last" or "first"."""
+        self._check_running()
+        result = self._service.finish_draft(artifact.draft, self.project, self._distributed_id(distributed_id),
+                                            self.id, aliases or [], expected_parts, on_conflict)
+        artifact._bind(self._service, result.version)
+        artifact._files.discard()
+        return artifact
+
+    def _distributed_id(self, given: str | None) -> str:
+        if given is not None:
+            return given
+        if self.group is None:
+            raise InvalidInputError("upsert_artifact/finish_artifact need distributed_id=..., or a run started "
+                                    "with init(group=...) (the group names the shared version)")
+        return self.group
+
     def use_artifact(self, artifact_or_name: str | Artifact, type: str | None = None,
                      aliases: list[str] | None = None) -> Artifact:
         """Fetch a logged version by reference (``animals:latest``, ``zoo/animals:v0``)
@@ -276,7 +314,9 @@ class Run:
 
 
 def fetch_artifact(service: Service, ref: str, default_project: str | None = None) -> Artifact:
-    return Artifact._from_record(service, service.version(parse_ref(ref, default_project=default_project)))
+    """The version `ref` names; a bare name is looked for in `default_project` first, then
+    in the one project holding it (`Service.project_of`)."""
+    return Artifact._from_record(service, service.resolve(ref, preferred_project=default_project))
 
 
 def init(project: str | None = None, name: str | None = None, *, root: str | os.PathLike[str] | None = None,

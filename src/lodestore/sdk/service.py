@@ -25,25 +25,47 @@ from lodestore.catalog.base import (
     LATEST,
     AliasEvent,
     ArtifactRecord,
+    DraftPart,
+    DraftRecord,
     HistoryRow,
     ManifestEntry,
+    ReferenceEntry,
     RunRecord,
     VersionRecord,
 )
-from lodestore.errors import InvalidInputError, NotFoundError
+from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
-from lodestore.names import ArtifactRef, normalize_entry_path, parse_ref, validate_alias
-from lodestore.sdk import accounting, cache, download, lifecycle, search
+from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
+from lodestore.sdk import accounting, cache, distributed, download, lifecycle, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
+from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.log_draft import LogResult, log_draft
+from lodestore.sdk.references import fetch as fetch_reference
+from lodestore.sdk.references import problem as reference_problem
 from lodestore.sdk.repository import Repository
+from lodestore.sdk.tables import PARTITIONED_SUFFIX, PREVIEW_ROWS, TABLE_SUFFIX, PartitionedTable, Table, table_name
 from lodestore.store.base import GcPlan
 
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["ADOPT_HINT", "LATEST", "Draft", "LogResult", "RestoreResult", "RetentionUpdate", "Service", "Usage",
-           "VersionRecord", "parse_duration"]
+__all__ = [
+    "ADOPT_HINT",
+    "LATEST",
+    "PREVIEW_ROWS",
+    "Draft",
+    "DraftPart",
+    "DraftRecord",
+    "LogResult",
+    "PartResult",
+    "RestoreResult",
+    "RetentionUpdate",
+    "Service",
+    "Usage",
+    "VersionRecord",
+    "parse_duration",
+]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
@@ -169,7 +191,10 @@ class Service:
         return download.checkout(self._repo, version, Path(root), hardlink=hardlink)
 
     def verify(self, version: VersionRecord, root: str | os.PathLike[str]) -> None:
-        download.verify(self._repo, version, Path(root))
+        """The folder matches the version (files and fetched references), and every
+        reference still names what was recorded (VerificationError listing each problem)."""
+        download.verify(self._repo, version, Path(root), also=[r.path for r in self.references(version)])
+        self.verify_references(version)
 
     # ------------------------------------------------------------------ aliases
     @staticmethod
@@ -355,3 +380,142 @@ class Service:
 
     def cache_verify(self, fix: bool = False) -> list[tuple[cache.CacheEntry, str]]:
         return cache.verify(cache.cache_dir(self._repo), fix=fix)
+
+    # ================================================================== seeds (issue 15)
+    # Doors the seed documents' samples need: bare names across projects, sweeps as run
+    # groups, distributed drafts, references. Kept together so merges stay easy.
+    def project_of(self, name: str, preferred_project: str | None = None, type: str | None = None) -> str:
+        """The project holding the artifact `name` (a bare name): `preferred_project` (the
+        run's, $LODESTORE_PROJECT) if it has one, else the only project that has it (of
+        `type`, if given). Held by several: InvalidInputError listing each candidate. Held
+        by none: `preferred_project` (or ``default``), whose lookup then says what exists."""
+        holders = sorted({a.project for a in self.artifacts(name=name, type=type)})
+        if not holders or preferred_project in holders:
+            return preferred_project or DEFAULT_PROJECT
+        if len(holders) > 1:
+            shown = ", ".join(f"{p}/{name}" for p in holders)
+            raise InvalidInputError(f"artifact name {name!r} is ambiguous: {len(holders)} projects have it "
+                                    f"({shown}); name the project, e.g. {holders[0]}/{name}")
+        return holders[0]
+
+    def resolve(self, ref: str | ArtifactRef, preferred_project: str | None = None, *,
+                include_deleted: bool = False) -> VersionRecord:
+        """A version by reference, where a bare name (``bike-dataset:latest``) may live in
+        any project (`project_of`); ``project/name:v3`` is taken as written."""
+        if isinstance(ref, ArtifactRef) or "/" in ref.partition(":")[0]:
+            return self.version(ref, include_deleted=include_deleted)
+        bare = parse_ref(ref, default_project=preferred_project)
+        project = self.project_of(bare.name, preferred_project)
+        return self.version(ArtifactRef(project, bare.name, bare.selector), include_deleted=include_deleted)
+
+    def read_entry(self, version: VersionRecord, path: str) -> bytes:
+        """The bytes of one (small) file of a version, verified by the store on read."""
+        return self._repo.store.read_bytes(self.entry(version, path).digest)
+
+    def read_table(self, version: VersionRecord, name: str) -> Table:
+        """The table added as `name` (``artifact.add(table, name)``); a partitioned table
+        reads every part back as one (sdk/tables.py)."""
+        paths = [e.path for e in self.entries(version)]
+        if name + TABLE_SUFFIX in paths:
+            return Table.from_parquet(self.read_entry(version, name + TABLE_SUFFIX))
+        if name + PARTITIONED_SUFFIX in paths:
+            partitioned = PartitionedTable.from_json(self.read_entry(version, name + PARTITIONED_SUFFIX))
+            parts = partitioned.part_entries(paths)
+            return Table.concat([Table.from_parquet(self.read_entry(version, p)) for p in parts])
+        tables = sorted(n for p in paths if (n := table_name(p)) is not None)
+        raise NotFoundError(f"{version.qualified_name} has no table {name!r}"
+                            + (f" (tables: {', '.join(tables[:10])})" if tables else " (it holds no table)"))
+
+    def table_names(self, version: VersionRecord) -> list[str]:
+        """The tables of a version, by name; the parts of a partitioned table are left
+        out (they are read as that table)."""
+        paths = [e.path for e in self.entries(version)]
+        parts: set[str] = set()
+        for p in paths:
+            if p.endswith(PARTITIONED_SUFFIX):
+                parts.update(PartitionedTable.from_json(self.read_entry(version, p)).part_entries(paths))
+        return [n for p in paths if p not in parts and (n := table_name(p)) is not None]
+
+    @staticmethod
+    def is_table_entry(path: str) -> bool:
+        return table_name(path) is not None
+
+    # ------------------------------------------------------------------ distributed drafts (sdk/distributed.py)
+    def upsert_part(self, draft: Draft, project: str, distributed_id: str, part_id: str, run_id: str | None,
+                    ttl: Any = None, new_version: bool = False) -> PartResult:
+        """Add `draft`'s files as one part of the distributed draft `distributed_id` of
+        ``project/<draft.name>`` (opened if new): a re-sent part is a no-op."""
+        if not isinstance(distributed_id, str) or not distributed_id:
+            raise InvalidInputError(f"distributed_id must be a non-empty string, not {distributed_id!r}")
+        project = draft.project if draft.project is not None else project
+        record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
+                                               distributed.ttl_seconds(ttl), new_version=new_version)
+        added = add_part(self._repo, record.id, part_id, draft, run_id, ttl)
+        return PartResult(self._repo.catalog.get_draft(record.id), part_id, added)
+
+    def finish_draft(self, draft: Draft, project: str, distributed_id: str, run_id: str | None,
+                     aliases: Iterable[str] = (), expected_parts: Any = None, on_conflict: str = "error",
+                     ttl: Any = None) -> LogResult:
+        """Merge every part of the draft (and `draft`'s own files, as the last part) into
+        one version; see sdk/distributed.py for what is refused and why."""
+        project = draft.project if draft.project is not None else project
+        record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
+                                               distributed.ttl_seconds(ttl))
+        if draft.files or draft.metadata:
+            add_part(self._repo, record.id, distributed.FINISH_PART, draft, run_id, ttl)
+        return distributed.finish(self._repo, record, draft.description, aliases, run_id, expected_parts,
+                                  on_conflict, tags=draft.tags,
+                                  ttl_seconds=None if draft.ttl is None else int(draft.ttl.total_seconds()))
+
+    def drafts(self, project: str | None = None, name: str | None = None) -> list[DraftRecord]:
+        return self._repo.catalog.list_drafts(project, name)
+
+    def find_draft(self, which: str) -> DraftRecord:
+        """A draft by id (``12``) or ``project/name@distributed_id`` (the newest such)."""
+        if which.isdigit():
+            return self._repo.catalog.get_draft(int(which))
+        body, at, distributed_id = which.rpartition("@")
+        if not at or not distributed_id:
+            raise InvalidInputError(f"name a draft by its id or as project/name@distributed_id, not {which!r}")
+        ref = parse_ref(body)
+        found = self._repo.catalog.list_drafts(ref.project, ref.name)
+        match = [d for d in found if d.distributed_id == distributed_id]
+        if not match:
+            shown = ", ".join(d.qualified_name for d in found[:5]) or "none"
+            raise NotFoundError(f"no draft {which!r} (drafts of {ref.project}/{ref.name}: {shown})")
+        return match[0]
+
+    def draft_parts(self, draft: DraftRecord) -> list[DraftPart]:
+        return self._repo.catalog.draft_parts(draft.id)
+
+    def abort_draft(self, draft: DraftRecord) -> DraftRecord:
+        """Drop an unfinished draft: its parts are forgotten, their bytes go at the next gc."""
+        return self._repo.catalog.close_draft(draft.id, "aborted")
+
+    # ------------------------------------------------------------------ reference entries (sdk/references.py)
+    def references(self, version: VersionRecord) -> list[ReferenceEntry]:
+        return self._repo.catalog.iter_references(version.id)
+
+    def download_references(self, version: VersionRecord, root: str | os.PathLike[str],
+                            path_prefix: str | None = None) -> list[Path]:
+        """Fetch the version's references under `root`, each checked against what was
+        recorded (S3 pinned to its version id or ETag); a file already there with the
+        recorded size and digest is kept."""
+        written = []
+        for ref in self.references(version):
+            if path_prefix and not ref.path.startswith(path_prefix):
+                continue
+            dest = Path(root) / ref.path
+            if not (dest.is_file() and ref.digest and ref.digest.startswith("blake3:")
+                    and dest.stat().st_size == ref.size and file_digest(dest) == ref.digest[len("blake3:"):]):
+                fetch_reference(ref, dest)
+            written.append(dest)
+        return written
+
+    def verify_references(self, version: VersionRecord) -> None:
+        """VerificationError listing every reference that changed or vanished since it
+        was logged."""
+        problems = [p for ref in self.references(version) if (p := reference_problem(ref)) is not None]
+        if problems:
+            raise VerificationError(f"{version.qualified_name}: references no longer match:\n  "
+                                    + "\n  ".join(problems))
