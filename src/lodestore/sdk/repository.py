@@ -8,6 +8,7 @@ runs and Api objects share one SQLite connection pool and one pack-file cache.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Repository:
         self.read_only = read_only
 
     @classmethod
-    def open(cls, root: str | Path | None = None) -> Repository:
+    def open(cls, root: str | os.PathLike[str] | None = None) -> Repository:
         path = resolve_root(root)
         with _cache_lock:
             repo = _cache.get(path)

@@ -102,7 +102,7 @@ class Service:
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None) -> Service:
-        return cls(Repository.open(None if root is None else Path(root)))
+        return cls(Repository.open(root))
 
     @property
     def root(self) -> Path:
