@@ -16,11 +16,12 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lodestore.catalog import query_parse
 from lodestore.catalog.base import (
     LATEST,
     AliasEvent,
@@ -37,12 +38,13 @@ from lodestore.sdk import accounting, cache, download, lifecycle, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.repository import Repository
 
 # Re-exported for entry points: they import the door, not the modules behind it.
-__all__ = ["ADOPT_HINT", "LATEST", "Draft", "LogResult", "RestoreResult", "RetentionUpdate", "Service", "Usage",
-           "VersionRecord", "parse_duration"]
+__all__ = ["ADOPT_HINT", "LATEST", "Draft", "FolderItem", "LogResult", "ParsedQuery", "QueryTerm", "RestoreResult",
+           "RetentionUpdate", "Service", "Usage", "VersionRecord", "parse_duration"]
 
 Usage = accounting.Usage
 parse_duration = lifecycle.parse_duration
@@ -354,3 +356,120 @@ class Service:
 
     def cache_verify(self, fix: bool = False) -> list[tuple[cache.CacheEntry, str]]:
         return cache.verify(cache.cache_dir(self._repo), fix=fix)
+
+
+    # ================================================================== for the web UI (issue 13)
+    # What `lodestore.web` needs that no other entry point asked for yet, kept in one
+    # section (records and helpers at the end of the module) so merges stay easy.
+    def parse_query(self, text: str) -> ParsedQuery:
+        """How the search language reads `text`, without running it; InvalidInputError
+        with a caret (and `.column`) on a syntax error."""
+        parsed = query_parse.parse(text)
+        return ParsedQuery(parsed.text, _query_groups(parsed.root))
+
+    def artifact(self, project: str, name: str) -> ArtifactRecord:
+        """One artifact; NotFoundError naming the project's artifacts if absent."""
+        for a in self._repo.catalog.list_artifacts(project=project, name=name):
+            if a.project == project and a.name == name:
+                return a
+        known = sorted(a.name for a in self._repo.catalog.list_artifacts(project=project))
+        shown = (", ".join(known[:10]) + (" ..." if len(known) > 10 else "")) if known else "none"
+        raise NotFoundError(f"artifact {project}/{name} not found; artifacts in project {project!r}: {shown}")
+
+    def folder(self, version: VersionRecord, prefix: str = "", contains: str | None = None) -> list[FolderItem]:
+        """The entries directly inside folder `prefix` of a version (sub-folders first,
+        then files, each by name); with `contains`, every file under `prefix` whose path
+        holds that text (case-insensitive), flat. `prefix` goes through the one entry-path
+        rule; "" is the version's root."""
+        base = normalize_entry_path(prefix) + "/" if prefix.strip("/") else ""
+        needle = contains.casefold() if contains else None
+        folders: dict[str, list[int]] = {}
+        files: list[FolderItem] = []
+        seen_any = False
+        for e in self._repo.catalog.iter_entries(version.id):  # sorted by path
+            if not e.path.startswith(base):
+                if seen_any:
+                    break  # past the folder: nothing more of it follows
+                continue
+            seen_any = True
+            rest = e.path[len(base):]
+            if needle is not None:
+                if needle in rest.casefold():
+                    files.append(FolderItem(rest.rsplit("/", 1)[-1], e.path, False, e.size, e.digest))
+                continue
+            head, sep, _ = rest.partition("/")
+            if sep:
+                acc = folders.setdefault(head, [0, 0])
+                acc[0] += 1
+                acc[1] += e.size
+            else:
+                files.append(FolderItem(head, e.path, False, e.size, e.digest))
+        if base and not seen_any:
+            raise NotFoundError(f"{version.qualified_name} has no folder {base.rstrip('/')!r}")
+        subfolders = [FolderItem(n, base + n, True, acc[1], None, acc[0]) for n, acc in sorted(folders.items())]
+        return subfolders + sorted(files, key=lambda f: f.path)
+
+    @staticmethod
+    def run_state(record: RunRecord) -> str:
+        """The state to show for a run: "crashed" when it says running but went silent
+        and its process is gone (the same rule as searches and lineage)."""
+        return effective_state(record)
+
+    def read_file(self, version: VersionRecord, path: str) -> tuple[ManifestEntry, Iterator[bytes]]:
+        """One file of a version and its bytes in pieces, each verified before it is
+        yielded; a broken version serves nothing (the same refusal as a download)."""
+        entry = self._repo.catalog.get_entry(version.id, normalize_entry_path(path))
+        lifecycle.refuse_broken(self._repo, version)
+        return entry, self._repo.store.iter_content(entry.digest)
+
+    def read_head(self, version: VersionRecord, path: str, limit: int) -> tuple[ManifestEntry, bytes]:
+        """The first `limit` bytes of a file (verified chunk by chunk), for previews."""
+        entry, pieces = self.read_file(version, path)
+        out = bytearray()
+        for piece in pieces:
+            out += piece
+            if len(out) >= limit:
+                break
+        return entry, bytes(out[:limit])
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """One condition of a parsed search query, as a page shows it."""
+
+    key: str
+    op: str
+    value: Any
+    negate: bool
+    column: int  # 1-based column in the query text
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A search query as parsed: groups joined by OR, each group's terms joined by AND
+    (the language has no parentheses)."""
+
+    text: str
+    groups: tuple[tuple[QueryTerm, ...], ...]
+
+
+@dataclass(frozen=True)
+class FolderItem:
+    """One row of a folder listing: a file, or a sub-folder with the number of files and
+    bytes under it."""
+
+    name: str  # the last path segment
+    path: str  # the full entry path (a folder's without a trailing slash)
+    is_folder: bool
+    size: int
+    digest: str | None = None  # files only
+    files: int = 1  # files under a folder
+
+
+def _query_groups(node: query_parse.Node) -> tuple[tuple[QueryTerm, ...], ...]:
+    def terms(n: query_parse.Node) -> tuple[QueryTerm, ...]:
+        return tuple(QueryTerm(t.key, t.op, t.value, t.negate, t.col + 1) for t in query_parse.iter_terms(n))
+
+    if isinstance(node, query_parse.AnyOf):
+        return tuple(terms(item) for item in node.items)
+    return (terms(node),)
