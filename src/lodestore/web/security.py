@@ -8,8 +8,8 @@ downloads and the static files):
   redirected to the same URL without it. Requests with neither the cookie nor
   ``Authorization: Bearer <token>`` are refused (401).
 - **Mutations** (POST, PUT, PATCH, DELETE) must come from this origin: an ``Origin`` or
-  ``Sec-Fetch-Site`` naming another site is refused, and the body must be JSON (a
-  cross-site form cannot send that without a preflight we never answer). With
+  ``Sec-Fetch-Site`` naming another site is refused, and a POST or any body must be JSON
+  (a cross-site form cannot send that without a preflight this server never answers). With
   --read-only every mutation is refused (403).
 - **Headers** on every response: ``Content-Security-Policy: default-src 'self'`` (no
   inline script, no other origin), no framing, no MIME sniffing, no referrer.
@@ -147,7 +147,7 @@ class GuardMiddleware:
             await _refuse(scope, send, 401, "no valid token: open the URL `lode ui` printed (it carries the token)")
             return
         if scope["method"] in MUTATING:
-            reason = self._mutation_refusal(headers)
+            reason = self._mutation_refusal(scope["method"], headers)
             if reason:
                 await _refuse(scope, send, 403, reason)
                 return
@@ -161,7 +161,7 @@ class GuardMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
-    def _mutation_refusal(self, headers: dict[str, str]) -> str | None:
+    def _mutation_refusal(self, method: str, headers: dict[str, str]) -> str | None:
         if self.guard.read_only:
             return "this server runs with --read-only: no edits"
         site = headers.get("sec-fetch-site")
@@ -172,7 +172,11 @@ class GuardMiddleware:
             host = origin.split("://", 1)[-1]
             if origin == "null" or host.lower() != headers.get("host", "").lower():
                 return "cross-origin request refused: edits come only from this server's own page"
-        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        # A cross-site form can POST text/plain or form data without asking first; PUT, PATCH
+        # and DELETE (and a JSON body) need a CORS preflight, which this server never grants.
+        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        if (method == "POST" or has_body) and \
+                headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             return "edits are sent as JSON (Content-Type: application/json)"
         return None
 
