@@ -1,6 +1,6 @@
 // lode ui: one page, routed by URL (every state is a URL you can paste). All data comes
 // from the JSON API under /api/v1, the same one scripts use; nothing is private.
-import { h, clear, humanSize, when, chip } from "./dom.js";
+import { h, append, clear, humanSize, when, chip } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 import { draw, clusterPanel } from "./lineage.js";
 
@@ -289,7 +289,7 @@ async function overviewTab(body, art, v, reload) {
   const restore = !config.read_only && v.state === "deleted" ? h("button", { id: "restore-version", onclick: () => edit(null, () => `Restore ${v.ref}?`, () => api(P("/restore"), { method: "POST", body: {} }), reload) }, "Restore") : null;
   const aliasRows = v.aliases.map((a) => h("li", {}, chip(a, `alias ${a === "latest" ? "latest" : ""}`),
     !config.read_only && a !== "latest" ? h("button", { class: "small danger", "data-remove-alias": a, onclick: () => edit(null, () => `Remove alias ${a} from ${v.project}/${v.name}?`, () => api(`${artPath(v.project, v.name)}/aliases/${enc(a)}`, { method: "DELETE" }), reload) }, "remove") : null));
-  body.append(editButtons, restore, h("div", { class: "grid2" },
+  append(body, [editButtons, restore, h("div", { class: "grid2" },
     h("div", {},
       h("h2", {}, "Description"), v.description ? renderMarkdown(v.description) : h("p", { class: "muted" }, "no description"),
       h("h2", {}, "Metadata"), Object.keys(v.metadata || {}).length ? h("div", { class: "box" }, metadataTree(v.metadata, "", v)) : h("p", { class: "muted" }, "no metadata"),
@@ -306,7 +306,7 @@ async function overviewTab(body, art, v, reload) {
         h("dt", {}, "producing run"), h("dd", {}, v.producer ? runLink(v.producer.id, `${v.producer.name || v.producer.id} (${v.producer.state})`) : "none"),
         h("dt", {}, "retention"), h("dd", {}, art.retention ? JSON.stringify(art.retention) : "keep everything")),
       h("h2", {}, "Tags"), h("div", { id: "tags" }, v.tags.length ? tagChips(v) : h("span", { class: "muted" }, "none")),
-      h("h2", {}, "Aliases"), h("ul", { id: "aliases" }, aliasRows))));
+      h("h2", {}, "Aliases"), h("ul", { id: "aliases" }, aliasRows)))]);
 }
 
 async function versionsTab(body, art, current, params, reload) {
@@ -359,10 +359,10 @@ async function showPreview(box, v, path) {
   const p = await api(`${verPath(v.project, v.name, v.version)}/preview/${filePath(path)}`);
   box.append(h("h2", {}, `Preview: ${p.path}`), h("p", { class: "muted" }, `${humanSize(p.size)} · ${p.digest}`));
   if (p.kind === "image") box.append(h("img", { class: "preview", alt: p.path, src: `${verPath(v.project, v.name, v.version)}/raw/${filePath(p.path)}?inline=true` }));
-  else if (p.kind === "table") box.append(table(p.header.map((c, i) => ({ label: c, cell: (r) => r[i] ?? "" })), p.rows), p.truncated ? h("p", { class: "muted" }, "first 100 rows") : null);
+  else if (p.kind === "table") append(box, [table(p.header.map((c, i) => ({ label: c, cell: (r) => r[i] ?? "" })), p.rows), p.truncated ? h("p", { class: "muted" }, "first 100 rows") : null]);
   else if (p.kind === "json") box.append(h("pre", { class: "preview-text" }, JSON.stringify(p.value, null, 2)));
-  else if (p.kind === "text") box.append(h("pre", { class: "preview-text" }, p.text), p.truncated ? h("p", { class: "muted" }, "first 1 MB") : null,
-    p.rendered === false ? h("p", { class: "muted" }, "shown as text: HTML, SVG and notebooks are never rendered here") : null);
+  else if (p.kind === "text") append(box, [h("pre", { class: "preview-text" }, p.text), p.truncated ? h("p", { class: "muted" }, "first 1 MB") : null,
+    p.rendered === false ? h("p", { class: "muted" }, "shown as text: HTML, SVG and notebooks are never rendered here") : null]);
   else box.append(h("p", { class: "muted" }, p.message || `binary file (${p.media_type}): download it to look inside`));
 }
 
@@ -421,7 +421,7 @@ async function compareTab(body, v, params, base) {
     const t = await api(pageUrl("/api/v1/diff/text", { a: refA, b: refB, path, old_path: oldPath })).catch((e) => e);
     diffBox.replaceChildren(h("h2", {}, `${oldPath || path} → ${path}`));
     if (t instanceof Error) { diffBox.append(errorBox(t)); return; }
-    diffBox.append(h("table", { class: "side-table" }, h("tbody", {}, t.rows.map((r) => h("tr", { class: `side ${r.op}` },
+    diffBox.append(h("table", { class: "side-table" }, h("tbody", {}, t.rows.map((r) => h("tr", { class: r.op },
       h("td", { class: "num muted" }, r.old_no ?? ""), h("td", { class: "old mono" }, r.old ?? ""),
       h("td", { class: "num muted" }, r.new_no ?? ""), h("td", { class: "new mono" }, r.new ?? ""))))));
   };
@@ -440,13 +440,13 @@ async function compareTab(body, v, params, base) {
     });
     return h("div", { id: `diff-${key}` }, h("h2", {}, `${title} (${s.total.toLocaleString()})`), tbl, more);
   };
-  body.append(
+  append(body, [
     section("Added", "added", [{ label: "path", cell: (x) => x.path }, { label: "size", num: true, cell: (x) => humanSize(x.size) }]),
     section("Removed", "removed", [{ label: "path", cell: (x) => x.path }, { label: "size", num: true, cell: (x) => humanSize(x.size) }]),
     section("Modified", "modified", [{ label: "path", cell: (x) => x.path }, { label: "old size", num: true, cell: (x) => humanSize(x.old_size) },
       { label: "new size", num: true, cell: (x) => humanSize(x.new_size) },
       { label: "", cell: (x) => x.old_size <= 256000 && x.new_size <= 256000 ? h("button", { class: "small", "data-diff": x.path, onclick: () => textDiff(x.path) }, "side by side") : "" }]),
-    section("Renamed", "renamed", [{ label: "from", cell: (x) => x.from }, { label: "to", cell: (x) => x.to }, { label: "size", num: true, cell: (x) => humanSize(x.size) }]));
+    section("Renamed", "renamed", [{ label: "from", cell: (x) => x.from }, { label: "to", cell: (x) => x.to }, { label: "size", num: true, cell: (x) => humanSize(x.size) }])]);
   const md = d.metadata;
   const mdRows = [...Object.entries(md.added).map(([k, n]) => ({ k, op: "added", o: undefined, n })),
     ...Object.entries(md.removed).map(([k, o]) => ({ k, op: "removed", o, n: undefined })),
