@@ -52,7 +52,8 @@ def main(root: Path, work: Path) -> None:
                 files.pop("README.md")
                 files["docs/README.md"] = "# animals\n"  # a rename
             art = lodestore.Artifact("animals", type="dataset",
-                                     description=f"**Pets** v{i}, see [the docs](/docs) and [bad](javascript:alert(1)) {XSS}",
+                                     description=f"**Pets** v{i}, see [the docs](/docs) and "
+                                                 f"[bad](javascript:alert(1)) {XSS}",
                                      metadata={"source": "shelter", "split": {"train": 0.8 + i / 100, "test": 0.2},
                                                "payload": XSS, XSS: "key payload", "round": i})
             art.add_dir(str(write(work / f"animals{i}", files)))
