@@ -298,12 +298,14 @@ def versions(svc: Service, request: Request) -> Any:
     return page_json(page, lambda v: {**out.version(v), "own_bytes": usage[v.id].exclusive if v.id in usage else 0})
 
 
-@route("GET", VERSION_PATH, "One version: files digest, sizes, metadata, aliases, its producing run and users.",
-       "versions", (P_PROJECT, P_NAME, P_SEL))
+@route("GET", VERSION_PATH, "One version: digest, sizes, metadata, aliases, its producing run; with "
+       "own_bytes=true also the bytes only it holds (an accounting pass over its chunks).",
+       "versions", (P_PROJECT, P_NAME, P_SEL, Param("own_bytes", "query", "true to measure own_bytes")))
 def version(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     producer = svc.producer_run(v)
-    return {**out.version(v), "own_bytes": svc.version_usage(v).exclusive,
+    extra = {"own_bytes": svc.version_usage(v).exclusive} if flag(request, "own_bytes") else {}
+    return {**out.version(v), **extra,
             "producer": None if producer is None else out.run(producer, svc.run_state(producer))}
 
 

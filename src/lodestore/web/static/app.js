@@ -226,7 +226,8 @@ const TABS = ["overview", "versions", "files", "lineage", "compare"];
 
 async function artifactPage(project, name, selector, params) {
   const tab = TABS.includes(params.get("tab")) ? params.get("tab") : "overview";
-  const [art, v] = await Promise.all([api(artPath(project, name)), api(verPath(project, name, selector))]);
+  // own bytes need an accounting pass over the version's chunks: only the overview shows them
+  const [art, v] = await Promise.all([api(artPath(project, name)), api(verPath(project, name, selector) + (tab === "overview" ? "?own_bytes=true" : ""))]);
   const base = `/artifacts/${enc(project)}/${enc(name)}/${enc(selector)}`;
   main.append(h("div", { class: "muted" }, h("a", { href: pageUrl("/", { project }) }, project), " / ", art.type));
   main.append(h("h1", { id: "title" }, `${name}:${v.version}`, " ", chip(v.state, `state-${v.state}`), " ", aliasChips(v)));
