@@ -87,6 +87,7 @@ def test_overview_renders_payloads_inert(page, server):
     assert page.locator("main script, main img[src='x']").count() == 0
     assert "production" in page.inner_text("#aliases")
     assert "prep" in page.inner_text("#facts")
+    page.wait_for_function("document.getElementById('own-bytes').textContent.endsWith(' B')")  # filled in later
     assert page.evaluate("[...document.querySelector('#panel-overview').childNodes].some(n => n.nodeType === 3)") \
         is False  # no stray text (a null once showed as "null")
     assert page.locator("a:has-text('search by this key')").count() >= 3

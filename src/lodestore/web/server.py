@@ -49,8 +49,9 @@ def serve(svc: Service, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, read
     warn_if_exposed(host, read_only)
     mode = "read-only" if read_only else ("editing on" if is_loopback(host) else "editing on (not loopback!)")
     print(f"lode ui: serving {svc.root} ({mode})\n  {url}\nPress Ctrl-C to stop.", flush=True)
+    # A browser keeps connections open: stop within 2 s of Ctrl-C instead of waiting for them.
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, ws="none",
-                            server_header=False)
+                            server_header=False, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     if open_browser:
         threading.Timer(0.3, webbrowser.open, args=(url,)).start()

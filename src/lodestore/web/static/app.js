@@ -226,8 +226,7 @@ const TABS = ["overview", "versions", "files", "lineage", "compare"];
 
 async function artifactPage(project, name, selector, params) {
   const tab = TABS.includes(params.get("tab")) ? params.get("tab") : "overview";
-  // own bytes need an accounting pass over the version's chunks: only the overview shows them
-  const [art, v] = await Promise.all([api(artPath(project, name)), api(verPath(project, name, selector) + (tab === "overview" ? "?own_bytes=true" : ""))]);
+  const [art, v] = await Promise.all([api(artPath(project, name)), api(verPath(project, name, selector))]);
   const base = `/artifacts/${enc(project)}/${enc(name)}/${enc(selector)}`;
   main.append(h("div", { class: "muted" }, h("a", { href: pageUrl("/", { project }) }, project), " / ", art.type));
   main.append(h("h1", { id: "title" }, `${name}:${v.version}`, " ", chip(v.state, `state-${v.state}`), " ", aliasChips(v)));
@@ -261,6 +260,12 @@ function metadataTree(obj, prefix, v) {
 
 async function overviewTab(body, art, v, reload) {
   const history = await api(`${artPath(v.project, v.name)}/aliases/history?limit=100`);
+  // Own bytes need an accounting pass over the version's chunks (seconds for 100,000
+  // files): the page shows everything else first and fills them in when measured.
+  api(verPath(v.project, v.name, v.version) + "?own_bytes=true").then((m) => {
+    const cell = document.getElementById("own-bytes");
+    if (cell) { cell.textContent = humanSize(m.own_bytes); cell.classList.remove("muted"); }
+  }).catch(() => {});
   const editable = !config.read_only && v.state !== "deleted";
   const P = (path) => verPath(v.project, v.name, v.version) + path;
   const editButtons = editable ? h("div", { class: "toolbar" },
@@ -301,7 +306,7 @@ async function overviewTab(body, art, v, reload) {
       h("dl", { class: "kv", id: "facts" },
         h("dt", {}, "version"), h("dd", {}, v.version), h("dt", {}, "type"), h("dd", {}, v.type),
         h("dt", {}, "created"), h("dd", {}, when(v.created_at)), h("dt", {}, "digest"), h("dd", { class: "mono" }, v.digest),
-        h("dt", {}, "logical size"), h("dd", {}, humanSize(v.logical_bytes)), h("dt", {}, "own bytes"), h("dd", {}, humanSize(v.own_bytes)),
+        h("dt", {}, "logical size"), h("dd", {}, humanSize(v.logical_bytes)), h("dt", {}, "own bytes"), h("dd", { id: "own-bytes", class: "muted" }, "measuring…"),
         h("dt", {}, "files"), h("dd", {}, v.file_count.toLocaleString()),
         h("dt", {}, "TTL"), h("dd", {}, v.ttl_seconds ? `${Math.round(v.ttl_seconds / 86400 * 10) / 10} days` : "none"),
         h("dt", {}, "producing run"), h("dd", {}, v.producer ? runLink(v.producer.id, `${v.producer.name || v.producer.id} (${v.producer.state})`) : "none"),
