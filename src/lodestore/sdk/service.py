@@ -16,6 +16,7 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,34 +381,60 @@ class Service:
         """The entries directly inside folder `prefix` of a version (sub-folders first,
         then files, each by name); with `contains`, every file under `prefix` whose path
         holds that text (case-insensitive), flat. `prefix` goes through the one entry-path
-        rule; "" is the version's root."""
-        base = normalize_entry_path(prefix) + "/" if prefix.strip("/") else ""
-        needle = contains.casefold() if contains else None
-        folders: dict[str, list[int]] = {}
-        files: list[FolderItem] = []
-        seen_any = False
-        for e in self._repo.catalog.iter_entries(version.id):  # sorted by path
-            if not e.path.startswith(base):
-                if seen_any:
-                    break  # past the folder: nothing more of it follows
-                continue
-            seen_any = True
-            rest = e.path[len(base):]
-            if needle is not None:
+        rule; "" is the version's root. A version's files never change, so its folder
+        index is built once (one pass over the manifest) and kept for the last few
+        versions asked: a 100,000-file version's next folder pages cost a dict lookup."""
+        base = normalize_entry_path(prefix) if prefix.strip("/") else ""
+        index = self._folder_index(version)
+        if base not in index:
+            raise NotFoundError(f"{version.qualified_name} has no folder {base!r}")
+        if contains is None or contains == "":
+            return index[base]
+        needle = contains.casefold()
+        under = base + "/" if base else ""
+        found = []
+        for e in self._repo.catalog.iter_entries(version.id):  # sorted by path: the folder is one run
+            if e.path.startswith(under):
+                rest = e.path[len(under):]
                 if needle in rest.casefold():
-                    files.append(FolderItem(rest.rsplit("/", 1)[-1], e.path, False, e.size, e.digest))
-                continue
-            head, sep, _ = rest.partition("/")
-            if sep:
-                acc = folders.setdefault(head, [0, 0])
+                    found.append(FolderItem(rest.rsplit("/", 1)[-1], e.path, False, e.size, e.digest))
+            elif found or e.path > under:
+                break
+        return found
+
+    FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
+
+    def _folder_index(self, version: VersionRecord) -> dict[str, list[FolderItem]]:
+        """folder path ("" = root) -> its sub-folders (with file counts and bytes under
+        them) then its files, each by name."""
+        cache: OrderedDict[int, dict[str, list[FolderItem]]] = self.__dict__.setdefault("_folder_indexes",
+                                                                                      OrderedDict())
+        if version.id in cache:
+            cache.move_to_end(version.id)
+            return cache[version.id]
+        totals: dict[str, list[int]] = {"": [0, 0]}  # folder -> [files under it, bytes under it]
+        files: dict[str, list[FolderItem]] = {"": []}
+        for e in self._repo.catalog.iter_entries(version.id):
+            parts = e.path.split("/")
+            folder = ""
+            for depth, part in enumerate(parts[:-1]):
+                folder = part if depth == 0 else f"{folder}/{part}"
+                acc = totals.setdefault(folder, [0, 0])
                 acc[0] += 1
                 acc[1] += e.size
-            else:
-                files.append(FolderItem(head, e.path, False, e.size, e.digest))
-        if base and not seen_any:
-            raise NotFoundError(f"{version.qualified_name} has no folder {base.rstrip('/')!r}")
-        subfolders = [FolderItem(n, base + n, True, acc[1], None, acc[0]) for n, acc in sorted(folders.items())]
-        return subfolders + sorted(files, key=lambda f: f.path)
+                files.setdefault(folder, [])
+            files[folder if len(parts) > 1 else ""].append(FolderItem(parts[-1], e.path, False, e.size, e.digest))
+        children: dict[str, list[str]] = {}
+        for folder in totals:
+            if folder:
+                children.setdefault(folder.rpartition("/")[0], []).append(folder)
+        index = {folder: [FolderItem(sub.rpartition("/")[2], sub, True, totals[sub][1], None, totals[sub][0])
+                          for sub in sorted(children.get(folder, []))] + sorted(items, key=lambda f: f.name)
+                 for folder, items in files.items()}
+        cache[version.id] = index
+        while len(cache) > self.FOLDER_INDEXES_KEPT:
+            cache.popitem(last=False)
+        return index
 
     @staticmethod
     def run_state(record: RunRecord) -> str:
