@@ -30,6 +30,7 @@ class InvalidInputError(LodestoreError, ValueError):
     """An argument is malformed (bad JSON, a directory where a file is needed, ...)."""
 
     exit_code = 2
+    column: int | None = None  # 1-based column of a query text where it went wrong, when known
 
 
 class NotFoundError(LodestoreError, LookupError):

@@ -92,7 +92,9 @@ class Query:
 
 def query_error(text: str, col: int, message: str) -> InvalidInputError:
     """An InvalidInputError quoting the query with a caret under column `col`."""
-    return InvalidInputError(f"{message} (column {col + 1})\n  {text}\n  {' ' * col}^")
+    error = InvalidInputError(f"{message} (column {col + 1})\n  {text}\n  {' ' * col}^")
+    error.column = col + 1  # a web page puts its own caret there
+    return error
 
 
 def check_key(key: Any, what: str = "field") -> str:

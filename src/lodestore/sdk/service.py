@@ -16,11 +16,13 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lodestore.catalog import query_parse
 from lodestore.catalog.base import (
     LATEST,
     AliasEvent,
@@ -41,6 +43,7 @@ from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
@@ -57,8 +60,11 @@ __all__ = [
     "Draft",
     "DraftPart",
     "DraftRecord",
+    "FolderItem",
     "LogResult",
+    "ParsedQuery",
     "PartResult",
+    "QueryTerm",
     "RestoreResult",
     "RetentionUpdate",
     "Service",
@@ -519,3 +525,145 @@ class Service:
         if problems:
             raise VerificationError(f"{version.qualified_name}: references no longer match:\n  "
                                     + "\n  ".join(problems))
+
+    # ================================================================== for the web UI (issue 13)
+    # What `lodestore.web` needs that no other entry point asked for yet, kept in one
+    # section (records and helpers at the end of the module) so merges stay easy.
+    def parse_query(self, text: str) -> ParsedQuery:
+        """How the search language reads `text`, without running it; InvalidInputError
+        with a caret (and `.column`) on a syntax error."""
+        parsed = query_parse.parse(text)
+        return ParsedQuery(parsed.text, _query_groups(parsed.root))
+
+    def artifact(self, project: str, name: str) -> ArtifactRecord:
+        """One artifact; NotFoundError naming the project's artifacts if absent."""
+        for a in self._repo.catalog.list_artifacts(project=project, name=name):
+            if a.project == project and a.name == name:
+                return a
+        known = sorted(a.name for a in self._repo.catalog.list_artifacts(project=project))
+        shown = (", ".join(known[:10]) + (" ..." if len(known) > 10 else "")) if known else "none"
+        raise NotFoundError(f"artifact {project}/{name} not found; artifacts in project {project!r}: {shown}")
+
+    def folder(self, version: VersionRecord, prefix: str = "", contains: str | None = None) -> list[FolderItem]:
+        """The entries directly inside folder `prefix` of a version (sub-folders first,
+        then files, each by name); with `contains`, every file under `prefix` whose path
+        holds that text (case-insensitive), flat. `prefix` goes through the one entry-path
+        rule; "" is the version's root. A version's files never change, so its folder
+        index is built once (one pass over the manifest) and kept for the last few
+        versions asked: a 100,000-file version's next folder pages cost a dict lookup."""
+        base = normalize_entry_path(prefix) if prefix.strip("/") else ""
+        index = self._folder_index(version)
+        if base not in index:
+            raise NotFoundError(f"{version.qualified_name} has no folder {base!r}")
+        if contains is None or contains == "":
+            return index[base]
+        needle = contains.casefold()
+        under = base + "/" if base else ""
+        found = []
+        for e in self._repo.catalog.iter_entries(version.id):  # sorted by path: the folder is one run
+            if e.path.startswith(under):
+                rest = e.path[len(under):]
+                if needle in rest.casefold():
+                    found.append(FolderItem(rest.rsplit("/", 1)[-1], e.path, False, e.size, e.digest))
+            elif found or e.path > under:
+                break
+        return found
+
+    FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
+
+    def _folder_index(self, version: VersionRecord) -> dict[str, list[FolderItem]]:
+        """folder path ("" = root) -> its sub-folders (with file counts and bytes under
+        them) then its files, each by name."""
+        cache: OrderedDict[int, dict[str, list[FolderItem]]] = self.__dict__.setdefault("_folder_indexes",
+                                                                                      OrderedDict())
+        if version.id in cache:
+            cache.move_to_end(version.id)
+            return cache[version.id]
+        totals: dict[str, list[int]] = {"": [0, 0]}  # folder -> [files under it, bytes under it]
+        files: dict[str, list[FolderItem]] = {"": []}
+        for e in self._repo.catalog.iter_entries(version.id):
+            parts = e.path.split("/")
+            folder = ""
+            for depth, part in enumerate(parts[:-1]):
+                folder = part if depth == 0 else f"{folder}/{part}"
+                acc = totals.setdefault(folder, [0, 0])
+                acc[0] += 1
+                acc[1] += e.size
+                files.setdefault(folder, [])
+            files[folder if len(parts) > 1 else ""].append(FolderItem(parts[-1], e.path, False, e.size, e.digest))
+        children: dict[str, list[str]] = {}
+        for folder in totals:
+            if folder:
+                children.setdefault(folder.rpartition("/")[0], []).append(folder)
+        index = {folder: [FolderItem(sub.rpartition("/")[2], sub, True, totals[sub][1], None, totals[sub][0])
+                          for sub in sorted(children.get(folder, []))] + sorted(items, key=lambda f: f.name)
+                 for folder, items in files.items()}
+        cache[version.id] = index
+        while len(cache) > self.FOLDER_INDEXES_KEPT:
+            cache.popitem(last=False)
+        return index
+
+    @staticmethod
+    def run_state(record: RunRecord) -> str:
+        """The state to show for a run: "crashed" when it says running but went silent
+        and its process is gone (the same rule as searches and lineage)."""
+        return effective_state(record)
+
+    def read_file(self, version: VersionRecord, path: str) -> tuple[ManifestEntry, Iterator[bytes]]:
+        """One file of a version and its bytes in pieces, each verified before it is
+        yielded; a broken version serves nothing (the same refusal as a download)."""
+        entry = self._repo.catalog.get_entry(version.id, normalize_entry_path(path))
+        lifecycle.refuse_broken(self._repo, version)
+        return entry, self._repo.store.iter_content(entry.digest)
+
+    def read_head(self, version: VersionRecord, path: str, limit: int) -> tuple[ManifestEntry, bytes]:
+        """The first `limit` bytes of a file (verified chunk by chunk), for previews."""
+        entry, pieces = self.read_file(version, path)
+        out = bytearray()
+        for piece in pieces:
+            out += piece
+            if len(out) >= limit:
+                break
+        return entry, bytes(out[:limit])
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """One condition of a parsed search query, as a page shows it."""
+
+    key: str
+    op: str
+    value: Any
+    negate: bool
+    column: int  # 1-based column in the query text
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A search query as parsed: groups joined by OR, each group's terms joined by AND
+    (the language has no parentheses)."""
+
+    text: str
+    groups: tuple[tuple[QueryTerm, ...], ...]
+
+
+@dataclass(frozen=True)
+class FolderItem:
+    """One row of a folder listing: a file, or a sub-folder with the number of files and
+    bytes under it."""
+
+    name: str  # the last path segment
+    path: str  # the full entry path (a folder's without a trailing slash)
+    is_folder: bool
+    size: int
+    digest: str | None = None  # files only
+    files: int = 1  # files under a folder
+
+
+def _query_groups(node: query_parse.Node) -> tuple[tuple[QueryTerm, ...], ...]:
+    def terms(n: query_parse.Node) -> tuple[QueryTerm, ...]:
+        return tuple(QueryTerm(t.key, t.op, t.value, t.negate, t.col + 1) for t in query_parse.iter_terms(n))
+
+    if isinstance(node, query_parse.AnyOf):
+        return tuple(terms(item) for item in node.items)
+    return (terms(node),)
