@@ -68,12 +68,14 @@ __all__ = [
     "RestoreResult",
     "RetentionUpdate",
     "Service",
+    "StoreFigures",
     "Usage",
     "VersionRecord",
     "parse_duration",
 ]
 
 Usage = accounting.Usage
+StoreFigures = accounting.StoreFigures
 parse_duration = lifecycle.parse_duration
 ADOPT_HINT = lifecycle.ADOPT_HINT  # what to do when the catalog is not the store's own
 

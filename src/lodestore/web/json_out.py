@@ -13,7 +13,7 @@ from lodestore.json_values import finite_json
 
 if TYPE_CHECKING:  # the records travel through the door; their classes are only named here
     from lodestore.catalog.base import AliasEvent, ArtifactRecord, ManifestEntry, RunRecord, VersionRecord
-    from lodestore.sdk.service import FolderItem, ParsedQuery
+    from lodestore.sdk.service import FolderItem, ParsedQuery, StoreFigures
 
 
 def when(dt: datetime | None) -> str | None:
@@ -65,10 +65,10 @@ def parsed_query(q: ParsedQuery) -> dict[str, Any]:
     return {"text": q.text, "groups": [[asdict(t) for t in g] for g in q.groups]}
 
 
-def stats(s: dict[str, Any]) -> dict[str, Any]:
+def stats(s: StoreFigures) -> dict[str, Any]:
     """The stat cards: what `lode stats` measures, the few numbers a page shows first."""
-    return {"artifacts": len(s.get("artifacts", [])), "versions": s["versions"],
-            "deleted_versions": s["deleted_versions"], "broken_versions": s["broken_versions"],
-            "logical_bytes": s["logical_bytes"], "stored_bytes": s["stored_bytes"],
-            "unique_bytes": s["unique_bytes"], "dedup_saved_bytes": s["dedup_saved_bytes"],
-            "compression_saved_bytes": s["compression_saved_bytes"], "dedup_ratio": s["dedup_ratio"]}
+    return {"artifacts": len(s.artifacts), "versions": s.versions,
+            "deleted_versions": s.deleted_versions, "broken_versions": s.broken_versions,
+            "logical_bytes": s.logical_bytes, "stored_bytes": s.stored_bytes,
+            "unique_bytes": s.unique_bytes, "dedup_saved_bytes": s.dedup_saved_bytes,
+            "compression_saved_bytes": s.compression_saved_bytes, "dedup_ratio": s.dedup_ratio}
