@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,8 +15,9 @@ from lodestore.cli.output import human_size, key_values, print_json, stdout, tab
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import parse_json_object
 from lodestore.names import ArtifactRef, parse_ref
-from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.service import Usage, VersionRecord, parse_duration
+
+if TYPE_CHECKING:
+    from lodestore.sdk.service import VersionRecord
 
 
 def version_json(v: VersionRecord) -> dict:
@@ -59,6 +61,10 @@ def put(
 
     Example: lode put images/ --name zoo/animals --type dataset --alias best
     """
+    # imported here, not with `lode`: see cli/context.py
+    from lodestore.sdk.artifact import Artifact  # noqa: PLC0415
+    from lodestore.sdk.service import parse_duration  # noqa: PLC0415
+
     ref = parse_ref(name)
     if ref.selector:
         raise InvalidInputError("--name takes project/artifact without a version")
@@ -136,6 +142,8 @@ def versions(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the versions of an artifact, oldest first."""
+    from lodestore.sdk.service import Usage  # noqa: PLC0415  (imported here, not with `lode`: cli/context.py)
+
     ref = artifact_ref(name, "versions")
     svc = context.service()
     records = svc.versions(ref.project, ref.name, include_deleted=all_)

@@ -6,18 +6,46 @@ import json
 import sys
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from lodestore.json_values import finite_json
 
-# soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A Rich console made on its first use: `lode --help` and usage errors print through
+    Typer, not Rich, and importing Rich's console, table and markup costs ~20 ms of every
+    start (python -X importtime, 2-core VM), an eighth of the `lode --help` budget."""
+
+    def __init__(self, *, stderr: bool):
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console  # noqa: PLC0415  (imported on first print: see the class)
+
+            # soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+stdout = _LazyConsole(stderr=False)
+stderr = _LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """Rich's markup escape (a file named "[b]x" prints as itself), imported when used."""
+    from rich.markup import escape as rich_escape  # noqa: PLC0415  (Rich on first print: see _LazyConsole)
+
+    return rich_escape(text)
+
+
+def error_line(text: str) -> None:
+    """The one red line a failed command prints (plain text, never read as markup)."""
+    stderr.print(f"[red]error:[/red] {escape(text)}", highlight=False)
 
 
 def human_size(n: int | None) -> str:
@@ -55,6 +83,9 @@ def print_json(data: Any) -> None:
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    from rich.table import Table  # noqa: PLC0415  (Rich on first print: see _LazyConsole)
+    from rich.text import Text  # noqa: PLC0415
+
     t = Table(title=Text(title) if title else None, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold")
