@@ -11,7 +11,7 @@ import typer
 
 from lodestore.cli import context
 from lodestore.cli.app import app
-from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
+from lodestore.cli.output import human_size, key_values, print_json, print_json_list, stdout, table, when
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import parse_json_object
 from lodestore.names import ArtifactRef, parse_ref
@@ -200,9 +200,9 @@ def files(
     """List the files of a version with size and digest."""
     svc = context.service()
     art = svc.version(ref)
-    entries = svc.entries(art)
-    if as_json:
-        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries])
+    if as_json:  # streamed: flat memory whatever the number of files
+        print_json_list({"path": e.path, "size": e.size, "digest": e.digest} for e in svc.iter_entries(art))
         return
+    entries = svc.entries(art)  # a table needs every row to size its columns
     table(["path", "size", "digest"], [[e.path, human_size(e.size), e.digest[:16]] for e in entries],
           title=f"{art.qualified_name}: {len(entries)} files, {human_size(art.size)}")

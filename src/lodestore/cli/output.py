@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,17 @@ def print_json(data: Any) -> None:
     were stored as null prints as null (JSON has no such numbers)."""
     plain = finite_json(json.loads(json.dumps(data, default=_default)))
     sys.stdout.write(json.dumps(plain, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def print_json_list(items: Iterable[Any]) -> None:
+    """What `print_json(list(items))` prints, written an item at a time: a listing of a
+    million files is never held whole (a list of them cost ~2 KB a file)."""
+    first = True
+    for item in items:
+        text = json.dumps(finite_json(json.loads(json.dumps(item, default=_default))), indent=2, allow_nan=False)
+        sys.stdout.write(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "))
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:

@@ -16,7 +16,7 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,12 @@ class Service:
         return self._repo.catalog.artifact_types(project)
 
     def entries(self, version: VersionRecord) -> list[ManifestEntry]:
-        return list(self._repo.catalog.iter_entries(version.id))
+        return list(self.iter_entries(version))
+
+    def iter_entries(self, version: VersionRecord) -> Iterator[ManifestEntry]:
+        """A version's files sorted by path, a page at a time: memory stays flat for a
+        version of a million files (`lode files --json` streams them out)."""
+        return self._repo.catalog.iter_entries(version.id)
 
     def entry(self, version: VersionRecord, path: str) -> ManifestEntry:
         return self._repo.catalog.get_entry(version.id, normalize_entry_path(path))
