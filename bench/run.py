@@ -23,7 +23,12 @@ both, because on this shared machine one reference alone swings by 10x. It exits
 measured a broken store is worse than none. Timing goals are reported, not enforced (the
 machine is shared and noisy), unless --strict (exit 2 when a goal is missed).
 
-Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--reps 3] [--keep] [--strict] [--json]
+Parts (--sections startup,tiny,standard, all by default): start-up of `lode` against
+`python -c 'import sqlalchemy'`; 100,000 files of 1 KiB (x --scale; --huge: 1,000,000,
+not in CI) against `cp -r`, with every step's peak RSS; the standard workloads.
+
+Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--reps 3] [--sections ...] [--huge] [--keep] [--strict]
+       [--json]
 """
 
 from __future__ import annotations
