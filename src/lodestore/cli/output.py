@@ -79,19 +79,35 @@ def _default(o: Any) -> Any:
 def print_json(data: Any) -> None:
     """Valid JSON, always: a NaN or infinity read from a row written before such values
     were stored as null prints as null (JSON has no such numbers)."""
-    plain = finite_json(json.loads(json.dumps(data, default=_default)))
-    sys.stdout.write(json.dumps(plain, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    sys.stdout.write(_json_text(data) + "\n")
 
 
-def print_json_list(items: Iterable[Any]) -> None:
-    """What `print_json(list(items))` prints, written an item at a time: a listing of a
-    million files is never held whole (a list of them cost ~2 KB a file)."""
+def print_json_list(items: Iterable[Any], page: int = 1000) -> None:
+    """What `print_json(list(items))` prints, encoded and written `page` items at a time:
+    a listing of a million files is never held whole (a list of them cost ~2 KB a file)."""
     first = True
-    for item in items:
-        text = json.dumps(finite_json(json.loads(json.dumps(item, default=_default))), indent=2, allow_nan=False)
-        sys.stdout.write(("[\n" if first else ",\n") + "  " + text.replace("\n", "\n  "))
+    for chunk in _pages(items, page):
+        text = _json_text(chunk)  # "[\n  item,\n  item\n]": the items' lines, as in the whole list
+        sys.stdout.write(("[\n" if first else ",\n") + text[2:-2])
         first = False
     sys.stdout.write("[]\n" if first else "\n]\n")
+
+
+def _pages(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    page: list[Any] = []
+    for item in items:
+        page.append(item)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _json_text(data: Any) -> str:
+    """print_json's text without the final newline."""
+    plain = finite_json(json.loads(json.dumps(data, default=_default)))
+    return json.dumps(plain, indent=2, sort_keys=False, allow_nan=False)
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
