@@ -23,7 +23,12 @@ both, because on this shared machine one reference alone swings by 10x. It exits
 measured a broken store is worse than none. Timing goals are reported, not enforced (the
 machine is shared and noisy), unless --strict (exit 2 when a goal is missed).
 
-Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--reps 3] [--keep] [--strict] [--json]
+Parts (--sections startup,tiny,standard, all by default): start-up of `lode` against
+`python -c 'import sqlalchemy'`; 100,000 files of 1 KiB (x --scale; --huge: 1,000,000,
+not in CI) against `cp -r`, with every step's peak RSS; the standard workloads.
+
+Usage: python bench/run.py [--scale 0.25] [--workdir DIR] [--reps 3] [--sections ...] [--huge] [--keep] [--strict]
+       [--json]
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import argparse
 import filecmp
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -140,42 +146,129 @@ def median_run(runs: list[dict]) -> dict:
     return r
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--workdir", type=Path, default=None, help="Where workloads live (reused if present).")
-    ap.add_argument("--workloads-script", type=Path, default=DEFAULT_WORKLOADS)
-    ap.add_argument("--keep", action="store_true", help="Keep the store and downloads.")
-    ap.add_argument("--strict", action="store_true", help="Also fail when a goal is missed.")
-    ap.add_argument("--json", action="store_true", help="Print the table as JSON too.")
-    ap.add_argument("--reps", type=int, default=3,
-                    help="Repetitions of each timed step and its reference, interleaved (medians shown).")
-    args = ap.parse_args()
+LODE = [sys.executable, "-c", "import sys; from lodestore.cli.main import main; sys.argv[0] = 'lode'; main()"]
+"""`lode` as its console script runs it (the script of an installed package is these two lines)."""
 
-    work = args.workdir or Path(tempfile.gettempdir()) / f"lodestore-bench-{args.scale}"
-    work.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, str(args.workloads_script), str(work), "--scale", str(args.scale)], check=True,
-                   stdout=subprocess.DEVNULL)
-    compile_package()
-    scratch = Path(tempfile.mkdtemp(prefix="lodestore-bench-run-", dir=work))
-    store = scratch / "store"
-    rows: list[dict] = []
-    errors: list[str] = []
 
-    def row(name: str, r: dict | None, value: float, unit: str, reference: float | None, ref_name: str, goal: str,
-            ok: bool, values: list[float] | None = None, refs: list[float] | None = None) -> None:
-        ratio = value / reference if reference else None
-        rows.append({"step": name, "value": value, "unit": unit, "reference": reference, "reference_name": ref_name,
-                     "ratio": ratio, "goal": goal, "met": ok,
-                     "value_spread": [min(values), max(values)] if values else None,
-                     "reference_spread": [min(refs), max(refs)] if refs else None,
-                     "process_seconds": r.get("process_seconds") if r else None,
-                     "peak_rss_mb": r.get("maxrss_mb") if r else None})
+def wall(cmd: list[str]) -> float:
+    """Wall time of one process, output discarded (no sync: nothing is written)."""
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=step_env())
+    return time.perf_counter() - t
 
-    def check(what: str, ok: bool) -> None:
-        if not ok:
-            errors.append(what)
 
+def import_top(cmd: list[str], count: int = 8) -> list[tuple[str, float]]:
+    """The top-level imports of a process by cumulative time (python -X importtime)."""
+    out = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], check=True, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=step_env()).stderr
+    tops = []
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
+            tops.append((parts[2].strip(), int(parts[1]) / 1e6))
+    return sorted(tops, key=lambda x: -x[1])[:count]
+
+
+def startup_rows(scratch: Path, reps: int, row, check) -> list[str]:
+    """How long `lode` takes to answer, against Python's own start and SQLAlchemy's import,
+    measured interleaved in the same run (issue 12: --help <= 0.15 s; ls, versions, info on
+    a small store within 0.1 s of `python -c 'import sqlalchemy'`)."""
+    root = scratch / "startup-store"
+    folder = scratch / "startup-files"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"f{i}.txt").write_text(f"file {i}\n")
+    lode = [*LODE, "--root", str(root)]
+    subprocess.run([*lode, "put", str(folder), "--name", "bench/small"], check=True, stdout=subprocess.DEVNULL,
+                   env=step_env())
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "import sqlalchemy": [sys.executable, "-c", "import sqlalchemy"],
+        "lode --help": [*lode, "--help"],
+        "lode ls": [*lode, "ls"],
+        "lode versions": [*lode, "versions", "bench/small"],
+        "lode info": [*lode, "info", "bench/small:v0"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(reps):
+        for name, cmd in commands.items():
+            times[name].append(wall(cmd))
+    base, sa = median(times["python -c pass"]), median(times["import sqlalchemy"])
+    value = median(times["lode --help"])
+    row(f"lode --help (wall, median of {reps})", None, value, "s", base, "python -c pass", "<= 0.15 s",
+        value <= 0.15, times["lode --help"], times["python -c pass"])
+    for name in ("lode ls", "lode versions", "lode info"):
+        value = median(times[name])
+        row(f"{name}, small store (wall, median of {reps})", None, value, "s", sa, "import sqlalchemy",
+            "<= import sqlalchemy + 0.1 s", value <= sa + 0.1, times[name], times["import sqlalchemy"])
+    notes = [f"Start-up (medians of {reps}): python -c pass {base:.3f} s, python -c 'import sqlalchemy' {sa:.3f} s."]
+    for name in ("lode --help", "lode ls"):
+        tops = ", ".join(f"{mod} {sec * 1000:.0f} ms" for mod, sec in import_top(commands[name]))
+        notes.append(f"python -X importtime {name}, top-level imports by cumulative time: {tops}")
+    return [*notes, ""]
+
+
+def make_tiny(work: Path, count: int) -> Path:
+    """count files of 1 KiB, distinct content, 1,000 to a folder (made once, then reused)."""
+    folder = work / f"tiny_{count}"
+    if folder.exists():
+        return folder
+    part = folder.with_name(folder.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    rng = random.Random(12)
+    for i in range(count):
+        sub = part / f"d{i // 1000:04d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        (sub / f"f{i:07d}.bin").write_bytes(rng.randbytes(1024))
+    part.rename(folder)
+    return folder
+
+
+def tiny_rows(work: Path, scratch: Path, args, row, check) -> list[str]:
+    """100,000 files of 1 KiB (x --scale; 1,000,000 with --huge): log, re-log unchanged,
+    list, download, each against `cp -r` of the same folder in the same run, peak RSS of
+    every step (issue 12: <= 150 MB and flat in file count)."""
+    count = 1_000_000 if args.huge else max(1000, int(100_000 * args.scale))
+    src = make_tiny(work, count)
+    reps = 1 if args.huge else args.reps
+    label = f"{count:,} x 1 KiB"
+    cp_refs, logs, relogs, lists, downloads, cp_dl = [], [], [], [], [], []
+    for k in range(reps):
+        where = scratch / f"tiny-rep{k}"
+        cp_refs.append(sh_time(["cp", "-r", str(src), str(scratch / "cp_tiny")]))
+        rm(scratch / "cp_tiny")
+        logs.append(step("log", str(where), "tiny", "dataset", str(src)))
+        relogs.append(step("log", str(where), "tiny", "dataset", str(src)))
+        check(f"re-logging unchanged {label} created a new version",
+              relogs[-1]["new_versions"] == 0 and not relogs[-1]["created"])
+        lists.append(step("cli", str(where), "files", "bench/tiny:v0", "--json"))
+        cp_dl.append(sh_time(["cp", "-r", str(src), str(scratch / "cp_tiny")]))
+        rm(scratch / "cp_tiny")
+        rm(scratch / "dl_tiny")
+        downloads.append(step("download", str(where), "bench/tiny:v0", str(scratch / "dl_tiny")))
+        if k == 0:
+            check(f"downloaded {label} differs from the source", same_tree(src, scratch / "dl_tiny"))
+        rm(scratch / "dl_tiny")
+        rm(where)
+    med = f"median of {reps}"
+    r = median_run(logs)
+    row(f"log {label} ({med})", r, r["seconds"], "s", median(cp_refs), "cp -r", "<= 1.0 x cp -r",
+        r["seconds"] <= median(cp_refs), [x["seconds"] for x in logs], cp_refs)
+    r = median_run(relogs)
+    row(f"re-log {label} unchanged ({med})", r, r["seconds"], "s", median(cp_refs), "cp -r",
+        "<= 1.0 s, no new version", r["seconds"] <= 1.0, [x["seconds"] for x in relogs], cp_refs)
+    r = median_run(lists)
+    row(f"lode files --json, {label} ({med})", r, r["seconds"], "s", None, "-", "<= 150 MB peak",
+        r["maxrss_mb"] <= 150, [x["seconds"] for x in lists])
+    r = median_run(downloads)
+    row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", median(cp_dl), "cp -r",
+        "<= 1.0 x cp -r", r["seconds"] <= median(cp_dl), [x["seconds"] for x in downloads], cp_dl)
+    return []
+
+
+def standard_rows(args, work: Path, scratch: Path, store: Path, row, check) -> tuple[object, list[str]]:
+    """The standard workloads: checkpoints (log, dedup, download) and the two datasets."""
     ckpt1, ckpt2, ckpt2s = work / "ckpt_v1.bin", work / "ckpt_v2.bin", work / "ckpt_v2s.bin"
     ds1, ds2 = work / "dataset_v1", work / "dataset_v2"
     size = ckpt1.stat().st_size
@@ -186,10 +279,14 @@ def main() -> int:
     # Repetition 0 logs into the main store (empty then, so the same work as the fresh
     # stores of the other repetitions); the main store is then used for everything else.
     cp_syncs: list[float] = []
+    cp_shas: list[float] = []  # what Runicorn does: copy, then SHA-256 through OpenSSL (issue 12's reference)
     floors: dict[str, list[float]] = {"log": [], "hash": []}
 
     def log_ckpt1(k: int) -> dict:
         cp_syncs.append(sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && sync"]))
+        rm(scratch / "cp_ckpt.bin")
+        cp_shas.append(sh_time(["sh", "-c", f"cp '{ckpt1}' '{scratch / 'cp_ckpt.bin'}' && "
+                                            f"openssl dgst -sha256 '{scratch / 'cp_ckpt.bin'}' >/dev/null"]))
         rm(scratch / "cp_ckpt.bin")
         rm(scratch / "floor_ckpt.bin")
         floor = step("floor_log", str(ckpt1), str(scratch / "floor_ckpt.bin"))
@@ -206,10 +303,11 @@ def main() -> int:
     refs, runs = interleaved(reps, ["cp", str(ckpt1), str(scratch / "cp_ckpt.bin")], scratch / "cp_ckpt.bin",
                              log_ckpt1)
     cp_ckpt, r = median(refs), median_run(runs)
-    cp_sync = median(cp_syncs)
+    runs_ckpt1 = runs
+    cp_sha = median(cp_shas)
     values = [x["seconds"] for x in runs]
-    row(f"log ckpt_v1 (new, {med})", r, r["seconds"], "s", cp_ckpt, "cp", "<= 1.5 x cp",
-        r["seconds"] <= 1.5 * cp_ckpt, values, refs)
+    row(f"log ckpt_v1 (new, {med})", r, r["seconds"], "s", cp_sha, "cp+sha256", "<= 1.0 x (cp, openssl sha256)",
+        r["seconds"] <= cp_sha, values, cp_shas)
     r = step("log", str(store), "model", "model", str(ckpt2), "model.bin")
     frac = r["new_bytes"] / size
     row("new bytes: ckpt_v2 after v1 (10% in place)", r, r["new_bytes"] / 2**20, "MiB", size / 2**20, "file size",
@@ -271,8 +369,9 @@ def main() -> int:
     for label, ref, src in (("ckpt_v1", "bench/model:v0", ckpt1), ("ckpt_v2", "bench/model:v1", ckpt2)):
         refs, runs = interleaved(reps, ["cp", str(src), str(scratch / "cp.bin")], scratch / "cp.bin", download(ref))
         cp_ref, r = median(refs), median_run(runs)
-        row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", cp_ref, "cp", "<= 1.0 x cp",
-            r["seconds"] <= cp_ref, [x["seconds"] for x in runs], refs)
+        factor = 1.2 if label == "ckpt_v2" else 1.0  # issue 12: ckpt_v2 <= 1.2 x cp, every byte verified
+        row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", cp_ref, "cp", f"<= {factor} x cp",
+            r["seconds"] <= factor * cp_ref, [x["seconds"] for x in runs], refs)
         check(f"downloaded {label} differs from the source", filecmp.cmp(src, scratch / "dl" / "model.bin", shallow=False))
         shutil.rmtree(scratch / "dl")
     for label, ref, src in (("dataset_v1", "bench/data:v0", ds1), ("dataset_v2", "bench/data:v1", ds2)):
@@ -293,25 +392,88 @@ def main() -> int:
         check(f"downloaded {ref} differs from {src.name}", filecmp.cmp(src, scratch / "dl" / entry, shallow=False))
         shutil.rmtree(scratch / "dl")
 
-    peak = max(x["peak_rss_mb"] for x in rows if x["peak_rss_mb"] is not None)
-    row("peak RSS of any step", None, peak, "MB", None, "-", "<= 150 MB", peak <= 150)
+    floor_log, floor_hash = median(floors["log"]), median(floors["hash"])
+    log_value = median([x["seconds"] for x in runs_ckpt1])
+    return tune, [
+        "The store fsyncs every log before it returns; cp does not "
+        f"(cp + sync of ckpt_v1 took {median(cp_syncs):.2f} s vs {cp_ckpt:.2f} s for cp; "
+        f"cp then openssl dgst -sha256 {median(cp_shas):.2f} s).",
+        "Floors, measured in this run (medians): the least work each step needs, done by the libraries alone,\n"
+        f"  log of a new ckpt_v1: {floor_log:.2f} s = {floor_log / cp_ckpt:.2f} x cp (read + FastCDC + a BLAKE3 per "
+        "chunk on one thread,\n    whole-file BLAKE3 + write + fsync on the other; bench/steps.py floor_log); "
+        f"lodestore's log is {log_value / floor_log:.2f} x this floor;\n"
+        f"  verifying a ckpt download: {floor_hash:.2f} s = {floor_hash / cp_ckpt:.2f} x cp (read + BLAKE3 of the "
+        "file, one core), on top of a copy as long as cp's.\n",
+    ]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--workdir", type=Path, default=None, help="Where workloads live (reused if present).")
+    ap.add_argument("--workloads-script", type=Path, default=DEFAULT_WORKLOADS)
+    ap.add_argument("--keep", action="store_true", help="Keep the store and downloads.")
+    ap.add_argument("--strict", action="store_true", help="Also fail when a goal is missed.")
+    ap.add_argument("--json", action="store_true", help="Print the table as JSON too.")
+    ap.add_argument("--sections", default="startup,tiny,standard",
+                    help="Comma-separated parts to run: startup (lode's start-up), tiny (many 1 KiB files), "
+                         "standard (checkpoints and datasets).")
+    ap.add_argument("--startup-reps", type=int, default=7, help="Repetitions of each start-up timing.")
+    ap.add_argument("--huge", action="store_true",
+                    help="The tiny-files part with 1,000,000 files (not in CI: ~1 GB of files, minutes).")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="Repetitions of each timed step and its reference, interleaved (medians shown).")
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+
+    work = args.workdir or Path(tempfile.gettempdir()) / f"lodestore-bench-{args.scale}"
+    work.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, str(args.workloads_script), str(work), "--scale", str(args.scale)], check=True,
+                   stdout=subprocess.DEVNULL)
+    compile_package()
+    scratch = Path(tempfile.mkdtemp(prefix="lodestore-bench-run-", dir=work))
+    store = scratch / "store"
+    rows: list[dict] = []
+    errors: list[str] = []
+
+    def row(name: str, r: dict | None, value: float, unit: str, reference: float | None, ref_name: str, goal: str,
+            ok: bool, values: list[float] | None = None, refs: list[float] | None = None) -> None:
+        ratio = value / reference if reference else None
+        rows.append({"step": name, "value": value, "unit": unit, "reference": reference, "reference_name": ref_name,
+                     "ratio": ratio, "goal": goal, "met": ok,
+                     "value_spread": [min(values), max(values)] if values else None,
+                     "reference_spread": [min(refs), max(refs)] if refs else None,
+                     "process_seconds": r.get("process_seconds") if r else None,
+                     "peak_rss_mb": r.get("maxrss_mb") if r else None})
+
+    def check(what: str, ok: bool) -> None:
+        if not ok:
+            errors.append(what)
+
+    notes: list[str] = []
+    tune = None
+    size = (work / "ckpt_v1.bin").stat().st_size
+    if "startup" in sections:
+        notes += startup_rows(scratch, args.startup_reps, row, check)
+    if "tiny" in sections:
+        notes += tiny_rows(work, scratch, args, row, check)
+    if "standard" in sections:
+        tune, more = standard_rows(args, work, scratch, store, row, check)
+        notes += more
+
+    peaks = [x["peak_rss_mb"] for x in rows if x["peak_rss_mb"] is not None]
+    if peaks:
+        row("peak RSS of any step", None, max(peaks), "MB", None, "-", "<= 150 MB", max(peaks) <= 150)
 
     # --- report --------------------------------------------------------------------
     print(f"\nlodestore bench, scale {args.scale} (ckpt {size / 2**20:.0f} MiB), workloads in {work}")
     print("value: from opening the store to the end of the step; proc: the whole process incl. Python start and "
-          "imports.\nThe store fsyncs every log before it returns; cp does not "
-          f"(cp + sync of ckpt_v1 took {cp_sync:.2f} s vs {cp_ckpt:.2f} s for cp).\n"
-          f"Timed steps run {reps} times, interleaved with their reference; value and reference are medians, "
+          "imports.\n"
+          f"Timed steps run {args.reps} times, interleaved with their reference; value and reference are medians, "
           "spread is min-max;\n'best' is the ratio of the two minimums (noise only ever adds time, so each "
           "minimum is the least noisy estimate);\n'met' is judged on the medians.\n")
-    floor_log, floor_hash = median(floors["log"]), median(floors["hash"])
-    log_row = rows[0]
-    print("Floors, measured in this run (medians): the least work each step needs, done by the libraries alone,\n"
-          f"  log of a new ckpt_v1: {floor_log:.2f} s = {floor_log / cp_ckpt:.2f} x cp (read + FastCDC + a BLAKE3 per "
-          "chunk on one thread,\n    whole-file BLAKE3 + write + fsync on the other; bench/steps.py floor_log); "
-          f"lodestore's log is {log_row['value'] / floor_log:.2f} x this floor;\n"
-          f"  verifying a ckpt download: {floor_hash:.2f} s = {floor_hash / cp_ckpt:.2f} x cp (read + BLAKE3 of the "
-          "file, one core), on top of a copy as long as cp's.\n")
+    for note in notes:
+        print(note)
     header = (f"{'step':<48} {'value':>8} {'unit':<4} {'reference':>15} {'ratio':>6} {'best':>6}  {'goal':<26} {'met':<4}"
               f" {'proc':>6} {'peak':>7}  spread: value | reference")
     print(header)
@@ -337,8 +499,9 @@ def main() -> int:
     if errors:
         print("\nSTORE ERRORS (the figures above are not valid):", *errors, sep="\n  ")
         return 1
-    print(f"\nall stored bytes verified: {2 + 1 + (2 if tune else 0)} checkpoint files and 2 datasets downloaded "
-          "and compared with their sources")
+    if "standard" in sections:
+        print(f"\nall stored bytes verified: {2 + 1 + (2 if tune else 0)} checkpoint files and 2 datasets downloaded "
+              "and compared with their sources")
     missed = [x["step"] for x in rows if not x["met"]]
     if missed:
         print(f"goals missed ({len(missed)}): " + "; ".join(missed))

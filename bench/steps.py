@@ -139,6 +139,24 @@ def hash_file(path: str) -> dict:
     return {"seconds": time.perf_counter() - t, "digest": hasher.hexdigest()}
 
 
+def cli(root: str, *argv: str) -> dict:
+    """A `lode` command in this process, its output discarded: how long it runs and how
+    much memory it holds (lode files --json on 100,000 files must stream, not collect)."""
+    import contextlib
+    import os
+
+    from lodestore.cli.main import main as lode
+
+    t = time.perf_counter()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        try:
+            lode(["--root", root, *argv])
+        except SystemExit as e:
+            if e.code:
+                raise
+    return {"seconds": time.perf_counter() - t}
+
+
 def peak_rss_mb() -> float:
     """VmHWM: this process's own peak RSS (ru_maxrss would inherit the parent's peak over fork)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -149,7 +167,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     step, *args = sys.argv[1:]
-    result = {"log": log, "download": download, "floor_log": floor_log, "hash": hash_file}[step](*args)
+    result = {"log": log, "download": download, "floor_log": floor_log, "hash": hash_file, "cli": cli}[step](*args)
     result["maxrss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 

@@ -661,6 +661,31 @@ def test_materialize_many_names_the_corrupted_item_and_writes_nothing_wrong(stor
         assert (out / name).read_bytes() == data[int(name[1:])]
 
 
+def test_materialize_many_goes_a_page_at_a_time_and_names_the_item_across_pages(store, tmp_path, monkeypatch):
+    """Pages of files (memory flat in file count): every file right across page ends, and
+    an error in a later page names its index in the whole list, earlier pages written."""
+    from lodestore.store import local
+
+    monkeypatch.setattr(local, "MATERIALIZE_PAGE", 7)
+    data = [random_bytes(3 * KiB, 700 + i) for i in range(40)]
+    refs = put(store, *data)
+    out = tmp_path / "out"
+    out.mkdir()
+    seen = []
+    store.materialize_many([(r.digest, str(out / f"f{i}")) for i, r in enumerate(refs)], progress=seen.append)
+    assert all((out / f"f{i}").read_bytes() == d for i, d in enumerate(data)) and sum(seen) == 40 * 3 * KiB
+
+    digest, pack_id, offset, stored_len, _, _ = next(r for r in chunk_rows(store) if r[0].hex() == refs[31].digest)
+    flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(CorruptionError) as info:
+        store.materialize_many([(r.digest, str(again / f"f{i}")) for i, r in enumerate(refs)])
+    assert info.value.item == 31 and digest.hex()[:16] in str(info.value)
+    left = listing(again)
+    assert {f"f{i}" for i in range(28)} <= left and "f31" not in left  # pages before 31's were written
+
+
 # --- large files of raw chunks: the kernel's copy (store/rawcopy.py) ------------------------
 def test_raw_chunked_file_is_copied_by_the_kernel_and_verified(store, tmp_path):
     data = random_bytes(6 * MiB, 500)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from itertools import chain
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lodestore.cli import context
 from lodestore.cli.app import app
-from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
+from lodestore.cli.output import human_size, key_values, print_json, print_json_list, stdout, table, when
 from lodestore.errors import InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import parse_json_object
 from lodestore.names import ArtifactRef, parse_ref
-from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.service import PREVIEW_ROWS, Usage, VersionRecord, parse_duration
+
+if TYPE_CHECKING:
+    from lodestore.sdk.service import Service, VersionRecord
 
 
 def version_json(v: VersionRecord) -> dict:
@@ -59,6 +62,10 @@ def put(
 
     Example: lode put images/ --name zoo/animals --type dataset --alias best
     """
+    # imported here, not with `lode`: see cli/context.py
+    from lodestore.sdk.artifact import Artifact  # noqa: PLC0415
+    from lodestore.sdk.service import parse_duration  # noqa: PLC0415
+
     ref = parse_ref(name)
     if ref.selector:
         raise InvalidInputError("--name takes project/artifact without a version")
@@ -136,6 +143,8 @@ def versions(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the versions of an artifact, oldest first."""
+    from lodestore.sdk.service import Usage  # noqa: PLC0415  (imported here, not with `lode`: cli/context.py)
+
     ref = artifact_ref(name, "versions")
     svc = context.service()
     records = svc.versions(ref.project, ref.name, include_deleted=all_)
@@ -192,13 +201,14 @@ def files(
     """List the files of a version with size and digest."""
     svc = context.service()
     art = svc.version(ref)
-    entries = svc.entries(art)
     refs = svc.references(art)
-    if as_json:
-        print_json([{"path": e.path, "size": e.size, "digest": e.digest} for e in entries]
-                   + [{"path": r.path, "size": r.size, "digest": r.digest, "reference": r.uri, "etag": r.etag,
-                       "object_version": r.object_version, "last_modified": r.last_modified} for r in refs])
+    if as_json:  # streamed: flat memory whatever the number of files
+        print_json_list(chain(
+            ({"path": e.path, "size": e.size, "digest": e.digest} for e in svc.iter_entries(art)),
+            ({"path": r.path, "size": r.size, "digest": r.digest, "reference": r.uri, "etag": r.etag,
+              "object_version": r.object_version, "last_modified": r.last_modified} for r in refs)))
         return
+    entries = svc.entries(art)  # a table needs every row to size its columns
     rows = [[e.path, human_size(e.size), e.digest[:16]] for e in entries]
     rows += [[r.path, human_size(r.size), f"reference {r.uri}"] for r in refs]
     table(["path", "size", "digest"], sorted(rows),
@@ -208,18 +218,18 @@ def files(
         _table_previews(svc, art)
 
 
-def _table_previews(svc, version: VersionRecord, most: int = 3) -> None:
+def _table_previews(svc: Service, version: VersionRecord, most: int = 3) -> None:
     """The first rows of the version's tables (a partitioned table's parts as one, its
     parts not again), up to `most` tables: what `lode show` prints for one."""
     names = svc.table_names(version)
     for name in names[:most]:
-        _print_table(svc, version, name, PREVIEW_ROWS)
+        _print_table(svc, version, name, svc.PREVIEW_ROWS)
     if len(names) > most:
         stdout.print(f"... and {len(names) - most} more table(s): lode show {version.qualified_name} NAME",
                      markup=False)
 
 
-def _print_table(svc, version: VersionRecord, name: str, rows: int) -> None:
+def _print_table(svc: Service, version: VersionRecord, name: str, rows: int) -> None:
     data = svc.read_table(version, name)
     shown = data.preview(rows)
     table(data.columns, shown, title=f"table {name}: {len(data)} rows" + (
@@ -230,7 +240,8 @@ def _print_table(svc, version: VersionRecord, name: str, rows: int) -> None:
 def show(
     ref: str = typer.Argument(..., help="project/artifact:version-or-alias"),
     name: str = typer.Argument(..., help="Table name (as added with artifact.add(table, NAME))."),
-    rows: int = typer.Option(PREVIEW_ROWS, "--rows", "-r", min=1, help="How many rows to print."),
+    rows: int | None = typer.Option(None, "--rows", "-r", min=1,
+                                    help="How many rows to print (default: as many as a preview shows)."),
     as_json: bool = typer.Option(False, "--json", help="Print {columns, rows, total_rows} as JSON."),
 ) -> None:
     """Print the first rows of a table stored in a version (a partitioned table's parts as one).
@@ -239,6 +250,7 @@ def show(
     """
     svc = context.service()
     version = svc.version(ref)
+    rows = rows or svc.PREVIEW_ROWS
     if as_json:
         data = svc.read_table(version, name)
         print_json({"columns": data.columns, "rows": data.preview(rows), "total_rows": len(data)})

@@ -10,7 +10,6 @@ from lodestore.cli import context
 from lodestore.cli.app import app
 from lodestore.cli.output import human_size, print_json, stdout, table
 from lodestore.errors import CorruptionError
-from lodestore.sdk.service import Service
 
 cache_app = typer.Typer(help="The download cache (hard-link sources), least recently used first.",
                         no_args_is_help=True)
@@ -24,8 +23,9 @@ def _when(t: float) -> str:
 @cache_app.command("ls")
 def ls(as_json: bool = typer.Option(False, "--json")) -> None:
     """Cached files, least recently used first, with the total."""
-    items = context.service().cache_entries()
-    cap = Service.cache_max_bytes()
+    svc = context.service()
+    items = svc.cache_entries()
+    cap = svc.cache_max_bytes()
     if as_json:
         print_json({"total_bytes": sum(e.size for e in items), "max_bytes": cap, "entries": [
             {"digest": e.digest, "size": e.size, "last_used": e.last_used, "links": e.links} for e in items]})

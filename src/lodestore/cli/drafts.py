@@ -4,13 +4,16 @@ processes, see sdk/distributed.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
 from lodestore.cli import context
 from lodestore.cli.app import app
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
-from lodestore.sdk.service import DraftRecord
+
+if TYPE_CHECKING:  # the door is imported when a command runs (cli/context.py)
+    from lodestore.sdk.service import DraftRecord
 
 drafts_app = typer.Typer(help="Versions being written by parallel writers (upsert_artifact).", no_args_is_help=True)
 app.add_typer(drafts_app, name="drafts")

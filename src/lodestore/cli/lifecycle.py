@@ -11,7 +11,6 @@ from lodestore.cli.app import app
 from lodestore.cli.output import human_size, key_values, print_json, stderr, stdout, table
 from lodestore.errors import CorruptionError, InvalidInputError
 from lodestore.names import parse_ref
-from lodestore.sdk.service import ADOPT_HINT, RetentionUpdate, Service
 
 
 def _ref(ref: str):
@@ -142,6 +141,8 @@ def prune(
 ) -> None:
     """Apply every retention policy (and version TTLs): soft-delete what they drop."""
 
+    svc = context.service()
+
     def show(plan) -> None:
         if as_json:
             return
@@ -150,13 +151,13 @@ def prune(
         if plan.drop:
             table(["version", "size", "reason", "removes aliases"],
                   [[r.qualified_name, human_size(r.size), plan.reasons[r.id],
-                    ", ".join(Service.custom_aliases(r)) or "-"] for r in plan.drop])
-            held = [r for r in plan.drop if Service.custom_aliases(r)]
+                    ", ".join(svc.custom_aliases(r)) or "-"] for r in plan.drop])
+            held = [r for r in plan.drop if svc.custom_aliases(r)]
             if held:
                 stdout.print(f"{len(held)} of them hold aliases, which the delete removes (the policy has no "
                              "--keep-aliased; restoring a version does not bring its aliases back)", markup=False)
 
-    plan = context.service().prune(dry_run=dry_run, on_plan=show)
+    plan = svc.prune(dry_run=dry_run, on_plan=show)
     if as_json:
         print_json({"dry_run": dry_run, "drop": plan.as_dict()})
 
@@ -180,6 +181,8 @@ def retention_set(
 
     Example: lode retention set zoo/animals --keep-last 5 --keep-aliased
     """
+    from lodestore.sdk.service import RetentionUpdate  # noqa: PLC0415  (not with `lode`: cli/context.py)
+
     r = parse_ref(name)
     update = RetentionUpdate(
         keep_last=keep_last, keep_aliased=keep_aliased,
@@ -222,6 +225,8 @@ def fsck(
 
     Versions already marked broken by an earlier repair are listed but do not fail the check.
     """
+    from lodestore.sdk.service import ADOPT_HINT  # noqa: PLC0415  (not with `lode`: cli/context.py)
+
     result = context.service().fsck(repair=repair)
     final = result.repaired.after if result.repaired is not None else result
     if as_json:

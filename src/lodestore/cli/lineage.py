@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from lodestore.cli import context
@@ -9,7 +11,9 @@ from lodestore.cli.app import app
 from lodestore.cli.artifacts import version_json
 from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
 from lodestore.errors import InvalidInputError
-from lodestore.sdk.service import VersionRecord
+
+if TYPE_CHECKING:
+    from lodestore.sdk.service import VersionRecord
 
 
 def _version(ref: str) -> VersionRecord:

@@ -10,7 +10,6 @@ import sqlite3
 import sys
 
 import typer
-from rich.markup import escape
 
 # The command modules register their commands on `app` as they are imported, in this
 # order, which is the order of `lode --help` (hence not sorted).
@@ -18,7 +17,7 @@ from rich.markup import escape
 from lodestore.cli import aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, ui  # noqa: F401
 # isort: on
 from lodestore.cli.app import app
-from lodestore.cli.output import stderr
+from lodestore.cli.output import error_line, stderr
 from lodestore.errors import OS_ERROR_EXIT_CODE, CorruptionError, LodestoreError, is_database_damage
 
 
@@ -32,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
                 stderr.print("aborted")
             sys.exit(code)
     except LodestoreError as e:
-        stderr.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+        error_line(str(e))
         sys.exit(e.exit_code)
     except OSError as e:
-        stderr.print(f"[red]error:[/red] {escape(describe_os_error(e))}", highlight=False)
+        error_line(describe_os_error(e))
         sys.exit(OS_ERROR_EXIT_CODE)
     except (typer.Abort, KeyboardInterrupt):
         stderr.print("aborted")
@@ -47,18 +46,17 @@ def main(argv: list[str] | None = None) -> None:
         if callable(show):
             show()
         else:
-            stderr.print(f"[red]error:[/red] {e}", highlight=False, markup=False)
+            error_line(str(e))
         sys.exit(getattr(e, "exit_code", 2))
     except Exception as e:
         if is_database_damage(e):  # a damage the catalog and index checks did not name
-            stderr.print(f"[red]error:[/red] {escape(str(getattr(e, 'orig', e)))}: a database of the store is "
-                         "corrupted; run `lode fsck` (index.db is rebuilt by `lode fsck --repair`, catalog.db "
-                         "must come from a backup)", highlight=False)
+            error_line(f"{getattr(e, 'orig', e)}: a database of the store is corrupted; run `lode fsck` "
+                       "(index.db is rebuilt by `lode fsck --repair`, catalog.db must come from a backup)")
             sys.exit(CorruptionError.exit_code)
         text = describe_database_refusal(e)
         if text is None:
             raise  # a bug: the traceback is what a report needs
-        stderr.print(f"[red]error:[/red] {escape(text)}", highlight=False)
+        error_line(text)
         sys.exit(OS_ERROR_EXIT_CODE)
 
 

@@ -4,20 +4,49 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from lodestore.json_values import finite_json
 
-# soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A Rich console made on its first use: `lode --help` and usage errors print through
+    Typer, not Rich, and importing Rich's console, table and markup costs ~20 ms of every
+    start (python -X importtime, 2-core VM), an eighth of the `lode --help` budget."""
+
+    def __init__(self, *, stderr: bool):
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console  # noqa: PLC0415  (imported on first print: see the class)
+
+            # soft_wrap: long lines (paths, digests, error messages) stay whole for grep and logs
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+stdout = _LazyConsole(stderr=False)
+stderr = _LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """Rich's markup escape (a file named "[b]x" prints as itself), imported when used."""
+    from rich.markup import escape as rich_escape  # noqa: PLC0415  (Rich on first print: see _LazyConsole)
+
+    return rich_escape(text)
+
+
+def error_line(text: str) -> None:
+    """The one red line a failed command prints (plain text, never read as markup)."""
+    stderr.print(f"[red]error:[/red] {escape(text)}", highlight=False)
 
 
 def human_size(n: int | None) -> str:
@@ -50,11 +79,41 @@ def _default(o: Any) -> Any:
 def print_json(data: Any) -> None:
     """Valid JSON, always: a NaN or infinity read from a row written before such values
     were stored as null prints as null (JSON has no such numbers)."""
+    sys.stdout.write(_json_text(data) + "\n")
+
+
+def print_json_list(items: Iterable[Any], page: int = 1000) -> None:
+    """What `print_json(list(items))` prints, encoded and written `page` items at a time:
+    a listing of a million files is never held whole (a list of them cost ~2 KB a file)."""
+    first = True
+    for chunk in _pages(items, page):
+        text = _json_text(chunk)  # "[\n  item,\n  item\n]": the items' lines, as in the whole list
+        sys.stdout.write(("[\n" if first else ",\n") + text[2:-2])
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")
+
+
+def _pages(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    page: list[Any] = []
+    for item in items:
+        page.append(item)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _json_text(data: Any) -> str:
+    """print_json's text without the final newline."""
     plain = finite_json(json.loads(json.dumps(data, default=_default)))
-    sys.stdout.write(json.dumps(plain, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    return json.dumps(plain, indent=2, sort_keys=False, allow_nan=False)
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    from rich.table import Table  # noqa: PLC0415  (Rich on first print: see _LazyConsole)
+    from rich.text import Text  # noqa: PLC0415
+
     t = Table(title=Text(title) if title else None, show_edge=False, header_style="bold")
     for c in columns:
         t.add_column(c, overflow="fold")

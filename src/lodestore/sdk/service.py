@@ -105,6 +105,8 @@ class RetentionUpdate:
 class Service:
     """Every operation on one store (a content store and its catalog)."""
 
+    PREVIEW_ROWS = PREVIEW_ROWS  # rows a table preview shows (lode files, lode show)
+
     def __init__(self, repo: Repository):
         self._repo = repo
 
@@ -148,7 +150,12 @@ class Service:
         return self._repo.catalog.artifact_types(project)
 
     def entries(self, version: VersionRecord) -> list[ManifestEntry]:
-        return list(self._repo.catalog.iter_entries(version.id))
+        return list(self.iter_entries(version))
+
+    def iter_entries(self, version: VersionRecord) -> Iterator[ManifestEntry]:
+        """A version's files sorted by path, a page at a time: memory stays flat for a
+        version of a million files (`lode files --json` streams them out)."""
+        return self._repo.catalog.iter_entries(version.id)
 
     def entry(self, version: VersionRecord, path: str) -> ManifestEntry:
         return self._repo.catalog.get_entry(version.id, normalize_entry_path(path))

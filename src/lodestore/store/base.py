@@ -40,7 +40,7 @@ DEFAULT_GRACE_SECONDS = 600.0
 DEFAULT_REPACK_THRESHOLD = 0.5  # repack a pack when more than this fraction of it is dead
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRef:
     """What the store returns for a stored file: its content digest and size."""
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -87,6 +88,11 @@ def _raw(digest: str) -> bytes:
     if not isinstance(digest, str) or len(digest) != 2 * DIGEST_LEN or not _HEX.issuperset(digest):
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
     return bytes.fromhex(digest)
+
+
+# Files materialize_many plans and writes at a time: memory flat in file count, while a
+# page is still large enough (16 MiB of 1 KiB files) for reads in pack order to pay.
+MATERIALIZE_PAGE = 16_384
 
 
 class LocalContentStore(ContentStore):
@@ -366,8 +372,20 @@ class LocalContentStore(ContentStore):
                          threads: int = 1) -> None:
         """materialize() for many files at once, each (digest, destination path); the
         destinations' folders must exist. Small files go the batch path (store/batch_read.py),
-        others one by one. An error names the failed item's index in `err.item`."""
-        self._retry_if_repacked(lambda: self._materialize_many_once(items, progress, threads))
+        others one by one. An error names the failed item's index in `err.item`.
+
+        Items go a page at a time (planned, located, read in disk order and written), so
+        what a download holds does not grow with its number of files: planning 100,000
+        files at once held ~48 MB of locations and destinations (tracemalloc, 1 KiB
+        files), a page holds ~8 MB."""
+        for start in range(0, len(items), MATERIALIZE_PAGE):
+            page = items[start : start + MATERIALIZE_PAGE]
+            try:
+                self._retry_if_repacked(partial(self._materialize_many_once, page, progress, threads))
+            except Exception as err:
+                if isinstance(getattr(err, "item", None), int):
+                    err.item += start  # type: ignore[attr-defined]
+                raise
 
     def _materialize_many_once(self, items: list[tuple[str, str]], progress: ProgressCallback | None,
                                threads: int) -> None:
