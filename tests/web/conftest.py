@@ -87,11 +87,11 @@ class Server:
         return self.request("GET", path, **kw)
 
 
-def build_store(where: Path) -> Path:
+def build_store(where: Path, script: Path = HERE / "_build_store.py") -> Path:
     root = where / "store"
     env = {**os.environ, "LODESTORE_QUIET": "1"}
     env.pop("LODESTORE_DIR", None)
-    subprocess.run([sys.executable, str(HERE / "_build_store.py"), str(root), str(where / "work")], check=True,
+    subprocess.run([sys.executable, str(script), str(root), str(where / "work")], check=True,
                    env=env, cwd=where, timeout=120)
     return root
 

@@ -156,6 +156,26 @@ def test_lineage_expands_clusters_and_navigates(page, server):
     assert page.inner_html("#lineage-canvas") == first_picture  # deterministic layout
 
 
+def test_lineage_click_selects_and_expands_and_open_goes_there(page, server):
+    """One click on a node selects it and expands it one hop (both in the URL); the
+    panel's Open button, not the click, goes to the node's page."""
+    goto(page, server, BASE + "/v1?tab=lineage")
+    assert "Open button" in page.inner_text("#lineage-panel")  # the hint says how to go there
+    before = page.locator("#lineage-canvas g.node").count()
+    page.evaluate("delete document.body.dataset.ready")
+    page.locator("#lineage-canvas g.node[data-id='zoo/model:v0']").click()
+    wait_render(page)
+    assert "/artifacts/zoo/animals/v1?" in page.url  # still this page: the click did not leave
+    assert "expand=zoo%2Fmodel%3Av0" in page.url and "selected=zoo%2Fmodel%3Av0" in page.url
+    assert page.locator("#lineage-canvas g.node.selected").get_attribute("data-id") == "zoo/model:v0"
+    assert page.locator("#lineage-canvas g.node").count() >= before
+    opener = page.locator("#lineage-open")
+    assert opener.inner_text() == "Open" and opener.get_attribute("href") == "/artifacts/zoo/model/v0"
+    shot(page, "09b-lineage-selected")
+    click_and_wait(page, "#lineage-open")
+    assert page.url.endswith("/artifacts/zoo/model/v0") and page.inner_text("h1").startswith("model:v0")
+
+
 def test_compare_two_versions(page, server):
     goto(page, server, BASE + "/v2?tab=compare")
     assert page.input_value("#compare-a") == "v1" and page.input_value("#compare-b") == "v2"

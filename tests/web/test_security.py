@@ -75,6 +75,26 @@ def test_the_printed_token_becomes_a_strict_httponly_cookie(server):
     assert ok.status == 200
 
 
+def test_the_printed_token_buys_one_cookie_only(web_store):
+    """A second exchange of the URL's token is refused; the cookie (and a browser that
+    already holds it, opening the URL again) keeps working."""
+    s = start_server(web_store)
+    try:
+        first = s.get(f"/?token={s.token}", token=False)
+        assert first.status == 303 and "set-cookie" in first.headers
+        again = s.get(f"/runs?token={s.token}", token=False)
+        assert again.status == 401 and "set-cookie" not in again.headers
+        assert "already exchanged" in again.error["message"]
+        cookie = {"Cookie": f"lode_token={s.token}"}
+        held = s.get(f"/runs?token={s.token}", token=False, headers=cookie)
+        assert held.status == 303 and held.headers["location"] == "/runs" and "set-cookie" not in held.headers
+        assert s.get("/api/v1/ping", token=False, headers=cookie).status == 200
+        assert s.get("/runs", token=False, headers=cookie).status == 200
+        assert s.get(f"/?token={s.token}x", token=False).status == 401  # a wrong token is still just wrong
+    finally:
+        stop_server(s)
+
+
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:23300", "127.0.0.1.evil.example", "", "192.168.1.5"])
 def test_a_foreign_host_header_is_refused(server, host):
     r = server.get("/api/v1/ping", headers={"Host": host})

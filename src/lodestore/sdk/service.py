@@ -19,6 +19,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,15 @@ from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
 from lodestore.sdk.references import problem as reference_problem
 from lodestore.sdk.repository import Repository
-from lodestore.sdk.tables import PARTITIONED_SUFFIX, PREVIEW_ROWS, TABLE_SUFFIX, PartitionedTable, Table, table_name
+from lodestore.sdk.tables import (
+    PARTITIONED_SUFFIX,
+    PREVIEW_ROWS,
+    TABLE_SUFFIX,
+    PartitionedTable,
+    Table,
+    TablesUnavailableError,
+    table_name,
+)
 from lodestore.store.base import GcPlan
 
 # Re-exported for entry points: they import the door, not the modules behind it.
@@ -69,6 +78,8 @@ __all__ = [
     "RetentionUpdate",
     "Service",
     "StoreFigures",
+    "TablePreview",
+    "TablesUnavailableError",
     "Usage",
     "VersionRecord",
     "parse_duration",
@@ -576,7 +587,10 @@ class Service:
                     found.append(FolderItem(rest.rsplit("/", 1)[-1], e.path, False, e.size, e.digest))
             elif found or e.path > under:
                 break
-        return found
+        for r in self.references(version):
+            if r.path.startswith(under) and needle in r.path[len(under):].casefold():
+                found.append(FolderItem(r.path.rsplit("/", 1)[-1], r.path, False, r.size, r.digest, uri=r.uri))
+        return sorted(found, key=lambda f: f.path)
 
     FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
 
@@ -590,16 +604,18 @@ class Service:
             return cache[version.id]
         totals: dict[str, list[int]] = {"": [0, 0]}  # folder -> [files under it, bytes under it]
         files: dict[str, list[FolderItem]] = {"": []}
-        for e in self._repo.catalog.iter_entries(version.id):
-            parts = e.path.split("/")
+        stored = ((e.path, e.size, e.digest, None) for e in self._repo.catalog.iter_entries(version.id))
+        named = ((r.path, r.size, r.digest, r.uri) for r in self.references(version))  # no bytes held
+        for path, size, digest, uri in chain(stored, named):
+            parts = path.split("/")
             folder = ""
             for depth, part in enumerate(parts[:-1]):
                 folder = part if depth == 0 else f"{folder}/{part}"
                 acc = totals.setdefault(folder, [0, 0])
                 acc[0] += 1
-                acc[1] += e.size
+                acc[1] += size or 0
                 files.setdefault(folder, [])
-            files[folder if len(parts) > 1 else ""].append(FolderItem(parts[-1], e.path, False, e.size, e.digest))
+            files[folder if len(parts) > 1 else ""].append(FolderItem(parts[-1], path, False, size, digest, uri=uri))
         children: dict[str, list[str]] = {}
         for folder in totals:
             if folder:
@@ -635,6 +651,20 @@ class Service:
                 break
         return entry, bytes(out[:limit])
 
+    def reference(self, version: VersionRecord, path: str) -> ReferenceEntry | None:
+        """The version's reference entry at `path` (a file named by URI, no bytes held),
+        or None when `path` is not one."""
+        path = normalize_entry_path(path)
+        return next((r for r in self.references(version) if r.path == path), None)
+
+    def preview_table(self, version: VersionRecord, path: str, rows: int) -> TablePreview:
+        """The first `rows` rows of a Parquet file of a version (sdk/tables.py reads it;
+        pyarrow is imported there, on first use). The caller bounds the file's size: the
+        whole file is read to take its first rows."""
+        _, pieces = self.read_file(version, path)  # verified, and refused for a broken version
+        table = Table.from_parquet(b"".join(pieces))
+        return TablePreview(table.columns, table.preview(rows), len(table))
+
 
 @dataclass(frozen=True)
 class QueryTerm:
@@ -664,9 +694,19 @@ class FolderItem:
     name: str  # the last path segment
     path: str  # the full entry path (a folder's without a trailing slash)
     is_folder: bool
-    size: int
+    size: int | None  # None: a reference whose size was not recorded
     digest: str | None = None  # files only
     files: int = 1  # files under a folder
+    uri: str | None = None  # a reference entry: where its bytes live (the store holds none)
+
+
+@dataclass(frozen=True)
+class TablePreview:
+    """The head of a table file: its columns, its first rows, how many rows it has."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    total_rows: int
 
 
 def _query_groups(node: query_parse.Node) -> tuple[tuple[QueryTerm, ...], ...]:

@@ -37,12 +37,15 @@ from lodestore.errors import (
     NotFoundError,
 )
 from lodestore.names import normalize_entry_path, parse_ref, validate_name
-from lodestore.sdk.service import Service, VersionRecord
+from lodestore.sdk.service import Service, TablesUnavailableError, VersionRecord
 from lodestore.web import json_out as out
 from lodestore.web.paging import Page, paginate, paginate_ordered, parse_limit
 
 PREVIEW_TEXT_BYTES = 1_000_000  # text and JSON previews: the first 1 MB
-PREVIEW_TABLE_ROWS = 100  # CSV previews: the first 100 rows
+PREVIEW_TABLE_ROWS = 100  # CSV and Parquet previews: the first 100 rows
+PREVIEW_TABLE_COLUMNS = 100  # ... of their first 100 columns
+PREVIEW_CELL_CHARS = 1_000  # a Parquet cell longer than this is cut (a CSV preview is cut at 1 MB)
+PREVIEW_PARQUET_BYTES = 16_000_000  # a Parquet file is read whole to take its head: only up to this size
 TEXT_DIFF_BYTES = 256_000  # side by side diffs only for small text files
 LINEAGE_MAX_NODES = 500  # nodes (cluster members included) per lineage response
 CLUSTER_AT = 5  # this many siblings of one kind collapse into a cluster node
@@ -363,10 +366,21 @@ def files(svc: Service, request: Request) -> Any:
     return page_json(page, out.folder_item, folder=normalize_entry_path(folder) if folder.strip("/") else "")
 
 
-@route("GET", VERSION_PATH + "/files/{path:path}", "One file's entry: path, size, digest.", "files",
+@route("GET", VERSION_PATH + "/files/{path:path}", "One file's entry: path, size, digest; a reference entry "
+       "(kind reference) also its URI and what identifies its content.", "files",
        (P_PROJECT, P_NAME, P_SEL, P_PATH))
 def file_entry(svc: Service, request: Request) -> Any:
-    return out.entry(svc.entry(version_of(svc, request), entry_path_of(request)))
+    v, path = version_of(svc, request), entry_path_of(request)
+    ref = svc.reference(v, path)
+    return out.reference(ref) if ref is not None else out.entry(svc.entry(v, path))
+
+
+def refuse_reference(svc: Service, v: VersionRecord, path: str) -> None:
+    """A reference entry has no bytes here, and the server never fetches a URI for a page."""
+    ref = svc.reference(v, path)
+    if ref is not None:
+        raise NotFoundError(f"{path} is a reference to {ref.uri}: the store holds none of its bytes "
+                            f"(`lode download` fetches and checks it)")
 
 
 def _disposition(path: str, inline: bool) -> str:
@@ -380,8 +394,9 @@ def _disposition(path: str, inline: bool) -> str:
        (P_PROJECT, P_NAME, P_SEL, P_PATH, Param("inline", "query", "true: show a raster image in the page")),
        content="application/octet-stream")
 def raw_file(svc: Service, request: Request) -> Any:
-    v = version_of(svc, request)
-    entry, pieces = svc.read_file(v, entry_path_of(request))
+    v, path = version_of(svc, request), entry_path_of(request)
+    refuse_reference(svc, v, path)
+    entry, pieces = svc.read_file(v, path)
     suffix = "." + entry.path.rsplit(".", 1)[-1].lower() if "." in entry.path else ""
     inline = flag(request, "inline") and suffix in INLINE_IMAGES
     media = INLINE_IMAGES[suffix] if inline else "application/octet-stream"
@@ -472,19 +487,23 @@ def _looks_text(data: bytes) -> bool:
     return True
 
 
-@route("GET", VERSION_PATH + "/preview/{path:path}", "A bounded preview: text and JSON (first 1 MB), CSV (first "
-       "100 rows), raster images (by URL); HTML, SVG and notebooks as text only.", "files",
+@route("GET", VERSION_PATH + "/preview/{path:path}", "A bounded preview: text and JSON (first 1 MB), CSV and "
+       "Parquet (first 100 rows), raster images (by URL); HTML, SVG and notebooks as text only; a reference "
+       "entry as its URI (never fetched).", "files",
        (P_PROJECT, P_NAME, P_SEL, P_PATH))
 def preview(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     path = entry_path_of(request)
+    ref = svc.reference(v, path)
+    if ref is not None:
+        return out.reference(ref)
     entry = svc.entry(v, path)
     suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     base: dict[str, Any] = {"path": entry.path, "size": entry.size, "digest": entry.digest}
     if suffix in INLINE_IMAGES:
         return {**base, "kind": "image", "media_type": INLINE_IMAGES[suffix]}
     if suffix == ".parquet":
-        return {**base, "kind": "unsupported", "message": "Parquet previews need a Parquet reader; download it"}
+        return _parquet_preview(svc, v, entry, base)
     _, head = svc.read_head(v, path, PREVIEW_TEXT_BYTES)
     truncated = entry.size > len(head)
     if not _looks_text(head):
@@ -506,6 +525,33 @@ def preview(svc: Service, request: Request) -> Any:
             pass
     return {**base, "kind": "text", "text": text, "truncated": truncated,
             "rendered": False if suffix in NEVER_RENDERED else None}
+
+
+def _cell(value: Any) -> Any:
+    """A Parquet value as JSON: numbers, booleans and null as they are; anything else
+    (dates, bytes, lists, ...) as its text, cut at PREVIEW_CELL_CHARS."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[:PREVIEW_CELL_CHARS] + "…"
+
+
+def _parquet_preview(svc: Service, v: VersionRecord, entry: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """The first 100 rows of a Parquet file (tables of `artifact.add(Table)` among them), as
+    a CSV preview is shown; a file over PREVIEW_PARQUET_BYTES, or without pyarrow installed,
+    says why it is not shown instead."""
+    if entry.size > PREVIEW_PARQUET_BYTES:
+        return {**base, "kind": "unsupported", "message": f"Parquet previews read files up to "
+                f"{PREVIEW_PARQUET_BYTES // 1_000_000} MB; this one is {entry.size:,} bytes: download it"}
+    try:
+        head = svc.preview_table(v, entry.path, PREVIEW_TABLE_ROWS)
+    except TablesUnavailableError as e:
+        return {**base, "kind": "unsupported", "message": str(e)}
+    except ValueError as e:  # pyarrow's ArrowInvalid: bytes that are not Parquet
+        return {**base, "kind": "unsupported", "message": f"not a readable Parquet file: {str(e)[:200]}"}
+    return {**base, "kind": "table", "header": head.columns[:PREVIEW_TABLE_COLUMNS],
+            "rows": [[_cell(c) for c in row[:PREVIEW_TABLE_COLUMNS]] for row in head.rows],
+            "truncated": head.total_rows > PREVIEW_TABLE_ROWS, "total_rows": head.total_rows}
 
 
 # ---------------------------------------------------------------------------------- aliases

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 from lodestore.json_values import finite_json
 
 if TYPE_CHECKING:  # the records travel through the door; their classes are only named here
-    from lodestore.catalog.base import AliasEvent, ArtifactRecord, ManifestEntry, RunRecord, VersionRecord
+    from lodestore.catalog.base import (
+        AliasEvent,
+        ArtifactRecord,
+        ManifestEntry,
+        ReferenceEntry,
+        RunRecord,
+        VersionRecord,
+    )
     from lodestore.sdk.service import FolderItem, ParsedQuery, StoreFigures
 
 
@@ -58,7 +65,16 @@ def entry(e: ManifestEntry) -> dict[str, Any]:
 def folder_item(f: FolderItem) -> dict[str, Any]:
     if f.is_folder:
         return {"kind": "folder", "name": f.name, "path": f.path, "size": f.size, "files": f.files}
+    if f.uri is not None:  # named by URI: the store holds no bytes to download or preview
+        return {"kind": "reference", "name": f.name, "path": f.path, "size": f.size, "digest": f.digest,
+                "uri": f.uri}
     return {"kind": "file", "name": f.name, "path": f.path, "size": f.size, "digest": f.digest}
+
+
+def reference(r: ReferenceEntry) -> dict[str, Any]:
+    """A reference entry: its URI and what identifies its content (None: not recorded)."""
+    return {"kind": "reference", "path": r.path, "uri": r.uri, "size": r.size, "digest": r.digest,
+            "etag": r.etag, "object_version": r.object_version, "last_modified": r.last_modified}
 
 
 def parsed_query(q: ParsedQuery) -> dict[str, Any]:

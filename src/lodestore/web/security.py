@@ -5,8 +5,11 @@ downloads and the static files):
   by default): a page on another site that rebinds its DNS name to 127.0.0.1 is refused.
 - **Token**: the printed URL carries a token made at start (`secrets`); the first
   request that brings it gets it as an HttpOnly, SameSite=Strict cookie and is
-  redirected to the same URL without it. Requests with neither the cookie nor
-  ``Authorization: Bearer <token>`` are refused (401).
+  redirected to the same URL without it. That exchange happens once: a later request
+  bringing the token in the URL without the cookie is refused (a URL copied from a
+  terminal's scrollback, a shell history or a screen share opens nothing), while the
+  browser holding the cookie keeps working (and is just redirected). Requests with
+  neither the cookie nor ``Authorization: Bearer <token>`` are refused (401).
 - **Mutations** (POST, PUT, PATCH, DELETE) must come from this origin: an ``Origin`` or
   ``Sec-Fetch-Site`` naming another site is refused, and a POST or any body must be JSON
   (a cross-site form cannot send that without a preflight this server never answers). With
@@ -115,6 +118,9 @@ class GuardMiddleware:
     def __init__(self, app: App, guard: Guard):
         self.app = app
         self.guard = guard
+        # The URL's token buys one cookie; set on the event loop's one thread, so two
+        # requests racing with the token cannot both win.
+        self.token_exchanged = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,10 +142,19 @@ class GuardMiddleware:
                 await _refuse(scope, send, 401, "wrong token: use the URL `lode ui` printed")
                 return
             rest = urlencode([(k, v) for k, v in params if k != "token"])
-            location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+            location = [(b"location", (scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else ""))
+                         .encode("latin-1", "replace"))]
+            if g.token_ok(_cookie(headers, COOKIE)):  # this browser exchanged it already
+                await _refuse(scope, send, 303, "token already held", extra=location)
+                return
+            if self.token_exchanged:
+                await _refuse(scope, send, 401, "this token was already exchanged for a cookie (it works once): "
+                              "use the browser that opened it, or restart `lode ui` for a new one")
+                return
+            self.token_exchanged = True
             cookie = f"{COOKIE}={g.token}; HttpOnly; SameSite=Strict; Path=/"
-            await _refuse(scope, send, 303, "token accepted", extra=[
-                (b"location", location.encode("latin-1", "replace")), (b"set-cookie", cookie.encode())])
+            await _refuse(scope, send, 303, "token accepted",
+                          extra=[*location, (b"set-cookie", cookie.encode())])
             return
         bearer = headers.get("authorization", "")
         presented = bearer[7:] if bearer.lower().startswith("bearer ") else _cookie(headers, COOKIE)

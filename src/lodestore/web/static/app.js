@@ -351,21 +351,31 @@ async function filesTab(body, v, params, base) {
   const preview = h("div", { id: "preview" });
   body.append(crumbs, form, table([
     { label: "name", cell: (f) => f.kind === "folder" ? h("a", { href: pageUrl(base, { tab: "files", folder: f.path }), class: "folder" }, `${filter ? f.path : f.name}/`)
-      : h("a", { href: pageUrl(base, { tab: "files", folder, filter, preview: f.path }), class: "file" }, filter ? f.path : f.name) },
-    { label: "size", num: true, cell: (f) => humanSize(f.size) },
+      : h("a", { href: pageUrl(base, { tab: "files", folder, filter, preview: f.path }), class: f.kind }, filter ? f.path : f.name) },
+    { label: "size", num: true, cell: (f) => f.size == null ? "" : humanSize(f.size) },
     { label: "files", num: true, cell: (f) => f.kind === "folder" ? f.files.toLocaleString() : "" },
     { label: "digest", cell: (f) => f.digest ? h("span", { class: "mono", title: f.digest }, f.digest.slice(0, 16)) : "" },
-    { label: "", cell: (f) => f.kind === "file" ? h("a", { href: `${verPath(v.project, v.name, v.version)}/raw/${filePath(f.path)}`, download: "" }, "download") : "" },
+    { label: "", cell: (f) => f.kind === "file" ? h("a", { href: `${verPath(v.project, v.name, v.version)}/raw/${filePath(f.path)}`, download: "" }, "download")
+      : f.kind === "reference" ? referenceUri(f.uri) : "" },
   ], list.items), pager(list.next_cursor, pageUrl(base, { tab: "files", folder, filter }), pageUrl(base, { tab: "files", folder, filter, cursor: list.next_cursor }), cursor), preview);
   const shown = params.get("preview");
   if (shown) await showPreview(preview, v, shown);
 }
 
+// A reference entry's URI, as text: the store holds none of its bytes and the server never
+// fetches it; an http(s) URI is also a link the browser (not the server) may follow.
+function referenceUri(uri) {
+  const text = h("span", { class: "mono uri", title: "a reference: the store holds no bytes of it" }, uri);
+  return /^https?:\/\//i.test(uri) ? h("a", { href: uri, rel: "noopener noreferrer", target: "_blank", class: "uri-link" }, text) : text;
+}
+
 async function showPreview(box, v, path) {
   const p = await api(`${verPath(v.project, v.name, v.version)}/preview/${filePath(path)}`);
-  box.append(h("h2", {}, `Preview: ${p.path}`), h("p", { class: "muted" }, `${humanSize(p.size)} · ${p.digest}`));
-  if (p.kind === "image") box.append(h("img", { class: "preview", alt: p.path, src: `${verPath(v.project, v.name, v.version)}/raw/${filePath(p.path)}?inline=true` }));
-  else if (p.kind === "table") append(box, [table(p.header.map((c, i) => ({ label: c, cell: (r) => r[i] ?? "" })), p.rows), p.truncated ? h("p", { class: "muted" }, "first 100 rows") : null]);
+  box.append(h("h2", {}, `Preview: ${p.path}`), h("p", { class: "muted" }, `${p.size == null ? "size not recorded" : humanSize(p.size)} · ${p.digest || "no digest recorded"}`));
+  if (p.kind === "reference") box.append(h("p", { id: "reference-preview" }, "A reference to ", referenceUri(p.uri),
+    ": the store holds none of its bytes, so there is nothing to preview or download here; `lode download` fetches it and checks it against what was recorded."));
+  else if (p.kind === "image") box.append(h("img", { class: "preview", alt: p.path, src: `${verPath(v.project, v.name, v.version)}/raw/${filePath(p.path)}?inline=true` }));
+  else if (p.kind === "table") append(box, [table(p.header.map((c, i) => ({ label: c, cell: (r) => r[i] ?? "" })), p.rows), p.truncated ? h("p", { class: "muted" }, p.total_rows ? `first 100 of ${p.total_rows.toLocaleString()} rows` : "first 100 rows") : null]);
   else if (p.kind === "json") box.append(h("pre", { class: "preview-text" }, JSON.stringify(p.value, null, 2)));
   else if (p.kind === "text") append(box, [h("pre", { class: "preview-text" }, p.text), p.truncated ? h("p", { class: "muted" }, "first 1 MB") : null,
     p.rendered === false ? h("p", { class: "muted" }, "shown as text: HTML, SVG and notebooks are never rendered here") : null]);
@@ -386,7 +396,7 @@ async function lineageTab(body, v, params, base) {
   const all = await Promise.all([v.ref, ...expanded].map((key) => api(pageUrl("/api/v1/lineage", { node: key })).catch(() => null)));
   all.filter(Boolean).forEach(merge);
   const canvas = h("div", { class: "lineage", id: "lineage-canvas" });
-  const panel = h("div", { class: "box", id: "lineage-panel" }, h("p", { class: "muted" }, "Click a node to expand it one hop; its details show here."));
+  const panel = h("div", { class: "box", id: "lineage-panel" }, h("p", { class: "muted" }, "Click a node to select it and expand it one hop; its details and an Open button (which goes to its page) show here."));
   body.append(h("p", { class: "muted" }, "Runs are rounded, versions square; upstream on the left, downstream on the right.",
     truncated ? h("span", { class: "truncated", id: "lineage-truncated" }, " truncated: more than 500 nodes") : ""),
   h("div", { class: "lineage-wrap" }, canvas, panel));
