@@ -79,6 +79,15 @@ def test_every_read_command_works(read_only_store: Path, lode_proc, tmp_path: Pa
         assert {p: (target / p).read_bytes() for p in FILES} == FILES
 
 
+def test_fsck_checks_a_read_only_store(read_only_store: Path, lode_proc) -> None:
+    """A check is a read: it works, changes nothing, and still says what it found."""
+    before = _tree(read_only_store)
+    done = lode_proc("--root", read_only_store, "fsck")
+    assert done.returncode == 0, done.stderr
+    assert "fsck: clean" in done.stdout and "Traceback" not in done.stderr
+    assert _tree(read_only_store) == before
+
+
 def test_the_sdk_downloads(read_only_store: Path, tmp_path: Path) -> None:
     art = Api(root=read_only_store).artifact("zoo/pics:best")
     assert content(art, tmp_path) == FILES

@@ -57,7 +57,7 @@ from lodestore.store.base import (
 )
 from lodestore.store.index import ChunkLocation, StoreIndex
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
-from lodestore.store.locks import acquire_store_lock
+from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
 from lodestore.store.session import DIGEST_LEN, RACY_WINDOW_NS, LocalWriteSession, stat_key
 from lodestore.store.workdirs import tree_size
@@ -446,7 +446,10 @@ class LocalContentStore(ContentStore):
 
     @contextmanager
     def maintenance_lock(self, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
-        fd = acquire_store_lock(self.root, exclusive=exclusive, timeout=timeout)
+        if self.read_only and not exclusive:  # a check of a store we cannot write (fsck)
+            fd: int | None = acquire_shared_lock_read_only(self.root, timeout=timeout)
+        else:
+            fd = acquire_store_lock(self.root, exclusive=exclusive, timeout=timeout)
         if exclusive:
             self._exclusive_owner = threading.get_ident()
         try:
@@ -454,7 +457,8 @@ class LocalContentStore(ContentStore):
         finally:
             if exclusive:
                 self._exclusive_owner = None
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
 
     @contextmanager
     def _exclusive(self, timeout: float | None = None) -> Iterator[None]:

@@ -42,6 +42,27 @@ def acquire_store_lock(root: Path, exclusive: bool, timeout: float | None = None
             time.sleep(0.02)
 
 
+def acquire_shared_lock_read_only(root: Path, timeout: float | None = None) -> int | None:
+    """The shared gc lock of a store this process cannot write (a read-only mount of a
+    live store, a snapshot): flock works on a descriptor opened read-only, so a check
+    still waits for a gc running elsewhere. No gc.lock at all means no writer ever
+    locked this store: None, nothing to hold."""
+    try:
+        fd = os.open(Path(root) / GC_LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise ConflictError(f"store {root} is busy: garbage collection is running; try again later") from None
+            time.sleep(0.02)
+
+
 @contextmanager
 def binding_lock(root: Path) -> Iterator[None]:
     """Exclusive lock of catalog-binding.json's updates (waits as long as it takes:
