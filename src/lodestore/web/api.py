@@ -681,19 +681,20 @@ def run(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/runs/{run_id}/inputs", "The versions a run used.", "runs",
        (Param("run_id", "path", "run id", True),), paged=True)
 def run_inputs(svc: Service, request: Request) -> Any:
-    run_id = _run_id(request)
-    svc.run(run_id)
-    page = paginate_ordered(svc.run_inputs(run_id), lambda v: v.id, q(request, "cursor"),
-                            parse_limit(q(request, "limit")))
-    return page_json(page, out.version)
+    return _run_versions(svc, request, svc.run_inputs)
 
 
 @route("GET", "/api/v1/runs/{run_id}/outputs", "The versions a run logged.", "runs",
        (Param("run_id", "path", "run id", True),), paged=True)
 def run_outputs(svc: Service, request: Request) -> Any:
+    return _run_versions(svc, request, svc.run_outputs)
+
+
+def _run_versions(svc: Service, request: Request, versions_of: Callable[[str], list[Any]]) -> Any:
+    """A page of the versions a run used or logged (404 for an unknown run, not an empty page)."""
     run_id = _run_id(request)
     svc.run(run_id)
-    page = paginate_ordered(svc.run_outputs(run_id), lambda v: v.id, q(request, "cursor"),
+    page = paginate_ordered(versions_of(run_id), lambda v: v.id, q(request, "cursor"),
                             parse_limit(q(request, "limit")))
     return page_json(page, out.version)
 
