@@ -22,8 +22,12 @@ from lodestore.cli.main import main
 from lodestore.sdk import repository
 from lodestore.sdk.run import current_run
 
+# The real servers of team mode (SeaweedFS, PostgreSQL): session fixtures any folder uses.
+pytest_plugins = ["real_services"]
+
 # Settings a developer's shell may carry that would change what a test sees.
-_CLEARED_ENV = ("LODESTORE_PROJECT", "LODESTORE_TEST_PAUSE_AT", "LODESTORE_GC_GRACE_SECONDS",
+_CLEARED_ENV = ("LODESTORE_PROJECT", "LODESTORE_STORE", "LODESTORE_CATALOG", "LODESTORE_REMOTE",
+                "LODESTORE_TEST_PAUSE_AT", "LODESTORE_GC_GRACE_SECONDS",
                 "LODESTORE_CACHE_MAX_BYTES")
 
 
