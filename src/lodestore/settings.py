@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 
 ROOT = "LODESTORE_DIR"  # the store folder (default ~/.lodestore)
+STORE = "LODESTORE_STORE"  # a team content store: s3://bucket/prefix (sdk/locations.py)
+CATALOG = "LODESTORE_CATALOG"  # a team catalog: postgresql://user@host/db
+REMOTE = "LODESTORE_REMOTE"  # a named remote (lode remote add) to use instead of the local store
 PROJECT = "LODESTORE_PROJECT"  # the project of a run or reference that names none
 QUIET = "LODESTORE_QUIET"  # no notices, no progress bars
 CACHE_MAX_BYTES = "LODESTORE_CACHE_MAX_BYTES"  # the download cache's cap ("10GB", "off")
@@ -30,6 +33,18 @@ def _text(name: str) -> str | None:
 
 def root_dir() -> str | None:
     return _text(ROOT)
+
+
+def store_url() -> str | None:
+    return _text(STORE)
+
+
+def catalog_url() -> str | None:
+    return _text(CATALOG)
+
+
+def remote() -> str | None:
+    return _text(REMOTE)
 
 
 def project() -> str | None:

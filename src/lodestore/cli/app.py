@@ -1,4 +1,5 @@
-"""The `lode` Typer application and its global option (--root). Each command module
+"""The `lode` Typer application and its global options (--root; --remote, --store,
+--catalog for a team pair). Each command module
 (artifacts, aliases, lifecycle, ...) imports `app` from here and registers its commands
 on it; cli/main.py imports those modules and runs the app, so nothing imports main."""
 
@@ -29,5 +30,15 @@ def _global(
     root: Optional[str] = typer.Option(  # noqa: UP045  (Typer reads the annotation at run time)
         None, "--root", envvar=settings.ROOT, help="Store folder (default: $LODESTORE_DIR, else ~/.lodestore)."
     ),
+    remote: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--remote", envvar=settings.REMOTE, help="Use a named team store (lode remote add) instead."
+    ),
+    store: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--store", envvar=settings.STORE, help="Team content store: s3://bucket/prefix."
+    ),
+    catalog: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--catalog", envvar=settings.CATALOG, help="Team catalog: postgresql://user@host/db."
+    ),
 ) -> None:
     context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
+    context.team.update(remote=remote or None, store=store or None, catalog=catalog or None)

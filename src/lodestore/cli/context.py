@@ -1,4 +1,5 @@
-"""Shared CLI state: which store root to use (global --root, else $LODESTORE_DIR), and
+"""Shared CLI state: which store to use (global --root, else $LODESTORE_DIR; or a team
+pair: --remote NAME, --store/--catalog, $LODESTORE_REMOTE/STORE/CATALOG), and
 the two ways in: the SDK's service door for managing the store, and the public `Api`
 for the Python objects (an Artifact to download, a Run with its lineage).
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from lodestore.sdk.service import Service
 
 state: dict[str, Path | None] = {"root": None}
+# The team pair named on the command line (None: $LODESTORE_* or the embedded store).
+team: dict[str, str | None] = {"remote": None, "store": None, "catalog": None}
 
 
 def _root() -> Path | None:
@@ -32,10 +35,15 @@ def _root() -> Path | None:
 def service() -> Service:
     from lodestore.sdk.service import Service  # noqa: PLC0415  (~0.3 s: see the module docstring)
 
-    return Service.open(_root())
+    return Service.open(_root(), **team)
+
+
+def local_root() -> Path | None:
+    """The local store folder (where `lode remote` keeps its remotes.json)."""
+    return _root()
 
 
 def api() -> Api:
     from lodestore.sdk.api import Api  # noqa: PLC0415  (~0.3 s: see the module docstring)
 
-    return Api(_root())
+    return Api(_root(), **team)

@@ -226,7 +226,8 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
     plan = store.plan_gc(cat.referenced_digests(include_deleted=True),
                          grace=DEFAULT_GRACE_SECONDS if gc_grace is None else gc_grace)
     on_disk = store.disk_usage()
-    disk = DiskFigures(packs=on_disk.packs, index=on_disk.index, catalog=_file_bytes(repo.catalog_path),
+    disk = DiskFigures(packs=on_disk.packs, index=on_disk.index, catalog=_file_bytes(repo.catalog_path)
+                       if isinstance(repo.catalog_path, Path) else 0,
                        tmp=on_disk.tmp)
     st = store.stats()
     unique, live_stored, headers = total.raw_bytes, total.stored_bytes, total.overhead_bytes

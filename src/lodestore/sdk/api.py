@@ -29,8 +29,9 @@ class Api:
     "bike-dataset:latest")`` works as the store grows); held by several, the error
     lists the candidates."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None):
-        self._service = Service.open(root)
+    def __init__(self, root: str | os.PathLike[str] | None = None, project: str | None = None, *,
+                 store: str | None = None, catalog: str | None = None, remote: str | None = None):
+        self._service = Service.open(root, store=store, catalog=catalog, remote=remote)
         self._project = project
 
     @property

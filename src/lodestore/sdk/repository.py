@@ -1,8 +1,11 @@
-"""A Repository is one store root opened: its content store and its catalog, side by side.
+"""A Repository is one store opened: its content store and its catalog, side by side.
 
-It is the only place that knows both foundations; everything above (Artifact, Run, Api,
-CLI) talks to a Repository. Repositories are cached per root within a process, so many
-runs and Api objects share one SQLite connection pool and one pack-file cache.
+It is the only place that knows both foundations and names their backends: a local
+folder (LocalContentStore) or an S3-compatible bucket (S3ContentStore) for the bytes,
+SQLite or PostgreSQL (SqlCatalog) for the catalog, in any pair (sdk/locations.py says
+which). Everything above (Artifact, Run, Api, CLI) talks to a Repository. Repositories
+are cached per location within a process, so many runs and Api objects share one
+connection pool and one pack-file cache.
 """
 
 from __future__ import annotations
@@ -14,19 +17,21 @@ from pathlib import Path
 
 from lodestore.catalog.base import Catalog
 from lodestore.catalog.sql import SqlCatalog
-from lodestore.config import resolve_root
 from lodestore.errors import ReadOnlyStoreError
 from lodestore.read_only import writable_folder
+from lodestore.sdk.locations import Location, resolve_location
 from lodestore.store.base import ContentStore
 from lodestore.store.local import LocalContentStore
 
-_cache: dict[Path, Repository] = {}
+_cache: dict[Location, Repository] = {}
 _cache_lock = threading.Lock()
 
 
 class Repository:
-    def __init__(self, root: Path, store: ContentStore, catalog: Catalog, read_only: bool = False):
+    def __init__(self, root: Path, store: ContentStore, catalog: Catalog, read_only: bool = False,
+                 location: Location | None = None):
         self.root = root
+        self.location = location or Location(root)
         self.store = store
         self.catalog = catalog
         # A store this process cannot write (read-only mount, snapshot, someone else's
@@ -34,24 +39,43 @@ class Repository:
         self.read_only = read_only
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str] | None = None) -> Repository:
-        path = resolve_root(root)
+    def open(cls, root: str | os.PathLike[str] | None = None, *, store: str | None = None,
+             catalog: str | None = None, remote: str | None = None) -> Repository:
+        """The store these settings name (sdk/locations.py: arguments, a named remote,
+        $LODESTORE_STORE/$LODESTORE_CATALOG, else the embedded folder)."""
+        location = resolve_location(root, store=store, catalog=catalog, remote=remote)
         with _cache_lock:
-            repo = _cache.get(path)
+            repo = _cache.get(location)
             if repo is None:
-                if not path.is_dir():
-                    path.mkdir(parents=True, exist_ok=True)
-                store = LocalContentStore(path / "store")
-                catalog = SqlCatalog.for_sqlite_file(path / "catalog.db")
-                read_only = store.read_only or not writable_folder(path)
-                repo = _cache[path] = cls(path, store, catalog, read_only=read_only)
-                if not read_only:
-                    repo._bind_catalog()
+                repo = _cache[location] = cls._open(location)
             return repo
 
+    @classmethod
+    def _open(cls, location: Location) -> Repository:
+        path = location.root
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+        content = _open_store(location)
+        try:
+            catalog = (SqlCatalog(location.catalog_url) if location.catalog_url is not None
+                       and not location.catalog_url.startswith("sqlite:")
+                       else SqlCatalog.for_sqlite_file(_sqlite_path(location)))
+        except BaseException:
+            content.close()
+            raise
+        read_only = bool(getattr(content, "read_only", False)) or not writable_folder(path)
+        repo = cls(path, content, catalog, read_only=read_only, location=location)
+        if not read_only:
+            repo._bind_catalog()
+        return repo
+
     @property
-    def catalog_path(self) -> Path:
-        return self.root / "catalog.db"
+    def catalog_path(self) -> Path | str:
+        """Where the catalog is, for messages and disk figures: its file, or its URL with
+        the password masked."""
+        if self.location.catalog_url is None or self.location.catalog_url.startswith("sqlite:"):
+            return _sqlite_path(self.location)
+        return self.location.describe_catalog()
 
     def _bind_catalog(self) -> None:
         """Tie the content store to this catalog (ContentStore.bind_catalog): a store holding no
@@ -86,10 +110,30 @@ class Repository:
 
     def close(self) -> None:
         with _cache_lock:
-            if _cache.get(self.root) is self:
-                del _cache[self.root]
+            if _cache.get(self.location) is self:
+                del _cache[self.location]
         self.store.close()
         self.catalog.close()
+
+
+def _sqlite_path(location: Location) -> Path:
+    url = location.catalog_url
+    if url is None:
+        return location.root / "catalog.db"
+    return Path(url[len("sqlite:///"):]).expanduser()
+
+
+def _open_store(location: Location) -> ContentStore:
+    url = location.store_url
+    if url is None:
+        return LocalContentStore(location.root / "store")
+    if url.startswith("s3://"):
+        # Only for s3:// stores: boto3 and the S3 backend cost ~0.3 s to import, which no
+        # local command should pay (cli/context.py measures start-up).
+        from lodestore.store.s3 import S3ContentStore  # noqa: PLC0415
+
+        return S3ContentStore(url, cache_dir=location.root / "s3")
+    return LocalContentStore(Path(url))
 
 
 def _advance(store: ContentStore, catalog_id: str, generation: int) -> None:

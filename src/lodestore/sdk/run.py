@@ -322,8 +322,11 @@ def fetch_artifact(service: Service, ref: str, default_project: str | None = Non
 def init(project: str | None = None, name: str | None = None, *, root: str | os.PathLike[str] | None = None,
          config: dict[str, Any] | None = None, group: str | None = None, job_type: str | None = None,
          tags: list[str] | None = None, notes: str | None = None, id: str | None = None,
-         resume: str | bool | None = None, save_code: bool = False) -> Run:
-    """Start (or resume) a run in the store at `root` ($LODESTORE_DIR, else ~/.lodestore).
+         resume: str | bool | None = None, save_code: bool = False, store: str | None = None,
+         catalog: str | None = None, remote: str | None = None) -> Run:
+    """Start (or resume) a run in the store at `root` ($LODESTORE_DIR, else ~/.lodestore),
+    or in a team pair: `store="s3://bucket/prefix"`, `catalog="postgresql://user@host/db"`
+    (or $LODESTORE_STORE / $LODESTORE_CATALOG), or a named remote (`remote="team"`).
 
     With `id` of an existing run: resume="allow" or "must" continues it (in its own
     project: naming another one is a ConflictError), "never" or no resume refuses. A run
@@ -336,7 +339,7 @@ def init(project: str | None = None, name: str | None = None, *, root: str | os.
         resume = "allow"
     if resume not in (None, False, "allow", "must", "never"):
         raise InvalidInputError(f"resume must be 'allow', 'must' or 'never', not {resume!r}")
-    service = Service.open(root)
+    service = Service.open(root, store=store, catalog=catalog, remote=remote)
     record: RunRecord | None = None
     if id is not None:
         validate_name(id, "run id")

@@ -36,16 +36,18 @@ from lodestore.catalog.base import (
     RunRecord,
     VersionRecord,
 )
+from lodestore.config import resolve_root
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
-from lodestore.sdk import accounting, cache, distributed, download, lifecycle, search
+from lodestore.sdk import accounting, cache, distributed, download, lifecycle, locations, search
 from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.local_folder import file_digest
+from lodestore.sdk.locations import Location, Remote
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
 from lodestore.sdk.references import problem as reference_problem
@@ -122,12 +124,35 @@ class Service:
         self._repo = repo
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str] | None = None) -> Service:
-        return cls(Repository.open(root))
+    def open(cls, root: str | os.PathLike[str] | None = None, *, store: str | None = None,
+             catalog: str | None = None, remote: str | None = None) -> Service:
+        """The door to the store these settings name: the embedded folder `root` (else
+        $LODESTORE_DIR, else ~/.lodestore), or a team pair (`store="s3://bucket/prefix"`,
+        `catalog="postgresql://user@host/db"`, or a remote's name; sdk/locations.py)."""
+        return cls(Repository.open(root, store=store, catalog=catalog, remote=remote))
 
     @property
     def root(self) -> Path:
         return self._repo.root
+
+    @property
+    def location(self) -> Location:
+        """Where this store is (its folder, or its team pair)."""
+        return self._repo.location
+
+    # --- named remotes (client settings: sdk/locations.py) ----------------------------
+    @staticmethod
+    def remotes(root: str | os.PathLike[str] | None = None) -> list[Remote]:
+        return locations.list_remotes(resolve_root(root))
+
+    @staticmethod
+    def add_remote(name: str, store: str | None, catalog: str | None, *, replace: bool = False,
+                   root: str | os.PathLike[str] | None = None) -> Remote:
+        return locations.add_remote(resolve_root(root), name, store, catalog, replace=replace)
+
+    @staticmethod
+    def remove_remote(name: str, root: str | os.PathLike[str] | None = None) -> Remote:
+        return locations.remove_remote(resolve_root(root), name)
 
     @classmethod
     def of(cls, where: Service | Repository) -> Service:
