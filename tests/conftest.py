@@ -43,14 +43,40 @@ class Result:
         return json.loads(self.out)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "team_too: run each test on the embedded store and on the team pair "
+                                       "(SeaweedFS S3 + PostgreSQL): the `store` fixture takes both backends")
+    config.addinivalue_line("markers", "local_only: looks at the embedded store's own files; skipped on the team pair")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked team_too get `store` twice: [local] and [team] (not copies of the tests)."""
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("team_too"):
+        metafunc.parametrize("backend", ["local", "team"], indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend pair the `store` fixture gives: "local" unless parametrized (team_too)."""
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A fresh store: the embedded one at the returned folder, or with backend "team" a
+    fresh S3 bucket + PostgreSQL database named by $LODESTORE_STORE/$LODESTORE_CATALOG
+    (the folder is then the local root, holding the pair's caches and remotes.json)."""
+    if backend == "team" and request.node.get_closest_marker("local_only"):
+        pytest.skip("looks at the embedded store's own files")
     root = tmp_path / "store"
     monkeypatch.setenv("LODESTORE_DIR", str(root))
     monkeypatch.setenv("LODESTORE_QUIET", "1")
     monkeypatch.setenv("COLUMNS", "200")  # Rich tables: no folding of names and digests
     for name in _CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
+    if backend == "team":
+        monkeypatch.setenv("LODESTORE_STORE", request.getfixturevalue("s3_bucket"))
+        monkeypatch.setenv("LODESTORE_CATALOG", request.getfixturevalue("pg_url"))
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

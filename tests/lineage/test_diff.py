@@ -115,7 +115,7 @@ def _timed_diff(va, vb) -> tuple[object, float]:
 
 def test_diff_when_every_one_of_100k_files_changed(store: Path) -> None:
     """The worst cases for a diff: every file modified, and every file renamed; both
-    is computed by one SQL join with positional rows (its time is printed; bench/ measures it)."""
+    are computed by one SQL join with positional rows (its time is printed; bench/ measures it)."""
     catalog = Repository.open(store).catalog
     n = 100_000
     old = [ManifestEntry(f"data/{i:06d}.bin", f"d{i:064d}", 100) for i in range(n)]

@@ -5,11 +5,16 @@ same while another process logs, permanently deletes and gc's (grace 0) in a loo
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lodestore
+
+pytestmark = pytest.mark.team_too
 
 WRITER = str(Path(__file__).with_name("_writer.py"))
 PROCESSES, EACH = 16, 5
@@ -44,19 +49,19 @@ def _check(procs: list[subprocess.Popen], tmp_path: Path) -> None:
         assert hashlib.sha256((out / "part.bin").read_bytes()).hexdigest() == sha, version
 
 
-def test_sixteen_processes_log_eighty_versions_without_gaps(pair_env, tmp_path):
-    procs, go = _start_writers(tmp_path, pair_env)
+def test_sixteen_processes_log_eighty_versions_without_gaps(store, tmp_path):
+    procs, go = _start_writers(tmp_path, dict(os.environ))
     go.touch()
     _check(procs, tmp_path)
 
 
-def test_many_writers_beside_gc_and_permanent_deletes(pair_env, tmp_path):
+def test_many_writers_beside_gc_and_permanent_deletes(store, tmp_path):
     churn_dir = tmp_path / "churn"
     churn_dir.mkdir()
     stop = tmp_path / "stop"
-    churn = subprocess.Popen([sys.executable, WRITER, "churn", "other", str(churn_dir), str(stop)], env=pair_env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    procs, go = _start_writers(tmp_path, pair_env)
+    churn = subprocess.Popen([sys.executable, WRITER, "churn", "other", str(churn_dir), str(stop)],
+                             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs, go = _start_writers(tmp_path, dict(os.environ))
     go.touch()
     try:
         _check(procs, tmp_path)
