@@ -242,7 +242,8 @@ class TransferResult:
     file_bytes: int = 0  # logical bytes of the files moved
     chunks_moved: int = 0  # chunks sent (a dry run: chunks that would be sent)
     bytes_moved: int = 0  # raw bytes of those chunks (not known ahead in a dry run)
-    runs_written: int = 0  # runs created or updated at the destination
+    runs: int = 0  # runs that made or used the versions: all at the destination afterwards
+    runs_written: int = 0  # of which created or updated by the lineage step (a producer arrives with its version)
     links_added: int = 0  # lineage links added there
     calls: dict[str, int] = field(default_factory=dict)  # requests made, by catalog/store and side
     dry_run: bool = False
@@ -564,5 +565,6 @@ def _copy_lineage(catalog: Catalog, there: _DestinationVersions, lineage: Lineag
         if link.run_id in lineage.runs and (found := there.find(link.version)) is not None:
             links.append((link.run_id, link.kind, found.id))
     written, added = catalog.import_runs(list(lineage.runs.values()), links)
+    result.runs = len(lineage.runs)
     result.runs_written += written
     result.links_added += added
