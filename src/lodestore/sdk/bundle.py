@@ -237,11 +237,12 @@ class BundleSource(TransferSource):
         catalog part; CorruptionError unless the trailing digest matches."""
         size = os.fstat(self._file.fileno()).st_size
         reader = _Reader(self._file, size, self)
+        if self._file.read(len(MAGIC)) != MAGIC:
+            raise self._corrupt("is not a lodestore bundle (it does not start as one)")
+        self._file.seek(0)
         if size < HEADER.size + TRAILER_LEN:
             raise self._corrupt(f"is truncated ({size} bytes)")
-        magic, fmt = HEADER.unpack(reader.take(HEADER.size))
-        if magic != MAGIC:
-            raise self._corrupt("is not a lodestore bundle (bad magic)")
+        _, fmt = HEADER.unpack(reader.take(HEADER.size))
         if fmt != FORMAT:
             raise self._corrupt(f"has format {fmt}; this lodestore reads format {FORMAT}")
         packed: bytes | None = None

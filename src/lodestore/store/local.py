@@ -445,7 +445,8 @@ class LocalContentStore(ContentStore):
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """Chunks a page at a time (PLAN_PAGE), each page located in one query and read in
-        pack order with one pread per run of neighbours; every chunk verified."""
+        pack order with one pread per run of neighbours (at most BATCH_RUN bytes: a
+        transfer holds one run and the batch it hands on); every chunk verified."""
         wanted = list(dict.fromkeys(_raw(d) for d in chunk_digests))
         for start in range(0, len(wanted), PLAN_PAGE):
             yield from self._read_chunk_page(wanted[start : start + PLAN_PAGE])
@@ -462,7 +463,7 @@ class LocalContentStore(ContentStore):
                                     f"({len(absent)} of {len(todo)} asked are not)")
             done: set[bytes] = set()
             try:
-                for run in batch_read.runs_in_disk_order([where[c] for c in todo], READ_RUN):
+                for run in batch_read.runs_in_disk_order([where[c] for c in todo], batch_read.BATCH_RUN):
                     length = run[-1].offset + run[-1].stored_len - run[0].offset
                     data = memoryview(self.packs.pread(run[0].pack_id, length, run[0].offset))
                     for loc, raw in self._decoded(run, data):
