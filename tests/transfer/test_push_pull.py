@@ -27,7 +27,8 @@ def test_push_a_version_then_again_moves_nothing(here, there, make, tmp_path):
     make("zoo/animals", files, description="first", metadata={"rows": 3}, aliases=["production"], tags=["raw"],
          ttl=timedelta(days=30))
     first = here.push(["zoo/animals:v0"], there)
-    assert [(v.source, v.destination, v.created) for v in first.versions] == [("zoo/animals:v0", "zoo/animals:v0", True)]
+    assert [(v.source, v.destination, v.created) for v in first.versions] == [
+        ("zoo/animals:v0", "zoo/animals:v0", True)]
     assert (first.files_moved, first.bytes_moved) == (3, 3 * MiB + 5)
     got = there.version("zoo/animals:production")
     src = here.version("zoo/animals:v0")

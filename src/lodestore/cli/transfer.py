@@ -36,7 +36,8 @@ def _print_result(result: TransferResult, verb: str) -> None:
         return
     stdout.print(f"{verb}ed {len(result.copied)} version(s) ({len(result.already_there)} already there): "
                  f"{result.files_moved} file(s), {result.chunks_moved} chunk(s), {human_size(result.bytes_moved)} "
-                 f"moved; {result.runs} run(s) ({result.runs_written} written), {result.links_added} lineage link(s) added", markup=False)
+                 f"moved; {result.runs} run(s) ({result.runs_written} written), {result.links_added} lineage "
+                 "link(s) added", markup=False)
 
 
 @app.command()
