@@ -27,6 +27,7 @@ import json
 import os
 import sqlite3
 import struct
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -213,7 +214,10 @@ class BundleSource(TransferSource):
             raise NotFoundError(f"no bundle at {path}")
         if path.is_dir():
             raise InvalidInputError(f"{path} is a folder, not a bundle file")
-        self._index = sqlite3.connect("")  # a temp database on disk, deleted when closed
+        # a temp database on disk, deleted when closed; read_chunks runs on the copy's
+        # read-ahead thread, so every use of the connection holds the lock
+        self._index = sqlite3.connect("", check_same_thread=False)
+        self._lock = threading.Lock()
         self._index.execute("CREATE TABLE chunks (digest BLOB PRIMARY KEY, pos INTEGER, codec INTEGER, "
                             "raw_len INTEGER, stored_len INTEGER) WITHOUT ROWID")
         self._index.execute("CREATE TABLE files (digest BLOB PRIMARY KEY, size INTEGER, chunks BLOB) WITHOUT ROWID")
@@ -355,8 +359,9 @@ class BundleSource(TransferSource):
                 yield raw.hex(), data
 
     def _rows(self, select: str, digests: list[str]) -> list[tuple]:
-        return self._index.execute(f"{select} WHERE digest IN ({','.join('?' * len(digests))})",
-                                   [bytes.fromhex(d) for d in digests]).fetchall()
+        with self._lock:
+            return self._index.execute(f"{select} WHERE digest IN ({','.join('?' * len(digests))})",
+                                       [bytes.fromhex(d) for d in digests]).fetchall()
 
 
 class _Reader:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import queue
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,7 +64,8 @@ MiB = 1024 * 1024
 COMMIT_BYTES = 64 * MiB
 FILE_PAGE = 1024  # files whose recipes are asked for at once
 CHUNK_WINDOW = 4096  # chunk digests per missing_chunks / read_chunks request (~320 MiB of 80 KiB chunks)
-ADD_BYTES = 8 * MiB  # received chunks handed to the session at once: memory stays flat
+ADD_BYTES = 4 * MiB  # received chunks handed to the session at once: memory stays flat
+READ_AHEAD = 2  # batches the source reads ahead of the destination
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -411,25 +414,64 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
 
 def _send(chunks: Iterator[tuple[str, bytes]], sink: ChunkSink,
           progress: Callable[[int], None] | None) -> tuple[int, int]:
-    """Hand chunks to the sink ADD_BYTES at a time; (chunks, bytes) sent."""
+    """Hand chunks to the sink a batch (ADD_BYTES) at a time, the source read on a helper
+    thread meanwhile (both sides verify every chunk: blake3, zstd and preads release the
+    GIL, so reading and storing overlap); (chunks, bytes) sent."""
     count = total = 0
-    batch: list[tuple[str, bytes]] = []
-    size = 0
-    for digest, data in chunks:
-        batch.append((digest, data))
-        size += len(data)
-        if size >= ADD_BYTES:
-            sink.add_chunks(batch)
-            count, total = count + len(batch), total + size
-            if progress:
-                progress(size)
-            batch, size = [], 0
-    if batch:
+    for batch, size in _read_ahead(chunks):
         sink.add_chunks(batch)
         count, total = count + len(batch), total + size
         if progress:
             progress(size)
     return count, total
+
+
+def _read_ahead(chunks: Iterator[tuple[str, bytes]]) -> Iterator[tuple[list[tuple[str, bytes]], int]]:
+    """Batches of `chunks` (with their byte counts), READ_AHEAD of them read in advance on
+    a helper thread; an error of the source is raised here, and leaving early stops it."""
+    ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            batch: list[tuple[str, bytes]] = []
+            size = 0
+            for digest, data in chunks:
+                if stop.is_set():
+                    return
+                batch.append((digest, data))
+                size += len(data)
+                if size >= ADD_BYTES:
+                    put((batch, size))
+                    batch, size = [], 0
+            if batch:
+                put((batch, size))
+            put(None)
+        except BaseException as e:
+            put(e)
+
+    reader = threading.Thread(target=produce, name="lodestore-transfer-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
 
 
 # ----------------------------------------------------------------------------- the copy
