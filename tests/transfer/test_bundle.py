@@ -40,6 +40,8 @@ def test_export_then_import_round_trip_and_twice_changes_nothing(animals, there,
     r = lode("export", "zoo/animals", "-o", tmp_path / "animals.lode")
     assert r.code == 0, r.err
     assert "2 version(s)" in r.out and (tmp_path / "animals.lode").stat().st_size < 3.2 * MiB  # chunks once
+    plan = there.import_bundle(tmp_path / "animals.lode", dry_run=True)
+    assert (len(plan.copied), plan.files_moved) == (2, 3) and there.artifacts() == []
     result = there.import_bundle(tmp_path / "animals.lode")
     assert [(v.source, v.destination) for v in result.copied] == [("zoo/animals:v0", "zoo/animals:v0"),
                                                                   ("zoo/animals:v1", "zoo/animals:v1")]

@@ -169,3 +169,17 @@ def test_bad_inputs_get_one_clear_line(here, there, make, lode, tmp_path):
     with pytest.raises(NotFoundError):
         here.push(["empty/"], there)
     assert there.artifacts() == [] and not (tmp_path / "nowhere").exists()
+
+
+def test_reference_entries_travel_as_recorded(here, there, make, tmp_path):
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "lake" / "huge.parquet").write_bytes(b"rows" * 1000)
+    art = lodestore.Artifact("refs", "dataset")
+    art.add_reference(f"file://{tmp_path / 'lake' / 'huge.parquet'}", name="data/huge.parquet")
+    art.add_file(tmp_path / "lake" / "huge.parquet", "copy.parquet")
+    art._log(here, "zoo", [], run_id=None)
+    result = here.push(["zoo/refs:v0"], there)
+    got = there.version("zoo/refs:v0")
+    assert there.references(got) == here.references(here.version("zoo/refs:v0"))
+    assert got.digest == here.version("zoo/refs:v0").digest and result.files_moved == 1
+    there.verify_references(got)

@@ -516,6 +516,7 @@ def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = F
     there = _DestinationVersions(catalog)
     versions = source.versions()
     lineage = source.lineage(versions)
+    planned = _ReadOnlySink(store) if dry_run else None
     for v in versions:
         found = there.find(VersionKey.of(v))
         if found is not None:
@@ -525,7 +526,7 @@ def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = F
                     catalog.set_alias(found.project, found.name, alias, found.index)
             result.versions.append(VersionCopy(v.qualified_name, found.qualified_name, created=False))
             continue
-        copy = _copy_version(source, v, store, catalog, lineage, dry_run, commit_bytes, label, result)
+        copy = _copy_version(source, v, store, catalog, lineage, planned, commit_bytes, label, result)
         if copy is not None:
             there.add(copy)
     if not dry_run:
@@ -535,15 +536,15 @@ def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = F
 
 
 def _copy_version(source: TransferSource, v: VersionRecord, store: Any, catalog: Catalog, lineage: Lineage,
-                  dry_run: bool, commit_bytes: int | None, label: str,
+                  planned: _ReadOnlySink | None, commit_bytes: int | None, label: str,
                   result: TransferResult) -> VersionRecord | None:
     entries = source.entries(v)
     references = source.references(v)
     if manifest_digest(entries + [digest_line(r) for r in references]) != v.digest:
         raise CorruptionError(f"{v.qualified_name} at {source.location}: its manifest does not match its "
                               "digest; nothing was copied")
-    if dry_run:
-        moved = move_files(source, _ReadOnlySink(store), entries, v.qualified_name, dry_run=True)
+    if planned is not None:  # a dry run
+        moved = move_files(source, planned, entries, v.qualified_name, dry_run=True)
         _count(result, moved)
         result.versions.append(VersionCopy(v.qualified_name, None, True, moved.files, moved.chunks, 0))
         return None
@@ -559,15 +560,16 @@ def _copy_version(source: TransferSource, v: VersionRecord, store: Any, catalog:
         guard.commit()
         pause_point("transfer-before-catalog-commit")
         # Still inside the guard session: gc cannot sweep the files before the version exists.
-        made = catalog.commit_version(NewVersion(
+        committed = catalog.commit_version(NewVersion(
             project=v.project, name=v.name, type=v.type, entries=entries, references=references,
             digest=v.digest, description=v.description, metadata=v.metadata, tags=list(v.tags),
             aliases=custom_aliases(v), ttl_seconds=v.ttl_seconds, created_at=v.created_at,
             run=lineage.runs.get(v.created_by_run) if v.created_by_run else None,
-        )).version
+        ))
     _count(result, moved)
-    result.versions.append(VersionCopy(v.qualified_name, made.qualified_name, True, moved.files, moved.chunks,
-                                       moved.chunk_bytes))
+    made = committed.version  # created False: a concurrent copy committed the same content first
+    result.versions.append(VersionCopy(v.qualified_name, made.qualified_name, committed.created, moved.files,
+                                       moved.chunks, moved.chunk_bytes))
     return made
 
 
@@ -580,16 +582,23 @@ def _count(result: TransferResult, moved: FilesMoved) -> None:
 
 
 class _ReadOnlySink(ChunkSink):
-    """A dry run: the destination store is asked, never written."""
+    """A dry run: the destination store is asked, never written; what an earlier version
+    of the same dry run would have sent counts as there."""
 
     def __init__(self, store: Any):
         self.store = store
+        self.files: set[str] = set()
+        self.chunks: set[str] = set()
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return self.store.missing(digests)
+        lacking = self.store.missing(digests) - self.files
+        self.files |= lacking
+        return lacking
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        return self.store.missing_chunks(chunk_digests)
+        lacking = self.store.missing_chunks(chunk_digests) - self.chunks
+        self.chunks |= lacking
+        return lacking
 
     def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
         raise AssertionError("a dry run sends nothing")
