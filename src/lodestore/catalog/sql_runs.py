@@ -24,7 +24,7 @@ from lodestore.catalog.schema import (
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import ensure_project, link_run, require_run, version_row
 from lodestore.catalog.sql_rows import RUN_SELECT, load_versions, run_record
-from lodestore.catalog.sql_values import RUN_FIELDS, aware, insert_ignore, now_utc
+from lodestore.catalog.sql_values import RUN_FIELDS, aware, now_utc
 from lodestore.errors import ConflictError, InvalidInputError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_name
@@ -148,8 +148,13 @@ class RunStore:
                 require_run(conn, run_id)
                 version_row(conn, version_id)
                 table = _LINK_TABLES[kind]
-                added += max(conn.execute(insert_ignore(conn, table, ["run_id", "version_id"]).values(
-                    run_id=run_id, version_id=version_id, at=now)).rowcount, 0)
+                # asked first, not read from rowcount: drivers differ on the rowcount of an
+                # INSERT that did nothing (psycopg gave 0 for rows it did insert)
+                there = conn.execute(select(table.c.run_id).where(table.c.run_id == run_id,
+                                                                  table.c.version_id == version_id)).first()
+                if there is None:
+                    link_run(conn, table, run_id, version_id, now)
+                    added += 1
             return written, added
 
     def record_use(self, run_id: str, version_id: int) -> None:

@@ -422,8 +422,9 @@ class LocalWriteSession(WriteSession):
             total += sum(where[c].raw_len for c in page)
             if total > recipe.size:
                 break
+            ours = {pid for pid, _, _, _ in self._packs} | {self._pack_id}
             for c in page:
-                hasher.update(self._read_located(where[c]))
+                hasher.update(self._read_located(where[c], ours))
         if total != recipe.size:
             raise CorruptionError(f"file {recipe.digest[:16]}...: its chunks add up to other than its "
                                   f"{recipe.size} bytes; refused")
@@ -450,9 +451,9 @@ class LocalWriteSession(WriteSession):
             where.update(self.store.index.locate(rest))
         return where
 
-    def _read_located(self, loc: ChunkLocation) -> bytes | memoryview:
-        """A chunk's raw bytes from a pack of this session (in its tmp folder) or of the store."""
-        if loc.pack_id == self._pack_id or any(pid == loc.pack_id for pid, _, _, _ in self._packs):
+    def _read_located(self, loc: ChunkLocation, ours: set[str | None]) -> bytes | memoryview:
+        """A chunk's raw bytes from a pack of this session (`ours`, in its tmp folder) or of the store."""
+        if loc.pack_id in ours:
             with open(self.dir / f"{loc.pack_id}.pack", "rb", buffering=0) as f:
                 stored = os.pread(f.fileno(), loc.stored_len, loc.offset)
         else:
