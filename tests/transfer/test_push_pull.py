@@ -185,3 +185,12 @@ def test_reference_entries_travel_as_recorded(here, there, make, tmp_path):
     assert there.references(got) == here.references(here.version("zoo/refs:v0"))
     assert got.digest == here.version("zoo/refs:v0").digest and result.files_moved == 1
     there.verify_references(got)
+
+
+def test_push_to_an_empty_folder_starts_a_store_there(here, make, lode, tmp_path):
+    make("zoo/animals", {"x.txt": "x"})
+    (tmp_path / "usb").mkdir()
+    r = lode("push", "zoo/animals", "--to", tmp_path / "usb")
+    assert r.code == 0, r.err
+    assert "zoo/animals:v0 -> zoo/animals:v0" in r.out and "pushed 1 version(s)" in r.out
+    assert Service.open(tmp_path / "usb").version("zoo/animals:latest").digest == here.version("zoo/animals").digest
