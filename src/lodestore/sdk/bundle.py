@@ -376,7 +376,8 @@ class _Reader:
 
     def take(self, n: int) -> bytes:
         if self.pos + n > self.limit:
-            raise self.source._corrupt(f"is truncated (a record runs past byte {self.size - TRAILER_LEN})")
+            raise self.source._corrupt(f"is truncated or damaged (a record runs past byte {self.size - TRAILER_LEN}, "
+                                       "where its trailing digest starts)")
         data = self.f.read(n)
         if len(data) != n:
             raise self.source._corrupt("is truncated")
