@@ -507,6 +507,36 @@ class CatalogContract:
         with pytest.raises(NotFoundError):
             catalog.append_history("ghost", [(0, {})])
 
+    # --- copies from another catalog (push, pull, import: sdk/transfer.py) ---------------
+    def test_commit_of_a_copied_version_keeps_its_time_and_brings_its_run(self, catalog: Catalog):
+        made = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+        producer = a_run("trainer", config={"lr": 0.1}, state="finished", created_at=made)
+        v = catalog.commit_version(new_version("a", created_at=made, run=producer)).version
+        assert v.created_at == made and v.created_by_run == "trainer"
+        assert catalog.get_run("trainer").config == {"lr": 0.1}
+        assert [o.id for o in catalog.run_outputs("trainer")] == [v.id]
+        with pytest.raises(InvalidInputError):  # a run id other than the run's own
+            catalog.commit_version(new_version("b", run=producer, run_id="someone-else"))
+        with pytest.raises(InvalidInputError):
+            catalog.commit_version(new_version("c", created_at=datetime(2024, 5, 1)))  # naive
+
+    def test_import_runs_creates_updates_and_links_once(self, catalog: Catalog):
+        v0 = catalog.commit_version(new_version("a")).version
+        v1 = catalog.commit_version(new_version("b")).version
+        trainer, evaluator = a_run("trainer"), a_run("evaluator", summary={"acc": 0.5})
+        links = [("trainer", "input", v0.id), ("trainer", "output", v1.id), ("evaluator", "input", v1.id)]
+        assert catalog.import_runs([trainer, evaluator], links) == (2, 3)
+        assert catalog.import_runs([trainer, evaluator], links) == (0, 0)  # twice changes nothing
+        assert [u.id for u in catalog.version_users(v1.id)] == ["evaluator"]
+        assert [i.id for i in catalog.run_inputs("trainer")] == [v0.id]
+        finished = a_run("evaluator", summary={"acc": 0.9}, state="finished")
+        assert catalog.import_runs([finished], []) == (1, 0)
+        assert (catalog.get_run("evaluator").summary, catalog.get_run("evaluator").state) == ({"acc": 0.9}, "finished")
+        with pytest.raises(NotFoundError):
+            catalog.import_runs([], [("ghost", "input", v0.id)])
+        with pytest.raises(InvalidInputError):
+            catalog.import_runs([], [("trainer", "sideways", v0.id)])
+
 
 # --- SQL backends ------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from lodestore.store.base import ContentStore, FileRef
 from lodestore.store.layout import WHOLE_FILE_LIMIT
 
 from .data import MiB, random_bytes, text_bytes
+from .transfer_contract import TransferContract
 
 
 def b3(data: bytes) -> str:
@@ -52,7 +53,7 @@ def listing(directory: Path) -> set[str]:
 ABSENT = b3(b"content nobody ever stored")
 
 
-class ContentStoreContract:
+class ContentStoreContract(TransferContract):
     # For one random file stored once: record header, pack magic, trailer and footer.
     overhead_allowance = 1024
 

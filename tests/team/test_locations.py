@@ -92,3 +92,16 @@ def test_a_damaged_remotes_file_is_one_clear_line(store, lode):
     (store / "remotes.json").write_text("{not json")
     r = lode("remote", "ls")
     assert r.code == 2 and "remotes.json is not readable JSON" in r.err
+
+
+def test_push_and_pull_name_a_remote(store, tmp_path, lode):
+    cat = f"sqlite:///{tmp_path / 'backup.db'}"
+    assert lode("remote", "add", "backup", "--store", str(tmp_path / "backup-bytes"), "--catalog", cat).code == 0
+    _log(tmp_path)
+    r = lode("push", "zoo/model:v0", "--to", "backup", "--json")
+    assert r.code == 0, r.err
+    assert lode("--remote", "backup", "versions", "zoo/model", "--json").json()[0]["version"] == "v0"
+    assert lode("rm", "zoo/model:v0", "--permanent").code == 0
+    r = lode("pull", "zoo/model:latest", "--from", "backup")
+    assert r.code == 0, r.err
+    assert lode("versions", "zoo/model", "--json").json()[0]["version"] == "v1"  # numbered by the destination

@@ -151,6 +151,11 @@ class NewVersion:
     run_id: str | None = None
     ttl_seconds: int | None = None
     references: list[ReferenceEntry] = field(default_factory=list)  # no bytes stored (sdk/references.py)
+    # A version copied from another store (push, pull, import: sdk/transfer.py) keeps when
+    # it was made (None: now) and brings its producing run, created in the commit's own
+    # transaction if this catalog lacks it (its id is then the run_id).
+    created_at: datetime | None = None
+    run: RunRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -341,6 +346,14 @@ class Catalog(abc.ABC):
         """`update_run`, but first `refuse(current record)` is asked, inside the same write
         transaction: a message means ConflictError(message) and nothing changes. Lets
         `init(resume=...)` refuse a run another live process holds, without a race."""
+
+    @abc.abstractmethod
+    def import_runs(self, runs: Iterable[RunRecord], links: Iterable[tuple[str, str, int]]) -> tuple[int, int]:
+        """Copy runs from another catalog and link them, in one transaction (push, pull,
+        import): each run is created if absent, or its fields set to the given ones where
+        they differ; each link (run id, "input" | "output", version id of this catalog) is
+        recorded if absent (NotFoundError for an unknown run or version). Returns (runs
+        written, links added): (0, 0) when everything was there already."""
 
     @abc.abstractmethod
     def record_use(self, run_id: str, version_id: int) -> None:

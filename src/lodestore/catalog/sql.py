@@ -235,6 +235,9 @@ class SqlCatalog(Catalog):
                       **fields: Any) -> RunRecord:
         return self._runs.update_run_if(run_id, refuse, **fields)
 
+    def import_runs(self, runs: Iterable[RunRecord], links: Iterable[tuple[str, str, int]]) -> tuple[int, int]:
+        return self._runs.import_runs(runs, links)
+
     def record_use(self, run_id: str, version_id: int) -> None:
         self._runs.record_use(run_id, version_id)
 

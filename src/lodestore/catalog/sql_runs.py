@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog import lineage_query, query
@@ -53,6 +53,33 @@ def run_values(fields: dict[str, Any]) -> dict[str, Any]:
     if "created_at" in values and values["created_at"] is None:
         raise InvalidInputError("created_at cannot be None")
     return values
+
+
+def copy_run(conn: Connection, run: RunRecord) -> bool:
+    """Inside the caller's transaction: create `run` (a record from another catalog) if
+    absent, else set its fields to the record's where they differ. True if it wrote."""
+    validate_name(run.id, "run id")
+    validate_name(run.project, "project name")
+    values = run_values({f: getattr(run, f) for f in RUN_FIELDS})
+    row = conn.execute(RUN_SELECT.where(runs.c.id == run.id)).first()
+    if row is None:
+        pid = ensure_project(conn, run.project, now_utc())
+        conn.execute(insert(runs).values(id=run.id, project_id=pid, **values))
+        return True
+    current = run_record(row)
+    changed = {RUN_FIELDS[f]: values[RUN_FIELDS[f]] for f in RUN_FIELDS
+               if _comparable(getattr(current, f)) != _comparable(getattr(run, f))}
+    if changed:
+        conn.execute(update(runs).where(runs.c.id == run.id).values(**changed))
+    return bool(changed)
+
+
+def _comparable(value: Any) -> Any:
+    """A run field as compared between catalogs: tags as a list (records hold tuples)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+_LINK_TABLES = {"input": run_inputs, "output": run_outputs}
 
 
 class RunStore:
@@ -105,6 +132,30 @@ class RunStore:
             if values:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
             return run_record(conn.execute(RUN_SELECT.where(runs.c.id == run_id)).one())
+
+    def import_runs(self, records: Iterable[RunRecord], links: Iterable[tuple[str, str, int]]) -> tuple[int, int]:
+        records, links = list(records), list(links)
+        for _, kind, _ in links:
+            if kind not in _LINK_TABLES:
+                raise InvalidInputError(f"a run link is 'input' or 'output', not {kind!r}")
+        if not records and not links:
+            return 0, 0
+        now = now_utc()
+        with self.db.writing() as conn:
+            written = sum(copy_run(conn, r) for r in records)
+            added = 0
+            for run_id, kind, version_id in links:
+                require_run(conn, run_id)
+                version_row(conn, version_id)
+                table = _LINK_TABLES[kind]
+                # asked first, not read from rowcount: drivers differ on the rowcount of an
+                # INSERT that did nothing (psycopg gave 0 for rows it did insert)
+                there = conn.execute(select(table.c.run_id).where(table.c.run_id == run_id,
+                                                                  table.c.version_id == version_id)).first()
+                if there is None:
+                    link_run(conn, table, run_id, version_id, now)
+                    added += 1
+            return written, added
 
     def record_use(self, run_id: str, version_id: int) -> None:
         self._record_link(run_inputs, run_id, version_id)

@@ -28,8 +28,10 @@ from lodestore.catalog.sql_lookups import (
 )
 from lodestore.catalog.sql_manifests import insert_entries, insert_references
 from lodestore.catalog.sql_rows import AnyRow, load_versions
+from lodestore.catalog.sql_runs import copy_run
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
+    aware,
     custom_aliases,
     insert_ignore,
     metadata_keys,
@@ -88,9 +90,15 @@ class VersionStore:
         _check_digest_and_ttl(new)
         meta = json_dict(new.metadata or {}, "metadata")
         now = now_utc()
+        created_at = aware(new.created_at, "created_at") or now
+        if new.run is not None and new.run_id not in (None, new.run.id):
+            raise InvalidInputError(f"run_id {new.run_id!r} is not the id of the run given ({new.run.id!r})")
+        run_id = new.run.id if new.run is not None else new.run_id
         with self.identity.writing_versions() as conn:
-            if new.run_id is not None:
-                require_run(conn, new.run_id)
+            if new.run is not None:
+                copy_run(conn, new.run)
+            if run_id is not None:
+                require_run(conn, run_id)
             pid = ensure_project(conn, new.project, now)
             art = _ensure_artifact(conn, pid, new, now)
             same = conn.execute(
@@ -103,9 +111,9 @@ class VersionStore:
             if same is not None:
                 # Identical content: no new version, but the caller's aliases still apply.
                 for alias in wanted_aliases:
-                    move_alias(conn, art.id, alias, same.id, same.idx, new.run_id, now)
-                if new.run_id is not None:
-                    link_run(conn, run_outputs, new.run_id, same.id, now)
+                    move_alias(conn, art.id, alias, same.id, same.idx, run_id, now)
+                if run_id is not None:
+                    link_run(conn, run_outputs, run_id, same.id, now)
                 return CommitResult(load_version(conn, same.id), created=False)
 
             idx = _next_index(conn, art)
@@ -113,16 +121,16 @@ class VersionStore:
             vid = conn.execute(insert(versions).values(
                 artifact_id=art.id, idx=idx, digest=new.digest, size=sum(e.size for e in new.entries),
                 file_count=len(new.entries), description=new.description, metadata=meta,
-                created_at=now, created_by_run=new.run_id, state="live", ttl_seconds=new.ttl_seconds,
+                created_at=created_at, created_by_run=run_id, state="live", ttl_seconds=new.ttl_seconds,
             )).inserted_primary_key[0]  # type: ignore[index]
             insert_entries(conn, vid, new.entries)
             insert_references(conn, vid, new.references)
             if tags:
                 conn.execute(insert(version_tags), [{"version_id": vid, "tag": t} for t in tags])
             for alias in [LATEST, *wanted_aliases]:
-                move_alias(conn, art.id, alias, vid, idx, new.run_id, now)
-            if new.run_id is not None:
-                link_run(conn, run_outputs, new.run_id, vid, now)
+                move_alias(conn, art.id, alias, vid, idx, run_id, now)
+            if run_id is not None:
+                link_run(conn, run_outputs, run_id, vid, now)
             conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(last_index=idx))
             return CommitResult(load_version(conn, vid), created=True)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lodestore.errors import InvalidInputError
+from lodestore.errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from lodestore.sdk.api import Api
@@ -41,6 +41,28 @@ def service() -> Service:
 def local_root() -> Path | None:
     """The local store folder (where `lode remote` keeps its remotes.json)."""
     return _root()
+
+
+def service_for(target: str) -> Service:
+    """The store a push or pull names (TARGET): the one place it is resolved. A named
+    remote (`lode remote add team ...`) first, so `--to team` is the team store even if
+    a folder called team sits here (write ./team for the folder); else a store folder:
+    an existing store (catalog.db or store/ in it), or an empty folder, which becomes
+    one. Anything else is refused with one line."""
+    from lodestore.sdk.service import Service  # noqa: PLC0415  (~0.3 s: see the module docstring)
+
+    if not isinstance(target, str) or not target.strip():
+        raise InvalidInputError("the other store is empty; name a remote or a store folder")
+    if any(r.name == target for r in Service.remotes(_root())):
+        return Service.open(_root(), remote=target)
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise NotFoundError(f"no store at {target} (name an existing store folder, or an empty folder to start one)")
+    if not path.is_dir():
+        raise InvalidInputError(f"{target} is a file, not a store folder")
+    if not ((path / "catalog.db").exists() or (path / "store").is_dir() or not any(path.iterdir())):
+        raise InvalidInputError(f"{target} is not a lodestore store (it holds no catalog.db or store/ folder)")
+    return Service.open(path)
 
 
 def api() -> Api:

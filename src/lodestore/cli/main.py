@@ -14,7 +14,9 @@ import typer
 # The command modules register their commands on `app` as they are imported, in this
 # order, which is the order of `lode --help` (hence not sorted).
 # isort: off
-from lodestore.cli import aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, remote, ui  # noqa: F401
+from lodestore.cli import (  # noqa: F401
+    aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, transfer, remote, ui,
+)
 # isort: on
 from lodestore.cli.app import app
 from lodestore.cli.output import error_line, stderr

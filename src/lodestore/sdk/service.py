@@ -16,7 +16,7 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -40,7 +40,8 @@ from lodestore.config import resolve_root
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
-from lodestore.sdk import accounting, cache, distributed, download, lifecycle, locations, search
+from lodestore.sdk import accounting, bundle, cache, distributed, download, lifecycle, locations, search, transfer
+from lodestore.sdk.bundle import BundleResult
 from lodestore.sdk.diff import VersionDiff, diff_versions
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
@@ -61,6 +62,7 @@ from lodestore.sdk.tables import (
     TablesUnavailableError,
     table_name,
 )
+from lodestore.sdk.transfer import TransferResult, VersionCopy
 from lodestore.store.base import GcPlan
 
 # Re-exported for entry points: they import the door, not the modules behind it.
@@ -68,6 +70,7 @@ __all__ = [
     "ADOPT_HINT",
     "LATEST",
     "PREVIEW_ROWS",
+    "BundleResult",
     "Draft",
     "DraftPart",
     "DraftRecord",
@@ -82,7 +85,9 @@ __all__ = [
     "StoreFigures",
     "TablePreview",
     "TablesUnavailableError",
+    "TransferResult",
     "Usage",
+    "VersionCopy",
     "VersionRecord",
     "parse_duration",
 ]
@@ -570,6 +575,36 @@ class Service:
         if problems:
             raise VerificationError(f"{version.qualified_name}: references no longer match:\n  "
                                     + "\n  ".join(problems))
+
+    # ================================================================== transfer between stores (issue 14)
+    # push, pull, export, import: sdk/transfer.py and sdk/bundle.py, one set of rules.
+    def push(self, refs: Iterable[str], destination: Service, project: str | None = None,
+             dry_run: bool = False) -> TransferResult:
+        """Copy the versions `refs` name (``project/name:vN`` or ``:alias``, ``project/name``
+        for every live version, ``project/`` or `project` for a whole project) with their
+        runs and lineage into `destination`, moving only the chunks it lacks. Numbers are
+        the destination's; a version whose content is there already is the same version."""
+        if destination.root == self.root:
+            raise InvalidInputError(f"{self.root} is both the source and the destination")
+        calls: Counter = Counter()
+        chosen = transfer.select_versions(self._repo, refs, project, calls)
+        source = transfer.RepositorySource(self._repo, chosen, calls)
+        return transfer.copy_versions(source, destination._repo, dry_run=dry_run, label="push", calls=calls)
+
+    def pull(self, refs: Iterable[str], source: Service, project: str | None = None,
+             dry_run: bool = False) -> TransferResult:
+        """`push` the other way: versions of `source` into this store."""
+        return source.push(refs, self, project=project, dry_run=dry_run)
+
+    def export_bundle(self, refs: Iterable[str], path: str | os.PathLike[str],
+                      project: str | None = None) -> BundleResult:
+        """Write the versions `refs` name (as `push` reads them) to one bundle file."""
+        return bundle.export_bundle(self._repo, transfer.select_versions(self._repo, refs, project), Path(path))
+
+    def import_bundle(self, path: str | os.PathLike[str], dry_run: bool = False) -> TransferResult:
+        """Check a whole bundle (CorruptionError, nothing imported, if a byte is off), then
+        copy its versions into this store as a pull would."""
+        return bundle.import_bundle(self._repo, Path(path), dry_run=dry_run)
 
     # ================================================================== for the web UI (issue 13)
     # What `lodestore.web` needs that no other entry point asked for yet, kept in one

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from lodestore.errors import CorruptionError, is_database_damage, is_disk_full
+from lodestore.errors import CorruptionError, InvalidInputError, is_database_damage, is_disk_full
 from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
 
 SCHEMA = """
@@ -76,6 +76,17 @@ def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
 
 
 DIGEST_LEN = 32  # BLAKE3-256
+_HEX = frozenset("0123456789abcdef")
+
+
+def digest_bytes(digest: str) -> bytes:
+    """A hex digest as the index keys it. Only the canonical spelling (64 lowercase hex
+    characters, as b3sum prints) is a digest: bytes.fromhex alone would also take upper
+    case and embedded spaces, and the same content would then go by several names (and
+    fail the final hexdigest check)."""
+    if not isinstance(digest, str) or len(digest) != 2 * DIGEST_LEN or not _HEX.issuperset(digest):
+        raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
+    return bytes.fromhex(digest)
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 _BATCH = 900
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's

@@ -47,6 +47,7 @@ from lodestore.store.base import (
     CatalogBinding,
     ContentStore,
     DiskUsage,
+    FileRecipe,
     FileRef,
     FsckReport,
     GcPlan,
@@ -55,7 +56,7 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex
+from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, recipe_chunks
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
@@ -78,16 +79,7 @@ def _hex(d: bytes) -> str:
     return d.hex()
 
 
-_HEX = frozenset("0123456789abcdef")
-
-
-def _raw(digest: str) -> bytes:
-    """Only the canonical spelling (64 lowercase hex characters, as b3sum prints) is a
-    digest: bytes.fromhex alone would also take upper case and embedded spaces, and the
-    same content would then go by several names (and fail the final hexdigest check)."""
-    if not isinstance(digest, str) or len(digest) != 2 * DIGEST_LEN or not _HEX.issuperset(digest):
-        raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
-    return bytes.fromhex(digest)
+_raw = digest_bytes  # the one rule for what a digest is (index.py)
 
 
 # Files materialize_many plans and writes at a time: memory flat in file count, while a
@@ -438,6 +430,51 @@ class LocalContentStore(ContentStore):
         for run, data in self._read_runs(plan):
             for loc, raw in self._decoded(run, data):
                 self._check_chunk(loc, raw)
+
+    # --- transfer between stores (push, pull, export; base.py) ------------------------
+    def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
+        """One query per 900 files (index.file_rows), whatever their sizes."""
+        wanted = {_raw(d): d for d in digests}
+        return {wanted[raw]: FileRecipe(wanted[raw], size, tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
+                for raw, (size, n, recipe) in self.index.file_rows(list(wanted)).items()}
+
+    def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
+        wanted = {_raw(d): d for d in chunk_digests}
+        known = self.index.known_chunks(wanted)
+        return {d for raw, d in wanted.items() if raw not in known}
+
+    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """Chunks a page at a time (PLAN_PAGE), each page located in one query and read in
+        pack order with one pread per run of neighbours (at most BATCH_RUN bytes: a
+        transfer holds one run and the batch it hands on); every chunk verified."""
+        wanted = list(dict.fromkeys(_raw(d) for d in chunk_digests))
+        for start in range(0, len(wanted), PLAN_PAGE):
+            yield from self._read_chunk_page(wanted[start : start + PLAN_PAGE])
+
+    def _read_chunk_page(self, page: list[bytes]) -> Iterator[tuple[str, bytes]]:
+        """One page of read_chunks; a pack a gc repacked meanwhile is located again once
+        (as `_retry_if_repacked` does for files), without yielding a chunk twice."""
+        todo = page
+        for attempt in (0, 1):
+            where = self.index.locate(todo)
+            absent = [c for c in todo if c not in where]
+            if absent:
+                raise NotFoundError(f"chunk {absent[0].hex()[:16]}... is not in the store at {self.root} "
+                                    f"({len(absent)} of {len(todo)} asked are not)")
+            done: set[bytes] = set()
+            try:
+                for run in batch_read.runs_in_disk_order([where[c] for c in todo], batch_read.BATCH_RUN):
+                    length = run[-1].offset + run[-1].stored_len - run[0].offset
+                    data = memoryview(self.packs.pread(run[0].pack_id, length, run[0].offset))
+                    for loc, raw in self._decoded(run, data):
+                        self._check_chunk(loc, raw)
+                        done.add(loc.digest)
+                        yield loc.digest.hex(), bytes(raw)
+                return
+            except PackMissingError as e:
+                if attempt or self.index.has_pack(e.pack_id):
+                    raise
+                todo = [c for c in todo if c not in done]
 
     # --- maintenance ----------------------------------------------------------------
     @property

@@ -29,17 +29,23 @@ import stat as stat_mod
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import blake3
 
-from lodestore.errors import FileChangedError, InvalidInputError, SourceFileNotFoundError
+from lodestore.errors import (
+    CorruptionError,
+    FileChangedError,
+    InvalidInputError,
+    NotFoundError,
+    SourceFileNotFoundError,
+)
 from lodestore.store import atomic, codec
-from lodestore.store.base import FileRef, ProgressCallback, WriteSession
+from lodestore.store.base import FileRecipe, FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
-from lodestore.store.index import StatKey
+from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import PackWriter
@@ -61,6 +67,11 @@ RACY_WINDOW_NS = 2_000_000_000
 _BATCH_FILES = 256  # small files per hand-off between the producer and the consumer
 _BATCH_BYTES = 4 * 1024 * 1024
 _LARGE = object()  # marker: a file the consumer streams itself
+# A chunk received from another store larger than this is refused unread: no store
+# writes one (chunks are at most CHUNK_MAX, whole files at most WHOLE_FILE_LIMIT), and
+# pack records carry 32-bit lengths.
+MAX_RECEIVED_CHUNK = 64 * 1024 * 1024
+_RECIPE_PAGE = 16_384  # chunk locations a recipe check holds at once (as a download's plan pages)
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -341,6 +352,115 @@ class LocalWriteSession(WriteSession):
         self._staged.add(pack_id, writer.entries)
         self._open = set()
         self._packs.append((pack_id, writer, len(writer.entries), self._finish_pool.submit(_finish, writer)))
+
+    # --- transfer between stores (push, pull, import; base.py) ----------------------
+    def add_chunks(self, chunks: Iterable[tuple[str, bytes]]) -> None:
+        """Verify each received chunk, then store the new ones as `add_bytes` stores a
+        piece: looked up a batch at a time (one query per batch), compressed where it pays,
+        appended to the session's pack. A chunk that fails its digest raises before
+        anything of it is appended."""
+        self._check_open()
+        batch: list[tuple[bytes, bytes]] = []
+        for digest, data in chunks:
+            raw = digest_bytes(digest)
+            if len(data) > MAX_RECEIVED_CHUNK:
+                raise CorruptionError(f"chunk {digest[:16]}... received is {len(data)} bytes, more than any "
+                                      f"chunk a store holds ({MAX_RECEIVED_CHUNK}); refused")
+            if blake3.blake3(data).digest() != raw:
+                raise CorruptionError(f"chunk {digest[:16]}... received does not match its digest: "
+                                      "refused, nothing of it was stored")
+            batch.append((raw, bytes(data)))
+            if len(batch) >= _BATCH_FILES:
+                self._store_chunks(batch)
+                batch = []
+        self._store_chunks(batch)
+
+    def _store_chunks(self, batch: list[tuple[bytes, bytes]]) -> None:
+        absent = set(self._unknown_chunks([raw for raw, _ in batch]))
+        for raw, data in batch:
+            if raw in absent:
+                absent.discard(raw)  # the same chunk twice in a batch is stored once
+                self._append(raw, data)
+
+    def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
+        """Record files made of chunks the store holds or this session added. Every recipe
+        is checked (chunks present, sizes adding up, the file's digest by hashing its
+        chunks in order, read back from the packs) before any is recorded; a file already
+        stored is reused as `add_files` reuses it. Visible with commit()."""
+        self._check_open()
+        todo = [(r, digest_bytes(r.digest), [digest_bytes(c) for c in r.chunks]) for r in recipes]
+        known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files])
+        fresh = [(r, raw, chunks) for r, raw, chunks in todo if raw not in self._new_files and raw not in known]
+        for r, raw, chunks in fresh:
+            self._verify_recipe(r, raw, chunks)
+        refs = []
+        for r, raw, chunks in todo:
+            if raw in known:
+                self._reused.add(raw)
+            elif raw not in self._new_files:
+                one_piece = chunks == [raw]  # a whole file of one chunk: no recipe row (index.py)
+                self._new_files[raw] = (r.size, len(chunks), None if one_piece else b"".join(chunks))
+                self._new_sizes.add(r.size)
+            refs.append(FileRef(r.digest, r.size))
+        return refs
+
+    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
+        """NotFoundError naming the first chunk neither the store nor this session holds;
+        CorruptionError if the chunks' sizes do not add up to the file's size or their
+        bytes, in order, do not hash to the file's digest. A page of chunks at a time."""
+        if not chunks:
+            raise CorruptionError(f"file {recipe.digest[:16]}... has a recipe without chunks")
+        hasher = blake3.blake3()
+        total = 0
+        for start in range(0, len(chunks), _RECIPE_PAGE):
+            page = chunks[start : start + _RECIPE_PAGE]
+            where = self._locate_anywhere(page)
+            for c in page:
+                if c not in where:
+                    raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk {c.hex()[:16]}... is neither in "
+                                        f"the store at {self.store.root} nor in this session")
+            total += sum(where[c].raw_len for c in page)
+            if total > recipe.size:
+                break
+            ours = {pid for pid, _, _, _ in self._packs} | {self._pack_id}
+            for c in page:
+                hasher.update(self._read_located(where[c], ours))
+        if total != recipe.size:
+            raise CorruptionError(f"file {recipe.digest[:16]}...: its chunks add up to other than its "
+                                  f"{recipe.size} bytes; refused")
+        if hasher.digest() != raw:
+            raise CorruptionError(f"file {recipe.digest[:16]}...: its chunks, in order, do not hash to its "
+                                  "digest; refused")
+
+    def _locate_anywhere(self, chunks: list[bytes]) -> dict[bytes, ChunkLocation]:
+        """Where each chunk is: the session's open pack, its finished packs (staged), or
+        the store's packs; absent ones are left out."""
+        where: dict[bytes, ChunkLocation] = {}
+        if self._writer is not None and self._pack_id is not None and not self._open.isdisjoint(chunks):
+            self._writer.flush()  # the bytes are read back from the file below
+            entries = {e.digest: e for e in self._writer.entries}
+            for c in chunks:
+                if c in self._open:
+                    e = entries[c]
+                    where[c] = ChunkLocation(c, self._pack_id, e.offset, e.stored_len, e.raw_len, e.codec)
+        rest = [c for c in dict.fromkeys(chunks) if c not in where]
+        for c, row in self._staged.locate(rest).items():
+            where[c] = ChunkLocation(c, *row)
+        rest = [c for c in rest if c not in where]
+        if rest:
+            where.update(self.store.index.locate(rest))
+        return where
+
+    def _read_located(self, loc: ChunkLocation, ours: set[str | None]) -> bytes | memoryview:
+        """A chunk's raw bytes from a pack of this session (`ours`, in its tmp folder) or of the store."""
+        if loc.pack_id in ours:
+            with open(self.dir / f"{loc.pack_id}.pack", "rb", buffering=0) as f:
+                stored = os.pread(f.fileno(), loc.stored_len, loc.offset)
+        else:
+            stored = self.store.packs.pread(loc.pack_id, loc.stored_len, loc.offset)
+        if len(stored) != loc.stored_len:
+            raise CorruptionError(f"pack {loc.pack_id} is truncated at offset {loc.offset + len(stored)}")
+        return codec.decode(loc.codec, stored, loc.raw_len)
 
     # --- commit / abort / close ---------------------------------------------------
     def commit(self) -> None:

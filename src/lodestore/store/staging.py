@@ -79,5 +79,19 @@ class StagedChunks:
             found.update(r[0] for r in self._db.execute(q, batch))
         return [d for d in digests if d not in found] if found else digests
 
+    def locate(self, digests: list[bytes]) -> dict[bytes, tuple[str, int, int, int, int]]:
+        """(pack id, offset, stored_len, raw_len, codec) of the staged chunks among
+        `digests` (a session checking a received recipe reads its own chunks back)."""
+        found: dict[bytes, tuple[str, int, int, int, int]] = {}
+        if not self.count:
+            return found
+        for i in range(0, len(digests), _BATCH):
+            batch = digests[i : i + _BATCH]
+            q = ("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks "
+                 f"WHERE digest IN ({','.join('?' * len(batch))})")
+            for row in self._db.execute(q, batch):
+                found[row[0]] = row[1:]
+        return found
+
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,621 @@
+"""Copying versions between two stores (push, pull, import), moving only what the
+destination lacks. The door (`Service.push`, `pull`, `import_bundle`) calls `copy_versions`.
+
+The path of a copy, per version (oldest first, artifact by artifact):
+
+1. Already there? The destination's live versions of the artifact are listed once; one
+   with the same manifest digest is the same version: only aliases it lacks are added.
+   An unchanged push costs a handful of catalog calls and no store call, whatever its size.
+2. Otherwise, inside a destination write session held for the whole copy (its shared gc
+   lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
+   the destination lacks (`missing`), their recipes from the source a page of files at a
+   time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
+   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`),
+   then record the files (`add_recipes`). The destination verifies every chunk and every
+   file on arrival. Received chunks are committed every COMMIT_BYTES in sessions of their
+   own, so a killed copy keeps what it moved and the next one moves only the rest.
+3. Only when every file is in the destination store does its catalog commit the version
+   (its own number, `latest` moved by its own rule), with the producing run in the same
+   transaction. Then the runs that made or used the copied versions and their links
+   (`import_runs`, one transaction; a link only where both ends are at the destination).
+
+A kill anywhere before step 3's commit leaves the destination showing nothing new.
+
+Sources are anything that can list versions, their manifests, lineage, recipes and
+chunks (`TransferSource`): another store (`RepositorySource`) or a bundle file
+(sdk/bundle.py), so push, pull and import follow one set of rules, written here.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lodestore.catalog.base import (
+    LATEST,
+    Catalog,
+    ManifestEntry,
+    NewVersion,
+    ReferenceEntry,
+    RunRecord,
+    VersionRecord,
+)
+from lodestore.errors import CorruptionError, InvalidInputError, NotFoundError
+from lodestore.names import parse_ref, validate_name
+from lodestore.sdk import ui
+from lodestore.sdk.lifecycle import refuse_broken
+from lodestore.sdk.manifest import manifest_digest
+from lodestore.sdk.references import digest_line
+from lodestore.store.base import FileRecipe, WriteSession
+from lodestore.testhooks import pause_point
+
+if TYPE_CHECKING:
+    from lodestore.sdk.repository import Repository
+
+MiB = 1024 * 1024
+# The destination commits what it received every this many bytes: a killed copy loses at
+# most this much work (a large file's chunks are kept even before the file is complete).
+COMMIT_BYTES = 64 * MiB
+FILE_PAGE = 1024  # files whose recipes are asked for at once
+CHUNK_WINDOW = 4096  # chunk digests per missing_chunks / read_chunks request (~320 MiB of 80 KiB chunks)
+ADD_BYTES = 4 * MiB  # received chunks handed to the session at once: memory stays flat
+READ_AHEAD = 2  # batches the source reads ahead of the destination
+
+
+# ----------------------------------------------------------------------------- what moves
+@dataclass(frozen=True)
+class VersionKey:
+    """A version as two stores both know it: numbers differ between stores, content does not."""
+
+    project: str
+    name: str
+    digest: str  # the manifest digest
+
+    @classmethod
+    def of(cls, v: VersionRecord) -> VersionKey:
+        return cls(v.project, v.name, v.digest)
+
+
+@dataclass(frozen=True)
+class RunLink:
+    """A lineage edge: the run used ("input") or made ("output") the version."""
+
+    run_id: str
+    kind: str
+    version: VersionKey
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The runs that made or used some versions, and every link of those runs."""
+
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    links: list[RunLink] = field(default_factory=list)
+
+
+class TransferSource(abc.ABC):
+    """Where versions are copied from: their records, manifests, lineage, and the bytes of
+    their files as recipes and chunks (the ContentStore transfer interface's read side)."""
+
+    location: str  # for messages
+
+    @abc.abstractmethod
+    def versions(self) -> list[VersionRecord]:
+        """The versions to copy, oldest first within each artifact."""
+
+    @abc.abstractmethod
+    def entries(self, version: VersionRecord) -> list[ManifestEntry]: ...
+
+    @abc.abstractmethod
+    def references(self, version: VersionRecord) -> list[ReferenceEntry]: ...
+
+    @abc.abstractmethod
+    def lineage(self, versions: list[VersionRecord]) -> Lineage:
+        """The runs that made or used `versions`, with all their links."""
+
+    @abc.abstractmethod
+    def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]: ...
+
+    @abc.abstractmethod
+    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]: ...
+
+    def close(self) -> None:  # noqa: B027 (optional: a source may hold nothing)
+        """Release what the source holds (a bundle's temp index)."""
+
+
+class RepositorySource(TransferSource):
+    """Versions of another store (push from here, pull from there)."""
+
+    def __init__(self, repo: Repository, versions: list[VersionRecord], calls: Counter | None = None):
+        self.repo = repo
+        self.location = str(repo.root)
+        self._versions = versions
+        self._catalog: Catalog = counted(repo.catalog, calls, "source catalog")
+        self._store = counted(repo.store, calls, "source store")
+
+    def versions(self) -> list[VersionRecord]:
+        return self._versions
+
+    def entries(self, version: VersionRecord) -> list[ManifestEntry]:
+        return list(self._catalog.iter_entries(version.id))
+
+    def references(self, version: VersionRecord) -> list[ReferenceEntry]:
+        return self._catalog.iter_references(version.id)
+
+    def lineage(self, versions: list[VersionRecord]) -> Lineage:
+        ids = [v.id for v in versions]
+        if not ids:
+            return Lineage()
+        run_ids = {v.created_by_run for v in versions if v.created_by_run}
+        run_ids |= {run for run, _, _ in self._catalog.lineage_hop(ids, "up")}
+        run_ids |= {run for run, _, _ in self._catalog.lineage_hop(ids, "down")}
+        runs = self._catalog.get_runs(run_ids)
+        links = []
+        for run_id in sorted(runs):
+            for kind, linked in (("input", self._catalog.run_inputs(run_id)),
+                                 ("output", self._catalog.run_outputs(run_id))):
+                links += [RunLink(run_id, kind, VersionKey.of(v)) for v in linked if v.state != "deleted"]
+        return Lineage(runs, links)
+
+    def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
+        return self._store.recipes(digests)
+
+    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        return self._store.read_chunks(chunk_digests)
+
+
+def select_versions(repo: Repository, refs: Iterable[str], project: str | None = None,
+                    calls: Counter | None = None) -> list[VersionRecord]:
+    """The live versions `refs` name: ``project/name:vN`` or ``:alias`` one version (a
+    broken one refused), ``project/name`` every live one, ``project/`` (or `project`)
+    every artifact of the project; each once, oldest first within each artifact. Broken
+    versions met through a whole artifact are left out, with a notice. `calls` counts
+    the catalog requests (TransferResult.calls)."""
+    catalog: Catalog = counted(repo.catalog, calls, "source catalog")
+    chosen: dict[int, VersionRecord] = {}
+
+    def whole_artifact(p: str, name: str) -> None:
+        for v in catalog.list_versions(p, name):
+            if v.state == "broken":
+                ui.notice(f"{v.qualified_name} is broken (bytes lost): left out")
+            else:
+                chosen.setdefault(v.id, v)
+
+    def whole_project(p: str) -> None:
+        validate_name(p, "project name")
+        artifacts = catalog.list_artifacts(project=p)
+        if not artifacts:
+            known = ", ".join(catalog.list_projects()[:10]) or "none"
+            raise NotFoundError(f"project {p!r} has no artifacts at {repo.root} (projects: {known})")
+        for a in artifacts:
+            whole_artifact(a.project, a.name)
+
+    refs = list(refs)
+    if project is not None:
+        whole_project(project)
+    if not refs and project is None:
+        raise InvalidInputError("name what to copy: project/name:vN, project/name (every version) or project/")
+    for text in refs:
+        if isinstance(text, str) and text.endswith("/") and text.count("/") == 1:
+            whole_project(text[:-1])
+            continue
+        r = parse_ref(text)
+        if r.selector is None:
+            whole_artifact(r.project, r.name)
+            continue
+        v = catalog.get_version(r.project, r.name, r.selector)
+        if v.state == "broken":
+            refuse_broken(repo, v)
+        chosen.setdefault(v.id, v)
+    order: dict[tuple[str, str], int] = {}
+    for v in chosen.values():
+        order.setdefault((v.project, v.name), len(order))
+    return sorted(chosen.values(), key=lambda v: (order[(v.project, v.name)], v.index))
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class VersionCopy:
+    """One version of a copy: its name at the source and at the destination (numbers
+    are the destination's own), and whether the copy made it (False: it was there)."""
+
+    source: str
+    destination: str | None  # None in a dry run of a version not there yet
+    created: bool
+    files_moved: int = 0
+    chunks_moved: int = 0
+    bytes_moved: int = 0
+
+
+@dataclass
+class TransferResult:
+    """What a push, pull or import did (or, `dry_run`, would do)."""
+
+    source: str
+    destination: str
+    versions: list[VersionCopy] = field(default_factory=list)
+    files_moved: int = 0  # files recorded at the destination
+    files_present: int = 0  # files of copied versions the destination held already
+    file_bytes: int = 0  # logical bytes of the files moved
+    chunks_moved: int = 0  # chunks sent (a dry run: chunks that would be sent)
+    bytes_moved: int = 0  # raw bytes of those chunks (not known ahead in a dry run)
+    runs: int = 0  # runs that made or used the versions: all at the destination afterwards
+    runs_written: int = 0  # of which created or updated by the lineage step (a producer arrives with its version)
+    links_added: int = 0  # lineage links added there
+    calls: dict[str, int] = field(default_factory=dict)  # requests made, by catalog/store and side
+    dry_run: bool = False
+
+    @property
+    def copied(self) -> list[VersionCopy]:
+        return [v for v in self.versions if v.created]
+
+    @property
+    def already_there(self) -> list[VersionCopy]:
+        return [v for v in self.versions if not v.created]
+
+    @property
+    def catalog_calls(self) -> int:
+        return sum(n for k, n in self.calls.items() if k.endswith("catalog"))
+
+    @property
+    def store_calls(self) -> int:
+        return sum(n for k, n in self.calls.items() if k.endswith("store"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.update(copied=len(self.copied), already_there=len(self.already_there),
+                 catalog_calls=self.catalog_calls, store_calls=self.store_calls)
+        return d
+
+
+# ----------------------------------------------------------------------------- counting requests
+def counted(target: Any, calls: Counter | None, name: str) -> Any:
+    """`target` with every method call counted under `name` in `calls` (the request
+    figures of a TransferResult); write sessions it opens are counted too."""
+    return target if calls is None else _Counted(target, calls, name)
+
+
+class _Counted:
+    def __init__(self, target: Any, calls: Counter, name: str):
+        self._target, self._calls, self._name = target, calls, name
+
+    def __getattr__(self, attr: str) -> Any:
+        value = getattr(self._target, attr)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls[self._name] += 1
+            result = value(*args, **kwargs)
+            return _Counted(result, self._calls, self._name) if isinstance(result, WriteSession) else result
+
+        return call
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._target.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------- moving files
+class ChunkSink(abc.ABC):
+    """Where received chunks and recipes go: a store's write sessions, or a bundle."""
+
+    @abc.abstractmethod
+    def missing(self, digests: Iterable[str]) -> set[str]: ...
+
+    @abc.abstractmethod
+    def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]: ...
+
+    @abc.abstractmethod
+    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None: ...
+
+    @abc.abstractmethod
+    def add_recipes(self, recipes: list[FileRecipe]) -> None: ...
+
+
+class StoreSink(ChunkSink):
+    """A destination store: chunks go into write sessions committed every `commit_bytes`
+    (None: all into `guard`, the session the catalog commit happens in)."""
+
+    def __init__(self, store: Any, guard: WriteSession, commit_bytes: int | None):
+        self.store, self.guard, self.commit_bytes = store, guard, commit_bytes
+        self._session: WriteSession | None = None
+        self._pending = 0
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        return self.store.missing(digests)
+
+    def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
+        return self.store.missing_chunks(chunk_digests)
+
+    def _current(self) -> WriteSession:
+        if self.commit_bytes is None:
+            return self.guard
+        if self._session is None:
+            self._session = self.store.session()
+        return self._session
+
+    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        self._current().add_chunks(chunks)
+        self._pending += sum(len(data) for _, data in chunks)
+        if self.commit_bytes is not None and self._pending >= self.commit_bytes:
+            self._commit()
+
+    def add_recipes(self, recipes: list[FileRecipe]) -> None:
+        self._current().add_recipes(recipes)
+
+    def _commit(self) -> None:
+        session, self._session, self._pending = self._session, None, 0
+        if session is not None:
+            with session:
+                session.commit()
+            pause_point("transfer-after-batch-commit")
+
+    def finish(self) -> None:
+        """Commit what the last batch session holds (the guard commits with the version)."""
+        self._commit()
+
+    def abort(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            session.abort()
+            session.close()
+
+
+@dataclass
+class FilesMoved:
+    files: int = 0
+    present: int = 0
+    file_bytes: int = 0
+    chunks: int = 0
+    chunk_bytes: int = 0
+
+
+def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEntry], what: str,
+               dry_run: bool = False, progress: Callable[[int], None] | None = None,
+               sent: set[str] | None = None) -> FilesMoved:
+    """Bring the files of `entries` the sink lacks into it; see the module docstring.
+    `sent`: chunks already handed to this sink by the same copy (not asked for again)."""
+    sizes = {e.digest: e.size for e in entries}
+    lacking = sink.missing(sizes)
+    ordered = [d for d in sizes if d in lacking]
+    done = FilesMoved(files=len(ordered), present=len(sizes) - len(ordered),
+                      file_bytes=sum(sizes[d] for d in ordered))
+    sent = set() if sent is None else sent
+    for start in range(0, len(ordered), FILE_PAGE):
+        page = ordered[start : start + FILE_PAGE]
+        recipes = source.recipes(page)
+        if absent := [d for d in page if d not in recipes]:
+            raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files (first "
+                                f"{absent[0][:16]}...); run `lode fsck` there")
+        need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
+        for w in range(0, len(need), CHUNK_WINDOW):
+            window = need[w : w + CHUNK_WINDOW]
+            wanted = sink.missing_chunks(window)
+            sent.update(window)
+            if dry_run:
+                done.chunks += len(wanted)
+            elif wanted:
+                moved = _send(source.read_chunks([c for c in window if c in wanted]), sink, progress)
+                done.chunks += moved[0]
+                done.chunk_bytes += moved[1]
+        if not dry_run:
+            sink.add_recipes([recipes[d] for d in page])
+    return done
+
+
+def _send(chunks: Iterator[tuple[str, bytes]], sink: ChunkSink,
+          progress: Callable[[int], None] | None) -> tuple[int, int]:
+    """Hand chunks to the sink a batch (ADD_BYTES) at a time, the source read on a helper
+    thread meanwhile (both sides verify every chunk: blake3, zstd and preads release the
+    GIL, so reading and storing overlap); (chunks, bytes) sent."""
+    count = total = 0
+    for batch, size in _read_ahead(chunks):
+        sink.add_chunks(batch)
+        count, total = count + len(batch), total + size
+        if progress:
+            progress(size)
+    return count, total
+
+
+def _read_ahead(chunks: Iterator[tuple[str, bytes]]) -> Iterator[tuple[list[tuple[str, bytes]], int]]:
+    """Batches of `chunks` (with their byte counts), READ_AHEAD of them read in advance on
+    a helper thread; an error of the source is raised here, and leaving early stops it."""
+    ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            batch: list[tuple[str, bytes]] = []
+            size = 0
+            for digest, data in chunks:
+                if stop.is_set():
+                    return
+                batch.append((digest, data))
+                size += len(data)
+                if size >= ADD_BYTES:
+                    put((batch, size))
+                    batch, size = [], 0
+            if batch:
+                put((batch, size))
+            put(None)
+        except BaseException as e:
+            put(e)
+
+    reader = threading.Thread(target=produce, name="lodestore-transfer-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            try:
+                ready.get_nowait()
+            except queue.Empty:
+                reader.join(0.05)
+
+
+# ----------------------------------------------------------------------------- the copy
+class _DestinationVersions:
+    """The destination's live versions by content, listed once per artifact."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self._by_artifact: dict[tuple[str, str], dict[str, VersionRecord]] = {}
+
+    def find(self, key: VersionKey) -> VersionRecord | None:
+        known = self._by_artifact.get((key.project, key.name))
+        if known is None:
+            try:
+                listed = self.catalog.list_versions(key.project, key.name)
+            except NotFoundError:
+                listed = []
+            known = self._by_artifact[(key.project, key.name)] = {}
+            for v in listed:
+                if v.state == "live":
+                    known.setdefault(v.digest, v)
+        return known.get(key.digest)
+
+    def add(self, v: VersionRecord) -> None:
+        self.find(VersionKey.of(v))  # lists the artifact first if it is new here
+        self._by_artifact[(v.project, v.name)][v.digest] = v
+
+
+def custom_aliases(v: VersionRecord) -> list[str]:
+    return [a for a in v.aliases if a != LATEST]
+
+
+def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = False,
+                  commit_bytes: int | None = COMMIT_BYTES, label: str = "copy",
+                  calls: Counter | None = None) -> TransferResult:
+    """Copy every version of `source` into `dest`; see the module docstring. `calls`
+    counts requests (the source's, if it was made with the same counter, and ours)."""
+    calls = Counter() if calls is None else calls
+    catalog: Catalog = counted(dest.catalog, calls, "destination catalog")
+    store = counted(dest.store, calls, "destination store")
+    result = TransferResult(source.location, str(dest.root), dry_run=dry_run)
+    there = _DestinationVersions(catalog)
+    versions = source.versions()
+    lineage = source.lineage(versions)
+    planned = _ReadOnlySink(store) if dry_run else None
+    for v in versions:
+        found = there.find(VersionKey.of(v))
+        if found is not None:
+            lacking = [a for a in custom_aliases(v) if a not in found.aliases]
+            if lacking and not dry_run:
+                for alias in lacking:
+                    catalog.set_alias(found.project, found.name, alias, found.index)
+            result.versions.append(VersionCopy(v.qualified_name, found.qualified_name, created=False))
+            continue
+        copy = _copy_version(source, v, store, catalog, lineage, planned, commit_bytes, label, result)
+        if copy is not None:
+            there.add(copy)
+    if not dry_run:
+        _copy_lineage(catalog, there, lineage, result)
+    result.calls = dict(sorted(calls.items()))
+    return result
+
+
+def _copy_version(source: TransferSource, v: VersionRecord, store: Any, catalog: Catalog, lineage: Lineage,
+                  planned: _ReadOnlySink | None, commit_bytes: int | None, label: str,
+                  result: TransferResult) -> VersionRecord | None:
+    entries = source.entries(v)
+    references = source.references(v)
+    if manifest_digest(entries + [digest_line(r) for r in references]) != v.digest:
+        raise CorruptionError(f"{v.qualified_name} at {source.location}: its manifest does not match its "
+                              "digest; nothing was copied")
+    if planned is not None:  # a dry run
+        moved = move_files(source, planned, entries, v.qualified_name, dry_run=True)
+        _count(result, moved)
+        result.versions.append(VersionCopy(v.qualified_name, None, True, moved.files, moved.chunks, 0))
+        return None
+    lacking_bytes = sum(e.size for e in entries) if ui.interactive() else 0
+    with store.session() as guard, ui.byte_progress(f"{label} {v.qualified_name}", lacking_bytes) as advance:
+        sink = StoreSink(store, guard, commit_bytes)
+        try:
+            moved = move_files(source, sink, entries, v.qualified_name, progress=advance)
+            sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
+        guard.commit()
+        pause_point("transfer-before-catalog-commit")
+        # Still inside the guard session: gc cannot sweep the files before the version exists.
+        committed = catalog.commit_version(NewVersion(
+            project=v.project, name=v.name, type=v.type, entries=entries, references=references,
+            digest=v.digest, description=v.description, metadata=v.metadata, tags=list(v.tags),
+            aliases=custom_aliases(v), ttl_seconds=v.ttl_seconds, created_at=v.created_at,
+            run=lineage.runs.get(v.created_by_run) if v.created_by_run else None,
+        ))
+    _count(result, moved)
+    made = committed.version  # created False: a concurrent copy committed the same content first
+    result.versions.append(VersionCopy(v.qualified_name, made.qualified_name, committed.created, moved.files,
+                                       moved.chunks, moved.chunk_bytes))
+    return made
+
+
+def _count(result: TransferResult, moved: FilesMoved) -> None:
+    result.files_moved += moved.files
+    result.files_present += moved.present
+    result.file_bytes += moved.file_bytes
+    result.chunks_moved += moved.chunks
+    result.bytes_moved += moved.chunk_bytes
+
+
+class _ReadOnlySink(ChunkSink):
+    """A dry run: the destination store is asked, never written; what an earlier version
+    of the same dry run would have sent counts as there."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.files: set[str] = set()
+        self.chunks: set[str] = set()
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        lacking = self.store.missing(digests) - self.files
+        self.files |= lacking
+        return lacking
+
+    def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
+        lacking = self.store.missing_chunks(chunk_digests) - self.chunks
+        self.chunks |= lacking
+        return lacking
+
+    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+        raise AssertionError("a dry run sends nothing")
+
+    def add_recipes(self, recipes: list[FileRecipe]) -> None:
+        raise AssertionError("a dry run records nothing")
+
+
+def _copy_lineage(catalog: Catalog, there: _DestinationVersions, lineage: Lineage, result: TransferResult) -> None:
+    """The runs of the copied versions and their links whose version is at the destination."""
+    if not lineage.runs:
+        return
+    links = []
+    for link in lineage.links:
+        if link.run_id in lineage.runs and (found := there.find(link.version)) is not None:
+            links.append((link.run_id, link.kind, found.id))
+    written, added = catalog.import_runs(list(lineage.runs.values()), links)
+    result.runs = len(lineage.runs)
+    result.runs_written += written
+    result.links_added += added

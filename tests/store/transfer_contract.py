@@ -1,0 +1,185 @@
+"""The transfer half of the ContentStore contract (base.py: `recipes`, `missing_chunks`,
+`read_chunks`, `WriteSession.add_chunks`, `WriteSession.add_recipes`): what push, pull
+and import rely on, for every backend.
+
+`ContentStoreContract` inherits this class, so a backend adopting the contract runs these
+too. Transfers go between the backend's `store` and a `peer` store: a local store by
+default (so an S3 backend is checked both ways against a local one); a backend may
+override `peer` to give a second store of its own kind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import blake3
+import pytest
+
+from lodestore.errors import CorruptionError, NotFoundError
+from lodestore.store.base import ContentStore, FileRecipe, FileRef
+from lodestore.store.local import LocalContentStore
+
+from .data import MiB, random_bytes, text_bytes
+
+
+def _b3(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def _put(store: ContentStore, *items: bytes) -> list[FileRef]:
+    with store.session() as s:
+        refs = [s.add_bytes(i) for i in items]
+        s.commit()
+    return refs
+
+
+def transfer(src: ContentStore, dst: ContentStore, digests: list[str]) -> list[str]:
+    """The protocol sdk/transfer.py follows, bare: which files `dst` lacks, their recipes
+    from `src`, which of their chunks `dst` lacks (one batch), those chunks moved, the
+    recipes recorded, one commit. Returns the chunk digests that were moved."""
+    lacking = src.recipes(dst.missing(digests))
+    needed = list(dict.fromkeys(c for r in lacking.values() for c in r.chunks))
+    to_move = dst.missing_chunks(needed)
+    moved: list[str] = []
+
+    def counted():
+        for digest, data in src.read_chunks([c for c in needed if c in to_move]):
+            moved.append(digest)
+            yield digest, data
+
+    with dst.session() as s:
+        s.add_chunks(counted())
+        s.add_recipes(lacking.values())
+        s.commit()
+    return moved
+
+
+class TransferContract:
+    @pytest.fixture
+    def peer(self, tmp_path: Path):
+        other = LocalContentStore(tmp_path / "peer")
+        yield other
+        other.close()
+
+    def test_round_trip_both_ways(self, store, peer):
+        items = [b"", b"small", random_bytes(300_000, 60), random_bytes(2 * MiB, 61) + text_bytes(2 * MiB, 61)]
+        refs = _put(store, *items)
+        transfer(store, peer, [r.digest for r in refs])
+        for ref, data in zip(refs, items, strict=True):
+            assert peer.read_bytes(ref.digest) == data and peer.file_size(ref.digest) == len(data)
+        back = items[3][:MiB] + b"edited" + items[3][MiB:]
+        (edited,) = _put(peer, back)
+        moved = transfer(peer, store, [r.digest for r in refs] + [edited.digest])
+        assert store.read_bytes(edited.digest) == back
+        assert 0 < len(moved) <= 3  # the chunks the edit touched, nothing else
+        assert store.fsck().ok and peer.fsck().ok
+
+    def test_recipes_of_stored_files_only(self, store):
+        data = random_bytes(3 * MiB, 62)
+        small, big = _put(store, b"one chunk", data)
+        got = store.recipes([small.digest, big.digest, _b3(b"never stored")])
+        assert set(got) == {small.digest, big.digest}
+        assert got[small.digest] == FileRecipe(small.digest, len(b"one chunk"), (small.digest,))
+        assert got[big.digest].size == len(data) and len(got[big.digest].chunks) > 10
+        chunks = dict(store.read_chunks(got[big.digest].chunks))
+        assert b"".join(chunks[c] for c in got[big.digest].chunks) == data
+
+    def test_missing_chunks_of_many_at_once(self, store):
+        (ref,) = _put(store, random_bytes(2 * MiB, 63))
+        stored = list(store.recipes([ref.digest])[ref.digest].chunks)
+        absent = [_b3(i.to_bytes(4, "little")) for i in range(5_000)]
+        assert store.missing_chunks(stored + absent) == set(absent)
+
+    def test_dedup_a_chunk_the_destination_has_is_not_sent(self, store, peer):
+        base = random_bytes(4 * MiB, 64)
+        v2 = base[: 2 * MiB] + b"a few new bytes" + base[2 * MiB :]
+        (v1_ref,) = _put(store, base)
+        transfer(store, peer, [v1_ref.digest])
+        before = peer.stats()
+        (v2_ref,) = _put(store, v2)
+        moved = transfer(store, peer, [v2_ref.digest])
+        total = len(store.recipes([v2_ref.digest])[v2_ref.digest].chunks)
+        assert 0 < len(moved) <= 3 < total
+        assert peer.stats().chunk_count == before.chunk_count + len(moved)
+        assert peer.read_bytes(v2_ref.digest) == v2
+        assert transfer(store, peer, [v1_ref.digest, v2_ref.digest]) == []  # nothing left to move
+
+    def test_read_chunks_verifies_and_names_an_unknown_chunk(self, store):
+        data = random_bytes(3 * MiB, 65)
+        (ref,) = _put(store, data)
+        chunks = store.recipes([ref.digest])[ref.digest].chunks
+        with pytest.raises(NotFoundError):
+            list(store.read_chunks([chunks[0], _b3(b"no such chunk")]))
+        self.corrupt_stored_bytes(store, ref.digest)  # type: ignore[attr-defined]  (ContentStoreContract's hook)
+        with pytest.raises(CorruptionError):
+            list(store.read_chunks(chunks))
+
+    def test_a_corrupted_chunk_is_refused_and_nothing_of_it_kept(self, store):
+        data = random_bytes(200_000, 66)
+        digest = _b3(data)
+        tampered = data[:1000] + bytes([data[1000] ^ 1]) + data[1001:]
+        before = store.stats()
+        with store.session() as s:
+            with pytest.raises(CorruptionError):
+                s.add_chunks([(digest, tampered)])
+            s.commit()
+        assert store.missing_chunks([digest]) == {digest}
+        assert store.stats().chunk_count == before.chunk_count
+        with store.session() as s:
+            s.add_chunks([(digest, data)])  # the right bytes are still welcome
+            s.add_recipes([FileRecipe(digest, len(data), (digest,))])
+            s.commit()
+        assert store.read_bytes(digest) == data
+
+    def test_a_recipe_with_a_missing_chunk_is_refused(self, store):
+        a, b = random_bytes(100_000, 67), random_bytes(100_000, 68)
+        (ref_a,) = _put(store, a)
+        recipe = FileRecipe(_b3(a + b), len(a + b), (ref_a.digest, _b3(b)))
+        with store.session() as s:
+            with pytest.raises(NotFoundError, match=_b3(b)[:16]):
+                s.add_recipes([recipe])
+            s.commit()
+        assert not store.has(recipe.digest)
+
+    def test_a_recipe_whose_chunks_do_not_make_its_file_is_refused(self, store):
+        a, b = random_bytes(100_000, 69), random_bytes(100_000, 70)
+        whole = a + b
+        with store.session() as s:
+            s.add_chunks([(_b3(a), a), (_b3(b), b)])
+            with pytest.raises(CorruptionError):  # right chunks, wrong order: other bytes
+                s.add_recipes([FileRecipe(_b3(whole), len(whole), (_b3(b), _b3(a)))])
+            with pytest.raises(CorruptionError):  # sizes that do not add up
+                s.add_recipes([FileRecipe(_b3(whole), len(whole) + 1, (_b3(a), _b3(b)))])
+            s.commit()
+        assert not store.has(_b3(whole))
+        with store.session() as s:  # the chunks the session added are there for a right recipe
+            s.add_recipes([FileRecipe(_b3(whole), len(whole), (_b3(a), _b3(b)))])
+            s.commit()
+        assert store.read_bytes(_b3(whole)) == whole
+
+    def test_nothing_received_is_visible_before_commit(self, store, peer):
+        data = random_bytes(2 * MiB, 71) + text_bytes(MiB, 71)
+        (ref,) = _put(peer, data)
+        recipe = peer.recipes([ref.digest])[ref.digest]
+        with store.session() as s:
+            s.add_chunks(peer.read_chunks(recipe.chunks))
+            s.add_recipes([recipe])
+            assert not store.has(ref.digest)
+            assert store.missing_chunks(recipe.chunks) == set(recipe.chunks)
+            s.commit()
+        assert store.has(ref.digest) and store.missing_chunks(recipe.chunks) == set()
+        assert store.read_bytes(ref.digest) == data
+
+    def test_abort_drops_everything_received(self, store, peer):
+        data = random_bytes(3 * MiB, 72)
+        (ref,) = _put(peer, data)
+        recipe = peer.recipes([ref.digest])[ref.digest]
+        before = store.stats()
+        s = store.session()
+        s.add_chunks(peer.read_chunks(recipe.chunks))
+        s.add_recipes([recipe])
+        s.abort()
+        assert not store.has(ref.digest)
+        assert store.missing_chunks(recipe.chunks) == set(recipe.chunks)
+        assert store.stats() == before
+        assert self.leftover_temp_paths(store) == []  # type: ignore[attr-defined]  (ContentStoreContract's hook)
