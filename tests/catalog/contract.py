@@ -13,7 +13,6 @@ SQL backends adopt `SqlCatalogContract` instead and supply a ``catalog_url`` fix
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from lodestore.catalog.base import LATEST, Catalog, ManifestEntry, NewVersion, RunRecord
+from lodestore.catalog.base import LATEST, Catalog, ManifestEntry
 from lodestore.catalog.migrate import HEAD
 from lodestore.errors import (
     ConflictError,
@@ -35,39 +34,8 @@ from lodestore.errors import (
     StoreFormatError,
 )
 
-BAD_NAMES = ["", "..", ".", "a/b", "x" * 200, "-dash", "sp ace"]
-
-
-def entries(*paths: str, salt: str = "") -> list[ManifestEntry]:
-    return [
-        ManifestEntry(p, "blake3:" + hashlib.sha256((salt + p).encode()).hexdigest(), len(p) + 10)
-        for p in sorted(paths)
-    ]
-
-
-def manifest_digest(items: list[ManifestEntry]) -> str:
-    h = hashlib.sha256()
-    for e in items:
-        h.update(f"{e.path}\0{e.digest}\0{e.size}\n".encode())
-    return "blake3:" + h.hexdigest()
-
-
-def new_version(content: str = "a", project: str = "zoo", name: str = "animals", type: str = "dataset",
-                items: list[ManifestEntry] | None = None, **kw) -> NewVersion:
-    """A version whose content (hence digest) is determined by `content`."""
-    items = items if items is not None else entries("a.txt", "b/c.txt", salt=content)
-    return NewVersion(project=project, name=name, type=type, entries=items, digest=manifest_digest(items),
-                      **kw)
-
-
-def a_run(run_id: str = "run1", project: str = "zoo", **kw) -> RunRecord:
-    fields = dict(
-        id=run_id, project=project, name=None, group=None, job_type=None, tags=(), notes=None, config={},
-        summary={}, state="running", exit_code=None, created_at=datetime.now(UTC), finished_at=None,
-        heartbeat_at=None,
-    )
-    fields.update(kw)
-    return RunRecord(**fields)
+from .contract_data import BAD_NAMES, a_run, entries, manifest_digest, new_version  # noqa: F401  (re-exported)
+from .contract_queries import DraftContract, QueryContract
 
 
 def _nothing_left(cat: Catalog) -> None:
@@ -75,7 +43,7 @@ def _nothing_left(cat: Catalog) -> None:
     assert cat.referenced_digests() == set()
 
 
-class CatalogContract:
+class CatalogContract(QueryContract, DraftContract):
     """Behaviour every catalog must have. Needs a ``catalog`` fixture: a fresh catalog."""
 
     # --- versions -----------------------------------------------------------------------
