@@ -24,8 +24,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, text
 
+from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists
 from lodestore.catalog.schema import catalog_instance, metadata
 from lodestore.errors import StoreFormatError
 
@@ -34,10 +35,9 @@ if TYPE_CHECKING:  # for the annotation only: importing alembic costs ~0.14 s (s
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take
 
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
@@ -57,14 +57,7 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
 
 def current_revision(conn: Connection) -> str | None:
     """The revision stamped in the database, None for an empty (new) database."""
-    if conn.dialect.name == "sqlite":
-        # Cheaper than the inspector, which matters on every CLI command.
-        found = conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).first() is not None
-    else:
-        found = inspect(conn).has_table("alembic_version")
-    if not found:
+    if not table_exists(conn, "alembic_version"):
         return None
     rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(rows) != 1:
@@ -97,26 +90,17 @@ def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: b
     _check_known(revision, where)
 
     with write_engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        lock_for_migration(conn)
         # Re-read under the lock: another process may have migrated while we waited.
         revision = current_revision(conn)
         _check_known(revision, where)
-        if revision is None and not migrate_empty and _is_empty(conn):
+        if revision is None and not migrate_empty and has_no_tables(conn):
             _create_at_head(conn)
         elif revision != HEAD:
             from alembic import command  # noqa: PLC0415  (lazily, as alembic_config says why)
 
             url = write_engine.url.render_as_string(hide_password=False)
             command.upgrade(alembic_config(url, connection=conn), "head")
-
-
-def _is_empty(conn: Connection) -> bool:
-    """No tables at all: a database we created just now (or an empty one given to us)."""
-    if conn.dialect.name == "sqlite":
-        any_table = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first()
-        return any_table is None
-    return not inspect(conn).get_table_names()
 
 
 def _create_at_head(conn: Connection) -> None:

@@ -11,9 +11,10 @@ from datetime import datetime
 from sqlalchemy import Connection, Table, select
 
 from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.dialect import insert_ignore
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, versions
 from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, load_versions
-from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE, insert_ignore
+from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE
 from lodestore.errors import NotFoundError
 
 

@@ -7,10 +7,6 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.sql.dml import Insert
-
 from lodestore.catalog.base import (
     LATEST,
 )
@@ -61,16 +57,3 @@ def metadata_keys(keys: Iterable[str]) -> list[str]:
 
 def tag_names(names: Iterable[str]) -> list[str]:
     return sorted({validate_name(t, "tag") for t in names})
-
-
-def insert_ignore(conn: Connection, table: Table, keys: list[str]) -> Insert:
-    """INSERT that does nothing when a row with the same `keys` exists (idempotent links,
-    and projects/artifacts two writers may create at once on PostgreSQL)."""
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-    # PostgreSQL, the only other backend create_engines accepts. Its dialect is imported
-    # here, not at the top: it costs 50-110 ms (measured with -X importtime) that every
-    # `lode` command on a SQLite catalog would otherwise pay.
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415
-
-    return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lodestore.catalog import query
 from lodestore.catalog.base import LATEST, ArtifactRecord, CommitResult, NewVersion, VersionRecord
+from lodestore.catalog.dialect import insert_ignore
 from lodestore.catalog.schema import aliases, artifacts, projects, run_outputs, version_tags, versions
 from lodestore.catalog.sql_aliases import move_alias, set_version_aliases
 from lodestore.catalog.sql_database import Database
@@ -31,7 +32,6 @@ from lodestore.catalog.sql_rows import AnyRow, load_versions
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
     custom_aliases,
-    insert_ignore,
     metadata_keys,
     now_utc,
     tag_names,
