@@ -13,6 +13,7 @@ SQL backends adopt `SqlCatalogContract` instead and supply a ``catalog_url`` fix
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import subprocess
 import sys
@@ -478,31 +479,53 @@ class CatalogContract(QueryContract, DraftContract):
 
 # --- SQL backends ------------------------------------------------------------------------
 
-def _commit_many(url: str, worker: int, count: int, queue) -> None:
-    """Run in a child process: commit `count` distinct versions of zoo/animals."""
+def _commit_many(cat, worker: int, count: int) -> list[int]:
+    """Commit `count` distinct versions of zoo/animals; their indexes."""
+    return [cat.commit_version(new_version(f"w{worker}-{i}")).version.index for i in range(count)]
+
+
+def _move_aliases(cat, worker: int, count: int) -> None:
+    """Point aliases a0..a{count-1} of zoo/animals at versions: every worker races every
+    first insert of an alias, then every move."""
+    for i in range(count):
+        cat.set_alias("zoo", "animals", f"a{i}", (worker + i) % 2)
+
+
+def _open_one_draft(cat, worker: int, count: int) -> list[int]:
+    """The first upsert of one draft, from every worker at once: the draft ids seen."""
+    return [cat.open_draft("zoo", "corpus", "dataset", f"group-{i}", ttl_seconds=3600).id for i in range(count)]
+
+
+_JOBS = {"commit": _commit_many, "aliases": _move_aliases, "draft": _open_one_draft}
+
+
+def _worker(job: str, url: str, worker: int, count: int, start, queue) -> None:
+    """Run in a child process: open the catalog, wait for every worker, do `job`."""
     from lodestore.catalog.sql import SqlCatalog
 
     try:
         cat = SqlCatalog(url)
-        idx = [cat.commit_version(new_version(f"w{worker}-{i}")).version.index for i in range(count)]
+        start.wait(timeout=60)
+        result = _JOBS[job](cat, worker, count)
         cat.close()
-        queue.put(("ok", idx))
+        queue.put(("ok", result))
     except BaseException:
         queue.put(("error", traceback.format_exc()))
 
 
-def _run_in_processes(url: str, workers: int, count: int) -> list[list[int]]:
+def _run_in_processes(url: str, workers: int, count: int, job: str = "commit") -> list:
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_commit_many, args=(url, w, count, queue)) for w in range(workers)]
+    start = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_worker, args=(job, url, w, count, start, queue)) for w in range(workers)]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=120) for _ in procs]
+    results = [queue.get(timeout=180) for _ in procs]
     for p in procs:
         p.join(timeout=60)
     errors = [r for status, r in results if status != "ok"]
-    assert not errors, errors
+    assert not errors, f"{len(errors)} of {workers} workers failed; the first:\n{errors[0]}"
     return [r for _, r in results]
 
 
@@ -613,6 +636,33 @@ class SqlCatalogContract(CatalogContract):
         assert got == list(range(1, 31))
         assert all(r == sorted(r) for r in results)
         assert [v.index for v in catalog.list_versions("zoo", "animals")] == list(range(31))
+
+    def test_sixteen_processes_commit_eighty_versions_without_gaps(self, catalog, catalog_url):
+        """Version numbers are assigned inside the commit transaction (issue 14)."""
+        results = _run_in_processes(catalog_url, workers=16, count=5)
+        assert sorted(i for r in results for i in r) == list(range(80))
+        assert all(r == sorted(r) for r in results)
+        listed = catalog.list_versions("zoo", "animals")
+        assert [v.index for v in listed] == list(range(80))
+        assert len({v.digest for v in listed}) == 80
+        assert catalog.get_version("zoo", "animals").index == 79
+
+    def test_processes_moving_aliases_at_once(self, catalog, catalog_url):
+        catalog.commit_version(new_version("a"))
+        catalog.commit_version(new_version("b"))
+        _run_in_processes(catalog_url, workers=8, count=6, job="aliases")
+        history = catalog.alias_history("zoo", "animals")
+        for i in range(6):
+            moves = [(e.from_index, e.to_index) for e in history if e.alias == f"a{i}"]
+            assert moves[0][0] is None and all(m[0] is not None for m in moves[1:])  # one first insert
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(moves))  # a chain of moves
+            assert catalog.get_version("zoo", "animals", f"a{i}").index == moves[-1][1]
+
+    def test_processes_opening_one_draft_at_once_share_it(self, catalog, catalog_url):
+        results = _run_in_processes(catalog_url, workers=8, count=12, job="draft")
+        for i in range(12):
+            assert len({r[i] for r in results}) == 1
+        assert len(catalog.list_drafts("zoo", "corpus")) == 12
 
     # --- runs: conditional update, liveness, filter trees (issue 5) ---------------------
     def test_update_run_if_decides_inside_the_transaction(self, catalog):

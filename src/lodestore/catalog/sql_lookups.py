@@ -54,6 +54,12 @@ def find_artifact(conn: Connection, project: str, name: str, lock: bool = False)
     return row
 
 
+def lock_artifact(conn: Connection, artifact_id: int) -> None:
+    """Hold the artifact's row until the transaction ends, so writers of its versions'
+    numbers and aliases take turns (PostgreSQL; on SQLite BEGIN IMMEDIATE already did)."""
+    conn.execute(select(artifacts.c.id).where(artifacts.c.id == artifact_id).with_for_update())
+
+
 def version_row(conn: Connection, version_id: int) -> AnyRow:
     """The few columns most checks need: id, artifact_id, idx, state."""
     row = conn.execute(

@@ -229,8 +229,10 @@ class VersionStore:
             if metadata is not None:
                 values["metadata"] = metadata
             elif set_metadata or unset_keys:
-                # read and written in one BEGIN IMMEDIATE transaction: no other write between
-                stored = conn.execute(select(versions.c.metadata).where(versions.c.id == version_id)).scalar()
+                # read and written in one transaction holding the write lock (SQLite) or the
+                # version's row (PostgreSQL): no other edit lands between
+                stored = conn.execute(select(versions.c.metadata).where(versions.c.id == version_id)
+                                      .with_for_update()).scalar()
                 merged = {k: val for k, val in (stored or {}).items() if k not in (unset_keys or ())}
                 values["metadata"] = {**merged, **(set_metadata or {})}
             if values:
