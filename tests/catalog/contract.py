@@ -533,6 +533,9 @@ class SqlCatalogContract(CatalogContract):
     """The contract plus what a SQL catalog owes: migrations and multi-process safety.
     Needs a ``catalog_url`` fixture: the URL of a fresh, empty database."""
 
+    #: Does opening a catalog with an older schema migrate it (dialect.upgrades_on_open)?
+    upgrades_on_open = True
+
     @pytest.fixture
     def catalog(self, catalog_url):
         from lodestore.catalog.sql import SqlCatalog
@@ -737,6 +740,9 @@ class SqlCatalogContract(CatalogContract):
             catalog.find_runs(None, order='-summary.a"b')
 
     def test_upgrade_from_0001_adds_the_search_indexes(self, catalog_url):
+        """An older schema: an embedded catalog (SQLite) upgrades itself on open; a shared
+        one (PostgreSQL) is refused, naming both revisions, until `upgrade_schema` (what
+        `lode db upgrade` runs) migrates it."""
         from alembic import command
 
         from lodestore.catalog.migrate import alembic_config
@@ -744,7 +750,16 @@ class SqlCatalogContract(CatalogContract):
 
         command.upgrade(alembic_config(catalog_url), "0001")
         assert self._revision(catalog_url) == ["0001"]
-        SqlCatalog(catalog_url).close()  # opening migrates to head
+        if self.upgrades_on_open:
+            SqlCatalog(catalog_url).close()  # opening migrates to head
+        else:
+            with pytest.raises(StoreFormatError, match=rf"revision '0001', older than this lodestore's '{HEAD}': "
+                                                       r"run `lode db upgrade --catalog postgresql://"):
+                SqlCatalog(catalog_url)
+            assert self._revision(catalog_url) == ["0001"]  # refused: nothing migrated
+            done = SqlCatalog.upgrade_schema(catalog_url)
+            assert (done.from_revision, done.to_revision, done.changed) == ("0001", HEAD, True)
+            SqlCatalog(catalog_url).close()
         assert self._revision(catalog_url) == [HEAD]
         engine = create_engine(catalog_url)
         try:
@@ -753,3 +768,20 @@ class SqlCatalogContract(CatalogContract):
         finally:
             engine.dispose()
         assert {"ix_artifacts_name", "ix_aliases_alias", "ix_runs_job_type"} <= found
+        self._assert_schema_matches_metadata(catalog_url)
+
+    def test_upgrade_schema_reports_what_it_did(self, catalog_url):
+        from lodestore.catalog.sql import SqlCatalog
+
+        first = SqlCatalog.upgrade_schema(catalog_url)  # an empty database: created at head
+        assert (first.from_revision, first.to_revision, first.changed) == (None, HEAD, True)
+        again = SqlCatalog.upgrade_schema(catalog_url)
+        assert (again.from_revision, again.changed) == (HEAD, False)
+        engine = create_engine(catalog_url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+        engine.dispose()
+        with pytest.raises(StoreFormatError,
+                           match=rf"'9999_from_the_future'.*newest known: '{HEAD}'.*upgrade lodestore"):
+            SqlCatalog.upgrade_schema(catalog_url)
+        assert self._revision(catalog_url) == ["9999_from_the_future"]

@@ -24,6 +24,8 @@ def locale_aware_database(postgres_server) -> str:
 
 
 class TestPostgresCatalog(SqlCatalogContract):
+    upgrades_on_open = False  # a team's shared catalog: only `lode db upgrade` migrates it
+
     @pytest.fixture
     def catalog_url(self, postgres_server):
         return locale_aware_database(postgres_server)

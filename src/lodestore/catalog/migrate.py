@@ -11,6 +11,10 @@ folder (the alembic import alone is ~0.14 s). Migrations still define every upgr
 existing database; a contract test checks that migrating an empty database from scratch
 and creating it from the metadata give the same schema.
 
+An older schema is upgraded on open only where the catalog upgrades itself (SQLite: one
+user's embedded file); a shared PostgreSQL catalog is upgraded by `lode db upgrade`
+(`upgrade_schema`) and refused until then, naming both revisions (`ensure_schema`).
+
 Concurrent openers of a new or old database are serialised by the database itself:
 the migration runs inside a write transaction (``BEGIN IMMEDIATE`` on SQLite, an
 advisory lock on PostgreSQL) that re-reads the revision once it holds the lock, so
@@ -21,12 +25,14 @@ correct on filesystems where file locks silently do nothing.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
 
-from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists
+from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists, upgrades_on_open
+from lodestore.catalog.engine import display_url
 from lodestore.catalog.schema import catalog_instance, metadata
 from lodestore.errors import StoreFormatError
 
@@ -76,19 +82,60 @@ def _check_known(revision: str | None, where: str) -> None:
 
 
 def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: bool = False) -> None:
-    """Create or upgrade the schema to `HEAD`; StoreFormatError if it is newer than us.
+    """Make the schema usable by this code, or refuse the catalog with StoreFormatError.
+
+    A new, empty database is created at `HEAD`. A newer schema is always refused (a
+    newer lodestore wrote it). An older one is upgraded here only where the catalog
+    upgrades itself (`dialect.upgrades_on_open`: SQLite, one user's embedded file); a
+    shared PostgreSQL catalog is refused, saying to run `lode db upgrade`, so that no
+    client migrates a team's catalog behind its users' backs.
 
     `write_engine` must begin write-locking transactions (see `SqlCatalog`).
     `migrate_empty`: build an empty database by running every migration rather than
     from the metadata (tests use it to check that the two agree).
     """
-    where = read_engine.url.render_as_string(hide_password=True)
     with read_engine.connect() as conn:
         revision = current_revision(conn)
     if revision == HEAD:
         return
+    where = display_url(read_engine.url)
     _check_known(revision, where)
+    if revision is not None and not upgrades_on_open(read_engine.dialect.name):
+        raise StoreFormatError(
+            f"catalog {where} has schema revision {revision!r}, older than this lodestore's {HEAD!r}: run "
+            f"`lode db upgrade --catalog {where}` once to migrate it (every client of this shared catalog "
+            "then needs a lodestore that knows the new revision)")
+    _migrate(write_engine, migrate_empty=migrate_empty)
 
+
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What `upgrade_schema` did: the revision found (None: an empty database) and the
+    revision now stamped (always `HEAD`)."""
+
+    catalog: str  # the catalog's URL, password masked
+    from_revision: str | None
+    to_revision: str
+
+    @property
+    def changed(self) -> bool:
+        return self.from_revision != self.to_revision
+
+
+def upgrade_schema(read_engine: Engine, write_engine: Engine) -> SchemaUpgrade:
+    """Bring the catalog to `HEAD` whatever its backend (`lode db upgrade`); refuses a
+    schema newer than this code. Safe to run from several machines at once."""
+    where = display_url(read_engine.url)
+    with read_engine.connect() as conn:
+        before = current_revision(conn)
+    _check_known(before, where)
+    found = _migrate(write_engine)
+    return SchemaUpgrade(where, found, HEAD)
+
+
+def _migrate(write_engine: Engine, *, migrate_empty: bool = False) -> str | None:
+    """Create or upgrade to `HEAD` under the migration lock; the revision found under it."""
+    where = display_url(write_engine.url)
     with write_engine.begin() as conn:
         lock_for_migration(conn)
         # Re-read under the lock: another process may have migrated while we waited.
@@ -101,6 +148,7 @@ def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: b
 
             url = write_engine.url.render_as_string(hide_password=False)
             command.upgrade(alembic_config(url, connection=conn), "head")
+        return revision
 
 
 def _create_at_head(conn: Connection) -> None:
