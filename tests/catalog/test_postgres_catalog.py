@@ -4,6 +4,8 @@ plus what only a server has (connection errors, schema upgrades by command, faul
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import time
 import uuid
 
@@ -12,9 +14,9 @@ from real_services import free_port
 from sqlalchemy import create_engine, text
 
 from lodestore.catalog.engine import CONNECT_TIMEOUT_S
-from lodestore.errors import CatalogUnavailableError, InvalidInputError
+from lodestore.errors import CatalogUnavailableError, InvalidInputError, StoreFormatError
 
-from .contract import SqlCatalogContract
+from .contract import SqlCatalogContract, new_version
 
 
 def locale_aware_database(postgres_server) -> str:
@@ -119,3 +121,64 @@ def _non_bytewise_columns(url: str) -> list[tuple[str, str, str | None]]:
                 "ORDER BY 1, 2"))]
     finally:
         engine.dispose()
+
+
+# --- `lode db upgrade`: the one way a shared catalog's schema moves ---------------------
+def _stamp(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+
+
+def test_an_older_catalog_is_refused_until_lode_db_upgrade(pg_url, lode):
+    from alembic import command
+
+    from lodestore.catalog.migrate import HEAD, alembic_config
+    from lodestore.catalog.sql import SqlCatalog
+
+    command.upgrade(alembic_config(pg_url), "0004")
+    with pytest.raises(StoreFormatError) as err:
+        SqlCatalog(pg_url)
+    assert f"revision '0004', older than this lodestore's '{HEAD}'" in str(err.value)
+    assert f"`lode db upgrade --catalog {pg_url}`" in str(err.value)
+    res = lode("db", "upgrade", "--catalog", pg_url)
+    assert res.code == 0, res.err
+    assert res.out.strip() == f"catalog {pg_url}: schema 0004 -> {HEAD}"
+    with SqlCatalog(pg_url) as cat:
+        assert cat.commit_version(new_version("a")).version.index == 0
+    again = lode("db", "upgrade", "--catalog", pg_url, "--json")
+    assert again.code == 0 and again.json() == {"catalog": pg_url, "from": HEAD, "to": HEAD, "changed": False}
+
+
+def test_a_newer_catalog_is_refused_by_clients_and_by_upgrade(pg_url, lode):
+    from lodestore.catalog.migrate import HEAD
+    from lodestore.catalog.sql import SqlCatalog
+
+    SqlCatalog(pg_url).close()
+    _stamp(pg_url, "0099")
+    with pytest.raises(StoreFormatError, match=rf"revision '0099'.*newest known: '{HEAD}'.*upgrade lodestore"):
+        SqlCatalog(pg_url)
+    res = lode("db", "upgrade", "--catalog", pg_url)
+    assert res.code == StoreFormatError.exit_code and "0099" in res.err and HEAD in res.err
+    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+
+
+def test_lode_db_upgrade_creates_a_new_empty_database_at_head(pg_url, lode):
+    from lodestore.catalog.migrate import HEAD
+
+    res = lode("db", "upgrade", "--catalog", pg_url, "--json")
+    assert res.code == 0 and res.json()["from"] is None and res.json()["to"] == HEAD
+
+
+def test_lode_db_upgrade_on_an_unreachable_server_is_one_line(store):
+    """A real `lode` process, as a user runs it: one line, exit 9, password masked."""
+    port = free_port()
+    url = f"postgresql://team:s3cret@127.0.0.1:{port}/catalog"
+    t0 = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "lodestore.cli.main", "db", "upgrade", "--catalog", url],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == CatalogUnavailableError.exit_code, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "s3cret" not in res.stderr and f"team:***@127.0.0.1:{port}/catalog" in lines[0]
+    assert time.monotonic() - t0 < 15

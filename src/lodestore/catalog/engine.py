@@ -120,10 +120,11 @@ def _postgres_engines(url: URL, **engine_kwargs: Any) -> Engines:
 
 
 def display_url(url: URL) -> str:
-    """The catalog's URL as users write it (postgresql://, no driver), password masked."""
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=True)
+    """The catalog as users name it: a SQLite catalog's file path; a server's URL as
+    written (postgresql://, no driver), its password masked."""
+    if url.get_backend_name() == "sqlite":
+        return _file_of(url) or ":memory:"
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def _tune_postgresql(engine: Engine) -> None:

@@ -25,12 +25,12 @@ correct on filesystems where file locks silently do nothing.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
 
+from lodestore.catalog.base import SchemaUpgrade
 from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists, upgrades_on_open
 from lodestore.catalog.engine import display_url
 from lodestore.catalog.schema import catalog_instance, metadata
@@ -106,20 +106,6 @@ def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: b
             f"`lode db upgrade --catalog {where}` once to migrate it (every client of this shared catalog "
             "then needs a lodestore that knows the new revision)")
     _migrate(write_engine, migrate_empty=migrate_empty)
-
-
-@dataclass(frozen=True)
-class SchemaUpgrade:
-    """What `upgrade_schema` did: the revision found (None: an empty database) and the
-    revision now stamped (always `HEAD`)."""
-
-    catalog: str  # the catalog's URL, password masked
-    from_revision: str | None
-    to_revision: str
-
-    @property
-    def changed(self) -> bool:
-        return self.from_revision != self.to_revision
 
 
 def upgrade_schema(read_engine: Engine, write_engine: Engine) -> SchemaUpgrade:

@@ -14,7 +14,7 @@ import typer
 # The command modules register their commands on `app` as they are imported, in this
 # order, which is the order of `lode --help` (hence not sorted).
 # isort: off
-from lodestore.cli import aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, ui  # noqa: F401
+from lodestore.cli import aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, ui, db  # noqa: F401
 # isort: on
 from lodestore.cli.app import app
 from lodestore.cli.output import error_line, stderr

@@ -34,6 +34,7 @@ from lodestore.catalog.base import (
     ManifestEntry,
     ReferenceEntry,
     RunRecord,
+    SchemaUpgrade,
     VersionRecord,
 )
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
@@ -49,7 +50,7 @@ from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
 from lodestore.sdk.references import problem as reference_problem
-from lodestore.sdk.repository import Repository
+from lodestore.sdk.repository import Repository, upgrade_catalog
 from lodestore.sdk.tables import (
     PARTITIONED_SUFFIX,
     PREVIEW_ROWS,
@@ -128,6 +129,12 @@ class Service:
     @property
     def root(self) -> Path:
         return self._repo.root
+
+    @staticmethod
+    def upgrade_catalog(catalog: str | None = None, root: str | os.PathLike[str] | None = None) -> SchemaUpgrade:
+        """Migrate a catalog's schema (`lode db upgrade`) without opening a store: a URL, or
+        the store folder's catalog.db. An older shared catalog is refused until this ran."""
+        return upgrade_catalog(catalog, root)
 
     @classmethod
     def of(cls, where: Service | Repository) -> Service:
