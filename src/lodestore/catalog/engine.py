@@ -63,6 +63,7 @@ CONNECT_TIMEOUT_S = 5  # seconds per connection attempt to a PostgreSQL catalog
 # caller waits for a free one, age after which an idle connection is replaced.
 PG_POOL = {"pool_size": 2, "max_overflow": 8, "pool_timeout": 30, "pool_recycle": 1800}
 _PSYCOPG = "postgresql+psycopg"
+APPLICATION_NAME = "lodestore"
 
 
 class Engines(NamedTuple):
@@ -109,8 +110,11 @@ def _postgres_engines(url: URL, **engine_kwargs: Any) -> Engines:
         raise InvalidInputError(
             "a PostgreSQL catalog needs psycopg 3: pip install 'lodestore[postgres]'") from None
     url = url.set(drivername=_PSYCOPG)
+    connect_args = engine_kwargs.setdefault("connect_args", {})
     if "connect_timeout" not in url.query:
-        engine_kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+    if "application_name" not in url.query:  # who holds a connection, in pg_stat_activity
+        connect_args.setdefault("application_name", APPLICATION_NAME)
     engine_kwargs.setdefault("pool_pre_ping", True)
     for key, value in PG_POOL.items():
         engine_kwargs.setdefault(key, value)

@@ -39,6 +39,7 @@ from lodestore.catalog.sql_values import (
 from lodestore.errors import ConflictError, InvalidInputError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_name
+from lodestore.testhooks import pause_point
 
 
 def _check_digest_and_ttl(new: NewVersion) -> None:
@@ -124,6 +125,7 @@ class VersionStore:
             if new.run_id is not None:
                 link_run(conn, run_outputs, new.run_id, vid, now)
             conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(last_index=idx))
+            pause_point("catalog-commit")  # tests cut the connection here, inside the transaction
             return CommitResult(load_version(conn, vid), created=True)
 
     def get_version(self, project: str, name: str, selector: str | None = None,
