@@ -182,6 +182,16 @@ class QueryContract:
         with pytest.raises(InvalidInputError):
             catalog.lineage_hop([data.id], "sideways")
 
+    def test_lookups_of_many_ids_at_once(self, catalog: Catalog):
+        """More ids than one statement may bind (PostgreSQL: 65,535 parameters)."""
+        catalog.create_run(a_run("r1"))
+        v = catalog.commit_version(new_version("a", run_id="r1")).version
+        many = range(1, 70_001)
+        assert list(catalog.get_versions(many)) == [v.id]
+        assert list(catalog.get_runs([f"r{i}" for i in many])) == ["r1"]
+        assert catalog.lineage_hop(many, "up") == [("r1", v.id, None)]
+        assert catalog.lineage_hop(many, "down") == []
+
 
 class DraftContract:
     """Distributed drafts: parts, seal, finish, abort."""

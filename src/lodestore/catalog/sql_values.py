@@ -4,8 +4,9 @@ the SQL catalog's modules (sql_*.py) share."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from lodestore.catalog.base import (
     LATEST,
@@ -16,10 +17,11 @@ from lodestore.catalog.schema import (
 from lodestore.errors import InvalidInputError
 from lodestore.names import validate_alias, validate_name
 
+T = TypeVar("T")
 VERSION_RE = re.compile(r"v(\d+)")
 ENTRY_PAGE = 10_000  # manifest rows per query when streaming: bounded memory, short reads
 NOT_DELETED = versions.c.state != "deleted"
-IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit
+IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit and PostgreSQL's 65,535
 # RunRecord field -> runs column, for update_run.
 RUN_FIELDS = {
     "name": "name", "group": "group_name", "job_type": "job_type", "tags": "tags", "notes": "notes",
@@ -27,6 +29,18 @@ RUN_FIELDS = {
     "created_at": "created_at", "finished_at": "finished_at", "heartbeat_at": "heartbeat_at",
     "host": "host", "pid": "pid",
 }
+
+
+def batches(items: Iterable[T], size: int = IN_BATCH) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`: one IN (...) each, whatever the caller asks for."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def now_utc() -> datetime:

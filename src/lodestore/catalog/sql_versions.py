@@ -31,6 +31,7 @@ from lodestore.catalog.sql_manifests import insert_entries, insert_references
 from lodestore.catalog.sql_rows import AnyRow, load_versions
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
+    batches,
     custom_aliases,
     metadata_keys,
     now_utc,
@@ -143,7 +144,7 @@ class VersionStore:
         if not ids:
             return {}
         with self.db.reading() as conn:
-            return {v.id: v for v in load_versions(conn, versions.c.id.in_(ids))}
+            return {v.id: v for chunk in batches(ids) for v in load_versions(conn, versions.c.id.in_(chunk))}
 
     def list_artifacts(self, project: str | None = None, type: str | None = None,
                        name: str | None = None) -> list[ArtifactRecord]:
