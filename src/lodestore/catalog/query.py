@@ -8,8 +8,10 @@ the SDK (`Api.search`, `Api.runs`) and the web page::
     alias:latest run.job_type=train project=zoo state=deleted -tag:stale OR type=dataset
 
 The parsed tree is compiled into SQLAlchemy expressions with bound parameters: user
-text never becomes SQL. JSON keys (``metadata.a.b``, ``summary.val_acc``) go through the
-dialect's JSON path operators; numbers compare numerically (only against JSON numbers),
+text never becomes SQL. The same expressions run on SQLite and PostgreSQL; where the two
+differ (LIKE and case, byte-wise text, JSON paths) the compiler asks `catalog.dialect`.
+JSON keys (``metadata.a.b``, ``summary.val_acc``) go through the dialect's JSON path
+operators; numbers compare numerically (only against JSON numbers),
 other values as strings. ``a!=b`` is exactly NOT ``a=b``, so it also holds when `a` is
 missing (NULL), as in Mongo filters; ``{"group": None}`` means "is NULL".
 

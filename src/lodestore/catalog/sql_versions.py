@@ -51,7 +51,9 @@ def _check_digest_and_ttl(new: NewVersion) -> None:
 
 
 def _ensure_artifact(conn: Connection, pid: int, new: NewVersion, now: datetime) -> AnyRow:
-    """The artifact row, created if new, locked (PostgreSQL) so numbering is serial."""
+    """The artifact row, created if new (two writers may race: the insert does nothing for
+    the second), and locked until the commit ends (PostgreSQL: FOR UPDATE; SQLite: the
+    write lock), so the version number is read and written by one writer at a time."""
     q = select(artifacts).where(artifacts.c.project_id == pid, artifacts.c.name == new.name).with_for_update()
     art = conn.execute(q).first()
     if art is None:
@@ -68,7 +70,10 @@ def _ensure_artifact(conn: Connection, pid: int, new: NewVersion, now: datetime)
 
 
 def _next_index(conn: Connection, art: AnyRow) -> int:
-    """One past every index the artifact ever used (purged versions' numbers are not reused)."""
+    """One past every index the artifact ever used (purged versions' numbers are not reused):
+    its counter, `last_index`, raised in the same transaction. Only called holding the
+    artifact's row; the unique (artifact_id, idx) constraint is the last guard. The MAX()
+    covers catalogs from before the counter, inside the same lock."""
     used = conn.execute(select(func.max(versions.c.idx)).where(versions.c.artifact_id == art.id)).scalar()
     return max(-1 if art.last_index is None else art.last_index, -1 if used is None else used) + 1
 
