@@ -105,6 +105,15 @@ class StoreFormatError(LodestoreError):
     exit_code = 8
 
 
+class CatalogUnavailableError(LodestoreError, ConnectionError):
+    """The catalog's database server (PostgreSQL) cannot be used: it does not answer within
+    the connect timeout, refuses the user or password, has no such database, or dropped
+    the connection mid-transaction (which then rolled back). The message names the catalog,
+    its password masked. Like the operating system's refusals, exit 9."""
+
+    exit_code = OS_ERROR_EXIT_CODE
+
+
 class ReadOnlyStoreError(LodestoreError, PermissionError):
     """A write (log, gc, alias, delete, ...) was asked of a store this process cannot
     write: a read-only mount or snapshot, or someone else's store. Reads still work;

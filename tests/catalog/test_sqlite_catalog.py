@@ -68,3 +68,13 @@ def test_read_transactions_do_not_take_the_write_lock(tmp_path):
         assert other.commit_version(new_version("b")).version.index == 1
         other.close()
     cat.close()
+
+
+def test_lode_db_upgrade_on_the_stores_own_catalog(store, lode):
+    from lodestore.catalog.migrate import HEAD
+
+    assert lode("db", "upgrade").code == 3  # no store yet: nothing to upgrade
+    assert lode("ls").code == 0  # the store is made on first use
+    res = lode("db", "upgrade", "--json")
+    assert res.code == 0, res.err
+    assert res.json() == {"catalog": str(store / "catalog.db"), "from": HEAD, "to": HEAD, "changed": False}

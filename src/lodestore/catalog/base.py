@@ -212,6 +212,20 @@ class DraftPart:
     entries: tuple[ManifestEntry, ...]
 
 
+@dataclass(frozen=True)
+class SchemaUpgrade:
+    """What an upgrade of a catalog's schema did (`lode db upgrade`): the revision found
+    (None: an empty database, now created) and the revision now stamped."""
+
+    catalog: str  # the catalog's URL, password masked
+    from_revision: str | None
+    to_revision: str
+
+    @property
+    def changed(self) -> bool:
+        return self.from_revision != self.to_revision
+
+
 # Called with (instance_id, generation) after each transaction that changed the set
 # of versions has committed (the SDK records it in the content store).
 GenerationListener = Callable[[str, int], None]

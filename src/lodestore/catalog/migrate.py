@@ -11,6 +11,10 @@ folder (the alembic import alone is ~0.14 s). Migrations still define every upgr
 existing database; a contract test checks that migrating an empty database from scratch
 and creating it from the metadata give the same schema.
 
+An older schema is upgraded on open only where the catalog upgrades itself (SQLite: one
+user's embedded file); a shared PostgreSQL catalog is upgraded by `lode db upgrade`
+(`upgrade_schema`) and refused until then, naming both revisions (`ensure_schema`).
+
 Concurrent openers of a new or old database are serialised by the database itself:
 the migration runs inside a write transaction (``BEGIN IMMEDIATE`` on SQLite, an
 advisory lock on PostgreSQL) that re-reads the revision once it holds the lock, so
@@ -24,8 +28,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, text
 
+from lodestore.catalog.base import SchemaUpgrade
+from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists, upgrades_on_open
+from lodestore.catalog.engine import display_url
 from lodestore.catalog.schema import catalog_instance, metadata
 from lodestore.errors import StoreFormatError
 
@@ -34,10 +41,9 @@ if TYPE_CHECKING:  # for the annotation only: importing alembic costs ~0.14 s (s
 
 #: Every migration id in ``migrations/versions``, oldest first. A test checks this
 #: against alembic's own view of the scripts, so the two cannot drift.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_PG_LOCK_KEY = 0x10DE_5702  # any constant: names the advisory lock migrations take
 
 
 def alembic_config(url: str, connection: Connection | None = None) -> Config:
@@ -57,14 +63,7 @@ def alembic_config(url: str, connection: Connection | None = None) -> Config:
 
 def current_revision(conn: Connection) -> str | None:
     """The revision stamped in the database, None for an empty (new) database."""
-    if conn.dialect.name == "sqlite":
-        # Cheaper than the inspector, which matters on every CLI command.
-        found = conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-        ).first() is not None
-    else:
-        found = inspect(conn).has_table("alembic_version")
-    if not found:
+    if not table_exists(conn, "alembic_version"):
         return None
     rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     if len(rows) != 1:
@@ -83,40 +82,59 @@ def _check_known(revision: str | None, where: str) -> None:
 
 
 def ensure_schema(read_engine: Engine, write_engine: Engine, *, migrate_empty: bool = False) -> None:
-    """Create or upgrade the schema to `HEAD`; StoreFormatError if it is newer than us.
+    """Make the schema usable by this code, or refuse the catalog with StoreFormatError.
+
+    A new, empty database is created at `HEAD`. A newer schema is always refused (a
+    newer lodestore wrote it). An older one is upgraded here only where the catalog
+    upgrades itself (`dialect.upgrades_on_open`: SQLite, one user's embedded file); a
+    shared PostgreSQL catalog is refused, saying to run `lode db upgrade`, so that no
+    client migrates a team's catalog behind its users' backs.
 
     `write_engine` must begin write-locking transactions (see `SqlCatalog`).
     `migrate_empty`: build an empty database by running every migration rather than
     from the metadata (tests use it to check that the two agree).
     """
-    where = read_engine.url.render_as_string(hide_password=True)
     with read_engine.connect() as conn:
         revision = current_revision(conn)
     if revision == HEAD:
         return
+    where = display_url(read_engine.url)
     _check_known(revision, where)
+    if revision is not None and not upgrades_on_open(read_engine.dialect.name):
+        raise StoreFormatError(
+            f"catalog {where} has schema revision {revision!r}, older than this lodestore's {HEAD!r}: run "
+            f"`lode db upgrade --catalog {where}` once to migrate it (every client of this shared catalog "
+            "then needs a lodestore that knows the new revision)")
+    _migrate(write_engine, migrate_empty=migrate_empty)
 
+
+def upgrade_schema(read_engine: Engine, write_engine: Engine) -> SchemaUpgrade:
+    """Bring the catalog to `HEAD` whatever its backend (`lode db upgrade`); refuses a
+    schema newer than this code. Safe to run from several machines at once."""
+    where = display_url(read_engine.url)
+    with read_engine.connect() as conn:
+        before = current_revision(conn)
+    _check_known(before, where)
+    found = _migrate(write_engine)
+    return SchemaUpgrade(where, found, HEAD)
+
+
+def _migrate(write_engine: Engine, *, migrate_empty: bool = False) -> str | None:
+    """Create or upgrade to `HEAD` under the migration lock; the revision found under it."""
+    where = display_url(write_engine.url)
     with write_engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        lock_for_migration(conn)
         # Re-read under the lock: another process may have migrated while we waited.
         revision = current_revision(conn)
         _check_known(revision, where)
-        if revision is None and not migrate_empty and _is_empty(conn):
+        if revision is None and not migrate_empty and has_no_tables(conn):
             _create_at_head(conn)
         elif revision != HEAD:
             from alembic import command  # noqa: PLC0415  (lazily, as alembic_config says why)
 
             url = write_engine.url.render_as_string(hide_password=False)
             command.upgrade(alembic_config(url, connection=conn), "head")
-
-
-def _is_empty(conn: Connection) -> bool:
-    """No tables at all: a database we created just now (or an empty one given to us)."""
-    if conn.dialect.name == "sqlite":
-        any_table = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first()
-        return any_table is None
-    return not inspect(conn).get_table_names()
+        return revision
 
 
 def _create_at_head(conn: Connection) -> None:

@@ -8,8 +8,10 @@ the SDK (`Api.search`, `Api.runs`) and the web page::
     alias:latest run.job_type=train project=zoo state=deleted -tag:stale OR type=dataset
 
 The parsed tree is compiled into SQLAlchemy expressions with bound parameters: user
-text never becomes SQL. JSON keys (``metadata.a.b``, ``summary.val_acc``) go through the
-dialect's JSON path operators; numbers compare numerically (only against JSON numbers),
+text never becomes SQL. The same expressions run on SQLite and PostgreSQL; where the two
+differ (LIKE and case, byte-wise text, JSON paths) the compiler asks `catalog.dialect`.
+JSON keys (``metadata.a.b``, ``summary.val_acc``) go through the dialect's JSON path
+operators; numbers compare numerically (only against JSON numbers),
 other values as strings. ``a!=b`` is exactly NOT ``a=b``, so it also holds when `a` is
 missing (NULL), as in Mongo filters; ``{"group": None}`` means "is NULL".
 
@@ -34,7 +36,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
     Connection,
     Text,
@@ -45,13 +46,12 @@ from sqlalchemy import (
     func,
     literal,
     not_,
-    null,
     or_,
     select,
     true,
-    type_coerce,
 )
 
+from lodestore.catalog.dialect import bytewise, escape_like, json_is, json_kind, like, readable_json
 from lodestore.catalog.query_parse import (  # noqa: F401  (re-exported: the language's public names)
     OPS,
     AllOf,
@@ -125,17 +125,8 @@ def run_state_expr(live: Liveness | None) -> Any:
 
 # --------------------------------------------------------------------------- compiling
 def _glob_to_like(pattern: str) -> str:
-    out = []
-    for ch in pattern:
-        if ch in "%_\\":
-            out.append("\\" + ch)
-        elif ch == "*":
-            out.append("%")
-        elif ch == "?":
-            out.append("_")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """A glob (``*``, ``?``) as a LIKE pattern; every other character matches itself."""
+    return "".join("%" if ch == "*" else "_" if ch == "?" else escape_like(ch) for ch in pattern)
 
 
 def _not(cond: Any) -> ColumnElement[bool]:
@@ -153,7 +144,7 @@ def _is_null(col: Any, t: Term, what: str) -> ColumnElement[bool] | None:
     return col.is_(None) if t.op == "=" else col.is_not(None)
 
 
-def _text(col: Any, t: Term, what: str) -> ColumnElement[bool]:
+def _text(dialect: str, col: Any, t: Term, what: str) -> ColumnElement[bool]:
     if (null := _is_null(col, t, what)) is not None:
         return null
     if t.op in ("in", "nin"):
@@ -162,9 +153,9 @@ def _text(col: Any, t: Term, what: str) -> ColumnElement[bool]:
     v = str(t.value)
     if t.op == "~":
         pattern = _glob_to_like(v) if any(c in v for c in "*?") else "%" + _glob_to_like(v) + "%"
-        return col.like(pattern, escape="\\")
+        return like(dialect, col, pattern)
     if t.op in ("=", "!="):
-        cond = col.like(_glob_to_like(v), escape="\\") if any(c in v for c in "*?") else col == v
+        cond = like(dialect, col, _glob_to_like(v)) if any(c in v for c in "*?") else col == v
         return _not(cond) if t.op == "!=" else cond
     return _compare(col, t.op, v)
 
@@ -202,25 +193,13 @@ def _date(col: Any, t: Term, what: str) -> ColumnElement[bool]:
     return _compare(col, t.op, start)  # >= and < start at the beginning of the range
 
 
-def _state(col: Any, t: Term, what: str, states: tuple[str, ...]) -> ColumnElement[bool]:
+def _state(dialect: str, col: Any, t: Term, what: str, states: tuple[str, ...]) -> ColumnElement[bool]:
     """A state compared with text rules, but a misspelt state is an error, not silence."""
     values = t.value if t.op in ("in", "nin") else [t.value]
     for v in values:
         if t.op != "~" and not any(c in str(v) for c in "*?") and str(v) not in states:
             raise InvalidInputError(f"{what}: {v!r} is not a state; states are {', '.join(states)}")
-    return _text(col, t, what)
-
-
-def readable_json(dialect: str, col: Any) -> Any:
-    """`col` where SQLite can read it as JSON, NULL elsewhere.
-
-    Before non-finite floats were stored as null (lodestore.json_values), a NaN went in
-    as the text ``NaN``; SQLite's JSON functions raise "malformed JSON" on such a row,
-    which failed the whole query for every row. Such a row now just has no JSON keys
-    to match. PostgreSQL never accepted those values, so its columns are left alone."""
-    if dialect == "postgresql":
-        return col
-    return type_coerce(case((func.json_valid(col) == 1, col), else_=null()), JSON)
+    return _text(dialect, col, t, what)
 
 
 def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> ColumnElement[bool]:
@@ -230,9 +209,8 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
         raise InvalidInputError(f"{what}: name a key, e.g. {what.split('.')[0]}.val_acc")
     check_key(".".join(path), f"{what.split('.')[0]} key")  # no quote can reach the JSON path
     elem = col[tuple(path)]
-    kind, _, is_bool = _json_kind(dialect, col, path)
     as_num = json_number(dialect, col, path)
-    as_text = elem.as_string()
+    as_text = bytewise(dialect, elem.as_string())
     value = t.value
     if (null := _is_null(as_text, t, what)) is not None:  # missing, or JSON null
         return null
@@ -243,13 +221,12 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
                    as_text.in_(texts) if texts else false())
         return _not(cond) if t.op == "nin" else cond
     if t.op == "~":
-        return as_text.like("%" + _glob_to_like(str(value)) + "%", escape="\\")
+        return like(dialect, as_text, "%" + _glob_to_like(str(value)) + "%")
     if isinstance(value, bool) or (not t.typed and str(value).lower() in ("true", "false")):
         b = value if isinstance(value, bool) else str(value).lower() == "true"
         if t.op not in ("=", "!="):
             raise InvalidInputError(f"{what}: true/false compare with = or != only")
-        cond = and_(is_bool, kind == ("true" if b else "false")) if dialect != "postgresql" else and_(
-            is_bool, as_text == ("true" if b else "false"))
+        cond = json_is(dialect, col, path, b)
         return _not(cond) if t.op == "!=" else cond
     numeric = isinstance(value, (int, float)) if t.typed else looks_numeric(value)
     if numeric:
@@ -257,20 +234,10 @@ def _json(dialect: str, col: Any, path: list[str], t: Term, what: str) -> Column
     return _compare(as_text, t.op, str(value))
 
 
-def _json_kind(dialect: str, col: Any, path: list[str]) -> tuple[Any, Any, Any]:
-    """(JSON type name, is-a-number, is-a-boolean) of the value at `path`."""
-    if dialect == "postgresql":
-        kind = func.json_typeof(func.json_extract_path(col, *[literal(p, Text) for p in path]))
-        return kind, kind == "number", kind == "boolean"
-    # path parts passed check_key: no '"' or '\\' can break out of the quoted member names
-    kind = func.json_type(col, "$." + ".".join(f'"{p}"' for p in path))
-    return kind, kind.in_(("integer", "real")), kind.in_(("true", "false"))
-
-
 def json_number(dialect: str, col: Any, path: list[str]) -> Any:
     """The value at `path` as a float when it is a JSON number, else NULL (never a cast
     error on PostgreSQL, never "abc" read as 0 on SQLite)."""
-    return case((_json_kind(dialect, col, path)[1], col[tuple(path)].as_float()), else_=None)
+    return case((json_kind(dialect, col, path)[1], col[tuple(path)].as_float()), else_=None)
 
 
 def _json_key(key: str, prefixes: tuple[str, ...] | dict[str, Any]) -> tuple[str, list[str]] | None:
@@ -300,17 +267,16 @@ def run_condition(dialect: str, t: Term, live: Liveness | None = None) -> Column
         if t.op not in (":", "=", "!=", "~") or t.value is None:
             raise InvalidInputError("run tags: use tag:NAME (or -tag:NAME)")
         # tags are a JSON list: match the quoted element inside its JSON text
-        cond = func.coalesce(cast(runs.c.tags, Text), "").like(
-            '%"' + _glob_to_like(str(t.value)) + '"%', escape="\\")
+        cond = like(dialect, func.coalesce(cast(runs.c.tags, Text), ""), '%"' + _glob_to_like(str(t.value)) + '"%')
         return _not(cond) if (t.op == "!=") != t.negate else cond
     if key == "state":
-        cond = _state(run_state_expr(live), t, what, RUN_STATES)
+        cond = _state(dialect, run_state_expr(live), t, what, RUN_STATES)
     elif key in _RUN_TEXT:
-        cond = _text(_RUN_TEXT[key], t, what)
+        cond = _text(dialect, _RUN_TEXT[key], t, what)
     elif key in _RUN_DATES:
         cond = _date(_RUN_DATES[key], t, what)
     elif key == "project":
-        cond = _text(projects.c.name, t, what)
+        cond = _text(dialect, projects.c.name, t, what)
     elif key == "exit_code":
         cond = _number(runs.c.exit_code, t, what)
     elif (jk := _json_key(key, _RUN_JSON)) is not None:
@@ -335,31 +301,31 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
         table = version_tags if key.startswith("tag") else aliases
         col = table.c.tag if key.startswith("tag") else table.c.alias
         v = str(t.value)
-        match = col.like(_glob_to_like(v), escape="\\") if any(c in v for c in "*?") else col == v
+        match = like(dialect, col, _glob_to_like(v)) if any(c in v for c in "*?") else col == v
         # IN (uncorrelated subquery), not a correlated EXISTS: SQLite then reads the few
         # matching rows from the tag/alias index instead of probing once per version.
         cond = versions.c.id.in_(select(table.c.version_id).where(match))
         negate = (t.op == "!=") != t.negate
         return not_(cond) if negate else cond
     if key == "name":
-        cond = _text(artifacts.c.name, t, what)
+        cond = _text(dialect, artifacts.c.name, t, what)
     elif key == "type":
-        cond = _text(artifacts.c.type, t, what)
+        cond = _text(dialect, artifacts.c.type, t, what)
     elif key == "project":
-        cond = _text(projects.c.name, t, what)
+        cond = _text(dialect, projects.c.name, t, what)
     elif key == "state":
-        cond = _state(versions.c.state, t, what, VERSION_STATES)
+        cond = _state(dialect, versions.c.state, t, what, VERSION_STATES)
     elif key == "description":
-        cond = _text(func.coalesce(versions.c.description, ""), t, what)
+        cond = _text(dialect, func.coalesce(versions.c.description, ""), t, what)
     elif key == "digest":
         v = str(t.value)
         if t.op in ("=", "~") and v and not any(c in v for c in "*?"):
             # a prefix as a range, which the digest index serves (LIKE would scan)
             cond = and_(versions.c.digest >= v, versions.c.digest < v[:-1] + chr(ord(v[-1]) + 1))
         elif t.op in ("=", "~"):
-            cond = versions.c.digest.like(_glob_to_like(v) + "%", escape="\\")
+            cond = like(dialect, versions.c.digest, _glob_to_like(v) + "%")
         else:
-            cond = _text(versions.c.digest, t, what)
+            cond = _text(dialect, versions.c.digest, t, what)
     elif key in ("version", "index", "v"):
         value = t.value[1:] if isinstance(t.value, str) and t.value.lower().startswith("v") else t.value
         cond = _number(versions.c.idx, Term(t.key, t.op, value, typed=t.typed), what)
@@ -380,7 +346,7 @@ def version_condition(dialect: str, t: Term, live: Liveness | None = None) -> Co
         if field == "project":  # the run's project, not the version's
             p2 = projects.alias("run_project")
             producers = (select(runs.c.id).join(p2, p2.c.id == runs.c.project_id)
-                         .where(_text(p2.c.name, t, what)))
+                         .where(_text(dialect, p2.c.name, t, what)))
         else:
             sub = run_condition(dialect, Term(field, t.op, t.value, False, t.col, t.typed), live)
             producers = select(runs.c.id).where(sub)

@@ -31,11 +31,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-NAME = String(128)  # names.MAX_NAME_LENGTH
-DIGEST = String(160)  # "algo:hex" of any hash we may adopt, with room to spare
-# Entry paths compare byte-wise so "sorted by path" means the same thing as Python's
-# str ordering on every backend (PostgreSQL's default collation is locale-aware).
-PATH = Text().with_variant(Text(collation="C"), "postgresql")
+from lodestore.catalog.dialect import bytewise_type
+
+# Every string column compares byte-wise on PostgreSQL too (COLLATE "C"), so sort orders,
+# ranges and comparisons are SQLite's and Python's everywhere (catalog/dialect.py).
+NAME = bytewise_type(String(128))  # names.MAX_NAME_LENGTH
+DIGEST = bytewise_type(String(160))  # "algo:hex" of any hash we may adopt, with room to spare
+RUN_ID = bytewise_type(String(128))
+STATE = bytewise_type(String(16))
+TEXT = bytewise_type(Text())
+PATH = TEXT  # entry paths: "sorted by path" is Python's str order
 VERSION_STATES = ("live", "deleted", "broken")
 RUN_STATES = ("running", "finished", "failed", "crashed")
 
@@ -91,7 +96,7 @@ artifacts = Table(
     Column("name", NAME, nullable=False),
     Column("type", NAME, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("description", Text),
+    Column("description", TEXT),
     Column("retention", JSON),  # retention policy (keep last N, max age...), None = keep all
     # Highest version index ever handed out; kept here so indexes are never reused even
     # after versions are purged, and so writers lock this row to serialise numbering.
@@ -110,11 +115,11 @@ versions = Table(
     Column("digest", DIGEST, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("file_count", Integer, nullable=False),
-    Column("description", Text),
+    Column("description", TEXT),
     Column("metadata", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    Column("created_by_run", String(128), ForeignKey("runs.id", ondelete="SET NULL")),
-    Column("state", String(16), nullable=False, server_default="live"),
+    Column("created_by_run", RUN_ID, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("state", STATE, nullable=False, server_default="live"),
     Column("deleted_at", UTCDateTime),
     Column("ttl_seconds", BigInteger),
     UniqueConstraint("artifact_id", "idx"),
@@ -163,7 +168,7 @@ alias_events = Table(
     Column("to_version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
     Column("from_idx", Integer),
     Column("to_idx", Integer),
-    Column("run_id", String(128), ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("run_id", RUN_ID, ForeignKey("runs.id", ondelete="SET NULL")),
     Column("at", UTCDateTime, nullable=False),
     Index(None, "artifact_id", "id"),
 )
@@ -180,21 +185,21 @@ version_tags = Table(
 runs = Table(
     "runs",
     metadata,
-    Column("id", String(128), primary_key=True),
+    Column("id", RUN_ID, primary_key=True),
     Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column("name", Text),
-    Column("group_name", Text),
-    Column("job_type", Text),
+    Column("name", TEXT),
+    Column("group_name", TEXT),
+    Column("job_type", TEXT),
     Column("tags", JSON, nullable=False),
-    Column("notes", Text),
+    Column("notes", TEXT),
     Column("config", JSON, nullable=False),
     Column("summary", JSON, nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("state", STATE, nullable=False),
     Column("exit_code", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("heartbeat_at", UTCDateTime),
-    Column("host", Text),
+    Column("host", TEXT),
     Column("pid", Integer),
     CheckConstraint("state IN ('running', 'finished', 'failed', 'crashed')", name="state"),
     Index(None, "project_id", "created_at"),
@@ -207,7 +212,7 @@ run_history = Table(
     "run_history",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", RUN_ID, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("data", JSON, nullable=False),
     Column("at", UTCDateTime, nullable=False),
@@ -217,7 +222,7 @@ run_history = Table(
 run_inputs = Table(
     "run_inputs",
     metadata,
-    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", RUN_ID, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("run_id", "version_id"),
@@ -227,7 +232,7 @@ run_inputs = Table(
 run_outputs = Table(
     "run_outputs",
     metadata,
-    Column("run_id", String(128), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", RUN_ID, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("run_id", "version_id"),
@@ -241,7 +246,7 @@ run_outputs = Table(
 catalog_instance = Table(
     "catalog_instance",
     metadata,
-    Column("instance_id", String(36), primary_key=True),
+    Column("instance_id", bytewise_type(String(36)), primary_key=True),
     Column("generation", BigInteger, nullable=False),
 )
 
@@ -256,8 +261,8 @@ drafts = Table(
     Column("project", NAME, nullable=False),
     Column("name", NAME, nullable=False),
     Column("type", NAME, nullable=False),
-    Column("distributed_id", String(256), nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("distributed_id", bytewise_type(String(256)), nullable=False),
+    Column("state", STATE, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
@@ -267,14 +272,26 @@ drafts = Table(
     Index(None, "state", "expires_at"),
 )
 
+# One row per draft key (migration 0006), created with INSERT ... ON CONFLICT DO NOTHING and
+# then locked (SELECT ... FOR UPDATE) by every `open_draft` of that key: two first upserts
+# of one draft at once on PostgreSQL make one draft, not two (SQLite's writers are serial).
+draft_keys = Table(
+    "draft_keys",
+    metadata,
+    Column("project", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("distributed_id", bytewise_type(String(256)), nullable=False),
+    PrimaryKeyConstraint("project", "name", "distributed_id"),
+)
+
 draft_parts = Table(
     "draft_parts",
     metadata,
     Column("draft_id", Integer, ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
-    Column("part_id", String(256), nullable=False),
+    Column("part_id", bytewise_type(String(256)), nullable=False),
     Column("digest", DIGEST, nullable=False),  # of the part's files: same id, same digest, or a conflict
     Column("metadata", JSON, nullable=False),
-    Column("run_id", String(128)),
+    Column("run_id", RUN_ID),
     Column("added_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("draft_id", "part_id"),
 )
@@ -283,7 +300,7 @@ draft_files = Table(
     "draft_files",
     metadata,
     Column("draft_id", Integer, ForeignKey("drafts.id", ondelete="CASCADE"), nullable=False),
-    Column("part_id", String(256), nullable=False),
+    Column("part_id", bytewise_type(String(256)), nullable=False),
     Column("path", PATH, nullable=False),
     Column("digest", DIGEST, nullable=False),
     Column("size", BigInteger, nullable=False),
@@ -298,11 +315,11 @@ reference_entries = Table(
     metadata,
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
     Column("path", PATH, nullable=False),
-    Column("uri", Text, nullable=False),
+    Column("uri", TEXT, nullable=False),
     Column("size", BigInteger),
     Column("digest", DIGEST),  # "blake3:<hex>", "sha256:<hex>" as given, ...; None: not checksummed
-    Column("etag", String(256)),  # S3/HTTP ETag: an opaque change detector (a multipart ETag is no MD5)
-    Column("object_version", String(1024)),  # S3 version id
-    Column("last_modified", String(64)),
+    Column("etag", bytewise_type(String(256))),  # S3/HTTP ETag: an opaque change detector (a multipart ETag is no MD5)
+    Column("object_version", bytewise_type(String(1024))),  # S3 version id
+    Column("last_modified", bytewise_type(String(64))),
     PrimaryKeyConstraint("version_id", "path"),
 )

@@ -45,10 +45,11 @@ from lodestore.catalog.base import (
     NewVersion,
     ReferenceEntry,
     RunRecord,
+    SchemaUpgrade,
     VersionRecord,
 )
-from lodestore.catalog.engine import create_engines
-from lodestore.catalog.migrate import ensure_schema
+from lodestore.catalog.engine import create_engines, display_url
+from lodestore.catalog.migrate import ensure_schema, upgrade_schema
 from lodestore.catalog.sql_aliases import AliasStore
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_drafts import DraftStore
@@ -99,8 +100,21 @@ class SqlCatalog(Catalog):
         url = URL.create("sqlite", database=sqlite_uri_path(path), query={**read_only, "uri": "true"})
         return cls(url, **engine_kwargs)
 
+    @staticmethod
+    def upgrade_schema(url: str | URL | Path) -> SchemaUpgrade:
+        """Migrate the catalog at `url` (a Path: a SQLite file) to the schema this code
+        knows (`lode db upgrade`): the one way an older shared (PostgreSQL) catalog is
+        upgraded; see migrate.py."""
+        if isinstance(url, Path):
+            url = URL.create("sqlite", database=str(url.expanduser().resolve()))
+        engines = create_engines(url)
+        try:
+            return upgrade_schema(engines.read, engines.write)
+        finally:
+            engines.base.dispose()
+
     def __repr__(self) -> str:
-        return f"SqlCatalog({self.database.read_engine.url.render_as_string(hide_password=True)!r})"
+        return f"SqlCatalog({display_url(self.database.read_engine.url)!r})"
 
     def __enter__(self) -> Self:
         return self

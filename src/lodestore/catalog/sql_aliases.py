@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from lodestore.catalog.base import LATEST, AliasEvent
 from lodestore.catalog.schema import alias_events, aliases, versions
 from lodestore.catalog.sql_database import Database
-from lodestore.catalog.sql_lookups import find_artifact, require_run, resolve_selector
+from lodestore.catalog.sql_lookups import find_artifact, lock_artifact, require_run, resolve_selector
 from lodestore.catalog.sql_rows import AnyRow, alias_order, listing
 from lodestore.catalog.sql_values import now_utc
 from lodestore.errors import ConflictError, InvalidNameError, NotFoundError
@@ -26,6 +26,7 @@ from lodestore.names import validate_alias
 def move_alias(conn: Connection, artifact_id: int, alias: str, version_id: int, idx: int,
                run_id: str | None, now: datetime) -> None:
     """Point `alias` at the version, recording the move (nothing if already there)."""
+    lock_artifact(conn, artifact_id)  # read, then insert or update: no other mover between
     cur = conn.execute(
         select(aliases.c.version_id, versions.c.idx)
         .join(versions, versions.c.id == aliases.c.version_id)
@@ -51,6 +52,7 @@ def move_alias(conn: Connection, artifact_id: int, alias: str, version_id: int, 
 def drop_alias(conn: Connection, artifact_id: int, alias: str, from_id: int, from_idx: int,
                run_id: str | None, now: datetime) -> None:
     """Remove `alias` from the artifact, recording the drop."""
+    lock_artifact(conn, artifact_id)
     conn.execute(delete(aliases).where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias))
     conn.execute(insert(alias_events).values(
         artifact_id=artifact_id, alias=alias, run_id=run_id, at=now,
@@ -64,6 +66,7 @@ def set_version_aliases(conn: Connection, v: AnyRow, add: list[str], remove: lis
     those of `remove` it holds; `remove=None`: drop every custom alias it holds that is
     not in `add` (assigning a whole list). `latest` is never dropped here: it follows the
     newest version."""
+    lock_artifact(conn, v.artifact_id)
     if add and v.state == "deleted":
         raise ConflictError(f"version id {v.id} (v{v.idx}) is deleted; it cannot take aliases")
     if remove is None:

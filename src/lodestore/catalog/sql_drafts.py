@@ -2,8 +2,10 @@
 processes (see `Catalog.open_draft` and the following methods in base.py).
 
 Every state change is one write transaction (on SQLite the write lock is taken up
-front), so a part racing `seal_draft` either lands before the seal, and is merged, or
-after it, and is refused: never lost silently.
+front; on PostgreSQL the draft's row is locked first, FOR UPDATE), so a part racing
+`seal_draft` either lands before the seal, and is merged, or after it, and is refused:
+never lost silently. Two first upserts of one draft at once make one draft: `open_draft`
+creates its key's row in draft_keys (ON CONFLICT DO NOTHING) and locks it before it looks.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from lodestore.catalog.base import DraftPart, DraftRecord, ManifestEntry
-from lodestore.catalog.schema import draft_files, draft_parts, drafts
+from lodestore.catalog.dialect import insert_ignore
+from lodestore.catalog.schema import draft_files, draft_keys, draft_parts, drafts
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_values import now_utc
 from lodestore.errors import ConflictError, NotFoundError
@@ -32,8 +35,10 @@ def _record(conn: Connection, row: Any) -> DraftRecord:
                        part_count=int(parts), file_count=int(files), size=int(size))
 
 
-def _row(conn: Connection, draft_id: int) -> Any:
-    row = conn.execute(select(drafts).where(drafts.c.id == draft_id)).first()
+def _row(conn: Connection, draft_id: int, lock: bool = False) -> Any:
+    """The draft's row; `lock`: held until the transaction ends (PostgreSQL)."""
+    q = select(drafts).where(drafts.c.id == draft_id)
+    row = conn.execute(q.with_for_update() if lock else q).first()
     if row is None:
         raise NotFoundError(f"no draft with id {draft_id}")
     return row
@@ -74,7 +79,10 @@ class DraftStore:
     def open_draft(self, project: str, name: str, type: str, distributed_id: str, ttl_seconds: int,
                    new_version: bool = False) -> DraftRecord:
         now = now_utc()
+        key = {"project": project, "name": name, "distributed_id": distributed_id}
         with self.db.writing() as conn:
+            conn.execute(insert_ignore(conn, draft_keys, list(key)).values(**key))
+            conn.execute(select(draft_keys.c.project).filter_by(**key).with_for_update())
             row = conn.execute(select(drafts).where(
                 drafts.c.project == project, drafts.c.name == name, drafts.c.distributed_id == distributed_id,
             ).order_by(drafts.c.id.desc()).limit(1)).first()
@@ -95,7 +103,7 @@ class DraftStore:
     def add_draft_part(self, draft_id: int, part: DraftPart, ttl_seconds: int) -> bool:
         now = now_utc()
         with self.db.writing() as conn:
-            row = _row(conn, draft_id)
+            row = _row(conn, draft_id, lock=True)
             held = conn.execute(select(draft_parts.c.digest).where(
                 draft_parts.c.draft_id == draft_id, draft_parts.c.part_id == part.part_id)).scalar()
             if held == part.digest and row.state != "open":
@@ -119,7 +127,7 @@ class DraftStore:
 
     def seal_draft(self, draft_id: int) -> list[DraftPart]:
         with self.db.writing() as conn:
-            _refuse_unless_open(conn, _row(conn, draft_id), "be finished", allow=_LIVE)
+            _refuse_unless_open(conn, _row(conn, draft_id, lock=True), "be finished", allow=_LIVE)
             conn.execute(update(drafts).where(drafts.c.id == draft_id).values(state="sealed", updated_at=now_utc()))
             return _parts(conn, draft_id)
 
@@ -127,7 +135,7 @@ class DraftStore:
         if state not in ("open", "finished", "aborted"):
             raise ValueError(f"a draft is closed as open, finished or aborted, not {state!r}")
         with self.db.writing() as conn:
-            row = _row(conn, draft_id)
+            row = _row(conn, draft_id, lock=True)
             if row.state not in _LIVE:
                 _refuse_unless_open(conn, row, "be " + state)
             conn.execute(update(drafts).where(drafts.c.id == draft_id).values(

@@ -11,9 +11,10 @@ from datetime import datetime
 from sqlalchemy import Connection, Table, select
 
 from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.dialect import insert_ignore
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, versions
 from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, load_versions
-from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE, insert_ignore
+from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE
 from lodestore.errors import NotFoundError
 
 
@@ -51,6 +52,12 @@ def find_artifact(conn: Connection, project: str, name: str, lock: bool = False)
             f"{listing(names, 'artifacts')}"
         )
     return row
+
+
+def lock_artifact(conn: Connection, artifact_id: int) -> None:
+    """Hold the artifact's row until the transaction ends, so writers of its versions'
+    numbers and aliases take turns (PostgreSQL; on SQLite BEGIN IMMEDIATE already did)."""
+    conn.execute(select(artifacts.c.id).where(artifacts.c.id == artifact_id).with_for_update())
 
 
 def version_row(conn: Connection, version_id: int) -> AnyRow:

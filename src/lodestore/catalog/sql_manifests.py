@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import ManifestEntry, ReferenceEntry
+from lodestore.catalog.dialect import insert_rows
 from lodestore.catalog.diff_query import diff_entries
 from lodestore.catalog.schema import manifest_entries, reference_entries, versions
 from lodestore.catalog.sql_database import Database
@@ -32,14 +33,9 @@ def insert_entries(conn: Connection, version_id: int, entries: list[ManifestEntr
     naming the paths listed twice."""
     if not entries:
         return
-    # One DBAPI executemany of plain tuples. Going through SQLAlchemy's per-row
-    # parameter processing costs 2.5x as much (20k rows: 0.15 s vs 0.06 s), and these
-    # columns need no type conversion.
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO manifest_entries (version_id, path, digest, size) "
-           f"VALUES ({mark}, {mark}, {mark}, {mark})")
     try:
-        conn.exec_driver_sql(sql, [(version_id, e.path, e.digest, e.size) for e in entries])
+        insert_rows(conn, "manifest_entries", ("version_id", "path", "digest", "size"),
+                    [(version_id, e.path, e.digest, e.size) for e in entries])
     except IntegrityError as exc:
         dups = _listed_twice(entries)
         if not dups:

@@ -24,7 +24,7 @@ from lodestore.catalog.schema import (
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import ensure_project, link_run, require_run, version_row
 from lodestore.catalog.sql_rows import RUN_SELECT, load_versions, run_record
-from lodestore.catalog.sql_values import RUN_FIELDS, aware, now_utc
+from lodestore.catalog.sql_values import RUN_FIELDS, aware, batches, now_utc
 from lodestore.errors import ConflictError, InvalidInputError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_name
@@ -231,7 +231,8 @@ class RunStore:
         if not ids:
             return {}
         with self.db.reading() as conn:
-            return {r.id: run_record(r) for r in conn.execute(RUN_SELECT.where(runs.c.id.in_(ids)))}
+            return {r.id: run_record(r) for chunk in batches(ids)
+                    for r in conn.execute(RUN_SELECT.where(runs.c.id.in_(chunk)))}
 
     def find_runs(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
                   order: str | None = None, limit: int | None = None,
@@ -241,7 +242,7 @@ class RunStore:
             live = query.bind_liveness(conn, liveness) if query.needs_liveness(parsed, order) else liveness
             ids_query = query.run_ids_query(conn.dialect.name, parsed, project, order, limit, live)
             order_ids = list(conn.execute(ids_query).scalars())
-            rows = conn.execute(RUN_SELECT.where(runs.c.id.in_(order_ids))).all() if order_ids else []
+            rows = [r for chunk in batches(order_ids) for r in conn.execute(RUN_SELECT.where(runs.c.id.in_(chunk)))]
         by_id = {r.id: run_record(r) for r in rows}
         return [by_id[i] for i in order_ids if i in by_id]
 

@@ -4,12 +4,9 @@ the SQL catalog's modules (sql_*.py) share."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-
-from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.sql.dml import Insert
+from typing import TypeVar
 
 from lodestore.catalog.base import (
     LATEST,
@@ -20,10 +17,11 @@ from lodestore.catalog.schema import (
 from lodestore.errors import InvalidInputError
 from lodestore.names import validate_alias, validate_name
 
+T = TypeVar("T")
 VERSION_RE = re.compile(r"v(\d+)")
 ENTRY_PAGE = 10_000  # manifest rows per query when streaming: bounded memory, short reads
 NOT_DELETED = versions.c.state != "deleted"
-IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit
+IN_BATCH = 900  # bound parameters per IN (...): well under SQLite's limit and PostgreSQL's 65,535
 # RunRecord field -> runs column, for update_run.
 RUN_FIELDS = {
     "name": "name", "group": "group_name", "job_type": "job_type", "tags": "tags", "notes": "notes",
@@ -31,6 +29,18 @@ RUN_FIELDS = {
     "created_at": "created_at", "finished_at": "finished_at", "heartbeat_at": "heartbeat_at",
     "host": "host", "pid": "pid",
 }
+
+
+def batches(items: Iterable[T], size: int = IN_BATCH) -> Iterator[list[T]]:
+    """`items` in lists of at most `size`: one IN (...) each, whatever the caller asks for."""
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def now_utc() -> datetime:
@@ -61,16 +71,3 @@ def metadata_keys(keys: Iterable[str]) -> list[str]:
 
 def tag_names(names: Iterable[str]) -> list[str]:
     return sorted({validate_name(t, "tag") for t in names})
-
-
-def insert_ignore(conn: Connection, table: Table, keys: list[str]) -> Insert:
-    """INSERT that does nothing when a row with the same `keys` exists (idempotent links,
-    and projects/artifacts two writers may create at once on PostgreSQL)."""
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
-    # PostgreSQL, the only other backend create_engines accepts. Its dialect is imported
-    # here, not at the top: it costs 50-110 ms (measured with -X importtime) that every
-    # `lode` command on a SQLite catalog would otherwise pay.
-    from sqlalchemy.dialects import postgresql  # noqa: PLC0415
-
-    return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lodestore.catalog import query
 from lodestore.catalog.base import LATEST, ArtifactRecord, CommitResult, NewVersion, VersionRecord
+from lodestore.catalog.dialect import insert_ignore
 from lodestore.catalog.schema import aliases, artifacts, projects, run_outputs, version_tags, versions
 from lodestore.catalog.sql_aliases import move_alias, set_version_aliases
 from lodestore.catalog.sql_database import Database
@@ -32,8 +33,8 @@ from lodestore.catalog.sql_runs import copy_run
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
     aware,
+    batches,
     custom_aliases,
-    insert_ignore,
     metadata_keys,
     now_utc,
     tag_names,
@@ -41,6 +42,7 @@ from lodestore.catalog.sql_values import (
 from lodestore.errors import ConflictError, InvalidInputError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_name
+from lodestore.testhooks import pause_point
 
 
 def _check_digest_and_ttl(new: NewVersion) -> None:
@@ -51,7 +53,9 @@ def _check_digest_and_ttl(new: NewVersion) -> None:
 
 
 def _ensure_artifact(conn: Connection, pid: int, new: NewVersion, now: datetime) -> AnyRow:
-    """The artifact row, created if new, locked (PostgreSQL) so numbering is serial."""
+    """The artifact row, created if new (two writers may race: the insert does nothing for
+    the second), and locked until the commit ends (PostgreSQL: FOR UPDATE; SQLite: the
+    write lock), so the version number is read and written by one writer at a time."""
     q = select(artifacts).where(artifacts.c.project_id == pid, artifacts.c.name == new.name).with_for_update()
     art = conn.execute(q).first()
     if art is None:
@@ -68,7 +72,10 @@ def _ensure_artifact(conn: Connection, pid: int, new: NewVersion, now: datetime)
 
 
 def _next_index(conn: Connection, art: AnyRow) -> int:
-    """One past every index the artifact ever used (purged versions' numbers are not reused)."""
+    """One past every index the artifact ever used (purged versions' numbers are not reused):
+    its counter, `last_index`, raised in the same transaction. Only called holding the
+    artifact's row; the unique (artifact_id, idx) constraint is the last guard. The MAX()
+    covers catalogs from before the counter, inside the same lock."""
     used = conn.execute(select(func.max(versions.c.idx)).where(versions.c.artifact_id == art.id)).scalar()
     return max(-1 if art.last_index is None else art.last_index, -1 if used is None else used) + 1
 
@@ -132,6 +139,7 @@ class VersionStore:
             if run_id is not None:
                 link_run(conn, run_outputs, run_id, vid, now)
             conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(last_index=idx))
+            pause_point("catalog-commit")  # tests cut the connection here, inside the transaction
             return CommitResult(load_version(conn, vid), created=True)
 
     def get_version(self, project: str, name: str, selector: str | None = None,
@@ -149,7 +157,7 @@ class VersionStore:
         if not ids:
             return {}
         with self.db.reading() as conn:
-            return {v.id: v for v in load_versions(conn, versions.c.id.in_(ids))}
+            return {v.id: v for chunk in batches(ids) for v in load_versions(conn, versions.c.id.in_(chunk))}
 
     def list_artifacts(self, project: str | None = None, type: str | None = None,
                        name: str | None = None) -> list[ArtifactRecord]:
@@ -237,8 +245,10 @@ class VersionStore:
             if metadata is not None:
                 values["metadata"] = metadata
             elif set_metadata or unset_keys:
-                # read and written in one BEGIN IMMEDIATE transaction: no other write between
-                stored = conn.execute(select(versions.c.metadata).where(versions.c.id == version_id)).scalar()
+                # read and written in one transaction holding the write lock (SQLite) or the
+                # version's row (PostgreSQL): no other edit lands between
+                stored = conn.execute(select(versions.c.metadata).where(versions.c.id == version_id)
+                                      .with_for_update()).scalar()
                 merged = {k: val for k, val in (stored or {}).items() if k not in (unset_keys or ())}
                 values["metadata"] = {**merged, **(set_metadata or {})}
             if values:

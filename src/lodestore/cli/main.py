@@ -15,7 +15,7 @@ import typer
 # order, which is the order of `lode --help` (hence not sorted).
 # isort: off
 from lodestore.cli import (  # noqa: F401
-    aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, transfer, remote, ui,
+    aliases, artifacts, demo, lifecycle, lineage, stats, cache, drafts, transfer, remote, db, ui,
 )
 # isort: on
 from lodestore.cli.app import app

@@ -15,9 +15,10 @@ import os
 import threading
 from pathlib import Path
 
-from lodestore.catalog.base import Catalog
+from lodestore.catalog.base import Catalog, SchemaUpgrade
 from lodestore.catalog.sql import SqlCatalog
-from lodestore.errors import ReadOnlyStoreError
+from lodestore.config import resolve_root
+from lodestore.errors import NotFoundError, ReadOnlyStoreError
 from lodestore.read_only import writable_folder
 from lodestore.sdk.locations import Location, resolve_location
 from lodestore.store.base import ContentStore
@@ -153,3 +154,19 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+def upgrade_catalog(catalog: str | None = None, root: str | os.PathLike[str] | None = None,
+                    remote: str | None = None) -> SchemaUpgrade:
+    """Migrate a catalog's schema to the one this lodestore knows (`lode db upgrade`):
+    `catalog` a URL (a team's postgresql://...), else the catalog of the location the
+    settings name (a remote, $LODESTORE_CATALOG), else the store folder's catalog.db. A
+    shared PostgreSQL catalog is only ever upgraded this way, never by opening it."""
+    if catalog is None:
+        catalog = resolve_location(root, remote=remote).catalog_url
+    if catalog is not None:
+        return SqlCatalog.upgrade_schema(catalog)
+    path = resolve_root(root) / "catalog.db"
+    if not path.is_file():
+        raise NotFoundError(f"no catalog at {path}: nothing to upgrade (pass --catalog URL for a shared one)")
+    return SqlCatalog.upgrade_schema(path)

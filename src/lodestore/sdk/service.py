@@ -34,6 +34,7 @@ from lodestore.catalog.base import (
     ManifestEntry,
     ReferenceEntry,
     RunRecord,
+    SchemaUpgrade,
     VersionRecord,
 )
 from lodestore.config import resolve_root
@@ -52,7 +53,7 @@ from lodestore.sdk.locations import Location, Remote
 from lodestore.sdk.log_draft import LogResult, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
 from lodestore.sdk.references import problem as reference_problem
-from lodestore.sdk.repository import Repository
+from lodestore.sdk.repository import Repository, upgrade_catalog
 from lodestore.sdk.tables import (
     PARTITIONED_SUFFIX,
     PREVIEW_ROWS,
@@ -158,6 +159,14 @@ class Service:
     @staticmethod
     def remove_remote(name: str, root: str | os.PathLike[str] | None = None) -> Remote:
         return locations.remove_remote(resolve_root(root), name)
+
+    @staticmethod
+    def upgrade_catalog(catalog: str | None = None, root: str | os.PathLike[str] | None = None,
+                        remote: str | None = None) -> SchemaUpgrade:
+        """Migrate a catalog's schema (`lode db upgrade`) without opening a store: a URL, a
+        remote's catalog, or the store folder's catalog.db. An older shared catalog is
+        refused until this ran."""
+        return upgrade_catalog(catalog, root, remote)
 
     @classmethod
     def of(cls, where: Service | Repository) -> Service:
