@@ -6,7 +6,8 @@
   `postgres` user, fsync off), stopped at the end.
 
 Per-test fixtures give each test its own empty place on them: `s3_bucket` (a fresh
-bucket, as an `s3://` URL) and `pg_url` (a fresh database, as a `postgresql://` URL).
+prefix of the session's bucket, as an `s3://` URL) and `pg_url` (a fresh database,
+as a `postgresql://` URL).
 A missing server binary skips those tests saying how to install it; `.ci/run` installs
 both, so there they never skip. See ../shared/INFRA.md for how they were tried here.
 """
@@ -108,18 +109,25 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         kill(server.process)
 
 
-_bucket_numbers = itertools.count()
+_prefix_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def session_bucket(seaweedfs: S3Server) -> str:
+    """One bucket for the session: SeaweedFS refuses writes (InternalError) once a session
+    has made a few dozen buckets, so tests get a fresh prefix in it instead."""
+    bucket = f"lodestore-tests-{os.getpid()}"
+    seaweedfs.client().create_bucket(Bucket=bucket)
+    return bucket
 
 
 @pytest.fixture
-def s3_bucket(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh empty bucket on the session's SeaweedFS, as `s3://<bucket>/<prefix>`; the
-    AWS_* variables point at the server (so lodestore and boto3 find it unasked)."""
+def s3_bucket(seaweedfs: S3Server, session_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh empty store location on the session's SeaweedFS, `s3://<bucket>/<new prefix>`;
+    the AWS_* variables point at the server (so lodestore and boto3 find it unasked)."""
     for key, value in seaweedfs.env().items():
         monkeypatch.setenv(key, value)
-    bucket = f"t{os.getpid()}-{next(_bucket_numbers)}-{uuid.uuid4().hex[:8]}"
-    seaweedfs.client().create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/team"
+    return f"s3://{session_bucket}/t{next(_prefix_numbers)}-{uuid.uuid4().hex[:8]}"
 
 
 # --- PostgreSQL --------------------------------------------------------------------------
