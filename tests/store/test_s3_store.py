@@ -4,16 +4,23 @@ writers on other machines, faults of the server)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from lodestore.errors import ConflictError
+
 pytest.importorskip("boto3")
 
+from lodestore.store import s3_leases
 from lodestore.store.s3 import S3ContentStore
+from lodestore.store.s3_leases import GC_LOCK
 from lodestore.store.s3_packs import pack_name
 
-from .contract import ContentStoreContract
+from .contract import ContentStoreContract, put
+from .data import MiB, random_bytes
 
 
 def open_store(url: str, cache: Path) -> S3ContentStore:
@@ -57,3 +64,160 @@ def _recipe(store: S3ContentStore, digest: str) -> list[str]:
     if recipe is None:
         return [digest]
     return [recipe[i : i + 32].hex() for i in range(0, count * 32, 32)]
+
+
+# --- many machines on one bucket ------------------------------------------------------
+@pytest.fixture
+def teammate(tmp_path, s3_bucket):
+    """A second S3ContentStore on the same bucket with its own cache: another machine."""
+    s = open_store(s3_bucket, tmp_path / "cache-b")
+    yield s
+    s.close()
+
+
+def uploaded_bytes(store: S3ContentStore) -> int:
+    return store.counters.bytes_sent
+
+
+def test_a_teammate_logging_v2_uploads_only_the_changed_chunks(store, teammate, tmp_path):
+    v1 = random_bytes(24 * MiB, 300)
+    changed = random_bytes(len(v1) // 10, 301)  # 10 % of the file rewritten in the middle
+    middle = len(v1) // 2
+    v2 = v1[:middle] + changed + v1[middle + len(changed):]
+    (tmp_path / "ckpt_v1.pt").write_bytes(v1)
+    (tmp_path / "ckpt_v2.pt").write_bytes(v2)
+    (ref1,) = put(store, tmp_path / "ckpt_v1.pt")
+    teammate.counters.reset()
+    (ref2,) = put(teammate, tmp_path / "ckpt_v2.pt")
+    sent = uploaded_bytes(teammate)
+    assert sent <= 0.15 * len(v2), f"uploaded {sent} bytes for a 10 %-changed {len(v2)}-byte file"
+    assert teammate.read_bytes(ref1.digest) == v1 and store.read_bytes(ref2.digest) == v2  # each sees the other's
+
+
+def test_twenty_thousand_small_files_take_few_requests(store, tmp_path):
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    paths = []
+    for i in range(20_000):
+        p = folder / f"{i:05d}.json"
+        p.write_bytes(b'{"sample": %d, "pad": "%s"}' % (i, b"x" * (i % 700)))
+        paths.append(p)
+    store.counters.reset()
+    with store.session() as s:
+        refs = s.add_files(paths)
+        s.commit()
+    requests = store.counters.total
+    assert requests <= 200, dict(store.counters.requests)
+    assert store.missing([r.digest for r in refs]) == set()
+    assert store.read_bytes(refs[12_345].digest) == paths[12_345].read_bytes()
+
+
+def test_a_teammates_commit_is_found_without_asking_for_a_sync(store, teammate):
+    (ref,) = put(teammate, b"logged on another machine")
+    assert store.has(ref.digest) and store.read_bytes(ref.digest) == b"logged on another machine"
+    assert store.missing([ref.digest]) == set()
+
+
+# --- gc with writers on other machines ------------------------------------------------------
+def test_gc_waits_for_a_writer_on_another_machine_and_keeps_what_it_committed(store, teammate):
+    """The teammate's session dedups against a file nobody references yet (garbage to a
+    gc with no grace); a gc started meanwhile waits for the teammate's lease, then keeps
+    the version the teammate committed before closing its session."""
+    shared = random_bytes(300_000, 310)
+    (orphan,) = put(store, shared)  # unreferenced: gc with grace 0 would sweep it
+    (garbage,) = put(store, random_bytes(200_000, 311))
+    live: set[str] = set()
+    session = teammate.session()  # the lease is registered before any lookup
+    ref = session.add_bytes(shared)  # dedups against the orphan's chunk
+    assert ref.digest == orphan.digest
+    done: list = []
+    gc = threading.Thread(target=lambda: done.append(store.gc(lambda: set(live), grace=0, repack_threshold=0)))
+    gc.start()
+    time.sleep(1.0)
+    assert gc.is_alive() and not done  # waiting for the teammate's lease
+    session.commit()
+    live.add(ref.digest)  # the teammate's catalog commits its version...
+    session.close()  # ...then the session ends
+    gc.join(timeout=60)
+    assert done and done[0].executed
+    assert teammate.read_bytes(ref.digest) == shared and store.read_bytes(ref.digest) == shared
+    assert not store.has(garbage.digest) and not teammate.has(garbage.digest)
+    assert store.fsck().ok
+
+
+def test_gc_gives_up_with_a_conflict_while_a_writer_stays(store, teammate):
+    session = teammate.session()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ConflictError, match="writers"):
+            store.gc(set, grace=0, lock_timeout=1.0)
+        assert time.monotonic() - started < 10
+    finally:
+        session.abort()
+    store.gc(set, grace=0)  # the lease is gone: gc runs
+    assert store.bucket.head(GC_LOCK) is None
+
+
+def test_a_writer_waits_for_a_running_gc_and_then_sees_its_result(store, teammate, tmp_path, monkeypatch):
+    """gc paused after publishing its sweep; a teammate's session started meanwhile waits
+    until gc is done, then dedups only against what survived."""
+    (garbage,) = put(store, random_bytes(250_000, 320))
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("LODESTORE_TEST_PAUSE_AT", "gc-deleting")
+    monkeypatch.setenv("LODESTORE_TEST_PAUSE_FILE", str(hold))
+    gc = threading.Thread(target=lambda: store.gc(set, grace=0))
+    gc.start()
+    deadline = time.monotonic() + 30
+    while store.bucket.head(GC_LOCK) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # gc is at its pause point, holding the lock
+    opened: list = []
+    writer = threading.Thread(target=lambda: opened.append(teammate.session()))
+    writer.start()
+    time.sleep(1.0)
+    assert not opened  # waiting for gc
+    hold.unlink()
+    gc.join(timeout=60)
+    writer.join(timeout=60)
+    (session,) = opened
+    with session:
+        ref = session.add_bytes(random_bytes(250_000, 320))  # the garbage's bytes: stored again
+        session.commit()
+    assert ref.digest == garbage.digest
+    assert teammate.read_bytes(ref.digest) == random_bytes(250_000, 320)
+    assert store.read_bytes(ref.digest) == random_bytes(250_000, 320)
+    assert store.fsck().ok
+
+
+def test_gc_aborts_stale_multipart_uploads_and_dry_run_changes_nothing(store, tmp_path):
+    (dead,) = put(store, random_bytes(100_000, 330))
+    client = store.bucket.client
+    key = store.bucket.key("packs/ab/abandoned.pack")
+    upload = client.create_multipart_upload(Bucket=store.bucket.bucket, Key=key)["UploadId"]
+    client.upload_part(Bucket=store.bucket.bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1000)
+    before = sorted(o.name for o in store.bucket.list())
+    plan = store.gc(set, grace=0, dry_run=True)
+    assert plan.dead_files == 1 and "upload:packs/ab/abandoned.pack" in plan.stale_tmp and not plan.executed
+    assert sorted(o.name for o in store.bucket.list()) == before and store.has(dead.digest)
+    assert store.bucket.pending_uploads("packs/")
+    done = store.gc(set, grace=0)
+    assert done.executed and "upload:packs/ab/abandoned.pack" in done.stale_tmp
+    assert not store.bucket.pending_uploads("packs/") and not store.has(dead.digest)
+    assert not list(store.bucket.list("packs/"))  # its pack went too (no reader grace at grace 0)
+
+
+def test_gc_with_grace_keeps_young_content_another_machine_reads(store, teammate):
+    (young,) = put(store, random_bytes(100_000, 340))
+    plan = store.gc(set, grace=3600)
+    assert plan.files_held_by_grace == 1 and store.has(young.digest)
+    assert teammate.read_bytes(young.digest) == random_bytes(100_000, 340)
+
+
+def test_a_crashed_gcs_lock_is_broken_after_it_expires(store, monkeypatch):
+    monkeypatch.setattr(s3_leases, "LOCK_SECONDS", 2.0)
+    store.bucket.put(GC_LOCK, b'{"host": "crashed"}', if_absent=True)
+    started = time.monotonic()
+    store.gc(set, grace=0, lock_timeout=30)
+    assert 1.0 <= time.monotonic() - started < 30
+    assert store.bucket.head(GC_LOCK) is None

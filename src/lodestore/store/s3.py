@@ -152,18 +152,18 @@ class S3ContentStore(ContentStore):
     def session(self) -> S3WriteSession:
         return self.cache.session()
 
+    # has() and missing() sync first (one LIST when nothing changed): a "yes" from a cache
+    # that missed another machine's gc would let a caller skip storing what is gone
     def has(self, digest: str) -> bool:
-        if self.cache.has(digest):
-            return True
+        self.cache.has(digest)  # a malformed digest is refused before any request
         self.sync()
         return self.cache.has(digest)
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        found = self.cache.missing(list(digests))
-        if found:
-            self.sync()
-            found = self.cache.missing(found)
-        return found
+        digests = list(digests)
+        self.cache.missing(digests)
+        self.sync()
+        return self.cache.missing(digests)
 
     def file_size(self, digest: str) -> int:
         return self._synced(lambda: self.cache.file_size(digest))
@@ -172,8 +172,7 @@ class S3ContentStore(ContentStore):
         return self._synced(lambda: self.cache.read_bytes(digest))
 
     def iter_content(self, digest: str) -> Iterator[bytes]:
-        if not self.has(digest):
-            yield from self.cache.iter_content(digest)  # raises NotFoundError
+        self.has(digest)  # syncs: then the cache knows what the bucket holds
         yield from self.cache.iter_content(digest)
 
     def materialize(self, digest: str, dest: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
@@ -181,9 +180,7 @@ class S3ContentStore(ContentStore):
 
     def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
                          threads: int = 1) -> None:
-        if self.missing(d for d, _ in items):
-            pass  # the call below names the first one missing
-        self.cache.materialize_many(items, progress, threads)
+        self._synced(lambda: self.cache.materialize_many(items, progress, threads))
 
     def iter_files(self) -> Iterator[FileRef]:
         self.sync()
@@ -196,15 +193,12 @@ class S3ContentStore(ContentStore):
         return self.cache.recipes(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        found = self.cache.missing_chunks(list(chunk_digests))
-        if found:
-            self.sync()
-            found = self.cache.missing_chunks(found)
-        return found
+        self.sync()
+        return self.cache.missing_chunks(list(chunk_digests))
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         chunk_digests = list(chunk_digests)
-        self.missing_chunks(chunk_digests)  # syncs if some are not known here yet
+        self.sync()
         return self.cache.read_chunks(chunk_digests)
 
     def stats(self) -> StoreStats:
