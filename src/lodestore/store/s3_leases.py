@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from lodestore.errors import ConflictError
+from lodestore.errors import ConflictError, RemoteStoreError
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
 
 WRITERS = "writers/"
@@ -106,7 +106,7 @@ class WriterLease:
         if self._refresher is not None:
             self._refresher.stop()
             self._refresher = None
-            self._bucket.delete([self.name])
+            _delete_or_let_expire(self._bucket, self.name)
 
 
 def gc_running(bucket: Bucket) -> bool:
@@ -161,7 +161,16 @@ class GcLock:
         if self._refresher is not None:
             self._refresher.stop()
             self._refresher = None
-            self._bucket.delete([GC_LOCK])
+            _delete_or_let_expire(self._bucket, GC_LOCK)
+
+
+def _delete_or_let_expire(bucket: Bucket, name: str) -> None:
+    """Remove a lease or lock; if the server does not answer (the error that matters was
+    raised already), it is no longer refreshed and expires by itself."""
+    try:
+        bucket.delete([name])
+    except RemoteStoreError:
+        pass
 
 
 def _wait_until(done: Callable[[], bool], deadline: float, message: str) -> None:
