@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lodestore.errors import ConflictError
+from lodestore.errors import ConflictError, InvalidInputError
 
 pytest.importorskip("boto3")
 
@@ -54,7 +54,7 @@ class TestS3ContentStore(ContentStoreContract):
 
     def leftover_temp_paths(self, store):
         return [p for p in Path(store.cache.tmp_dir).rglob("*")] + [
-            Path(o.name) for o in store.bucket.list("packs/")]
+            Path(o.name) for o in store.bucket.objects("packs/")]
 
 
 def _recipe(store: S3ContentStore, digest: str) -> list[str]:
@@ -196,15 +196,15 @@ def test_gc_aborts_stale_multipart_uploads_and_dry_run_changes_nothing(store, tm
     key = store.bucket.key("packs/ab/abandoned.pack")
     upload = client.create_multipart_upload(Bucket=store.bucket.bucket, Key=key)["UploadId"]
     client.upload_part(Bucket=store.bucket.bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"x" * 1000)
-    before = sorted(o.name for o in store.bucket.list())
+    before = sorted(o.name for o in store.bucket.objects())
     plan = store.gc(set, grace=0, dry_run=True)
     assert plan.dead_files == 1 and "upload:packs/ab/abandoned.pack" in plan.stale_tmp and not plan.executed
-    assert sorted(o.name for o in store.bucket.list()) == before and store.has(dead.digest)
+    assert sorted(o.name for o in store.bucket.objects()) == before and store.has(dead.digest)
     assert store.bucket.pending_uploads("packs/")
     done = store.gc(set, grace=0)
     assert done.executed and "upload:packs/ab/abandoned.pack" in done.stale_tmp
     assert not store.bucket.pending_uploads("packs/") and not store.has(dead.digest)
-    assert not list(store.bucket.list("packs/"))  # its pack went too (no reader grace at grace 0)
+    assert not list(store.bucket.objects("packs/"))  # its pack went too (no reader grace at grace 0)
 
 
 def test_gc_with_grace_keeps_young_content_another_machine_reads(store, teammate):
@@ -221,3 +221,24 @@ def test_a_crashed_gcs_lock_is_broken_after_it_expires(store, monkeypatch):
     store.gc(set, grace=0, lock_timeout=30)
     assert 1.0 <= time.monotonic() - started < 30
     assert store.bucket.head(GC_LOCK) is None
+
+
+def test_the_pack_cache_stays_under_its_cap_and_reads_still_verify(tmp_path, s3_bucket, monkeypatch):
+    monkeypatch.setenv("LODESTORE_S3_CACHE_MAX_BYTES", "1MB")
+    s = open_store(s3_bucket, tmp_path / "capped")
+    try:
+        items = [random_bytes(2 * MiB + i, 350 + i) for i in range(3)]  # chunked: reads fetch whole packs
+        refs = [put(s, data)[0] for data in items]
+        for _ in range(2):
+            for ref, data in zip(refs, items, strict=True):
+                s.materialize(ref.digest, tmp_path / "out.bin")
+                assert (tmp_path / "out.bin").read_bytes() == data
+                assert s.cache.packs.cached_bytes() <= 1_000_000 + 2 * MiB + 4096  # at most the one just read over
+    finally:
+        s.close()
+
+
+def test_a_cache_size_setting_that_is_not_a_size_is_refused(tmp_path, s3_bucket, monkeypatch):
+    monkeypatch.setenv("LODESTORE_S3_CACHE_MAX_BYTES", "lots")
+    with pytest.raises(InvalidInputError, match="LODESTORE_S3_CACHE_MAX_BYTES"):
+        open_store(s3_bucket, tmp_path / "c")

@@ -71,6 +71,8 @@ MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts 
 class BucketCacheStore(LocalContentStore):
     """A local store in the cache folder whose packs and index live in the bucket."""
 
+    packs: BucketPackReader
+
     def __init__(self, root: Path, bucket: Bucket):
         super().__init__(root)
         self.bucket = bucket
@@ -298,7 +300,7 @@ class S3ContentStore(ContentStore):
     def disk_usage(self) -> DiskUsage:
         """Bytes in the bucket: packs, index objects, and the local sessions in flight."""
         packs = sum(size for size, _ in self.cache.packs.listing().values())
-        index = sum(o.size for o in self.bucket.list(INDEX_PREFIX))
+        index = sum(o.size for o in self.bucket.objects(INDEX_PREFIX))
         return DiskUsage(packs=packs, index=index, tmp=tree_size(self.cache.tmp_dir))
 
     def holds_content(self) -> bool:
@@ -325,10 +327,10 @@ class S3ContentStore(ContentStore):
     def advance_catalog(self, catalog_id: str, generation: int) -> None:
         for _ in range(100):  # a concurrent advance changed it: read again
             found = self._read_binding()
-            if found is None or found[0] is None:
+            if found is None:
                 return
             binding, etag = found
-            if binding.catalog_id != catalog_id or generation <= binding.generation:
+            if binding is None or binding.catalog_id != catalog_id or generation <= binding.generation:
                 return
             try:
                 self.bucket.put_if_match(BINDING_FILE, _binding_json(catalog_id, generation), etag)

@@ -81,7 +81,7 @@ class IndexSync:
         self._lock = threading.Lock()
 
     def listed(self) -> set[str]:
-        return {o.name for o in self.bucket.list(INDEX_PREFIX) if o.name.endswith(".idx")}
+        return {o.name for o in self.bucket.objects(INDEX_PREFIX) if o.name.endswith(".idx")}
 
     def sync(self) -> set[str]:
         """Merge the objects not merged yet (rebuild if one merged is gone); returns the

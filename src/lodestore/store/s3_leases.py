@@ -117,7 +117,7 @@ def gc_running(bucket: Bucket) -> bool:
 
 def live_writers(bucket: Bucket, under: str = WRITERS) -> list[str]:
     """Names of the leases (or waiting markers) younger than LEASE_SECONDS (server clock)."""
-    found = list(bucket.list(under))
+    found = list(bucket.objects(under))
     now = bucket.server_now()
     return [o.name for o in found if now - o.modified < LEASE_SECONDS]
 
@@ -129,7 +129,7 @@ class GcLock:
         self._bucket = bucket
         deadline = time.monotonic() + (DEFAULT_WAIT_SECONDS if timeout is None else timeout)
         self._acquire(deadline)
-        self._refresher = _Refresher(bucket, GC_LOCK)
+        self._refresher: _Refresher | None = _Refresher(bucket, GC_LOCK)
         try:
             _wait_until(lambda: not live_writers(bucket), deadline,
                         f"gc of the store {bucket.url} gave up: writers kept it busy (leases under {WRITERS})")

@@ -289,7 +289,7 @@ class Bucket:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def list(self, under: str = "") -> Iterator[ObjectInfo]:
+    def objects(self, under: str = "") -> Iterator[ObjectInfo]:
         """Every object whose name starts with `under` (pages of 1,000)."""
         paginator = self.client.get_paginator("list_objects_v2")
         with self._errors("listing", under):

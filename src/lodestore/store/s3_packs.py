@@ -85,7 +85,7 @@ class BucketPackReader(PackReader):
                     raise PackMissingError(f"pack {pack_id} is missing from the store {self.bucket.url}; "
                                            "run `lode fsck`", pack_id) from None
                 self.forget({pack_id})  # a descriptor of an earlier copy
-                self._trim(keep=pack_id)
+                self.trim(keep=pack_id)
             else:
                 try:
                     os.utime(path)  # recently used: evicted last
@@ -93,8 +93,8 @@ class BucketPackReader(PackReader):
                     return self.fetch(pack_id)
         return path
 
-    def _trim(self, keep: str) -> None:
-        """Evict least recently used packs until the cache is under its cap."""
+    def trim(self, keep: str | None = None) -> None:
+        """Evict least recently used packs (but `keep`) until the cache is under its cap."""
         found = []
         for path in self.dir.glob("*/*.pack"):
             try:
@@ -149,7 +149,7 @@ class BucketPackReader(PackReader):
     # --- what the bucket holds ----------------------------------------------------------
     def listing(self) -> dict[str, tuple[int, float]]:
         out = {}
-        for o in self.bucket.list(PACK_PREFIX):
+        for o in self.bucket.objects(PACK_PREFIX):
             pid = _pack_id(o.name)
             if pid is not None:
                 out[pid] = (o.size, o.modified)

@@ -86,6 +86,7 @@ class S3WriteSession(LocalWriteSession):
         super().commit()
         if self._index_name is not None:
             self.store.index.mark_shared_index(self._index_name)
+        self.s3_store.packs.trim()  # the session's packs joined the cache
 
     def abort(self) -> None:
         if not self._closed and not self.committed:
