@@ -37,15 +37,16 @@ def _process_writer(env: dict, bucket: str, key: str, body: bytes, start, result
     results.put((body, _create(client, bucket, key, body)))
 
 
-def _bucket(s3_bucket: str) -> str:
-    return s3_bucket.removeprefix("s3://").split("/", 1)[0]
+def _bucket(url: str) -> tuple[str, str]:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return bucket, prefix
 
 
-def test_conditional_create_of_one_key_by_many_threads_admits_exactly_one(seaweedfs, s3_bucket):
-    bucket = _bucket(s3_bucket)
+def test_conditional_create_of_one_key_by_many_threads_admits_exactly_one(seaweedfs, s3_store_url):
+    bucket, prefix = _bucket(s3_store_url)
     client = seaweedfs.client()
     for r in range(ROUNDS):
-        key = f"team/locks/race-{r}.json"
+        key = f"{prefix}/locks/race-{r}.json"
         barrier = threading.Barrier(WRITERS)
         outcomes: dict[bytes, str] = {}
 
@@ -66,11 +67,11 @@ def test_conditional_create_of_one_key_by_many_threads_admits_exactly_one(seawee
         assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == winners[0]  # the winner's bytes stay
 
 
-def test_conditional_create_of_one_key_by_many_processes_admits_exactly_one(seaweedfs, s3_bucket):
-    bucket = _bucket(s3_bucket)
+def test_conditional_create_of_one_key_by_many_processes_admits_exactly_one(seaweedfs, s3_store_url):
+    bucket, prefix = _bucket(s3_store_url)
     ctx = multiprocessing.get_context("spawn")
     for r in range(2):
-        key = f"team/locks/process-race-{r}.json"
+        key = f"{prefix}/locks/process-race-{r}.json"
         start, results = ctx.Event(), ctx.Queue()
         procs = [ctx.Process(target=_process_writer, args=(seaweedfs.env(), bucket, key, f"p{i}".encode(), start,
                                                            results)) for i in range(8)]
@@ -86,9 +87,9 @@ def test_conditional_create_of_one_key_by_many_processes_admits_exactly_one(seaw
         assert seaweedfs.client().get_object(Bucket=bucket, Key=key)["Body"].read() == winners[0]
 
 
-def test_conditional_create_refuses_an_existing_key(seaweedfs, s3_bucket):
-    bucket = _bucket(s3_bucket)
+def test_conditional_create_refuses_an_existing_key(seaweedfs, s3_store_url):
+    bucket, prefix = _bucket(s3_store_url)
     client = seaweedfs.client()
-    assert _create(client, bucket, "team/x", b"first") == "won"
-    assert _create(client, bucket, "team/x", b"second") == "412"
-    assert client.get_object(Bucket=bucket, Key="team/x")["Body"].read() == b"first"
+    assert _create(client, bucket, f"{prefix}/x", b"first") == "won"
+    assert _create(client, bucket, f"{prefix}/x", b"second") == "412"
+    assert client.get_object(Bucket=bucket, Key=f"{prefix}/x")["Body"].read() == b"first"

@@ -28,8 +28,8 @@ def open_store(url: str, cache: Path) -> S3ContentStore:
 
 
 @pytest.fixture
-def store(tmp_path, s3_bucket):
-    s = open_store(s3_bucket, tmp_path / "cache-a")
+def store(tmp_path, s3_store_url):
+    s = open_store(s3_store_url, tmp_path / "cache-a")
     yield s
     s.close()
 
@@ -68,9 +68,9 @@ def _recipe(store: S3ContentStore, digest: str) -> list[str]:
 
 # --- many machines on one bucket ------------------------------------------------------
 @pytest.fixture
-def teammate(tmp_path, s3_bucket):
+def teammate(tmp_path, s3_store_url):
     """A second S3ContentStore on the same bucket with its own cache: another machine."""
-    s = open_store(s3_bucket, tmp_path / "cache-b")
+    s = open_store(s3_store_url, tmp_path / "cache-b")
     yield s
     s.close()
 
@@ -223,9 +223,9 @@ def test_a_crashed_gcs_lock_is_broken_after_it_expires(store, monkeypatch):
     assert store.bucket.head(GC_LOCK) is None
 
 
-def test_the_pack_cache_stays_under_its_cap_and_reads_still_verify(tmp_path, s3_bucket, monkeypatch):
+def test_the_pack_cache_stays_under_its_cap_and_reads_still_verify(tmp_path, s3_store_url, monkeypatch):
     monkeypatch.setenv("LODESTORE_S3_CACHE_MAX_BYTES", "1MB")
-    s = open_store(s3_bucket, tmp_path / "capped")
+    s = open_store(s3_store_url, tmp_path / "capped")
     try:
         items = [random_bytes(2 * MiB + i, 350 + i) for i in range(3)]  # chunked: reads fetch whole packs
         refs = [put(s, data)[0] for data in items]
@@ -238,7 +238,7 @@ def test_the_pack_cache_stays_under_its_cap_and_reads_still_verify(tmp_path, s3_
         s.close()
 
 
-def test_a_cache_size_setting_that_is_not_a_size_is_refused(tmp_path, s3_bucket, monkeypatch):
+def test_a_cache_size_setting_that_is_not_a_size_is_refused(tmp_path, s3_store_url, monkeypatch):
     monkeypatch.setenv("LODESTORE_S3_CACHE_MAX_BYTES", "lots")
     with pytest.raises(InvalidInputError, match="LODESTORE_S3_CACHE_MAX_BYTES"):
-        open_store(s3_bucket, tmp_path / "c")
+        open_store(s3_store_url, tmp_path / "c")
