@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 
 from lodestore.errors import ConflictError, InvalidInputError
@@ -242,3 +243,30 @@ def test_a_cache_size_setting_that_is_not_a_size_is_refused(tmp_path, s3_store_u
     monkeypatch.setenv("LODESTORE_S3_CACHE_MAX_BYTES", "lots")
     with pytest.raises(InvalidInputError, match="LODESTORE_S3_CACHE_MAX_BYTES"):
         open_store(s3_store_url, tmp_path / "c")
+
+
+def test_packs_dropped_by_gc_stay_for_readers_then_another_machines_gc_deletes_them(store, teammate):
+    (dead,) = put(store, random_bytes(150_000, 360))
+    (live,) = put(store, random_bytes(120_000, 361))
+    time.sleep(2.2)  # both older than the grace below
+    first = store.gc(lambda: {live.digest}, grace=2.0)
+    dead_pack = first.deferred_packs
+    assert len(dead_pack) == 1 and first.bytes_retired > 0
+    assert store.bucket.head(pack_name(dead_pack[0])) is not None  # kept for readers a while
+    assert not teammate.has(dead.digest) and teammate.read_bytes(live.digest) == random_bytes(120_000, 361)
+    time.sleep(2.2)
+    second = teammate.gc(lambda: {live.digest}, grace=2.0)  # the retirement is shared through the index
+    assert dead_pack[0] in second.orphan_packs and second.bytes_freed > 0
+    assert store.bucket.head(pack_name(dead_pack[0])) is None
+    assert store.read_bytes(live.digest) == random_bytes(120_000, 361) and store.fsck().ok
+
+
+def test_a_large_file_of_several_packs_logged_on_one_machine_downloads_on_another(store, teammate, big_file,
+                                                                                  tmp_path):
+    (ref,) = put(store, big_file)
+    packs = {o.name for o in store.bucket.objects("packs/")}
+    assert len(packs) >= 3  # 200 MiB: several 64 MiB packs, fetched ahead of the reader
+    seen: list[int] = []
+    teammate.materialize(ref.digest, tmp_path / "big.out", progress=seen.append)
+    assert sum(seen) == ref.size
+    assert blake3.blake3((tmp_path / "big.out").read_bytes()).hexdigest() == ref.digest

@@ -30,6 +30,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -52,6 +53,7 @@ from lodestore.store.base import (
     StoreStats,
 )
 from lodestore.store.binding import BINDING_FILE
+from lodestore.store.index import recipe_chunks
 from lodestore.store.layout import format_description
 from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
@@ -65,6 +67,7 @@ from lodestore.store.workdirs import tree_size
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 FORMAT_FILE = "format.json"
+PREFETCH_PACKS = 2  # packs of a large file fetched ahead of the reader at once
 MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
 
 
@@ -178,7 +181,45 @@ class S3ContentStore(ContentStore):
         yield from self.cache.iter_content(digest)
 
     def materialize(self, digest: str, dest: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
-        self._synced(lambda: self.cache.materialize(digest, dest, progress))
+        def attempt() -> None:
+            with self._prefetching(digest):
+                self.cache.materialize(digest, dest, progress)
+
+        self._synced(attempt)
+
+    @contextmanager
+    def _prefetching(self, digest: str) -> Iterator[None]:
+        """Fetch a large file's packs PREFETCH_PACKS at a time ahead of the reader (each
+        pack itself comes in parallel parts), so the download overlaps with the copy and
+        the verification. Only when they fit in half the cache: a larger file is read
+        pack by pack as it goes, never evicting what it is about to read."""
+        packs = self.cache.packs
+        pack_ids = self._packs_of(digest)
+        sizes = packs.listing() if len(pack_ids) > 1 else {}
+        if len(pack_ids) < 2 or sum(sizes.get(p, (0, 0))[0] for p in pack_ids) > packs.max_bytes // 2:
+            yield
+            return
+        with ThreadPoolExecutor(PREFETCH_PACKS, thread_name_prefix="lodestore-s3-prefetch") as pool:
+            fetches = [pool.submit(packs.fetch, p) for p in pack_ids if p in sizes]
+            try:
+                yield
+            finally:
+                for f in fetches:
+                    f.cancel()
+
+    def _packs_of(self, digest: str) -> list[str]:
+        """The packs holding a file's chunks, in the order the file reads them (none for a
+        file of one chunk or one not known here)."""
+        try:
+            raw = bytes.fromhex(digest)
+        except (TypeError, ValueError):
+            return []  # malformed: the read refuses it in its own words
+        row = self.cache.index.file_row(raw)
+        if row is None or row[2] is None:
+            return []
+        chunks = recipe_chunks(raw, row[1], row[2])
+        where = self.cache.index.locate(chunks)
+        return list(dict.fromkeys(where[c].pack_id for c in chunks if c in where))
 
     def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
                          threads: int = 1) -> None:

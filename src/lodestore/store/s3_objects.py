@@ -224,24 +224,21 @@ class Bucket:
     # --- objects ------------------------------------------------------------------
     def put(self, name: str, body: bytes, if_absent: bool = False) -> None:
         """Write an object; with `if_absent`, only if none exists (PreconditionFailed if one does)."""
-        extra = {"IfNoneMatch": "*"} if if_absent else {}
-        try:
-            with self._errors("writing", name):
-                self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body, **extra)
-        except RemoteStoreError as e:
-            if if_absent and ("PreconditionFailed" in str(e) or " 412" in str(e)):
-                raise PreconditionFailed(name) from None
-            raise
+        self._put(name, body, **({"IfNoneMatch": "*"} if if_absent else {}))
 
     def put_if_match(self, name: str, body: bytes, etag: str) -> None:
         """Replace an object only if it is still the version `etag` (PreconditionFailed if not)."""
-        try:
-            with self._errors("writing", name):
-                self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body, IfMatch=etag)
-        except RemoteStoreError as e:
-            if "PreconditionFailed" in str(e) or " 412" in str(e):
-                raise PreconditionFailed(name) from None
-            raise
+        self._put(name, body, IfMatch=etag)
+
+    def _put(self, name: str, body: bytes, **condition: str) -> None:
+        with self._errors("writing", name):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body, **condition)
+            except botocore.exceptions.ClientError as e:
+                status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if condition and (status == 412 or e.response.get("Error", {}).get("Code") == "PreconditionFailed"):
+                    raise PreconditionFailed(name) from None
+                raise
 
     def get(self, name: str) -> bytes | None:
         """The object's bytes, None if absent."""
