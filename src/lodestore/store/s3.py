@@ -67,7 +67,7 @@ from lodestore.store.workdirs import tree_size
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 FORMAT_FILE = "format.json"
-PREFETCH_PACKS = 2  # packs of a large file fetched ahead of the reader at once
+PREFETCH_PACKS = 4  # packs of a large file fetched ahead of the reader at once
 MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
 
 
