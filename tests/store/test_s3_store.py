@@ -11,7 +11,7 @@ from pathlib import Path
 import blake3
 import pytest
 
-from lodestore.errors import ConflictError, InvalidInputError
+from lodestore.errors import ConflictError, CorruptionError, InvalidInputError
 
 pytest.importorskip("boto3")
 
@@ -270,3 +270,30 @@ def test_a_large_file_of_several_packs_logged_on_one_machine_downloads_on_anothe
     teammate.materialize(ref.digest, tmp_path / "big.out", progress=seen.append)
     assert sum(seen) == ref.size
     assert blake3.blake3((tmp_path / "big.out").read_bytes()).hexdigest() == ref.digest
+
+
+def test_a_damaged_index_object_is_named_set_aside_and_repaired_from_the_packs(store, teammate):
+    data = random_bytes(200_000, 370)
+    (ref,) = put(store, data)
+    (name,) = [o.name for o in store.bucket.objects("index/")]
+    store.bucket.put(name, b"not an index object")
+    with pytest.raises(CorruptionError, match=name):
+        teammate.has(ref.digest)  # never half merged, never taken as "absent"
+    assert name in teammate.index_problem()
+    aside = teammate.set_aside_damaged_index()
+    assert "quarantine/index/" in aside and store.bucket.get(f"quarantine/{name}") == b"not an index object"
+    assert teammate.index_problem() is None and not teammate.has(ref.digest)
+    result = teammate.repair(teammate.fsck(), absent={ref.digest: len(data)})
+    assert result.restored_files == [ref.digest]  # a one-chunk file is its chunk: rebuilt from the pack
+    assert teammate.read_bytes(ref.digest) == data and store.read_bytes(ref.digest) == data
+    assert store.fsck().ok
+
+
+def test_an_aborted_session_deletes_the_packs_it_uploaded(store, teammate, big_file):
+    with store.session() as s:
+        ref = s.add_file(big_file)  # several packs: the full ones are uploaded already
+        assert list(store.bucket.objects("packs/"))
+        assert not teammate.has(ref.digest)  # uploaded is not visible: no index object yet
+        s.abort()
+    assert not list(store.bucket.objects("packs/")) and not list(store.bucket.objects("index/"))
+    assert not list(store.bucket.objects("writers/"))

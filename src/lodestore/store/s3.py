@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from lodestore.errors import ConflictError, NotFoundError, StoreFormatError
+from lodestore.errors import ConflictError, CorruptionError, NotFoundError, StoreFormatError
 from lodestore.store import integrity, maintenance
 from lodestore.store.base import (
     DEFAULT_GRACE_SECONDS,
@@ -58,9 +58,10 @@ from lodestore.store.layout import format_description
 from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
+from lodestore.store.s3_index import decode as decode_index
 from lodestore.store.s3_leases import GcLock, WriterLease
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
-from lodestore.store.s3_packs import PACK_PREFIX, BucketPackReader
+from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, BucketPackReader
 from lodestore.store.s3_session import S3WriteSession
 from lodestore.store.workdirs import tree_size
 
@@ -313,13 +314,36 @@ class S3ContentStore(ContentStore):
         return integrity.fsck(self.cache)
 
     def index_problem(self) -> str | None:
-        return integrity.index_problem(self.cache)
+        """The local index cache damaged, or an index object in the bucket that does not
+        decode (its zstd checksum or content is wrong), or None."""
+        found = integrity.index_problem(self.cache)
+        if found is not None:
+            return found
+        try:
+            self.sync()
+        except CorruptionError as e:
+            return str(e)
+        return None
 
     def set_aside_damaged_index(self) -> str:
-        """The index cache goes aside; the next sync rebuilds it from the bucket's objects."""
-        aside = str(self.cache.set_aside_corrupt_index())
-        self.cache.index_sync = type(self.cache.index_sync)(self.bucket, self.cache.index)
-        return aside
+        """Damaged index objects go to ``quarantine/index/`` (kept, not deleted) and a damaged
+        index cache aside in the cache folder; the next sync rebuilds the cache from the
+        objects left, and a repair rebuilds the chunk index from the packs."""
+        moved = []
+        for name in sorted(self.cache.index_sync.listed()):
+            data = self.bucket.get(name)
+            if data is None:
+                continue
+            try:
+                decode_index(data, name)
+            except CorruptionError:
+                self.bucket.copy(name, f"{QUARANTINE_PREFIX}{name}")
+                self.bucket.delete([name])
+                moved.append(f"{self.location}/{QUARANTINE_PREFIX}{name}")
+        if integrity.index_problem(self.cache) is not None:
+            moved.append(str(self.cache.set_aside_corrupt_index()))
+        self.cache.index_sync = IndexSync(self.bucket, self.cache.index)
+        return ", ".join(moved) or "nothing"
 
     def repair(self, report: FsckReport, absent: Mapping[str, int] | None = None) -> RepairResult:
         with self._exclusive():
