@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,20 @@ DEFAULT_ROOT = Path("~/.lodestore")
 # A TTL or age longer than this is a typo: 1,000 years keeps created_at + ttl a valid
 # date (datetime stops at year 9999) and ttl_seconds well inside a 64-bit integer.
 MAX_DURATION = timedelta(days=365 * 1000)
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+          "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """A size as users write it: 500MB, 1GB, 2GiB, 1000 (bytes)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).upper() not in _UNITS:
+        raise InvalidInputError(f"not a size: {text!r} (e.g. 500MB, 1GB, 2GiB, 1000)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -123,3 +123,12 @@ class ReadOnlyStoreError(LodestoreError, PermissionError):
 
     def __init__(self, root: object, doing: str):
         super().__init__(f"the store is read-only here ({root}): cannot {doing}; reads still work")
+
+
+class RemoteStoreError(LodestoreError, ConnectionError):
+    """A remote store (an S3 bucket) cannot be used: its endpoint does not answer, it
+    refuses the credentials, the bucket does not exist, or it failed mid-transfer. The
+    message names the store; nothing half-written is visible. Like the operating
+    system's refusals, exit 9."""
+
+    exit_code = OS_ERROR_EXIT_CODE

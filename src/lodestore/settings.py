@@ -17,6 +17,7 @@ REMOTE = "LODESTORE_REMOTE"  # a named remote (lode remote add) to use instead o
 PROJECT = "LODESTORE_PROJECT"  # the project of a run or reference that names none
 QUIET = "LODESTORE_QUIET"  # no notices, no progress bars
 CACHE_MAX_BYTES = "LODESTORE_CACHE_MAX_BYTES"  # the download cache's cap ("10GB", "off")
+S3_CACHE_MAX_BYTES = "LODESTORE_S3_CACHE_MAX_BYTES"  # an S3 store's local pack cache cap ("4GiB")
 GC_GRACE_SECONDS = "LODESTORE_GC_GRACE_SECONDS"  # gc spares unreferenced bytes younger than this
 HEARTBEAT_SECONDS = "LODESTORE_HEARTBEAT_SECONDS"  # how often a live run refreshes its heartbeat
 STALE_SECONDS = "LODESTORE_STALE_SECONDS"  # a silent "running" run is crashed after this
@@ -57,6 +58,10 @@ def quiet() -> bool:
 
 def cache_max_bytes() -> str | None:
     return _text(CACHE_MAX_BYTES)
+
+
+def s3_cache_max_bytes() -> str | None:
+    return _text(S3_CACHE_MAX_BYTES)
 
 
 def gc_grace_seconds() -> str | None:

@@ -33,7 +33,6 @@ only duplicates bytes the store already holds). Enforced as entries are created
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import stat
 import threading
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from lodestore import settings
+from lodestore.config import parse_size
 from lodestore.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -56,19 +56,6 @@ DEFAULT_MAX_BYTES = 10 * 1000**3
 # loses it, so it is no longer trusted. 2001-09-09, a date no write produces now.
 CACHE_MTIME_NS = 1_000_000_000 * 1_000_000_000
 AUTO_MIN_IDLE = 60.0  # automatic eviction spares entries used this recently
-_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
-          "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
-
-
-def parse_size(text: str | int) -> int:
-    if isinstance(text, int):
-        return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(text))
-    if not m or m.group(2).upper() not in _UNITS:
-        raise InvalidInputError(f"not a size: {text!r} (e.g. 500MB, 1GB, 2GiB, 1000)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
 def max_bytes() -> int | None:
     """The automatic cap: $LODESTORE_CACHE_MAX_BYTES, "off" for none, default 10 GB."""
     v = settings.cache_max_bytes()

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,6 +69,8 @@ CREATE TABLE IF NOT EXISTS lost_files (
     digest BLOB PRIMARY KEY, size INTEGER NOT NULL, lost_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL NOT NULL);
+-- a store whose index is shared through objects (s3_index.py): the objects merged here
+CREATE TABLE IF NOT EXISTS shared_indexes (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
@@ -115,6 +118,18 @@ class StatKey(NamedTuple):
     ctime_ns: int
     ino: int
     dev: int
+
+
+@dataclass
+class SharedState:
+    """Rows of the index as one shared index object carries them (s3_index.py)."""
+
+    packs: list[tuple[str, int, int, float]] = field(default_factory=list)  # id, size, entries, created_at
+    chunks: list[tuple[bytes, str, int, int, int, int]] = field(default_factory=list)  # as ChunkLocation
+    files: list[tuple[bytes, int, int, bytes | None, float]] = field(default_factory=list)  # + created_at
+    touched: list[tuple[bytes, float]] = field(default_factory=list)  # files reused: created_at raised
+    lost: list[tuple[bytes, int, float]] = field(default_factory=list)
+    retired: list[tuple[str, float]] = field(default_factory=list)
 
 
 class StoreIndex:
@@ -520,6 +535,62 @@ class StoreIndex:
             db.executemany(f"INSERT OR {'REPLACE' if drop_rows else 'IGNORE'} INTO lost_files(digest, size, lost_at) "
                            "VALUES (?,?,?)", [(d, n, now) for d, n in lost])
             db.execute("DELETE FROM lost_files WHERE digest IN (SELECT digest FROM files)")
+
+    # --- an index shared through objects (s3_index.py): this file is their cache ------
+    def shared_index_names(self) -> set[str]:
+        """Names of the shared index objects merged into this index."""
+        return {name for (name,) in self._all("SELECT name FROM shared_indexes")}
+
+    def merge_shared_index(self, name: str, state: SharedState) -> None:
+        """Merge one shared index object's rows, in one transaction, and record its name.
+        Rows already here stay (the first copy of a chunk wins, like commit_session); a
+        file's created_at becomes the latest of both (gc's grace counts from the last
+        write or reuse)."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
+                           state.packs)
+            db.executemany("INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
+                           "VALUES (?,?,?,?,?,?)", sorted(state.chunks))
+            db.executemany("INSERT INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?) "
+                           "ON CONFLICT(digest) DO UPDATE SET created_at=max(created_at, excluded.created_at)",
+                           sorted(state.files))
+            db.executemany("UPDATE files SET created_at=max(created_at, ?) WHERE digest=?",
+                           [(at, d) for d, at in state.touched])
+            db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
+            db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
+            db.execute("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", (name,))
+
+    def mark_shared_index(self, name: str, replaced: Iterable[str] = ()) -> None:
+        """Record a shared index object whose rows this index already holds (its writer's,
+        or a gc's that holds the whole index), dropping the names it `replaced`."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM shared_indexes WHERE name=?", [(n,) for n in replaced])
+            db.execute("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", (name,))
+
+    def forget_shared_state(self) -> None:
+        """Empty every table the shared objects fill (not the stat cache, which is this
+        machine's own), so they can be merged again from scratch: after a gc or repair
+        replaced some of them by one object holding the whole index."""
+        with self._transaction() as db:
+            for table in ("chunks", "packs", "files", "lost_files", "retired_packs", "shared_indexes"):
+                db.execute(f"DELETE FROM {table}")
+
+    def shared_state(self) -> SharedState:
+        """Every row a shared index object holds, from one read transaction."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                return SharedState(
+                    packs=db.execute("SELECT id, size, entry_count, created_at FROM packs").fetchall(),
+                    chunks=db.execute("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks")
+                    .fetchall(),
+                    files=db.execute("SELECT digest, size, chunk_count, recipe, created_at FROM files").fetchall(),
+                    lost=db.execute("SELECT digest, size, lost_at FROM lost_files").fetchall(),
+                    retired=db.execute("SELECT id, retired_at FROM retired_packs").fetchall(),
+                )
+            finally:
+                db.execute("COMMIT")
 
     def synchronous_level(self) -> int:
         """PRAGMA synchronous of the write connection (2: FULL, 1: NORMAL)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from lodestore.errors import CorruptionError
-from lodestore.store import atomic, codec
+from lodestore.store import codec
 from lodestore.store.base import FsckReport, RebuiltIndex, RepairResult
 from lodestore.store.index import IndexSnapshot, corrupt_index_error, recipe_chunks
 from lodestore.store.layout import WHOLE_FILE_LIMIT
@@ -135,7 +135,7 @@ def rebuild_index(store: LocalContentStore, quarantined: Iterable[str] = ()) -> 
     repair then forgets those whose chunks did not come back)."""
     skip = set(quarantined) | set(store.index.retired_packs())  # retired by gc: dead, awaiting deletion
     packs, chunks = [], {}
-    for pid, path in sorted(store.packs.on_disk().items()):
+    for pid, (_size, mtime) in sorted(store.packs.listing().items()):
         if pid in skip:
             continue
         entries, _ = store.packs.entries(pid)
@@ -144,7 +144,7 @@ def rebuild_index(store: LocalContentStore, quarantined: Iterable[str] = ()) -> 
             if e.digest not in chunks and _decodes_to(e.codec, data[e.offset : e.offset + e.stored_len],
                                                        e.raw_len, e.digest):
                 chunks[e.digest] = (e.digest, pid, e.offset, e.stored_len, e.raw_len, e.codec)
-        packs.append((pid, len(data), len(entries), path.stat().st_mtime))
+        packs.append((pid, len(data), len(entries), mtime))
     store.index.replace_chunk_tables(packs, list(chunks.values()))
     store.packs.forget()
     return RebuiltIndex(packs=len(packs), chunks=len(chunks))
@@ -193,12 +193,8 @@ def _salvage(store: LocalContentStore, corrupt_packs: list[str]) -> int:
         if records:
             _new_id, entries, _size = write_pack(store, tmpdir, records)
             salvaged = len(entries)
-        qdir.mkdir(exist_ok=True)
         for pid in corrupt_packs:
-            src = store.packs.path(pid)
-            if src.exists():
-                atomic.replace(src, qdir / src.name, durable=store.fsync)
-        store.packs.forget(set(corrupt_packs))
+            store.packs.quarantine(pid, qdir, durable=store.fsync)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     return salvaged
@@ -219,5 +215,6 @@ def repair(store: LocalContentStore, report: FsckReport, absent: Mapping[str, in
         store.index.record_lost([(bytes.fromhex(d), n) for d, n in absent.items()], drop_rows=False)
     for name in report.stale_tmp:
         shutil.rmtree(store.tmp_dir / name, ignore_errors=True)
+    store.share_index()
     return RepairResult(quarantined=list(report.corrupt_packs), salvaged_chunks=salvaged, index=rebuilt,
                         lost_files=forgotten, restored_files=restored)

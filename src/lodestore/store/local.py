@@ -507,6 +507,11 @@ class LocalContentStore(ContentStore):
             with self.maintenance_lock(exclusive=True, timeout=timeout):
                 yield
 
+    def share_index(self) -> None:
+        """Hook: gc and repair call it once they changed the index, before deleting any
+        pack it no longer lists. Nothing to do here (the index is this folder's own);
+        an index shared with other machines publishes the change (s3.py)."""
+
     def plan_gc(self, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
                 repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> GcPlan:
         return maintenance.plan_gc(self, keep, grace, repack_threshold)

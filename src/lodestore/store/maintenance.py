@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING
 import blake3
 
 from lodestore.errors import CorruptionError
-from lodestore.store import atomic, codec
+from lodestore.store import codec
 from lodestore.store.base import DEFAULT_GRACE_SECONDS, DEFAULT_REPACK_THRESHOLD, GcPlan
 from lodestore.store.index import recipe_chunks
 from lodestore.store.locks import acquire_store_lock
@@ -81,11 +81,9 @@ def write_pack(store: LocalContentStore, tmpdir: Path, chunks: list[tuple[bytes,
     writer = PackWriter(tmpdir / f"{pack_id}.pack", fsync=store.fsync)
     entries = [writer.append(d, c, n, s) for d, c, n, s in chunks]
     writer.finish()
-    final = store.packs.path(pack_id)
-    final.parent.mkdir(exist_ok=True)
     if pause_at:
         pause_point(pause_at)
-    atomic.replace(writer.tmp_path, final, durable=store.fsync)
+    store.packs.put(pack_id, writer.tmp_path, durable=store.fsync)
     return pack_id, entries, writer.size
 
 
@@ -162,25 +160,21 @@ def plan_gc(store: LocalContentStore, keep: set[str], grace: float = DEFAULT_GRA
             plan.bytes_retired += size
     # the repacked live bytes are written again (a new pack: records plus a trailer)
     plan.bytes_freed -= plan.live_bytes_moved + (64 if plan.repack else 0)
-    for pid, path in store.packs.on_disk().items():
+    for pid, (size, mtime) in store.packs.listing().items():
         if pid in packs:
-            continue
-        try:
-            st = path.stat()
-        except FileNotFoundError:
             continue
         if pid in retired:
             if retired[pid] <= reader_cutoff:
                 plan.orphan_packs.append(pid)
-                plan.bytes_freed += st.st_size
+                plan.bytes_freed += size
             else:
                 plan.deferred_packs.append(pid)
-                plan.bytes_pending += st.st_size
-        elif st.st_mtime < cutoff:
+                plan.bytes_pending += size
+        elif mtime < cutoff:
             plan.orphan_packs.append(pid)
-            plan.bytes_freed += st.st_size
+            plan.bytes_freed += size
         else:
-            plan.bytes_held_by_grace += st.st_size
+            plan.bytes_held_by_grace += size
     for stale in stale_sessions(store):
         plan.stale_tmp.append(stale.name)
         plan.bytes_freed += tree_size(stale)
@@ -215,15 +209,6 @@ def run_gc(store: LocalContentStore, keep_fn: Callable[[], set[str]], grace: flo
     finally:
         if lock is not None:
             os.close(lock)
-
-
-def _unlink_counted(path: Path) -> int:
-    try:
-        size = path.stat().st_size
-        path.unlink()
-    except FileNotFoundError:
-        return 0
-    return size
 
 
 def _repack(store: LocalContentStore, plan: GcPlan, live_chunks: set[bytes]
@@ -263,6 +248,7 @@ def _execute(store: LocalContentStore, plan: GcPlan, sweep: _Sweep) -> None:
     gone = set(plan.delete_packs) | set(plan.repack)
     gone_sizes = {pid: size for pid, size, _n, _c in store.index.all_packs() if pid in gone}
     store.index.apply_gc(new_packs, moves, sweep.dead_files, sweep.dead_chunks, gone, time.time())
+    store.share_index()  # an index shared with other machines learns of the sweep before any pack goes
     pause_point("gc-after-index")
     # (3) only now delete pack files: retired ones at once if no reader grace applies,
     # else at a later gc (readers may have located chunks in them a moment ago)
@@ -271,7 +257,7 @@ def _execute(store: LocalContentStore, plan: GcPlan, sweep: _Sweep) -> None:
     if not immediate:
         plan.deferred_packs.extend(sorted(gone))
     for i, pid in enumerate(doomed):
-        deleted += _unlink_counted(store.packs.path(pid))
+        deleted += store.packs.delete(pid)
         if i == 0:
             pause_point("gc-deleting")
     store.index.forget_retired(doomed)

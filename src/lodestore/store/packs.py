@@ -31,6 +31,7 @@ from typing import NamedTuple
 import zstandard
 
 from lodestore.errors import CorruptionError
+from lodestore.store import atomic
 
 MAGIC = b"LODEPK01"
 FOOTER_MAGIC = b"LODEPKTR"
@@ -266,6 +267,45 @@ class PackReader:
 
     def any_on_disk(self) -> bool:
         return self.dir.is_dir() and any(self.dir.glob("*/*.pack"))
+
+    # Where packs live is this class's business: gc and repair place, delete and set
+    # aside packs only through the four methods below (an S3 store's reader keeps them
+    # in a bucket: s3_packs.py).
+    def listing(self) -> dict[str, tuple[int, float]]:
+        """pack id -> (size, time of last change) of every pack present (indexed or not)."""
+        out = {}
+        for pid, path in self.on_disk().items():
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue  # deleted by a gc meanwhile
+            out[pid] = (st.st_size, st.st_mtime)
+        return out
+
+    def put(self, pack_id: str, tmp_path: Path, durable: bool) -> None:
+        """Move a finished pack (trailer written, fsynced) from its temp path into place."""
+        final = self.path(pack_id)
+        final.parent.mkdir(exist_ok=True)
+        atomic.replace(tmp_path, final, durable=durable)
+
+    def delete(self, pack_id: str) -> int:
+        """Delete a pack; returns the bytes freed (0 if it was gone already)."""
+        self.forget({pack_id})
+        path = self.path(pack_id)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def quarantine(self, pack_id: str, folder: Path, durable: bool) -> None:
+        """Set a corrupt pack aside in `folder` (kept, not deleted), if it is still there."""
+        src = self.path(pack_id)
+        if src.exists():
+            folder.mkdir(exist_ok=True)
+            atomic.replace(src, folder / src.name, durable=durable)
+        self.forget({pack_id})
 
     def open_fd(self, pack_id: str) -> int:
         """A private duplicate of the cached descriptor of a pack; the caller closes it.

@@ -467,6 +467,7 @@ class LocalWriteSession(WriteSession):
         self._check_open()
         if self._writer is not None:
             self._rotate()
+        self._publish()
         packs = []
         dirs_touched = set()
         for pack_id, writer, count, fut in self._packs:
@@ -487,6 +488,12 @@ class LocalWriteSession(WriteSession):
         )
         self.committed = True
         self._cleanup()
+
+    def _publish(self) -> None:
+        """Hook: every pack of the session is full (closed on the finish thread, not yet
+        renamed) and nothing is indexed yet. Nothing to do for a local store; a shared
+        store makes the session's packs and index durable elsewhere here (s3.py), so
+        nothing is visible before all its bytes are stored."""
 
     def abort(self) -> None:
         if not self._closed:

@@ -1,0 +1,413 @@
+"""The S3 content store: the same chunks, packs and index as the local store, kept in an
+S3-compatible bucket (AWS S3, SeaweedFS, ...) that many machines share.
+
+``S3ContentStore("s3://bucket/prefix", cache_dir)``; the endpoint and credentials come
+from the usual AWS_* variables (AWS_ENDPOINT_URL for an S3-compatible server).
+
+Bucket layout (docs/storage.md says why it is safe with many machines)::
+
+    <prefix>/format.json              chunking and pack format (layout.py), checked on open
+    <prefix>/packs/ab/<id>.pack       write-once packs, the local store's format (s3_packs.py)
+    <prefix>/index/<id>.idx           the index: one object per committed session, and
+                                      one per gc or repair replacing those (s3_index.py)
+    <prefix>/writers/<id>.json        leases of writers in flight (s3_leases.py)
+    <prefix>/locks/gc.json            gc's and repair's exclusive lock (s3_leases.py)
+    <prefix>/catalog-binding.json     which catalog the bytes belong to (binding.py's rule)
+    <prefix>/quarantine/<id>.pack     corrupt packs a repair set aside
+
+Locally, `cache_dir` holds a local store (local.py) used as a cache: its index.db is the
+union of the bucket's index objects, its packs/ the packs read or written lately (LRU,
+capped), its tmp/ the sessions in flight. Reading and writing are the local store's own
+code paths (`BucketCacheStore`), with the bucket behind its pack reader (s3_packs.py)
+and its write session (s3_session.py). What this class adds: a lookup that finds
+nothing syncs the index cache and asks again before saying NotFound (another machine may
+have committed it), and maintenance under the bucket's leases and lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from lodestore.errors import ConflictError, CorruptionError, NotFoundError, StoreFormatError
+from lodestore.store import integrity, maintenance
+from lodestore.store.base import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_REPACK_THRESHOLD,
+    CatalogBinding,
+    ContentStore,
+    DiskUsage,
+    FileRecipe,
+    FileRef,
+    FsckReport,
+    GcPlan,
+    GroupUsage,
+    ProgressCallback,
+    RepairResult,
+    StoreStats,
+)
+from lodestore.store.binding import BINDING_FILE
+from lodestore.store.index import recipe_chunks
+from lodestore.store.layout import format_description
+from lodestore.store.local import LocalContentStore
+from lodestore.store.packs import PackMissingError
+from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
+from lodestore.store.s3_index import decode as decode_index
+from lodestore.store.s3_leases import GcLock, WriterLease
+from lodestore.store.s3_objects import Bucket, PreconditionFailed
+from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, BucketPackReader
+from lodestore.store.s3_session import S3WriteSession
+from lodestore.store.workdirs import tree_size
+
+K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
+FORMAT_FILE = "format.json"
+PREFETCH_PACKS = 4  # packs of a large file fetched ahead of the reader at once
+MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
+
+
+class BucketCacheStore(LocalContentStore):
+    """A local store in the cache folder whose packs and index live in the bucket."""
+
+    packs: BucketPackReader
+
+    def __init__(self, root: Path, bucket: Bucket):
+        super().__init__(root)
+        self.bucket = bucket
+        self.packs = BucketPackReader(self.packs_dir, bucket)
+        self.index_sync = IndexSync(bucket, self.index)
+
+    def sync(self) -> None:
+        self.index_sync.sync()
+
+    def session(self) -> S3WriteSession:
+        return S3WriteSession(self)
+
+    def _retry_if_repacked(self, attempt: Callable[[], T]) -> T:
+        """A pack gone from the bucket: another machine's gc may have moved its chunks
+        (the index cache learns where by a sync); if the index still lists it, it is damage."""
+        try:
+            return attempt()
+        except PackMissingError as e:
+            self.sync()
+            if self.index.has_pack(e.pack_id):
+                raise
+            return attempt()
+
+    def share_index(self) -> None:
+        """gc and repair changed the index: publish it whole, replacing every object it
+        was made of (the caller holds the gc lock)."""
+        self.index_sync.replace_all(self.index.shared_index_names())
+
+
+class S3ContentStore(ContentStore):
+    read_only = False
+
+    def __init__(self, url: str, cache_dir: str | os.PathLike[str]):
+        self.bucket = Bucket(url)
+        self._check_format()
+        self.cache = BucketCacheStore(Path(cache_dir), self.bucket)
+        self._exclusive_owner: int | None = None
+
+    def _check_format(self) -> None:
+        """The first request: a wrong endpoint or credentials fail here, in one line."""
+        expected = format_description()
+        data = self.bucket.get(FORMAT_FILE)
+        if data is None:
+            try:
+                self.bucket.put(FORMAT_FILE, json.dumps(expected, indent=2).encode() + b"\n", if_absent=True)
+                return
+            except PreconditionFailed:  # another machine created the store meanwhile
+                data = self.bucket.get(FORMAT_FILE) or b""
+        try:
+            found = json.loads(data)
+        except ValueError:
+            found = None
+        if found != expected:
+            raise StoreFormatError(f"the store {self.location} was written in another format ({found}); "
+                                   f"this lodestore writes {expected}: refusing to mix them")
+
+    @property
+    def location(self) -> str:
+        return self.bucket.url
+
+    @property
+    def counters(self):
+        """Requests and bytes this object sent and received (tests and the bench)."""
+        return self.bucket.counters
+
+    def sync(self) -> None:
+        """Bring the index cache up to date with the bucket."""
+        self.cache.sync()
+
+    def _synced(self, attempt: Callable[[], T]) -> T:
+        """`attempt`; if it found nothing, sync and try once more."""
+        try:
+            return attempt()
+        except NotFoundError:
+            self.sync()
+            return attempt()
+
+    # --- writing and reading ---------------------------------------------------------
+    def session(self) -> S3WriteSession:
+        return self.cache.session()
+
+    # has() and missing() sync first (one LIST when nothing changed): a "yes" from a cache
+    # that missed another machine's gc would let a caller skip storing what is gone
+    def has(self, digest: str) -> bool:
+        self.cache.has(digest)  # a malformed digest is refused before any request
+        self.sync()
+        return self.cache.has(digest)
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        digests = list(digests)
+        self.cache.missing(digests)
+        self.sync()
+        return self.cache.missing(digests)
+
+    def file_size(self, digest: str) -> int:
+        return self._synced(lambda: self.cache.file_size(digest))
+
+    def read_bytes(self, digest: str) -> bytes:
+        return self._synced(lambda: self.cache.read_bytes(digest))
+
+    def iter_content(self, digest: str) -> Iterator[bytes]:
+        self.has(digest)  # syncs: then the cache knows what the bucket holds
+        yield from self.cache.iter_content(digest)
+
+    def materialize(self, digest: str, dest: str | os.PathLike[str], progress: ProgressCallback | None = None) -> None:
+        def attempt() -> None:
+            with self._prefetching(digest):
+                self.cache.materialize(digest, dest, progress)
+
+        self._synced(attempt)
+
+    @contextmanager
+    def _prefetching(self, digest: str) -> Iterator[None]:
+        """Fetch a large file's packs PREFETCH_PACKS at a time ahead of the reader (each
+        pack itself comes in parallel parts), so the download overlaps with the copy and
+        the verification. Only when they fit in half the cache: a larger file is read
+        pack by pack as it goes, never evicting what it is about to read."""
+        packs = self.cache.packs
+        pack_ids = self._packs_of(digest)
+        sizes = packs.listing() if len(pack_ids) > 1 else {}
+        if len(pack_ids) < 2 or sum(sizes.get(p, (0, 0))[0] for p in pack_ids) > packs.max_bytes // 2:
+            yield
+            return
+        with ThreadPoolExecutor(PREFETCH_PACKS, thread_name_prefix="lodestore-s3-prefetch") as pool:
+            fetches = [pool.submit(packs.fetch, p) for p in pack_ids if p in sizes]
+            try:
+                yield
+            finally:
+                for f in fetches:
+                    f.cancel()
+
+    def _packs_of(self, digest: str) -> list[str]:
+        """The packs holding a file's chunks, in the order the file reads them (none for a
+        file of one chunk or one not known here)."""
+        try:
+            raw = bytes.fromhex(digest)
+        except (TypeError, ValueError):
+            return []  # malformed: the read refuses it in its own words
+        row = self.cache.index.file_row(raw)
+        if row is None or row[2] is None:
+            return []
+        chunks = recipe_chunks(raw, row[1], row[2])
+        where = self.cache.index.locate(chunks)
+        return list(dict.fromkeys(where[c].pack_id for c in chunks if c in where))
+
+    def materialize_many(self, items: list[tuple[str, str]], progress: ProgressCallback | None = None,
+                         threads: int = 1) -> None:
+        self._synced(lambda: self.cache.materialize_many(items, progress, threads))
+
+    def iter_files(self) -> Iterator[FileRef]:
+        self.sync()
+        return self.cache.iter_files()
+
+    def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
+        digests = list(digests)
+        if self.cache.missing(digests):
+            self.sync()
+        return self.cache.recipes(digests)
+
+    def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
+        self.sync()
+        return self.cache.missing_chunks(list(chunk_digests))
+
+    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        chunk_digests = list(chunk_digests)
+        self.sync()
+        return self.cache.read_chunks(chunk_digests)
+
+    def stats(self) -> StoreStats:
+        self.sync()
+        return self.cache.stats()
+
+    # --- maintenance ------------------------------------------------------------------
+    @contextmanager
+    def maintenance_lock(self, exclusive: bool, timeout: float | None = None) -> Iterator[None]:
+        """Exclusive: the bucket's gc lock, once every writer left; shared: a writer lease."""
+        if exclusive:
+            lock = GcLock(self.bucket, timeout)
+            self._exclusive_owner = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._exclusive_owner = None
+                lock.release()
+        else:
+            lease = WriterLease(self.bucket, timeout)
+            try:
+                yield
+            finally:
+                lease.release()
+
+    @contextmanager
+    def _exclusive(self, timeout: float | None = None) -> Iterator[None]:
+        if self._exclusive_owner == threading.get_ident():
+            yield
+        else:
+            with self.maintenance_lock(exclusive=True, timeout=timeout):
+                yield
+
+    def plan_gc(self, keep: set[str], grace: float = DEFAULT_GRACE_SECONDS,
+                repack_threshold: float = DEFAULT_REPACK_THRESHOLD) -> GcPlan:
+        self.sync()
+        plan = maintenance.plan_gc(self.cache, keep, grace, repack_threshold)
+        plan.stale_tmp += [f"upload:{u.name}" for u in self._stale_uploads(grace)]
+        return plan
+
+    def gc(self, keep: Callable[[], set[str]], grace: float = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+           repack_threshold: float = DEFAULT_REPACK_THRESHOLD, on_plan: Callable[[GcPlan], None] | None = None,
+           lock_timeout: float | None = None) -> GcPlan:
+        """The local gc (maintenance.py) over the bucket: under the gc lock once every
+        writer left, on a freshly synced index; the sweep is published as one index
+        object before any pack is deleted (BucketCacheStore.share_index). Multipart
+        uploads begun before the grace and never finished are aborted."""
+        if dry_run:
+            self.sync()
+            plan = maintenance.run_gc(self.cache, keep, grace, True, repack_threshold, on_plan)
+            plan.stale_tmp += [f"upload:{u.name}" for u in self._stale_uploads(grace)]
+            return plan
+        with self._exclusive(lock_timeout):
+            self.sync()
+            plan = maintenance.run_gc(self.cache, keep, grace, False, repack_threshold, on_plan, lock_held=True)
+            for upload in self._stale_uploads(grace):
+                self.bucket.abort_upload(upload)
+                plan.stale_tmp.append(f"upload:{upload.name}")
+            self.cache.share_index()  # what the sweep forgot after deleting (retired, lost rows)
+            return plan
+
+    def _stale_uploads(self, grace: float):
+        cutoff = self.bucket.server_now() - grace
+        return [u for prefix in MULTIPART_PREFIXES for u in self.bucket.pending_uploads(prefix)
+                if u.initiated < cutoff]
+
+    def fsck(self) -> FsckReport:
+        self.sync()
+        return integrity.fsck(self.cache)
+
+    def index_problem(self) -> str | None:
+        """The local index cache damaged, or an index object in the bucket that does not
+        decode (its zstd checksum or content is wrong), or None."""
+        found = integrity.index_problem(self.cache)
+        if found is not None:
+            return found
+        try:
+            self.sync()
+        except CorruptionError as e:
+            return str(e)
+        return None
+
+    def set_aside_damaged_index(self) -> str:
+        """Damaged index objects go to ``quarantine/index/`` (kept, not deleted) and a damaged
+        index cache aside in the cache folder; the next sync rebuilds the cache from the
+        objects left, and a repair rebuilds the chunk index from the packs."""
+        moved = []
+        for name in sorted(self.cache.index_sync.listed()):
+            data = self.bucket.get(name)
+            if data is None:
+                continue
+            try:
+                decode_index(data, name)
+            except CorruptionError:
+                self.bucket.copy(name, f"{QUARANTINE_PREFIX}{name}")
+                self.bucket.delete([name])
+                moved.append(f"{self.location}/{QUARANTINE_PREFIX}{name}")
+        if integrity.index_problem(self.cache) is not None:
+            moved.append(str(self.cache.set_aside_corrupt_index()))
+        self.cache.index_sync = IndexSync(self.bucket, self.cache.index)
+        return ", ".join(moved) or "nothing"
+
+    def repair(self, report: FsckReport, absent: Mapping[str, int] | None = None) -> RepairResult:
+        with self._exclusive():
+            self.sync()
+            return integrity.repair(self.cache, report, absent)
+
+    def lost_files(self) -> dict[str, int]:
+        self.sync()
+        return integrity.lost_files(self.cache)
+
+    def usage(self, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
+        self.sync()
+        return self.cache.usage(groups)
+
+    def files_sharing_chunks(self, digests: Iterable[str]) -> set[str]:
+        self.sync()
+        return self.cache.files_sharing_chunks(digests)
+
+    def disk_usage(self) -> DiskUsage:
+        """Bytes in the bucket: packs, index objects, and the local sessions in flight."""
+        packs = sum(size for size, _ in self.cache.packs.listing().values())
+        index = sum(o.size for o in self.bucket.objects(INDEX_PREFIX))
+        return DiskUsage(packs=packs, index=index, tmp=tree_size(self.cache.tmp_dir))
+
+    def holds_content(self) -> bool:
+        return self.cache.packs.any_on_disk()
+
+    # --- catalog binding (binding.py's rules, on one object replaced by If-Match) -----
+    def catalog_binding(self) -> CatalogBinding | None:
+        found = self._read_binding()
+        return None if found is None else found[0]
+
+    def _read_binding(self) -> tuple[CatalogBinding | None, str] | None:
+        got = self.bucket.get_with_etag(BINDING_FILE)
+        if got is None:
+            return None
+        try:
+            data = json.loads(got[0])
+            return CatalogBinding(str(data["catalog_id"]), int(data["generation"])), got[1]
+        except (ValueError, KeyError, TypeError):
+            return None, got[1]  # not a binding: counts as none, rewritten by the next bind
+
+    def bind_catalog(self, catalog_id: str, generation: int) -> None:
+        self.bucket.put(BINDING_FILE, _binding_json(catalog_id, generation))
+
+    def advance_catalog(self, catalog_id: str, generation: int) -> None:
+        for _ in range(100):  # a concurrent advance changed it: read again
+            found = self._read_binding()
+            if found is None:
+                return
+            binding, etag = found
+            if binding is None or binding.catalog_id != catalog_id or generation <= binding.generation:
+                return
+            try:
+                self.bucket.put_if_match(BINDING_FILE, _binding_json(catalog_id, generation), etag)
+                return
+            except PreconditionFailed:
+                continue
+        raise ConflictError(f"the catalog binding of the store {self.location} keeps changing; try again")
+
+    def close(self) -> None:
+        self.cache.close()
+        self.bucket.close()
+
+
+def _binding_json(catalog_id: str, generation: int) -> bytes:
+    return json.dumps({"catalog_id": catalog_id, "generation": generation}).encode()

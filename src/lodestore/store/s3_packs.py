@@ -1,0 +1,182 @@
+"""Packs of an S3 content store: ``packs/ab/<id>.pack`` objects, read through a local cache.
+
+`BucketPackReader` is the local store's PackReader (packs.py) with the bucket behind
+it, so every read path of the local store (whole files, batched small files, the
+kernel copy of raw chunks, fsck, repair, gc's repack) works unchanged:
+
+- a read of a pack not in the cache fetches it: a short read (one small file, a run
+  of up to RANGE_READ_MAX bytes) with one ranged GET, left uncached; a longer one
+  fetches the whole pack into the cache folder (temp + rename), where later reads find
+  it. The cache is trimmed to its cap, least recently used first (`LODESTORE_S3_CACHE_MAX_BYTES`,
+  default DEFAULT_CACHE_MAX_BYTES); an evicted pack's open descriptors stay valid.
+- fsck and repair see the bucket's bytes, not the cache's: `entries()` fetches the pack
+  afresh (a copy cached earlier proves nothing about the object);
+- gc and repair place, delete and set aside packs in the bucket (`put`, `delete`,
+  `quarantine`), the cache following.
+
+Pack objects are write-once: named by a fresh random id, uploaded whole (multipart for
+large ones), never rewritten; gc deletes them only after the index no longer lists them.
+Every chunk read from them is verified by digest by the reader above (local.py).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from lodestore import settings
+from lodestore.config import parse_size
+from lodestore.errors import CorruptionError, InvalidInputError, NotFoundError
+from lodestore.store.packs import PackEntry, PackMissingError, PackReader
+from lodestore.store.s3_objects import Bucket
+
+PACK_PREFIX = "packs/"
+QUARANTINE_PREFIX = "quarantine/"
+# A read of at most this many bytes from a pack not cached is one ranged GET; a longer
+# one fetches the pack (64 MiB at most) into the cache.
+RANGE_READ_MAX = 8 * 1024 * 1024
+DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
+
+
+def pack_name(pack_id: str) -> str:
+    return f"{PACK_PREFIX}{pack_id[:2]}/{pack_id}.pack"
+
+
+def cache_max_bytes() -> int:
+    """The pack cache's cap: $LODESTORE_S3_CACHE_MAX_BYTES, default 4 GiB."""
+    value = settings.s3_cache_max_bytes()
+    if not value:
+        return DEFAULT_CACHE_MAX_BYTES
+    try:
+        return parse_size(value)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{settings.S3_CACHE_MAX_BYTES}: {e}") from None
+
+
+def _pack_id(name: str) -> str | None:
+    base = name.rsplit("/", 1)[-1]
+    return base[: -len(".pack")] if base.endswith(".pack") else None
+
+
+class BucketPackReader(PackReader):
+    def __init__(self, cache_dir: Path, bucket: Bucket, max_bytes: int | None = None):
+        super().__init__(cache_dir)
+        self.bucket = bucket
+        self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
+        self._fetching: dict[str, threading.Lock] = {}
+        self._fetch_guard = threading.Lock()
+
+    # --- the cache --------------------------------------------------------------
+    def _cached(self, pack_id: str) -> bool:
+        return pack_id in self._fds or self.path(pack_id).exists()
+
+    def fetch(self, pack_id: str, fresh: bool = False) -> Path:
+        """The pack in the cache folder, downloaded if absent (or if `fresh`)."""
+        path = self.path(pack_id)
+        with self._fetch_guard:
+            lock = self._fetching.setdefault(pack_id, threading.Lock())
+        with lock:
+            if fresh or not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.bucket.download_file(pack_name(pack_id), path)
+                except NotFoundError:
+                    raise PackMissingError(f"pack {pack_id} is missing from the store {self.bucket.url}; "
+                                           "run `lode fsck`", pack_id) from None
+                self.forget({pack_id})  # a descriptor of an earlier copy
+                self.trim(keep=pack_id)
+            else:
+                try:
+                    os.utime(path)  # recently used: evicted last
+                except FileNotFoundError:
+                    return self.fetch(pack_id)
+        return path
+
+    def trim(self, keep: str | None = None) -> None:
+        """Evict least recently used packs (but `keep`) until the cache is under its cap."""
+        found = []
+        for path in self.dir.glob("*/*.pack"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in found)
+        for _, size, path in sorted(found):
+            if total <= self.max_bytes:
+                break
+            if path.stem == keep:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+
+    def evict(self, pack_id: str) -> None:
+        """Drop the cached copy of a pack (tests: the next read goes to the bucket)."""
+        self.forget({pack_id})
+        self.path(pack_id).unlink(missing_ok=True)
+
+    def cached_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.glob("*/*.pack"))
+
+    # --- reads (PackReader) -----------------------------------------------------------
+    def open_fd(self, pack_id: str) -> int:
+        if not self._cached(pack_id):
+            self.fetch(pack_id)
+        return super().open_fd(pack_id)
+
+    def pread(self, pack_id: str, length: int, offset: int) -> bytes:
+        if self._cached(pack_id) or length > RANGE_READ_MAX:
+            return super().pread(pack_id, length, offset)
+        try:
+            data = self.bucket.get_range(pack_name(pack_id), offset, length)
+        except NotFoundError:
+            raise PackMissingError(f"pack {pack_id} is missing from the store {self.bucket.url}; run `lode fsck`",
+                                   pack_id) from None
+        if len(data) != length:
+            raise CorruptionError(f"pack {pack_id} is truncated at offset {offset + len(data)}")
+        return data
+
+    def read_all(self, pack_id: str) -> bytes:
+        self.fetch(pack_id)
+        return super().read_all(pack_id)
+
+    def entries(self, pack_id: str) -> tuple[list[PackEntry], bool]:
+        """From the bucket's copy, fetched afresh (fsck and repair judge the object)."""
+        self.fetch(pack_id, fresh=True)
+        return super().entries(pack_id)
+
+    # --- what the bucket holds ----------------------------------------------------------
+    def listing(self) -> dict[str, tuple[int, float]]:
+        out = {}
+        for o in self.bucket.objects(PACK_PREFIX):
+            pid = _pack_id(o.name)
+            if pid is not None:
+                out[pid] = (o.size, o.modified)
+        return out
+
+    def on_disk(self) -> dict[str, Path]:
+        """pack id -> cache path of every pack in the bucket (fetched when read)."""
+        return {pid: self.path(pid) for pid in self.listing()}
+
+    def any_on_disk(self) -> bool:
+        return self.bucket.any(PACK_PREFIX)
+
+    # --- placing and removing (gc, repair) ---------------------------------------------
+    def put(self, pack_id: str, tmp_path: Path, durable: bool) -> None:
+        """Upload the pack, then keep it in the cache (it was just written here)."""
+        self.bucket.upload_file(pack_name(pack_id), tmp_path)
+        super().put(pack_id, tmp_path, durable=False)
+
+    def delete(self, pack_id: str) -> int:
+        info = self.bucket.head(pack_name(pack_id))
+        self.bucket.delete([pack_name(pack_id)])
+        self.evict(pack_id)
+        return 0 if info is None else info.size
+
+    def quarantine(self, pack_id: str, folder: Path, durable: bool) -> None:
+        """Copy the object to ``quarantine/<id>.pack`` (kept, not deleted), then drop it."""
+        if self.bucket.head(pack_name(pack_id)) is not None:
+            self.bucket.copy(pack_name(pack_id), f"{QUARANTINE_PREFIX}{pack_id}.pack")
+            self.bucket.delete([pack_name(pack_id)])
+        self.evict(pack_id)
