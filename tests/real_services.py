@@ -75,7 +75,7 @@ def start_seaweedfs(base: Path, port: int | None = None, data: Path | None = Non
     port = port or free_port()
     ports = {flag: free_port() for flag in ("master.port", "volume.port", "filer.port", "admin.port")}
     cmd = [weed, f"-logdir={base / 'logs'}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-master.telemetry=false", f"-s3.port={port}", f"-s3.config={base / 's3.json'}",
+           "-master.telemetry=false", "-volume.max=1000", f"-s3.port={port}", f"-s3.config={base / 's3.json'}",
            "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
            *(f"-{k}={v}" for k, v in ports.items())]
     proc = subprocess.Popen(cmd, stdout=open(base / "out.log", "a"), stderr=subprocess.STDOUT)  # noqa: SIM115
