@@ -50,8 +50,13 @@ class IdentityStore:
         (first, so concurrent ones serialise on that row), and once it has committed
         `notify` hears of it."""
         with self.db.writing() as conn:
-            row = _instance_row(conn)
-            generation = int(row.generation) + 1
-            conn.execute(update(catalog_instance).values(generation=generation))
+            _instance_row(conn)
+            # One atomic increment, never "read, then write read+1": on PostgreSQL two
+            # transactions may read the same value before either locks the row, and the
+            # later writer would set the generation BACK below one a store has already
+            # seen (gc then refuses the catalog as an old backup).
+            row = conn.execute(update(catalog_instance)
+                               .values(generation=catalog_instance.c.generation + 1)
+                               .returning(catalog_instance.c.instance_id, catalog_instance.c.generation)).one()
             yield conn
-        self.notify(row.instance_id, generation)
+        self.notify(row.instance_id, int(row.generation))

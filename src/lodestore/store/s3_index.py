@@ -87,8 +87,11 @@ class IndexSync:
         """Merge the objects not merged yet (rebuild if one merged is gone); returns the
         names listed, all of them merged."""
         with self._lock:
-            listed = self.listed()
+            # What was merged is read BEFORE the listing: another process sharing this
+            # cache may merge an object newer than our listing meanwhile, and that one
+            # must not look "gone" (which would empty the cache under every reader).
             merged = self.index.shared_index_names()
+            listed = self.listed()
             if merged - listed:
                 self.index.forget_shared_state()
                 merged = set()
