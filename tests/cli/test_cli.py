@@ -8,8 +8,12 @@ import stat
 from pathlib import Path
 
 import blake3
+import pytest
 
 import lodestore
+
+# The main CLI suite runs on the embedded store and on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
 
 IMAGES = {"cat.jpg": b"\xff\xd8cat", "dogs/rex.jpg": b"\xff\xd8rex", "scratch.tmp": b"half-written"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 
 from lodestore import settings
@@ -26,6 +27,7 @@ app = typer.Typer(
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     # str, not Path: Path("") is "." and an empty --root must be told apart to be refused
     root: Optional[str] = typer.Option(  # noqa: UP045  (Typer reads the annotation at run time)
         None, "--root", envvar=settings.ROOT, help="Store folder (default: $LODESTORE_DIR, else ~/.lodestore)."
@@ -40,5 +42,9 @@ def _global(
         None, "--catalog", envvar=settings.CATALOG, help="Team catalog: postgresql://user@host/db."
     ),
 ) -> None:
-    context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
+    # A --root read from $LODESTORE_DIR is the default folder, not a choice made on the
+    # command line: only an explicit --root makes the embedded store win over
+    # $LODESTORE_STORE/$LODESTORE_CATALOG (sdk/locations.py).
+    from_env = ctx.get_parameter_source("root") == click.core.ParameterSource.ENVIRONMENT
+    context.state["root"] = None if root is None or from_env else Path(checked_root(root, "--root"))
     context.team.update(remote=remote or None, store=store or None, catalog=catalog or None)

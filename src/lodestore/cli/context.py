@@ -38,6 +38,11 @@ def service() -> Service:
     return Service.open(_root(), **team)
 
 
+def where() -> dict:
+    """The store this command names, as `lodestore.init`/`Api` arguments."""
+    return {"root": _root(), **team}
+
+
 def local_root() -> Path | None:
     """The local store folder (where `lode remote` keeps its remotes.json)."""
     return _root()

@@ -29,28 +29,29 @@ def _write_dataset(folder: Path, n: int, seed: int) -> None:
 def demo() -> None:
     """Log a tiny 'animals' dataset twice (v0, then v1 with new images) and show it."""
 
-    store_root = context.service().root
+    where = context.where()  # the store this lode names: its folder, or a team pair
+    shown = context.service().location.describe()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "animals"
         _write_dataset(data, 8, seed=1)
-        with lodestore.init(project="demo", name="prep", root=store_root) as run:
+        with lodestore.init(project="demo", name="prep", **where) as run:
             art = lodestore.Artifact("animals", type="dataset", description="cats and dogs",
                                      metadata={"source": "lode demo", "num_samples": 8})
             art.add_dir(data / "images", name="images")
             art.add_file(data / "labels.csv", name="meta/labels.csv")
             v0 = run.log_artifact(art, aliases=["baseline"])
         _write_dataset(data, 12, seed=1)
-        with lodestore.init(project="demo", name="prep-more", root=store_root) as run:
+        with lodestore.init(project="demo", name="prep-more", **where) as run:
             art = lodestore.Artifact("animals", type="dataset", description="cats and dogs, more of them",
                                      metadata={"source": "lode demo", "num_samples": 12})
             art.add_dir(data / "images", name="images")
             art.add_file(data / "labels.csv", name="meta/labels.csv")
             v1 = run.log_artifact(art, aliases=["best"])
-        with lodestore.init(project="demo", name="train", root=store_root) as run:
+        with lodestore.init(project="demo", name="train", **where) as run:
             used = run.use_artifact("demo/animals:best")
             out = used.download(root=Path(tmp) / "download")
             used.verify(root=out)
-    stdout.print(f"store: {store_root}\n", markup=False)
+    stdout.print(f"store: {shown}\n", markup=False)
     table(["version", "files", "size", "aliases", "logged by"], [
         [a.version, a.file_count, human_size(a.size), ", ".join(a.refresh().aliases), a.logged_by_run_id]
         for a in (v0, v1)

@@ -3,7 +3,8 @@ a team pair (an S3-compatible bucket for the bytes, PostgreSQL for the catalog, 
 of the two with local parts), and the named remotes that spell a pair with one word.
 
 Precedence, highest first: arguments (``init(store=..., catalog=...)``, ``--store``,
-``--catalog``), a named remote (``remote=``, ``--remote``, ``$LODESTORE_REMOTE``), the
+``--catalog``; a store folder named alone, ``init(root=DIR)`` or ``lode --root DIR``,
+is that embedded store), a named remote (``remote=``, ``--remote``, ``$LODESTORE_REMOTE``), the
 variables ``$LODESTORE_STORE`` / ``$LODESTORE_CATALOG``, then the embedded default
 (``$LODESTORE_DIR``, else ``~/.lodestore``: ``store/`` and ``catalog.db`` inside).
 
@@ -86,6 +87,10 @@ def resolve_location(root: str | os.PathLike[str] | None = None, *, store: str |
                      catalog: str | None = None, remote: str | None = None) -> Location:
     """The store these settings name (see the module docstring for the precedence)."""
     local_root = resolve_root(root)
+    if root is not None and store is None and catalog is None and remote is None:
+        # A store folder named in the call (`init(root=DIR)`, `lode --root DIR`) is that
+        # embedded store: the team variables of the environment do not redirect it.
+        return Location(local_root)
     remote = remote or settings.remote()
     named: Remote | None = None
     if remote is not None and (store is None or catalog is None):
