@@ -46,12 +46,18 @@ class Result:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "team_too: run each test on the embedded store and on the team pair "
                                        "(SeaweedFS S3 + PostgreSQL): the `store` fixture takes both backends")
+    config.addinivalue_line("markers", "all_pairs: as team_too, plus the mixed pairs (S3 + SQLite, folder + "
+                                       "PostgreSQL)")
     config.addinivalue_line("markers", "local_only: looks at the embedded store's own files; skipped on the team pair")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked team_too get `store` twice: [local] and [team] (not copies of the tests)."""
-    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("team_too"):
+    if "store" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("all_pairs"):
+        metafunc.parametrize("backend", ["local", "team", "s3+sqlite", "local+pg"], indirect=True)
+    elif metafunc.definition.get_closest_marker("team_too"):
         metafunc.parametrize("backend", ["local", "team"], indirect=True)
 
 
@@ -66,7 +72,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request
     """A fresh store: the embedded one at the returned folder, or with backend "team" a
     fresh S3 bucket + PostgreSQL database named by $LODESTORE_STORE/$LODESTORE_CATALOG
     (the folder is then the local root, holding the pair's caches and remotes.json)."""
-    if backend == "team" and request.node.get_closest_marker("local_only"):
+    if backend != "local" and request.node.get_closest_marker("local_only"):
         pytest.skip("looks at the embedded store's own files")
     root = tmp_path / "store"
     monkeypatch.setenv("LODESTORE_DIR", str(root))
@@ -74,8 +80,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, request
     monkeypatch.setenv("COLUMNS", "200")  # Rich tables: no folding of names and digests
     for name in _CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
-    if backend == "team":
+    if backend in ("team", "s3+sqlite"):
         monkeypatch.setenv("LODESTORE_STORE", request.getfixturevalue("s3_bucket"))
+    if backend in ("team", "local+pg"):
         monkeypatch.setenv("LODESTORE_CATALOG", request.getfixturevalue("pg_url"))
     work = tmp_path / "work"
     work.mkdir()

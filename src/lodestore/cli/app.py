@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 
 from lodestore import settings
@@ -42,9 +41,16 @@ def _global(
         None, "--catalog", envvar=settings.CATALOG, help="Team catalog: postgresql://user@host/db."
     ),
 ) -> None:
-    # A --root read from $LODESTORE_DIR is the default folder, not a choice made on the
-    # command line: only an explicit --root makes the embedded store win over
-    # $LODESTORE_STORE/$LODESTORE_CATALOG (sdk/locations.py).
-    from_env = ctx.get_parameter_source("root") == click.core.ParameterSource.ENVIRONMENT
-    context.state["root"] = None if root is None or from_env else Path(checked_root(root, "--root"))
-    context.team.update(remote=remote or None, store=store or None, catalog=catalog or None)
+    # Options read from their variables are left to sdk/locations.py, which reads the same
+    # variables: only what the command line says overrides them (a --root from
+    # $LODESTORE_DIR is the default folder, and must not hide $LODESTORE_STORE/CATALOG;
+    # an explicit --root is that embedded store).
+    def given(name: str, value: str | None) -> str | None:
+        # by name: Typer ships its own copy of click, whose enum is not click's
+        source = ctx.get_parameter_source(name)
+        return None if source is not None and source.name == "ENVIRONMENT" else value
+
+    root = given("root", root)
+    context.state["root"] = None if root is None else Path(checked_root(root, "--root"))
+    context.team.update(remote=given("remote", remote) or None, store=given("store", store) or None,
+                        catalog=given("catalog", catalog) or None)
