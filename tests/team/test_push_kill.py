@@ -1,0 +1,49 @@
+"""kill -9 of a real `lode push` to a team remote (SeaweedFS + PostgreSQL) after it
+committed a batch of chunks: the team store shows nothing new, and the next push
+completes, moving only what the killed one had not stored (issue 14's faults)."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import lodestore
+from lodestore.sdk import repository
+from lodestore.sdk.service import Service
+from lodestore.sdk.transfer import COMMIT_BYTES
+
+MiB = 1024 * 1024
+SIZE = COMMIT_BYTES + 32 * MiB  # two commit batches: the kill lands between them
+
+
+def test_kill_mid_push_to_a_team_remote_then_the_next_push_completes(store, tmp_path, s3_bucket, pg_url):
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(random.Random(7).randbytes(SIZE))
+    with lodestore.init(project="zoo") as run:
+        art = lodestore.Artifact("ckpt", type="model")
+        art.add_file(weights)
+        run.log_artifact(art)
+    Service.add_remote("team", s3_bucket, pg_url)
+    repository.close_all()
+
+    proc = subprocess.Popen([sys.executable, "-m", "lodestore.cli.main", "push", "zoo/ckpt:v0", "--to", "team"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "LODESTORE_TEST_PAUSE_AT": "transfer-after-batch-commit"})
+    try:
+        line = proc.stderr.readline()
+        assert "PAUSED transfer-after-batch-commit" in line, line + proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.communicate()
+
+    team = Service.open(remote="team")
+    assert team.artifacts() == [] and team.projects() == []  # nothing new to see
+    result = Service.open().push(["zoo/ckpt:v0"], team)
+    assert result.versions[0].destination == "zoo/ckpt:v0"
+    assert 0 < result.bytes_moved <= SIZE - COMMIT_BYTES  # the committed batch was not sent again
+    out = team.download(team.version("zoo/ckpt:v0"), tmp_path / "out")
+    assert (out / "weights.bin").read_bytes() == weights.read_bytes()
+    assert Service.open().push(["zoo/ckpt:v0"], team).bytes_moved == 0
