@@ -273,9 +273,12 @@ class Artifact:
 
     @property
     def size(self) -> int:
+        """Bytes of the files plus the recorded sizes of the reference entries (as W&B's
+        `artifact.size`; a reference recorded without a size counts 0). None of a
+        reference's bytes are stored: `exclusive_size` leaves them out."""
         if self._record:
             return self._record.size
-        return self._files.size()
+        return self._files.size() + sum(r.size or 0 for r in self._references.values())
 
     @property
     def file_count(self) -> int:
