@@ -114,11 +114,13 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     cluster_env = {"LODESTORE_DIR": str(base / "store"), "LODESTORE_QUIET": "1", "RAY_USAGE_STATS_ENABLED": "0",
                    "PYTHONPATH": os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)}
     with pytest.MonkeyPatch.context() as env:
-        for name in CLEARED_ENV:
+        for name in (*CLEARED_ENV, "RAY_ADDRESS"):
             env.delenv(name, raising=False)
         for name, value in cluster_env.items():
             env.setenv(name, value)
-        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": a cluster of our own, never one found running on the machine
+        # (another test session's, or one started with `ray start`)
+        context = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             work = base / "work"
             work.mkdir()
