@@ -1,6 +1,7 @@
 """The W&B FAQ's "log an artifact with distributed processes" sample, as written, on
 lodestore (`import lodestore as wandb`): five Ray tasks each upsert one table part into
-one version, then one run finishes it. Needs `pip install ray`.
+one version, then one run finishes it. Needs `pip install ray` (in the test extra;
+tests/seeds/test_ray.py runs it).
 
     python3 examples/parallel_ray.py
 """

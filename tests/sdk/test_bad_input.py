@@ -160,8 +160,12 @@ def test_two_entries_with_the_same_name(store: Path, images: Path, tmp_path: Pat
         art.add_file(images / "dogs" / "rex.jpg", name="x/./cat.jpg")
     with pytest.raises(ConflictError):
         art.new_file("x/cat.jpg")
+    other = tmp_path / "other"  # a folder with another cat.jpg (the same bytes again would be no conflict)
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"another cat")
+    (other / "z.jpg").write_bytes(b"z")
     with pytest.raises(ConflictError, match="x/cat.jpg"):
-        art.add_dir(images, name="x")  # all or nothing: none of its files were added
+        art.add_dir(other, name="x")  # all or nothing: none of its files were added
     assert art.file_count == 1
     art.add_file(images / "dogs" / "rex.jpg", name="x/cat.jpg", overwrite=True)  # explicit replacement
     with lodestore.init(project="zoo") as run:

@@ -180,3 +180,21 @@ def test_drafts_show_abort_expire_and_gc(store, lode):
     assert "expired" in lode("drafts", "ls").out
     api.gc(grace=0)
     assert not store_has(short) and store_has(kept_digest)
+
+
+def test_stats_reclaimable_matches_gc_dry_run_with_an_open_draft(store, lode, monkeypatch):
+    """Bytes an open draft holds (its parts, kept until its TTL) are not reclaimable:
+    `lode stats` says what `lode gc --dry-run` would free, before and after an abort."""
+    monkeypatch.setenv("LODESTORE_GC_GRACE_SECONDS", "0")  # stats and gc: nothing held by grace
+    assert write_part("open", 1, "p", content=os.urandom(150_000).hex()) == "added"
+
+    def reclaimable() -> tuple[int, int]:
+        stats = lode("stats", "--json").json()["gc_reclaimable_bytes"]
+        planned = lode("gc", "--dry-run", "--json").json()["plan"]["reclaimable_bytes"]
+        return stats, planned
+
+    held = reclaimable()
+    assert held == (0, 0)  # the draft's parts are all there is, and it is open
+    assert lode("drafts", "abort", str(_draft("open").id)).code == 0
+    freed = reclaimable()
+    assert freed[0] == freed[1] > 100_000  # both rise by the aborted draft's parts

@@ -119,3 +119,34 @@ def test_http_references(store, http_files, tmp_path):
     Path(folder / "weights.bin").unlink()
     with pytest.raises(lodestore.VerificationError, match="vanished: weights.bin"):
         logged.verify(root=tmp_path / "dl")
+
+
+def test_a_version_size_counts_its_references_recorded_sizes(store, tmp_path, lode):
+    """As W&B's `artifact.size`: files plus the references' recorded sizes (a reference
+    recorded without a size counts 0); the store holds none of their bytes."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("alpha")  # 5 bytes, recorded from the file
+    Path("local.txt").write_text("stored!")  # 7 bytes, stored
+    art = lodestore.Artifact("mixed", type="dataset")
+    art.add_file("local.txt")
+    art.add_reference(data.as_uri(), name="d")
+    art.add_reference("s3://b/imagenet", checksum="sha256:" + "ab" * 32, size=150_000_000_000)
+    art.add_reference("s3://b/unsized", checksum=False)  # the URI only: no size recorded, counts 0
+    assert art.size == 7 + 5 + 150_000_000_000  # a draft counts them too
+    logged = _log(art)
+    size = 7 + 5 + 150_000_000_000
+    assert logged.size == size and logged.get_metadata().size_bytes == size
+    assert logged.exclusive_size < 1_000  # stored bytes: the one stored file only
+    [listed] = lode("ls", "--json").json()
+    assert listed["size"] == size  # the artifact's total (live versions)
+    [version] = lode("versions", "refs/mixed", "--json").json()
+    assert version["size"] == size and version["exclusive_size"] == logged.exclusive_size
+    assert lode("info", "refs/mixed:v0", "--json").json()["size"] == size
+    assert "150.0 GB" in lode("info", "refs/mixed:v0").out
+    stats = lode("stats", "--json").json()  # storage figures count what the store holds
+    assert stats["logical_bytes"] == 7 and stats["artifacts"][0]["logical_bytes"] == 7
+    # a reference-only version: its size is its references', nothing stored
+    ref_only = lodestore.Artifact("only-refs", type="dataset")
+    ref_only.add_reference("s3://b/x", checksum="sha256:" + "cd" * 32, size=1234)
+    assert _log(ref_only).size == 1234 and lodestore.Api().artifact("refs/only-refs:v0").exclusive_size == 0

@@ -68,7 +68,7 @@ class VersionRecord:
     type: str
     index: int  # the N of "vN"
     digest: str  # digest of the manifest: identical content -> identical digest
-    size: int  # logical bytes (sum of entry sizes)
+    size: int  # logical bytes: files plus the recorded sizes of references (NewVersion.size)
     file_count: int
     description: str | None
     metadata: dict[str, Any]
@@ -156,6 +156,14 @@ class NewVersion:
     # transaction if this catalog lacks it (its id is then the run_id).
     created_at: datetime | None = None
     run: RunRecord | None = None
+
+    @property
+    def size(self) -> int:
+        """The version's size, as W&B counts `artifact.size`: its files' bytes plus the
+        recorded sizes of its reference entries (a reference recorded without a size, as
+        with `checksum=False` or a Runicorn reference given no `size`, counts 0). The
+        store holds none of a reference's bytes: stored and exclusive bytes leave them out."""
+        return sum(e.size for e in self.entries) + sum(r.size or 0 for r in self.references)
 
 
 @dataclass(frozen=True)

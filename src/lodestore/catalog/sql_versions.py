@@ -126,7 +126,7 @@ class VersionStore:
             idx = _next_index(conn, art)
             # inserted_primary_key is typed Optional, but a single-row INSERT always has one.
             vid = conn.execute(insert(versions).values(
-                artifact_id=art.id, idx=idx, digest=new.digest, size=sum(e.size for e in new.entries),
+                artifact_id=art.id, idx=idx, digest=new.digest, size=new.size,
                 file_count=len(new.entries), description=new.description, metadata=meta,
                 created_at=created_at, created_by_run=run_id, state="live", ttl_seconds=new.ttl_seconds,
             )).inserted_primary_key[0]  # type: ignore[index]

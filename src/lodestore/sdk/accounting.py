@@ -104,6 +104,13 @@ class StoreFigures:
         return dataclasses.asdict(self)
 
 
+def gc_kept_digests(repo: Repository) -> set[str]:
+    """The file digests gc keeps: every version's (soft-deleted ones too: they can be
+    restored) and the parts of open distributed drafts, kept until the draft expires
+    (sdk/distributed.py). `lode gc` and `lode stats`' reclaimable figure both use it."""
+    return repo.catalog.referenced_digests(include_deleted=True) | repo.catalog.draft_digests()
+
+
 def usage(repo: Repository, version_ids: Iterable[int] | None = None) -> dict[int, Usage]:
     """Logical and exclusive bytes of every version (soft-deleted included), or of the
     given ones (exclusivity is still judged against every version: the versions holding
@@ -178,8 +185,12 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
             records[r.id] = r
             art_of[r.id] = i
     per_version: dict[int, set[str]] = defaultdict(set)
-    for vid, digest, _size in cat.version_digests(include_deleted=True):
+    # logical bytes here are the files' (a version's size also counts its references'
+    # recorded sizes, whose bytes the store never holds: they are no dedup saving)
+    file_bytes: dict[int, int] = defaultdict(int)
+    for vid, digest, size in cat.version_digests(include_deleted=True):
         per_version[vid].add(digest)
+        file_bytes[vid] += size
     deleted = {v for v, r in records.items() if r.state == "deleted"}
     live = set(records) - deleted
     outsiders = set(per_version) - set(records)  # committed after the versions were listed
@@ -195,13 +206,13 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
     soft = store.usage({"deleted": _union(per_version, deleted),
                         "others": _union(per_version, set(per_version) - deleted)})["deleted"]
 
-    logical = sum(records[v].size for v in live)
+    logical = sum(file_bytes[v] for v in live)
     per_artifact: list[ArtifactFigures] = []
     types: dict[str, TypeFigures] = {}
     type_stored: dict[str, float] = defaultdict(float)
     for i, art in enumerate(arts):
         vs = [records[v] for v in records if art_of[v] == i]
-        a_logical = sum(r.size for r in vs if r.state != "deleted")
+        a_logical = sum(file_bytes[r.id] for r in vs if r.state != "deleted")
         a_stored = round(by_art_live[i].shared_stored_bytes)
         a_unique = by_art_live[i].raw_bytes
         per_artifact.append(ArtifactFigures(
@@ -223,7 +234,7 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
         t.unique_bytes = types_live[name].raw_bytes
         t.saved_bytes = t.logical_bytes - t.stored_bytes
         t.dedup_ratio = _ratio(t.logical_bytes, t.unique_bytes)
-    plan = store.plan_gc(cat.referenced_digests(include_deleted=True),
+    plan = store.plan_gc(gc_kept_digests(repo),
                          grace=DEFAULT_GRACE_SECONDS if gc_grace is None else gc_grace)
     on_disk = store.disk_usage()
     disk = DiskFigures(packs=on_disk.packs, index=on_disk.index, catalog=_file_bytes(repo.catalog_path)
@@ -246,7 +257,7 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
         packs=st.pack_count, chunks=st.chunk_count, files=st.file_count,
         versions=len(live), deleted_versions=len(deleted),
         broken_versions=sum(r.state == "broken" for r in records.values()),
-        soft_deleted_logical_bytes=sum(records[v].size for v in deleted),
+        soft_deleted_logical_bytes=sum(file_bytes[v] for v in deleted),
         soft_deleted_exclusive_bytes=soft.exclusive_stored_bytes,
         gc_reclaimable_bytes=plan.reclaimable_bytes,
         gc_held_by_grace_bytes=plan.bytes_held_by_grace,

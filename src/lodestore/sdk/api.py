@@ -13,6 +13,7 @@ from lodestore.catalog.base import ArtifactRecord
 from lodestore.errors import InvalidInputError, InvalidNameError, NotFoundError
 from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact
+from lodestore.sdk.collection import ArtifactCollection
 from lodestore.sdk.diff import VersionDiff
 from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.public_run import PublicRun
@@ -86,6 +87,41 @@ class Api:
         if out and out[0].type != type_name:
             raise NotFoundError(f"{ref.project}/{ref.name} has type {out[0].type!r}, not {type_name!r}")
         return out
+
+    def artifact_collection(self, type_name: str, name: str) -> ArtifactCollection:
+        """W&B's collection: one artifact and its versions. `name` is ``name``,
+        ``project/name`` or ``entity/project/name`` (the entity is ignored); a bare name
+        is found in whichever project holds it. Another type: NotFoundError."""
+        project, bare = self._collection_name(name, type_name)
+        record = self._service.artifact(project, bare)
+        if record.type != type_name:
+            raise NotFoundError(f"{project}/{bare} has type {record.type!r}, not {type_name!r}")
+        return ArtifactCollection(self._service, record, Artifact._from_record)
+
+    def artifact_collection_exists(self, name: str, type: str | None = None) -> bool:
+        """True if `artifact_collection(type, name)` would find it (any type when None)."""
+        try:
+            project, bare = self._collection_name(name, type)
+            record = self._service.artifact(project, bare)
+        except (NotFoundError, InvalidNameError, InvalidInputError):
+            return False
+        return type is None or record.type == type
+
+    def artifact_collections(self, project_name: str | None = None,
+                             type_name: str | None = None) -> list[ArtifactCollection]:
+        """Every artifact (of `type_name`) in `project_name` (or the store) as a collection."""
+        return [ArtifactCollection(self._service, r, Artifact._from_record)
+                for r in self._service.artifacts(project=project_name, type=type_name)]
+
+    def _collection_name(self, name: str, type_name: str | None) -> tuple[str, str]:
+        """(project, name) of a collection name; a version in it is refused."""
+        parts = name.split("/") if isinstance(name, str) else []
+        if not parts or not all(parts) or len(parts) > 3 or ":" in name:
+            raise InvalidNameError(f"collection name {name!r} must look like 'name', 'project/name' or "
+                                   "'entity/project/name' (no version)")
+        if len(parts) > 1:
+            return parts[-2], parts[-1]
+        return self._service.project_of(parts[0], self.default_project, type=type_name), parts[0]
 
     def artifact_types(self, project: str | None = None) -> list[str]:
         return self._service.artifact_types(project)

@@ -139,6 +139,8 @@ class Artifact:
             entry_name = f"{folder}/" * bool(folder) + ".".join([stem, *base.split(".")[1:]])
         if overwrite:
             self._files.pending.pop(normalize_entry_path(entry_name), None)
+        elif _holds_same_bytes(self._files.pending.get(normalize_entry_path(entry_name)), path):
+            return  # the same content again under the same name: nothing to add (as W&B)
         if policy == "mutable":
             self._files.add_snapshot(entry_name, path, self._name)
         else:
@@ -171,10 +173,10 @@ class Artifact:
             entry = prefix + rel
             if not plain_entry(entry):
                 entry = normalize_entry_path(entry)  # the naming rules decide, and explain
-            if entry in pending or entry in added:
+            if entry in added or (entry in pending and not _holds_same_bytes(pending[entry], Path(path))):
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
             added[entry] = PendingFile(path)
-        pending.update(added)
+        pending.update((entry, source) for entry, source in added.items() if entry not in pending)
         return len(added)
 
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> IO[Any]:
@@ -273,9 +275,12 @@ class Artifact:
 
     @property
     def size(self) -> int:
+        """Bytes of the files plus the recorded sizes of the reference entries (as W&B's
+        `artifact.size`; a reference recorded without a size counts 0). None of a
+        reference's bytes are stored: `exclusive_size` leaves them out."""
         if self._record:
             return self._record.size
-        return self._files.size()
+        return self._files.size() + sum(r.size or 0 for r in self._references.values())
 
     @property
     def file_count(self) -> int:
@@ -412,6 +417,40 @@ class Artifact:
         return ArtifactEntry(service, record, service.entry(record, name))
 
     get_path = get_entry  # W&B's older spelling
+
+    def file(self, root: str | os.PathLike[str] | None = None) -> str:
+        """W&B's spelling for an artifact of exactly one file (or reference): download it
+        under `root` and return the file's path. More than one is an InvalidInputError
+        (use `download()`)."""
+        service, record = self._door(), self._logged_record()
+        paths = [e.path for e in service.entries(record)] + [r.path for r in service.references(record)]
+        if len(paths) != 1:
+            raise InvalidInputError(f"{record.qualified_name} holds {len(paths)} files; file() is for an "
+                                    "artifact of exactly one: use download()")
+        return str(self.download(root) / paths[0])
+
+    def wait(self, timeout: int | None = None) -> Artifact:
+        """W&B waits here for a logged artifact to finish uploading. `log_artifact`
+        returns once the version is committed, so a logged Artifact is ready: returns
+        itself (`timeout` is accepted and unused). A draft is an InvalidInputError."""
+        self._door()
+        return self
+
+    def link(self, target_path: str, aliases: Iterable[str] | None = None) -> Artifact:
+        """W&B's link into another collection: this version's files and references
+        become a version of `target_path` (``name``, ``project/name`` or
+        ``entity/project/name``; the entity is ignored, the project defaults to this
+        one's), with the same type, description, metadata and tags, and `aliases`. No byte
+        is copied. Linking the same content twice finds the version made the first time.
+        Returns the linked version."""
+        service, record = self._door(), self._logged_record()
+        parts = target_path.split("/") if isinstance(target_path, str) else []
+        if not parts or not all(parts) or len(parts) > 3 or ":" in target_path:
+            raise InvalidInputError(f"link target {target_path!r} must look like 'name', 'project/name' or "
+                                    "'entity/project/name' (no version: linking makes one)")
+        project = parts[-2] if len(parts) > 1 else record.project
+        linked = service.link(record, project, parts[-1], aliases or ())
+        return Artifact._from_record(service, linked.version)
 
     def _target(self, root: str | os.PathLike[str] | None) -> Path:
         return Path(root) if root is not None else default_root(self._logged_record())
@@ -550,7 +589,34 @@ class Artifact:
         return self._door().diff(self._logged_record(), other._logged_record())
 
     # ------------------------------------------------------------------ dunder
+    def __format__(self, spec: str) -> str:
+        """Runicorn's `run.log_artifact` returns the version number, so its samples print
+        ``f"resnet50-model:v{version}"``: a logged Artifact formats as its number (the
+        N of vN; versions count from v0 here). str() and repr() are unchanged."""
+        if spec == "" and self._record is not None:
+            return str(self._record.index)
+        return format(str(self), spec)
+
+    def __int__(self) -> int:
+        """The version number (Runicorn's log_artifact returns it as an int)."""
+        return self._logged_record().index
+
     def __repr__(self) -> str:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
         return f"<Artifact draft {self._name!r} type={self._type} files={len(self._files.pending)}>"
+
+
+def _holds_same_bytes(held: PendingFile | None, path: Path) -> bool:
+    """True if the draft entry `held` already has the bytes of `path`: the same file, or
+    one with the same content. Adding the same content twice under one name is no
+    conflict (W&B compares digests; Runicorn's add_dir samples add a folder twice)."""
+    if held is None:
+        return False
+    source = Path(held.source)
+    try:
+        if source.resolve() == path.resolve():
+            return True
+        return source.stat().st_size == path.stat().st_size and file_digest(source) == file_digest(path)
+    except OSError:
+        return False

@@ -201,8 +201,7 @@ def gc(repo: Repository, dry_run: bool = False, grace: float | None = None,
             adopt_catalog(repo)
         elif not adopt:
             refuse_catalog_mismatch(repo, "gc")
-        # open distributed drafts keep their parts' bytes until they expire (sdk/distributed.py)
-        return repo.catalog.referenced_digests(include_deleted=True) | repo.catalog.draft_digests()
+        return accounting.gc_kept_digests(repo)
 
     return repo.store.gc(keep, grace=gc_grace_default() if grace is None else grace, dry_run=dry_run,
                          repack_threshold=repack_threshold, on_plan=on_plan)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
-from lodestore.errors import InvalidInputError, SourceFileNotFoundError
+from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import case_collisions, validate_alias
 from lodestore.sdk import ui
@@ -109,4 +109,26 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
         ))
     if not result.created:
         ui.notice(identical_notice(result.version, draft.description, metadata, draft.tags, wanted))
+    return LogResult(result.version, result.created)
+
+
+def link_version(repo: Repository, version: VersionRecord, project: str, name: str,
+                 aliases: Iterable[str] = ()) -> LogResult:
+    """Commit `version`'s files and references (with its description, metadata and tags)
+    as a version of `project/name`: W&B's `artifact.link`, the same content in another
+    collection. No byte moves: the store holds them all, and the write session keeps gc
+    away while the catalog commits (the version is read again inside it, so one purged
+    meanwhile is not linked). Its producer is the run that made `version`. Content
+    identical to a version there already is that version (the aliases are added to it)."""
+    wanted = wanted_aliases(aliases)
+    with repo.store.session():
+        source = repo.catalog.get_version_by_id(version.id)  # NotFoundError if purged meanwhile
+        if source.state != "live":
+            raise ConflictError(f"{source.qualified_name} is {source.state}: only a live version can be linked")
+        result = repo.catalog.commit_version(NewVersion(
+            project=project, name=name, type=source.type, entries=list(repo.catalog.iter_entries(source.id)),
+            references=repo.catalog.iter_references(source.id), digest=source.digest,
+            description=source.description, metadata=dict(source.metadata), tags=list(source.tags),
+            aliases=wanted, run_id=source.created_by_run,
+        ))
     return LogResult(result.version, result.created)

@@ -50,7 +50,7 @@ from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.locations import Location, Remote
-from lodestore.sdk.log_draft import LogResult, log_draft
+from lodestore.sdk.log_draft import LogResult, link_version, log_draft
 from lodestore.sdk.references import fetch as fetch_reference
 from lodestore.sdk.references import problem as reference_problem
 from lodestore.sdk.repository import Repository, upgrade_catalog
@@ -215,6 +215,11 @@ class Service:
         """Store every byte of a draft, then commit it as a version (or find the identical
         one): sdk/log_draft.py."""
         return log_draft(self._repo, draft, project, aliases, run_id=run_id)
+
+    def link(self, version: VersionRecord, project: str, name: str, aliases: Iterable[str] = ()) -> LogResult:
+        """The same content as a version of `project/name` (W&B's `artifact.link`), no byte
+        copied: sdk/log_draft.py `link_version`."""
+        return link_version(self._repo, version, project, name, aliases)
 
     def edit(self, version: VersionRecord, *, description: str | None = ...,  # type: ignore[assignment]
              metadata_set: dict[str, Any] | None = None, metadata_unset: Iterable[str] = (),
