@@ -15,12 +15,16 @@ Generates a store of 1,000 artifacts and 10,000 versions (x --scale), two versio
   page's own empty "not found" page (goal: each tab within 1 s).
 
 Usage: python bench/web.py [--scale 0.1] [--workdir DIR] [--reps 30] [--keep]
+
+With --workdir, the generated store is kept there and a later run with the same
+--workdir measures it again instead of generating it anew (sizes.json records its scale).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import shutil
 import statistics
@@ -201,7 +205,10 @@ def main() -> None:
     root = work / "store"
     os.environ["LODESTORE_QUIET"] = "1"
     try:
-        sizes = generate(root, work, args.scale)
+        sizes = generated_before(work, args.scale)
+        if sizes is None:
+            sizes = generate(root, work, args.scale)
+            (work / "sizes.json").write_text(json.dumps({"scale": args.scale, **sizes}))
         proc, url, ready = start(root)
         try:
             print(f"lode ui ready (spawn to first answer): {ready:.2f} s  (goal <= 1.5 s; a bare `python -c pass`: "
@@ -220,6 +227,18 @@ def main() -> None:
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def generated_before(work: Path, scale: float) -> dict[str, int] | None:
+    """The sizes of a store a previous run generated in `work` at the same scale, or None."""
+    try:
+        recorded = json.loads((work / "sizes.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if recorded.pop("scale", None) != scale:
+        raise SystemExit(f"{work} holds a store of another scale: give another --workdir")
+    print(f"measuring the store generated before in {work}", flush=True)
+    return recorded
 
 
 def python_start() -> float:

@@ -25,9 +25,14 @@ from typing import Any
 
 from lodestore.catalog import query_parse
 from lodestore.catalog.base import (
+    ARTIFACT_ORDERS,
+    DIFF_SECTIONS,
     LATEST,
+    VERSION_ORDERS,
     AliasEvent,
     ArtifactRecord,
+    DiffCounts,
+    DiffRow,
     DraftPart,
     DraftRecord,
     HistoryRow,
@@ -35,12 +40,15 @@ from lodestore.catalog.base import (
     ReferenceEntry,
     RunRecord,
     VersionRecord,
+    artifact_page_key,
+    version_page_key,
 )
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
 from lodestore.sdk import accounting, cache, distributed, download, lifecycle, search
-from lodestore.sdk.diff import VersionDiff, diff_versions
+from lodestore.sdk.diff import DiffOverview, VersionDiff, diff_item, diff_versions
+from lodestore.sdk.diff import overview as diff_overview
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
@@ -64,8 +72,12 @@ from lodestore.store.base import GcPlan
 # Re-exported for entry points: they import the door, not the modules behind it.
 __all__ = [
     "ADOPT_HINT",
+    "ARTIFACT_ORDERS",
+    "DIFF_SECTIONS",
     "LATEST",
     "PREVIEW_ROWS",
+    "DiffOverview",
+    "DiffRow",
     "Draft",
     "DraftPart",
     "DraftRecord",
@@ -80,9 +92,13 @@ __all__ = [
     "StoreFigures",
     "TablePreview",
     "TablesUnavailableError",
+    "VERSION_ORDERS",
     "Usage",
     "VersionRecord",
+    "artifact_page_key",
+    "diff_item",
     "parse_duration",
+    "version_page_key",
 ]
 
 Usage = accounting.Usage
@@ -263,7 +279,8 @@ class Service:
     def diff(self, a: VersionRecord, b: VersionRecord) -> VersionDiff:
         """Compare version `a` (old) with `b` (new), on fresh records (aliases move)."""
         catalog = self._repo.catalog
-        return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id))
+        return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id),
+                             accounting.new_chunks(self._repo, a.id, b.id))
 
     def producer_run(self, version: VersionRecord) -> RunRecord | None:
         """The run that logged `version`: the one recorded on it, else the first lineage
@@ -555,6 +572,17 @@ class Service:
         parsed = query_parse.parse(text)
         return ParsedQuery(parsed.text, _query_groups(parsed.root))
 
+    def artifacts_page(self, project: str | None, type: str | None, order: str, descending: bool,
+                       after: tuple[Any, ...] | None, limit: int) -> list[ArtifactRecord]:
+        """A keyset page of artifacts (catalog.base.ARTIFACT_ORDERS; `after` is the
+        `artifact_page_key` of the previous page's last one), cut in SQL."""
+        return self._repo.catalog.artifacts_page(project, type, order, descending, after, limit)
+
+    def versions_page(self, project: str, name: str, include_deleted: bool, order: str, descending: bool,
+                      after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:
+        """A keyset page of an artifact's versions (VERSION_ORDERS, `version_page_key`)."""
+        return self._repo.catalog.versions_page(project, name, include_deleted, order, descending, after, limit)
+
     def artifact(self, project: str, name: str) -> ArtifactRecord:
         """One artifact; NotFoundError naming the project's artifacts if absent."""
         for a in self._repo.catalog.list_artifacts(project=project, name=name):
@@ -591,6 +619,34 @@ class Service:
             if r.path.startswith(under) and needle in r.path[len(under):].casefold():
                 found.append(FolderItem(r.path.rsplit("/", 1)[-1], r.path, False, r.size, r.digest, uri=r.uri))
         return sorted(found, key=lambda f: f.path)
+
+    DIFF_FIGURES_KEPT = 16  # a few integers per pair of versions
+
+    def diff_overview(self, a: VersionRecord, b: VersionRecord) -> DiffOverview:
+        """The diff of `a` (old) and `b` (new) without its lists: the head of `lode diff
+        --json` (metadata, aliases, tags from fresh records), each list's size and the
+        new chunk bytes. Those two are measured once per pair (counting in SQL, the chunks
+        by accounting.new_chunks) and kept: the files of a version never change, and the
+        key holds each version's manifest digest, so a purged id reused is another key."""
+        catalog = self._repo.catalog
+        a, b = catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id)
+        kept: OrderedDict[tuple[int, str, int, str], tuple[DiffCounts, accounting.NewChunks]] = \
+            self.__dict__.setdefault("_diff_figures", OrderedDict())
+        key = (a.id, a.digest, b.id, b.digest)
+        if key in kept:
+            kept.move_to_end(key)
+        else:
+            kept[key] = (catalog.diff_counts(a.id, b.id), accounting.new_chunks(self._repo, a.id, b.id))
+            while len(kept) > self.DIFF_FIGURES_KEPT:
+                kept.popitem(last=False)
+        counts, fresh = kept[key]
+        return diff_overview(a, b, counts, fresh)
+
+    def diff_page(self, a: VersionRecord, b: VersionRecord, section: str, after: str | None,
+                  limit: int) -> list[DiffRow]:
+        """One page of a list of the diff (added, removed, modified, renamed), cut in SQL
+        by path after `after` (catalog/diff_pages.py)."""
+        return self._repo.catalog.diff_page(a.id, b.id, section, after, limit)
 
     FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
 

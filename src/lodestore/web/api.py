@@ -37,9 +37,19 @@ from lodestore.errors import (
     NotFoundError,
 )
 from lodestore.names import normalize_entry_path, parse_ref, validate_name
-from lodestore.sdk.service import Service, TablesUnavailableError, VersionRecord
+from lodestore.sdk.service import (
+    ARTIFACT_ORDERS,
+    DIFF_SECTIONS,
+    VERSION_ORDERS,
+    Service,
+    TablesUnavailableError,
+    VersionRecord,
+    artifact_page_key,
+    diff_item,
+    version_page_key,
+)
 from lodestore.web import json_out as out
-from lodestore.web.paging import Page, paginate, paginate_ordered, parse_limit
+from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, parse_limit
 
 PREVIEW_TEXT_BYTES = 1_000_000  # text and JSON previews: the first 1 MB
 PREVIEW_TABLE_ROWS = 100  # CSV and Parquet previews: the first 100 rows
@@ -222,16 +232,7 @@ def types(svc: Service, request: Request) -> Any:
     return page_json(page, lambda t: {"name": t})
 
 
-ARTIFACT_SORTS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
-    "name": lambda a: (a.project, a.name),
-    "type": lambda a: (a.type, a.project, a.name),
-    "created": lambda a: (a.created_at.isoformat(), a.id),
-    "versions": lambda a: (a.version_count, a.id),
-    "size": lambda a: (a.total_size, a.id),
-}
-
-
-def sort_spec(text: str | None, allowed: dict[str, Any], default: str) -> tuple[str, bool]:
+def sort_spec(text: str | None, allowed: tuple[str, ...], default: str) -> tuple[str, bool]:
     text = text or default
     key, descending = (text[1:], True) if text.startswith("-") else (text, False)
     if key not in allowed:
@@ -245,9 +246,9 @@ def sort_spec(text: str | None, allowed: dict[str, Any], default: str) -> tuple[
         Param("sort", "query", "name, type, created, versions or size; prefix - for descending")), paged=True)
 def artifacts(svc: Service, request: Request) -> Any:
     project, type_ = q(request, "project") or None, q(request, "type") or None
-    key, descending = sort_spec(q(request, "sort"), ARTIFACT_SORTS, "name")
-    page = paginate(svc.artifacts(project=project, type=type_), ARTIFACT_SORTS[key], q(request, "cursor"),
-                    parse_limit(q(request, "limit")), descending)
+    order, descending = sort_spec(q(request, "sort"), ARTIFACT_ORDERS, "name")
+    page = keyset(lambda after, n: svc.artifacts_page(project, type_, order, descending, after, n),
+                  lambda a: artifact_page_key(a, order), q(request, "cursor"), parse_limit(q(request, "limit")))
     return page_json(page, out.artifact)
 
 
@@ -278,14 +279,6 @@ def artifact(svc: Service, request: Request) -> Any:
     return {**out.artifact(a), "retention": svc.retention(project, name)}
 
 
-VERSION_SORTS: dict[str, Callable[[VersionRecord], tuple[Any, ...]]] = {
-    "index": lambda v: (v.index,),
-    "created": lambda v: (v.created_at.isoformat(), v.index),
-    "size": lambda v: (v.size, v.index),
-    "files": lambda v: (v.file_count, v.index),
-}
-
-
 @route("GET", ARTIFACT_PATH + "/versions", "An artifact's versions (newest first by default), soft-deleted ones "
        "with include_deleted; each with the bytes only it holds.", "versions",
        (P_PROJECT, P_NAME, Param("include_deleted", "query", "true to list soft-deleted versions too"),
@@ -293,10 +286,10 @@ VERSION_SORTS: dict[str, Callable[[VersionRecord], tuple[Any, ...]]] = {
        paged=True)
 def versions(svc: Service, request: Request) -> Any:
     project, name = names_of(request)
-    svc.artifact(project, name)  # 404 for an unknown artifact, not an empty list
-    key, descending = sort_spec(q(request, "sort"), VERSION_SORTS, "-index")
-    page = paginate(svc.versions(project, name, include_deleted=flag(request, "include_deleted")),
-                    VERSION_SORTS[key], q(request, "cursor"), parse_limit(q(request, "limit")), descending)
+    order, descending = sort_spec(q(request, "sort"), VERSION_ORDERS, "-index")
+    deleted_too = flag(request, "include_deleted")
+    page = keyset(lambda after, n: svc.versions_page(project, name, deleted_too, order, descending, after, n),
+                  lambda v: version_page_key(v, order), q(request, "cursor"), parse_limit(q(request, "limit")))
     usage = svc.usage(page.items)
     return page_json(page, lambda v: {**out.version(v), "own_bytes": usage[v.id].exclusive if v.id in usage else 0})
 
@@ -598,29 +591,39 @@ def remove_alias(svc: Service, request: Request) -> Any:
 
 
 # ---------------------------------------------------------------------------------- diff
-DIFF_SECTIONS = ("added", "removed", "modified", "renamed")
-
-
 @route("GET", "/api/v1/diff", "Compare two versions (a old, b new): files added, removed, modified, renamed, "
-       "metadata key paths, aliases, tags; the same data as `lode diff --json`, each file list paged.", "diff",
+       "metadata key paths, aliases, tags, the new chunk bytes b adds; the same data as `lode diff --json`, each "
+       "file list a page (cut in SQL) with its total.", "diff",
        (Param("a", "query", "project/artifact:vN (old)", True), Param("b", "query", "project/artifact:vN (new)", True),
         Param("section", "query", "page only this list: added, removed, modified or renamed")), paged=True)
 def diff(svc: Service, request: Request) -> Any:
     a, b = ref_param(svc, request, "a"), ref_param(svc, request, "b")
-    d = svc.diff(a, b).to_dict()
     limit = parse_limit(q(request, "limit"))
     section = q(request, "section")
     if section is not None and section not in DIFF_SECTIONS:
         raise InvalidInputError(f"section must be one of {', '.join(DIFF_SECTIONS)}")
+    overview = svc.diff_overview(a, b)
     lists: dict[str, Any] = {}
     for name in DIFF_SECTIONS:
         if section is not None and name != section:
             continue
-        path_of = (lambda x: (x["to"],)) if name == "renamed" else (lambda x: (x["path"],))
-        page = paginate(d[name], path_of, q(request, "cursor") if section == name else None, limit)
-        lists[name] = {"items": page.items, "total": len(d[name]), "next_cursor": page.next_cursor}
-    head = {k: v for k, v in d.items() if k not in DIFF_SECTIONS}
-    return {**head, **lists}
+        total = getattr(overview.counts, name)
+        cursor = q(request, "cursor") if section == name else None
+        page = keyset(lambda after, n, name=name: _diff_rows(svc, a, b, name, after, n, total),
+                      lambda row: ((row.new or row.old).path,), cursor, limit)
+        lists[name] = {"items": [diff_item(name, r) for r in page.items], "total": total,
+                       "next_cursor": page.next_cursor}
+    return {**overview.to_dict(), **lists}
+
+
+def _diff_rows(svc: Service, a: VersionRecord, b: VersionRecord, section: str, after: tuple[Any, ...] | None,
+               n: int, total: int) -> list[Any]:
+    """A page of one diff list; none asked of the database for an empty list."""
+    if total == 0:
+        return []
+    if after is not None and (len(after) != 1 or not isinstance(after[0], str)):
+        raise InvalidInputError("the cursor is not one of this list's")
+    return svc.diff_page(a, b, section, None if after is None else after[0], n)
 
 
 @route("GET", "/api/v1/diff/text", "Side by side line diff of one small text file in two versions.", "diff",

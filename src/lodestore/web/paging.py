@@ -84,6 +84,17 @@ def paginate(items: Iterable[T], key: Callable[[T], tuple[Any, ...]], cursor: st
     return Page([x for _, x in page], encode_cursor(key(page[-1][1])) if more and page else None)
 
 
+def keyset(fetch: Callable[[tuple[Any, ...] | None, int], list[T]], key: Callable[[T], Sequence[Any]],
+           cursor: str | None, limit: int) -> Page[T]:
+    """A page the backend cuts itself (a keyset query in SQL): `fetch(after, n)` returns
+    at most n items whose key sorts after `after`; one more than the page is asked for,
+    to know whether a next page exists."""
+    items = fetch(decode_cursor(cursor), limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, encode_cursor(key(items[-1])) if more and items else None)
+
+
 def paginate_ordered(items: Sequence[T], ident: Callable[[T], Any], cursor: str | None, limit: int) -> Page[T]:
     """A page of a list already in its order (e.g. runs ordered in SQL by a summary key):
     the cursor names the last item seen; an item gone since starts over at the top is
