@@ -543,6 +543,11 @@ class Catalog(abc.ABC):
         whose `version_page_key` sorts after `after`. NotFoundError for an unknown artifact."""
 
     @abc.abstractmethod
+    def version_states(self) -> dict[str, int]:
+        """How many versions are in each state (live, deleted, broken): with `identity()`'s
+        generation, a cheap sign that store-wide figures (`lode stats`) changed."""
+
+    @abc.abstractmethod
     def diff_counts(self, version_a: int, version_b: int) -> DiffCounts:
         """How many entries each list of the diff from version_a to version_b holds."""
 

@@ -309,6 +309,9 @@ class SqlCatalog(Catalog):
                       limit: int = 50) -> list[VersionRecord]:
         return self._pages.versions_page(project, name, include_deleted, order, descending, after, limit)
 
+    def version_states(self) -> dict[str, int]:
+        return self._pages.version_states()
+
     def diff_counts(self, version_a: int, version_b: int) -> DiffCounts:
         return self._pages.diff_counts(version_a, version_b)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, func, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, tuple_
 
 from lodestore.catalog import diff_pages
 from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
@@ -127,6 +127,11 @@ class PageStore:
             found = {r.id: r for r in load_versions(conn, v.id.in_(ids))} if ids else {}
         return [found[i] for i in ids if i in found]
 
+    def version_states(self) -> dict[str, int]:
+        with self.db.reading() as conn:  # the (state, deleted_at) index alone
+            return {state: int(n) for state, n in conn.execute(
+                select(versions.c.state, func.count()).group_by(versions.c.state))}
+
     def diff_counts(self, a: int, b: int) -> DiffCounts:
         with self.db.reading() as conn:
             version_row(conn, a)
@@ -148,22 +153,27 @@ class PageStore:
             return diff_pages.digests_only_in(conn, version_id, other_id)
 
 
+def _records_query() -> Select[Any]:
+    """Artifacts by id with their live totals and latest index, computed per row (for the
+    page's rows alone); built once, its ids an expanding parameter, so it compiles once."""
+    a, v = artifacts.c, versions.c
+    live = and_(v.artifact_id == a.id, NOT_DELETED)
+    latest = (select(v.idx).join(aliases, aliases.c.version_id == v.id)
+              .where(aliases.c.artifact_id == a.id, aliases.c.alias == LATEST).scalar_subquery())
+    return (select(a.id, a.name, a.type, a.created_at, projects.c.name.label("project_name"),
+                   select(func.count()).where(live).scalar_subquery().label("n"),
+                   select(func.coalesce(func.sum(v.size), 0)).where(live).scalar_subquery().label("total"),
+                   latest.label("latest_idx"))
+            .join(projects, projects.c.id == a.project_id)
+            .where(a.id.in_(bindparam("ids", expanding=True))))
+
+
+_RECORDS = _records_query()
+
+
 def _artifact_records(conn: Connection, ids: list[int]) -> list[ArtifactRecord]:
-    """The artifacts `ids` with their live totals and latest index, computed for them alone."""
     if not ids:
         return []
-    totals = (select(versions.c.artifact_id, func.count().label("n"),
-                     func.coalesce(func.sum(versions.c.size), 0).label("total"))
-              .where(NOT_DELETED, versions.c.artifact_id.in_(ids)).group_by(versions.c.artifact_id).subquery())
-    latest = (select(aliases.c.artifact_id, versions.c.idx)
-              .join(versions, versions.c.id == aliases.c.version_id)
-              .where(and_(aliases.c.alias == LATEST, aliases.c.artifact_id.in_(ids))).subquery())
-    q = (select(artifacts, projects.c.name.label("project_name"), totals.c.n, totals.c.total,
-                latest.c.idx.label("latest_idx"))
-         .join(projects, projects.c.id == artifacts.c.project_id)
-         .outerjoin(totals, totals.c.artifact_id == artifacts.c.id)
-         .outerjoin(latest, latest.c.artifact_id == artifacts.c.id)
-         .where(artifacts.c.id.in_(ids)))
     return [ArtifactRecord(id=r.id, project=r.project_name, name=r.name, type=r.type, created_at=r.created_at,
                            version_count=r.n or 0, latest_index=r.latest_idx, total_size=int(r.total or 0))
-            for r in conn.execute(q)]
+            for r in conn.execute(_RECORDS, {"ids": ids})]

@@ -620,6 +620,43 @@ class Service:
                 found.append(FolderItem(r.path.rsplit("/", 1)[-1], r.path, False, r.size, r.digest, uri=r.uri))
         return sorted(found, key=lambda f: f.path)
 
+    def own_bytes(self, versions: Iterable[VersionRecord]) -> dict[int, int]:
+        """Per version: the stored bytes only it holds (`usage(...).exclusive`), measured
+        for the versions not measured before and kept while neither the set of versions
+        (the catalog generation: commits and purges; a soft delete or restore moves no
+        bytes) nor the store (its change stamp: sessions, gc, repair) changed."""
+        wanted = list(versions)
+        kept = self._kept_figures("own_bytes", self._figures_stamp())
+        missing = [v for v in wanted if v.id not in kept]
+        if missing:
+            kept.update({vid: u.exclusive for vid, u in self.usage(missing).items()})
+        return {v.id: kept.get(v.id, 0) for v in wanted}
+
+    def stats_kept(self) -> accounting.StoreFigures:
+        """`stats()`, measured again only when the versions (their set and states) or the
+        store changed since the last measure (see `own_bytes`): the web page's stat
+        cards ask it on every visit. Figures of the files on disk (the catalog's own size
+        among them) are as of that measure."""
+        stamp = self._figures_stamp()
+        kept = self._kept_figures("stats", None if stamp is None else (stamp, tuple(sorted(
+            self._repo.catalog.version_states().items()))))
+        if "figures" not in kept:
+            kept["figures"] = self.stats()
+        return kept["figures"]
+
+    def _figures_stamp(self) -> tuple[int, Any] | None:
+        store = self._repo.store.change_stamp()
+        return None if store is None else (self._repo.catalog.identity().generation, store)
+
+    def _kept_figures(self, what: str, stamp: Any) -> dict[Any, Any]:
+        """The figures kept under `what` while `stamp` holds (None: never kept)."""
+        kept: dict[str, tuple[Any, dict[Any, Any]]] = self.__dict__.setdefault("_figures", {})
+        if stamp is None:
+            return {}
+        if what not in kept or kept[what][0] != stamp:
+            kept[what] = (stamp, {})
+        return kept[what][1]
+
     DIFF_FIGURES_KEPT = 16  # a few integers per pair of versions
 
     def diff_overview(self, a: VersionRecord, b: VersionRecord) -> DiffOverview:

@@ -19,7 +19,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import TypeVar
 
 from lodestore.store.base import GroupUsage
-from lodestore.store.index import StoreIndex
+from lodestore.store.index import StoreIndex, recipe_chunks
 from lodestore.store.packs import RECORD_HEADER
 
 K = TypeVar("K", bound=Hashable)
@@ -38,53 +38,66 @@ def _raw(digests: Iterable[str]) -> set[bytes]:
     return out
 
 
+class _Keys(set):  # type: ignore[type-arg]
+    """The groups holding one chunk, once there are two or more (a set of its own type,
+    so a group key that is itself a set or tuple is never mistaken for it)."""
+
+
+def _hold(holders: dict[bytes, object], chunk: bytes, key: object) -> None:
+    """Record that group `key` holds `chunk`: most chunks have one holder, kept bare
+    (no set per chunk: with a million chunks, the sets were most of the memory)."""
+    h = holders.get(chunk, _NOBODY)
+    if h is _NOBODY:
+        holders[chunk] = key
+    elif isinstance(h, _Keys):
+        h.add(key)
+    elif h != key:
+        holders[chunk] = _Keys((h, key))
+
+
 def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
-    wanted = {key: _raw(digests) for key, digests in groups.items()}
-    recipes = index.recipes(set().union(*wanted.values()) if wanted else set())
-    holders: dict[bytes, set[K]] = defaultdict(set)
-    for key, files in wanted.items():
-        for f in files:
-            for c in recipes.get(f, ()):
-                holders[c].add(key)
-    where = index.locate(list(holders))
-    pack_ids = {loc.pack_id for loc in where.values()}
-    pack_sizes = {pid: size for pid, size, _n, _c in index.all_packs() if pid in pack_ids}
-    chunk_rows: dict[bytes, tuple[int, int]] = {}  # chunk -> (stored with header, raw)
-    pack_chunks: dict[str, list[bytes]] = defaultdict(list)
-    for d, pid, stored, raw in index.chunks_of_packs(pack_ids):
-        chunk_rows[d] = (stored + RECORD_HEADER.size, raw)
-        pack_chunks[pid].append(d)
+    """One pass: each group's recipes (a query per 900 files), then every chunk's row
+    streamed from the index once, summed into its holders' figures. Memory holds one
+    entry per distinct chunk (its holder), not the chunks' rows."""
+    holders: dict[bytes, object] = {}
+    for key, digests in groups.items():
+        for file, (_size, count, recipe) in index.file_rows(list(_raw(digests))).items():
+            for c in recipe_chunks(file, count, recipe):
+                _hold(holders, c, key)
 
-    raw_bytes: dict[K, int] = defaultdict(int)
-    stored_bytes: dict[K, int] = defaultdict(int)
-    overhead: dict[K, int] = defaultdict(int)
-    shared: dict[K, float] = defaultdict(float)
-    exclusive_raw: dict[K, int] = defaultdict(int)
-    for c, keys in holders.items():
-        row = chunk_rows.get(c)
-        if row is None:
-            continue  # not indexed (damage fsck reports): holds no bytes
-        for key in keys:
-            raw_bytes[key] += row[1]
-            stored_bytes[key] += row[0]
-            overhead[key] += RECORD_HEADER.size
-            shared[key] += row[0] / len(keys)
-        if len(keys) == 1:
-            exclusive_raw[next(iter(keys))] += row[1]
-
-    def owner(chunk: bytes) -> object:
-        keys = holders.get(chunk, ())
-        return next(iter(keys)) if len(keys) == 1 else _NOBODY
-
+    raw_bytes: dict[object, int] = defaultdict(int)
+    stored_bytes: dict[object, int] = defaultdict(int)
+    overhead: dict[object, int] = defaultdict(int)
+    shared: dict[object, float] = defaultdict(float)
+    exclusive_raw: dict[object, int] = defaultdict(int)
     exclusive: dict[object, int] = defaultdict(int)
-    for pid, chunks in pack_chunks.items():
-        owners = [owner(c) for c in chunks]
-        if len(set(owners)) == 1 and owners[0] is not _NOBODY:
-            exclusive[owners[0]] += pack_sizes.get(pid, 0)  # the whole pack goes
+    pack_owner: dict[str, object] = {}  # pack -> the one group owning every chunk seen in it, or _NOBODY
+    pack_seen: dict[str, int] = defaultdict(int)  # pack -> chunks seen
+    pack_owned: dict[str, int] = defaultdict(int)  # pack -> record bytes of the chunks its owner alone holds
+    for c, pid, stored_len, raw in index.chunk_rows(holders):
+        record = stored_len + RECORD_HEADER.size
+        keys = holders[c]
+        many = isinstance(keys, _Keys)
+        for key in (keys if many else (keys,)):  # type: ignore[union-attr]
+            raw_bytes[key] += raw
+            stored_bytes[key] += record
+            overhead[key] += RECORD_HEADER.size
+            shared[key] += record / (len(keys) if many else 1)  # type: ignore[arg-type]
+        pack_seen[pid] += 1
+        if many:
+            pack_owner[pid] = _NOBODY
             continue
-        for c, o in zip(chunks, owners, strict=True):
-            if o is not _NOBODY:
-                exclusive[o] += chunk_rows[c][0]
+        exclusive_raw[keys] += raw
+        exclusive[keys] += record  # record by record; a pack it owns whole is topped up below
+        pack_owned[pid] += record
+        if pack_owner.setdefault(pid, keys) != keys:
+            pack_owner[pid] = _NOBODY
+    # A pack whose every indexed chunk one group alone holds goes whole with it (magic,
+    # headers and trailer too); a chunk no group holds (awaiting gc) keeps its pack.
+    for pid, (size, indexed) in index.pack_totals(pack_owner).items():
+        owner = pack_owner[pid]
+        if owner is not _NOBODY and pack_seen[pid] == indexed:
+            exclusive[owner] += size - pack_owned[pid]
     return {key: GroupUsage(raw_bytes=raw_bytes[key], stored_bytes=stored_bytes[key],
                             overhead_bytes=overhead[key], shared_stored_bytes=shared[key],
                             exclusive_stored_bytes=exclusive[key], exclusive_raw_bytes=exclusive_raw[key])

@@ -214,7 +214,7 @@ def ping(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/stats", "What the store holds: artifacts, versions, logical and stored bytes, savings.",
        "stats")
 def stats(svc: Service, request: Request) -> Any:
-    return out.stats(svc.stats())
+    return out.stats(svc.stats_kept())
 
 
 @route("GET", "/api/v1/projects", "Projects, by name.", "projects", paged=True)
@@ -290,8 +290,8 @@ def versions(svc: Service, request: Request) -> Any:
     deleted_too = flag(request, "include_deleted")
     page = keyset(lambda after, n: svc.versions_page(project, name, deleted_too, order, descending, after, n),
                   lambda v: version_page_key(v, order), q(request, "cursor"), parse_limit(q(request, "limit")))
-    usage = svc.usage(page.items)
-    return page_json(page, lambda v: {**out.version(v), "own_bytes": usage[v.id].exclusive if v.id in usage else 0})
+    own = svc.own_bytes(page.items)
+    return page_json(page, lambda v: {**out.version(v), "own_bytes": own[v.id]})
 
 
 @route("GET", VERSION_PATH, "One version: digest, sizes, metadata, aliases, its producing run; with "
@@ -300,7 +300,7 @@ def versions(svc: Service, request: Request) -> Any:
 def version(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     producer = svc.producer_run(v)
-    extra = {"own_bytes": svc.version_usage(v).exclusive} if flag(request, "own_bytes") else {}
+    extra = {"own_bytes": svc.own_bytes([v])[v.id]} if flag(request, "own_bytes") else {}
     return {**out.version(v), **extra,
             "producer": None if producer is None else out.run(producer, svc.run_state(producer))}
 
