@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lodestore.store.base import DEFAULT_GRACE_SECONDS
+from lodestore.store.base import DEFAULT_GRACE_SECONDS, GroupUsage
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
@@ -47,6 +47,10 @@ class DiskFigures:
     index: int
     catalog: int
     tmp: int
+
+    @property
+    def total(self) -> int:
+        return self.packs + self.index + self.catalog + self.tmp
 
 
 @dataclass
@@ -109,28 +113,92 @@ class StoreFigures:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class StoreSummary:
+    """The few store-wide figures the web page's stat cards show: `stats`'s, measured
+    without its per-artifact and per-type breakdowns and gc plan (one pass over the live
+    versions' distinct files), so a server holding a 100,000-file version stays small."""
+
+    artifacts: int
+    versions: int
+    deleted_versions: int
+    broken_versions: int
+    logical_bytes: int
+    unique_bytes: int
+    live_stored_bytes: int
+    stored_bytes: int
+    dedup_saved_bytes: int
+    compression_saved_bytes: int
+    saved_bytes: int
+    dedup_ratio: float | None
+
+
+def _savings(logical: int, live: GroupUsage) -> dict[str, Any]:
+    """The one rule for the savings (see `stats`): from the logical bytes of the live
+    versions and the usage of their distinct files."""
+    return dict(dedup_saved_bytes=logical - live.raw_bytes,
+                compression_saved_bytes=live.raw_bytes - (live.stored_bytes - live.overhead_bytes),
+                saved_bytes=logical - live.stored_bytes, dedup_ratio=_ratio(logical, live.raw_bytes))
+
+
+def summary(repo: Repository) -> StoreSummary:
+    """`StoreSummary`: what `stats` says of the whole store, without its breakdowns."""
+    cat = repo.catalog
+    arts = cat.list_artifacts()
+    states = cat.version_states()
+    live = repo.store.usage({"live": cat.referenced_digests(include_deleted=False)})["live"]
+    logical = sum(a.total_size for a in arts)
+    return StoreSummary(
+        artifacts=len(arts), versions=states.get("live", 0) + states.get("broken", 0),
+        deleted_versions=states.get("deleted", 0), broken_versions=states.get("broken", 0),
+        logical_bytes=logical, unique_bytes=live.raw_bytes, live_stored_bytes=live.stored_bytes,
+        stored_bytes=_disk(repo).total, **_savings(logical, live))
+
+
+def _disk(repo: Repository) -> DiskFigures:
+    on_disk = repo.store.disk_usage()
+    return DiskFigures(packs=on_disk.packs, index=on_disk.index, catalog=_file_bytes(repo.catalog_path),
+                       tmp=on_disk.tmp)
+
+
 def usage(repo: Repository, version_ids: Iterable[int] | None = None) -> dict[int, Usage]:
     """Logical and exclusive bytes of every version (soft-deleted included), or of the
     given ones (exclusivity is still judged against every version: the versions holding
     files that share a chunk with them are found by lookups, not a pass over every
-    manifest)."""
+    manifest, and count as one group, since only whether someone else holds a chunk
+    matters)."""
     per_version: dict[int, set[str]] = defaultdict(set)
     out: dict[int, Usage] = defaultdict(Usage)
     wanted = None if version_ids is None else set(version_ids)
+    same = _Interned()
     for vid, digest, size in repo.catalog.version_digests(include_deleted=True, version_ids=wanted):
-        per_version[vid].add(digest)
+        per_version[vid].add(same(digest))
         out[vid].logical += size
-    groups: dict[Hashable, set[str]] = {vid: set(ds) for vid, ds in per_version.items()}
+    groups: dict[Hashable, set[str]] = dict(per_version)
     if wanted is not None:
         files = set().union(*per_version.values()) if per_version else set()
         files |= repo.store.files_sharing_chunks(files)
+        others: set[str] = set()
         for vid, digest in repo.catalog.digest_holders(files):
-            groups.setdefault(vid, set()).add(digest)
+            if vid not in wanted:
+                others.add(same(digest))
+        groups[_OTHERS] = others
     for vid, u in repo.store.usage(groups).items():
         if vid in per_version:
             out[vid].exclusive = u.exclusive_stored_bytes
             out[vid].exclusive_logical = u.exclusive_raw_bytes
     return {v: out[v] for v in (wanted if wanted is not None else out)}
+
+
+_OTHERS = ("every", "other", "version")  # the group of the versions not asked about
+
+
+class _Interned(dict[str, str]):
+    """One string object per digest, however many versions name it: two 100,000-file
+    versions sharing 90% of their files keep 110,000 digests in memory, not 200,000."""
+
+    def __call__(self, digest: str) -> str:
+        return self.setdefault(digest, digest)
 
 
 @dataclass(frozen=True)
@@ -206,8 +274,10 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
             records[r.id] = r
             art_of[r.id] = i
     per_version: dict[int, set[str]] = defaultdict(set)
+    same = _Interned()
     for vid, digest, _size in cat.version_digests(include_deleted=True):
-        per_version[vid].add(digest)
+        per_version[vid].add(same(digest))
+    del same
     deleted = {v for v, r in records.items() if r.state == "deleted"}
     live = set(records) - deleted
     outsiders = set(per_version) - set(records)  # committed after the versions were listed
@@ -253,23 +323,17 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
         t.dedup_ratio = _ratio(t.logical_bytes, t.unique_bytes)
     plan = store.plan_gc(cat.referenced_digests(include_deleted=True),
                          grace=DEFAULT_GRACE_SECONDS if gc_grace is None else gc_grace)
-    on_disk = store.disk_usage()
-    disk = DiskFigures(packs=on_disk.packs, index=on_disk.index, catalog=_file_bytes(repo.catalog_path),
-                       tmp=on_disk.tmp)
+    disk = _disk(repo)
     st = store.stats()
-    unique, live_stored, headers = total.raw_bytes, total.stored_bytes, total.overhead_bytes
     return StoreFigures(
         logical_bytes=logical,
-        unique_bytes=unique,
-        live_stored_bytes=live_stored,
-        stored_bytes=disk.packs + disk.index + disk.catalog + disk.tmp,
+        unique_bytes=total.raw_bytes,
+        live_stored_bytes=total.stored_bytes,
+        stored_bytes=disk.total,
         disk=disk,
-        dead_pack_bytes=disk.packs - live_stored,
-        dedup_saved_bytes=logical - unique,
-        compression_saved_bytes=unique - (live_stored - headers),
-        record_overhead_bytes=headers,
-        saved_bytes=logical - live_stored,
-        dedup_ratio=_ratio(logical, unique),
+        dead_pack_bytes=disk.packs - total.stored_bytes,
+        record_overhead_bytes=total.overhead_bytes,
+        **_savings(logical, total),
         packs=st.pack_count, chunks=st.chunk_count, files=st.file_count,
         versions=len(live), deleted_versions=len(deleted),
         broken_versions=sum(r.state == "broken" for r in records.values()),

@@ -90,6 +90,7 @@ __all__ = [
     "RetentionUpdate",
     "Service",
     "StoreFigures",
+    "StoreSummary",
     "TablePreview",
     "TablesUnavailableError",
     "VERSION_ORDERS",
@@ -103,6 +104,7 @@ __all__ = [
 
 Usage = accounting.Usage
 StoreFigures = accounting.StoreFigures
+StoreSummary = accounting.StoreSummary
 parse_duration = lifecycle.parse_duration
 ADOPT_HINT = lifecycle.ADOPT_HINT  # what to do when the catalog is not the store's own
 
@@ -632,16 +634,16 @@ class Service:
             kept.update({vid: u.exclusive for vid, u in self.usage(missing).items()})
         return {v.id: kept.get(v.id, 0) for v in wanted}
 
-    def stats_kept(self) -> accounting.StoreFigures:
-        """`stats()`, measured again only when the versions (their set and states) or the
-        store changed since the last measure (see `own_bytes`): the web page's stat
-        cards ask it on every visit. Figures of the files on disk (the catalog's own size
-        among them) are as of that measure."""
+    def summary_kept(self) -> accounting.StoreSummary:
+        """The stat cards' figures (accounting.summary), measured again only when the
+        versions (their set and states) or the store changed since the last measure
+        (see `own_bytes`): the page asks on every visit. The sizes of the files on disk
+        (the catalog's own among them) are as of that measure."""
         stamp = self._figures_stamp()
-        kept = self._kept_figures("stats", None if stamp is None else (stamp, tuple(sorted(
+        kept = self._kept_figures("summary", None if stamp is None else (stamp, tuple(sorted(
             self._repo.catalog.version_states().items()))))
         if "figures" not in kept:
-            kept["figures"] = self.stats()
+            kept["figures"] = accounting.summary(self._repo)
         return kept["figures"]
 
     def _figures_stamp(self) -> tuple[int, Any] | None:

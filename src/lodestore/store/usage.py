@@ -15,7 +15,7 @@ stored bytes plus header), which is what a repack takes out. A chunk no group ho
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from lodestore.store.base import GroupUsage
@@ -55,15 +55,33 @@ def _hold(holders: dict[bytes, object], chunk: bytes, key: object) -> None:
         holders[chunk] = _Keys((h, key))
 
 
+_ROWS_AT_ONCE = 9_000  # file rows read and dropped at a time: memory stays flat however big a group
+
+
+def _batches(digests: Iterable[str]) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for d in digests:
+        try:
+            batch.append(bytes.fromhex(d))
+        except ValueError:
+            continue  # no hex: no stored file (see _raw)
+        if len(batch) == _ROWS_AT_ONCE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
     """One pass: each group's recipes (a query per 900 files), then every chunk's row
     streamed from the index once, summed into its holders' figures. Memory holds one
     entry per distinct chunk (its holder), not the chunks' rows."""
     holders: dict[bytes, object] = {}
     for key, digests in groups.items():
-        for file, (_size, count, recipe) in index.file_rows(list(_raw(digests))).items():
-            for c in recipe_chunks(file, count, recipe):
-                _hold(holders, c, key)
+        for batch in _batches(digests):
+            for file, (_size, count, recipe) in index.file_rows(batch).items():
+                for c in recipe_chunks(file, count, recipe):
+                    _hold(holders, c, key)
 
     raw_bytes: dict[object, int] = defaultdict(int)
     stored_bytes: dict[object, int] = defaultdict(int)

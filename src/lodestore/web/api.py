@@ -214,7 +214,7 @@ def ping(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/stats", "What the store holds: artifacts, versions, logical and stored bytes, savings.",
        "stats")
 def stats(svc: Service, request: Request) -> Any:
-    return out.stats(svc.stats_kept())
+    return out.stats(svc.summary_kept())
 
 
 @route("GET", "/api/v1/projects", "Projects, by name.", "projects", paged=True)
