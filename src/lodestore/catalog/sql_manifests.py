@@ -140,11 +140,11 @@ class ManifestStore:
     def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
         items = sorted(set(digests))
         q = select(manifest_entries.c.version_id, manifest_entries.c.digest).distinct()
-        with self.db.reading() as conn:
-            rows = [r for i in range(0, len(items), IN_BATCH)
-                    for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH])))]
-        for r in rows:
-            yield r[0], r[1]
+        for i in range(0, len(items), IN_BATCH):  # a short read per batch: rows never pile up
+            with self.db.reading() as conn:
+                rows = conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH]))).all()
+            for r in rows:
+                yield r[0], r[1]
 
     def iter_references(self, version_id: int) -> list[ReferenceEntry]:
         q = select(reference_entries).where(reference_entries.c.version_id == version_id) \

@@ -467,6 +467,17 @@ class StoreIndex:
                 out[pid] = (sizes.get(pid, 0), n)
         return out
 
+    def chunked_files_holding(self, chunks: set[bytes]) -> set[bytes]:
+        """The files made of several chunks (the files_chunked index) holding any of
+        `chunks`, their recipes read a row at a time (none kept)."""
+        found: set[bytes] = set()
+        with self._lock:
+            for d, n, recipe in self._db.execute(
+                    "SELECT digest, chunk_count, recipe FROM files WHERE recipe IS NOT NULL"):
+                if any(c in chunks for c in recipe_chunks(d, n, recipe)):
+                    found.add(d)
+        return found
+
     def files_sharing(self, chunks: set[bytes]) -> dict[bytes, list[bytes]]:
         """Files holding any of `chunks`: file digest -> those of its chunks that are in
         `chunks`. Scans the recipes of chunked files (their own index, files_chunked); a

@@ -38,19 +38,31 @@ def _raw(digests: Iterable[str]) -> set[bytes]:
     return out
 
 
-class _Keys(set):  # type: ignore[type-arg]
-    """The groups holding one chunk, once there are two or more (a set of its own type,
-    so a group key that is itself a set or tuple is never mistaken for it)."""
+class _Keys(tuple):  # type: ignore[type-arg]
+    """The groups holding one chunk, once there are two or more: a small tuple (most
+    shared chunks have two or three holders; a set per chunk cost 200 bytes more), of
+    its own type so a group key that is itself a tuple is never mistaken for it."""
+
+
+class _ManyKeys(set):  # type: ignore[type-arg]
+    """The groups holding one chunk, past `_TUPLE_KEYS` of them (an empty file held by
+    every version): a set, so adding one stays cheap."""
+
+
+_TUPLE_KEYS = 8
 
 
 def _hold(holders: dict[bytes, object], chunk: bytes, key: object) -> None:
     """Record that group `key` holds `chunk`: most chunks have one holder, kept bare
-    (no set per chunk: with a million chunks, the sets were most of the memory)."""
+    (no container per chunk: with a million chunks, those were most of the memory)."""
     h = holders.get(chunk, _NOBODY)
     if h is _NOBODY:
         holders[chunk] = key
-    elif isinstance(h, _Keys):
+    elif isinstance(h, _ManyKeys):
         h.add(key)
+    elif isinstance(h, _Keys):
+        if key not in h:
+            holders[chunk] = _Keys((*h, key)) if len(h) < _TUPLE_KEYS else _ManyKeys((*h, key))
     elif h != key:
         holders[chunk] = _Keys((h, key))
 
@@ -95,7 +107,7 @@ def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K,
     for c, pid, stored_len, raw in index.chunk_rows(holders):
         record = stored_len + RECORD_HEADER.size
         keys = holders[c]
-        many = isinstance(keys, _Keys)
+        many = isinstance(keys, (_Keys, _ManyKeys))
         for key in (keys if many else (keys,)):  # type: ignore[union-attr]
             raw_bytes[key] += raw
             stored_bytes[key] += record
@@ -123,7 +135,17 @@ def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K,
 
 
 def files_sharing_chunks(index: StoreIndex, digests: Iterable[str]) -> set[str]:
-    """Files other than `digests` holding at least one of their chunks."""
-    files = _raw(digests)
-    chunks = {c for recipe in index.recipes(files).values() for c in recipe}
-    return {d.hex() for d in index.files_sharing(chunks) if d not in files}
+    """Files other than `digests` holding at least one of their chunks: the chunked files
+    whose recipe names one (a one-chunk file's chunk is the file itself), and the
+    one-chunk files that are a chunk of one of theirs. Recipes are read a batch at a
+    time; only the chunks of their chunked files are kept beside the files."""
+    files: set[bytes] = set()
+    pieces: set[bytes] = set()  # chunks of their files made of several
+    for batch in _batches(digests):
+        files.update(batch)
+        for file, (_size, count, recipe) in index.file_rows(batch).items():
+            if recipe is not None:
+                pieces.update(recipe_chunks(file, count, recipe))
+    sharing = index.chunked_files_holding(files | pieces if pieces else files)
+    sharing |= index.known_files(pieces - files)
+    return {d.hex() for d in sharing - files}
