@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, case, exists, func, literal, select, union_all
+from sqlalchemy import Connection, Select, and_, bindparam, case, exists, func, literal, select, union_all
 
 from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry
 from lodestore.catalog.schema import manifest_entries
@@ -58,12 +58,23 @@ def _classified(a: int, b: int) -> Any:
     return select(r.path, r.digest, r.size, partner.label("old_path"), section.label("section")).subquery()
 
 
-def _modified(a: int, b: int) -> Any:
+def _modified(a: Any, b: Any) -> Any:
     ea, eb = manifest_entries.alias("ea"), manifest_entries.alias("eb")
     return select(ea.c.path, ea.c.digest.label("old_digest"), ea.c.size.label("old_size"),
                   eb.c.digest, eb.c.size) \
         .join_from(ea, eb, and_(eb.c.version_id == b, eb.c.path == ea.c.path)) \
         .where(ea.c.version_id == a, ea.c.digest != eb.c.digest).subquery()
+
+
+def _modified_page() -> Select[Any]:
+    """A page of modified paths after a path: a range scan of a's (version_id, path)
+    key and one probe of b's per row, stopping at the page's end. Built once with bound
+    parameters (every page of every diff compiles to the same statement)."""
+    m = _modified(bindparam("a"), bindparam("b"))
+    return select(m).where(m.c.path > bindparam("after")).order_by(m.c.path).limit(bindparam("n"))
+
+
+_MODIFIED_PAGE = _modified_page()
 
 
 def diff_counts(conn: Connection, a: int, b: int) -> DiffCounts:
@@ -83,8 +94,11 @@ def diff_page(conn: Connection, a: int, b: int, section: str, after: str | None,
     path, at most `limit` (None: all of them)."""
     entry = ManifestEntry
     if section == "modified":
-        m = _modified(a, b)
-        rows = conn.execute(_window(select(m), m.c.path, after, limit)).all()
+        if limit is None:
+            m = _modified(a, b)
+            rows = conn.execute(_window(select(m), m.c.path, after, None)).all()
+        else:  # "" sorts before every path: the first page
+            rows = conn.execute(_MODIFIED_PAGE, {"a": a, "b": b, "after": after or "", "n": limit}).all()
         return [DiffRow(entry(p, od, on), entry(p, d, n)) for p, od, on, d, n in rows]
     c = _classified(a, b)
     q = select(c.c.path, c.c.digest, c.c.size, c.c.old_path).where(c.c.section == section)

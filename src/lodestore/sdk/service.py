@@ -663,12 +663,12 @@ class Service:
 
     def diff_overview(self, a: VersionRecord, b: VersionRecord) -> DiffOverview:
         """The diff of `a` (old) and `b` (new) without its lists: the head of `lode diff
-        --json` (metadata, aliases, tags from fresh records), each list's size and the
-        new chunk bytes. Those two are measured once per pair (counting in SQL, the chunks
-        by accounting.new_chunks) and kept: the files of a version never change, and the
-        key holds each version's manifest digest, so a purged id reused is another key."""
+        --json` (metadata, aliases, tags: from the records given, so pass fresh ones),
+        each list's size and the new chunk bytes. Those two are measured once per pair
+        (counting in SQL, the chunks by accounting.new_chunks) and kept: the files of a
+        version never change, and the key holds each version's manifest digest, so a
+        purged id reused is another key."""
         catalog = self._repo.catalog
-        a, b = catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id)
         kept: OrderedDict[tuple[int, str, int, str], tuple[DiffCounts, accounting.NewChunks]] = \
             self.__dict__.setdefault("_diff_figures", OrderedDict())
         key = (a.id, a.digest, b.id, b.digest)
