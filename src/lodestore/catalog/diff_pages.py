@@ -20,10 +20,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, case, exists, func, literal, select, union_all
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
 
-from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry
+from lodestore.catalog.base import DiffCounts, DiffRow, ManifestEntry
 from lodestore.catalog.schema import manifest_entries
+
 
 def _only_in(this: int, other: int) -> Select[Any]:
     """(path, digest, size) of the entries of version `this` whose path `other` lacks."""
@@ -41,18 +55,23 @@ def _classified(a: int, b: int) -> Any:
     path: the k-th added entry (position k) pairs with the k-th removed one (position
     n_added + k) while both exist. One window ordering for the ranks and counts, and a
     second for the partner's path: no join, one pass however many share a digest."""
-    u = union_all(_only_in(b, a).add_columns(literal("a").label("side")),
-                  _only_in(a, b).add_columns(literal("r").label("side"))).subquery()
-    whole = {"partition_by": u.c.digest, "order_by": [u.c.side, u.c.path], "rows": (None, None)}
+    # sides as SQL literals, not bound parameters: PostgreSQL cannot type a parameter in a UNION
+    u = union_all(_only_in(b, a).add_columns(literal_column("'a'").label("side")),
+                  _only_in(a, b).add_columns(literal_column("'r'").label("side"))).subquery()
+    order = [u.c.side, u.c.path]
+    whole = (None, None)  # the frame: the whole partition
     ranked = select(
         u.c.path, u.c.digest, u.c.size, u.c.side,
-        func.row_number().over(**whole).label("pos"),
-        func.sum(case((u.c.side == "a", 1), else_=0)).over(**whole).label("n_added"),
-        func.sum(case((u.c.side == "r", 1), else_=0)).over(**whole).label("n_removed"),
+        func.row_number().over(partition_by=u.c.digest, order_by=order).label("pos"),
+        func.sum(case((u.c.side == "a", 1), else_=0)).over(partition_by=u.c.digest, order_by=order, rows=whole)
+        .label("n_added"),
+        func.sum(case((u.c.side == "r", 1), else_=0)).over(partition_by=u.c.digest, order_by=order, rows=whole)
+        .label("n_removed"),
     ).subquery()
     r = ranked.c
     rank = case((r.side == "a", r.pos), else_=r.pos - r.n_added)  # rank among its side
-    partner = func.lead(r.path, r.n_added).over(partition_by=r.digest, order_by=[r.side, r.path])
+    # lead's offset must be an integer on PostgreSQL, where sum() is a bigint
+    partner = func.lead(r.path, cast(r.n_added, Integer)).over(partition_by=r.digest, order_by=[r.side, r.path])
     section = case((and_(r.side == "a", rank <= r.n_removed), "renamed"), (r.side == "a", "added"),
                    (rank <= r.n_added, "paired"), else_="removed")
     return select(r.path, r.digest, r.size, partner.label("old_path"), section.label("section")).subquery()
@@ -81,7 +100,8 @@ def diff_counts(conn: Connection, a: int, b: int) -> DiffCounts:
     """The size of each list, counted in SQL (no rows in Python): one query for the
     paths only one side holds, one for the modified ones."""
     c = _classified(a, b)
-    counts = dict(conn.execute(select(c.c.section, func.count()).group_by(c.c.section)).all())
+    counts: dict[str, int] = {section: int(n) for section, n in
+                              conn.execute(select(c.c.section, func.count()).group_by(c.c.section))}
     modified = _modified(a, b)
     return DiffCounts(added=counts.get("added", 0), removed=counts.get("removed", 0),
                       renamed=counts.get("renamed", 0),

@@ -174,19 +174,19 @@ def usage(repo: Repository, version_ids: Iterable[int] | None = None) -> dict[in
     for vid, digest, size in repo.catalog.version_digests(include_deleted=True, version_ids=wanted):
         per_version[vid].add(same(digest))
         out[vid].logical += size
-    groups: dict[Hashable, set[str]] = dict(per_version)
+    groups: dict[Hashable, set[str]] = {vid: digests for vid, digests in per_version.items()}
     if wanted is not None:
-        files = set().union(*per_version.values()) if per_version else set()
+        files: set[str] = set().union(*per_version.values()) if per_version else set()
         files |= repo.store.files_sharing_chunks(files)
         others: set[str] = set()
-        for vid, digest in repo.catalog.digest_holders(files):
-            if vid not in wanted:
+        for holder, digest in repo.catalog.digest_holders(files):
+            if holder not in wanted:
                 others.add(same(digest))
         groups[_OTHERS] = others
-    for vid, u in repo.store.usage(groups).items():
-        if vid in per_version:
-            out[vid].exclusive = u.exclusive_stored_bytes
-            out[vid].exclusive_logical = u.exclusive_raw_bytes
+    measured = repo.store.usage(groups)
+    for vid in per_version:
+        out[vid].exclusive = measured[vid].exclusive_stored_bytes
+        out[vid].exclusive_logical = measured[vid].exclusive_raw_bytes
     return {v: out[v] for v in (wanted if wanted is not None else out)}
 
 

@@ -38,13 +38,13 @@ def _raw(digests: Iterable[str]) -> set[bytes]:
     return out
 
 
-class _Keys(tuple):  # type: ignore[type-arg]
+class _Keys(tuple[object, ...]):
     """The groups holding one chunk, once there are two or more: a small tuple (most
     shared chunks have two or three holders; a set per chunk cost 200 bytes more), of
     its own type so a group key that is itself a tuple is never mistaken for it."""
 
 
-class _ManyKeys(set):  # type: ignore[type-arg]
+class _ManyKeys(set[object]):
     """The groups holding one chunk, past `_TUPLE_KEYS` of them (an empty file held by
     every version): a set, so adding one stays cheap."""
 
@@ -108,11 +108,13 @@ def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K,
         record = stored_len + RECORD_HEADER.size
         keys = holders[c]
         many = isinstance(keys, (_Keys, _ManyKeys))
-        for key in (keys if many else (keys,)):  # type: ignore[union-attr]
-            raw_bytes[key] += raw
-            stored_bytes[key] += record
-            overhead[key] += RECORD_HEADER.size
-            shared[key] += record / (len(keys) if many else 1)  # type: ignore[arg-type]
+        held: Iterable[object] = keys if isinstance(keys, (_Keys, _ManyKeys)) else (keys,)
+        share = record / (len(keys) if isinstance(keys, (_Keys, _ManyKeys)) else 1)
+        for holder in held:
+            raw_bytes[holder] += raw
+            stored_bytes[holder] += record
+            overhead[holder] += RECORD_HEADER.size
+            shared[holder] += share
         pack_seen[pid] += 1
         if many:
             pack_owner[pid] = _NOBODY

@@ -609,7 +609,7 @@ def diff(svc: Service, request: Request) -> Any:
             continue
         total = getattr(overview.counts, name)
         cursor = q(request, "cursor") if section == name else None
-        page = keyset(lambda after, n, name=name: _diff_rows(svc, a, b, name, after, n, total),
+        page = keyset(lambda after, n, name=name, total=total: _diff_rows(svc, a, b, name, after, n, total),
                       lambda row: ((row.new or row.old).path,), cursor, limit)
         lists[name] = {"items": [diff_item(name, r) for r in page.items], "total": total,
                        "next_cursor": page.next_cursor}
