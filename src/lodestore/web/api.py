@@ -49,7 +49,7 @@ from lodestore.sdk.service import (
     version_page_key,
 )
 from lodestore.web import json_out as out
-from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, parse_limit
+from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, paginate_sorted, parse_limit
 
 PREVIEW_TEXT_BYTES = 1_000_000  # text and JSON previews: the first 1 MB
 PREVIEW_TABLE_ROWS = 100  # CSV and Parquet previews: the first 100 rows
@@ -353,9 +353,9 @@ async def restore_version(svc: Service, request: Request) -> Any:
 def files(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     folder = q(request, "folder") or ""
-    items = svc.folder(v, folder, q(request, "filter") or None)
-    page = paginate(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
-                    parse_limit(q(request, "limit")))
+    items = svc.folder(v, folder, q(request, "filter") or None)  # sub-folders, then files, each by path
+    page = paginate_sorted(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
+                           parse_limit(q(request, "limit")))
     return page_json(page, out.folder_item, folder=normalize_entry_path(folder) if folder.strip("/") else "")
 
 
