@@ -266,13 +266,20 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
       only its versions hold (freed if all its versions were purged);
     - soft-deleted bytes, and what gc would reclaim now or hold back for its grace."""
     cat, store = repo.catalog, repo.store
+    # gc's plan first, while nothing else is held: it reads every file and chunk row, and
+    # on top of the per-version sets below it was the whole pass's peak of memory
+    plan = store.plan_gc(cat.referenced_digests(include_deleted=True),
+                         grace=DEFAULT_GRACE_SECONDS if gc_grace is None else gc_grace)
     arts = list(cat.list_artifacts())
     records = {}
     art_of: dict[int, int] = {}
+    versions_of: list[list[int]] = []  # per artifact, its version ids (no scan of every version per artifact)
     for i, art in enumerate(arts):
+        versions_of.append([])
         for r in cat.list_versions(art.project, art.name, include_deleted=True):
             records[r.id] = r
             art_of[r.id] = i
+            versions_of[i].append(r.id)
     per_version: dict[int, set[str]] = defaultdict(set)
     same = _Interned()
     for vid, digest, _size in cat.version_digests(include_deleted=True):
@@ -283,13 +290,16 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
     outsiders = set(per_version) - set(records)  # committed after the versions were listed
 
     total = store.usage({"live": _union(per_version, live)})["live"]
-    by_art_live = store.usage({i: _union(per_version, (v for v in live if art_of[v] == i)) for i in range(len(arts))})
-    art_groups: dict[Hashable, set[str]] = {
-        i: _union(per_version, (v for v in records if art_of[v] == i)) for i in range(len(arts))}
+    by_art_live = store.usage({i: _union(per_version, (v for v in vids if v in live))
+                               for i, vids in enumerate(versions_of)})
+    art_groups: dict[Hashable, set[str]] = {i: _union(per_version, vids) for i, vids in enumerate(versions_of)}
     art_groups.update({("outside", v): per_version[v] for v in outsiders})
     by_art_all = store.usage(art_groups)
-    types_live = store.usage({t: _union(per_version, (v for v in live if arts[art_of[v]].type == t))
-                              for t in {a.type for a in arts}})
+    del art_groups
+    live_of_type: dict[str, list[int]] = defaultdict(list)
+    for v in live:
+        live_of_type[arts[art_of[v]].type].append(v)
+    types_live = store.usage({t: _union(per_version, live_of_type[t]) for t in {a.type for a in arts}})
     soft = store.usage({"deleted": _union(per_version, deleted),
                         "others": _union(per_version, set(per_version) - deleted)})["deleted"]
 
@@ -298,7 +308,7 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
     types: dict[str, TypeFigures] = {}
     type_stored: dict[str, float] = defaultdict(float)
     for i, art in enumerate(arts):
-        vs = [records[v] for v in records if art_of[v] == i]
+        vs = [records[v] for v in versions_of[i]]
         a_logical = sum(r.size for r in vs if r.state != "deleted")
         a_stored = round(by_art_live[i].shared_stored_bytes)
         a_unique = by_art_live[i].raw_bytes
@@ -321,8 +331,6 @@ def stats(repo: Repository, gc_grace: float | None = None) -> StoreFigures:
         t.unique_bytes = types_live[name].raw_bytes
         t.saved_bytes = t.logical_bytes - t.stored_bytes
         t.dedup_ratio = _ratio(t.logical_bytes, t.unique_bytes)
-    plan = store.plan_gc(cat.referenced_digests(include_deleted=True),
-                         grace=DEFAULT_GRACE_SECONDS if gc_grace is None else gc_grace)
     disk = _disk(repo)
     st = store.stats()
     return StoreFigures(
