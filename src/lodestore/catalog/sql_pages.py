@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, literal, select, tuple_
 
 from lodestore.catalog import diff_pages
 from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
@@ -33,9 +33,11 @@ def _after(columns: Sequence[Any], key: Sequence[Any], descending: bool) -> Colu
     """Rows whose (columns) sort after `key` in the page order: a row-value comparison."""
     if len(key) != len(columns) or not all(_fits(c, k) for c, k in zip(columns, key, strict=True)):
         raise InvalidInputError("the cursor is not one of this list's (was the sort changed?)")
+    # each value bound with its column's type (a timestamp goes through UTCDateTime)
+    values = [literal(k, type_=c.type) for c, k in zip(columns, key, strict=True)]
     if len(columns) == 1:
-        return columns[0] < key[0] if descending else columns[0] > key[0]
-    return tuple_(*columns) < tuple_(*key) if descending else tuple_(*columns) > tuple_(*key)
+        return columns[0] < values[0] if descending else columns[0] > values[0]
+    return tuple_(*columns) < tuple_(*values) if descending else tuple_(*columns) > tuple_(*values)
 
 
 def _fits(column: Any, value: Any) -> bool:
