@@ -755,12 +755,15 @@ def _cluster(g: _Graph) -> list[dict[str, Any]]:
     run logged) become one cluster node listing them; the focus is never clustered."""
     clusters: list[dict[str, Any]] = []
     taken: set[str] = set()
+    near_far: dict[str, dict[str, list[str]]] = {"out": {}, "in": {}}  # node -> its neighbours, in edge order
+    for e in g.edges:
+        near_far["out"].setdefault(e["source"], []).append(e["target"])
+        near_far["in"].setdefault(e["target"], []).append(e["source"])
     for anchor in sorted(g.nodes):
         for direction in ("out", "in"):
             groups: dict[tuple[str, str], list[str]] = {}
-            for e in g.edges:
-                near, far = (e["source"], e["target"]) if direction == "out" else (e["target"], e["source"])
-                if near == anchor and far != g.focus and far not in taken:
+            for far in near_far[direction].get(anchor, ()):
+                if far != g.focus and far not in taken:
                     n = g.nodes[far]
                     groups.setdefault((n["kind"], n["type"] or ""), []).append(far)
             for (kind, type_), members in sorted(groups.items()):
