@@ -179,13 +179,13 @@ def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> t
     still_removed: list[ManifestEntry] = []
     taken = bytearray(len(added))
     for x in removed:
-        i = first.pop(x.digest, None)
-        if i is None:
+        if x.digest not in first:
             still_removed.append(x)
             continue
-        rest = more.get(x.digest)
-        if rest:
-            first[x.digest] = rest.pop()
+        i = first.pop(x.digest)
+        later = more.get(x.digest)
+        if later:
+            first[x.digest] = later.pop()
         taken[i] = 1
         renamed.append((x, added[i]))
     still_added = [x for x, t in zip(added, taken, strict=True) if not t] if renamed else added
