@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lodestore.catalog.base import ManifestEntry, NewVersion, artifact_page_key, version_page_key
+from lodestore.catalog.base import ManifestEntry, NewVersion, artifact_page_key, search_page_key, version_page_key
 from lodestore.catalog.sql import SqlCatalog
 from lodestore.errors import InvalidInputError
 
@@ -54,6 +54,9 @@ def test_keyset_pages_of_every_order(catalog):
     older = catalog.versions_page("p", "a", order="index", descending=True,
                                   after=version_page_key(newest[-1], "index"), limit=5)
     assert [v.index for v in older] == [1, 0]
+    found = catalog.search_page("name=a", limit=2)
+    assert [v.index for v in found] == [3, 2]
+    assert [v.index for v in catalog.search_page("name=a", after=search_page_key(found[-1]), limit=5)] == [1, 0]
     for order in ("created", "size", "files"):
         got = catalog.versions_page("p", "a", order=order, after=version_page_key(newest[-1], order), limit=5)
         assert [v.index for v in got] == [3], order  # v3 is the newest, largest; files tie, broken by index

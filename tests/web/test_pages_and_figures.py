@@ -1,7 +1,8 @@
 """Issue 13's remaining gaps, on a store of their own (_build_perf_store.py) and a real
 `lode ui` process: `--open` runs the user's browser command; a broken version marked in
 the Versions tab; a lineage neighbourhood over 500 nodes marked truncated (API and page);
-keyset pages that stay put while versions and artifacts are added; Compare's new chunk
+keyset pages (artifacts, versions, search results) that stay put while versions and
+artifacts are added; Compare's new chunk
 bytes equal to `lode diff --json`'s; diff pages cut in SQL that agree with the whole
 diff; stat cards equal to `lode stats`; own bytes measured again after a commit."""
 
@@ -197,6 +198,8 @@ def test_keyset_pages_stay_put_while_artifacts_and_versions_are_added(perf: Serv
     assert [a["name"] for a in first["items"]] == ["a0", "a1", "a2"]
     newest = perf.get("/api/v1/projects/zoo/artifacts/many/versions?limit=2").json()
     assert [v["version"] for v in newest["items"]] == ["v509", "v508"]
+    found = perf.get("/api/v1/search?limit=2&q=" + quote("name=many")).json()
+    assert [v["version"] for v in found["items"]] == ["v509", "v508"]
     log_files(perf.root, tmp_path, "a10", {"x.txt": b"before the cursor"})
     log_files(perf.root, tmp_path, "a25", {"x.txt": b"after the cursor"})
     log_files(perf.root, tmp_path, "many", {"n.txt": b"v510"})
@@ -204,6 +207,8 @@ def test_keyset_pages_stay_put_while_artifacts_and_versions_are_added(perf: Serv
     assert [a["name"] for a in second["items"]] == ["a25", "a3", "a4"]  # no a2 again, a10 not slipped in
     older = perf.get(f"/api/v1/projects/zoo/artifacts/many/versions?limit=2&cursor={newest['next_cursor']}").json()
     assert [v["version"] for v in older["items"]] == ["v507", "v506"]
+    more = perf.get(f"/api/v1/search?limit=2&cursor={found['next_cursor']}&q=" + quote("name=many")).json()
+    assert [v["version"] for v in more["items"]] == ["v507", "v506"]  # the search's next page, cut in SQL
     again = perf.get("/api/v1/projects/zoo/artifacts/many/versions?limit=1").json()
     assert again["items"][0]["version"] == "v510"
     created = perf.get("/api/v1/artifacts?sort=-created&limit=2").json()

@@ -242,6 +242,11 @@ def artifact_page_key(a: ArtifactRecord, order: str) -> tuple[Any, ...]:
             "size": (a.total_size, a.id)}[order]
 
 
+def search_page_key(v: VersionRecord) -> tuple[Any, ...]:
+    """A version's key in search results (newest first: created, then id)."""
+    return (v.created_at.isoformat(), v.id)
+
+
 def version_page_key(v: VersionRecord, order: str) -> tuple[Any, ...]:
     return {"index": (v.index,), "created": (v.created_at.isoformat(), v.index), "size": (v.size, v.index),
             "files": (v.file_count, v.index)}[order]
@@ -541,6 +546,12 @@ class Catalog(abc.ABC):
                       limit: int = 50) -> list[VersionRecord]:
         """At most `limit` versions of the artifact in `order` (VERSION_ORDERS), those
         whose `version_page_key` sorts after `after`. NotFoundError for an unknown artifact."""
+
+    @abc.abstractmethod
+    def search_page(self, query: str, after: tuple[Any, ...] | None = None, limit: int = 50,
+                    liveness: Any = None) -> list[VersionRecord]:
+        """`search_versions`, a page at a time: at most `limit` matches, newest first,
+        those whose `search_page_key` sorts after `after` (the previous page's last)."""
 
     @abc.abstractmethod
     def version_states(self) -> dict[str, int]:

@@ -309,6 +309,10 @@ class SqlCatalog(Catalog):
                       limit: int = 50) -> list[VersionRecord]:
         return self._pages.versions_page(project, name, include_deleted, order, descending, after, limit)
 
+    def search_page(self, query: str, after: tuple[Any, ...] | None = None, limit: int = 50,
+                    liveness: Any = None) -> list[VersionRecord]:
+        return self._pages.search_page(query, after, limit, liveness)
+
     def version_states(self) -> dict[str, int]:
         return self._pages.version_states()
 

@@ -1,5 +1,5 @@
-"""Keyset pages of the catalog's lists, in SQL: artifacts, an artifact's versions, and
-the lists of a diff of two versions (their SQL: diff_pages.py).
+"""Keyset pages of the catalog's lists, in SQL: artifacts, an artifact's versions, search
+results, and the lists of a diff of two versions (their SQL: diff_pages.py).
 
 A page is "the `limit` rows whose sort key comes after `after`", where `after` is the
 key of the last row of the previous page (`catalog.base.artifact_page_key`,
@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, literal, select, tuple_
 
-from lodestore.catalog import diff_pages
+from lodestore.catalog import diff_pages, query
 from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, versions
 from lodestore.catalog.sql_database import Database
@@ -127,6 +127,21 @@ class PageStore:
                 q = q.where(_after(columns, key, descending))
             ids = list(conn.execute(_ordered(q, columns, descending).limit(limit)).scalars())
             found = {r.id: r for r in load_versions(conn, v.id.in_(ids))} if ids else {}
+        return [found[i] for i in ids if i in found]
+
+    def search_page(self, text: str, after: Sequence[Any] | None, limit: int,
+                    liveness: query.Liveness | None) -> list[VersionRecord]:
+        """The search language's id query (catalog/query.py, newest first) with the
+        keyset on its order (created, id) and a LIMIT: a page reads its rows only."""
+        parsed = query.parse(text)
+        with self.db.reading() as conn:
+            live = query.bind_liveness(conn, liveness) if query.needs_liveness(parsed, via_run=True) else liveness
+            ids_query = query.version_ids_query(conn.dialect.name, parsed, None, live)
+            if after is not None:
+                key = [_when(after[0]), *after[1:]] if after else []
+                ids_query = ids_query.where(_after([versions.c.created_at, versions.c.id], key, descending=True))
+            ids = list(conn.execute(ids_query.limit(limit)).scalars())
+            found = {r.id: r for r in load_versions(conn, versions.c.id.in_(ids))} if ids else {}
         return [found[i] for i in ids if i in found]
 
     def version_states(self) -> dict[str, int]:

@@ -41,6 +41,7 @@ from lodestore.catalog.base import (
     RunRecord,
     VersionRecord,
     artifact_page_key,
+    search_page_key,
     version_page_key,
 )
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
@@ -99,6 +100,7 @@ __all__ = [
     "artifact_page_key",
     "diff_item",
     "parse_duration",
+    "search_page_key",
     "version_page_key",
 ]
 
@@ -579,6 +581,11 @@ class Service:
         """A keyset page of artifacts (catalog.base.ARTIFACT_ORDERS; `after` is the
         `artifact_page_key` of the previous page's last one), cut in SQL."""
         return self._repo.catalog.artifacts_page(project, type, order, descending, after, limit)
+
+    def search_page(self, text: str, after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:
+        """A page of `search(text)` (newest first; `after` is the `search_page_key` of the
+        previous page's last), cut in SQL: a broad query costs one page, not every match."""
+        return self._repo.catalog.search_page(text, after, limit, liveness=search.query_liveness())
 
     def versions_page(self, project: str, name: str, include_deleted: bool, order: str, descending: bool,
                       after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:

@@ -46,6 +46,7 @@ from lodestore.sdk.service import (
     VersionRecord,
     artifact_page_key,
     diff_item,
+    search_page_key,
     version_page_key,
 )
 from lodestore.web import json_out as out
@@ -258,9 +259,8 @@ def artifacts(svc: Service, request: Request) -> Any:
 def search(svc: Service, request: Request) -> Any:
     text = q(request, "q") or ""
     parsed = svc.parse_query(text)
-    found = svc.search(text)
-    page = paginate(found, lambda v: (v.created_at.isoformat(), v.id), q(request, "cursor"),
-                    parse_limit(q(request, "limit")), descending=True)
+    page = keyset(lambda after, n: svc.search_page(text, after, n), search_page_key, q(request, "cursor"),
+                  parse_limit(q(request, "limit")))
     return page_json(page, out.version, parsed=out.parsed_query(parsed))
 
 
