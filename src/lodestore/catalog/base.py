@@ -554,6 +554,12 @@ class Catalog(abc.ABC):
         those whose `search_page_key` sorts after `after` (the previous page's last)."""
 
     @abc.abstractmethod
+    def find_run_ids(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                     order: str | None = None, liveness: Any = None) -> list[str]:
+        """The ids of `find_runs`, in its order, without reading the runs (a page of them
+        is then read with `get_runs`)."""
+
+    @abc.abstractmethod
     def version_states(self) -> dict[str, int]:
         """How many versions are in each state (live, deleted, broken): with `identity()`'s
         generation, a cheap sign that store-wide figures (`lode stats`) changed."""

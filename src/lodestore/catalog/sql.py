@@ -313,6 +313,10 @@ class SqlCatalog(Catalog):
                     liveness: Any = None) -> list[VersionRecord]:
         return self._pages.search_page(query, after, limit, liveness)
 
+    def find_run_ids(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                     order: str | None = None, liveness: Any = None) -> list[str]:
+        return self._pages.find_run_ids(filters, project, order, liveness)
+
     def version_states(self) -> dict[str, int]:
         return self._pages.version_states()
 

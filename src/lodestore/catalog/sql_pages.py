@@ -1,5 +1,6 @@
 """Keyset pages of the catalog's lists, in SQL: artifacts, an artifact's versions, search
-results, and the lists of a diff of two versions (their SQL: diff_pages.py).
+results, and the lists of a diff of two versions (their SQL: diff_pages.py); and the
+ordered ids of runs, whose pages are read by id.
 
 A page is "the `limit` rows whose sort key comes after `after`", where `after` is the
 key of the last row of the previous page (`catalog.base.artifact_page_key`,
@@ -143,6 +144,17 @@ class PageStore:
             ids = list(conn.execute(ids_query.limit(limit)).scalars())
             found = {r.id: r for r in load_versions(conn, versions.c.id.in_(ids))} if ids else {}
         return [found[i] for i in ids if i in found]
+
+    def find_run_ids(self, filters: dict[str, Any] | str | None, project: str | None, order: str | None,
+                     liveness: query.Liveness | None) -> list[str]:
+        """The search language's run id query (the one `find_runs` runs), ids only: runs
+        are ordered by any key, a summary's JSON path among them, which a keyset cannot
+        compare portably; the page's runs are then read by id."""
+        parsed = query.filters_query(filters)
+        with self.db.reading() as conn:
+            live = query.bind_liveness(conn, liveness) if query.needs_liveness(parsed, order) else liveness
+            return list(conn.execute(query.run_ids_query(conn.dialect.name, parsed, project, order, None,
+                                                         live)).scalars())
 
     def version_states(self) -> dict[str, int]:
         with self.db.reading() as conn:  # the (state, deleted_at) index alone

@@ -587,6 +587,18 @@ class Service:
         previous page's last), cut in SQL: a broad query costs one page, not every match."""
         return self._repo.catalog.search_page(text, after, limit, liveness=search.query_liveness())
 
+    def find_run_ids(self, project: str | None = None, filters: str | None = None,
+                     order: str | None = None) -> list[str]:
+        """`find_runs`'s ids in its order, without reading the runs (`runs_by_id` reads a page)."""
+        return self._repo.catalog.find_run_ids(filters, project=project, order=order,
+                                               liveness=search.query_liveness())
+
+    def runs_by_id(self, run_ids: Iterable[str]) -> list[RunRecord]:
+        """These runs, in the order given (unknown ids left out)."""
+        ids = list(run_ids)
+        found = self._repo.catalog.get_runs(ids)
+        return [found[i] for i in ids if i in found]
+
     def versions_page(self, project: str, name: str, include_deleted: bool, order: str, descending: bool,
                       after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:
         """A keyset page of an artifact's versions (VERSION_ORDERS, `version_page_key`)."""

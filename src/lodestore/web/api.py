@@ -661,10 +661,10 @@ def text_diff(svc: Service, request: Request) -> Any:
         Param("q", "query", "filter in the search language (state=finished config.lr<0.01 group=sweep-1)"),
         Param("order", "query", "a key, - for descending (default: oldest first)")), paged=True)
 def runs(svc: Service, request: Request) -> Any:
-    found = svc.find_runs(q(request, "project") or None, filters=q(request, "q") or None,
-                          order=q(request, "order") or None)
-    page = paginate_ordered(found, lambda r: r.id, q(request, "cursor"), parse_limit(q(request, "limit")))
-    return page_json(page, lambda r: out.run(r, svc.run_state(r)))
+    ids = svc.find_run_ids(q(request, "project") or None, filters=q(request, "q") or None,
+                           order=q(request, "order") or None)
+    page = paginate_ordered(ids, lambda i: i, q(request, "cursor"), parse_limit(q(request, "limit")))
+    return page_json(Page(svc.runs_by_id(page.items), page.next_cursor), lambda r: out.run(r, svc.run_state(r)))
 
 
 def _run_id(request: Request) -> str:
