@@ -234,6 +234,51 @@ class SchemaUpgrade:
         return self.from_revision != self.to_revision
 
 
+DIFF_SECTIONS = ("added", "removed", "modified", "renamed")
+
+
+@dataclass(frozen=True)
+class DiffCounts:
+    """How many entries each list of a diff holds (catalog/diff_pages.py)."""
+
+    added: int
+    removed: int
+    modified: int
+    renamed: int
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    """One row of a diff list: `old` is None for an added file, `new` for a removed one."""
+
+    old: ManifestEntry | None
+    new: ManifestEntry | None
+
+
+# Keyset pages (sql_pages.py; issue 13): the orders a page of artifacts or versions may
+# take, and the key of a record in that order. A page's cursor is the key of its last
+# record; the next page is the records whose key sorts after it (the last key element
+# is unique, so no two records tie). Keys hold JSON scalars (timestamps as isoformat).
+ARTIFACT_ORDERS = ("name", "type", "created", "versions", "size")
+VERSION_ORDERS = ("index", "created", "size", "files")
+
+
+def artifact_page_key(a: ArtifactRecord, order: str) -> tuple[Any, ...]:
+    return {"name": (a.project, a.name), "type": (a.type, a.project, a.name),
+            "created": (a.created_at.isoformat(), a.id), "versions": (a.version_count, a.id),
+            "size": (a.total_size, a.id)}[order]
+
+
+def search_page_key(v: VersionRecord) -> tuple[Any, ...]:
+    """A version's key in search results (newest first: created, then id)."""
+    return (v.created_at.isoformat(), v.id)
+
+
+def version_page_key(v: VersionRecord, order: str) -> tuple[Any, ...]:
+    return {"index": (v.index,), "created": (v.created_at.isoformat(), v.index), "size": (v.size, v.index),
+            "files": (v.file_count, v.index)}[order]
+
+
 # Called with (instance_id, generation) after each transaction that changed the set
 # of versions has committed (the SDK records it in the content store).
 GenerationListener = Callable[[str, int], None]
@@ -521,3 +566,50 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def iter_references(self, version_id: int) -> list[ReferenceEntry]:
         """The version's reference entries (committed with it: `NewVersion.references`), by path."""
+
+    # --- keyset pages (sql_pages.py; issue 13) ------------------------------------------
+    @abc.abstractmethod
+    def artifacts_page(self, project: str | None = None, type: str | None = None, order: str = "name",
+                       descending: bool = False, after: tuple[Any, ...] | None = None,
+                       limit: int = 50) -> list[ArtifactRecord]:
+        """At most `limit` artifacts in `order` (ARTIFACT_ORDERS), those whose
+        `artifact_page_key` sorts after `after` (the previous page's last key)."""
+
+    @abc.abstractmethod
+    def versions_page(self, project: str, name: str, include_deleted: bool = False, order: str = "index",
+                      descending: bool = False, after: tuple[Any, ...] | None = None,
+                      limit: int = 50) -> list[VersionRecord]:
+        """At most `limit` versions of the artifact in `order` (VERSION_ORDERS), those
+        whose `version_page_key` sorts after `after`. NotFoundError for an unknown artifact."""
+
+    @abc.abstractmethod
+    def search_page(self, query: str, after: tuple[Any, ...] | None = None, limit: int = 50,
+                    liveness: Any = None) -> list[VersionRecord]:
+        """`search_versions`, a page at a time: at most `limit` matches, newest first,
+        those whose `search_page_key` sorts after `after` (the previous page's last)."""
+
+    @abc.abstractmethod
+    def find_run_ids(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                     order: str | None = None, liveness: Any = None) -> list[str]:
+        """The ids of `find_runs`, in its order, without reading the runs (a page of them
+        is then read with `get_runs`)."""
+
+    @abc.abstractmethod
+    def version_states(self) -> dict[str, int]:
+        """How many versions are in each state (live, deleted, broken): with `identity()`'s
+        generation, a cheap sign that store-wide figures (`lode stats`) changed."""
+
+    @abc.abstractmethod
+    def diff_counts(self, version_a: int, version_b: int) -> DiffCounts:
+        """How many entries each list of the diff from version_a to version_b holds."""
+
+    @abc.abstractmethod
+    def diff_page(self, version_a: int, version_b: int, section: str, after: str | None = None,
+                  limit: int | None = None) -> list[DiffRow]:
+        """One list of the diff (DIFF_SECTIONS: renames paired in path order, see
+        catalog/diff_pages.py), the rows whose path (a rename's new path) sorts after
+        `after`, by path, at most `limit` (None: all)."""
+
+    @abc.abstractmethod
+    def digests_only_in(self, version_id: int, other_id: int) -> list[str]:
+        """The distinct file digests version_id names and other_id does not."""

@@ -14,6 +14,7 @@ collaborator        module                owns
 `LifecycleStore`    sql_lifecycle.py      delete, restore, purge, broken; retention
 `RunStore`          sql_runs.py           runs, their inputs/outputs/history; lineage
 `DraftStore`        sql_drafts.py         distributed drafts: parts, seal, finish, abort
+`PageStore`         sql_pages.py          keyset pages of artifacts and versions
 ==================  ====================  =============================================
 
 Row lookups they share are plain functions of a connection (sql_lookups.py, sql_rows.py,
@@ -38,6 +39,8 @@ from lodestore.catalog.base import (
     Catalog,
     CatalogIdentity,
     CommitResult,
+    DiffCounts,
+    DiffRow,
     DraftPart,
     DraftRecord,
     HistoryRow,
@@ -56,6 +59,7 @@ from lodestore.catalog.sql_drafts import DraftStore
 from lodestore.catalog.sql_identity import IdentityStore
 from lodestore.catalog.sql_lifecycle import LifecycleStore
 from lodestore.catalog.sql_manifests import ManifestStore
+from lodestore.catalog.sql_pages import PageStore
 from lodestore.catalog.sql_runs import RunStore
 from lodestore.catalog.sql_versions import VersionStore
 from lodestore.read_only import sqlite_read_only_query, sqlite_uri_path
@@ -84,6 +88,7 @@ class SqlCatalog(Catalog):
         self._lifecycle = LifecycleStore(self.database, self._identity)
         self._runs = RunStore(self.database)
         self._drafts = DraftStore(self.database)
+        self._pages = PageStore(self.database)
 
     @classmethod
     def for_sqlite_file(cls, path: str | Path, **engine_kwargs: Any) -> SqlCatalog:
@@ -309,3 +314,35 @@ class SqlCatalog(Catalog):
 
     def draft_digests(self) -> set[str]:
         return self._drafts.draft_digests()
+
+    # --- keyset pages (sql_pages.py; issue 13)
+    def artifacts_page(self, project: str | None = None, type: str | None = None, order: str = "name",
+                       descending: bool = False, after: tuple[Any, ...] | None = None,
+                       limit: int = 50) -> list[ArtifactRecord]:
+        return self._pages.artifacts_page(project, type, order, descending, after, limit)
+
+    def versions_page(self, project: str, name: str, include_deleted: bool = False, order: str = "index",
+                      descending: bool = False, after: tuple[Any, ...] | None = None,
+                      limit: int = 50) -> list[VersionRecord]:
+        return self._pages.versions_page(project, name, include_deleted, order, descending, after, limit)
+
+    def search_page(self, query: str, after: tuple[Any, ...] | None = None, limit: int = 50,
+                    liveness: Any = None) -> list[VersionRecord]:
+        return self._pages.search_page(query, after, limit, liveness)
+
+    def find_run_ids(self, filters: dict[str, Any] | str | None = None, project: str | None = None,
+                     order: str | None = None, liveness: Any = None) -> list[str]:
+        return self._pages.find_run_ids(filters, project, order, liveness)
+
+    def version_states(self) -> dict[str, int]:
+        return self._pages.version_states()
+
+    def diff_counts(self, version_a: int, version_b: int) -> DiffCounts:
+        return self._pages.diff_counts(version_a, version_b)
+
+    def diff_page(self, version_a: int, version_b: int, section: str, after: str | None = None,
+                  limit: int | None = None) -> list[DiffRow]:
+        return self._pages.diff_page(version_a, version_b, section, after, limit)
+
+    def digests_only_in(self, version_id: int, other_id: int) -> list[str]:
+        return self._pages.digests_only_in(version_id, other_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import ManifestEntry, ReferenceEntry
@@ -112,28 +112,35 @@ class ManifestStore:
 
     def version_digests(self, include_deleted: bool = True,
                         version_ids: Iterable[int] | None = None) -> Iterator[tuple[int, str, int]]:
-        q = select(manifest_entries.c.version_id, manifest_entries.c.digest, manifest_entries.c.size)
+        me = manifest_entries.c
+        q = select(me.version_id, me.digest, me.size, me.path)
         if not include_deleted:
-            q = q.join(versions, versions.c.id == manifest_entries.c.version_id).where(NOT_DELETED)
-        with self.db.reading() as conn:
-            if version_ids is None:
-                rows = list(conn.execute(q))
-            else:
-                ids = sorted(set(version_ids))
-                in_batch = manifest_entries.c.version_id.in_
-                rows = [r for i in range(0, len(ids), IN_BATCH)
-                        for r in conn.execute(q.where(in_batch(ids[i : i + IN_BATCH])))]
-        for r in rows:
-            yield r[0], r[1], r[2]
+            q = q.join(versions, versions.c.id == me.version_id).where(NOT_DELETED)
+        batches = [None] if version_ids is None else [
+            ids[i : i + IN_BATCH] for ids in [sorted(set(version_ids))] for i in range(0, len(ids), IN_BATCH)]
+        for batch in batches:
+            # pages of ENTRY_PAGE rows by (version_id, path), each its own short read: the
+            # caller (accounting, over every manifest) never holds all rows at once
+            where = q if batch is None else q.where(me.version_id.in_(batch))
+            after: tuple[int, str] | None = None
+            while True:
+                page = where if after is None else where.where(tuple_(me.version_id, me.path) > tuple_(*after))
+                with self.db.reading() as conn:
+                    rows = conn.execute(page.order_by(me.version_id, me.path).limit(ENTRY_PAGE)).all()
+                for r in rows:
+                    yield r[0], r[1], r[2]
+                if len(rows) < ENTRY_PAGE:
+                    break
+                after = (rows[-1][0], rows[-1][3])
 
     def digest_holders(self, digests: Iterable[str]) -> Iterator[tuple[int, str]]:
         items = sorted(set(digests))
         q = select(manifest_entries.c.version_id, manifest_entries.c.digest).distinct()
-        with self.db.reading() as conn:
-            rows = [r for i in range(0, len(items), IN_BATCH)
-                    for r in conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH])))]
-        for r in rows:
-            yield r[0], r[1]
+        for i in range(0, len(items), IN_BATCH):  # a short read per batch: rows never pile up
+            with self.db.reading() as conn:
+                rows = conn.execute(q.where(manifest_entries.c.digest.in_(items[i : i + IN_BATCH]))).all()
+            for r in rows:
+                yield r[0], r[1]
 
     def iter_references(self, version_id: int) -> list[ReferenceEntry]:
         q = select(reference_entries).where(reference_entries.c.version_id == version_id) \

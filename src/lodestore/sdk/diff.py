@@ -1,9 +1,12 @@
-"""Compare two versions: files added, removed, modified, renamed; metadata, aliases, tags.
+"""Compare two versions: files added, removed, modified, renamed; metadata, aliases,
+tags; and the new chunk bytes the second version adds (accounting.new_chunks).
 
 Manifests are compared in SQL (`Catalog.diff_manifests`, see `catalog.diff_query`: two
 left joins on the path primary key), so two 100,000-file versions compare in well under
 a second even when every file changed; renames are paired afterwards by digest among the added and removed
-files (a dict of queues: linear however many files share one digest)::
+files (a dict of queues: linear however many files share one digest). The web page
+reads one page of a list at a time through `Catalog.diff_page` instead, where the same
+pairing is done in SQL (catalog/diff_pages.py; tests/web check both agree)::
 
     d = old.diff(new)
     print(d.summary())   # +1,000 files, ~100 modified, -0, +16.4 MB
@@ -14,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lodestore.catalog.base import ManifestEntry, VersionRecord
+from lodestore.catalog.base import DiffCounts, DiffRow, ManifestEntry, VersionRecord
 from lodestore.catalog.diff_query import gc_paused
+from lodestore.sdk.accounting import NewChunks
 
 
 def _size(n: int) -> str:
@@ -60,38 +64,99 @@ class VersionDiff:
     tags_removed: list[str] = field(default_factory=list)
     type_change: tuple[str, str] | None = None
     states: tuple[str, str] = ("live", "live")
+    # stored (on disk) and raw bytes of the chunks b's files hold that a's files do not
+    # (accounting.new_chunks); None where not measured
+    new_chunk_bytes: int | None = None
+    new_chunk_raw_bytes: int | None = None
 
     @property
     def identical_files(self) -> bool:
         return not (self.added or self.removed or self.modified or self.renamed)
 
+    def counts(self) -> DiffCounts:
+        return DiffCounts(added=len(self.added), removed=len(self.removed), modified=len(self.modified),
+                          renamed=len(self.renamed))
+
     def summary(self) -> str:
-        parts = [f"+{len(self.added):,} files", f"~{len(self.modified):,} modified", f"-{len(self.removed):,}"]
-        if self.renamed:
-            parts.append(f"{len(self.renamed):,} renamed")
-        parts.append(_size(self.size_delta))
-        line = ", ".join(parts)
-        if not self.same_artifact:
-            line = f"different artifacts ({self.a} vs {self.b}): " + line
-        return line
+        return summary_line(self, self.counts())
 
     def to_dict(self) -> dict[str, Any]:
-        def e(x: ManifestEntry) -> dict[str, Any]:
-            return {"path": x.path, "digest": x.digest, "size": x.size}
+        return {**head_dict(self, self.counts()),
+                "added": [added_item(x) for x in self.added], "removed": [removed_item(x) for x in self.removed],
+                "modified": [modified_item(o, n) for o, n in self.modified],
+                "renamed": [renamed_item(o, n) for o, n in self.renamed]}
 
-        return {
-            "a": self.a, "b": self.b, "same_artifact": self.same_artifact, "summary": self.summary(),
-            "states": list(self.states), "type_change": list(self.type_change) if self.type_change else None,
-            "added": [e(x) for x in self.added], "removed": [e(x) for x in self.removed],
-            "modified": [{"path": o.path, "old_size": o.size, "new_size": n.size, "old_digest": o.digest,
-                          "new_digest": n.digest} for o, n in self.modified],
-            "renamed": [{"from": o.path, "to": n.path, "digest": n.digest, "size": n.size} for o, n in self.renamed],
-            "unchanged": self.unchanged, "size_delta": self.size_delta,
-            "metadata": {"added": self.metadata_added, "removed": self.metadata_removed,
-                         "changed": {k: {"old": o, "new": n} for k, (o, n) in self.metadata_changed.items()}},
-            "aliases": {"added": self.aliases_added, "removed": self.aliases_removed},
-            "tags": {"added": self.tags_added, "removed": self.tags_removed},
-        }
+
+def summary_line(d: VersionDiff, counts: DiffCounts) -> str:
+    parts = [f"+{counts.added:,} files", f"~{counts.modified:,} modified", f"-{counts.removed:,}"]
+    if counts.renamed:
+        parts.append(f"{counts.renamed:,} renamed")
+    parts.append(_size(d.size_delta))
+    line = ", ".join(parts)
+    if not d.same_artifact:
+        line = f"different artifacts ({d.a} vs {d.b}): " + line
+    return line
+
+
+def head_dict(d: VersionDiff, counts: DiffCounts) -> dict[str, Any]:
+    """`lode diff --json` without its four lists: what the web's diff call sends whole."""
+    return {
+        "a": d.a, "b": d.b, "same_artifact": d.same_artifact, "summary": summary_line(d, counts),
+        "states": list(d.states), "type_change": list(d.type_change) if d.type_change else None,
+        "unchanged": d.unchanged, "size_delta": d.size_delta,
+        "new_chunk_bytes": d.new_chunk_bytes, "new_chunk_raw_bytes": d.new_chunk_raw_bytes,
+        "metadata": {"added": d.metadata_added, "removed": d.metadata_removed,
+                     "changed": {k: {"old": o, "new": n} for k, (o, n) in d.metadata_changed.items()}},
+        "aliases": {"added": d.aliases_added, "removed": d.aliases_removed},
+        "tags": {"added": d.tags_added, "removed": d.tags_removed},
+    }
+
+
+# One item of each list, as `lode diff --json` and the web's diff pages write it.
+def added_item(x: ManifestEntry) -> dict[str, Any]:
+    return {"path": x.path, "digest": x.digest, "size": x.size}
+
+
+removed_item = added_item
+
+
+def modified_item(o: ManifestEntry, n: ManifestEntry) -> dict[str, Any]:
+    return {"path": o.path, "old_size": o.size, "new_size": n.size, "old_digest": o.digest, "new_digest": n.digest}
+
+
+def renamed_item(o: ManifestEntry, n: ManifestEntry) -> dict[str, Any]:
+    return {"from": o.path, "to": n.path, "digest": n.digest, "size": n.size}
+
+
+def diff_item(section: str, row: DiffRow) -> dict[str, Any]:
+    """A row of `Catalog.diff_page` as its list's item."""
+    if section == "added":
+        return added_item(row.new)  # type: ignore[arg-type]
+    if section == "removed":
+        return removed_item(row.old)  # type: ignore[arg-type]
+    if section == "modified":
+        return modified_item(row.old, row.new)  # type: ignore[arg-type]
+    return renamed_item(row.old, row.new)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DiffOverview:
+    """A diff without its lists (the web page reads those a page at a time): the head of
+    `VersionDiff` (lists left empty) and how many entries each list holds."""
+
+    head: VersionDiff
+    counts: DiffCounts
+
+    def to_dict(self) -> dict[str, Any]:
+        return head_dict(self.head, self.counts)
+
+
+def overview(a: VersionRecord, b: VersionRecord, counts: DiffCounts, new_chunks: NewChunks) -> DiffOverview:
+    return DiffOverview(VersionDiff(
+        a=a.qualified_name, b=b.qualified_name, same_artifact=a.artifact_id == b.artifact_id,
+        unchanged=a.file_count - counts.removed - counts.renamed - counts.modified,
+        new_chunk_bytes=new_chunks.stored_bytes, new_chunk_raw_bytes=new_chunks.raw_bytes, **head_changes(a, b),
+    ), counts)
 
 
 def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> tuple[
@@ -114,28 +179,40 @@ def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> t
     still_removed: list[ManifestEntry] = []
     taken = bytearray(len(added))
     for x in removed:
-        i = first.pop(x.digest, None)
-        if i is None:
+        if x.digest not in first:
             still_removed.append(x)
             continue
-        rest = more.get(x.digest)
-        if rest:
-            first[x.digest] = rest.pop()
+        i = first.pop(x.digest)
+        later = more.get(x.digest)
+        if later:
+            first[x.digest] = later.pop()
         taken[i] = 1
         renamed.append((x, added[i]))
     still_added = [x for x, t in zip(added, taken, strict=True) if not t] if renamed else added
     return renamed, still_removed, still_added
 
 
-def diff_versions(catalog: Any, a: VersionRecord, b: VersionRecord) -> VersionDiff:
+def diff_versions(catalog: Any, a: VersionRecord, b: VersionRecord, new_chunks: NewChunks | None = None) -> VersionDiff:
+    """The whole diff (`lode diff`); `new_chunks` as accounting.new_chunks measured it
+    (None: not measured)."""
     with gc_paused():
         removed, added, modified = catalog.diff_manifests(a.id, b.id)
         renamed, still_removed, still_added = _pair_renames(removed, added)
-    ma, mb = _flatten(a.metadata or {}), _flatten(b.metadata or {})
     return VersionDiff(
         a=a.qualified_name, b=b.qualified_name, same_artifact=a.artifact_id == b.artifact_id,
         added=still_added, removed=still_removed, modified=modified, renamed=renamed,
         unchanged=a.file_count - len(removed) - len(modified),
+        new_chunk_bytes=None if new_chunks is None else new_chunks.stored_bytes,
+        new_chunk_raw_bytes=None if new_chunks is None else new_chunks.raw_bytes,
+        **head_changes(a, b),
+    )
+
+
+def head_changes(a: VersionRecord, b: VersionRecord) -> dict[str, Any]:
+    """What changed besides the files: size, metadata key paths, aliases, tags, type,
+    states (VersionDiff's fields of those names), read from the two records alone."""
+    ma, mb = _flatten(a.metadata or {}), _flatten(b.metadata or {})
+    return dict(
         size_delta=b.size - a.size,
         metadata_added={k: mb[k] for k in sorted(mb.keys() - ma.keys())},
         metadata_removed={k: ma[k] for k in sorted(ma.keys() - mb.keys())},

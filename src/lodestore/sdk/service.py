@@ -25,9 +25,14 @@ from typing import Any
 
 from lodestore.catalog import query_parse
 from lodestore.catalog.base import (
+    ARTIFACT_ORDERS,
+    DIFF_SECTIONS,
     LATEST,
+    VERSION_ORDERS,
     AliasEvent,
     ArtifactRecord,
+    DiffCounts,
+    DiffRow,
     DraftPart,
     DraftRecord,
     HistoryRow,
@@ -36,6 +41,9 @@ from lodestore.catalog.base import (
     RunRecord,
     SchemaUpgrade,
     VersionRecord,
+    artifact_page_key,
+    search_page_key,
+    version_page_key,
 )
 from lodestore.config import resolve_root
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
@@ -43,7 +51,8 @@ from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
 from lodestore.sdk import accounting, bundle, cache, distributed, download, lifecycle, locations, search, transfer
 from lodestore.sdk.bundle import BundleResult
-from lodestore.sdk.diff import VersionDiff, diff_versions
+from lodestore.sdk.diff import DiffOverview, VersionDiff, diff_item, diff_versions
+from lodestore.sdk.diff import overview as diff_overview
 from lodestore.sdk.distributed import PartResult, add_part
 from lodestore.sdk.draft import Draft
 from lodestore.sdk.lineage import LineageGraph, build_graph
@@ -69,9 +78,14 @@ from lodestore.store.base import GcPlan
 # Re-exported for entry points: they import the door, not the modules behind it.
 __all__ = [
     "ADOPT_HINT",
+    "ARTIFACT_ORDERS",
+    "DIFF_SECTIONS",
     "LATEST",
     "PREVIEW_ROWS",
+    "VERSION_ORDERS",
     "BundleResult",
+    "DiffOverview",
+    "DiffRow",
     "Draft",
     "DraftPart",
     "DraftRecord",
@@ -84,17 +98,23 @@ __all__ = [
     "RetentionUpdate",
     "Service",
     "StoreFigures",
+    "StoreSummary",
     "TablePreview",
     "TablesUnavailableError",
     "TransferResult",
     "Usage",
     "VersionCopy",
     "VersionRecord",
+    "artifact_page_key",
+    "diff_item",
     "parse_duration",
+    "search_page_key",
+    "version_page_key",
 ]
 
 Usage = accounting.Usage
 StoreFigures = accounting.StoreFigures
+StoreSummary = accounting.StoreSummary
 parse_duration = lifecycle.parse_duration
 ADOPT_HINT = lifecycle.ADOPT_HINT  # what to do when the catalog is not the store's own
 
@@ -307,7 +327,8 @@ class Service:
     def diff(self, a: VersionRecord, b: VersionRecord) -> VersionDiff:
         """Compare version `a` (old) with `b` (new), on fresh records (aliases move)."""
         catalog = self._repo.catalog
-        return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id))
+        return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id),
+                             accounting.new_chunks(self._repo, a.id, b.id))
 
     def producer_run(self, version: VersionRecord) -> RunRecord | None:
         """The run that logged `version`: the one recorded on it, else the first lineage
@@ -629,6 +650,34 @@ class Service:
         parsed = query_parse.parse(text)
         return ParsedQuery(parsed.text, _query_groups(parsed.root))
 
+    def artifacts_page(self, project: str | None, type: str | None, order: str, descending: bool,
+                       after: tuple[Any, ...] | None, limit: int) -> list[ArtifactRecord]:
+        """A keyset page of artifacts (catalog.base.ARTIFACT_ORDERS; `after` is the
+        `artifact_page_key` of the previous page's last one), cut in SQL."""
+        return self._repo.catalog.artifacts_page(project, type, order, descending, after, limit)
+
+    def search_page(self, text: str, after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:
+        """A page of `search(text)` (newest first; `after` is the `search_page_key` of the
+        previous page's last), cut in SQL: a broad query costs one page, not every match."""
+        return self._repo.catalog.search_page(text, after, limit, liveness=search.query_liveness())
+
+    def find_run_ids(self, project: str | None = None, filters: str | None = None,
+                     order: str | None = None) -> list[str]:
+        """`find_runs`'s ids in its order, without reading the runs (`runs_by_id` reads a page)."""
+        return self._repo.catalog.find_run_ids(filters, project=project, order=order,
+                                               liveness=search.query_liveness())
+
+    def runs_by_id(self, run_ids: Iterable[str]) -> list[RunRecord]:
+        """These runs, in the order given (unknown ids left out)."""
+        ids = list(run_ids)
+        found = self._repo.catalog.get_runs(ids)
+        return [found[i] for i in ids if i in found]
+
+    def versions_page(self, project: str, name: str, include_deleted: bool, order: str, descending: bool,
+                      after: tuple[Any, ...] | None, limit: int) -> list[VersionRecord]:
+        """A keyset page of an artifact's versions (VERSION_ORDERS, `version_page_key`)."""
+        return self._repo.catalog.versions_page(project, name, include_deleted, order, descending, after, limit)
+
     def artifact(self, project: str, name: str) -> ArtifactRecord:
         """One artifact; NotFoundError naming the project's artifacts if absent."""
         for a in self._repo.catalog.list_artifacts(project=project, name=name):
@@ -665,6 +714,71 @@ class Service:
             if r.path.startswith(under) and needle in r.path[len(under):].casefold():
                 found.append(FolderItem(r.path.rsplit("/", 1)[-1], r.path, False, r.size, r.digest, uri=r.uri))
         return sorted(found, key=lambda f: f.path)
+
+    def own_bytes(self, versions: Iterable[VersionRecord]) -> dict[int, int]:
+        """Per version: the stored bytes only it holds (`usage(...).exclusive`), measured
+        for the versions not measured before and kept while neither the set of versions
+        (the catalog generation: commits and purges; a soft delete or restore moves no
+        bytes) nor the store (its change stamp: sessions, gc, repair) changed."""
+        wanted = list(versions)
+        kept = self._kept_figures("own_bytes", self._figures_stamp())
+        missing = [v for v in wanted if v.id not in kept]
+        if missing:
+            kept.update({vid: u.exclusive for vid, u in self.usage(missing).items()})
+        return {v.id: kept.get(v.id, 0) for v in wanted}
+
+    def summary_kept(self) -> accounting.StoreSummary:
+        """The stat cards' figures (accounting.summary), measured again only when the
+        versions (their set and states) or the store changed since the last measure
+        (see `own_bytes`): the page asks on every visit. The sizes of the files on disk
+        (the catalog's own among them) are as of that measure."""
+        stamp = self._figures_stamp()
+        kept = self._kept_figures("summary", None if stamp is None else (stamp, tuple(sorted(
+            self._repo.catalog.version_states().items()))))
+        if "figures" not in kept:
+            kept["figures"] = accounting.summary(self._repo)
+        return kept["figures"]
+
+    def _figures_stamp(self) -> tuple[int, Any] | None:
+        store = self._repo.store.change_stamp()
+        return None if store is None else (self._repo.catalog.identity().generation, store)
+
+    def _kept_figures(self, what: str, stamp: Any) -> dict[Any, Any]:
+        """The figures kept under `what` while `stamp` holds (None: never kept)."""
+        kept: dict[str, tuple[Any, dict[Any, Any]]] = self.__dict__.setdefault("_figures", {})
+        if stamp is None:
+            return {}
+        if what not in kept or kept[what][0] != stamp:
+            kept[what] = (stamp, {})
+        return kept[what][1]
+
+    DIFF_FIGURES_KEPT = 16  # a few integers per pair of versions
+
+    def diff_overview(self, a: VersionRecord, b: VersionRecord) -> DiffOverview:
+        """The diff of `a` (old) and `b` (new) without its lists: the head of `lode diff
+        --json` (metadata, aliases, tags: from the records given, so pass fresh ones),
+        each list's size and the new chunk bytes. Those two are measured once per pair
+        (counting in SQL, the chunks by accounting.new_chunks) and kept: the files of a
+        version never change, and the key holds each version's manifest digest, so a
+        purged id reused is another key."""
+        catalog = self._repo.catalog
+        kept: OrderedDict[tuple[int, str, int, str], tuple[DiffCounts, accounting.NewChunks]] = \
+            self.__dict__.setdefault("_diff_figures", OrderedDict())
+        key = (a.id, a.digest, b.id, b.digest)
+        if key in kept:
+            kept.move_to_end(key)
+        else:
+            kept[key] = (catalog.diff_counts(a.id, b.id), accounting.new_chunks(self._repo, a.id, b.id))
+            while len(kept) > self.DIFF_FIGURES_KEPT:
+                kept.popitem(last=False)
+        counts, fresh = kept[key]
+        return diff_overview(a, b, counts, fresh)
+
+    def diff_page(self, a: VersionRecord, b: VersionRecord, section: str, after: str | None,
+                  limit: int) -> list[DiffRow]:
+        """One page of a list of the diff (added, removed, modified, renamed), cut in SQL
+        by path after `after` (catalog/diff_pages.py)."""
+        return self._repo.catalog.diff_page(a.id, b.id, section, after, limit)
 
     FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
 

@@ -398,6 +398,12 @@ class ContentStore(abc.ABC):
     @abc.abstractmethod
     def disk_usage(self) -> DiskUsage: ...
 
+    def change_stamp(self) -> Hashable | None:
+        """A cheap value that changes whenever the store's content or index changes (any
+        process's commit, gc, repair), so a caller may keep figures measured from it
+        until it moves; None: this backend cannot tell (measure every time)."""
+        return None
+
     @abc.abstractmethod
     def holds_content(self) -> bool:
         """Whether any content is stored (even with the index lost)."""

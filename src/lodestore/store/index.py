@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS files (
 -- "is there any stored file of this size?": a file no stored file matches in size cannot
 -- be a duplicate, so it is chunked in one pass; otherwise it is hashed first (local.py)
 CREATE INDEX IF NOT EXISTS files_by_size ON files(size);
+-- the files made of several chunks (the only ones with a recipe): "which files share
+-- these chunks?" (accounting) reads their recipes alone, not every file's row. Created
+-- on the first writable open of an older index.db too (IF NOT EXISTS), in one pass.
+CREATE INDEX IF NOT EXISTS files_chunked ON files(digest) WHERE recipe IS NOT NULL;
 CREATE TABLE IF NOT EXISTS statcache (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -281,6 +285,18 @@ class StoreIndex:
         make = ChunkLocation._make
         return [make(row[1:]) for row in rows]
 
+    def change_counter(self) -> int:
+        """A number that moves whenever index.db changes: SQLite's data_version, read on
+        a connection that never writes, so every commit (this process's writes too, made
+        on other connections, and any other process's) counts. Microseconds: the web
+        server asks it before trusting figures it measured earlier."""
+        with self._lock:
+            conn = self.__dict__.get("_watcher")
+            if conn is None:
+                conn = self._watcher = self._connect(check_same_thread=False)
+                self._readers.append(conn)  # closed with the others
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     def has_pack(self, pack_id: str) -> bool:
         """Whether the index lists the pack, as of the latest commit."""
         return self._reader().execute("SELECT 1 FROM packs WHERE id=?", (pack_id,)).fetchone() is not None
@@ -453,9 +469,45 @@ class StoreIndex:
         """The chunk list of each known file among `digests` (unknown ones left out)."""
         return {d: recipe_chunks(d, n, r) for d, (_, n, r) in self.file_rows(list(digests)).items()}
 
+    def chunk_rows(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, str, int, int]]:
+        """(digest, pack id, stored_len, raw_len) of each indexed chunk among `digests`,
+        streamed a batch at a time (accounting sums them without keeping them)."""
+        items = list(digests)
+        db = self._reader()
+        for i in range(0, len(items), _BATCH):
+            batch = items[i : i + _BATCH]
+            yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
+                                  f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
+
+    def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """Per pack: (file size, chunks the index places in it), for these packs only."""
+        ids = sorted(set(pack_ids))
+        out: dict[str, tuple[int, int]] = {}
+        db = self._reader()
+        for i in range(0, len(ids), _BATCH):
+            batch = ids[i : i + _BATCH]
+            marks = ",".join("?" * len(batch))
+            sizes = dict(db.execute(f"SELECT id, size FROM packs WHERE id IN ({marks})", batch).fetchall())
+            for pid, n in db.execute(f"SELECT pack_id, count(*) FROM chunks WHERE pack_id IN ({marks}) "
+                                     "GROUP BY pack_id", batch):
+                out[pid] = (sizes.get(pid, 0), n)
+        return out
+
+    def chunked_files_holding(self, chunks: set[bytes]) -> set[bytes]:
+        """The files made of several chunks (the files_chunked index) holding any of
+        `chunks`, their recipes read a row at a time (none kept)."""
+        found: set[bytes] = set()
+        with self._lock:
+            for d, n, recipe in self._db.execute(
+                    "SELECT digest, chunk_count, recipe FROM files WHERE recipe IS NOT NULL"):
+                if any(c in chunks for c in recipe_chunks(d, n, recipe)):
+                    found.add(d)
+        return found
+
     def files_sharing(self, chunks: set[bytes]) -> dict[bytes, list[bytes]]:
         """Files holding any of `chunks`: file digest -> those of its chunks that are in
-        `chunks`. Scans the recipes of chunked files; a one-chunk file is named by its chunk."""
+        `chunks`. Scans the recipes of chunked files (their own index, files_chunked); a
+        one-chunk file is named by its chunk."""
         out: dict[bytes, list[bytes]] = {}
         for d, n, recipe in self._all("SELECT digest, chunk_count, recipe FROM files WHERE recipe IS NOT NULL"):
             common = [c for c in recipe_chunks(d, n, recipe) if c in chunks]

@@ -546,6 +546,9 @@ class LocalContentStore(ContentStore):
     def files_sharing_chunks(self, digests: Iterable[str]) -> set[str]:
         return usage.files_sharing_chunks(self.index, digests)
 
+    def change_stamp(self) -> Hashable | None:
+        return self.index.change_counter()
+
     def disk_usage(self) -> DiskUsage:
         index = 0
         for suffix in ("", "-wal", "-shm"):

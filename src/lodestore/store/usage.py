@@ -15,64 +15,121 @@ stored bytes plus header), which is what a repack takes out. A chunk no group ho
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import TypeVar
 
 from lodestore.store.base import GroupUsage
-from lodestore.store.index import StoreIndex
+from lodestore.store.index import StoreIndex, recipe_chunks
 from lodestore.store.packs import RECORD_HEADER
 
 K = TypeVar("K", bound=Hashable)
 _NOBODY = object()
 
 
-def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
-    wanted = {key: {bytes.fromhex(d) for d in digests} for key, digests in groups.items()}
-    recipes = index.recipes(set().union(*wanted.values()) if wanted else set())
-    holders: dict[bytes, set[K]] = defaultdict(set)
-    for key, files in wanted.items():
-        for f in files:
-            for c in recipes.get(f, ()):
-                holders[c].add(key)
-    where = index.locate(list(holders))
-    pack_ids = {loc.pack_id for loc in where.values()}
-    pack_sizes = {pid: size for pid, size, _n, _c in index.all_packs() if pid in pack_ids}
-    chunk_rows: dict[bytes, tuple[int, int]] = {}  # chunk -> (stored with header, raw)
-    pack_chunks: dict[str, list[bytes]] = defaultdict(list)
-    for d, pid, stored, raw in index.chunks_of_packs(pack_ids):
-        chunk_rows[d] = (stored + RECORD_HEADER.size, raw)
-        pack_chunks[pid].append(d)
-
-    raw_bytes: dict[K, int] = defaultdict(int)
-    stored_bytes: dict[K, int] = defaultdict(int)
-    overhead: dict[K, int] = defaultdict(int)
-    shared: dict[K, float] = defaultdict(float)
-    exclusive_raw: dict[K, int] = defaultdict(int)
-    for c, keys in holders.items():
-        row = chunk_rows.get(c)
-        if row is None:
-            continue  # not indexed (damage fsck reports): holds no bytes
-        for key in keys:
-            raw_bytes[key] += row[1]
-            stored_bytes[key] += row[0]
-            overhead[key] += RECORD_HEADER.size
-            shared[key] += row[0] / len(keys)
-        if len(keys) == 1:
-            exclusive_raw[next(iter(keys))] += row[1]
-
-    def owner(chunk: bytes) -> object:
-        keys = holders.get(chunk, ())
-        return next(iter(keys)) if len(keys) == 1 else _NOBODY
-
-    exclusive: dict[object, int] = defaultdict(int)
-    for pid, chunks in pack_chunks.items():
-        owners = [owner(c) for c in chunks]
-        if len(set(owners)) == 1 and owners[0] is not _NOBODY:
-            exclusive[owners[0]] += pack_sizes.get(pid, 0)  # the whole pack goes
+def _raw(digests: Iterable[str]) -> set[bytes]:
+    """Digests as the index keys them; a digest that is no hex names no stored file (a
+    catalog written by hand in tests) and holds no bytes here."""
+    out = set()
+    for d in digests:
+        try:
+            out.add(bytes.fromhex(d))
+        except ValueError:
             continue
-        for c, o in zip(chunks, owners, strict=True):
-            if o is not _NOBODY:
-                exclusive[o] += chunk_rows[c][0]
+    return out
+
+
+class _Keys(tuple[object, ...]):
+    """The groups holding one chunk, once there are two or more: a small tuple (most
+    shared chunks have two or three holders; a set per chunk cost 200 bytes more), of
+    its own type so a group key that is itself a tuple is never mistaken for it."""
+
+
+class _ManyKeys(set[object]):
+    """The groups holding one chunk, past `_TUPLE_KEYS` of them (an empty file held by
+    every version): a set, so adding one stays cheap."""
+
+
+_TUPLE_KEYS = 8
+
+
+def _hold(holders: dict[bytes, object], chunk: bytes, key: object) -> None:
+    """Record that group `key` holds `chunk`: most chunks have one holder, kept bare
+    (no container per chunk: with a million chunks, those were most of the memory)."""
+    h = holders.get(chunk, _NOBODY)
+    if h is _NOBODY:
+        holders[chunk] = key
+    elif isinstance(h, _ManyKeys):
+        h.add(key)
+    elif isinstance(h, _Keys):
+        if key not in h:
+            holders[chunk] = _Keys((*h, key)) if len(h) < _TUPLE_KEYS else _ManyKeys((*h, key))
+    elif h != key:
+        holders[chunk] = _Keys((h, key))
+
+
+_ROWS_AT_ONCE = 9_000  # file rows read and dropped at a time: memory stays flat however big a group
+
+
+def _batches(digests: Iterable[str]) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for d in digests:
+        try:
+            batch.append(bytes.fromhex(d))
+        except ValueError:
+            continue  # no hex: no stored file (see _raw)
+        if len(batch) == _ROWS_AT_ONCE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K, GroupUsage]:
+    """One pass: each group's recipes (a query per 900 files), then every chunk's row
+    streamed from the index once, summed into its holders' figures. Memory holds one
+    entry per distinct chunk (its holder), not the chunks' rows."""
+    holders: dict[bytes, object] = {}
+    for key, digests in groups.items():
+        for batch in _batches(digests):
+            for file, (_size, count, recipe) in index.file_rows(batch).items():
+                for c in recipe_chunks(file, count, recipe):
+                    _hold(holders, c, key)
+
+    raw_bytes: dict[object, int] = defaultdict(int)
+    stored_bytes: dict[object, int] = defaultdict(int)
+    overhead: dict[object, int] = defaultdict(int)
+    shared: dict[object, float] = defaultdict(float)
+    exclusive_raw: dict[object, int] = defaultdict(int)
+    exclusive: dict[object, int] = defaultdict(int)
+    pack_owner: dict[str, object] = {}  # pack -> the one group owning every chunk seen in it, or _NOBODY
+    pack_seen: dict[str, int] = defaultdict(int)  # pack -> chunks seen
+    pack_owned: dict[str, int] = defaultdict(int)  # pack -> record bytes of the chunks its owner alone holds
+    for c, pid, stored_len, raw in index.chunk_rows(holders):
+        record = stored_len + RECORD_HEADER.size
+        keys = holders[c]
+        many = isinstance(keys, (_Keys, _ManyKeys))
+        held: Iterable[object] = keys if isinstance(keys, (_Keys, _ManyKeys)) else (keys,)
+        share = record / (len(keys) if isinstance(keys, (_Keys, _ManyKeys)) else 1)
+        for holder in held:
+            raw_bytes[holder] += raw
+            stored_bytes[holder] += record
+            overhead[holder] += RECORD_HEADER.size
+            shared[holder] += share
+        pack_seen[pid] += 1
+        if many:
+            pack_owner[pid] = _NOBODY
+            continue
+        exclusive_raw[keys] += raw
+        exclusive[keys] += record  # record by record; a pack it owns whole is topped up below
+        pack_owned[pid] += record
+        if pack_owner.setdefault(pid, keys) != keys:
+            pack_owner[pid] = _NOBODY
+    # A pack whose every indexed chunk one group alone holds goes whole with it (magic,
+    # headers and trailer too); a chunk no group holds (awaiting gc) keeps its pack.
+    for pid, (size, indexed) in index.pack_totals(pack_owner).items():
+        owner = pack_owner[pid]
+        if owner is not _NOBODY and pack_seen[pid] == indexed:
+            exclusive[owner] += size - pack_owned[pid]
     return {key: GroupUsage(raw_bytes=raw_bytes[key], stored_bytes=stored_bytes[key],
                             overhead_bytes=overhead[key], shared_stored_bytes=shared[key],
                             exclusive_stored_bytes=exclusive[key], exclusive_raw_bytes=exclusive_raw[key])
@@ -80,7 +137,17 @@ def group_usage(index: StoreIndex, groups: Mapping[K, Iterable[str]]) -> dict[K,
 
 
 def files_sharing_chunks(index: StoreIndex, digests: Iterable[str]) -> set[str]:
-    """Files other than `digests` holding at least one of their chunks."""
-    files = {bytes.fromhex(d) for d in digests}
-    chunks = {c for recipe in index.recipes(files).values() for c in recipe}
-    return {d.hex() for d in index.files_sharing(chunks) if d not in files}
+    """Files other than `digests` holding at least one of their chunks: the chunked files
+    whose recipe names one (a one-chunk file's chunk is the file itself), and the
+    one-chunk files that are a chunk of one of theirs. Recipes are read a batch at a
+    time; only the chunks of their chunked files are kept beside the files."""
+    files: set[bytes] = set()
+    pieces: set[bytes] = set()  # chunks of their files made of several
+    for batch in _batches(digests):
+        files.update(batch)
+        for file, (_size, count, recipe) in index.file_rows(batch).items():
+            if recipe is not None:
+                pieces.update(recipe_chunks(file, count, recipe))
+    sharing = index.chunked_files_holding(files | pieces if pieces else files)
+    sharing |= index.known_files(pieces - files)
+    return {d.hex() for d in sharing - files}

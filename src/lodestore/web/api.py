@@ -37,9 +37,20 @@ from lodestore.errors import (
     NotFoundError,
 )
 from lodestore.names import normalize_entry_path, parse_ref, validate_name
-from lodestore.sdk.service import Service, TablesUnavailableError, VersionRecord
+from lodestore.sdk.service import (
+    ARTIFACT_ORDERS,
+    DIFF_SECTIONS,
+    VERSION_ORDERS,
+    Service,
+    TablesUnavailableError,
+    VersionRecord,
+    artifact_page_key,
+    diff_item,
+    search_page_key,
+    version_page_key,
+)
 from lodestore.web import json_out as out
-from lodestore.web.paging import Page, paginate, paginate_ordered, parse_limit
+from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, paginate_sorted, parse_limit
 
 PREVIEW_TEXT_BYTES = 1_000_000  # text and JSON previews: the first 1 MB
 PREVIEW_TABLE_ROWS = 100  # CSV and Parquet previews: the first 100 rows
@@ -204,7 +215,7 @@ def ping(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/stats", "What the store holds: artifacts, versions, logical and stored bytes, savings.",
        "stats")
 def stats(svc: Service, request: Request) -> Any:
-    return out.stats(svc.stats())
+    return out.stats(svc.summary_kept())
 
 
 @route("GET", "/api/v1/projects", "Projects, by name.", "projects", paged=True)
@@ -222,16 +233,7 @@ def types(svc: Service, request: Request) -> Any:
     return page_json(page, lambda t: {"name": t})
 
 
-ARTIFACT_SORTS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
-    "name": lambda a: (a.project, a.name),
-    "type": lambda a: (a.type, a.project, a.name),
-    "created": lambda a: (a.created_at.isoformat(), a.id),
-    "versions": lambda a: (a.version_count, a.id),
-    "size": lambda a: (a.total_size, a.id),
-}
-
-
-def sort_spec(text: str | None, allowed: dict[str, Any], default: str) -> tuple[str, bool]:
+def sort_spec(text: str | None, allowed: tuple[str, ...], default: str) -> tuple[str, bool]:
     text = text or default
     key, descending = (text[1:], True) if text.startswith("-") else (text, False)
     if key not in allowed:
@@ -245,9 +247,9 @@ def sort_spec(text: str | None, allowed: dict[str, Any], default: str) -> tuple[
         Param("sort", "query", "name, type, created, versions or size; prefix - for descending")), paged=True)
 def artifacts(svc: Service, request: Request) -> Any:
     project, type_ = q(request, "project") or None, q(request, "type") or None
-    key, descending = sort_spec(q(request, "sort"), ARTIFACT_SORTS, "name")
-    page = paginate(svc.artifacts(project=project, type=type_), ARTIFACT_SORTS[key], q(request, "cursor"),
-                    parse_limit(q(request, "limit")), descending)
+    order, descending = sort_spec(q(request, "sort"), ARTIFACT_ORDERS, "name")
+    page = keyset(lambda after, n: svc.artifacts_page(project, type_, order, descending, after, n),
+                  lambda a: artifact_page_key(a, order), q(request, "cursor"), parse_limit(q(request, "limit")))
     return page_json(page, out.artifact)
 
 
@@ -257,9 +259,8 @@ def artifacts(svc: Service, request: Request) -> Any:
 def search(svc: Service, request: Request) -> Any:
     text = q(request, "q") or ""
     parsed = svc.parse_query(text)
-    found = svc.search(text)
-    page = paginate(found, lambda v: (v.created_at.isoformat(), v.id), q(request, "cursor"),
-                    parse_limit(q(request, "limit")), descending=True)
+    page = keyset(lambda after, n: svc.search_page(text, after, n), search_page_key, q(request, "cursor"),
+                  parse_limit(q(request, "limit")))
     return page_json(page, out.version, parsed=out.parsed_query(parsed))
 
 
@@ -278,14 +279,6 @@ def artifact(svc: Service, request: Request) -> Any:
     return {**out.artifact(a), "retention": svc.retention(project, name)}
 
 
-VERSION_SORTS: dict[str, Callable[[VersionRecord], tuple[Any, ...]]] = {
-    "index": lambda v: (v.index,),
-    "created": lambda v: (v.created_at.isoformat(), v.index),
-    "size": lambda v: (v.size, v.index),
-    "files": lambda v: (v.file_count, v.index),
-}
-
-
 @route("GET", ARTIFACT_PATH + "/versions", "An artifact's versions (newest first by default), soft-deleted ones "
        "with include_deleted; each with the bytes only it holds.", "versions",
        (P_PROJECT, P_NAME, Param("include_deleted", "query", "true to list soft-deleted versions too"),
@@ -293,12 +286,12 @@ VERSION_SORTS: dict[str, Callable[[VersionRecord], tuple[Any, ...]]] = {
        paged=True)
 def versions(svc: Service, request: Request) -> Any:
     project, name = names_of(request)
-    svc.artifact(project, name)  # 404 for an unknown artifact, not an empty list
-    key, descending = sort_spec(q(request, "sort"), VERSION_SORTS, "-index")
-    page = paginate(svc.versions(project, name, include_deleted=flag(request, "include_deleted")),
-                    VERSION_SORTS[key], q(request, "cursor"), parse_limit(q(request, "limit")), descending)
-    usage = svc.usage(page.items)
-    return page_json(page, lambda v: {**out.version(v), "own_bytes": usage[v.id].exclusive if v.id in usage else 0})
+    order, descending = sort_spec(q(request, "sort"), VERSION_ORDERS, "-index")
+    deleted_too = flag(request, "include_deleted")
+    page = keyset(lambda after, n: svc.versions_page(project, name, deleted_too, order, descending, after, n),
+                  lambda v: version_page_key(v, order), q(request, "cursor"), parse_limit(q(request, "limit")))
+    own = svc.own_bytes(page.items)
+    return page_json(page, lambda v: {**out.version(v), "own_bytes": own[v.id]})
 
 
 @route("GET", VERSION_PATH, "One version: digest, sizes, metadata, aliases, its producing run; with "
@@ -307,7 +300,7 @@ def versions(svc: Service, request: Request) -> Any:
 def version(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     producer = svc.producer_run(v)
-    extra = {"own_bytes": svc.version_usage(v).exclusive} if flag(request, "own_bytes") else {}
+    extra = {"own_bytes": svc.own_bytes([v])[v.id]} if flag(request, "own_bytes") else {}
     return {**out.version(v), **extra,
             "producer": None if producer is None else out.run(producer, svc.run_state(producer))}
 
@@ -360,9 +353,9 @@ async def restore_version(svc: Service, request: Request) -> Any:
 def files(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     folder = q(request, "folder") or ""
-    items = svc.folder(v, folder, q(request, "filter") or None)
-    page = paginate(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
-                    parse_limit(q(request, "limit")))
+    items = svc.folder(v, folder, q(request, "filter") or None)  # sub-folders, then files, each by path
+    page = paginate_sorted(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
+                           parse_limit(q(request, "limit")))
     return page_json(page, out.folder_item, folder=normalize_entry_path(folder) if folder.strip("/") else "")
 
 
@@ -598,29 +591,39 @@ def remove_alias(svc: Service, request: Request) -> Any:
 
 
 # ---------------------------------------------------------------------------------- diff
-DIFF_SECTIONS = ("added", "removed", "modified", "renamed")
-
-
 @route("GET", "/api/v1/diff", "Compare two versions (a old, b new): files added, removed, modified, renamed, "
-       "metadata key paths, aliases, tags; the same data as `lode diff --json`, each file list paged.", "diff",
+       "metadata key paths, aliases, tags, the new chunk bytes b adds; the same data as `lode diff --json`, each "
+       "file list a page (cut in SQL) with its total.", "diff",
        (Param("a", "query", "project/artifact:vN (old)", True), Param("b", "query", "project/artifact:vN (new)", True),
         Param("section", "query", "page only this list: added, removed, modified or renamed")), paged=True)
 def diff(svc: Service, request: Request) -> Any:
     a, b = ref_param(svc, request, "a"), ref_param(svc, request, "b")
-    d = svc.diff(a, b).to_dict()
     limit = parse_limit(q(request, "limit"))
     section = q(request, "section")
     if section is not None and section not in DIFF_SECTIONS:
         raise InvalidInputError(f"section must be one of {', '.join(DIFF_SECTIONS)}")
+    overview = svc.diff_overview(a, b)
     lists: dict[str, Any] = {}
     for name in DIFF_SECTIONS:
         if section is not None and name != section:
             continue
-        path_of = (lambda x: (x["to"],)) if name == "renamed" else (lambda x: (x["path"],))
-        page = paginate(d[name], path_of, q(request, "cursor") if section == name else None, limit)
-        lists[name] = {"items": page.items, "total": len(d[name]), "next_cursor": page.next_cursor}
-    head = {k: v for k, v in d.items() if k not in DIFF_SECTIONS}
-    return {**head, **lists}
+        total = getattr(overview.counts, name)
+        cursor = q(request, "cursor") if section == name else None
+        page = keyset(lambda after, n, name=name, total=total: _diff_rows(svc, a, b, name, after, n, total),
+                      lambda row: ((row.new or row.old).path,), cursor, limit)
+        lists[name] = {"items": [diff_item(name, r) for r in page.items], "total": total,
+                       "next_cursor": page.next_cursor}
+    return {**overview.to_dict(), **lists}
+
+
+def _diff_rows(svc: Service, a: VersionRecord, b: VersionRecord, section: str, after: tuple[Any, ...] | None,
+               n: int, total: int) -> list[Any]:
+    """A page of one diff list; none asked of the database for an empty list."""
+    if total == 0:
+        return []
+    if after is not None and (len(after) != 1 or not isinstance(after[0], str)):
+        raise InvalidInputError("the cursor is not one of this list's")
+    return svc.diff_page(a, b, section, None if after is None else after[0], n)
 
 
 @route("GET", "/api/v1/diff/text", "Side by side line diff of one small text file in two versions.", "diff",
@@ -658,10 +661,10 @@ def text_diff(svc: Service, request: Request) -> Any:
         Param("q", "query", "filter in the search language (state=finished config.lr<0.01 group=sweep-1)"),
         Param("order", "query", "a key, - for descending (default: oldest first)")), paged=True)
 def runs(svc: Service, request: Request) -> Any:
-    found = svc.find_runs(q(request, "project") or None, filters=q(request, "q") or None,
-                          order=q(request, "order") or None)
-    page = paginate_ordered(found, lambda r: r.id, q(request, "cursor"), parse_limit(q(request, "limit")))
-    return page_json(page, lambda r: out.run(r, svc.run_state(r)))
+    ids = svc.find_run_ids(q(request, "project") or None, filters=q(request, "q") or None,
+                           order=q(request, "order") or None)
+    page = paginate_ordered(ids, lambda i: i, q(request, "cursor"), parse_limit(q(request, "limit")))
+    return page_json(Page(svc.runs_by_id(page.items), page.next_cursor), lambda r: out.run(r, svc.run_state(r)))
 
 
 def _run_id(request: Request) -> str:
@@ -752,12 +755,15 @@ def _cluster(g: _Graph) -> list[dict[str, Any]]:
     run logged) become one cluster node listing them; the focus is never clustered."""
     clusters: list[dict[str, Any]] = []
     taken: set[str] = set()
+    near_far: dict[str, dict[str, list[str]]] = {"out": {}, "in": {}}  # node -> its neighbours, in edge order
+    for e in g.edges:
+        near_far["out"].setdefault(e["source"], []).append(e["target"])
+        near_far["in"].setdefault(e["target"], []).append(e["source"])
     for anchor in sorted(g.nodes):
         for direction in ("out", "in"):
             groups: dict[tuple[str, str], list[str]] = {}
-            for e in g.edges:
-                near, far = (e["source"], e["target"]) if direction == "out" else (e["target"], e["source"])
-                if near == anchor and far != g.focus and far not in taken:
+            for far in near_far[direction].get(anchor, ()):
+                if far != g.focus and far not in taken:
                     n = g.nodes[far]
                     groups.setdefault((n["kind"], n["type"] or ""), []).append(far)
             for (kind, type_), members in sorted(groups.items()):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the records travel through the door; their classes are only
         RunRecord,
         VersionRecord,
     )
-    from lodestore.sdk.service import FolderItem, ParsedQuery, StoreFigures
+    from lodestore.sdk.service import FolderItem, ParsedQuery, StoreSummary
 
 
 def when(dt: datetime | None) -> str | None:
@@ -81,9 +81,9 @@ def parsed_query(q: ParsedQuery) -> dict[str, Any]:
     return {"text": q.text, "groups": [[asdict(t) for t in g] for g in q.groups]}
 
 
-def stats(s: StoreFigures) -> dict[str, Any]:
+def stats(s: StoreSummary) -> dict[str, Any]:
     """The stat cards: what `lode stats` measures, the few numbers a page shows first."""
-    return {"artifacts": len(s.artifacts), "versions": s.versions,
+    return {"artifacts": s.artifacts, "versions": s.versions,
             "deleted_versions": s.deleted_versions, "broken_versions": s.broken_versions,
             "logical_bytes": s.logical_bytes, "stored_bytes": s.stored_bytes,
             "unique_bytes": s.unique_bytes, "dedup_saved_bytes": s.dedup_saved_bytes,

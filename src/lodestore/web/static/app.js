@@ -431,7 +431,9 @@ async function compareTab(body, v, params, base) {
   body.append(form);
   const refA = `${v.project}/${v.name}:${a}`, refB = `${v.project}/${v.name}:${b}`;
   const d = await api(pageUrl("/api/v1/diff", { a: refA, b: refB, limit: 200 }));
-  body.append(h("p", { id: "diff-summary" }, h("strong", {}, d.summary), ` · ${d.unchanged.toLocaleString()} unchanged`));
+  body.append(h("p", { id: "diff-summary" }, h("strong", {}, d.summary), ` · ${d.unchanged.toLocaleString()} unchanged`),
+    h("p", { id: "diff-new-chunks", title: `chunks ${b} holds that ${a} does not: their stored bytes (raw: ${humanSize(d.new_chunk_raw_bytes)})` },
+      `new chunk bytes ${b} adds: `, h("strong", {}, humanSize(d.new_chunk_bytes)), ` stored (${humanSize(d.new_chunk_raw_bytes)} raw)`));
   const diffBox = h("div", { id: "text-diff" });
   const textDiff = async (path, oldPath) => {
     const t = await api(pageUrl("/api/v1/diff/text", { a: refA, b: refB, path, old_path: oldPath })).catch((e) => e);
