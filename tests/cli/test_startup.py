@@ -43,6 +43,7 @@ NOT_FOR_READING = (
     "lodestore.sdk.references", "urllib.request",  # reference entries (HTTP, TLS)
     "lodestore.sdk.transfer", "lodestore.sdk.bundle",  # push, pull, export, import
     "lodestore.sdk.api", "lodestore.sdk.artifact", "lodestore.sdk.run",  # the Python objects
+    "lodestore.sdk.diff", "lodestore.sdk.lineage",  # lode diff, lode lineage
     "pyarrow", "pandas",  # tables
     "starlette", "uvicorn", "lodestore.web",  # `lode ui`
 )

@@ -43,8 +43,6 @@ from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
 from lodestore.sdk import accounting, cache, lifecycle, locations, search
-from lodestore.sdk.diff import VersionDiff, diff_versions
-from lodestore.sdk.lineage import LineageGraph, build_graph
 from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.locations import Location, Remote
@@ -64,12 +62,15 @@ from lodestore.store.base import GcPlan
 # downloads, references (urllib's HTTP and TLS), push/pull and bundles import Rich's
 # progress bars and the write path, ~60 ms of every `lode ls`, `lode versions` and `lode
 # info`, which read only the catalog and the store's index (python -X importtime, 2-core
-# VM; tests/cli/test_startup.py keeps them out). Each method imports what it runs; the
-# records they return are re-exported below through `__getattr__`, on first use.
+# VM; tests/cli/test_startup.py keeps them out); diff and lineage ~2.5 ms more (their
+# dataclasses). Each method imports what it runs; the records they return are
+# re-exported below through `__getattr__`, on first use.
 if TYPE_CHECKING:
     from lodestore.sdk.bundle import BundleResult
+    from lodestore.sdk.diff import VersionDiff
     from lodestore.sdk.distributed import PartResult
     from lodestore.sdk.draft import Draft
+    from lodestore.sdk.lineage import LineageGraph
     from lodestore.sdk.log_draft import LogResult
     from lodestore.sdk.transfer import TransferResult, VersionCopy
 
@@ -331,10 +332,14 @@ class Service:
         return search.search_runs(self._repo, project, filters, order, limit)
 
     def lineage(self, version: VersionRecord, direction: str = "both", depth: int | None = None) -> LineageGraph:
+        from lodestore.sdk.lineage import build_graph  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return build_graph(self._repo, version, direction=direction, depth=depth)
 
     def diff(self, a: VersionRecord, b: VersionRecord) -> VersionDiff:
         """Compare version `a` (old) with `b` (new), on fresh records (aliases move)."""
+        from lodestore.sdk.diff import diff_versions  # noqa: PLC0415  (imported when used: see the module's imports)
+
         catalog = self._repo.catalog
         return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id))
 
