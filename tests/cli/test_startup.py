@@ -115,7 +115,7 @@ def test_reading_a_small_store_imports_only_the_read_path(small_store: Path, com
 
 def test_the_libraries_a_command_imports_are_not_rescanned_by_the_garbage_collector(small_store: Path) -> None:
     """The door is imported with the collector paused and then frozen (cli/context.py):
-    its ~250,000 objects cost ~40-60 ms of rescans per command otherwise."""
+    its ~80,000 objects cost ~40 ms of rescans per command otherwise."""
     code, _, frozen = probe("ls")
     assert code == 0
     assert frozen > 10_000

@@ -8,8 +8,8 @@ The door is imported when a command first asks for it, not when `lode` starts: `
 libraries, Rich's progress bars) cost ~0.3 s of every start (python -X importtime, 2-core
 VM). Command modules import only the door's names they use at run time, in the command.
 It is imported with the cyclic garbage collector paused, and what it made is then frozen
-(`sdk_imports`): the ~250,000 objects of SQLAlchemy and the SDK hold no garbage to find,
-and rescanning them cost ~40-60 ms of every `lode ls` (gc.callbacks, 2-core VM).
+(`sdk_imports`): the ~80,000 objects of SQLAlchemy and the SDK hold no garbage to find, and
+rescanning them cost ~40 ms of every `lode ls` (gc.callbacks, 2-core VM).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ from lodestore.store.base import GcPlan
 
 # Imported when used, not with the door: logging (draft, log_draft, distributed),
 # downloads, references (urllib's HTTP and TLS), push/pull and bundles import Rich's
-# progress bars and the write path, ~60 ms of every `lode ls`, `lode versions` and `lode
+# progress bars and the write path, ~20 ms of every `lode ls`, `lode versions` and `lode
 # info`, which read only the catalog and the store's index (python -X importtime, 2-core
 # VM; tests/cli/test_startup.py keeps them out); diff and lineage ~2.5 ms more (their
 # dataclasses). Each method imports what it runs; the records they return are
