@@ -157,16 +157,37 @@ def wall(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def import_top(cmd: list[str], count: int = 8) -> list[tuple[str, float]]:
-    """The top-level imports of a process by cumulative time (python -X importtime)."""
+def import_times(cmd: list[str]) -> list[tuple[str, float, float]]:
+    """(module as indented by python -X importtime, self seconds, cumulative seconds) for
+    every module the process imported, in import order."""
     out = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], check=True, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True, env=step_env()).stderr
-    tops = []
+    rows = []
     for line in out.splitlines():
         parts = line.split("|")
-        if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
-            tops.append((parts[2].strip(), int(parts[1]) / 1e6))
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((parts[2].rstrip(), int(parts[0].split(":")[1]) / 1e6, int(parts[1]) / 1e6))
+    return rows
+
+
+def import_top(cmd: list[str], count: int = 8) -> list[tuple[str, float]]:
+    """The top-level imports of a process by cumulative time (python -X importtime)."""
+    tops = [(name.strip(), total) for name, _, total in import_times(cmd) if not name.startswith("  ")]
     return sorted(tops, key=lambda x: -x[1])[:count]
+
+
+def imports_beyond(cmd: list[str], reference: list[str], count: int = 8) -> list[tuple[str, float]]:
+    """What `cmd` imports that `reference` does not, by package (lodestore by sub-package),
+    summing each module's own import time (python -X importtime)."""
+    known = {name.strip() for name, _, _ in import_times(reference)}
+    groups: dict[str, float] = {}
+    for name, own, _ in import_times(cmd):
+        module = name.strip()
+        if module not in known:
+            parts = module.split(".")
+            group = ".".join(parts[:2]) if parts[0] == "lodestore" else parts[0]
+            groups[group] = groups.get(group, 0.0) + own
+    return sorted(groups.items(), key=lambda x: -x[1])[:count]
 
 
 def startup_rows(scratch: Path, reps: int, row, check) -> list[str]:
@@ -205,6 +226,9 @@ def startup_rows(scratch: Path, reps: int, row, check) -> list[str]:
     for name in ("lode --help", "lode ls"):
         tops = ", ".join(f"{mod} {sec * 1000:.0f} ms" for mod, sec in import_top(commands[name]))
         notes.append(f"python -X importtime {name}, top-level imports by cumulative time: {tops}")
+    beyond = ", ".join(f"{group} {sec * 1000:.0f} ms"
+                       for group, sec in imports_beyond(commands["lode ls"], commands["import sqlalchemy"]))
+    notes.append(f"python -X importtime lode ls, beyond import sqlalchemy's modules (own time by package): {beyond}")
     return [*notes, ""]
 
 

@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 # Runs `lode ARGS` like its console script, then prints which modules the process loaded.
 PROBE = """
-import json, sys
+import gc, json, sys
 from lodestore.cli.main import main
 sys.argv[0] = "lode"
 try:
@@ -20,18 +22,45 @@ except SystemExit as e:
     code = e.code
 else:
     code = 0
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+print(json.dumps({"code": code, "modules": sorted(sys.modules), "frozen": gc.get_freeze_count()}), file=sys.stderr)
 """
 
 HEAVY = ("sqlalchemy", "rich", "blake3", "zstandard", "pyfastcdc", "lodestore.sdk", "lodestore.store",
          "lodestore.catalog")
 
 
+# What reading a small embedded store (SQLite catalog at the current schema, local
+# store) never needs; each was imported by `lode ls` once, at a cost measured by
+# python -X importtime (cli/app.py, cli/context.py, sdk/service.py say where it went).
+NOT_FOR_READING = (
+    "alembic",  # the schema is checked with one query; alembic is imported only to migrate
+    "psycopg", "sqlalchemy.dialects.postgresql",  # a team's PostgreSQL catalog
+    "boto3", "botocore", "lodestore.store.s3",  # a team's S3 store (s3, s3_index, ...)
+    "pydantic",  # Typer's adapters for plain str and bool values (cli/app.py)
+    "rich.progress", "lodestore.sdk.ui",  # progress bars: logging, downloads, transfers
+    "lodestore.sdk.draft", "lodestore.sdk.log_draft", "lodestore.sdk.distributed",  # logging
+    "lodestore.sdk.download", "lodestore.sdk.materialize",  # downloads
+    "lodestore.sdk.references", "urllib.request",  # reference entries (HTTP, TLS)
+    "lodestore.sdk.transfer", "lodestore.sdk.bundle",  # push, pull, export, import
+    "lodestore.sdk.api", "lodestore.sdk.artifact", "lodestore.sdk.run",  # the Python objects
+    "lodestore.sdk.diff", "lodestore.sdk.lineage",  # lode diff, lode lineage
+    "pyarrow", "pandas",  # tables
+    "starlette", "uvicorn", "lodestore.web",  # `lode ui`
+)
+
+
 def loaded(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    code, modules, _ = probe(*args, env=env)
+    return code, modules
+
+
+def probe(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str], int]:
+    """Run `lode ARGS` in a fresh process: (exit code, modules it loaded, objects frozen
+    for the garbage collector)."""
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120,
                           env=env)
     report = json.loads(done.stderr.strip().splitlines()[-1])
-    return report["code"], set(report["modules"])
+    return report["code"], set(report["modules"]), report["frozen"]
 
 
 def heavy(modules: set[str]) -> list[str]:
@@ -67,3 +96,26 @@ def test_every_public_name_of_the_package_resolves() -> None:
     for name in lodestore.__all__:
         assert getattr(lodestore, name) is not None, name
     assert "Artifact" in dir(lodestore)
+
+
+@pytest.fixture
+def small_store(lode, store: Path, images: Path) -> Path:
+    """A store ($LODESTORE_DIR) holding one version, as the bench's small store does."""
+    assert lode("put", images, "--name", "zoo/animals").code == 0
+    return store
+
+
+@pytest.mark.parametrize("command", [["ls"], ["versions", "zoo/animals"], ["info", "zoo/animals:v0"]])
+def test_reading_a_small_store_imports_only_the_read_path(small_store: Path, command: list[str]) -> None:
+    code, modules, _ = probe(*command)
+    assert code == 0
+    assert "lodestore.catalog.sql" in modules  # the probe did read the catalog
+    assert sorted(m for m in modules if m.startswith(NOT_FOR_READING)) == []
+
+
+def test_the_libraries_a_command_imports_are_not_rescanned_by_the_garbage_collector(small_store: Path) -> None:
+    """The door is imported with the collector paused and then frozen (cli/context.py):
+    its ~80,000 objects cost ~40 ms of rescans per command otherwise."""
+    code, _, frozen = probe("ls")
+    assert code == 0
+    assert frozen > 10_000

@@ -6,13 +6,45 @@ on it; cli/main.py imports those modules and runs the app, so nothing imports ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
+import typer.core
 
 from lodestore import settings
 from lodestore.cli import context
 from lodestore.config import checked_root
+
+try:  # Typer >= 0.2x coerces every value given to a command through a Pydantic TypeAdapter
+    from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
+except ImportError:  # pragma: no cover - an older Typer coerces with Click's types: nothing to skip
+    RuntimeParam = None  # type: ignore[assignment, misc]
+
+
+if RuntimeParam is not None and getattr(typer.core, "build_runtime_param", None) is build_runtime_param:
+
+    class _AsGiven(RuntimeParam):  # type: ignore[misc, valid-type]
+        """A `str` or `bool` value taken as the command line gave it: what Typer's Pydantic
+        adapters for `str` and `bool` return for a value of that type (typer/_adapters.py).
+        Typer builds an adapter for each parameter a command is given, and importing
+        Pydantic for that cost ~50 ms of every `lode ls` (pydantic, pydantic_core,
+        annotated_types: python -X importtime, 2-core VM), a third of its start-up budget.
+        Any other value (a string for a bool, bytes from a caller of `app`) still goes
+        through Typer's own adapter, built then."""
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if type(value) is self.annotation:
+                return value
+            return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+
+    def _runtime_param(descriptor: TypeDescriptor) -> Any:
+        """Typer's coercion for a parameter, `_AsGiven` for a plain str or bool."""
+        if (descriptor.annotation in (str, bool) and descriptor.file_annotation is None
+                and descriptor.parameter_info.parser is None):
+            return _AsGiven(descriptor.parameter_info, descriptor.annotation)
+        return build_runtime_param(descriptor)
+
+    typer.core.build_runtime_param = _runtime_param  # what _TyperParameter.get_runtime_param calls
 
 app = typer.Typer(
     name="lode",

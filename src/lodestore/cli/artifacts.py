@@ -62,9 +62,9 @@ def put(
 
     Example: lode put images/ --name zoo/animals --type dataset --alias best
     """
-    # imported here, not with `lode`: see cli/context.py
-    from lodestore.sdk.artifact import Artifact  # noqa: PLC0415
-    from lodestore.sdk.service import parse_duration  # noqa: PLC0415
+    with context.sdk_imports("lodestore.sdk.artifact"):  # imported here, not with `lode`: see cli/context.py
+        from lodestore.sdk.artifact import Artifact  # noqa: PLC0415
+        from lodestore.sdk.service import parse_duration  # noqa: PLC0415
 
     ref = parse_ref(name)
     if ref.selector:
@@ -143,7 +143,8 @@ def versions(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List the versions of an artifact, oldest first."""
-    from lodestore.sdk.service import Usage  # noqa: PLC0415  (imported here, not with `lode`: cli/context.py)
+    with context.sdk_imports():
+        from lodestore.sdk.service import Usage  # noqa: PLC0415  (imported here, not with `lode`: cli/context.py)
 
     ref = artifact_ref(name, "versions")
     svc = context.service()

@@ -181,7 +181,8 @@ def retention_set(
 
     Example: lode retention set zoo/animals --keep-last 5 --keep-aliased
     """
-    from lodestore.sdk.service import RetentionUpdate  # noqa: PLC0415  (not with `lode`: cli/context.py)
+    with context.sdk_imports():
+        from lodestore.sdk.service import RetentionUpdate  # noqa: PLC0415  (not with `lode`: cli/context.py)
 
     r = parse_ref(name)
     update = RetentionUpdate(
@@ -225,7 +226,8 @@ def fsck(
 
     Versions already marked broken by an earlier repair are listed but do not fail the check.
     """
-    from lodestore.sdk.service import ADOPT_HINT  # noqa: PLC0415  (not with `lode`: cli/context.py)
+    with context.sdk_imports():
+        from lodestore.sdk.service import ADOPT_HINT  # noqa: PLC0415  (not with `lode`: cli/context.py)
 
     result = context.service().fsck(repair=repair)
     final = result.repaired.after if result.repaired is not None else result

@@ -15,13 +15,14 @@ plans and reports of lifecycle and accounting), never string-keyed dicts::
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog import query_parse
 from lodestore.catalog.base import (
@@ -49,19 +50,10 @@ from lodestore.config import resolve_root
 from lodestore.errors import InvalidInputError, NotFoundError, VerificationError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, ArtifactRef, normalize_entry_path, parse_ref, validate_alias
-from lodestore.sdk import accounting, bundle, cache, distributed, download, lifecycle, locations, search, transfer
-from lodestore.sdk.bundle import BundleResult
-from lodestore.sdk.diff import DiffOverview, VersionDiff, diff_item, diff_versions
-from lodestore.sdk.diff import overview as diff_overview
-from lodestore.sdk.distributed import PartResult, add_part
-from lodestore.sdk.draft import Draft
-from lodestore.sdk.lineage import LineageGraph, build_graph
+from lodestore.sdk import accounting, cache, lifecycle, locations, search
 from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.local_folder import file_digest
 from lodestore.sdk.locations import Location, Remote
-from lodestore.sdk.log_draft import LogResult, link_version, log_draft
-from lodestore.sdk.references import fetch as fetch_reference
-from lodestore.sdk.references import problem as reference_problem
 from lodestore.sdk.repository import Repository, upgrade_catalog
 from lodestore.sdk.tables import (
     PARTITIONED_SUFFIX,
@@ -72,8 +64,42 @@ from lodestore.sdk.tables import (
     TablesUnavailableError,
     table_name,
 )
-from lodestore.sdk.transfer import TransferResult, VersionCopy
 from lodestore.store.base import GcPlan
+
+# Imported when used, not with the door: logging (draft, log_draft, distributed),
+# downloads, references (urllib's HTTP and TLS), push/pull and bundles import Rich's
+# progress bars and the write path, ~20 ms of every `lode ls`, `lode versions` and `lode
+# info`, which read only the catalog and the store's index (python -X importtime, 2-core
+# VM; tests/cli/test_startup.py keeps them out); diff and lineage ~2.5 ms more (their
+# dataclasses). Each method imports what it runs; the records they return are
+# re-exported below through `__getattr__`, on first use.
+if TYPE_CHECKING:
+    from lodestore.sdk.bundle import BundleResult
+    from lodestore.sdk.diff import DiffOverview, VersionDiff, diff_item
+    from lodestore.sdk.distributed import PartResult
+    from lodestore.sdk.draft import Draft
+    from lodestore.sdk.lineage import LineageGraph
+    from lodestore.sdk.log_draft import LogResult
+    from lodestore.sdk.transfer import TransferResult, VersionCopy
+
+_LAZY_EXPORTS = {
+    "BundleResult": "lodestore.sdk.bundle",
+    "DiffOverview": "lodestore.sdk.diff",
+    "diff_item": "lodestore.sdk.diff",
+    "Draft": "lodestore.sdk.draft",
+    "LogResult": "lodestore.sdk.log_draft",
+    "PartResult": "lodestore.sdk.distributed",
+    "TransferResult": "lodestore.sdk.transfer",
+    "VersionCopy": "lodestore.sdk.transfer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The re-exported records of the modules imported when used (see above)."""
+    if name in _LAZY_EXPORTS:
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Re-exported for entry points: they import the door, not the modules behind it.
 __all__ = [
@@ -234,11 +260,15 @@ class Service:
     def log(self, draft: Draft, project: str, aliases: Iterable[str] = (), run_id: str | None = None) -> LogResult:
         """Store every byte of a draft, then commit it as a version (or find the identical
         one): sdk/log_draft.py."""
+        from lodestore.sdk.log_draft import log_draft  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return log_draft(self._repo, draft, project, aliases, run_id=run_id)
 
     def link(self, version: VersionRecord, project: str, name: str, aliases: Iterable[str] = ()) -> LogResult:
         """The same content as a version of `project/name` (W&B's `artifact.link`), no byte
         copied: sdk/log_draft.py `link_version`."""
+        from lodestore.sdk.log_draft import link_version  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return link_version(self._repo, version, project, name, aliases)
 
     def edit(self, version: VersionRecord, *, description: str | None = ...,  # type: ignore[assignment]
@@ -270,19 +300,27 @@ class Service:
     def download(self, version: VersionRecord, root: str | os.PathLike[str], *, hardlink: bool = False,
                  overwrite: bool = False, path_prefix: str | None = None) -> Path:
         """Write the version's files under `root` (sdk/download.py); returns the folder."""
+        from lodestore.sdk import download  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return download.download(self._repo, version, Path(root), hardlink=hardlink, overwrite=overwrite,
                                  path_prefix=path_prefix)
 
     def download_entry(self, version: VersionRecord, entry: ManifestEntry, root: str | os.PathLike[str],
                        overwrite: bool = False) -> Path:
+        from lodestore.sdk import download  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return download.download_entry(self._repo, version, entry, Path(root), overwrite=overwrite)
 
     def checkout(self, version: VersionRecord, root: str | os.PathLike[str], hardlink: bool = False) -> Path:
+        from lodestore.sdk import download  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return download.checkout(self._repo, version, Path(root), hardlink=hardlink)
 
     def verify(self, version: VersionRecord, root: str | os.PathLike[str]) -> None:
         """The folder matches the version (files and fetched references), and every
         reference still names what was recorded (VerificationError listing each problem)."""
+        from lodestore.sdk import download  # noqa: PLC0415  (imported when used: see the module's imports)
+
         download.verify(self._repo, version, Path(root), also=[r.path for r in self.references(version)])
         self.verify_references(version)
 
@@ -322,10 +360,14 @@ class Service:
         return search.search_runs(self._repo, project, filters, order, limit)
 
     def lineage(self, version: VersionRecord, direction: str = "both", depth: int | None = None) -> LineageGraph:
+        from lodestore.sdk.lineage import build_graph  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return build_graph(self._repo, version, direction=direction, depth=depth)
 
     def diff(self, a: VersionRecord, b: VersionRecord) -> VersionDiff:
         """Compare version `a` (old) with `b` (new), on fresh records (aliases move)."""
+        from lodestore.sdk.diff import diff_versions  # noqa: PLC0415  (imported when used: see the module's imports)
+
         catalog = self._repo.catalog
         return diff_versions(catalog, catalog.get_version_by_id(a.id), catalog.get_version_by_id(b.id),
                              accounting.new_chunks(self._repo, a.id, b.id))
@@ -536,24 +578,28 @@ class Service:
                     ttl: Any = None, new_version: bool = False) -> PartResult:
         """Add `draft`'s files as one part of the distributed draft `distributed_id` of
         ``project/<draft.name>`` (opened if new): a re-sent part is a no-op."""
+        from lodestore.sdk import distributed  # noqa: PLC0415  (imported when used: see the module's imports)
+
         if not isinstance(distributed_id, str) or not distributed_id:
             raise InvalidInputError(f"distributed_id must be a non-empty string, not {distributed_id!r}")
         project = draft.project if draft.project is not None else project
         record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
                                                distributed.ttl_seconds(ttl), new_version=new_version)
-        added = add_part(self._repo, record.id, part_id, draft, run_id, ttl)
-        return PartResult(self._repo.catalog.get_draft(record.id), part_id, added)
+        added = distributed.add_part(self._repo, record.id, part_id, draft, run_id, ttl)
+        return distributed.PartResult(self._repo.catalog.get_draft(record.id), part_id, added)
 
     def finish_draft(self, draft: Draft, project: str, distributed_id: str, run_id: str | None,
                      aliases: Iterable[str] = (), expected_parts: Any = None, on_conflict: str = "error",
                      ttl: Any = None) -> LogResult:
         """Merge every part of the draft (and `draft`'s own files, as the last part) into
         one version; see sdk/distributed.py for what is refused and why."""
+        from lodestore.sdk import distributed  # noqa: PLC0415  (imported when used: see the module's imports)
+
         project = draft.project if draft.project is not None else project
         record = self._repo.catalog.open_draft(project, draft.name, draft.type, distributed_id,
                                                distributed.ttl_seconds(ttl))
         if draft.files or draft.metadata:
-            add_part(self._repo, record.id, distributed.FINISH_PART, draft, run_id, ttl)
+            distributed.add_part(self._repo, record.id, distributed.FINISH_PART, draft, run_id, ttl)
         return distributed.finish(self._repo, record, draft.description, aliases, run_id, expected_parts,
                                   on_conflict, tags=draft.tags,
                                   ttl_seconds=None if draft.ttl is None else int(draft.ttl.total_seconds()))
@@ -592,6 +638,8 @@ class Service:
         """Fetch the version's references under `root`, each checked against what was
         recorded (S3 pinned to its version id or ETag); a file already there with the
         recorded size and digest is kept."""
+        from lodestore.sdk.references import fetch as fetch_reference  # noqa: PLC0415  (imported when used: see the module's imports)
+
         written = []
         for ref in self.references(version):
             if path_prefix and not ref.path.startswith(path_prefix):
@@ -606,6 +654,8 @@ class Service:
     def verify_references(self, version: VersionRecord) -> None:
         """VerificationError listing every reference that changed or vanished since it
         was logged."""
+        from lodestore.sdk.references import problem as reference_problem  # noqa: PLC0415  (imported when used: see the module's imports)
+
         problems = [p for ref in self.references(version) if (p := reference_problem(ref)) is not None]
         if problems:
             raise VerificationError(f"{version.qualified_name}: references no longer match:\n  "
@@ -619,6 +669,8 @@ class Service:
         for every live version, ``project/`` or `project` for a whole project) with their
         runs and lineage into `destination`, moving only the chunks it lacks. Numbers are
         the destination's; a version whose content is there already is the same version."""
+        from lodestore.sdk import transfer  # noqa: PLC0415  (imported when used: see the module's imports)
+
         if destination.root == self.root:
             raise InvalidInputError(f"{self.root} is both the source and the destination")
         calls: Counter = Counter()
@@ -634,11 +686,15 @@ class Service:
     def export_bundle(self, refs: Iterable[str], path: str | os.PathLike[str],
                       project: str | None = None) -> BundleResult:
         """Write the versions `refs` name (as `push` reads them) to one bundle file."""
+        from lodestore.sdk import bundle, transfer  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return bundle.export_bundle(self._repo, transfer.select_versions(self._repo, refs, project), Path(path))
 
     def import_bundle(self, path: str | os.PathLike[str], dry_run: bool = False) -> TransferResult:
         """Check a whole bundle (CorruptionError, nothing imported, if a byte is off), then
         copy its versions into this store as a pull would."""
+        from lodestore.sdk import bundle  # noqa: PLC0415  (imported when used: see the module's imports)
+
         return bundle.import_bundle(self._repo, Path(path), dry_run=dry_run)
 
     # ================================================================== for the web UI (issue 13)
@@ -772,7 +828,9 @@ class Service:
             while len(kept) > self.DIFF_FIGURES_KEPT:
                 kept.popitem(last=False)
         counts, fresh = kept[key]
-        return diff_overview(a, b, counts, fresh)
+        from lodestore.sdk.diff import overview  # noqa: PLC0415  (imported when used: see the module's imports)
+
+        return overview(a, b, counts, fresh)
 
     def diff_page(self, a: VersionRecord, b: VersionRecord, section: str, after: str | None,
                   limit: int) -> list[DiffRow]:
