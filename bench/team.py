@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -219,7 +218,7 @@ def pulls(b: Bench, work: Path, pair: tuple[str, str], reps: int) -> Path:
             rm(machine)
     r, ref_s = median_run(runs), median([x["seconds"] for x in refs])
     size = refs[0]["size"]
-    b.row(f"pull dataset_v2 into an empty store", r, r["seconds"], "s", ref_s, "boto3 packs",
+    b.row("pull dataset_v2 into an empty store", r, r["seconds"], "s", ref_s, "boto3 packs",
           "<= 1.5 x boto3 download", r["seconds"] <= 1.5 * ref_s, [x["seconds"] for x in runs],
           [x["seconds"] for x in refs], max(x["maxrss_mb"] for x in refs))
     b.notes.append(f"pull dataset_v2: {requests_text(r)}, {mib(r['bytes_received'])} received; the reference "

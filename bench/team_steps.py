@@ -3,6 +3,8 @@
 Usage: python bench/team_steps.py STEP ARGS... ; prints one JSON line:
 {"seconds": op time, "maxrss_mb": peak RSS of this process, ...step facts}.
 
+Imports happen before any timer (as in bench/steps.py: a process's start and imports
+are not the operation), including those lodestore makes lazily for a team pair.
 The machine a step runs on is $LODESTORE_DIR (its local side of the team pair: index and
 pack cache); the servers are the AWS_* variables and the catalog URL given. A STORE and
 CATALOG of "" mean the embedded store at $LODESTORE_DIR. Time runs from opening the
@@ -20,16 +22,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+import psycopg  # noqa: F401  (imported here, before any timer: SQLAlchemy imports it lazily)
 from boto3.s3.transfer import TransferConfig
+from steps import peak_rss_mb
 
 import lodestore
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.service import Service
-from lodestore.store import s3_objects
+from lodestore.store import s3, s3_objects  # noqa: F401  (s3: imported lazily by Repository.open)
 from lodestore.store.s3_packs import pack_name
 from lodestore.store.s3_session import UPLOAD_THREADS
-
-from steps import peak_rss_mb
 
 # The reference transfers use the part size and concurrency lodestore's own uploads use
 # (s3_objects.py: 16 MiB parts, 4 at a time per pack, 2 packs at a time): the same
