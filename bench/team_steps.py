@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
+import botocore.config
 import psycopg  # noqa: F401  (imported here, before any timer: SQLAlchemy imports it lazily)
 from boto3.s3.transfer import TransferConfig
 from steps import peak_rss_mb
@@ -128,7 +129,9 @@ def pack_keys(store: str, catalog: str, ref: str) -> dict:
 
 
 def _client():
-    return boto3.session.Session().client("s3")
+    """A plain boto3 client, with as many pooled connections as lodestore's (s3_objects.py),
+    so the reference's parallel parts never wait for a connection."""
+    return boto3.session.Session().client("s3", config=botocore.config.Config(max_pool_connections=32))
 
 
 def upload_ref(path: str, bucket: str, key: str) -> dict:
