@@ -113,6 +113,29 @@ def test_twenty_thousand_small_files_take_few_requests(store, tmp_path):
     assert store.read_bytes(refs[12_345].digest) == paths[12_345].read_bytes()
 
 
+def test_a_transfer_reading_most_of_a_pack_fetches_it_whole(store, teammate, s3_store_url, tmp_path):
+    """read_chunks (what push and pull read) of chunks filling most of a pack this machine
+    has not cached: the pack comes whole, in parallel parts, into the cache, and the
+    bytes received are the pack's once (a HEAD's Content-Length is not a body); a few
+    chunks of a pack are still read as a range, nothing cached."""
+    data = random_bytes(20 * MiB, 340)
+    (ref,) = put(store, data)
+    chunks = store.recipes([ref.digest])[ref.digest].chunks
+    teammate.sync()
+    teammate.counters.reset()
+    got = dict(teammate.read_chunks(chunks))
+    assert b"".join(got[c] for c in chunks) == data
+    assert teammate.cache.packs.cached_bytes() >= len(data)  # was 0: ranged GETs of 4 MiB, one after the other
+    assert teammate.counters.bytes_received < 1.1 * len(data), dict(teammate.counters.requests)
+    third = open_store(s3_store_url, tmp_path / "cache-c")
+    try:
+        few = dict(third.read_chunks(chunks[:3]))
+        assert [few[c] for c in chunks[:3]] == [got[c] for c in chunks[:3]]
+        assert third.cache.packs.cached_bytes() == 0
+    finally:
+        third.close()
+
+
 def test_a_teammates_commit_is_found_without_asking_for_a_sync(store, teammate):
     (ref,) = put(teammate, b"logged on another machine")
     assert store.has(ref.digest) and store.read_bytes(ref.digest) == b"logged on another machine"

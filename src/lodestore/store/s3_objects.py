@@ -116,8 +116,10 @@ class RequestCounters:
             self.requests[op] += 1
             self.bytes_sent += size
 
-    def _received(self, http_response=None, **_) -> None:
-        size = int((http_response.headers or {}).get("content-length", 0) or 0) if http_response is not None else 0
+    def _received(self, http_response=None, event_name: str = "", **_) -> None:
+        if http_response is None or event_name.endswith(".HeadObject"):
+            return  # a HEAD's Content-Length is the object's size, not bytes received
+        size = int((http_response.headers or {}).get("content-length", 0) or 0)
         with self._lock:
             self.bytes_received += size
 
@@ -172,8 +174,8 @@ class Bucket:
     def _before_send(self, request, event_name: str = "", **_) -> None:
         self.counters._sent(request, event_name)
 
-    def _after_call(self, http_response=None, parsed=None, **_) -> None:
-        self.counters._received(http_response=http_response)
+    def _after_call(self, http_response=None, parsed=None, event_name: str = "", **_) -> None:
+        self.counters._received(http_response=http_response, event_name=event_name)
         date = (http_response.headers or {}).get("date") if http_response is not None else None
         if date:
             try:

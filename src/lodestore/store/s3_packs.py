@@ -7,8 +7,12 @@ kernel copy of raw chunks, fsck, repair, gc's repack) works unchanged:
 - a read of a pack not in the cache fetches it: a short read (one small file, a run
   of up to RANGE_READ_MAX bytes) with one ranged GET, left uncached; a longer one
   fetches the whole pack into the cache folder (temp + rename), where later reads find
-  it. The cache is trimmed to its cap, least recently used first (`LODESTORE_S3_CACHE_MAX_BYTES`,
-  default DEFAULT_CACHE_MAX_BYTES); an evicted pack's open descriptors stay valid.
+  it. A reader that knows it will read much of some packs (a large file, a transfer's
+  batch of chunks) has them fetched whole ahead of it (`prefetching`), PREFETCH_PACKS
+  at a time; its short reads of those packs wait for the fetch instead of asking for
+  ranges of them again. The cache is trimmed to its cap, least recently used first
+  (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES); an evicted pack's
+  open descriptors stay valid.
 - fsck and repair see the bucket's bytes, not the cache's: `entries()` fetches the pack
   afresh (a copy cached earlier proves nothing about the object);
 - gc and repair place, delete and set aside packs in the bucket (`put`, `delete`,
@@ -23,6 +27,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from lodestore import settings
@@ -36,6 +44,7 @@ QUARANTINE_PREFIX = "quarantine/"
 # A read of at most this many bytes from a pack not cached is one ranged GET; a longer
 # one fetches the pack (64 MiB at most) into the cache.
 RANGE_READ_MAX = 8 * 1024 * 1024
+PREFETCH_PACKS = 4  # packs fetched ahead of a reader at once (each in parallel parts)
 DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
 
 
@@ -66,6 +75,7 @@ class BucketPackReader(PackReader):
         self.max_bytes = cache_max_bytes() if max_bytes is None else max_bytes
         self._fetching: dict[str, threading.Lock] = {}
         self._fetch_guard = threading.Lock()
+        self._prefetched: Counter[str] = Counter()  # packs being fetched whole for a reader
 
     # --- the cache --------------------------------------------------------------
     def _cached(self, pack_id: str) -> bool:
@@ -92,6 +102,32 @@ class BucketPackReader(PackReader):
                 except FileNotFoundError:
                     return self.fetch(pack_id)
         return path
+
+    @contextmanager
+    def prefetching(self, pack_ids: list[str]) -> Iterator[None]:
+        """Fetch these packs whole into the cache, PREFETCH_PACKS at a time, while the
+        caller reads them: one download in parallel parts per pack instead of a ranged GET
+        per run of chunks, one after the other. A read of one of them waits for its fetch
+        (or fetches it) rather than asking for a range of it. The caller keeps what it
+        prefetches within the cache's cap (a pack evicted before it is read is fetched again)."""
+        todo = [p for p in dict.fromkeys(pack_ids) if not self._cached(p)]
+        if not todo:
+            yield
+            return
+        with self._fetch_guard:
+            self._prefetched.update(todo)
+        try:
+            with ThreadPoolExecutor(PREFETCH_PACKS, thread_name_prefix="lodestore-s3-prefetch") as pool:
+                fetches = [pool.submit(self.fetch, p) for p in todo]
+                try:
+                    yield
+                finally:
+                    for f in fetches:
+                        f.cancel()  # an error of a fetch is the reader's to meet, in its own words
+        finally:
+            with self._fetch_guard:
+                self._prefetched.subtract(todo)
+                self._prefetched = +self._prefetched
 
     def trim(self, keep: str | None = None) -> None:
         """Evict least recently used packs (but `keep`) until the cache is under its cap."""
@@ -126,7 +162,7 @@ class BucketPackReader(PackReader):
         return super().open_fd(pack_id)
 
     def pread(self, pack_id: str, length: int, offset: int) -> bytes:
-        if self._cached(pack_id) or length > RANGE_READ_MAX:
+        if self._cached(pack_id) or length > RANGE_READ_MAX or pack_id in self._prefetched:
             return super().pread(pack_id, length, offset)
         try:
             data = self.bucket.get_range(pack_name(pack_id), offset, length)
