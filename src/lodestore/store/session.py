@@ -94,6 +94,8 @@ class LocalWriteSession(WriteSession):
         self._writer: PackWriter | None = None
         self._pack_id: str | None = None
         self._open: set[bytes] = set()  # chunks of the current pack, not yet staged
+        self._entries_of: PackWriter | None = None  # the pack _entries_by_digest maps (_open_entries)
+        self._entries_by_digest: dict = {}
         self._staged = StagedChunks(self.dir / "staged.db")
         self._packs: list[tuple[str, PackWriter, int, Future]] = []
         self._new_files: dict[bytes, tuple[int, int, bytes | None]] = {}
@@ -410,6 +412,18 @@ class LocalWriteSession(WriteSession):
         bytes, in order, do not hash to the file's digest. A page of chunks at a time."""
         if not chunks:
             raise CorruptionError(f"file {recipe.digest[:16]}... has a recipe without chunks")
+        if chunks == [raw]:
+            # A file of one chunk named by that chunk's digest: the chunk's bytes were
+            # checked against it when they arrived (add_chunks) or were first stored, so
+            # only where it is and its size are left to check, not the bytes again.
+            where = self._locate_anywhere(chunks)
+            if raw not in where:
+                raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
+                                    f"{self.store.root} nor in this session")
+            if where[raw].raw_len != recipe.size:
+                raise CorruptionError(f"file {recipe.digest[:16]}...: its chunk is not its {recipe.size} bytes; "
+                                      "refused")
+            return
         hasher = blake3.blake3()
         total = 0
         for start in range(0, len(chunks), _RECIPE_PAGE):
@@ -438,7 +452,7 @@ class LocalWriteSession(WriteSession):
         where: dict[bytes, ChunkLocation] = {}
         if self._writer is not None and self._pack_id is not None and not self._open.isdisjoint(chunks):
             self._writer.flush()  # the bytes are read back from the file below
-            entries = {e.digest: e for e in self._writer.entries}
+            entries = self._open_entries()
             for c in chunks:
                 if c in self._open:
                     e = entries[c]
@@ -450,6 +464,17 @@ class LocalWriteSession(WriteSession):
         if rest:
             where.update(self.store.index.locate(rest))
         return where
+
+    def _open_entries(self) -> dict:
+        """The open pack's entries by digest, extended as the pack grows (a transfer asks
+        for each file it receives: rebuilding the map each time was quadratic in the pack)."""
+        assert self._writer is not None
+        if self._entries_of is not self._writer:  # a new pack: start a new map
+            self._entries_of, self._entries_by_digest = self._writer, {}
+        entries = self._writer.entries
+        for e in entries[len(self._entries_by_digest):]:
+            self._entries_by_digest[e.digest] = e
+        return self._entries_by_digest
 
     def _read_located(self, loc: ChunkLocation, ours: set[str | None]) -> bytes | memoryview:
         """A chunk's raw bytes from a pack of this session (`ours`, in its tmp folder) or of the store."""
