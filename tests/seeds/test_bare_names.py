@@ -9,6 +9,9 @@ import pytest
 
 import lodestore
 
+# Also on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
+
 
 def _log(project: str, name: str, content: str, type: str = "dataset") -> None:
     Path("f.txt").write_text(content)

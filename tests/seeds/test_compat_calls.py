@@ -11,6 +11,9 @@ import pytest
 import lodestore
 import lodestore as rn
 
+# Also on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
+
 
 def _logged(name: str = "model", files: dict[str, str] | None = None, project: str = "p") -> lodestore.Artifact:
     art = lodestore.Artifact(name, type="model")

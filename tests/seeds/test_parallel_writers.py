@@ -18,6 +18,9 @@ from lodestore.sdk.service import Service
 
 from ._writers import finish, write_part
 
+# Parallel writers on the embedded store and on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
+
 SPAWN = multiprocessing.get_context("spawn")
 
 

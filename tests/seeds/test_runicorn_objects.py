@@ -6,7 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 import lodestore
+
+# Also on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
 
 
 def _logged() -> lodestore.Artifact:

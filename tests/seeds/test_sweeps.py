@@ -8,6 +8,9 @@ import pytest
 
 import lodestore
 
+# Also on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
+
 
 def _sweep_run(group: str, val_acc: float, project: str = "tune") -> str:
     with lodestore.init(project=project, group=group, config={"acc": val_acc}) as run:

@@ -9,6 +9,9 @@ import pytest
 
 import lodestore
 
+# Also on the team pair (tests/conftest.py).
+pytestmark = pytest.mark.team_too
+
 
 def _log(*objs: tuple[object, str]) -> lodestore.Artifact:
     with lodestore.init(project="t") as run:
