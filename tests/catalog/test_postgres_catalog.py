@@ -34,9 +34,6 @@ def locale_aware_database(postgres_server) -> str:
 
 class TestPostgresCatalog(SqlCatalogContract):
     upgrades_on_open = False  # a team's shared catalog: only `lode db upgrade` migrates it
-    # COPY of 20,000 rows takes ~0.3 s here, but the server shares the test machine's two
-    # cores with the client: under load it took 1.15 s once.
-    large_commit_seconds = 2.5
 
     @pytest.fixture
     def catalog_url(self, postgres_server):
