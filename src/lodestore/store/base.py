@@ -224,18 +224,19 @@ class WriteSession(abc.ABC):
         """Store an in-memory file."""
 
     # --- transfer between stores (push, pull, import) ------------------------------
+    @abc.abstractmethod
     def add_chunks(self, chunks: Iterable[tuple[str, bytes]]) -> None:
         """Store raw chunks as received from another store: each (hex digest, raw bytes)
         is verified (BLAKE3 of the bytes == digest, CorruptionError otherwise, nothing of
         that chunk kept) and stored once. Chunks become visible with commit(), like files."""
-        raise NotImplementedError(f"{type(self).__name__} cannot receive chunks")
 
+    @abc.abstractmethod
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks this store holds or this session added: each
         recipe's chunks must all be there (NotFoundError naming the first missing one)
         and their sizes must add up to the file's size (CorruptionError); the file's
-        digest is verified by hashing its chunks in order. Visible with commit()."""
-        raise NotImplementedError(f"{type(self).__name__} cannot receive recipes")
+        digest is verified by hashing its chunks in order (a file of one chunk named by
+        that chunk's digest is verified already: its chunk was). Visible with commit()."""
 
     @abc.abstractmethod
     def commit(self) -> None:
@@ -315,22 +316,22 @@ class ContentStore(abc.ABC):
     # A transfer asks the destination which files it lacks (`missing`), asks the source
     # for their recipes, asks the destination which of those chunks it lacks
     # (`missing_chunks`, in batches), then moves only those: `read_chunks` here,
-    # `WriteSession.add_chunks` + `add_recipes` there. Every backend implements all three.
+    # `WriteSession.add_chunks` + `add_recipes` there. Every backend implements them (abstract).
+    @abc.abstractmethod
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """The recipes of the given files (hex digests) the store holds; absent ones are
         left out of the result."""
-        raise NotImplementedError(f"{type(self).__name__} cannot give recipes")
 
+    @abc.abstractmethod
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
         """The subset of chunk digests (hex) the store does not hold (one round trip per
         batch, never one per chunk)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot list missing chunks")
 
+    @abc.abstractmethod
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """(hex digest, raw bytes) of each chunk asked for, each verified against its
         digest before it is yielded, in an order the store chooses (pack order: cheap
         reads); NotFoundError for a chunk it does not hold."""
-        raise NotImplementedError(f"{type(self).__name__} cannot read chunks")
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...
