@@ -148,7 +148,7 @@ EMPTY_DIGEST = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262
 HELLO_DIGEST = "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
 
 GOLDEN_FORMAT = {
-    "format": 1,
+    "format": 2,
     "hash": "blake3-256",
     "chunker": {
         "algorithm": "fastcdc2020/pyfastcdc-0.3.1",
@@ -158,7 +158,7 @@ GOLDEN_FORMAT = {
         "normalization": 1,
         "whole_file_limit": 1048576,
     },
-    "pack": {"version": 1, "target_size": 67108864, "compression": "zstd-1"},
+    "pack": {"version": 2, "target_size": 67108864, "compression": "zstd-1"},
 }
 
 
@@ -202,23 +202,31 @@ def test_store_writes_the_golden_recipe(tmp_path):
 
 
 def test_format_description():
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     assert format_description() == GOLDEN_FORMAT
 
 
 def test_pack_layout(tmp_path):
-    """A pack holding b"hello" raw, byte for byte (the compressed trailer is checked
-    after decompression: zstd's output bytes may differ between zstd releases)."""
+    """A pack (version 2) holding b"hello" and b"world!" raw in one block, byte for byte:
+    the block's headers, then both records' bytes back to back (the compressed trailer is
+    checked after decompression: zstd's output bytes may differ between zstd releases).
+    Version 1 packs (a header before each record) are pinned by tests/store/test_old_store.py,
+    which reads a store the version-1 code wrote."""
     path = tmp_path / "p.pack"
+    world = blake3.blake3(b"world!").digest()
     w = packs.PackWriter(path, fsync=False)
-    w.append(bytes.fromhex(HELLO_DIGEST), 0, 5, b"hello")
+    w.append_block([(bytes.fromhex(HELLO_DIGEST), 0, 5, b"hello"), (world, 0, 6, b"world!")])
     w.finish()
     blob = path.read_bytes()
-    record = b"LODEPK01" + bytes.fromhex(HELLO_DIGEST) + bytes.fromhex("000500000005000000") + b"hello"
-    assert blob[: len(record)] == record
+    block = (b"LODEPK02" + b"LPBK" + bytes.fromhex("02000000")
+             + bytes.fromhex(HELLO_DIGEST) + bytes.fromhex("000500000005000000")
+             + world + bytes.fromhex("000600000006000000")
+             + b"hello" + b"world!")
+    assert blob[: len(block)] == block
     trailer_offset, trailer_len, count, magic = struct.unpack("<QII8s", blob[-24:])
-    assert (trailer_offset, count, magic) == (len(record), 1, b"LODEPKTR")
+    assert (trailer_offset, count, magic) == (len(block), 2, b"LODEPKTR")
     assert trailer_offset + trailer_len + 24 == len(blob)
     trailer = zstandard.ZstdDecompressor().decompress(blob[trailer_offset : trailer_offset + trailer_len])
-    # entry: digest, codec u8, offset u64 (of the stored bytes: 8 magic + 41 header), raw u32, stored u32
-    assert trailer == bytes.fromhex(HELLO_DIGEST) + bytes.fromhex("0031000000000000000500000005000000")
+    # entry: digest, codec u8, offset u64 (of the stored bytes: 8 magic + 8 block head + 2 x 41), raw u32, stored u32
+    assert trailer == (bytes.fromhex(HELLO_DIGEST) + bytes.fromhex("0062000000000000000500000005000000")
+                       + world + bytes.fromhex("0067000000000000000600000006000000"))

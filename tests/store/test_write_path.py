@@ -45,7 +45,8 @@ def add(store, path):
         lambda d: {**d, "format": 99},
         lambda d: {**d, "hash": "sha256"},
         lambda d: {**d, "chunker": {**d["chunker"], "avg": 2 * d["chunker"]["avg"]}},
-        lambda d: {**d, "pack": {**d["pack"], "version": 2}},
+        lambda d: {**d, "pack": {**d["pack"], "version": 3}},
+        lambda d: {**d, "pack": {**d["pack"], "version": 1}},  # format 2 with version-1 packs: no lodestore wrote it
         lambda d: {**d, "pack": {**d["pack"], "compression": "lz4"}},
         lambda d: {**d, "pack": {**d["pack"], "target_size": 1024}},
         lambda d: {k: v for k, v in d.items() if k != "pack"},
@@ -53,7 +54,7 @@ def add(store, path):
         lambda d: {**d, "encryption": "aes"},
         lambda d: [d],
     ],
-    ids=["format-99", "other-hash", "other-chunker", "pack-version-2", "lz4", "pack-size", "no-pack",
+    ids=["format-99", "other-hash", "other-chunker", "pack-version-3", "format-2-pack-version-1", "lz4", "pack-size", "no-pack",
          "whole-file-limit", "unknown-part", "not-an-object"],
 )
 def test_every_part_of_the_format_is_checked_on_open(tmp_path, edit):

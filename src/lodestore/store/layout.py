@@ -17,7 +17,11 @@ from typing import Final
 from lodestore.errors import StoreFormatError
 from lodestore.store import atomic
 
-FORMAT_VERSION = 1
+# 2: pack version 2 (packs.py: a block's chunks back to back, headers leading each
+# block). A store of format 1 is read as it is and upgraded in place on its first
+# writable open (upgrade_from below); an older lodestore then refuses it ("upgrade").
+FORMAT_VERSION = 2
+PACK_VERSION = 2
 HASH_NAME = "blake3-256"
 
 # Content-defined chunking (FastCDC 2020 via pyfastcdc 0.3.1, normalized chunking 1).
@@ -68,20 +72,40 @@ def format_description() -> dict:
             "normalization": CHUNK_NORMALIZATION,
             "whole_file_limit": WHOLE_FILE_LIMIT,
         },
-        "pack": {"version": 1, "target_size": PACK_TARGET_SIZE, "compression": f"zstd-{ZSTD_LEVEL}"},
+        "pack": {"version": PACK_VERSION, "target_size": PACK_TARGET_SIZE, "compression": f"zstd-{ZSTD_LEVEL}"},
     }
 
 
-def ensure_format_file(store_dir: Path) -> dict:
+def previous_format_description() -> dict:
+    """Format 1: the same in every part but the pack layout (version 1: a header before
+    each record), which packs.py still reads. A store described so is upgraded, not refused."""
+    desc = format_description()
+    desc["format"] = 1
+    desc["pack"] = {**desc["pack"], "version": 1}
+    return desc
+
+
+def ensure_format_file(store_dir: Path, upgrade: bool = True) -> dict:
     """Create format.json for a new store, or check an existing one describes exactly
     the format this code writes: format number, hash, every chunker parameter and every
-    pack parameter (version, target size, compression); anything else is refused."""
+    pack parameter (version, target size, compression); anything else is refused.
+
+    A store of the previous format (previous_format_description) is read as it is: with
+    `upgrade` (a store this process may write), its format.json is rewritten to this
+    format first, so the packs written from now on (version 2) are never opened by an
+    older lodestore, which refuses format 2; its old packs stay and are read as before."""
     path = store_dir / "format.json"
     if path.exists():
         try:
             found = json.loads(path.read_text())
         except ValueError as e:
             raise StoreFormatError(f"{path} is not valid JSON: {e}") from None
+        if found == previous_format_description():
+            if not upgrade:
+                return found
+            desc = format_description()
+            atomic.write_bytes(path, json.dumps(desc, indent=2) + "\n")
+            return desc
         if not isinstance(found, dict) or found.get("format") != FORMAT_VERSION or found.get("hash") != HASH_NAME:
             found = found if isinstance(found, dict) else {}
             raise StoreFormatError(

@@ -96,7 +96,7 @@ class LocalContentStore(ContentStore):
         # else's store) is read as it is: nothing is created in it (read_only.py), and
         # a write session is refused with one clear error.
         self.read_only = not writable_folder(self.root)
-        ensure_format_file(self.root)
+        ensure_format_file(self.root, upgrade=not self.read_only)
         self.packs_dir = self.root / "packs"
         self.tmp_dir = self.root / "tmp"
         if not self.read_only:

@@ -72,6 +72,11 @@ def stale_sessions(store: LocalContentStore, grace: float = 0.0) -> list[Path]:
     return stale_work_dirs(store.tmp_dir, grace)
 
 
+# Records per block of a repacked pack: the chunks gc moves keep their order (pack order),
+# so a file's raw chunks stay one run that a download copies at once.
+_REPACK_BLOCK = 256
+
+
 def write_pack(store: LocalContentStore, tmpdir: Path, chunks: list[tuple[bytes, int, int, bytes]],
                pause_at: str | None = None) -> tuple[str, list[PackEntry], int]:
     """Write (digest, codec, raw_len, stored) records into a new pack under tmpdir and
@@ -79,7 +84,9 @@ def write_pack(store: LocalContentStore, tmpdir: Path, chunks: list[tuple[bytes,
     id, entries, size). Used by gc's repack and fsck's salvage."""
     pack_id = uuid.uuid4().hex
     writer = PackWriter(tmpdir / f"{pack_id}.pack", fsync=store.fsync)
-    entries = [writer.append(d, c, n, s) for d, c, n, s in chunks]
+    entries = []
+    for start in range(0, len(chunks), _REPACK_BLOCK):  # blocks: raw runs stay back to back (packs.py)
+        entries += writer.append_block(chunks[start : start + _REPACK_BLOCK])
     writer.finish()
     if pause_at:
         pause_point(pause_at)
@@ -219,7 +226,8 @@ def _repack(store: LocalContentStore, plan: GcPlan, live_chunks: set[bytes]
     try:
         records = []
         for pid in plan.repack:
-            for loc in store.index.pack_chunk_locations(pid):
+            # in pack order: a file's chunks that were back to back stay so (raw runs, packs.py)
+            for loc in sorted(store.index.pack_chunk_locations(pid), key=lambda loc: loc.offset):
                 if loc.digest not in live_chunks:
                     continue
                 stored = store.packs.pread(pid, loc.stored_len, loc.offset)

@@ -1,13 +1,25 @@
 """Pack files: many chunks in one write-once file, with a trailer index.
 
-Layout (version 1)::
+Layout (version 2)::
 
-    b"LODEPK01"                                   8-byte magic
-    record*: digest(32) codec(u8) raw_len(u32) stored_len(u32) stored-bytes
+    b"LODEPK02"                                   8-byte magic
+    block*:  b"LPBK" count(u32)                   a block of `count` records:
+             header*count                         header = digest(32) codec(u8) raw_len(u32) stored_len(u32)
+             stored-bytes*count                   the records' stored bytes, back to back, in header order
     trailer: zstd( entry* )   entry = digest(32) codec(u8) offset(u64) raw_len(u32) stored_len(u32)
     footer:  trailer_offset(u64) trailer_len(u32) entry_count(u32) b"LODEPKTR"
 
-The trailer lets the store rebuild its index from packs alone; the record headers let
+Why blocks (version 2): the chunks a write appends together (a window of a large
+file, a batch of small files) are stored back to back, so a run of raw chunks (float
+weights) is one extent of the pack, and a download moves it into the destination file
+with one kernel copy (rawcopy.py) instead of one per ~80 KiB chunk; the headers that
+let a damaged trailer be recovered (scan_records) lead each block instead of each chunk.
+
+Version 1 (b"LODEPK01", written before) had one 41-byte header before each record's
+bytes: `header stored-bytes` per record, same trailer and footer. Both are read (a
+store made by an older lodestore keeps its packs; new packs are version 2).
+
+The trailer lets the store rebuild its index from packs alone; the block headers let
 it recover entries even if a trailer is damaged. `offset` points at the stored bytes.
 A pack is written under a temp name, fsynced, then renamed: a pack under its final
 name is always complete.
@@ -24,7 +36,7 @@ import queue
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,9 +45,12 @@ import zstandard
 from lodestore.errors import CorruptionError
 from lodestore.store import atomic
 
-MAGIC = b"LODEPK01"
+MAGIC = b"LODEPK02"
+MAGIC_V1 = b"LODEPK01"  # packs of format 1: a header before each record (read, no longer written)
 FOOTER_MAGIC = b"LODEPKTR"
-RECORD_HEADER = struct.Struct("<32sBII")
+RECORD_HEADER = struct.Struct("<32sBII")  # a record's header: in its block's header (v2), before its bytes (v1)
+BLOCK_HEADER = struct.Struct("<4sI")
+BLOCK_MAGIC = b"LPBK"
 TRAILER_ENTRY = struct.Struct("<32sBQII")
 FOOTER = struct.Struct("<QII8s")
 _FLUSH_AT = 4 * 1024 * 1024
@@ -91,23 +106,37 @@ class PackWriter:
         return self._size
 
     def append(self, digest: bytes, codec: int, raw_len: int, stored: bytes | memoryview) -> PackEntry:
-        header = RECORD_HEADER.pack(digest, codec, raw_len, len(stored))
-        entry = PackEntry(digest, codec, self._size + len(header), raw_len, len(stored))
-        self._pieces.append(header)
-        if len(stored):
-            self._pieces.append(stored)
-            if type(stored) is not bytes:
-                self._borrowed = True
-        n = len(header) + len(stored)
-        self._size += n
-        self._pending += n
-        self.entries.append(entry)
+        """One record, in a block of its own."""
+        return self.append_block([(digest, codec, raw_len, stored)])[0]
+
+    def append_block(self, records: Sequence[tuple[bytes, int, int, bytes | memoryview]]) -> list[PackEntry]:
+        """Append (digest, codec, raw_len, stored) records as one block: their headers,
+        then their stored bytes back to back (a run of raw chunks is one extent of the
+        pack: one kernel copy on download). Returns their entries, offsets known at once."""
+        if not records:
+            return []
+        header = bytearray(BLOCK_HEADER.pack(BLOCK_MAGIC, len(records)))
+        for digest, codec, raw_len, stored in records:
+            header += RECORD_HEADER.pack(digest, codec, raw_len, len(stored))
+        self._pieces.append(bytes(header))
+        pos = self._size + len(header)
+        added = []
+        for digest, codec, raw_len, stored in records:
+            added.append(PackEntry(digest, codec, pos, raw_len, len(stored)))
+            pos += len(stored)
+            if len(stored):
+                self._pieces.append(stored)
+                if type(stored) is not bytes:
+                    self._borrowed = True
+        self._pending += pos - self._size
+        self._size = pos
+        self.entries.extend(added)
         if self._pending >= _FLUSH_AT:
             if self._borrowed:
                 self.flush()
             else:
                 self._hand_off()
-        return entry
+        return added
 
     def _hand_off(self) -> None:
         if self._error:
@@ -197,14 +226,18 @@ def _writev_all(fd: int, pieces: list) -> None:
         i += len(batch)
 
 
+def _check_magic(path: Path, magic: bytes) -> None:
+    if magic not in (MAGIC, MAGIC_V1):
+        raise CorruptionError(f"pack {path.name} has a bad magic number")
+
+
 def read_trailer(path: Path) -> list[PackEntry]:
     """Entries of a pack from its trailer; CorruptionError if footer or trailer is bad."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < len(MAGIC) + FOOTER.size:
             raise CorruptionError(f"pack {path.name} is truncated ({size} bytes)")
-        if f.read(len(MAGIC)) != MAGIC:
-            raise CorruptionError(f"pack {path.name} has a bad magic number")
+        _check_magic(path, f.read(len(MAGIC)))
         f.seek(size - FOOTER.size)
         offset, length, count, magic = FOOTER.unpack(f.read(FOOTER.size))
         if magic != FOOTER_MAGIC or offset + length + FOOTER.size != size:
@@ -220,21 +253,54 @@ def read_trailer(path: Path) -> list[PackEntry]:
 
 
 def scan_records(path: Path) -> Iterator[PackEntry]:
-    """Walk record headers from the start: recovers entries when the trailer is lost."""
+    """Walk the record headers from the start: recovers entries when the trailer is lost.
+    Stops at the first header that does not make sense (the trailer, or damage)."""
     with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if f.read(len(MAGIC)) != MAGIC:
-            raise CorruptionError(f"pack {path.name} has a bad magic number")
-        pos = len(MAGIC)
-        while pos + RECORD_HEADER.size <= size:
-            header = f.read(RECORD_HEADER.size)
-            digest, codec, raw_len, stored_len = RECORD_HEADER.unpack(header)
-            start = pos + RECORD_HEADER.size
-            if codec > 1 or start + stored_len > size or raw_len > 64 * 1024 * 1024:
+        data = f.read()
+    _check_magic(path, data[: len(MAGIC)])
+    walk = _walk_v1 if data[: len(MAGIC)] == MAGIC_V1 else _walk_blocks
+    for entry, _ in walk(data, len(data)):
+        yield entry
+
+
+_MAX_RECORD = 64 * 1024 * 1024  # no record is larger (chunks <= CHUNK_MAX, whole files <= WHOLE_FILE_LIMIT)
+
+
+def _plausible(codec: int, raw_len: int) -> bool:
+    return codec <= 1 and raw_len <= _MAX_RECORD
+
+
+def _walk_v1(data: bytes, end: int) -> Iterator[tuple[PackEntry, int]]:
+    """(entry, where the next record starts) of a version-1 pack, up to `end`."""
+    pos = len(MAGIC)
+    while pos + RECORD_HEADER.size <= end:
+        digest, codec, raw_len, stored_len = RECORD_HEADER.unpack_from(data, pos)
+        start = pos + RECORD_HEADER.size
+        if not _plausible(codec, raw_len) or start + stored_len > end:
+            return
+        pos = start + stored_len
+        yield PackEntry(digest, codec, start, raw_len, stored_len), pos
+
+
+def _walk_blocks(data: bytes, end: int) -> Iterator[tuple[PackEntry, int]]:
+    """(entry, where the bytes after it start) of a version-2 pack, block by block, up to `end`."""
+    pos = len(MAGIC)
+    while pos + BLOCK_HEADER.size <= end:
+        magic, count = BLOCK_HEADER.unpack_from(data, pos)
+        heads = pos + BLOCK_HEADER.size
+        start = heads + count * RECORD_HEADER.size
+        if magic != BLOCK_MAGIC or count == 0 or start > end:
+            return
+        block: list[PackEntry] = []
+        for i in range(count):
+            digest, codec, raw_len, stored_len = RECORD_HEADER.unpack_from(data, heads + i * RECORD_HEADER.size)
+            if not _plausible(codec, raw_len) or start + stored_len > end:
                 return
-            yield PackEntry(digest, codec, start, raw_len, stored_len)
-            pos = start + stored_len
-            f.seek(pos)
+            block.append(PackEntry(digest, codec, start, raw_len, stored_len))
+            start += stored_len
+        for e in block:
+            yield e, e.offset + e.stored_len
+        pos = start
 
 
 class PackMissingError(CorruptionError):
@@ -369,16 +435,19 @@ class PackReader:
 
 
 def layout_ok(data: bytes, entries: list[PackEntry]) -> bool:
-    """Every byte of the pack is accounted for: record headers agree with the trailer
-    and records follow each other up to the trailer (so a flipped byte anywhere shows)."""
-    if len(data) < len(MAGIC) + FOOTER.size:
+    """Every byte of the pack is accounted for: the record headers agree with the
+    trailer, one for one, and records follow each other up to the trailer (so a flipped
+    byte anywhere shows), in either pack version."""
+    if len(data) < len(MAGIC) + FOOTER.size or data[: len(MAGIC)] not in (MAGIC, MAGIC_V1):
         return False
     trailer_offset = FOOTER.unpack_from(data, len(data) - FOOTER.size)[0]
-    pos = len(MAGIC)
-    for e in sorted(entries, key=lambda e: e.offset):
-        if e.offset != pos + RECORD_HEADER.size:
+    if trailer_offset > len(data) - FOOTER.size:
+        return False
+    walk = _walk_v1 if data[: len(MAGIC)] == MAGIC_V1 else _walk_blocks
+    expected = sorted(entries, key=lambda e: e.offset)
+    pos, i = len(MAGIC), 0
+    for entry, pos in walk(data, trailer_offset):
+        if i >= len(expected) or tuple(expected[i]) != tuple(entry):
             return False
-        if RECORD_HEADER.unpack_from(data, pos) != (e.digest, e.codec, e.raw_len, e.stored_len):
-            return False
-        pos = e.offset + e.stored_len
-    return pos == trailer_offset
+        i += 1
+    return i == len(expected) and pos == trailer_offset

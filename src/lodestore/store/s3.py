@@ -54,7 +54,7 @@ from lodestore.store.base import (
 )
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import recipe_chunks
-from lodestore.store.layout import format_description
+from lodestore.store.layout import format_description, previous_format_description
 from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
@@ -117,7 +117,8 @@ class S3ContentStore(ContentStore):
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line."""
         expected = format_description()
-        data = self.bucket.get(FORMAT_FILE)
+        got = self.bucket.get_with_etag(FORMAT_FILE)
+        data = None if got is None else got[0]
         if data is None:
             try:
                 self.bucket.put(FORMAT_FILE, json.dumps(expected, indent=2).encode() + b"\n", if_absent=True)
@@ -128,6 +129,13 @@ class S3ContentStore(ContentStore):
             found = json.loads(data)
         except ValueError:
             found = None
+        if found == previous_format_description() and got is not None:
+            # the previous pack format, still read: upgraded in place as a local store is (layout.py)
+            try:
+                self.bucket.put_if_match(FORMAT_FILE, json.dumps(expected, indent=2).encode() + b"\n", got[1])
+            except PreconditionFailed:  # another machine changed it meanwhile: judge what it wrote
+                self._check_format()
+            return
         if found != expected:
             raise StoreFormatError(f"the store {self.location} was written in another format ({found}); "
                                    f"this lodestore writes {expected}: refusing to mix them")

@@ -48,7 +48,7 @@ from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
-from lodestore.store.packs import PackWriter
+from lodestore.store.packs import RECORD_HEADER, PackWriter
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
@@ -218,6 +218,7 @@ class LocalWriteSession(WriteSession):
         fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
         absent = set(self._unknown_chunks(fresh, whole_files=True)) if fresh else set()
         refs = []
+        new_chunks: list[tuple[bytes, bytes]] = []  # appended as one block (packs.py): back to back
         for path, key, digest, data, recorded in batch:
             if data is None:  # a stat-cache hit: the file is stored (statcache_lookup)
                 if digest not in new_files:
@@ -227,17 +228,20 @@ class LocalWriteSession(WriteSession):
                 refs.append(FileRef(digest.hex(), key.size))
                 continue
             if data is _LARGE:
+                self._append_all(new_chunks)
+                new_chunks = []
                 digest, recorded = self._add_large(path, key, progress)
             else:
                 if digest not in new_files:
                     if digest in absent:
                         absent.discard(digest)
-                        self._append(digest, data)
+                        new_chunks.append((digest, data))
                     new_files[digest] = (len(data), 1, None)
                 if progress:
                     progress(key.size)
             self._stat_entries.append((path, key, digest, recorded))
             refs.append(FileRef(digest.hex(), key.size))
+        self._append_all(new_chunks)
         return refs
 
     def add_bytes(self, data: bytes) -> FileRef:
@@ -251,7 +255,7 @@ class LocalWriteSession(WriteSession):
         view = memoryview(data)
         if len(data) <= WHOLE_FILE_LIMIT:
             if self._unknown_chunks([digest]):
-                self._append(digest, view)
+                self._append_all([(digest, view)])
             entry: tuple[int, int, bytes | None] = (len(data), 1, None)
         else:
             pieces, pos = [], 0
@@ -310,11 +314,13 @@ class LocalWriteSession(WriteSession):
         """Append the new chunks among `pieces` ((start, end, digest) in `window`)."""
         absent = set(self._unknown_chunks([d for _, _, d in pieces]))
         recipe = bytearray()
+        new_chunks = []
         for start, end, d in pieces:
             recipe += d
             if d in absent:
                 absent.discard(d)  # a chunk repeated inside the window is stored once
-                self._append(d, window[start:end])
+                new_chunks.append((d, window[start:end]))
+        self._append_all(new_chunks)
         return recipe
 
     # --- chunks and packs ----------------------------------------------------------
@@ -334,16 +340,30 @@ class LocalWriteSession(WriteSession):
                 todo = [d for d in todo if d not in known]
         return todo
 
-    def _append(self, digest: bytes, raw: memoryview | bytes) -> None:
-        codec_id, stored = codec.encode(raw)
-        writer = self._writer
-        if writer is None:
-            self._pack_id = uuid.uuid4().hex
-            writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync)
-        writer.append(digest, codec_id, len(raw), stored)
-        self._open.add(digest)
-        if writer.size >= PACK_TARGET_SIZE:
-            self._rotate()
+    def _append_all(self, chunks: list[tuple[bytes, bytes | memoryview]]) -> None:
+        """Store new chunks, (digest, raw bytes) each, compressed where it pays, as one
+        block of the open pack: chunks appended together lie back to back (a window of
+        raw chunks is one extent: one kernel copy on download, packs.py). A pack closes
+        once it reaches PACK_TARGET_SIZE (the rest goes on in the next)."""
+        records = []
+        for digest, raw in chunks:
+            codec_id, stored = codec.encode(raw)
+            records.append((digest, codec_id, len(raw), stored))
+        while records:
+            writer = self._writer
+            if writer is None:
+                self._pack_id = uuid.uuid4().hex
+                writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync)
+            room, take = PACK_TARGET_SIZE - writer.size, 1
+            room -= RECORD_HEADER.size + len(records[0][3])
+            while take < len(records) and room > 0:  # the record that crosses the target still goes in
+                room -= RECORD_HEADER.size + len(records[take][3])
+                take += 1
+            writer.append_block(records[:take])
+            self._open.update(r[0] for r in records[:take])
+            records = records[take:]
+            if writer.size >= PACK_TARGET_SIZE:
+                self._rotate()
 
     def _rotate(self) -> None:
         """Stage the full pack's locations and close it on a helper thread."""
@@ -379,10 +399,12 @@ class LocalWriteSession(WriteSession):
 
     def _store_chunks(self, batch: list[tuple[bytes, bytes]]) -> None:
         absent = set(self._unknown_chunks([raw for raw, _ in batch]))
+        new_chunks = []
         for raw, data in batch:
             if raw in absent:
                 absent.discard(raw)  # the same chunk twice in a batch is stored once
-                self._append(raw, data)
+                new_chunks.append((raw, data))
+        self._append_all(new_chunks)
 
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks the store holds or this session added. Every recipe

@@ -1,0 +1,111 @@
+"""Raw runs (pack version 2): the chunks a log appends together lie back to back in the
+pack, so a download moves a run of raw chunks with one kernel copy (store/rawcopy.py),
+while the hash thread verifies the same bytes; nothing wrong ever gets a file's name."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lodestore.errors import CorruptionError
+from lodestore.store import packs, rawcopy
+from lodestore.store.layout import READ_WINDOW
+from lodestore.store.local import LocalContentStore
+
+from .contract import listing
+from .data import MiB, random_bytes
+from .test_local_store import add, chunk_rows, flip_byte, pack_file, recipe
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LocalContentStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def kernel_copies(monkeypatch) -> list[int]:
+    """The length of every copy_file_range the download makes (the real call, counted)."""
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def counted(src, dst, count, offset_src=None, offset_dst=None):
+        calls.append(count)
+        return real(src, dst, count, offset_src, offset_dst)
+
+    monkeypatch.setattr(rawcopy.os, "copy_file_range", counted)
+    return calls
+
+
+def test_a_logged_checkpoint_is_a_few_runs_each_copied_at_once(store, tmp_path, kernel_copies):
+    data = random_bytes(2 * READ_WINDOW + 3 * MiB, 600)  # three read windows
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    ref = add(store, tmp_path / "ckpt.bin")
+    chunks = recipe(store, ref.digest)
+    assert len(chunks) > 150 and {r[5] for r in chunk_rows(store)} == {0}  # all raw
+    plan = store.index.locate_recipe(b"".join(chunks))
+    runs = rawcopy.spans(plan)
+    assert len(runs) <= 6  # a window's chunks are one extent (SPAN_MAX: 8 MiB a copy)
+    assert sum(r.length for r in runs) == len(data)
+
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert len(kernel_copies) == len(runs)  # one kernel copy per run, not one per chunk
+
+
+def test_a_flipped_byte_inside_a_run_copied_at_once_is_refused(store, tmp_path, kernel_copies):
+    data = random_bytes(6 * MiB, 601)
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    ref = add(store, tmp_path / "ckpt.bin")
+    rows = chunk_rows(store)
+    digest, pack_id, offset, stored_len, _, _ = rows[len(rows) // 2]
+    flip_byte(pack_file(store, pack_id), offset + stored_len // 2)
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "kept.bin").write_bytes(b"the version before")
+    for dest in (out / "fresh.bin", out / "kept.bin"):
+        kernel_copies.clear()
+        with pytest.raises(CorruptionError) as info:
+            store.materialize(ref.digest, dest)
+        assert len(kernel_copies) == 1  # the damaged chunk went out inside one whole-run copy
+        assert pack_id in str(info.value) and digest.hex()[:16] in str(info.value)
+    assert listing(out) == {"kept.bin"}  # no wrong file, no temp file
+    assert (out / "kept.bin").read_bytes() == b"the version before"
+
+
+def test_runs_survive_gc_repack(store, tmp_path, kernel_copies):
+    """gc's repack writes the chunks it keeps in blocks, in pack order: a file's raw
+    chunks stay one run."""
+    keep, drop = random_bytes(5 * MiB, 602), random_bytes(5 * MiB, 603)
+    (tmp_path / "keep.bin").write_bytes(keep)
+    (tmp_path / "drop.bin").write_bytes(drop)
+    with store.session() as s:
+        kept = s.add_file(tmp_path / "keep.bin")
+        s.add_file(tmp_path / "drop.bin")
+        s.commit()
+    old_packs = {r[1] for r in chunk_rows(store)}
+    store.gc(lambda: {kept.digest}, grace=0, repack_threshold=0.1)
+    assert {r[1] for r in chunk_rows(store)}.isdisjoint(old_packs)  # repacked into a new pack
+    store.materialize(kept.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == keep
+    assert len(kernel_copies) == 1
+    report = store.fsck()
+    assert report.ok, report
+
+
+def test_block_headers_recover_the_entries_of_a_pack_whose_trailer_is_lost(store, tmp_path):
+    data = random_bytes(3 * MiB, 604)
+    (tmp_path / "f.bin").write_bytes(data)
+    add(store, tmp_path / "f.bin")
+    ((pack_id, *_),) = {(r[1],) for r in chunk_rows(store)}
+    path = pack_file(store, pack_id)
+    assert path.read_bytes()[:12] == b"LODEPK02LPBK"  # version 2: the pack opens with a block
+    entries = packs.read_trailer(path)
+    assert list(packs.scan_records(path)) == sorted(entries, key=lambda e: e.offset)
+    assert packs.layout_ok(path.read_bytes(), entries)
+    blob = bytearray(path.read_bytes())
+    blob[8 + 8 + 32] ^= 0xFF  # the codec byte of the block's first record header
+    assert not packs.layout_ok(bytes(blob), entries)
