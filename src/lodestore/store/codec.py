@@ -34,17 +34,27 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-def encode(data: memoryview | bytes) -> tuple[int, bytes | memoryview]:
-    """Return (codec, stored bytes) for one chunk."""
+def probe_says_raw(data: memoryview | bytes) -> bool:
+    """True if `data` is not worth compressing, judged on a COMPRESS_PROBE prefix (random
+    bytes cost ~nothing to judge). False means "try": encode() then compresses it whole."""
     n = len(data)
-    if n >= 256:
-        compressor = _compressor()
-        if n > COMPRESS_PROBE * 2:
-            probe = compressor.compress(data[:COMPRESS_PROBE])
-            if len(probe) > COMPRESS_PROBE * COMPRESS_KEEP_RATIO:
-                return RAW, data
-        packed = compressor.compress(data)
-        if len(packed) <= n * COMPRESS_KEEP_RATIO:
+    if n < 256:
+        return True
+    if n > COMPRESS_PROBE * 2:
+        probe = _compressor().compress(data[:COMPRESS_PROBE])
+        return len(probe) > COMPRESS_PROBE * COMPRESS_KEEP_RATIO
+    return False
+
+
+def encode(data: memoryview | bytes, probed_raw: bool | None = None) -> tuple[int, bytes | memoryview]:
+    """Return (codec, stored bytes) for one chunk. `probed_raw`: probe_says_raw(data)
+    if the caller knows it already (the large-file cutter probes each chunk on its own
+    thread), else it is judged here."""
+    if probed_raw is None:
+        probed_raw = probe_says_raw(data)
+    if not probed_raw:
+        packed = _compressor().compress(data)
+        if len(packed) <= len(data) * COMPRESS_KEEP_RATIO:
             return ZSTD, packed
     return RAW, data
 

@@ -54,6 +54,10 @@ BLOCK_MAGIC = b"LPBK"
 TRAILER_ENTRY = struct.Struct("<32sBQII")
 FOOTER = struct.Struct("<QII8s")
 _FLUSH_AT = 4 * 1024 * 1024
+# A durable pack starts its way to the disk every this many bytes written, not at its
+# fsync: see PackWriter._written_out.
+_WRITEBACK_AT = 8 * 1024 * 1024
+_START_WRITEBACK = hasattr(os, "posix_fadvise")  # Linux, the BSDs; not macOS (there the fsync does it all)
 # Pack descriptors a reader keeps open (least recently used closed first).
 OPEN_PACKS = 64
 
@@ -96,6 +100,8 @@ class PackWriter:
         self._pending = len(MAGIC)
         self._borrowed = False  # a pending piece is a view of someone else's buffer
         self._size = len(MAGIC)
+        self._on_disk = 0  # bytes written to the file so far
+        self._sent = 0  # bytes of them whose writeback was started
         self.entries: list[PackEntry] = []
         self._queue: queue.Queue = queue.Queue(maxsize=2)  # bounds memory: 2 x 4 MiB in flight
         self._thread: threading.Thread | None = None
@@ -154,7 +160,7 @@ class PackWriter:
                 if pieces is None:
                     return
                 if not self._error:
-                    _writev_all(self._fd, pieces)
+                    self._written_out(_writev_all(self._fd, pieces))
             except BaseException as e:
                 self._error = e
             finally:
@@ -167,7 +173,21 @@ class PackWriter:
         if self._error:
             raise self._error
         pieces, self._pieces, self._pending, self._borrowed = self._pieces, [], 0, False
-        _writev_all(self._fd, pieces)
+        self._written_out(_writev_all(self._fd, pieces))
+
+    def _written_out(self, n: int) -> None:
+        """`n` more bytes were written. A durable pack asks the kernel to start writing
+        them to disk now (posix_fadvise DONTNEED starts the writeback of dirty pages
+        without waiting for it; pages still dirty or under writeback stay cached, so a
+        download right after still reads them from memory). The disk then works while
+        the next windows are cut and hashed, and the fsync at the pack's end waits for
+        its last few MiB only. Measured, 256 MiB written 8 MiB at a time with 4 ms of
+        work between writes: the final fsync took 0.002-0.03 s instead of 0.07-0.18 s,
+        and reading the file back still ran at page-cache speed."""
+        self._on_disk += n
+        if self._fsync and self._on_disk - self._sent >= _WRITEBACK_AT and _START_WRITEBACK:
+            os.posix_fadvise(self._fd, self._sent, self._on_disk - self._sent, os.POSIX_FADV_DONTNEED)
+            self._sent = self._on_disk
 
     def _stop(self) -> None:
         if self._thread is not None:
@@ -203,8 +223,9 @@ class PackWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
-def _writev_all(fd: int, pieces: list) -> None:
-    """writev every piece (IOV_MAX = 1024 per call), handling short writes."""
+def _writev_all(fd: int, pieces: list) -> int:
+    """writev every piece (IOV_MAX = 1024 per call), handling short writes; returns the bytes written."""
+    total = sum(len(p) for p in pieces)
     i = 0
     while i < len(pieces):
         batch = pieces[i : i + 1024]
@@ -224,6 +245,7 @@ def _writev_all(fd: int, pieces: list) -> None:
             while view:
                 view = view[os.write(fd, view):]
         i += len(batch)
+    return total
 
 
 def _check_magic(path: Path, magic: bytes) -> None:

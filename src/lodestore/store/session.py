@@ -50,7 +50,7 @@ from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import RECORD_HEADER, PackWriter
 from lodestore.store.staging import StagedChunks
-from lodestore.store.stream import hash_stream, stream_chunks
+from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
 from lodestore.testhooks import delay_point
 
@@ -218,7 +218,7 @@ class LocalWriteSession(WriteSession):
         fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
         absent = set(self._unknown_chunks(fresh, whole_files=True)) if fresh else set()
         refs = []
-        new_chunks: list[tuple[bytes, bytes]] = []  # appended as one block (packs.py): back to back
+        new_chunks: list[tuple[bytes, bytes, None]] = []  # appended as one block (packs.py): back to back
         for path, key, digest, data, recorded in batch:
             if data is None:  # a stat-cache hit: the file is stored (statcache_lookup)
                 if digest not in new_files:
@@ -235,7 +235,7 @@ class LocalWriteSession(WriteSession):
                 if digest not in new_files:
                     if digest in absent:
                         absent.discard(digest)
-                        new_chunks.append((digest, data))
+                        new_chunks.append((digest, data, None))
                     new_files[digest] = (len(data), 1, None)
                 if progress:
                     progress(key.size)
@@ -255,12 +255,12 @@ class LocalWriteSession(WriteSession):
         view = memoryview(data)
         if len(data) <= WHOLE_FILE_LIMIT:
             if self._unknown_chunks([digest]):
-                self._append_all([(digest, view)])
+                self._append_all([(digest, view, None)])
             entry: tuple[int, int, bytes | None] = (len(data), 1, None)
         else:
             pieces, pos = [], 0
             for piece in cut_window(self._chunker, view, final=True):
-                pieces.append((pos, pos + len(piece), blake3.blake3(piece).digest()))
+                pieces.append(Piece(pos, pos + len(piece), blake3.blake3(piece).digest(), codec.probe_says_raw(piece)))
                 pos += len(piece)
             recipe = self._store_window(view, pieces)
             entry = (len(data), len(recipe) // DIGEST_LEN, bytes(recipe))
@@ -310,16 +310,17 @@ class LocalWriteSession(WriteSession):
 
         return stream_chunks(f, size, self._chunker, self._store_window, flush, digest, progress)
 
-    def _store_window(self, window: memoryview, pieces: list[tuple[int, int, bytes]]) -> bytearray:
-        """Append the new chunks among `pieces` ((start, end, digest) in `window`)."""
-        absent = set(self._unknown_chunks([d for _, _, d in pieces]))
+    def _store_window(self, window: memoryview, pieces: Pieces) -> bytearray:
+        """Append the new chunks among `pieces` (stream.Piece: where in `window`, digest,
+        probed raw) as one block, stored back to back in the pack."""
+        absent = set(self._unknown_chunks([p.digest for p in pieces]))
         recipe = bytearray()
         new_chunks = []
-        for start, end, d in pieces:
+        for start, end, d, raw in pieces:
             recipe += d
             if d in absent:
                 absent.discard(d)  # a chunk repeated inside the window is stored once
-                new_chunks.append((d, window[start:end]))
+                new_chunks.append((d, window[start:end], raw))
         self._append_all(new_chunks)
         return recipe
 
@@ -340,14 +341,14 @@ class LocalWriteSession(WriteSession):
                 todo = [d for d in todo if d not in known]
         return todo
 
-    def _append_all(self, chunks: list[tuple[bytes, bytes | memoryview]]) -> None:
-        """Store new chunks, (digest, raw bytes) each, compressed where it pays, as one
+    def _append_all(self, chunks: list[tuple[bytes, bytes | memoryview, bool | None]]) -> None:
+        """Store new chunks, (digest, raw bytes, probed raw or None) each, compressed where it pays, as one
         block of the open pack: chunks appended together lie back to back (a window of
         raw chunks is one extent: one kernel copy on download, packs.py). A pack closes
         once it reaches PACK_TARGET_SIZE (the rest goes on in the next)."""
         records = []
-        for digest, raw in chunks:
-            codec_id, stored = codec.encode(raw)
+        for digest, raw, probed_raw in chunks:
+            codec_id, stored = codec.encode(raw, probed_raw)
             records.append((digest, codec_id, len(raw), stored))
         while records:
             writer = self._writer
@@ -403,7 +404,7 @@ class LocalWriteSession(WriteSession):
         for raw, data in batch:
             if raw in absent:
                 absent.discard(raw)  # the same chunk twice in a batch is stored once
-                new_chunks.append((raw, data))
+                new_chunks.append((raw, data, None))
         self._append_all(new_chunks)
 
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
