@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lodestore.errors import StoreFormatError
 from lodestore.store.layout import format_description, previous_format_description
 from lodestore.store.local import LocalContentStore
 

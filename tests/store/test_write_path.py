@@ -54,8 +54,8 @@ def add(store, path):
         lambda d: {**d, "encryption": "aes"},
         lambda d: [d],
     ],
-    ids=["format-99", "other-hash", "other-chunker", "pack-version-3", "format-2-pack-version-1", "lz4", "pack-size", "no-pack",
-         "whole-file-limit", "unknown-part", "not-an-object"],
+    ids=["format-99", "other-hash", "other-chunker", "pack-version-3", "format-2-pack-version-1", "lz4", "pack-size",
+         "no-pack", "whole-file-limit", "unknown-part", "not-an-object"],
 )
 def test_every_part_of_the_format_is_checked_on_open(tmp_path, edit):
     LocalContentStore(tmp_path / "store").close()

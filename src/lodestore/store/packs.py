@@ -467,9 +467,9 @@ def layout_ok(data: bytes, entries: list[PackEntry]) -> bool:
         return False
     walk = _walk_v1 if data[: len(MAGIC)] == MAGIC_V1 else _walk_blocks
     expected = sorted(entries, key=lambda e: e.offset)
-    pos, i = len(MAGIC), 0
-    for entry, pos in walk(data, trailer_offset):
+    end, i = len(MAGIC), 0
+    for entry, after in walk(data, trailer_offset):
         if i >= len(expected) or tuple(expected[i]) != tuple(entry):
             return False
-        i += 1
-    return i == len(expected) and pos == trailer_offset
+        i, end = i + 1, after
+    return i == len(expected) and end == trailer_offset

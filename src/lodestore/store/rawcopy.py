@@ -6,12 +6,14 @@ pack into its own buffer and hashes them: one preadv and one hash call per 16 Mi
 
 A span is a stretch of chunks stored back to back in one pack: in a version-2 pack the
 chunks a log appended together (a window of a large file) are one extent, so a 1 GiB
-checkpoint of ~13,000 chunks is ~130 spans of up to 8 MiB, each moved by one
+checkpoint of ~13,000 chunks is ~200 spans of up to 8 MiB, each moved by one
 copy_file_range (version-1 packs have a record header before each chunk: one span, so
 one copy, per chunk, as before; their hash reads scatter the headers into a scrap
-buffer). Measured on 256 MiB, hash thread beside the copy, on this shared 2-core VM:
-one copy per chunk (3,360 calls) 0.29-0.40 s wall, 39-54 voluntary context switches;
-one per 4 MiB run 0.28-0.31 s, 17-21 (bench/run.py has the figures against cp).
+buffer). Measured with this code on the same 256 MiB checkpoint stored both ways (7 runs
+each, on this 2-core VM shared with other benchmarks, so the wall times overlap): one
+copy per chunk (3,374 spans) 0.24 CPU-s, one per run (52 spans) 0.215 CPU-s; an
+earlier probe copying whole 4 MiB stretches halved the voluntary context switches
+(17-21 against 39-54) and took 0.28-0.31 s against 0.29-0.40 s.
 
 Earlier measurements, 1 GiB checkpoint, ext4: pread + writev on one thread with hashing
 on the other 1.58-2.07 s; the kernel copy 0.5-0.9 s (cp 0.3-1.0 s in the same runs).

@@ -29,7 +29,7 @@ import stat as stat_mod
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -341,7 +341,7 @@ class LocalWriteSession(WriteSession):
                 todo = [d for d in todo if d not in known]
         return todo
 
-    def _append_all(self, chunks: list[tuple[bytes, bytes | memoryview, bool | None]]) -> None:
+    def _append_all(self, chunks: Sequence[tuple[bytes, bytes | memoryview, bool | None]]) -> None:
         """Store new chunks, (digest, raw bytes, probed raw or None) each, compressed where it pays, as one
         block of the open pack: chunks appended together lie back to back (a window of
         raw chunks is one extent: one kernel copy on download, packs.py). A pack closes
