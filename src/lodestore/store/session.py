@@ -2,14 +2,16 @@
 
 - many small files (`add_files`): stat, stat cache, read and hash each file, then look
   a batch of digests up at once (one query per batch, not per file), compress what is
-  new and append it to the pack. On the calling thread alone: measured faster than a
-  reader thread beside it (see _probes: the GIL convoys on many tiny syscalls);
-- one large file, on both cores (the GIL is released by every heavy step: read,
-  pyfastcdc's cut, blake3, zstd, writev): a producer thread reads a window, cuts it
-  into chunks and hashes each chunk; the calling thread looks the chunk digests up (one query per window), compresses,
-  writes the new chunks straight from the window buffer (writev, no copy), and feeds
-  the whole-file hash. Three 8 MiB window buffers circulate, so memory is bounded
-  whatever the file size.
+  new and append it to the pack, the batch's new files as one block (packs.py). On the
+  calling thread alone: measured faster than a reader thread beside it (see _probes:
+  the GIL convoys on many tiny syscalls);
+- one large file, on both cores (stream.py; the GIL is released by every heavy step:
+  read, pyfastcdc's cut, blake3, zstd, writev): the calling thread reads each window and
+  feeds the whole-file hash; a cutter thread cuts it into chunks, hashes and probes each
+  chunk; the calling thread then looks the window's chunk digests up (one query per
+  window), compresses what the probe says may shrink, and writes the new chunks as one
+  block straight from the window buffer (writev, no copy). Four 8 MiB window buffers
+  circulate, so memory is bounded whatever the file size.
 
 A large file is hashed first (blake3 on all cores) only when a stored file of the same
 size exists: only then can it be a duplicate, and then it is found by its digest
