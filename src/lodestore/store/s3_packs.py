@@ -7,10 +7,11 @@ kernel copy of raw chunks, fsck, repair, gc's repack) works unchanged:
 - a read of a pack not in the cache fetches it: a short read (one small file, a run
   of up to RANGE_READ_MAX bytes) with one ranged GET, left uncached; a longer one
   fetches the whole pack into the cache folder (temp + rename), where later reads find
-  it. A reader that knows it will read much of some packs (a large file, a transfer's
-  batch of chunks) has them fetched whole ahead of it (`prefetching`), PREFETCH_PACKS
+  it. A reader that knows it will read much of some packs (a large file) has them fetched whole ahead of it (`prefetching`), PREFETCH_PACKS
   at a time; its short reads of those packs wait for the fetch instead of asking for
-  ranges of them again. The cache is trimmed to its cap, least recently used first
+  ranges of them again. A read of many chunks scattered over packs (`read_pieces`: a
+  transfer) is ranged GETs in parallel into per-thread buffers, not cached. The cache
+  is trimmed to its cap, least recently used first
   (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES); an evicted pack's
   open descriptors stay valid.
 - fsck and repair see the bucket's bytes, not the cache's: `entries()` fetches the pack
@@ -51,10 +52,10 @@ DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
 # gap of up to RANGE_GAP unwanted bytes read through rather than split into two GETs
 # (a request costs more than that many bytes on a LAN), READ_THREADS GETs in flight and
 # at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat).
-RANGE_PIECE = 2 * 1024 * 1024
+RANGE_PIECE = 4 * 1024 * 1024
 RANGE_GAP = 256 * 1024
 READ_THREADS = 3
-READ_AHEAD_BYTES = 8 * 1024 * 1024
+READ_AHEAD_BYTES = 12 * 1024 * 1024
 T = TypeVar("T")
 P = TypeVar("P", bound=tuple)  # a piece: (pack id, offset, length, what the caller attaches)
 
