@@ -18,7 +18,7 @@ from lodestore.errors import CorruptionError
 from lodestore.sdk import repository
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.service import Service
-from lodestore.sdk.transfer import COMMIT_BYTES, FILE_PAGE
+from lodestore.sdk.transfer import CHUNK_WINDOW, COMMIT_BYTES, FILE_PAGE
 from lodestore.store.index import ChunkLocation
 from lodestore.store.s3 import remote_pieces
 from lodestore.store.s3_packs import PACK_PREFIX, RANGE_GAP, RANGE_PIECE
@@ -179,3 +179,18 @@ def test_a_killed_pull_keeps_its_committed_batch_and_the_next_moves_only_the_res
     assert 0 < result.bytes_moved <= size - COMMIT_BYTES  # the committed batch was not read again
     out = Service.open().download(Service.open().version("zoo/data:v0"), tmp_path / "out")
     assert (out / "weights.bin").read_bytes() == weights
+
+
+def test_a_push_to_the_team_pair_syncs_its_index_once_not_once_per_window(store, tmp_path, s3_bucket, pg_url):
+    rng = random.Random(3)
+    _log(tmp_path / "src", {f"f{i:05d}.txt": rng.randbytes(600) for i in range(CHUNK_WINDOW + 500)})
+    team_repo = Repository.open(store=s3_bucket, catalog=pg_url)
+    counters = team_repo.store.counters
+    counters.reset()
+
+    result = Service.open().push(["zoo/data:v0"], Service.of(team_repo))
+
+    assert result.files_moved == CHUNK_WINDOW + 500
+    # missing(files), then the write sessions' own syncs after taking their leases; the
+    # windows of missing_chunks inside the session ask the synced cache (was a LIST each)
+    assert counters.requests["ListObjectsV2"] <= 3, counters.requests

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,6 +113,7 @@ class S3ContentStore(ContentStore):
         self._check_format()
         self.cache = BucketCacheStore(Path(cache_dir), self.bucket)
         self._exclusive_owner: int | None = None
+        self._sessions: weakref.WeakSet[S3WriteSession] = weakref.WeakSet()
 
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line."""
@@ -154,7 +156,14 @@ class S3ContentStore(ContentStore):
 
     # --- writing and reading ---------------------------------------------------------
     def session(self) -> S3WriteSession:
-        return self.cache.session()
+        session = self.cache.session()
+        self._sessions.add(session)
+        return session
+
+    def _leased(self) -> bool:
+        """Whether a write session of this store holds its lease (S3WriteSession.holds_lease):
+        then the index cache cannot list a chunk that is gone, and a lookup needs no sync."""
+        return any(s.holds_lease for s in list(self._sessions))
 
     # has() and missing() sync first (one LIST when nothing changed): a "yes" from a cache
     # that missed another machine's gc would let a caller skip storing what is gone
@@ -230,7 +239,11 @@ class S3ContentStore(ContentStore):
         return self.cache.recipes(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        self.sync()
+        """Synced first, like `missing`, unless a write session of this store holds its
+        lease (a transfer into this store: it asks a window of chunks at a time inside
+        its session; one sync per transfer, not one LIST per window)."""
+        if not self._leased():
+            self.sync()
         return self.cache.missing_chunks(list(chunk_digests))
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:

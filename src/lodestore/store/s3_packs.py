@@ -7,13 +7,13 @@ kernel copy of raw chunks, fsck, repair, gc's repack) works unchanged:
 - a read of a pack not in the cache fetches it: a short read (one small file, a run
   of up to RANGE_READ_MAX bytes) with one ranged GET, left uncached; a longer one
   fetches the whole pack into the cache folder (temp + rename), where later reads find
-  it. A reader that knows it will read much of some packs (a large file) has them fetched whole ahead of it (`prefetching`), PREFETCH_PACKS
-  at a time; its short reads of those packs wait for the fetch instead of asking for
-  ranges of them again. A read of many chunks scattered over packs (`read_pieces`: a
-  transfer) is ranged GETs in parallel into per-thread buffers, not cached. The cache
-  is trimmed to its cap, least recently used first
-  (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES); an evicted pack's
-  open descriptors stay valid.
+  it. A reader that knows it will read much of some packs (a large file) has them
+  fetched whole ahead of it (`prefetching`), PREFETCH_PACKS at a time; its short reads
+  of those packs wait for the fetch instead of asking for ranges of them again. A read
+  of many chunks scattered over packs (`read_pieces`: a transfer) is ranged GETs in
+  parallel into per-thread buffers, not cached. The cache is trimmed to its cap, least
+  recently used first (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES);
+  an evicted pack's open descriptors stay valid.
 - fsck and repair see the bucket's bytes, not the cache's: `entries()` fetches the pack
   afresh (a copy cached earlier proves nothing about the object);
 - gc and repair place, delete and set aside packs in the bucket (`put`, `delete`,
