@@ -67,8 +67,8 @@ CHUNK_WINDOW = 4096  # chunk digests per missing_chunks request (~320 MiB of 80 
 # Chunks asked of the source in one read_chunks stream (~5 GiB of 80 KiB chunks): the
 # source reads ahead across that many, and the copy holds their digests and recipes.
 STREAM_CHUNKS = 65536
-ADD_BYTES = 2 * MiB  # received chunks handed to the session at once: memory stays flat
-READ_AHEAD = 2  # batches the source reads ahead of the destination
+ADD_BYTES = 1 * MiB  # received chunks handed to the session at once: memory stays flat
+READ_AHEAD = 1  # batches the source reads ahead of the destination
 
 
 # ----------------------------------------------------------------------------- what moves

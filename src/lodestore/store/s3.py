@@ -55,7 +55,7 @@ from lodestore.store.base import (
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
 from lodestore.store.layout import format_description
-from lodestore.store.local import PLAN_PAGE, LocalContentStore
+from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import decode as decode_index
@@ -69,6 +69,7 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 FORMAT_FILE = "format.json"
 MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
+LOCATE_PAGE = 4096  # chunks a read_chunks stream locates at once (~1 MB of locations)
 
 
 class BucketCacheStore(LocalContentStore):
@@ -272,9 +273,9 @@ class S3ContentStore(ContentStore):
                     raise
 
     def _pieces(self, wanted: list[bytes]) -> Iterator[tuple[str, int, int, list[ChunkLocation]]]:
-        """The ranges to read for `wanted`, located a page (PLAN_PAGE) at a time."""
-        for start in range(0, len(wanted), PLAN_PAGE):
-            page = wanted[start : start + PLAN_PAGE]
+        """The ranges to read for `wanted`, located a page (LOCATE_PAGE) at a time."""
+        for start in range(0, len(wanted), LOCATE_PAGE):
+            page = wanted[start : start + LOCATE_PAGE]
             where = self.cache.index.locate(page)
             if len(where) < len(page):
                 self.sync()

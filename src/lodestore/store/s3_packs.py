@@ -52,10 +52,10 @@ DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
 # gap of up to RANGE_GAP unwanted bytes read through rather than split into two GETs
 # (a request costs more than that many bytes on a LAN), READ_THREADS GETs in flight and
 # at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat).
-RANGE_PIECE = 4 * 1024 * 1024
+RANGE_PIECE = 2 * 1024 * 1024
 RANGE_GAP = 256 * 1024
-READ_THREADS = 3
-READ_AHEAD_BYTES = 12 * 1024 * 1024
+READ_THREADS = 2
+READ_AHEAD_BYTES = 4 * 1024 * 1024
 T = TypeVar("T")
 P = TypeVar("P", bound=tuple)  # a piece: (pack id, offset, length, what the caller attaches)
 
