@@ -10,8 +10,9 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`),
-   then record the files (`add_recipes`). The destination verifies every chunk and every
+   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`,
+   one stream for the chunks of many pages, so the source reads ahead across them), then
+   record the files (`add_recipes`). The destination verifies every chunk and every
    file on arrival. Received chunks are committed every COMMIT_BYTES in sessions of their
    own, so a killed copy keeps what it moved and the next one moves only the rest.
 3. Only when every file is in the destination store does its catalog commit the version
