@@ -24,10 +24,12 @@ from pathlib import Path
 import boto3
 import botocore.config
 import psycopg  # noqa: F401  (imported here, before any timer: SQLAlchemy imports it lazily)
+import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401  (likewise: loaded when the PostgreSQL engine is made)
 from boto3.s3.transfer import TransferConfig
 from steps import peak_rss_mb
 
 import lodestore
+from lodestore.sdk import transfer  # noqa: F401  (imported by Service.push/pull when first used, with rich)
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.service import Service
 from lodestore.store import s3, s3_objects  # noqa: F401  (s3: imported lazily by Repository.open)

@@ -10,8 +10,9 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`),
-   then record the files (`add_recipes`). The destination verifies every chunk and every
+   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`,
+   one stream for the chunks of many pages, so the source reads ahead across them), then
+   record the files (`add_recipes`). The destination verifies every chunk and every
    file on arrival. Received chunks are committed every COMMIT_BYTES in sessions of their
    own, so a killed copy keeps what it moved and the next one moves only the rest.
 3. Only when every file is in the destination store does its catalog commit the version
@@ -63,9 +64,12 @@ MiB = 1024 * 1024
 # most this much work (a large file's chunks are kept even before the file is complete).
 COMMIT_BYTES = 64 * MiB
 FILE_PAGE = 1024  # files whose recipes are asked for at once
-CHUNK_WINDOW = 4096  # chunk digests per missing_chunks / read_chunks request (~320 MiB of 80 KiB chunks)
-ADD_BYTES = 4 * MiB  # received chunks handed to the session at once: memory stays flat
-READ_AHEAD = 2  # batches the source reads ahead of the destination
+CHUNK_WINDOW = 4096  # chunk digests per missing_chunks request (~320 MiB of 80 KiB chunks)
+# Chunks asked of the source in one read_chunks stream (~5 GiB of 80 KiB chunks): the
+# source reads ahead across that many, and the copy holds their digests and recipes.
+STREAM_CHUNKS = 65536
+ADD_BYTES = 1 * MiB  # received chunks handed to the session at once: memory stays flat
+READ_AHEAD = 1  # batches the source reads ahead of the destination
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -383,13 +387,20 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
                dry_run: bool = False, progress: Callable[[int], None] | None = None,
                sent: set[str] | None = None) -> FilesMoved:
     """Bring the files of `entries` the sink lacks into it; see the module docstring.
-    `sent`: chunks already handed to this sink by the same copy (not asked for again)."""
+    `sent`: chunks already handed to this sink by the same copy (not asked for again).
+
+    The chunks of many pages of files (up to STREAM_CHUNKS) are asked of the source in
+    one `read_chunks` stream, so the source reads ahead across pages (a remote store:
+    parallel ranged GETs in pack order) while the sink stores what arrived; the pages'
+    files are recorded once their chunks are all in."""
     sizes = {e.digest: e.size for e in entries}
     lacking = sink.missing(sizes)
     ordered = [d for d in sizes if d in lacking]
     done = FilesMoved(files=len(ordered), present=len(sizes) - len(ordered),
                       file_bytes=sum(sizes[d] for d in ordered))
     sent = set() if sent is None else sent
+    pages: list[list[FileRecipe]] = []
+    wanted: list[str] = []
     for start in range(0, len(ordered), FILE_PAGE):
         page = ordered[start : start + FILE_PAGE]
         recipes = source.recipes(page)
@@ -399,17 +410,28 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
         need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
         for w in range(0, len(need), CHUNK_WINDOW):
             window = need[w : w + CHUNK_WINDOW]
-            wanted = sink.missing_chunks(window)
+            lacks = sink.missing_chunks(window)
             sent.update(window)
-            if dry_run:
-                done.chunks += len(wanted)
-            elif wanted:
-                moved = _send(source.read_chunks([c for c in window if c in wanted]), sink, progress)
-                done.chunks += moved[0]
-                done.chunk_bytes += moved[1]
-        if not dry_run:
-            sink.add_recipes([recipes[d] for d in page])
+            wanted += [c for c in window if c in lacks]
+        pages.append([recipes[d] for d in page])
+        if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
+            _move_stream(source, sink, wanted, pages, done, dry_run, progress)
+            pages, wanted = [], []
     return done
+
+
+def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pages: list[list[FileRecipe]],
+                 done: FilesMoved, dry_run: bool, progress: Callable[[int], None] | None) -> None:
+    """Send the `wanted` chunks in one stream, then record the files of `pages`."""
+    if dry_run:
+        done.chunks += len(wanted)
+        return
+    if wanted:
+        count, size = _send(source.read_chunks(wanted), sink, progress)
+        done.chunks += count
+        done.chunk_bytes += size
+    for recipes in pages:
+        sink.add_recipes(recipes)
 
 
 def _send(chunks: Iterator[tuple[str, bytes]], sink: ChunkSink,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections import Counter
+import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,7 +53,7 @@ from lodestore.store.base import (
     StoreStats,
 )
 from lodestore.store.binding import BINDING_FILE
-from lodestore.store.index import recipe_chunks
+from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
 from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
@@ -61,7 +61,7 @@ from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import decode as decode_index
 from lodestore.store.s3_leases import GcLock, WriterLease
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
-from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, RANGE_READ_MAX, BucketPackReader
+from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, RANGE_GAP, RANGE_PIECE, BucketPackReader
 from lodestore.store.s3_session import S3WriteSession
 from lodestore.store.workdirs import tree_size
 
@@ -69,6 +69,7 @@ K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 FORMAT_FILE = "format.json"
 MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
+LOCATE_PAGE = 4096  # chunks a read_chunks stream locates at once (~1 MB of locations)
 
 
 class BucketCacheStore(LocalContentStore):
@@ -113,6 +114,7 @@ class S3ContentStore(ContentStore):
         self._check_format()
         self.cache = BucketCacheStore(Path(cache_dir), self.bucket)
         self._exclusive_owner: int | None = None
+        self._sessions: weakref.WeakSet[S3WriteSession] = weakref.WeakSet()
 
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line."""
@@ -163,7 +165,14 @@ class S3ContentStore(ContentStore):
 
     # --- writing and reading ---------------------------------------------------------
     def session(self) -> S3WriteSession:
-        return self.cache.session()
+        session = self.cache.session()
+        self._sessions.add(session)
+        return session
+
+    def _leased(self) -> bool:
+        """Whether a write session of this store holds its lease (S3WriteSession.holds_lease):
+        then the index cache cannot list a chunk that is gone, and a lookup needs no sync."""
+        return any(s.holds_lease for s in list(self._sessions))
 
     # has() and missing() sync first (one LIST when nothing changed): a "yes" from a cache
     # that missed another machine's gc would let a caller skip storing what is gone
@@ -239,43 +248,62 @@ class S3ContentStore(ContentStore):
         return self.cache.recipes(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        self.sync()
+        """Synced first, like `missing`, unless a write session of this store holds its
+        lease (a transfer into this store: it asks a window of chunks at a time inside
+        its session; one sync per transfer, not one LIST per window)."""
+        if not self._leased():
+            self.sync()
         return self.cache.missing_chunks(list(chunk_digests))
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        chunk_digests = list(chunk_digests)
-        self.sync()
-        return self._read_chunks(chunk_digests)
+        """Every chunk asked for, verified, in pack order: located in the index cache (one
+        sync only if some are not there: one per transfer, not one per call), then read
+        as ranges of neighbouring chunks (`remote_pieces`), READ_THREADS ranged GETs in
+        flight ahead of the caller, each range's chunks decoded and verified on the
+        thread that fetched it. A pack another machine's gc repacked meanwhile: the index
+        learns where its chunks went (a sync) and the rest is read from there, once."""
+        wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
+        return self._read_chunks(wanted)
 
-    def _read_chunks(self, chunk_digests: list[str]) -> Iterator[tuple[str, bytes]]:
-        """The cache's read_chunks, with the packs it reads much of fetched whole ahead of it."""
-        with self.cache.packs.prefetching(self._packs_read_much(chunk_digests)):
-            yield from self.cache.read_chunks(chunk_digests)
+    def _read_chunks(self, wanted: list[bytes]) -> Iterator[tuple[str, bytes]]:
+        done: set[bytes] = set()
+        for attempt in (0, 1):
+            todo = [c for c in wanted if c not in done] if attempt else wanted
+            try:
+                for chunks in self.cache.packs.read_pieces(self._pieces(todo), self._verified):
+                    for digest, data in chunks:
+                        done.add(digest)
+                        yield digest.hex(), data
+                return
+            except PackMissingError as e:
+                self.sync()
+                if attempt or self.cache.index.has_pack(e.pack_id):
+                    raise
 
-    def _packs_read_much(self, chunk_digests: list[str]) -> list[str]:
-        """The packs of which these chunks take more than RANGE_READ_MAX bytes (the rule of
-        one read: longer than that, the pack is fetched whole), as long as they fit in half
-        the cache. A push or pull reads most of every pack it touches: read as a ranged
-        GET per run of chunks, one after the other, a pull of dataset_v2 (bench/team.py)
-        made 56 GETs and waited on each; fetched whole, 16, in parallel."""
-        try:
-            raw = [bytes.fromhex(d) for d in chunk_digests]
-        except (TypeError, ValueError):
-            return []  # malformed: the read refuses it in its own words
-        wanted: Counter[str] = Counter()
-        for loc in self.cache.index.locate(raw).values():
-            wanted[loc.pack_id] += loc.stored_len
-        much = [p for p, n in wanted.items() if n > RANGE_READ_MAX]
-        if not much:
-            return []
-        sizes = {pid: size for pid, size, _, _ in self.cache.index.all_packs()}
-        chosen, total = [], 0
-        for pid in much:
-            total += sizes.get(pid, wanted[pid])
-            if total > self.cache.packs.max_bytes // 2:
-                break
-            chosen.append(pid)
-        return chosen
+    def _pieces(self, wanted: list[bytes]) -> Iterator[tuple[str, int, int, list[ChunkLocation]]]:
+        """The ranges to read for `wanted`, located a page (LOCATE_PAGE) at a time."""
+        for start in range(0, len(wanted), LOCATE_PAGE):
+            page = wanted[start : start + LOCATE_PAGE]
+            where = self.cache.index.locate(page)
+            if len(where) < len(page):
+                self.sync()
+                where = self.cache.index.locate(page)
+            if absent := [c for c in page if c not in where]:
+                raise NotFoundError(f"chunk {absent[0].hex()[:16]}... is not in the store at {self.location} "
+                                    f"({len(absent)} of {len(page)} asked are not)")
+            yield from remote_pieces(list(where.values()))
+
+    def _verified(self, piece: tuple[str, int, int, list[ChunkLocation]],
+                  data: bytes | memoryview) -> list[tuple[bytes, bytes]]:
+        """The chunks of one range, each decoded, checked against its digest and copied
+        out (`data` is the reading thread's buffer, reused for its next range)."""
+        run = piece[3]
+        view = memoryview(data)[run[0].offset - piece[1]:]
+        out = []
+        for loc, raw in self.cache._decoded(run, view):
+            self.cache._check_chunk(loc, raw)
+            out.append((loc.digest, bytes(raw)))
+        return out
 
     def stats(self) -> StoreStats:
         self.sync()
@@ -439,6 +467,26 @@ class S3ContentStore(ContentStore):
     def close(self) -> None:
         self.cache.close()
         self.bucket.close()
+
+
+def remote_pieces(locs: list[ChunkLocation]) -> Iterator[tuple[str, int, int, list[ChunkLocation]]]:
+    """(pack id, offset, length, chunks) ranges covering `locs` in pack order: neighbours
+    in one pack share a range up to RANGE_PIECE bytes, across gaps of up to RANGE_GAP
+    bytes of chunks not wanted (one GET reads through them instead of two GETs)."""
+    run: list[ChunkLocation] = []
+    for loc in sorted(locs, key=lambda loc: (loc.pack_id, loc.offset)):
+        if run and (loc.pack_id != run[0].pack_id or loc.offset - (run[-1].offset + run[-1].stored_len) > RANGE_GAP
+                    or loc.offset + loc.stored_len - run[0].offset > RANGE_PIECE):
+            yield _piece(run)
+            run = []
+        run.append(loc)
+    if run:
+        yield _piece(run)
+
+
+def _piece(run: list[ChunkLocation]) -> tuple[str, int, int, list[ChunkLocation]]:
+    first, last = run[0], run[-1]
+    return first.pack_id, first.offset, last.offset + last.stored_len - first.offset, run
 
 
 def _binding_json(catalog_id: str, generation: int) -> bytes:

@@ -102,6 +102,11 @@ class WriterLease:
                 bucket.delete([waiting])
         self._refresher = _Refresher(bucket, self.name)
 
+    @property
+    def held(self) -> bool:
+        """Registered and not released: no gc sweeps the store meanwhile."""
+        return self._refresher is not None
+
     def release(self) -> None:
         if self._refresher is not None:
             self._refresher.stop()

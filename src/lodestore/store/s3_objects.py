@@ -264,6 +264,25 @@ class Bucket:
                                        Range=f"bytes={offset}-{offset + length - 1}")
             return r["Body"].read()
 
+    def get_range_into(self, name: str, offset: int, buffer: memoryview) -> int:
+        """Read the `len(buffer)` bytes at `offset` into `buffer` (no new allocation: a
+        reader reuses one buffer per thread); returns how many came (fewer: the object
+        ends sooner). NotFoundError if the object is absent."""
+        length = len(buffer)
+        if length <= 0:
+            return 0
+        with self._errors("reading", name):
+            r = self.client.get_object(Bucket=self.bucket, Key=self.key(name),
+                                       Range=f"bytes={offset}-{offset + length - 1}")
+            body = r["Body"]
+            got = 0
+            try:
+                while got < length and (n := body.readinto(buffer[got:])):
+                    got += n
+            finally:
+                body.close()
+            return got
+
     def head(self, name: str) -> ObjectInfo | None:
         try:
             with self._errors("reading", name):

@@ -7,12 +7,13 @@ kernel copy of raw chunks, fsck, repair, gc's repack) works unchanged:
 - a read of a pack not in the cache fetches it: a short read (one small file, a run
   of up to RANGE_READ_MAX bytes) with one ranged GET, left uncached; a longer one
   fetches the whole pack into the cache folder (temp + rename), where later reads find
-  it. A reader that knows it will read much of some packs (a large file, a transfer's
-  batch of chunks) has them fetched whole ahead of it (`prefetching`), PREFETCH_PACKS
-  at a time; its short reads of those packs wait for the fetch instead of asking for
-  ranges of them again. The cache is trimmed to its cap, least recently used first
-  (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES); an evicted pack's
-  open descriptors stay valid.
+  it. A reader that knows it will read much of some packs (a large file) has them
+  fetched whole ahead of it (`prefetching`), PREFETCH_PACKS at a time; its short reads
+  of those packs wait for the fetch instead of asking for ranges of them again. A read
+  of many chunks scattered over packs (`read_pieces`: a transfer) is ranged GETs in
+  parallel into per-thread buffers, not cached. The cache is trimmed to its cap, least
+  recently used first (`LODESTORE_S3_CACHE_MAX_BYTES`, default DEFAULT_CACHE_MAX_BYTES);
+  an evicted pack's open descriptors stay valid.
 - fsck and repair see the bucket's bytes, not the cache's: `entries()` fetches the pack
   afresh (a copy cached earlier proves nothing about the object);
 - gc and repair place, delete and set aside packs in the bucket (`put`, `delete`,
@@ -27,11 +28,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from lodestore import settings
 from lodestore.config import parse_size
@@ -46,6 +48,16 @@ QUARANTINE_PREFIX = "quarantine/"
 RANGE_READ_MAX = 8 * 1024 * 1024
 PREFETCH_PACKS = 4  # packs fetched ahead of a reader at once (each in parallel parts)
 DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
+# Reads of many chunks (a transfer, read_chunks): ranges of at most RANGE_PIECE bytes, a
+# gap of up to RANGE_GAP unwanted bytes read through rather than split into two GETs
+# (a request costs more than that many bytes on a LAN), READ_THREADS GETs in flight and
+# at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat).
+RANGE_PIECE = 2 * 1024 * 1024
+RANGE_GAP = 256 * 1024
+READ_THREADS = 2
+READ_AHEAD_BYTES = 4 * 1024 * 1024
+T = TypeVar("T")
+P = TypeVar("P", bound=tuple)  # a piece: (pack id, offset, length, what the caller attaches)
 
 
 def pack_name(pack_id: str) -> str:
@@ -76,6 +88,7 @@ class BucketPackReader(PackReader):
         self._fetching: dict[str, threading.Lock] = {}
         self._fetch_guard = threading.Lock()
         self._prefetched: Counter[str] = Counter()  # packs being fetched whole for a reader
+        self._buffers = threading.local()  # each reading thread's buffer (read_pieces)
 
     # --- the cache --------------------------------------------------------------
     def _cached(self, pack_id: str) -> bool:
@@ -172,6 +185,54 @@ class BucketPackReader(PackReader):
         if len(data) != length:
             raise CorruptionError(f"pack {pack_id} is truncated at offset {offset + len(data)}")
         return data
+
+    def read_pieces(self, pieces: Iterable[P], work: Callable[[P, bytes | memoryview], T]) -> Iterator[T]:
+        """`work(piece, data)` of each (pack id, offset, length, ...) piece, in order: pieces of
+        cached packs read here, the others with one ranged GET each, READ_THREADS at a time
+        and at most READ_AHEAD_BYTES ahead of the caller, `work` (decoding, verifying) on the
+        same threads, so fetching, checking and the caller's own work overlap. `pieces` is
+        consumed as the reads go. An error of a piece is raised when the caller reaches it
+        (in its own words: PackMissingError, CorruptionError, RemoteStoreError); leaving
+        early cancels what was not started and waits for what was."""
+        pending: deque[tuple[int, Future]] = deque()
+        ahead = 0
+        todo = iter(pieces)
+        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="lodestore-s3-read") as pool:
+            try:
+                while True:
+                    for piece in todo:
+                        pending.append((piece[2], pool.submit(self._read_piece, piece, work)))
+                        ahead += piece[2]
+                        if ahead >= READ_AHEAD_BYTES:
+                            break
+                    if not pending:
+                        return
+                    length, done = pending.popleft()
+                    ahead -= length
+                    yield done.result()
+            finally:
+                for _, f in pending:
+                    f.cancel()
+
+    def _read_piece(self, piece: P, work: Callable[[P, bytes | memoryview], T]) -> T:
+        """One piece: read from the cache if the pack is there, else with one ranged GET
+        into this thread's buffer (reused: no large allocation per GET, so memory stays
+        flat), handed to `work`, which copies out what it keeps."""
+        pack_id, offset, length = piece[:3]
+        if self._cached(pack_id) or pack_id in self._prefetched:
+            return work(piece, self.pread(pack_id, length, offset))
+        buffer = getattr(self._buffers, "data", None)
+        if buffer is None or len(buffer) < length:
+            buffer = self._buffers.data = bytearray(max(length, RANGE_PIECE))
+        view = memoryview(buffer)[:length]
+        try:
+            got = self.bucket.get_range_into(pack_name(pack_id), offset, view)
+        except NotFoundError:
+            raise PackMissingError(f"pack {pack_id} is missing from the store {self.bucket.url}; run `lode fsck`",
+                                   pack_id) from None
+        if got != length:
+            raise CorruptionError(f"pack {pack_id} is truncated at offset {offset + got}")
+        return work(piece, view)
 
     def read_all(self, pack_id: str) -> bytes:
         self.fetch(pack_id)

@@ -51,6 +51,12 @@ class S3WriteSession(LocalWriteSession):
             raise
         self.s3_store = store
 
+    @property
+    def holds_lease(self) -> bool:
+        """Its lease is held: it synced the index after taking it and no gc can sweep the
+        store until it is released, so nothing the index cache lists now can be gone."""
+        return self._lease.held
+
     def _rotate(self) -> None:
         writer = self._writer
         assert writer is not None  # only called with a pack open

@@ -418,8 +418,10 @@ class LocalWriteSession(WriteSession):
         todo = [(r, digest_bytes(r.digest), [digest_bytes(c) for c in r.chunks]) for r in recipes]
         known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files])
         fresh = [(r, raw, chunks) for r, raw, chunks in todo if raw not in self._new_files and raw not in known]
+        single = [raw for _, raw, chunks in fresh if chunks == [raw]]
+        located = self._locate_anywhere(single) if single else {}  # one lookup for every one-chunk file
         for r, raw, chunks in fresh:
-            self._verify_recipe(r, raw, chunks)
+            self._verify_recipe(r, raw, chunks, located)
         refs = []
         for r, raw, chunks in todo:
             if raw in known:
@@ -431,17 +433,19 @@ class LocalWriteSession(WriteSession):
             refs.append(FileRef(r.digest, r.size))
         return refs
 
-    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
+    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes],
+                       located: dict[bytes, ChunkLocation] | None = None) -> None:
         """NotFoundError naming the first chunk neither the store nor this session holds;
         CorruptionError if the chunks' sizes do not add up to the file's size or their
-        bytes, in order, do not hash to the file's digest. A page of chunks at a time."""
+        bytes, in order, do not hash to the file's digest. A page of chunks at a time.
+        `located`: where the one-chunk files of the caller's batch are (looked up once)."""
         if not chunks:
             raise CorruptionError(f"file {recipe.digest[:16]}... has a recipe without chunks")
         if chunks == [raw]:
             # A file of one chunk named by that chunk's digest: the chunk's bytes were
             # checked against it when they arrived (add_chunks) or were first stored, so
             # only where it is and its size are left to check, not the bytes again.
-            where = self._locate_anywhere(chunks)
+            where = located if located is not None else self._locate_anywhere(chunks)
             if raw not in where:
                 raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
                                     f"{self.store.root} nor in this session")
