@@ -9,7 +9,7 @@ version that references them exists. The door (`Service.log`) calls `log_draft`.
 
 from __future__ import annotations
 
-import heapq
+import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
 from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import json_dict
-from lodestore.names import case_collisions, validate_alias
+from lodestore.names import validate_alias
 from lodestore.sdk import ui
 from lodestore.sdk.draft import Draft, check_no_file_folder_clash, identical_notice, leave_out_the_store
-from lodestore.sdk.manifest import ManifestBuffer, sorted_manifest_digest
+from lodestore.sdk.manifest import ManifestBuffer, ManifestHasher
 from lodestore.sdk.references import digest_line
 from lodestore.testhooks import pause_point
 
@@ -57,8 +57,8 @@ def wanted_aliases(aliases: Iterable[str]) -> list[str]:
 
 def check_loggable(draft: Draft) -> None:
     """Refuse entries no folder can hold; warn of names a case-insensitive disk mixes up."""
-    check_no_file_folder_clash({**draft.files, **dict.fromkeys(draft.references)})
-    if clashes := case_collisions(list(draft.files)):
+    check_no_file_folder_clash(draft.files, draft.references)
+    if clashes := draft.files.case_collisions():
         ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
                   "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
 
@@ -95,26 +95,26 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
     metadata = json_dict(draft.metadata, "metadata")
     check_closed(draft)
     leave_out_the_store(draft.files, repo.root)
-    items = sorted(draft.files.items())
+    items = draft.files.sorted_items()
+    references = sorted(draft.references.values(), key=lambda r: r.path)
     manifest = ManifestBuffer()
+    digest = ManifestHasher(digest_line(r) for r in references)
     try:
         with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
-            for start in range(0, len(items), LOG_BATCH):
-                batch = items[start : start + LOG_BATCH]
+            while batch := list(itertools.islice(items, LOG_BATCH)):
                 try:
                     refs = session.add_files([p.source for _, p in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
-                manifest.extend(ManifestEntry(path, ref.digest, ref.size)
-                                for (path, _), ref in zip(batch, refs, strict=True))
+                entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(batch, refs, strict=True)]
+                digest.add(entries)
+                manifest.extend(entries)
             session.commit()
             pause_point("log-before-catalog-commit")
             # Still inside the session (see the module docstring).
-            references = sorted(draft.references.values(), key=lambda r: r.path)
-            lines = heapq.merge(manifest, [digest_line(r) for r in references], key=lambda e: e.path)
             result = repo.catalog.commit_version(NewVersion(
                 project=project, name=draft.name, type=draft.type, entries=manifest, references=references,
-                digest=sorted_manifest_digest(lines),
+                digest=digest.hexdigest(),
                 description=draft.description, metadata=metadata,
                 tags=list(draft.tags), aliases=wanted, run_id=run_id,
                 ttl_seconds=int(draft.ttl.total_seconds()) if draft.ttl is not None else None,

@@ -32,12 +32,39 @@ def sorted_manifest_digest(entries: Iterable[ManifestEntry]) -> str:
     return h.hexdigest()
 
 
+class ManifestHasher:
+    """manifest_digest fed as a log stores its files: batches of entries in path order,
+    with `others` (the references' lines, any order) merged in where their paths fall, so
+    the manifest is not read again to hash it."""
+
+    def __init__(self, others: Iterable[ManifestEntry] = ()) -> None:
+        self._hash = blake3.blake3()
+        self._others = sorted(others, key=lambda e: e.path)
+        self._next = 0  # the first line of `others` not hashed yet
+
+    def _line(self, e: ManifestEntry) -> None:
+        self._hash.update(f"{e.path}\x00{e.digest}\x00{e.size}\n".encode())
+
+    def add(self, entries: Iterable[ManifestEntry]) -> None:
+        others = self._others
+        for e in entries:
+            while self._next < len(others) and others[self._next].path < e.path:
+                self._line(others[self._next])
+                self._next += 1
+            self._line(e)
+
+    def hexdigest(self) -> str:
+        for e in self._others[self._next :]:
+            self._line(e)
+        self._next = len(self._others)
+        return self._hash.hexdigest()
+
+
 class ManifestBuffer:
     """A log's manifest entries, appended in path order as their files are stored: in
     memory while few, in a SQLite file of a temp folder past SPILL_ENTRIES, so what a log
     holds does not grow with its number of files. Sized and iterable again and again in
-    path order (a SQLite primary key keeps the order Python sorts in: UTF-8 bytes compare
-    as code points do), which is what the catalog's commit reads. `close()` removes the
+    the order appended (path order), which is what the catalog's commit reads. `close()` removes the
     file (also done when the buffer is dropped)."""
 
     def __init__(self) -> None:
@@ -58,8 +85,8 @@ class ManifestBuffer:
             self._drop = weakref.finalize(self, _drop, self._db, folder)
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("CREATE TABLE entries (path TEXT PRIMARY KEY, digest TEXT NOT NULL, size INTEGER NOT NULL) "
-                             "WITHOUT ROWID")
+            # appended in path order: rowid order is path order, no key to keep sorted
+            self._db.execute("CREATE TABLE entries (path TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL)")
         self._db.execute("BEGIN")
         self._db.executemany("INSERT INTO entries VALUES (?,?,?)", self._rows)
         self._db.execute("COMMIT")
@@ -71,7 +98,7 @@ class ManifestBuffer:
 
     def __iter__(self) -> Iterator[ManifestEntry]:
         if self._db is not None:
-            cursor = self._db.execute("SELECT path, digest, size FROM entries ORDER BY path")
+            cursor = self._db.execute("SELECT path, digest, size FROM entries ORDER BY rowid")
             while page := cursor.fetchmany(_READ_PAGE):
                 for row in page:
                     yield ManifestEntry(*row)

@@ -425,7 +425,7 @@ class StoreIndex:
             "ON CONFLICT(digest) DO UPDATE SET created_at=excluded.created_at", (now,))
         db.execute(
             "INSERT OR REPLACE INTO main.statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns) "
-            "SELECT path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns FROM staged.statcache")
+            "SELECT path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns FROM staged.statcache ORDER BY rowid")
         db.execute("UPDATE main.files SET created_at=? WHERE digest IN (SELECT digest FROM staged.reused) "
                    "AND created_at < ?", (now, now - _TOUCH_FRESH_SECONDS))
 

@@ -75,7 +75,7 @@ _RECIPE_PAGE = 16_384  # chunk locations a recipe check holds at once (as a down
 # Per-file rows (new files, stat-cache entries, files re-used) a session keeps in memory
 # before it moves them to its staging database (staging.py): logging 1,000,000 small
 # files held ~600 bytes a file here until commit.
-SPILL_ROWS = 32_768
+SPILL_ROWS = 8192
 
 
 def stat_key(st: os.stat_result) -> StatKey:

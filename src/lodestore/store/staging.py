@@ -46,9 +46,11 @@ class StagedChunks:
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS files (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, "
                          "chunk_count INTEGER NOT NULL, recipe BLOB) WITHOUT ROWID")
-        self._db.execute("CREATE TABLE IF NOT EXISTS statcache (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
-                         "ctime_ns INTEGER, ino INTEGER, dev INTEGER, digest BLOB, recorded_ns INTEGER) WITHOUT ROWID")
-        self._db.execute("CREATE TABLE IF NOT EXISTS reused (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+        # append-only (rowid order is the order spilled: a path spilled twice keeps its
+        # last row when the index reads them in that order); no key to keep in order
+        self._db.execute("CREATE TABLE IF NOT EXISTS statcache (path TEXT, size INTEGER, mtime_ns INTEGER, "
+                         "ctime_ns INTEGER, ino INTEGER, dev INTEGER, digest BLOB, recorded_ns INTEGER)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS reused (digest BLOB)")
         self.count = 0
         self.files_spilled = 0  # rows in files (new files moved out of the session's memory)
         self.spilled = False  # any per-file row here (the commit must read this file)
@@ -119,11 +121,11 @@ class StagedChunks:
 
     def spill_stat_entries(self, rows: Iterable[tuple]) -> None:
         """Stat-cache rows (path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns);
-        a path spilled twice keeps its last row, as the index's INSERT OR REPLACE does."""
-        self._spill("INSERT OR REPLACE INTO statcache VALUES (?,?,?,?,?,?,?,?)", rows)
+        a path spilled twice keeps its last row (the index reads them in rowid order)."""
+        self._spill("INSERT INTO statcache VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def spill_reused(self, digests: Iterable[bytes]) -> None:
-        self._spill("INSERT OR IGNORE INTO reused VALUES (?)", ((d,) for d in digests))
+        self._spill("INSERT INTO reused VALUES (?)", ((d,) for d in digests))
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         """Which of `digests` are spilled new files (none asked while nothing is spilled)."""
@@ -139,7 +141,7 @@ class StagedChunks:
         return self._db.execute("SELECT digest, size, chunk_count, recipe FROM files ORDER BY digest")
 
     def spilled_reused(self) -> Iterable[bytes]:
-        return (r[0] for r in self._db.execute("SELECT digest FROM reused"))
+        return (r[0] for r in self._db.execute("SELECT DISTINCT digest FROM reused"))
 
     def close(self) -> None:
         self._db.close()
