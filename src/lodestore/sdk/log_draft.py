@@ -106,7 +106,8 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
                     refs = session.add_files([p.source for _, p in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
-                entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(batch, refs, strict=True)]
+                entries = [ManifestEntry(path, ref.digest, ref.size)
+                           for (path, _), ref in zip(batch, refs, strict=True)]
                 digest.add(entries)
                 manifest.extend(entries)
             session.commit()
