@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import marshal
 import shutil
-import sqlite3
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import blake3
 
@@ -16,7 +17,6 @@ from lodestore.catalog.base import ManifestEntry
 # Entries a log keeps in memory before ManifestBuffer moves them to a temp file: 32,768
 # entries are ~3 MB; a log of 1,000,000 files held ~100 MB of them until its commit.
 SPILL_ENTRIES = 32_768
-_READ_PAGE = 4096
 
 
 def manifest_digest(entries: Iterable[ManifestEntry]) -> str:
@@ -62,14 +62,16 @@ class ManifestHasher:
 
 class ManifestBuffer:
     """A log's manifest entries, appended in path order as their files are stored: in
-    memory while few, in a SQLite file of a temp folder past SPILL_ENTRIES, so what a log
-    holds does not grow with its number of files. Sized and iterable again and again in
-    the order appended (path order), which is what the catalog's commit reads. `close()` removes the
-    file (also done when the buffer is dropped)."""
+    memory while few, then in pages written to a file of a temp folder (marshal, one page
+    per SPILL_ENTRIES: a sequential append, cheaper than any index), so what a log holds
+    does not grow with its number of files. Sized, and iterable again and again in the
+    order appended (path order), which is what the catalog's commit reads. `close()`
+    removes the file (also done when the buffer is dropped)."""
 
     def __init__(self) -> None:
         self._rows: list[tuple[str, str, int]] = []  # not spilled yet
-        self._db: sqlite3.Connection | None = None
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
         self._spilled = 0
         self._drop: weakref.finalize | None = None
 
@@ -79,17 +81,13 @@ class ManifestBuffer:
             self._spill()
 
     def _spill(self) -> None:
-        if self._db is None:
+        if self._file is None:
             folder = Path(tempfile.mkdtemp(prefix="lodestore-manifest-"))
-            self._db = sqlite3.connect(folder / "manifest.db", isolation_level=None)
-            self._drop = weakref.finalize(self, _drop, self._db, folder)
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("PRAGMA synchronous=OFF")
-            # appended in path order: rowid order is path order, no key to keep sorted
-            self._db.execute("CREATE TABLE entries (path TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL)")
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO entries VALUES (?,?,?)", self._rows)
-        self._db.execute("COMMIT")
+            self._path = folder / "entries.pages"
+            self._file = open(self._path, "wb")  # noqa: SIM115  (closed by close() or the finalizer)
+            self._drop = weakref.finalize(self, _drop, self._file, folder)
+        page = marshal.dumps(self._rows)
+        self._file.write(len(page).to_bytes(8, "little") + page)
         self._spilled += len(self._rows)
         self._rows = []
 
@@ -97,11 +95,12 @@ class ManifestBuffer:
         return self._spilled + len(self._rows)
 
     def __iter__(self) -> Iterator[ManifestEntry]:
-        if self._db is not None:
-            cursor = self._db.execute("SELECT path, digest, size FROM entries ORDER BY rowid")
-            while page := cursor.fetchmany(_READ_PAGE):
-                for row in page:
-                    yield ManifestEntry(*row)
+        if self._file is not None and self._path is not None:
+            self._file.flush()
+            with open(self._path, "rb") as f:
+                while head := f.read(8):
+                    for row in marshal.loads(f.read(int.from_bytes(head, "little"))):
+                        yield ManifestEntry(*row)
         for row in self._rows:  # appended after every spilled row: later in path order
             yield ManifestEntry(*row)
 
@@ -111,11 +110,11 @@ class ManifestBuffer:
     def close(self) -> None:
         if self._drop is not None:
             self._drop()
-        self._db = None
+        self._file, self._path, self._drop = None, None, None
         self._rows = []
         self._spilled = 0
 
 
-def _drop(db: sqlite3.Connection, folder: Path) -> None:
-    db.close()
+def _drop(file: BinaryIO, folder: Path) -> None:
+    file.close()
     shutil.rmtree(folder, ignore_errors=True)
