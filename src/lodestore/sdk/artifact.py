@@ -184,6 +184,7 @@ class Artifact:
         except BaseException:
             pending.drop_generation(generation)
             raise
+        pending.end_generation()
         return count
 
     def _add_walked(self, batch: list[tuple[str, str]], generation: int) -> int:

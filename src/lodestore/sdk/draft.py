@@ -46,7 +46,7 @@ class PendingFiles:
 
     def __init__(self) -> None:
         self._dict: dict[str, PendingFile] = {}
-        self._generation_of: dict[str, int] = {}  # dict mode: entries added under a generation
+        self._generation_of: dict[str, int] = {}  # dict mode: the newest generation's entries
         self._db: sqlite3.Connection | None = None
         self._drop: weakref.finalize | None = None
         self._count = 0  # rows in the table (spilled mode)
@@ -228,8 +228,15 @@ class PendingFiles:
 
     # --- generations (add_dir) ----------------------------------------------------------
     def new_generation(self) -> int:
+        """A generation for the entries of one add_dir call. Only the newest one is ever
+        asked about, so a dict-mode draft forgets the older ones' entries here."""
         self._generation += 1
+        self._generation_of = {}
         return self._generation
+
+    def end_generation(self) -> None:
+        """The add_dir call succeeded: nothing will ask about its entries again."""
+        self._generation_of = {}
 
     def generation_of(self, path: str) -> int:
         if self._db is None:
