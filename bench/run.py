@@ -249,15 +249,48 @@ def make_tiny(work: Path, count: int) -> Path:
     return folder
 
 
+def make_tiny_next(src: Path) -> Path:
+    """The next version of `src` (make_tiny): ~1 % of its files touched, as a dataset's
+    next version is: every 300th file changed, every 300th (offset 100) removed, as many
+    new files added. Unchanged files are hard links (no disk), changed ones new files (the
+    source keeps its bytes). Made once, right after `src`, so the links it adds to `src`'s
+    inodes (which change their ctime) happen before any timed step."""
+    folder = src.with_name(src.name + "_next")
+    if folder.exists():
+        return folder
+    part = folder.with_name(folder.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    rng = random.Random(13)
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    for i, path in enumerate(files):
+        dest = part / path.relative_to(src)
+        if i % 1000 == 0 or not dest.parent.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        if i % 300 == 100:
+            continue  # removed
+        if i % 300 == 0:
+            dest.write_bytes(rng.randbytes(1024))  # changed
+        else:
+            os.link(path, dest)
+    added = part / "added"
+    added.mkdir()
+    for i in range(len(files) // 300):
+        (added / f"n{i:07d}.bin").write_bytes(rng.randbytes(1024))
+    part.rename(folder)
+    return folder
+
+
 def tiny_rows(work: Path, scratch: Path, args, row, check) -> list[str]:
     """100,000 files of 1 KiB (x --scale; 1,000,000 with --huge): log, re-log unchanged,
-    list, download, each against `cp -r` of the same folder in the same run, peak RSS of
-    every step (issue 12: <= 150 MB and flat in file count)."""
+    list, log a next version (~1 % of files changed, removed, added) and diff the two,
+    download, each against `cp -r` of the same folder in the same run, peak RSS of every
+    step (issue 12: <= 150 MB and flat in file count)."""
     count = 1_000_000 if args.huge else max(1000, int(100_000 * args.scale))
     src = make_tiny(work, count)
+    nxt = make_tiny_next(src)
     reps = 1 if args.huge else args.reps
     label = f"{count:,} x 1 KiB"
-    cp_refs, logs, relogs, lists, downloads, cp_dl = [], [], [], [], [], []
+    cp_refs, logs, relogs, lists, nexts, diffs, downloads, cp_dl = [], [], [], [], [], [], [], []
     for k in range(reps):
         where = scratch / f"tiny-rep{k}"
         cp_refs.append(sh_time(["cp", "-r", str(src), str(scratch / "cp_tiny")]))
@@ -267,6 +300,10 @@ def tiny_rows(work: Path, scratch: Path, args, row, check) -> list[str]:
         check(f"re-logging unchanged {label} created a new version",
               relogs[-1]["new_versions"] == 0 and not relogs[-1]["created"])
         lists.append(step("cli", str(where), "files", "bench/tiny:v0", "--json"))
+        nexts.append(step("log", str(where), "tiny", "dataset", str(nxt)))
+        check(f"the next version of {label} logged as {nexts[-1]['version']}, expected v1",
+              nexts[-1]["version"] == "v1")
+        diffs.append(step("cli", str(where), "diff", "bench/tiny:v0", "bench/tiny:v1", "--json"))
         cp_dl.append(sh_time(["cp", "-r", str(src), str(scratch / "cp_tiny")]))
         rm(scratch / "cp_tiny")
         rm(scratch / "dl_tiny")
@@ -285,6 +322,12 @@ def tiny_rows(work: Path, scratch: Path, args, row, check) -> list[str]:
     r = median_run(lists)
     row(f"lode files --json, {label} ({med})", r, r["seconds"], "s", None, "-", "<= 150 MB peak",
         r["maxrss_mb"] <= 150, [x["seconds"] for x in lists])
+    r = median_run(nexts)
+    row(f"log next version, 1 % touched ({med})", r, r["seconds"], "s", median(cp_refs), "cp -r", "<= 150 MB peak",
+        r["maxrss_mb"] <= 150, [x["seconds"] for x in nexts], cp_refs)
+    r = median_run(diffs)
+    row(f"lode diff --json v0 v1, {label} ({med})", r, r["seconds"], "s", None, "-", "<= 150 MB peak",
+        r["maxrss_mb"] <= 150, [x["seconds"] for x in diffs])
     r = median_run(downloads)
     row(f"download {label} (empty folder, {med})", r, r["seconds"], "s", median(cp_dl), "cp -r",
         "<= 1.0 x cp -r", r["seconds"] <= median(cp_dl), [x["seconds"] for x in downloads], cp_dl)

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lodestore
+from lodestore.cli import artifacts
 
 FILES = 30_000  # three pages of the catalog's manifest reads
 
@@ -51,3 +54,28 @@ def test_files_json_streams_a_large_version(store: Path, tmp_path: Path) -> None
     # Measured: one page of 10,000 entries in flight ~10 MB, whatever the version's size;
     # holding all 30,000 (entries, dicts and the whole JSON text) took 54 MB.
     assert peak < 20_000_000, peak
+
+
+def test_files_of_a_version_too_large_for_a_table_stream_as_lines(lode, store: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past TABLE_MAX_FILES (a Rich table holds every row to size its columns) `lode files`
+    prints a line a file as the catalog's pages come, in path order, references among them."""
+    folder = tmp_path / "few"
+    for i, name in enumerate(["b.txt", "a/x.txt", "c/y.txt"]):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"%d" % i)
+    art = lodestore.Artifact("few", type="dataset", project="zoo")
+    art.add_dir(folder)
+    art.add_reference((folder / "b.txt").as_uri(), name="bb-ref")
+    with lodestore.init(project="zoo") as run:
+        run.log_artifact(art)
+    monkeypatch.setattr(artifacts, "TABLE_MAX_FILES", 3)
+    r = lode("files", "zoo/few:v0")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0] == "zoo/few:v0: 3 files, 4 B, 1 references (bytes not stored)"
+    assert lines[1].split() == ["size", "digest", "path"]
+    assert [line.split()[-1] for line in lines[2:]] == ["a/x.txt", "b.txt", "bb-ref", "c/y.txt"]
+    assert "reference file://" in lines[4]
+    monkeypatch.setattr(artifacts, "TABLE_MAX_FILES", 4)  # small enough for the table: as before
+    assert "zoo/few:v0: 3 files" in lode("files", "zoo/few:v0").out

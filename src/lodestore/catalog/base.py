@@ -12,7 +12,7 @@ Every backend passes the shared contract suite in ``tests/catalog/contract.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import EllipsisType
@@ -142,7 +142,9 @@ class NewVersion:
     project: str
     name: str
     type: str
-    entries: list[ManifestEntry]  # sorted by path, unique paths
+    # sorted by path, unique paths; any sized collection read in order (a log of 1,000,000
+    # files hands a ManifestBuffer, spilled to disk, read a page at a time as it is inserted)
+    entries: Collection[ManifestEntry]
     digest: str
     description: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)

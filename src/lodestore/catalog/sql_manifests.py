@@ -16,7 +16,7 @@ from lodestore.catalog.schema import manifest_entries, reference_entries, versio
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import load_version, version_row
 from lodestore.catalog.sql_rows import close_matches
-from lodestore.catalog.sql_values import ENTRY_PAGE, IN_BATCH, NOT_DELETED
+from lodestore.catalog.sql_values import ENTRY_PAGE, IN_BATCH, NOT_DELETED, batches
 from lodestore.errors import ConflictError, NotFoundError
 
 
@@ -28,14 +28,13 @@ def insert_references(conn: Connection, version_id: int, refs: list[ReferenceEnt
              "etag": r.etag, "object_version": r.object_version, "last_modified": r.last_modified} for r in refs])
 
 
-def insert_entries(conn: Connection, version_id: int, entries: list[ManifestEntry]) -> None:
-    """Write a new version's manifest inside the caller's transaction; ConflictError
-    naming the paths listed twice."""
-    if not entries:
-        return
+def insert_entries(conn: Connection, version_id: int, entries: Iterable[ManifestEntry]) -> None:
+    """Write a new version's manifest inside the caller's transaction, ENTRY_PAGE rows a
+    statement (entries may stream from disk: a 1,000,000-file version's rows are never
+    all in memory); ConflictError naming the paths listed twice."""
     try:
-        insert_rows(conn, "manifest_entries", ("version_id", "path", "digest", "size"),
-                    [(version_id, e.path, e.digest, e.size) for e in entries])
+        for page in batches(((version_id, e.path, e.digest, e.size) for e in entries), ENTRY_PAGE):
+            insert_rows(conn, "manifest_entries", ("version_id", "path", "digest", "size"), page)
     except IntegrityError as exc:
         dups = _listed_twice(entries)
         if not dups:
@@ -44,7 +43,7 @@ def insert_entries(conn: Connection, version_id: int, entries: list[ManifestEntr
         raise ConflictError(f"a version lists these paths twice: {', '.join(dups[:5])}{more}") from exc
 
 
-def _listed_twice(entries: list[ManifestEntry]) -> list[str]:
+def _listed_twice(entries: Iterable[ManifestEntry]) -> list[str]:
     seen: set[str] = set()
     twice: set[str] = set()
     for e in entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from datetime import timedelta
 from itertools import chain
@@ -19,6 +20,12 @@ from lodestore.names import ArtifactRef, parse_ref
 
 if TYPE_CHECKING:
     from lodestore.sdk.service import Service, VersionRecord
+
+
+# Files `lode files` lays out as a Rich table (which sizes its columns from every row, so
+# holds them all); a larger version streams as plain lines, in path order, a catalog page
+# at a time: 1,000,000 files list within the memory of a few.
+TABLE_MAX_FILES = 10_000
 
 
 def version_json(v: VersionRecord) -> dict:
@@ -209,6 +216,9 @@ def files(
             ({"path": r.path, "size": r.size, "digest": r.digest, "reference": r.uri, "etag": r.etag,
               "object_version": r.object_version, "last_modified": r.last_modified} for r in refs)))
         return
+    if art.file_count + len(refs) > TABLE_MAX_FILES:
+        _stream_listing(svc, art, refs)
+        return
     entries = svc.entries(art)  # a table needs every row to size its columns
     rows = [[e.path, human_size(e.size), e.digest[:16]] for e in entries]
     rows += [[r.path, human_size(r.size), f"reference {r.uri}"] for r in refs]
@@ -217,6 +227,22 @@ def files(
                 + (f", {len(refs)} references (bytes not stored)" if refs else ""))
     if any(svc.is_table_entry(e.path) for e in entries):
         _table_previews(svc, art)
+
+
+def _stream_listing(svc: Service, art: VersionRecord, refs: list) -> None:
+    """`lode files` of a large version: a title line, then `size  digest  path` a line a
+    file (the path last: no column to size), references merged in path order. Table
+    previews are left to `lode show` (a preview would need every path first)."""
+    stdout.print(f"{art.qualified_name}: {art.file_count:,} files, {human_size(art.size)}"
+                 + (f", {len(refs)} references (bytes not stored)" if refs else ""), markup=False)
+    lines = heapq.merge(
+        ((e.path, f"{human_size(e.size):>10}  {e.digest[:16]}  {e.path}") for e in svc.iter_entries(art)),
+        sorted((r.path, f"{human_size(r.size):>10}  reference {r.uri}  {r.path}") for r in refs))
+    out = stdout.file
+    out.write(f"{'size':>10}  {'digest':<16}  path\n")
+    for _, line in lines:
+        out.write(line + "\n")
+    out.flush()
 
 
 def _table_previews(svc: Service, version: VersionRecord, most: int = 3) -> None:

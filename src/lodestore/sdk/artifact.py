@@ -165,19 +165,44 @@ class Artifact:
         include = patterns(include_patterns) or None
         keep = gitignore_filter(root) if use_gitignore else None
         prefix = normalize_entry_path(name) + "/" if name else ""
-        added: dict[str, PendingFile] = {}
         pending = self._files.pending
-        for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
-            if keep is not None and not keep(rel):
-                continue
-            entry = prefix + rel
-            if not plain_entry(entry):
-                entry = normalize_entry_path(entry)  # the naming rules decide, and explain
-            if entry in added or (entry in pending and not _holds_same_bytes(pending[entry], Path(path))):
+        generation = pending.new_generation()  # what this call adds: all of it, or none if it fails
+        count = 0
+        batch: list[tuple[str, str]] = []
+        try:
+            for rel, path in walk_files(root, exclude, include, follow_external_symlinks):
+                if keep is not None and not keep(rel):
+                    continue
+                entry = prefix + rel
+                if not plain_entry(entry):
+                    entry = normalize_entry_path(entry)  # the naming rules decide, and explain
+                batch.append((entry, path))
+                if len(batch) >= _ADD_DIR_BATCH:
+                    count += self._add_walked(batch, generation)
+                    batch = []
+            count += self._add_walked(batch, generation)
+        except BaseException:
+            pending.drop_generation(generation)
+            raise
+        pending.end_generation()
+        return count
+
+    def _add_walked(self, batch: list[tuple[str, str]], generation: int) -> int:
+        """Add a batch of add_dir's (entry, source path); an entry this add_dir already
+        added, or one the draft holds with other bytes, is a conflict. Returns the batch's
+        size (an entry held already with the same bytes counts, as it always did)."""
+        pending = self._files.pending
+        held = pending.held([entry for entry, _ in batch])
+        new: dict[str, PendingFile] = {}
+        for entry, path in batch:
+            found = held.get(entry)
+            if entry in new or (found is not None and (found[1] == generation
+                                                        or not _holds_same_bytes(found[0], Path(path)))):
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
-            added[entry] = PendingFile(path)
-        pending.update((entry, source) for entry, source in added.items() if entry not in pending)
-        return len(added)
+            if found is None:
+                new[entry] = PendingFile(path)
+        pending.add_new(list(new.items()), generation)
+        return len(batch)
 
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> IO[Any]:
         """Open a new file to write straight into the artifact (a context manager)."""
@@ -605,6 +630,9 @@ class Artifact:
         if self._record:
             return f"<Artifact {self.qualified_name} type={self._type} files={self.file_count} size={self.size}>"
         return f"<Artifact draft {self._name!r} type={self._type} files={len(self._files.pending)}>"
+
+
+_ADD_DIR_BATCH = 4096  # walked files looked up and added at a time (one query each once the draft spilled)
 
 
 def _holds_same_bytes(held: PendingFile | None, path: Path) -> bool:

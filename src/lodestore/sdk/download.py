@@ -7,7 +7,7 @@ A broken version (its bytes lost) serves nothing, refused before anything is wri
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,9 +30,11 @@ def download(repo: Repository, version: VersionRecord, target: Path, hardlink: b
     files already there with the right content are kept, another file in the way is a
     ConflictError unless `overwrite`. Returns `target`."""
     refuse_broken(repo, version)
-    entries = list(repo.catalog.iter_entries(version.id))
-    if path_prefix:
-        entries = [e for e in entries if e.path.startswith(path_prefix)]
+
+    def entries() -> Iterator[ManifestEntry]:  # streamed from the catalog each time it is read
+        found = repo.catalog.iter_entries(version.id)
+        return (e for e in found if e.path.startswith(path_prefix)) if path_prefix else iter(found)
+
     materialize_entries(repo, entries, target, label=f"download {version.name}:{version.version}",
                         hardlink=hardlink, overwrite=overwrite, whole_version=not path_prefix,
                         what=version.qualified_name)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import IO, Any
 
 from lodestore.catalog.base import ReferenceEntry, VersionRecord
 from lodestore.errors import ConflictError, NotFoundError
-from lodestore.names import normalize_entry_path
+from lodestore.names import case_collisions, normalize_entry_path
 from lodestore.sdk import ui
 
 
@@ -28,13 +29,250 @@ class PendingFile:
     staged: bool = False  # written through new_file (lives in a staging folder)
 
 
+# Entries a draft keeps in a dict; past this many its entries move to a SQLite file in a
+# temp folder (PendingFiles), so a draft of 1,000,000 files does not hold ~330 bytes a
+# file in memory. Below it nothing changes: the dict, no file.
+SPILL_ENTRIES = 65_536
+_PAGE = 4096
+
+
+class PendingFiles:
+    """A draft's entries, entry path -> PendingFile: a dict while few, a table of a SQLite
+    file past SPILL_ENTRIES (see there). The dict operations a draft uses, plus
+    `sorted_items()` (in path order, streamed), `case_collisions()`, and generations: each
+    add_dir call adds its entries under a generation of its own, so it can tell an entry
+    it added itself (two walked names that normalize to one: a conflict) and drop all it
+    added if it fails part-way (add_dir adds all or nothing)."""
+
+    def __init__(self) -> None:
+        self._dict: dict[str, PendingFile] = {}
+        self._generation_of: dict[str, int] = {}  # dict mode: the newest generation's entries
+        self._db: sqlite3.Connection | None = None
+        self._drop: weakref.finalize | None = None
+        self._count = 0  # rows in the table (spilled mode)
+        self._generation = 0
+
+    # --- spilling ---------------------------------------------------------------------
+    @property
+    def spilled(self) -> bool:
+        return self._db is not None
+
+    def _spill(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="lodestore-draft-"))
+        db = sqlite3.connect(folder / "entries.db", isolation_level=None, check_same_thread=False)
+        self._drop = weakref.finalize(self, _drop_folder, db, folder)
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE entries (path TEXT PRIMARY KEY, source TEXT NOT NULL, staged INTEGER NOT NULL, "
+                   "generation INTEGER NOT NULL) WITHOUT ROWID")
+        db.create_function("casefold", 1, str.casefold, deterministic=True)
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO entries VALUES (?,?,?,?)",
+                       ((k, str(v.source), int(v.staged), self._generation_of.get(k, 0))
+                        for k, v in sorted(self._dict.items())))
+        db.execute("COMMIT")
+        self._db, self._count = db, len(self._dict)
+        self._dict, self._generation_of = {}, {}
+
+    def _row(self, path: str) -> tuple[str, int, int] | None:
+        assert self._db is not None
+        return self._db.execute("SELECT source, staged, generation FROM entries WHERE path = ?", (path,)).fetchone()
+
+    # --- mapping ----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._count if self._db is not None else len(self._dict)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __contains__(self, path: object) -> bool:
+        if self._db is None:
+            return path in self._dict
+        return isinstance(path, str) and self._row(path) is not None
+
+    def get(self, path: str, default: PendingFile | None = None) -> PendingFile | None:
+        if self._db is None:
+            return self._dict.get(path, default)
+        row = self._row(path)
+        return default if row is None else PendingFile(row[0], staged=bool(row[1]))
+
+    def __getitem__(self, path: str) -> PendingFile:
+        found = self.get(path)
+        if found is None:
+            raise KeyError(path)
+        return found
+
+    def __setitem__(self, path: str, pending: PendingFile) -> None:
+        self.put(path, pending, 0)
+
+    def put(self, path: str, pending: PendingFile, generation: int) -> None:
+        """Add or replace entry `path`, under `generation` (0: none)."""
+        if self._db is None:
+            self._dict[path] = pending
+            if generation:
+                self._generation_of[path] = generation
+            else:
+                self._generation_of.pop(path, None)
+            if len(self._dict) > SPILL_ENTRIES:
+                self._spill()
+            return
+        existed = self._row(path) is not None
+        self._db.execute("INSERT OR REPLACE INTO entries VALUES (?,?,?,?)",
+                         (path, str(pending.source), int(pending.staged), generation))
+        self._count += not existed
+
+    def held(self, paths: list[str]) -> dict[str, tuple[PendingFile, int]]:
+        """The entries among `paths` already here, each with its generation (one query
+        per 900 paths once spilled)."""
+        if self._db is None:
+            return {p: (self._dict[p], self._generation_of.get(p, 0)) for p in paths if p in self._dict}
+        found: dict[str, tuple[PendingFile, int]] = {}
+        for i in range(0, len(paths), 900):
+            batch = paths[i : i + 900]
+            q = f"SELECT path, source, staged, generation FROM entries WHERE path IN ({','.join('?' * len(batch))})"
+            for path, source, staged, generation in self._db.execute(q, batch):
+                found[path] = (PendingFile(source, staged=bool(staged)), generation)
+        return found
+
+    def add_new(self, items: list[tuple[str, PendingFile]], generation: int) -> None:
+        """Add entries the caller found absent (`held`), under `generation`."""
+        if self._db is None:
+            for path, pending in items:
+                self.put(path, pending, generation)
+            return
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO entries VALUES (?,?,?,?)",
+                             ((path, str(p.source), int(p.staged), generation) for path, p in items))
+        self._db.execute("COMMIT")
+        self._count += len(items)
+
+    def __delitem__(self, path: str) -> None:
+        if self.pop(path, None) is None:
+            raise KeyError(path)
+
+    def pop(self, path: str, default: PendingFile | None = None) -> PendingFile | None:
+        if self._db is None:
+            self._generation_of.pop(path, None)
+            return self._dict.pop(path, default)
+        found = self.get(path)
+        if found is None:
+            return default
+        self._db.execute("DELETE FROM entries WHERE path = ?", (path,))
+        self._count -= 1
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        """Every entry path, in path order."""
+        if self._db is None:
+            yield from sorted(self._dict)
+            return
+        cursor = self._db.execute("SELECT path FROM entries ORDER BY path")
+        while page := cursor.fetchmany(_PAGE):
+            for (path,) in page:
+                yield path
+
+    def paths_from(self, roots: Iterable[str]) -> list[str]:
+        """The entries whose bytes are read from a file under one of `roots` (folder paths
+        ending in "/"); staged files are not (they live in the draft's staging folder)."""
+        if self._db is None:
+            return [path for path, p in self._dict.items()
+                    if not p.staged and any(str(p.source).startswith(r) for r in roots)]
+        found: list[str] = []
+        for r in roots:
+            end = r[:-1] + chr(ord(r[-1]) + 1)  # the first string after every "r..."
+            found += [row[0] for row in self._db.execute(
+                "SELECT path FROM entries WHERE staged = 0 AND source >= ? AND source < ?", (r, end))]
+        return sorted(set(found))
+
+    def values(self) -> Iterator[PendingFile]:
+        return (p for _, p in self.sorted_items())
+
+    def items(self) -> Iterator[tuple[str, PendingFile]]:
+        return self.sorted_items()
+
+    def sorted_items(self) -> Iterator[tuple[str, PendingFile]]:
+        """Every entry in path order, read a page at a time once spilled (a SQLite primary
+        key orders as Python sorts: UTF-8 bytes compare as code points do)."""
+        if self._db is None:
+            yield from sorted(self._dict.items())
+            return
+        cursor = self._db.execute("SELECT path, source, staged FROM entries ORDER BY path")
+        while page := cursor.fetchmany(_PAGE):
+            for path, source, staged in page:
+                yield path, PendingFile(source, staged=bool(staged))
+
+    def case_collisions(self) -> list[list[str]]:
+        """names.case_collisions of the entry paths, in SQL once spilled."""
+        if self._db is None:
+            return case_collisions(list(self._dict))
+        return [sorted(paths.split("\x00")) for (paths,) in self._db.execute(
+            "SELECT group_concat(path, char(0)) FROM entries GROUP BY casefold(path) HAVING count(*) > 1")]
+
+    def folders(self) -> set[str]:
+        """The folders that hold entries directly ("a/b" for "a/b/c.txt"): as many as the
+        draft has folders, not files (SQL's DISTINCT once spilled)."""
+        if self._db is None:
+            return {p[: p.rfind("/")] for p in self._dict if "/" in p}
+        # rtrim(p, <p without "/">) cuts the last name: "a/b/c.txt" -> "a/b/"
+        return {row[0][:-1] for row in self._db.execute(
+            "SELECT DISTINCT rtrim(path, replace(path, '/', '')) FROM entries") if row[0]}
+
+    def one_inside(self, folder: str) -> str | None:
+        """An entry inside `folder` (for a message)."""
+        start = folder + "/"
+        if self._db is None:
+            return min((p for p in self._dict if p.startswith(start)), default=None)
+        row = self._db.execute("SELECT path FROM entries WHERE path > ? AND substr(path, 1, ?) = ? ORDER BY path "
+                               "LIMIT 1", (start, len(start), start)).fetchone()
+        return None if row is None else row[0]
+
+    # --- generations (add_dir) ----------------------------------------------------------
+    def new_generation(self) -> int:
+        """A generation for the entries of one add_dir call. Only the newest one is ever
+        asked about, so a dict-mode draft forgets the older ones' entries here."""
+        self._generation += 1
+        self._generation_of = {}
+        return self._generation
+
+    def end_generation(self) -> None:
+        """The add_dir call succeeded: nothing will ask about its entries again."""
+        self._generation_of = {}
+
+    def generation_of(self, path: str) -> int:
+        if self._db is None:
+            return self._generation_of.get(path, 0)
+        row = self._row(path)
+        return 0 if row is None else row[2]
+
+    def drop_generation(self, generation: int) -> None:
+        """Remove every entry added under `generation` (a failed add_dir)."""
+        if self._db is None:
+            for path in [p for p, g in self._generation_of.items() if g == generation]:
+                self.pop(path)
+            return
+        self._db.execute("DELETE FROM entries WHERE generation = ?", (generation,))
+        self._count = self._db.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    def close(self) -> None:
+        """Forget every entry (and remove the file)."""
+        if self._drop is not None:
+            self._drop()
+        self._db, self._drop = None, None
+        self._dict, self._generation_of, self._count = {}, {}, 0
+
+
+def _drop_folder(db: sqlite3.Connection, folder: Path) -> None:
+    db.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class DraftFiles:
     """The entries of a draft: entry path -> where its bytes are. Files written through
     `new_file` live in a staging folder of their own, removed once the draft is logged
     or dropped (a draft dropped without logging leaves nothing behind)."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, PendingFile] = {}
+        self.pending = PendingFiles()
         self._staging: Path | None = None
         self._handles: dict[str, IO[Any]] = {}
 
@@ -87,7 +325,7 @@ class DraftFiles:
 
     def discard(self) -> None:
         """Forget every entry and remove the staged files (after logging)."""
-        self.pending = {}
+        self.pending.close()
         self._handles = {}
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
@@ -109,7 +347,7 @@ class Draft:
     metadata: dict[str, Any]
     tags: list[str]
     ttl: timedelta | None
-    files: dict[str, PendingFile]
+    files: PendingFiles
     open_files: list[str] = field(default_factory=list)  # new_file handles not closed yet
     references: dict[str, ReferenceEntry] = field(default_factory=dict)  # path -> no bytes stored
 
@@ -125,13 +363,12 @@ def plain_entry(entry: str) -> bool:
     return len(entry) < 64 or max(map(len, entry.split("/"))) < 64
 
 
-def leave_out_the_store(pending: dict[str, PendingFile], store_root: Path) -> None:
+def leave_out_the_store(pending: PendingFiles, store_root: Path) -> None:
     """`add_dir(".")` from a folder that holds the store (LODESTORE_DIR=./.lodestore) would
     log the store's own databases and packs into itself, changing as they are read: those
     entries are left out, with a warning. One string test per file (sources are absolute)."""
     roots = {os.path.join(str(store_root.absolute()), ""), os.path.join(os.path.realpath(store_root), "")}
-    inside = [path for path, p in pending.items()
-              if not p.staged and any(str(p.source).startswith(r) for r in roots)]
+    inside = pending.paths_from(roots)
     for path in inside:
         del pending[path]
     if inside:
@@ -146,16 +383,21 @@ def patterns(patterns: str | Iterable[str] | None) -> list[str]:
     return [patterns] if isinstance(patterns, str) else list(patterns)
 
 
-def check_no_file_folder_clash(pending: dict[str, Any]) -> None:
-    """`a` and `a/b` cannot both be entries: no folder can hold them once downloaded."""
-    for path in pending:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent in pending:
-                raise ConflictError(
-                    f"entry {parent!r} is a file, so {path!r} cannot be inside it; rename one"
-                )
+def check_no_file_folder_clash(files: PendingFiles, references: Iterable[str]) -> None:
+    """`a` and `a/b` cannot both be entries: no folder can hold them once downloaded.
+    Every folder above an entry is asked whether it is an entry itself: their number, not
+    the files', is what this holds and asks."""
+    refs = set(references)
+    folders = files.folders() | {r[: r.rfind("/")] for r in refs if "/" in r}
+    above: set[str] = set()
+    for folder in folders:
+        while folder and folder not in above:
+            above.add(folder)
+            folder = folder[: max(folder.rfind("/"), 0)]
+    for folder in sorted(above):
+        if folder in files or folder in refs:
+            inside = files.one_inside(folder) or min(r for r in refs if r.startswith(folder + "/"))
+            raise ConflictError(f"entry {folder!r} is a file, so {inside!r} cannot be inside it; rename one")
 
 
 def identical_notice(existing: VersionRecord, description: str | None, metadata: dict[str, Any],

@@ -9,6 +9,7 @@ version that references them exists. The door (`Service.log`) calls `log_draft`.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,15 +18,20 @@ from typing import TYPE_CHECKING
 from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
 from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import json_dict
-from lodestore.names import case_collisions, validate_alias
+from lodestore.names import validate_alias
 from lodestore.sdk import ui
 from lodestore.sdk.draft import Draft, check_no_file_folder_clash, identical_notice, leave_out_the_store
-from lodestore.sdk.manifest import manifest_digest
+from lodestore.sdk.manifest import ManifestBuffer, ManifestHasher
 from lodestore.sdk.references import digest_line
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
+
+# Files handed to the store's write session at a time: what a log holds per file (the
+# store's answers, the manifest entries before they join the ManifestBuffer) is one
+# batch's, not the whole draft's.
+LOG_BATCH = 8192
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,8 @@ def wanted_aliases(aliases: Iterable[str]) -> list[str]:
 
 def check_loggable(draft: Draft) -> None:
     """Refuse entries no folder can hold; warn of names a case-insensitive disk mixes up."""
-    check_no_file_folder_clash({**draft.files, **dict.fromkeys(draft.references)})
-    if clashes := case_collisions(list(draft.files)):
+    check_no_file_folder_clash(draft.files, draft.references)
+    if clashes := draft.files.case_collisions():
         ui.notice(f"warning: entry names that differ only in case ({'; '.join(' vs '.join(g) for g in clashes)}) "
                   "overwrite each other when downloaded on a case-insensitive file system (macOS, Windows)")
 
@@ -89,24 +95,33 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
     metadata = json_dict(draft.metadata, "metadata")
     check_closed(draft)
     leave_out_the_store(draft.files, repo.root)
-    items = sorted(draft.files.items())
-    with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
-        try:
-            refs = session.add_files([p.source for _, p in items], progress=advance)
-        except SourceFileNotFoundError as e:
-            raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
-        entries = [ManifestEntry(path, ref.digest, ref.size) for (path, _), ref in zip(items, refs, strict=True)]
-        session.commit()
-        pause_point("log-before-catalog-commit")
-        # Still inside the session (see the module docstring).
-        references = sorted(draft.references.values(), key=lambda r: r.path)
-        result = repo.catalog.commit_version(NewVersion(
-            project=project, name=draft.name, type=draft.type, entries=entries, references=references,
-            digest=manifest_digest(entries + [digest_line(r) for r in references]),
-            description=draft.description, metadata=metadata,
-            tags=list(draft.tags), aliases=wanted, run_id=run_id,
-            ttl_seconds=int(draft.ttl.total_seconds()) if draft.ttl is not None else None,
-        ))
+    items = draft.files.sorted_items()
+    references = sorted(draft.references.values(), key=lambda r: r.path)
+    manifest = ManifestBuffer()
+    digest = ManifestHasher(digest_line(r) for r in references)
+    try:
+        with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
+            while batch := list(itertools.islice(items, LOG_BATCH)):
+                try:
+                    refs = session.add_files([p.source for _, p in batch], progress=advance)
+                except SourceFileNotFoundError as e:
+                    raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
+                entries = [ManifestEntry(path, ref.digest, ref.size)
+                           for (path, _), ref in zip(batch, refs, strict=True)]
+                digest.add(entries)
+                manifest.extend(entries)
+            session.commit()
+            pause_point("log-before-catalog-commit")
+            # Still inside the session (see the module docstring).
+            result = repo.catalog.commit_version(NewVersion(
+                project=project, name=draft.name, type=draft.type, entries=manifest, references=references,
+                digest=digest.hexdigest(),
+                description=draft.description, metadata=metadata,
+                tags=list(draft.tags), aliases=wanted, run_id=run_id,
+                ttl_seconds=int(draft.ttl.total_seconds()) if draft.ttl is not None else None,
+            ))
+    finally:
+        manifest.close()
     if not result.created:
         ui.notice(identical_notice(result.version, draft.description, metadata, draft.tags, wanted))
     return LogResult(result.version, result.created)

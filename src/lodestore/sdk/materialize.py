@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import stat
 import sys
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,11 +155,11 @@ def _plan_one(target: Path, e: ManifestEntry, hardlink: bool, repo: Repository, 
     return KEEP if _keep_as_is(dest, e, hardlink, repo) else WRITE
 
 
-def _refuse_conflicts(conflicts: list[ManifestEntry], target: Path, what: str) -> None:
+def _refuse_conflicts(conflicts: list[ManifestEntry], count: int, target: Path, what: str) -> None:
     shown = ", ".join(repr(e.path) for e in conflicts[:10])
-    more = f" and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    more = f" and {count - 10} more" if count > 10 else ""
     raise ConflictError(
-        f"{what}: {len(conflicts)} file(s) in {target} differ from the version: {shown}{more}; nothing was "
+        f"{what}: {count} file(s) in {target} differ from the version: {shown}{more}; nothing was "
         "written. Download elsewhere to keep them, or replace them: overwrite=True (`lode get --overwrite`), "
         "or checkout() (`lode get --checkout`), which also deletes what is not in the version")
 
@@ -311,20 +313,62 @@ def _map(fn, items: list) -> list:
     return [fn(x) for x in items]
 
 
-def _plan(repo: Repository, entries: list[ManifestEntry], target: Path, hardlink: bool, overwrite: bool,
-          what: str) -> list[ManifestEntry]:
-    """The entries to write into a folder that already holds files. A file of the user's
-    in the way (other bytes, a symlink) is a conflict, refused before anything is written,
-    unless `overwrite`; a folder in the way always is (checkout clears it)."""
-    check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in entries} - {""}), what)
-    actions = _map(lambda e: _plan_one(target, e, hardlink, repo, what), entries)
-    conflicts = [e for e, a in zip(entries, actions, strict=True) if a == CONFLICT]
-    if conflicts and not overwrite:
-        _refuse_conflicts(conflicts, target, what)
-    return [e for e, a in zip(entries, actions, strict=True) if a != KEEP]
+# Entries a download plans and writes at a time: what it holds per file (entries, plans,
+# destinations) is one window's, not the version's. A 1,000,000-file download held ~2 KB
+# a file at once; 16,384 1 KiB files are ~5 MB.
+WINDOW = 16_384
+
+EntrySource = Callable[[], Iterable[ManifestEntry]]
+"""The entries to write, read again for each pass (a download streams them from the
+catalog a page at a time); a list's `lambda: entries` will do."""
 
 
-def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: Path, *, label: str,
+def _windows(entries: EntrySource) -> Iterator[list[ManifestEntry]]:
+    it = iter(entries())
+    while window := list(itertools.islice(it, WINDOW)):
+        yield window
+
+
+@dataclass
+class _Plan:
+    """What the first pass learnt, one byte per file at most: which files to write, how
+    many bytes, the conflicts (the first few named), whether the marker file may be used."""
+
+    write: bytearray  # 1: write entry i (in the order the entries come)
+    total: int = 0
+    count: int = 0
+    conflicts: list[ManifestEntry] = field(default_factory=list)
+    conflict_count: int = 0
+    usable_marker: bool = True
+
+
+def _plan(repo: Repository, entries: EntrySource, target: Path, fresh: bool, hardlink: bool, what: str) -> _Plan:
+    """Which entries to write. Into an empty folder: all. Into one that already holds
+    files: those not already right; a file of the user's in the way (other bytes, a
+    symlink) is a conflict (the caller refuses them, before anything is written, unless
+    `overwrite`); a folder in the way always is (checkout clears it)."""
+    plan = _Plan(bytearray())
+    for window in _windows(entries):
+        if fresh:
+            actions = [WRITE] * len(window)
+        else:
+            check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in window} - {""}), what)
+            actions = _map(lambda e: _plan_one(target, e, hardlink, repo, what), window)
+        for e, action in zip(window, actions, strict=True):
+            plan.write.append(action != KEEP)
+            if e.path == INCOMPLETE_MARKER:
+                plan.usable_marker = False  # a version may hold a file of that name
+            if action == CONFLICT:
+                plan.conflict_count += 1
+                if len(plan.conflicts) < 10:
+                    plan.conflicts.append(e)
+            if action != KEEP:
+                plan.total += e.size
+                plan.count += 1
+    return plan
+
+
+def materialize_entries(repo: Repository, entries: list[ManifestEntry] | EntrySource, target: Path, *, label: str,
                         hardlink: bool = False, overwrite: bool = False, whole_version: bool = False,
                         what: str = "") -> None:
     """Write `entries` under `target`: every download path (download(), an entry's
@@ -332,21 +376,26 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
     nothing lands inside the store, nothing is written through a symlinked folder, a
     file of the user's in the way is a conflict unless `overwrite`, and the target
     carries INCOMPLETE_MARKER until every file is in place (`whole_version`: `entries`
-    are all the version's files, so completing them clears an earlier download's mark)."""
-    refuse_store_overlap(target, repo.root, (e.path for e in entries), what)
+    are all the version's files, so completing them clears an earlier download's mark).
+
+    `entries` may be a function that streams them (a download reads them from the
+    catalog): they are read twice, planned then written, a WINDOW at a time, so memory
+    does not grow with the number of files; all conflicts are found before any write."""
+    source: EntrySource = (lambda: entries) if isinstance(entries, list) else entries
+    refuse_store_overlap(target, repo.root, (e.path for e in source()), what)
     _make_target(target, what)
     fresh = not any(target.iterdir())
-    todo = entries if fresh else _plan(repo, entries, target, hardlink, overwrite, what)
-    # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
-    make_folders(target, sorted({os.path.dirname(e.path) for e in todo} - {""}), what)
+    plan = _plan(repo, source, target, fresh, hardlink, what)
+    if plan.conflict_count and not overwrite:
+        _refuse_conflicts(plan.conflicts, plan.conflict_count, target, what)
     marker = target / INCOMPLETE_MARKER
-    usable = not any(e.path == INCOMPLETE_MARKER for e in entries)  # a version may hold a file of that name
+    usable = plan.usable_marker
     earlier = usable and os.path.lexists(marker)  # an earlier download stopped part-way
-    marked = usable and bool(todo) and not earlier
+    marked = usable and plan.count > 0 and not earlier
     if marked:
         marker.write_text(f"a download of {what} into this folder has not finished\n")
     try:
-        _write(repo, todo, target, fresh, label, hardlink, what)
+        _write(repo, source, plan, target, fresh, label, hardlink, what)
     except CorruptionError as err:
         note = f"; the files written so far are kept, and {marker} marks the download incomplete" if usable else ""
         raise CorruptionError(f"{err}{note}") from None
@@ -356,11 +405,10 @@ def materialize_entries(repo: Repository, entries: list[ManifestEntry], target: 
         marker.unlink(missing_ok=True)
 
 
-def _write(repo: Repository, entries: list[ManifestEntry], target: Path, fresh: bool, label: str,
+def _write(repo: Repository, entries: EntrySource, plan: _Plan, target: Path, fresh: bool, label: str,
            hardlink: bool, what: str) -> None:
-    total = sum(e.size for e in entries)
     reflinker = None if hardlink else _Reflinker(repo)
-    with ui.byte_progress(label, total) as advance:
+    with ui.byte_progress(label, plan.total) as advance:
         lock = threading.Lock()
 
         def progress(n: int) -> None:
@@ -384,22 +432,34 @@ def _write(repo: Repository, entries: list[ManifestEntry], target: Path, fresh: 
                 # (the CLI escapes Rich markup in every error message itself)
                 raise CorruptionError(f"{what}: file {e.path!r} cannot be restored: {err}") from None
 
-        small = [e for e in entries if e.size <= SMALL_FILE]
-        large = [e for e in entries if e.size > SMALL_FILE]
-        if fresh and reflinker is not None:
-            # Into an empty folder, small files with no cache copy to reflink go to the
-            # store in one batch (index lookups per 900 files, reads in pack order).
-            cached = reflinker.cached(e.digest for e in small)
-            batch = [e for e in small if e.digest not in cached]
-            small = [e for e in small if e.digest in cached]
-            base = str(target)
-            check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in batch} - {""}), what)
-            try:
-                repo.store.materialize_many([(e.digest, os.path.join(base, e.path)) for e in batch], progress,
-                                            threads=SMALL_FILE_THREADS)
-            except CorruptionError as err:
-                bad = batch[getattr(err, "item", 0)]
-                raise CorruptionError(f"{what}: file {bad.path!r} cannot be restored: {err}") from None
-        _map(one, small)
-        for e in large:
-            one(e)
+        done = 0
+        for window in _windows(entries):
+            todo = [e for i, e in enumerate(window, done) if plan.write[i]]
+            done += len(window)
+            # folder names as strings: 20,000 Path objects cost 0.55 s of a 20,000-file download
+            make_folders(target, sorted({os.path.dirname(e.path) for e in todo} - {""}), what)
+            _write_window(repo, todo, target, fresh, reflinker, one, progress, what)
+
+
+def _write_window(repo: Repository, entries: list[ManifestEntry], target: Path, fresh: bool,
+                  reflinker: _Reflinker | None, one: Callable[[ManifestEntry], None],
+                  progress: Callable[[int], None], what: str) -> None:
+    small = [e for e in entries if e.size <= SMALL_FILE]
+    large = [e for e in entries if e.size > SMALL_FILE]
+    if fresh and reflinker is not None:
+        # Into an empty folder, small files with no cache copy to reflink go to the
+        # store in one batch (index lookups per 900 files, reads in pack order).
+        cached = reflinker.cached(e.digest for e in small)
+        batch = [e for e in small if e.digest not in cached]
+        small = [e for e in small if e.digest in cached]
+        base = str(target)
+        check_folders_on_the_way(target, sorted({os.path.dirname(e.path) for e in batch} - {""}), what)
+        try:
+            repo.store.materialize_many([(e.digest, os.path.join(base, e.path)) for e in batch], progress,
+                                        threads=SMALL_FILE_THREADS)
+        except CorruptionError as err:
+            bad = batch[getattr(err, "item", 0)]
+            raise CorruptionError(f"{what}: file {bad.path!r} cannot be restored: {err}") from None
+    _map(one, small)
+    for e in large:
+        one(e)

@@ -43,16 +43,19 @@ def matches(rel: str, patterns: list[str]) -> bool:
 
 def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                follow_external_symlinks: bool = False) -> Iterator[tuple[str, str]]:
-    """Yield (relative posix path, absolute path as str) of every file under root, sorted.
+    """Yield (relative posix path, absolute path as str) of every file under root: each
+    folder's files in name order, then its subfolders, depth first, in name order. Streamed:
+    only the folders waiting to be read are held (a list of 1,000,000 files held ~250 MB).
 
     Plain strings, not Path objects: building 20,000 Paths cost more than the walk."""
     real_root = root.resolve()
     # each folder carries the real paths of the folders above it, to catch symlink loops
     stack: list[tuple[str, str, frozenset[Path]]] = [(str(real_root), "", frozenset([real_root]))]
-    out: list[tuple[str, str]] = []
     skipped: list[str] = []  # FIFOs, sockets, devices
     while stack:
         folder, prefix, above = stack.pop()
+        out: list[tuple[str, str]] = []  # this folder's files
+        below: list[tuple[str, str, frozenset[Path]]] = []  # its subfolders
         with os.scandir(folder) as it:
             for entry in it:
                 rel = f"{prefix}{entry.name}"
@@ -81,7 +84,7 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                             raise InvalidInputError(
                                 f"symlink {path} points to {target}, a folder it is inside of (a symlink loop)"
                             )
-                        stack.append((str(target), rel + "/", above | {target}))
+                        below.append((str(target), rel + "/", above | {target}))
                         continue
                     if not target.is_file():
                         skipped.append(str(path))
@@ -89,14 +92,16 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                         out.append((rel, str(target)))
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/", above | {Path(os.path.realpath(entry.path))}))
+                    below.append((entry.path, rel + "/", above | {Path(os.path.realpath(entry.path))}))
                 elif not entry.is_file(follow_symlinks=False):
                     skipped.append(entry.path)
                 elif include is None or matches(rel, include):
                     out.append((rel, entry.path))
+        out.sort()
+        yield from out
+        below.sort(key=lambda x: x[1], reverse=True)  # popped in name order
+        stack.extend(below)
     if skipped:
         shown = ", ".join(sorted(skipped)[:10]) + (", ..." if len(skipped) > 10 else "")
         ui.notice(f"warning: left out {len(skipped)} special file(s) (FIFO, socket or device), which hold "
                   f"no content to store: {shown}")
-    out.sort()
-    yield from out

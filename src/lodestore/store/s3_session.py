@@ -82,8 +82,8 @@ class S3WriteSession(LocalWriteSession):
             packs=[(pid, writer.size, count, now) for pid, writer, count, _ in self._packs],
             chunks=[(e.digest, pid, e.offset, e.stored_len, e.raw_len, e.codec)
                     for pid, entries in self._entries.items() for e in entries],
-            files=[(d, size, count, recipe, now) for d, (size, count, recipe) in self._new_files.items()],
-            touched=[(d, now) for d in self._reused],
+            files=[(d, size, count, recipe, now) for d, size, count, recipe in self.new_file_rows()],
+            touched=[(d, now) for d in self.reused_digests()],
         )
         if state.packs or state.files or state.touched:
             self._index_name = self.s3_store.index_sync.publish(state)

@@ -74,6 +74,10 @@ _LARGE = object()  # marker: a file the consumer streams itself
 # pack records carry 32-bit lengths.
 MAX_RECEIVED_CHUNK = 64 * 1024 * 1024
 _RECIPE_PAGE = 16_384  # chunk locations a recipe check holds at once (as a download's plan pages)
+# Per-file rows (new files, stat-cache entries, files re-used) a session keeps in memory
+# before it moves them to its staging database (staging.py): logging 1,000,000 small
+# files held ~600 bytes a file here until commit.
+SPILL_ROWS = 8192
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -148,7 +152,39 @@ class LocalWriteSession(WriteSession):
         refs: list[FileRef] = []
         for batch in self._probes(paths):
             refs.extend(self._consume(batch, progress))
+            self._spill_if_large()
+        if len(unseen) > 1:  # prefetched for this call alone: a log of 1,000,000 files calls in batches
+            for p in unseen:
+                self._statcache.pop(p, None)
         return refs
+
+    def _spill_if_large(self) -> None:
+        """Move the per-file rows to the staging database once there are SPILL_ROWS of a
+        kind (index.commit_session reads them from there)."""
+        if len(self._stat_entries) >= SPILL_ROWS:
+            self._staged.spill_stat_entries(
+                (p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in self._stat_entries)
+            self._stat_entries = []
+        if len(self._new_files) >= SPILL_ROWS:
+            self._staged.spill_files((d, s, n, r) for d, (s, n, r) in self._new_files.items())
+            self._new_files = {}
+        if len(self._reused) >= SPILL_ROWS:
+            self._staged.spill_reused(self._reused)
+            self._reused = set()
+
+    def _is_new_file(self, digest: bytes) -> bool:
+        """Stored by this session already (in memory, or spilled)."""
+        return digest in self._new_files or bool(self._staged.known_files([digest]))
+
+    def new_file_rows(self) -> Iterator[tuple[bytes, int, int, bytes | None]]:
+        """Every file this session stored: (digest, size, chunk_count, recipe)."""
+        yield from self._staged.spilled_files()
+        yield from ((d, s, n, r) for d, (s, n, r) in self._new_files.items())
+
+    def reused_digests(self) -> Iterator[bytes]:
+        """Every file already stored that this session used again."""
+        yield from self._staged.spilled_reused()
+        yield from self._reused
 
     def _probe(self, path: str) -> tuple:
         """(path, key, digest | None, data | None | _LARGE, recorded_ns): runs on the producer."""
@@ -218,6 +254,9 @@ class LocalWriteSession(WriteSession):
         the lookup that found it also checked the file is still stored."""
         new_files = self._new_files
         fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
+        spilled = self._staged.known_files(fresh)  # stored earlier in this session, rows spilled
+        if spilled:
+            fresh = [d for d in fresh if d not in spilled]
         absent = set(self._unknown_chunks(fresh, whole_files=True)) if fresh else set()
         refs = []
         new_chunks: list[tuple[bytes, bytes, None]] = []  # appended as one block (packs.py): back to back
@@ -234,7 +273,7 @@ class LocalWriteSession(WriteSession):
                 new_chunks = []
                 digest, recorded = self._add_large(path, key, progress)
             else:
-                if digest not in new_files:
+                if digest not in new_files and digest not in spilled:
                     if digest in absent:
                         absent.discard(digest)
                         new_chunks.append((digest, data, None))
@@ -250,8 +289,8 @@ class LocalWriteSession(WriteSession):
         self._check_open()
         data = bytes(data)
         digest = blake3.blake3(data).digest()
-        if digest in self._new_files or self.store.index.file_row(digest) is not None:
-            if digest not in self._new_files:
+        if self._is_new_file(digest) or self.store.index.file_row(digest) is not None:
+            if not self._is_new_file(digest):
                 self._reused.add(digest)
             return FileRef(digest.hex(), len(data))
         view = memoryview(data)
@@ -283,10 +322,10 @@ class LocalWriteSession(WriteSession):
             digest = None
             if key.size in self._new_sizes or self.store.index.has_file_of_size(key.size):
                 digest = hash_stream(f)
-                if digest in self._new_files or self.store.index.known_files([digest]):
+                if self._is_new_file(digest) or self.store.index.known_files([digest]):
                     if stat_key(os.fstat(f.fileno())) != key:
                         raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
-                    if digest not in self._new_files:
+                    if not self._is_new_file(digest):
                         self._reused.add(digest)
                     if progress:
                         progress(key.size)
@@ -297,7 +336,7 @@ class LocalWriteSession(WriteSession):
                 # What was read may be a torn mix of two states: it must not become a file of
                 # this session (its chunks are valid by digest; unreferenced, gc reclaims them).
                 raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
-        if digest not in self._new_files:
+        if not self._is_new_file(digest):
             if self.store.index.known_files([digest]):
                 self._reused.add(digest)
             else:
@@ -416,8 +455,11 @@ class LocalWriteSession(WriteSession):
         stored is reused as `add_files` reuses it. Visible with commit()."""
         self._check_open()
         todo = [(r, digest_bytes(r.digest), [digest_bytes(c) for c in r.chunks]) for r in recipes]
-        known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files])
-        fresh = [(r, raw, chunks) for r, raw, chunks in todo if raw not in self._new_files and raw not in known]
+        spilled = self._staged.known_files(raw for _, raw, _ in todo)
+        known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files
+                                              and raw not in spilled])
+        fresh = [(r, raw, chunks) for r, raw, chunks in todo
+                 if raw not in self._new_files and raw not in known and raw not in spilled]
         single = [raw for _, raw, chunks in fresh if chunks == [raw]]
         located = self._locate_anywhere(single) if single else {}  # one lookup for every one-chunk file
         for r, raw, chunks in fresh:
@@ -426,11 +468,12 @@ class LocalWriteSession(WriteSession):
         for r, raw, chunks in todo:
             if raw in known:
                 self._reused.add(raw)
-            elif raw not in self._new_files:
+            elif raw not in self._new_files and raw not in spilled:
                 one_piece = chunks == [raw]  # a whole file of one chunk: no recipe row (index.py)
                 self._new_files[raw] = (r.size, len(chunks), None if one_piece else b"".join(chunks))
                 self._new_sizes.add(r.size)
             refs.append(FileRef(r.digest, r.size))
+        self._spill_if_large()
         return refs
 
     def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes],
@@ -537,7 +580,7 @@ class LocalWriteSession(WriteSession):
         self._staged.close()
         delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         self.store.index.commit_session(
-            packs, self._staged.path if packs else None,
+            packs, self._staged.path if packs or self._staged.spilled else None,
             [(d, s, n, r) for d, (s, n, r) in self._new_files.items()], self._stat_entries, self._reused,
         )
         self.committed = True

@@ -7,6 +7,11 @@ pack: memory stays flat, the commit moves them into the index with one
 ``INSERT ... SELECT`` (index.commit_session), and a crashed session's file goes away
 with its tmp folder (gc removes stale sessions). Nothing here needs to survive a power
 cut, so the file is written without journal or fsync.
+
+The same goes for the per-file rows a session writes at commit (new files, stat-cache
+entries, files re-used): past SPILL_ROWS in memory they move here (`spill_*`), and the
+commit moves them into the index with an ``INSERT ... SELECT`` each, so logging
+1,000,000 small files holds no per-file row in memory (it held ~600 bytes a file).
 """
 
 from __future__ import annotations
@@ -39,7 +44,16 @@ class StagedChunks:
             "offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, "
             "codec INTEGER NOT NULL) WITHOUT ROWID"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS files (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, "
+                         "chunk_count INTEGER NOT NULL, recipe BLOB) WITHOUT ROWID")
+        # append-only (rowid order is the order spilled: a path spilled twice keeps its
+        # last row when the index reads them in that order); no key to keep in order
+        self._db.execute("CREATE TABLE IF NOT EXISTS statcache (path TEXT, size INTEGER, mtime_ns INTEGER, "
+                         "ctime_ns INTEGER, ino INTEGER, dev INTEGER, digest BLOB, recorded_ns INTEGER)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS reused (digest BLOB)")
         self.count = 0
+        self.files_spilled = 0  # rows in files (new files moved out of the session's memory)
+        self.spilled = False  # any per-file row here (the commit must read this file)
 
     def _probes(self, digest: bytes) -> tuple[int, int]:
         mask = _FILTER_BITS - 1
@@ -92,6 +106,42 @@ class StagedChunks:
             for row in self._db.execute(q, batch):
                 found[row[0]] = row[1:]
         return found
+
+    # --- per-file rows spilled out of a session's memory (see the module docstring) ------
+    def _spill(self, sql: str, rows: Iterable[tuple]) -> int:
+        self._db.execute("BEGIN")
+        cur = self._db.executemany(sql, rows)
+        self._db.execute("COMMIT")
+        self.spilled = True
+        return max(cur.rowcount, 0)
+
+    def spill_files(self, rows: Iterable[tuple[bytes, int, int, bytes | None]]) -> None:
+        """New files of the session: (digest, size, chunk_count, recipe)."""
+        self.files_spilled += self._spill("INSERT OR IGNORE INTO files VALUES (?,?,?,?)", rows)
+
+    def spill_stat_entries(self, rows: Iterable[tuple]) -> None:
+        """Stat-cache rows (path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns);
+        a path spilled twice keeps its last row (the index reads them in rowid order)."""
+        self._spill("INSERT INTO statcache VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def spill_reused(self, digests: Iterable[bytes]) -> None:
+        self._spill("INSERT INTO reused VALUES (?)", ((d,) for d in digests))
+
+    def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
+        """Which of `digests` are spilled new files (none asked while nothing is spilled)."""
+        items = list(digests) if self.files_spilled else []
+        found: set[bytes] = set()
+        for i in range(0, len(items), _BATCH):
+            batch = items[i : i + _BATCH]
+            q = f"SELECT digest FROM files WHERE digest IN ({','.join('?' * len(batch))})"
+            found.update(r[0] for r in self._db.execute(q, batch))
+        return found
+
+    def spilled_files(self) -> Iterable[tuple[bytes, int, int, bytes | None]]:
+        return self._db.execute("SELECT digest, size, chunk_count, recipe FROM files ORDER BY digest")
+
+    def spilled_reused(self) -> Iterable[bytes]:
+        return (r[0] for r in self._db.execute("SELECT DISTINCT digest FROM reused"))
 
     def close(self) -> None:
         self._db.close()
