@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, union
+from sqlalchemy import BindParameter, Connection, bindparam, select, union
 
 from lodestore.catalog.base import LineageStep
 from lodestore.catalog.schema import run_inputs, run_outputs, runs, versions
@@ -32,7 +32,7 @@ Link = tuple[str, int, int | None]  # (run_id, from_version, to_version)
 def _up() -> Any:
     """(run, version, input's at, input) for each run that logged one of `ids` and each
     input it used (a run that used nothing: one row, input NULL)."""
-    ids = bindparam("ids", expanding=True)
+    ids: BindParameter[Any] = bindparam("ids", expanding=True)
     producers = union(
         select(run_outputs.c.run_id, run_outputs.c.version_id).where(run_outputs.c.version_id.in_(ids)),
         select(versions.c.created_by_run.label("run_id"), versions.c.id.label("version_id"))
@@ -45,7 +45,7 @@ def _up() -> Any:
 def _down() -> Any:
     """(run, version, its use's at, output's at, output) for each run that used one of
     `ids` and each output it logged (none: one row, output NULL)."""
-    ids = bindparam("ids", expanding=True)
+    ids: BindParameter[Any] = bindparam("ids", expanding=True)
     return select(run_inputs.c.run_id, run_inputs.c.version_id, run_inputs.c.at, run_outputs.c.at,
                   run_outputs.c.version_id) \
         .select_from(run_inputs.outerjoin(run_outputs, run_outputs.c.run_id == run_inputs.c.run_id)) \

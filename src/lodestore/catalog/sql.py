@@ -9,7 +9,7 @@ collaborator        module                owns
 `Database`          sql_database.py       the engines; read and write transactions
 `IdentityStore`     sql_identity.py       instance id, generation (changes of versions)
 `VersionStore`      sql_versions.py       commit, read, list, edit and search versions
-`ManifestStore`     sql_manifests.py      files of versions, referenced digests     
+`ManifestStore`     sql_manifests.py      files of versions, referenced digests
 `AliasStore`        sql_aliases.py        aliases and their history
 `LifecycleStore`    sql_lifecycle.py      delete, restore, purge, broken; retention
 `RunStore`          sql_runs.py           runs, their inputs/outputs/history; lineage
@@ -65,7 +65,6 @@ from lodestore.catalog.sql_pages import PageStore
 from lodestore.catalog.sql_runs import RunStore
 from lodestore.catalog.sql_versions import VersionStore
 from lodestore.read_only import sqlite_read_only_query, sqlite_uri_path
-
 
 
 class SqlCatalog(Catalog):

@@ -69,8 +69,24 @@ def version_row(conn: Connection, version_id: int) -> AnyRow:
         )
     ).first()
     if row is None:
-        raise NotFoundError(f"no version with id {version_id}")
+        raise _no_version(version_id)
     return row
+
+
+_VERSION_IDS = select(versions.c.id).where(versions.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def require_versions(conn: Connection, *version_ids: int) -> None:
+    """`version_row`'s check for several ids in one query built once (a diff page checks
+    both of its versions on every request): NotFoundError for the first missing one."""
+    found = set(conn.execute(_VERSION_IDS, {"ids": list(version_ids)}).scalars())
+    for vid in version_ids:
+        if vid not in found:
+            raise _no_version(vid)
+
+
+def _no_version(version_id: int) -> NotFoundError:
+    return NotFoundError(f"no version with id {version_id}")
 
 
 def load_version(conn: Connection, version_id: int) -> VersionRecord:

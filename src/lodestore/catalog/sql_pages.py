@@ -18,13 +18,24 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
 
 from lodestore.catalog import diff_pages, query
 from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, versions
 from lodestore.catalog.sql_database import Database
-from lodestore.catalog.sql_lookups import find_artifact, version_row
+from lodestore.catalog.sql_lookups import find_artifact, require_versions
 from lodestore.catalog.sql_rows import versions_by_id
 from lodestore.catalog.sql_values import NOT_DELETED
 from lodestore.errors import InvalidInputError
@@ -157,29 +168,31 @@ class PageStore:
                                                          live)).scalars())
 
     def version_states(self) -> dict[str, int]:
-        with self.db.reading() as conn:  # the (state, deleted_at) index alone
-            return {state: int(n) for state, n in conn.execute(
-                select(versions.c.state, func.count()).group_by(versions.c.state))}
+        """The few versions not live counted by state on the (state, deleted_at) index
+        (its ranges either side of "live"), the live ones as all versions less those: a
+        bare count(*), which SQLite answers by counting the b-tree's cells page by page.
+        Counting 10,000 live versions one by one took 0.5 ms of each stat cards request."""
+        with self.db.reading() as conn:
+            states = {state: int(n) for state, n in conn.execute(_NOT_LIVE)}
+            live = conn.execute(_ALL_VERSIONS).scalar_one() - sum(states.values())
+        return {**states, LIVE: live} if live else states
 
     def diff_counts(self, a: int, b: int) -> DiffCounts:
         with self.db.reading() as conn:
-            version_row(conn, a)
-            version_row(conn, b)
+            require_versions(conn, a, b)
             return diff_pages.diff_counts(conn, a, b)
 
     def diff_page(self, a: int, b: int, section: str, after: str | None, limit: int | None) -> list[DiffRow]:
         _check_section(section)
         with self.db.reading() as conn:
-            version_row(conn, a)
-            version_row(conn, b)
+            require_versions(conn, a, b)
             return diff_pages.diff_page(conn, a, b, section, after, limit)
 
     def iter_diff(self, a: int, b: int, sections: Sequence[str] = DIFF_SECTIONS) -> Iterator[tuple[str, DiffRow]]:
         for section in sections:
             _check_section(section)
         with self.db.reading() as conn:  # a missing version says so now, not at the first row
-            version_row(conn, a)
-            version_row(conn, b)
+            require_versions(conn, a, b)
         return self._stream_diff(a, b, tuple(sections))
 
     def _stream_diff(self, a: int, b: int, sections: Sequence[str]) -> Iterator[tuple[str, DiffRow]]:
@@ -192,9 +205,15 @@ class PageStore:
 
     def digests_only_in(self, version_id: int, other_id: int) -> list[str]:
         with self.db.reading() as conn:
-            version_row(conn, version_id)
-            version_row(conn, other_id)
+            require_versions(conn, version_id, other_id)
             return diff_pages.digests_only_in(conn, version_id, other_id)
+
+
+LIVE = "live"
+# Two ranges of the index (an OR of the two, or !=, makes SQLite scan the whole index)
+_NOT_LIVE = union_all(*(select(versions.c.state, func.count()).where(side).group_by(versions.c.state)
+                        for side in (versions.c.state < LIVE, versions.c.state > LIVE)))
+_ALL_VERSIONS = select(func.count()).select_from(versions)
 
 
 def _check_section(section: str) -> None:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Row, bindparam, literal_column, select, union_all
 
 from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions
@@ -63,13 +63,18 @@ def load_versions(conn: Connection, where: ColumnElement[bool], order_by: Any = 
     return _version_records(rows, tags, held)
 
 
-# The same three queries for versions named by id, built once: a statement built per call
-# costs more than SQLite takes to answer it (~0.1 ms each), and by id is how the web
-# page, lineage and diffs read versions, several times per request.
-_IDS = bindparam("ids", expanding=True)
-_BY_ID = (_VERSION_COLUMNS.where(versions.c.id.in_(_IDS)).order_by(versions.c.id),
-          select(version_tags.c.version_id, version_tags.c.tag).where(version_tags.c.version_id.in_(_IDS)),
-          select(aliases.c.version_id, aliases.c.alias).where(aliases.c.version_id.in_(_IDS)))
+# Versions named by id in two statements built once (their rows; their tags and aliases
+# together): a statement built per call costs more than SQLite takes to answer it (~0.1
+# ms each), and by id is how the web page, lineage and diffs read versions, several
+# times per request.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_ROWS_BY_ID = _VERSION_COLUMNS.where(versions.c.id.in_(_IDS)).order_by(versions.c.id)
+# kinds as SQL literals, not bound parameters: PostgreSQL cannot type a parameter in a UNION
+_NAMES_BY_ID = union_all(
+    select(version_tags.c.version_id, literal_column("'t'").label("kind"), version_tags.c.tag.label("name"))
+    .where(version_tags.c.version_id.in_(_IDS)),
+    select(aliases.c.version_id, literal_column("'a'").label("kind"), aliases.c.alias.label("name"))
+    .where(aliases.c.version_id.in_(_IDS)))
 
 
 def versions_by_id(conn: Connection, ids: Iterable[int]) -> list[VersionRecord]:
@@ -78,11 +83,12 @@ def versions_by_id(conn: Connection, ids: Iterable[int]) -> list[VersionRecord]:
     wanted = {"ids": list(ids)}
     if not wanted["ids"]:
         return []
-    rows_q, tags_q, aliases_q = _BY_ID
-    rows = conn.execute(rows_q, wanted).all()
+    rows = conn.execute(_ROWS_BY_ID, wanted).all()
     if not rows:
         return []
-    return _version_records(rows, conn.execute(tags_q, wanted).all(), conn.execute(aliases_q, wanted).all())
+    names = conn.execute(_NAMES_BY_ID, wanted).all()
+    return _version_records(rows, [(v, n) for v, kind, n in names if kind == "t"],
+                            [(v, n) for v, kind, n in names if kind == "a"])
 
 
 def _version_records(rows: Iterable[Any], tag_rows: Iterable[Any], alias_rows: Iterable[Any]) -> list[VersionRecord]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog import lineage_query, query
@@ -104,7 +104,7 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.db.reading() as conn:
-            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id)).first()
+            row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).first()
             if row is None:
                 require_run(conn, run_id)
             return run_record(row)
@@ -255,6 +255,9 @@ class RunStore:
         _check_direction(direction)
         with self.db.reading() as conn:
             return lineage_query.lineage_step(conn, version_ids, direction)
+
+
+_RUN_BY_ID = RUN_SELECT.where(runs.c.id == bindparam("run_id"))  # built once: a version page asks for its run
 
 
 def _check_direction(direction: str) -> None:

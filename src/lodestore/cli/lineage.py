@@ -16,8 +16,7 @@ from lodestore.cli.output import human_size, key_values, print_json, print_json_
 from lodestore.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from lodestore.catalog.base import DiffRow
-    from lodestore.sdk.service import VersionRecord
+    from lodestore.sdk.service import DiffRow, VersionRecord
 
 
 def _version(ref: str) -> VersionRecord:
