@@ -154,8 +154,7 @@ def api_figures(url: str, reps: int, sizes: dict[str, int]) -> None:
     print(f"\n{'API call':<42} {'median':>9} {'p95':>9} {'x ping':>8}   (goal <= 5x)   first call")
     for label, path in calls.items():
         first = c.get(path)  # warm; for the figures measured once and kept, the measure itself
-        n = reps if not label.startswith(("stat", "own")) else 5
-        med, p95 = stats([c.get(path) for _ in range(n)])
+        med, p95 = stats([c.get(path) for _ in range(reps)])  # kept figures: as many reps as the rest
         ref = ref if ref is not None else med
         print(f"{label:<42} {med * 1000:8.1f}ms {p95 * 1000:8.1f}ms {med / ref:7.1f}x   {first * 1000:10.1f}ms")
 

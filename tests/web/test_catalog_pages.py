@@ -96,6 +96,12 @@ TRICKY = {
     "rename plus modify": (
         {"x": "X", "p": "P", "y": "Y"}, {"x2": "X2", "p": "P2", "q": "P", "y": "Y2"},
         {"removed": ["x"], "added": ["q", "x2"], "modified": ["p", "y"]}),
+    # every list at once: the renames are read after the modified paths, from the same
+    # ranking, left open meanwhile (two cursors in one read, PostgreSQL's server-side)
+    "every list at once": (
+        {"a": "A", "k": "K", "old/1": "D", "old/2": "D", "x": "X"},
+        {"b": "B", "k": "K2", "new/1": "D", "new/2": "D", "x": "X"},
+        {"added": ["b"], "removed": ["a"], "modified": ["k"], "renamed": [("old/1", "new/1"), ("old/2", "new/2")]}),
     # many empty files (one digest) moved, one more: paired k-th with k-th by path
     "empty files": (
         {"e/1": EMPTY, "e/2": EMPTY, "keep": "K"}, {"f/1": EMPTY, "f/2": EMPTY, "f/3": EMPTY, "keep": "K"},
