@@ -111,6 +111,7 @@ __all__ = [
     "PREVIEW_ROWS",
     "VERSION_ORDERS",
     "BundleResult",
+    "DiffListing",
     "DiffOverview",
     "DiffRow",
     "Draft",
