@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lodestore.catalog.base import Catalog, DraftPart, ManifestEntry
-from lodestore.errors import ConflictError, InvalidInputError
+from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 
 from .contract_data import a_run, entries, manifest_digest, new_version
 
@@ -159,12 +159,19 @@ class QueryContract:
             ManifestEntry("B.txt", "blake3:changed", 3)]
         va = catalog.commit_version(new_version(items=a)).version
         vb = catalog.commit_version(new_version(items=sorted(b, key=lambda e: e.path))).version
-        removed, added, modified = catalog.diff_manifests(va.id, vb.id)
-        assert [e.path for e in removed] == ["gone.txt"]
-        assert [e.path for e in added] == ["a.txt", "new.txt"]
-        assert [(x.path, x.digest, y.digest) for x, y in modified] == [
-            ("B.txt", next(e.digest for e in a if e.path == "B.txt"), "blake3:changed")]
-        assert catalog.diff_manifests(va.id, va.id) == ([], [], [])
+        rows = list(catalog.iter_diff(va.id, vb.id))
+        assert [(s, (r.old or r.new).path) for s, r in rows] == [
+            ("added", "a.txt"), ("added", "new.txt"), ("removed", "gone.txt"), ("modified", "B.txt")]
+        assert [(r.old.digest, r.new.digest) for s, r in rows if s == "modified"] == [
+            (next(e.digest for e in a if e.path == "B.txt"), "blake3:changed")]
+        counts = catalog.diff_counts(va.id, vb.id)
+        assert (counts.added, counts.removed, counts.modified, counts.renamed) == (2, 1, 1, 0)
+        assert [s for s, _ in catalog.iter_diff(va.id, vb.id, ["removed"])] == ["removed"]
+        assert list(catalog.iter_diff(va.id, va.id)) == []
+        with pytest.raises(NotFoundError):
+            catalog.iter_diff(va.id, 10_000)  # at the call, not at the first row
+        with pytest.raises(InvalidInputError):
+            catalog.iter_diff(va.id, vb.id, ["moved"])
 
     def test_lineage_hops(self, catalog: Catalog):
         catalog.create_run(a_run("prep"))
@@ -178,6 +185,16 @@ class QueryContract:
         assert catalog.lineage_hop([data.id], "up") == [("prep", data.id, None)]
         assert catalog.lineage_hop([data.id], "down") == [("train", data.id, model.id)]
         assert catalog.lineage_hop([model.id], "down") == [("eval", model.id, None)]
+        step = catalog.lineage_step([model.id], "up")  # the hop and its records, in one read
+        assert step.links == [("train", model.id, data.id)]
+        assert sorted(step.versions) == sorted([model.id, data.id]) and list(step.runs) == ["train"]
+        assert step.versions[data.id].name == "data" and step.runs["train"].id == "train"
+        down = catalog.lineage_step([data.id, model.id], "down")
+        assert down.links == [("train", data.id, model.id), ("eval", model.id, None)]
+        assert sorted(down.runs) == ["eval", "train"]
+        assert catalog.lineage_step([], "up").links == []
+        with pytest.raises(InvalidInputError):
+            catalog.lineage_step([data.id], "sideways")
         assert catalog.lineage_hop([], "down") == []
         with pytest.raises(InvalidInputError):
             catalog.lineage_hop([data.id], "sideways")
@@ -191,6 +208,8 @@ class QueryContract:
         assert list(catalog.get_runs([f"r{i}" for i in many])) == ["r1"]
         assert catalog.lineage_hop(many, "up") == [("r1", v.id, None)]
         assert catalog.lineage_hop(many, "down") == []
+        step = catalog.lineage_step(many, "up")
+        assert step.links == [("r1", v.id, None)] and list(step.versions) == [v.id] and list(step.runs) == ["r1"]
 
 
 class DraftContract:

@@ -81,3 +81,62 @@ def test_diff_counts_and_pages(catalog):
     assert sorted(catalog.version_digests()) == sorted(
         [(v0.id, "D", 1), (v0.id, "D", 1), (v0.id, "K", 1), (v1.id, "D", 1), (v1.id, "D", 1), (v1.id, "D", 1),
          (v1.id, "K2", 1)])
+
+
+# The one rule of a diff (catalog/diff_pages.py): `lode diff`, `Artifact.diff` (whole
+# lists, streamed by `iter_diff`) and the Compare page (`diff_page`, `diff_counts`) read it.
+EMPTY = "blake3:" + "0" * 64
+TRICKY = {
+    # one file's content at two new paths: one rename (the first new path), one added
+    "same content at two new paths": (
+        {"old": "D", "keep": "K"}, {"n1": "D", "n2": "D", "keep": "K"},
+        {"renamed": [("old", "n1")], "added": ["n2"]}),
+    # renamed and changed: no shared content, so a path removed and one added; a file
+    # whose old content moved elsewhere while its path stayed is modified, never renamed
+    "rename plus modify": (
+        {"x": "X", "p": "P", "y": "Y"}, {"x2": "X2", "p": "P2", "q": "P", "y": "Y2"},
+        {"removed": ["x"], "added": ["q", "x2"], "modified": ["p", "y"]}),
+    # every list at once: the renames are read after the modified paths, from the same
+    # ranking, left open meanwhile (two cursors in one read, PostgreSQL's server-side)
+    "every list at once": (
+        {"a": "A", "k": "K", "old/1": "D", "old/2": "D", "x": "X"},
+        {"b": "B", "k": "K2", "new/1": "D", "new/2": "D", "x": "X"},
+        {"added": ["b"], "removed": ["a"], "modified": ["k"], "renamed": [("old/1", "new/1"), ("old/2", "new/2")]}),
+    # many empty files (one digest) moved, one more: paired k-th with k-th by path
+    "empty files": (
+        {"e/1": EMPTY, "e/2": EMPTY, "keep": "K"}, {"f/1": EMPTY, "f/2": EMPTY, "f/3": EMPTY, "keep": "K"},
+        {"renamed": [("e/1", "f/1"), ("e/2", "f/2")], "added": ["f/3"]}),
+    "empty files, fewer after": (
+        {"e/1": EMPTY, "e/2": EMPTY, "e/3": EMPTY}, {"f/1": EMPTY, "e/3": EMPTY},
+        {"renamed": [("e/1", "f/1")], "removed": ["e/2"]}),
+    # two renames whose old and new paths sort the other way round: the whole list is by
+    # old path (as `lode diff` prints it), pages are cut by the new path
+    "renames crossing in path order": (
+        {"a/2": "D2", "z/1": "D1"}, {"a/1": "D1", "z/2": "D2"},
+        {"renamed": [("a/2", "z/2"), ("z/1", "a/1")]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRICKY))
+def test_the_one_diff_rule_on_tricky_cases(catalog, case: str):
+    before, after, expected = TRICKY[case]
+    a, b = (catalog.commit_version(NewVersion("p", "t", "t", [entry(p, d, 0 if d == EMPTY else 1) for p, d in
+                                                               sorted(files.items())], f"m{i}")).version
+            for i, files in enumerate((before, after)))
+    whole: dict[str, list] = {s: [] for s in ("added", "removed", "modified", "renamed")}
+    for section, row in catalog.iter_diff(a.id, b.id):
+        whole[section].append((row.old.path, row.new.path) if section == "renamed" else (row.old or row.new).path)
+    assert whole == {s: expected.get(s, []) for s in whole}, case
+    assert list(whole) == ["added", "removed", "modified", "renamed"]  # list after list, in this order
+    counts = catalog.diff_counts(a.id, b.id)  # counted without ranking a row: the same numbers
+    assert {s: getattr(counts, s) for s in whole} == {s: len(rows) for s, rows in whole.items()}, case
+    for section, rows in whole.items():  # pages of one row, cut by the (new) path
+        paged, cursor = [], None
+        while page := catalog.diff_page(a.id, b.id, section, after=cursor, limit=1):
+            row = page[0]
+            paged.append((row.old.path, row.new.path) if section == "renamed" else (row.old or row.new).path)
+            cursor = (row.new or row.old).path
+        key = (lambda r: r[1]) if section == "renamed" else None
+        assert paged == sorted(rows, key=key), (case, section)
+    only = [(s, (r.old or r.new).path) for s, r in catalog.iter_diff(a.id, b.id, ["removed", "renamed"])]
+    assert only == [("removed", p) for p in whole["removed"]] + [("renamed", o) for o, _ in whole["renamed"]]

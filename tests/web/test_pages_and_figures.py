@@ -3,8 +3,8 @@
 the Versions tab; a lineage neighbourhood over 500 nodes marked truncated (API and page);
 keyset pages (artifacts, versions, search results) that stay put while versions and
 artifacts are added; Compare's new chunk
-bytes equal to `lode diff --json`'s; diff pages cut in SQL that agree with the whole
-diff; stat cards equal to `lode stats`; own bytes measured again after a commit."""
+bytes equal to `lode diff --json`'s; diff pages that add up to the whole diff `lode diff
+--json` streams; stat cards equal to `lode stats`; own bytes measured again after a commit."""
 
 from __future__ import annotations
 
@@ -162,8 +162,9 @@ def test_compare_shows_the_new_chunk_bytes_lode_diff_reports(perf: Server, perf_
 
 
 def test_diff_pages_agree_with_the_whole_diff(perf: Server):
-    """Pages cut in SQL (renames paired there) list what `lode diff --json` lists, for
-    two removed and three added files of one digest, one page of one row at a time."""
+    """Pages of one row cut by the cursor list what `lode diff --json` streams whole (one
+    rule, catalog/diff_pages.py: the pages are cut by path, the CLI's renames come by old
+    path), for two removed and three added files of one digest, both ways round."""
     for a, b in (("zoo/dups:v0", "zoo/dups:v1"), ("zoo/dups:v1", "zoo/dups:v0"), ("zoo/blob:v0", "zoo/blob:v2")):
         whole = json.loads(lode(perf.root, "diff", a, b, "--json").stdout)
         for section in ("added", "removed", "modified", "renamed"):

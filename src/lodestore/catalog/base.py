@@ -12,7 +12,7 @@ Every backend passes the shared contract suite in ``tests/catalog/contract.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import EllipsisType
@@ -247,6 +247,17 @@ class DiffCounts:
     removed: int
     modified: int
     renamed: int
+
+
+@dataclass(frozen=True)
+class LineageStep:
+    """One hop of the lineage graph from a set of versions (`Catalog.lineage_step`): its
+    links as `lineage_hop` gives them, and the records of the versions it starts from or
+    reaches and of its runs, read in the same transaction (ids gone meanwhile left out)."""
+
+    links: list[tuple[str, int, int | None]]
+    versions: dict[int, VersionRecord]
+    runs: dict[str, RunRecord]
 
 
 @dataclass(frozen=True)
@@ -489,9 +500,9 @@ class Catalog(abc.ABC):
         (using run, version, one of the run's outputs or None)."""
 
     @abc.abstractmethod
-    def diff_manifests(self, version_a: int, version_b: int) -> tuple[
-            list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
-        """(removed, added, modified) entries from version_a to version_b, sorted by path."""
+    def lineage_step(self, version_ids: Iterable[int], direction: str) -> LineageStep:
+        """`lineage_hop` with the records it names (the versions given and reached, the
+        runs), in one transaction: a walk costs one call per hop."""
 
     # --- lifecycle (restore, retention, accounting; see sdk/lifecycle.py) ---------------
     @abc.abstractmethod
@@ -611,6 +622,14 @@ class Catalog(abc.ABC):
         """One list of the diff (DIFF_SECTIONS: renames paired in path order, see
         catalog/diff_pages.py), the rows whose path (a rename's new path) sorts after
         `after`, by path, at most `limit` (None: all)."""
+
+    @abc.abstractmethod
+    def iter_diff(self, version_a: int, version_b: int,
+                  sections: Sequence[str] = DIFF_SECTIONS) -> Iterator[tuple[str, DiffRow]]:
+        """(list, row) for every row of the lists named, by the same rule as `diff_page`,
+        streamed (never held whole): list after list in DIFF_SECTIONS order, each by path,
+        renames by their old path. Unknown versions or lists raise at the call, not at the
+        first row."""
 
     @abc.abstractmethod
     def digests_only_in(self, version_id: int, other_id: int) -> list[str]:

@@ -1,5 +1,5 @@
 """Compiling the search language to SQL: the queries behind search and run filters
-(lineage hops: `catalog.lineage_query`; manifest diffs: `catalog.diff_query`).
+(lineage hops: `catalog.lineage_query`; manifest diffs: `catalog.diff_pages`).
 
 The language (parsed in `lodestore.catalog.query_parse`) serves the CLI (`lode search`),
 the SDK (`Api.search`, `Api.runs`) and the web page::

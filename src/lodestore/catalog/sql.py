@@ -9,12 +9,12 @@ collaborator        module                owns
 `Database`          sql_database.py       the engines; read and write transactions
 `IdentityStore`     sql_identity.py       instance id, generation (changes of versions)
 `VersionStore`      sql_versions.py       commit, read, list, edit and search versions
-`ManifestStore`     sql_manifests.py      files of versions, diffs, referenced digests
+`ManifestStore`     sql_manifests.py      files of versions, referenced digests
 `AliasStore`        sql_aliases.py        aliases and their history
 `LifecycleStore`    sql_lifecycle.py      delete, restore, purge, broken; retention
 `RunStore`          sql_runs.py           runs, their inputs/outputs/history; lineage
 `DraftStore`        sql_drafts.py         distributed drafts: parts, seal, finish, abort
-`PageStore`         sql_pages.py          keyset pages of artifacts and versions
+`PageStore`         sql_pages.py          keyset pages of artifacts and versions; diffs
 ==================  ====================  =============================================
 
 Row lookups they share are plain functions of a connection (sql_lookups.py, sql_rows.py,
@@ -26,7 +26,7 @@ its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from types import EllipsisType
 from typing import Any, Self
@@ -34,6 +34,7 @@ from typing import Any, Self
 from sqlalchemy import URL
 
 from lodestore.catalog.base import (
+    DIFF_SECTIONS,
     AliasEvent,
     ArtifactRecord,
     Catalog,
@@ -44,6 +45,7 @@ from lodestore.catalog.base import (
     DraftPart,
     DraftRecord,
     HistoryRow,
+    LineageStep,
     ManifestEntry,
     NewVersion,
     ReferenceEntry,
@@ -63,8 +65,6 @@ from lodestore.catalog.sql_pages import PageStore
 from lodestore.catalog.sql_runs import RunStore
 from lodestore.catalog.sql_versions import VersionStore
 from lodestore.read_only import sqlite_read_only_query, sqlite_uri_path
-
-Diff = tuple[list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]
 
 
 class SqlCatalog(Catalog):
@@ -191,8 +191,6 @@ class SqlCatalog(Catalog):
     def get_entry(self, version_id: int, path: str) -> ManifestEntry:
         return self._manifests.get_entry(version_id, path)
 
-    def diff_manifests(self, version_a: int, version_b: int) -> Diff:
-        return self._manifests.diff_manifests(version_a, version_b)
 
     def iter_references(self, version_id: int) -> list[ReferenceEntry]:
         return self._manifests.iter_references(version_id)
@@ -289,6 +287,9 @@ class SqlCatalog(Catalog):
     def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
         return self._runs.lineage_hop(version_ids, direction)
 
+    def lineage_step(self, version_ids: Iterable[int], direction: str) -> LineageStep:
+        return self._runs.lineage_step(version_ids, direction)
+
     # --- distributed drafts --------------------------------------------------------------
     def open_draft(self, project: str, name: str, type: str, distributed_id: str, ttl_seconds: int,
                    new_version: bool = False) -> DraftRecord:
@@ -343,6 +344,10 @@ class SqlCatalog(Catalog):
     def diff_page(self, version_a: int, version_b: int, section: str, after: str | None = None,
                   limit: int | None = None) -> list[DiffRow]:
         return self._pages.diff_page(version_a, version_b, section, after, limit)
+
+    def iter_diff(self, version_a: int, version_b: int,
+                  sections: Sequence[str] = DIFF_SECTIONS) -> Iterator[tuple[str, DiffRow]]:
+        return self._pages.iter_diff(version_a, version_b, sections)
 
     def digests_only_in(self, version_id: int, other_id: int) -> list[str]:
         return self._pages.digests_only_in(version_id, other_id)

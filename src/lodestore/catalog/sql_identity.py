@@ -15,14 +15,17 @@ from lodestore.catalog.schema import catalog_instance, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_rows import AnyRow
 
+# Built once: the web page asks for the identity on every stat cards and own bytes request.
+_INSTANCE = select(catalog_instance.c.instance_id, catalog_instance.c.generation)
+_ANY_VERSION = select(versions.c.id).limit(1)
+
 
 def _instance_row(conn: Connection) -> AnyRow:
     """The catalog_instance row; only a database migrated by hand lacks it: made once."""
-    q = select(catalog_instance.c.instance_id, catalog_instance.c.generation)
-    row = conn.execute(q).first()
+    row = conn.execute(_INSTANCE).first()
     if row is None:
         conn.execute(catalog_instance.insert().values(instance_id=str(uuid.uuid4()), generation=0))
-        row = conn.execute(q).one()
+        row = conn.execute(_INSTANCE).one()
     return row
 
 
@@ -37,8 +40,8 @@ class IdentityStore:
 
     def identity(self) -> CatalogIdentity:
         with self.db.reading() as conn:
-            row = conn.execute(select(catalog_instance.c.instance_id, catalog_instance.c.generation)).first()
-            has_versions = conn.execute(select(versions.c.id).limit(1)).first() is not None
+            row = conn.execute(_INSTANCE).first()
+            has_versions = conn.execute(_ANY_VERSION).first() is not None
         if row is None:
             with self.db.writing() as conn:
                 row = _instance_row(conn)

@@ -7,13 +7,14 @@ Each raises NotFoundError listing what does exist, so a typo gets an answer.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, bindparam, select
 
 from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.catalog.dialect import insert_ignore
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, versions
-from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, load_versions
+from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, versions_by_id
 from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE
 from lodestore.errors import NotFoundError
 
@@ -68,12 +69,28 @@ def version_row(conn: Connection, version_id: int) -> AnyRow:
         )
     ).first()
     if row is None:
-        raise NotFoundError(f"no version with id {version_id}")
+        raise _no_version(version_id)
     return row
 
 
+_VERSION_IDS = select(versions.c.id).where(versions.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def require_versions(conn: Connection, *version_ids: int) -> None:
+    """`version_row`'s check for several ids in one query built once (a diff page checks
+    both of its versions on every request): NotFoundError for the first missing one."""
+    found = set(conn.execute(_VERSION_IDS, {"ids": list(version_ids)}).scalars())
+    for vid in version_ids:
+        if vid not in found:
+            raise _no_version(vid)
+
+
+def _no_version(version_id: int) -> NotFoundError:
+    return NotFoundError(f"no version with id {version_id}")
+
+
 def load_version(conn: Connection, version_id: int) -> VersionRecord:
-    found = load_versions(conn, versions.c.id == version_id)
+    found = versions_by_id(conn, [version_id])
     if not found:
         raise NotFoundError(f"no version with id {version_id}")
     return found[0]
@@ -86,6 +103,35 @@ def require_run(conn: Connection, run_id: str) -> None:
         ).scalars().all()
         raise NotFoundError(
             f"run {run_id!r} does not exist (create it first); {listing(recent, 'recent runs')}")
+
+
+def _version_lookup(by_alias: bool) -> Any:
+    """(id, state) of the version project/name:vN or :alias, one query built once."""
+    q = (select(versions.c.id, versions.c.state)
+         .join_from(versions, artifacts, artifacts.c.id == versions.c.artifact_id)
+         .join(projects, projects.c.id == artifacts.c.project_id)
+         .where(projects.c.name == bindparam("project"), artifacts.c.name == bindparam("name")))
+    if by_alias:
+        return q.join(aliases, aliases.c.version_id == versions.c.id).where(
+            aliases.c.artifact_id == artifacts.c.id, aliases.c.alias == bindparam("alias"))
+    return q.where(versions.c.idx == bindparam("idx"))
+
+
+_BY_INDEX, _BY_ALIAS = _version_lookup(False), _version_lookup(True)
+
+
+def find_version_id(conn: Connection, project: str, name: str, selector: str | None,
+                    include_deleted: bool) -> int:
+    """The id of project/name:selector (None: latest): one query when it exists (how
+    every page and command names a version); otherwise the lookups step by step, for
+    the error that lists what does exist (`find_artifact`, `resolve_selector`)."""
+    label = LATEST if selector is None else selector
+    m = VERSION_RE.fullmatch(label)
+    row = conn.execute(_BY_INDEX if m else _BY_ALIAS, {"project": project, "name": name, **(
+        {"idx": int(m.group(1))} if m else {"alias": label})}).first()
+    if row is not None and (include_deleted or row.state != "deleted"):
+        return int(row.id)
+    return resolve_selector(conn, find_artifact(conn, project, name), project, selector, include_deleted)
 
 
 def resolve_selector(conn: Connection, art: AnyRow, project: str, selector: str | None,

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import ManifestEntry, ReferenceEntry
 from lodestore.catalog.dialect import insert_rows
-from lodestore.catalog.diff_query import diff_entries
 from lodestore.catalog.schema import manifest_entries, reference_entries, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import load_version, version_row
@@ -94,13 +93,6 @@ class ManifestStore:
         raise NotFoundError(
             f"{v.qualified_name} has no file {path!r}{close_matches(path, paths)} ({v.file_count} files)"
         )
-
-    def diff_manifests(self, version_a: int, version_b: int) -> tuple[
-            list[ManifestEntry], list[ManifestEntry], list[tuple[ManifestEntry, ManifestEntry]]]:
-        with self.db.reading() as conn:
-            version_row(conn, version_a)
-            version_row(conn, version_b)
-            return diff_entries(conn, version_a, version_b)
 
     def referenced_digests(self, include_deleted: bool = True) -> set[str]:
         q = select(manifest_entries.c.digest).distinct()

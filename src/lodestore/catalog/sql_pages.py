@@ -14,18 +14,29 @@ values and LIMIT work the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, func, literal, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    select,
+    tuple_,
+    union_all,
+)
 
 from lodestore.catalog import diff_pages, query
 from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, versions
 from lodestore.catalog.sql_database import Database
-from lodestore.catalog.sql_lookups import find_artifact, version_row
-from lodestore.catalog.sql_rows import load_versions
+from lodestore.catalog.sql_lookups import find_artifact, require_versions
+from lodestore.catalog.sql_rows import versions_by_id
 from lodestore.catalog.sql_values import NOT_DELETED
 from lodestore.errors import InvalidInputError
 
@@ -127,7 +138,7 @@ class PageStore:
                 key = [_when(after[0]), *after[1:]] if order == "created" and after else list(after)
                 q = q.where(_after(columns, key, descending))
             ids = list(conn.execute(_ordered(q, columns, descending).limit(limit)).scalars())
-            found = {r.id: r for r in load_versions(conn, v.id.in_(ids))} if ids else {}
+            found = {r.id: r for r in versions_by_id(conn, ids)}
         return [found[i] for i in ids if i in found]
 
     def search_page(self, text: str, after: Sequence[Any] | None, limit: int,
@@ -142,7 +153,7 @@ class PageStore:
                 key = [_when(after[0]), *after[1:]] if after else []
                 ids_query = ids_query.where(_after([versions.c.created_at, versions.c.id], key, descending=True))
             ids = list(conn.execute(ids_query.limit(limit)).scalars())
-            found = {r.id: r for r in load_versions(conn, versions.c.id.in_(ids))} if ids else {}
+            found = {r.id: r for r in versions_by_id(conn, ids)}
         return [found[i] for i in ids if i in found]
 
     def find_run_ids(self, filters: dict[str, Any] | str | None, project: str | None, order: str | None,
@@ -157,29 +168,57 @@ class PageStore:
                                                          live)).scalars())
 
     def version_states(self) -> dict[str, int]:
-        with self.db.reading() as conn:  # the (state, deleted_at) index alone
-            return {state: int(n) for state, n in conn.execute(
-                select(versions.c.state, func.count()).group_by(versions.c.state))}
+        """The few versions not live counted by state on the (state, deleted_at) index
+        (its ranges either side of "live"), the live ones as all versions less those: a
+        bare count(*), which SQLite answers by counting the b-tree's cells page by page.
+        Counting 10,000 live versions one by one took 0.5 ms of each stat cards request."""
+        with self.db.reading() as conn:
+            states = {state: int(n) for state, n in conn.execute(_NOT_LIVE)}
+            live = conn.execute(_ALL_VERSIONS).scalar_one() - sum(states.values())
+        return {**states, LIVE: live} if live else states
 
     def diff_counts(self, a: int, b: int) -> DiffCounts:
         with self.db.reading() as conn:
-            version_row(conn, a)
-            version_row(conn, b)
+            require_versions(conn, a, b)
             return diff_pages.diff_counts(conn, a, b)
 
     def diff_page(self, a: int, b: int, section: str, after: str | None, limit: int | None) -> list[DiffRow]:
-        if section not in DIFF_SECTIONS:
-            raise InvalidInputError(f"section must be one of {', '.join(DIFF_SECTIONS)}, not {section!r}")
+        _check_section(section)
         with self.db.reading() as conn:
-            version_row(conn, a)
-            version_row(conn, b)
+            require_versions(conn, a, b)
             return diff_pages.diff_page(conn, a, b, section, after, limit)
+
+    def iter_diff(self, a: int, b: int, sections: Sequence[str] = DIFF_SECTIONS) -> Iterator[tuple[str, DiffRow]]:
+        for section in sections:
+            _check_section(section)
+        with self.db.reading() as conn:  # a missing version says so now, not at the first row
+            require_versions(conn, a, b)
+        return self._stream_diff(a, b, tuple(sections))
+
+    def _stream_diff(self, a: int, b: int, sections: Sequence[str]) -> Iterator[tuple[str, DiffRow]]:
+        # One read held while the caller takes the rows (writing them out, in `lode diff`):
+        # the lists are computed once in SQL and fetched a batch at a time. Keyset pages in
+        # short reads, as manifests are streamed, would rank every changed path again for
+        # each page.
+        with self.db.reading() as conn:
+            yield from diff_pages.diff_rows(conn, a, b, sections)
 
     def digests_only_in(self, version_id: int, other_id: int) -> list[str]:
         with self.db.reading() as conn:
-            version_row(conn, version_id)
-            version_row(conn, other_id)
+            require_versions(conn, version_id, other_id)
             return diff_pages.digests_only_in(conn, version_id, other_id)
+
+
+LIVE = "live"
+# Two ranges of the index (an OR of the two, or !=, makes SQLite scan the whole index)
+_NOT_LIVE = union_all(*(select(versions.c.state, func.count()).where(side).group_by(versions.c.state)
+                        for side in (versions.c.state < LIVE, versions.c.state > LIVE)))
+_ALL_VERSIONS = select(func.count()).select_from(versions)
+
+
+def _check_section(section: str) -> None:
+    if section not in DIFF_SECTIONS:
+        raise InvalidInputError(f"section must be one of {', '.join(DIFF_SECTIONS)}, not {section!r}")
 
 
 def _records_query() -> Select[Any]:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, Row, select
+from sqlalchemy import BindParameter, ColumnElement, Connection, Row, bindparam, literal_column, select, union_all
 
 from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions
@@ -40,36 +40,63 @@ def alias_order(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda a: (a != LATEST, a)))
 
 
+_VERSION_COLUMNS = select(
+    versions,
+    artifacts.c.name.label("artifact_name"),
+    artifacts.c.type.label("artifact_type"),
+    projects.c.name.label("project_name"),
+).join_from(versions, artifacts, versions.c.artifact_id == artifacts.c.id).join(
+    projects, artifacts.c.project_id == projects.c.id)
+
+
 def load_versions(conn: Connection, where: ColumnElement[bool], order_by: Any = None) -> list[VersionRecord]:
     """Versions matching `where` (an expression on the versions table), with their tags
     and aliases, in three queries whatever their number."""
-    rows = conn.execute(
-        select(
-            versions,
-            artifacts.c.name.label("artifact_name"),
-            artifacts.c.type.label("artifact_type"),
-            projects.c.name.label("project_name"),
-        )
-        .join_from(versions, artifacts, versions.c.artifact_id == artifacts.c.id)
-        .join(projects, artifacts.c.project_id == projects.c.id)
-        .where(where)
-        .order_by(order_by if order_by is not None else versions.c.id)
-    ).all()
+    rows = conn.execute(_VERSION_COLUMNS.where(where)
+                        .order_by(order_by if order_by is not None else versions.c.id)).all()
     if not rows:
         return []
+    tags = conn.execute(select(version_tags.c.version_id, version_tags.c.tag)
+                        .join(versions, versions.c.id == version_tags.c.version_id).where(where)).all()
+    held = conn.execute(select(aliases.c.version_id, aliases.c.alias)
+                        .join(versions, versions.c.id == aliases.c.version_id).where(where)).all()
+    return _version_records(rows, tags, held)
+
+
+# Versions named by id in two statements built once (their rows; their tags and aliases
+# together): a statement built per call costs more than SQLite takes to answer it (~0.1
+# ms each), and by id is how the web page, lineage and diffs read versions, several
+# times per request.
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_ROWS_BY_ID = _VERSION_COLUMNS.where(versions.c.id.in_(_IDS)).order_by(versions.c.id)
+# kinds as SQL literals, not bound parameters: PostgreSQL cannot type a parameter in a UNION
+_NAMES_BY_ID = union_all(
+    select(version_tags.c.version_id, literal_column("'t'").label("kind"), version_tags.c.tag.label("name"))
+    .where(version_tags.c.version_id.in_(_IDS)),
+    select(aliases.c.version_id, literal_column("'a'").label("kind"), aliases.c.alias.label("name"))
+    .where(aliases.c.version_id.in_(_IDS)))
+
+
+def versions_by_id(conn: Connection, ids: Iterable[int]) -> list[VersionRecord]:
+    """What `load_versions(conn, versions.c.id.in_(ids))` returns (by id), from the
+    statements built once; at most `sql_values.IN_BATCH` ids per call."""
+    wanted = {"ids": list(ids)}
+    if not wanted["ids"]:
+        return []
+    rows = conn.execute(_ROWS_BY_ID, wanted).all()
+    if not rows:
+        return []
+    names = conn.execute(_NAMES_BY_ID, wanted).all()
+    return _version_records(rows, [(v, n) for v, kind, n in names if kind == "t"],
+                            [(v, n) for v, kind, n in names if kind == "a"])
+
+
+def _version_records(rows: Iterable[Any], tag_rows: Iterable[Any], alias_rows: Iterable[Any]) -> list[VersionRecord]:
     tags: dict[int, list[str]] = defaultdict(list)
-    for vid, tag in conn.execute(
-        select(version_tags.c.version_id, version_tags.c.tag)
-        .join(versions, versions.c.id == version_tags.c.version_id)
-        .where(where)
-    ):
+    for vid, tag in tag_rows:
         tags[vid].append(tag)
     held: dict[int, list[str]] = defaultdict(list)
-    for vid, alias in conn.execute(
-        select(aliases.c.version_id, aliases.c.alias)
-        .join(versions, versions.c.id == aliases.c.version_id)
-        .where(where)
-    ):
+    for vid, alias in alias_rows:
         held[vid].append(alias)
     return [_version_record(r._mapping, tags[r.id], held[r.id]) for r in rows]
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog import lineage_query, query
-from lodestore.catalog.base import HistoryRow, RunRecord, VersionRecord
+from lodestore.catalog.base import HistoryRow, LineageStep, RunRecord, VersionRecord
 from lodestore.catalog.schema import (
     RUN_STATES,
     projects,
@@ -104,7 +104,7 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.db.reading() as conn:
-            row = conn.execute(RUN_SELECT.where(runs.c.id == run_id)).first()
+            row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).first()
             if row is None:
                 require_run(conn, run_id)
             return run_record(row)
@@ -247,7 +247,19 @@ class RunStore:
         return [by_id[i] for i in order_ids if i in by_id]
 
     def lineage_hop(self, version_ids: Iterable[int], direction: str) -> list[tuple[str, int, int | None]]:
-        if direction not in ("up", "down"):
-            raise InvalidInputError(f"direction must be 'up' or 'down', got {direction!r}")
+        _check_direction(direction)
         with self.db.reading() as conn:
             return lineage_query.lineage_hop(conn, set(version_ids), direction)
+
+    def lineage_step(self, version_ids: Iterable[int], direction: str) -> LineageStep:
+        _check_direction(direction)
+        with self.db.reading() as conn:
+            return lineage_query.lineage_step(conn, version_ids, direction)
+
+
+_RUN_BY_ID = RUN_SELECT.where(runs.c.id == bindparam("run_id"))  # built once: a version page asks for its run
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in ("up", "down"):
+        raise InvalidInputError(f"direction must be 'up' or 'down', got {direction!r}")

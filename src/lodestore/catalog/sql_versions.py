@@ -21,14 +21,14 @@ from lodestore.catalog.sql_identity import IdentityStore
 from lodestore.catalog.sql_lookups import (
     ensure_project,
     find_artifact,
+    find_version_id,
     link_run,
     load_version,
     require_run,
-    resolve_selector,
     version_row,
 )
 from lodestore.catalog.sql_manifests import insert_entries, insert_references
-from lodestore.catalog.sql_rows import AnyRow, load_versions
+from lodestore.catalog.sql_rows import AnyRow, load_versions, versions_by_id
 from lodestore.catalog.sql_runs import copy_run
 from lodestore.catalog.sql_values import (
     NOT_DELETED,
@@ -145,8 +145,7 @@ class VersionStore:
     def get_version(self, project: str, name: str, selector: str | None = None,
                     include_deleted: bool = False) -> VersionRecord:
         with self.db.reading() as conn:
-            art = find_artifact(conn, project, name)
-            return load_version(conn, resolve_selector(conn, art, project, selector, include_deleted))
+            return load_version(conn, find_version_id(conn, project, name, selector, include_deleted))
 
     def get_version_by_id(self, version_id: int) -> VersionRecord:
         with self.db.reading() as conn:
@@ -157,7 +156,7 @@ class VersionStore:
         if not ids:
             return {}
         with self.db.reading() as conn:
-            return {v.id: v for chunk in batches(ids) for v in load_versions(conn, versions.c.id.in_(chunk))}
+            return {v.id: v for chunk in batches(ids) for v in versions_by_id(conn, chunk)}
 
     def list_artifacts(self, project: str | None = None, type: str | None = None,
                        name: str | None = None) -> list[ArtifactRecord]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from contextlib import closing
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import typer
@@ -9,11 +12,11 @@ import typer
 from lodestore.cli import context
 from lodestore.cli.app import app
 from lodestore.cli.artifacts import version_json
-from lodestore.cli.output import human_size, key_values, print_json, stdout, table, when
+from lodestore.cli.output import human_size, key_values, print_json, print_json_with_lists, stdout, table, when
 from lodestore.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from lodestore.sdk.service import VersionRecord
+    from lodestore.sdk.service import DiffRow, VersionRecord
 
 
 def _version(ref: str) -> VersionRecord:
@@ -109,35 +112,45 @@ def diff(
 
     Example: lode diff zoo/animals:v1 zoo/animals:v3
     """
-    d = context.service().diff(_version(a), _version(b))
-    if as_json:
-        print_json(d.to_dict())
+    listing = context.service().diff_listing(_version(a), _version(b))
+    d, counts = listing.overview.head, listing.overview.counts
+    if as_json:  # the file lists streamed from the catalog, never held whole
+        print_json_with_lists(listing.overview.to_dict(), listing.item_lists())
         return
     for state, name in zip(d.states, (d.a, d.b), strict=True):
         if state != "live":
             stdout.print(f"note: {name} is {state}", markup=False)
-    stdout.print(f"{d.a} -> {d.b}: {d.summary()}", markup=False)
+    stdout.print(f"{d.a} -> {d.b}: {listing.overview.summary()}", markup=False)
 
-    def section(title: str, lines: list[str]) -> None:
-        if not lines:
+    def section(title: str, total: int, lines: Iterable[str]) -> None:
+        if not total:
             return
-        stdout.print(f"{title} ({len(lines):,}):", markup=False)
-        shown = lines if limit <= 0 else lines[:limit]
-        for line in shown:
+        stdout.print(f"{title} ({total:,}):", markup=False)
+        shown = 0
+        for line in lines if limit <= 0 else islice(lines, limit):
             stdout.print(f"  {line}", markup=False)
-        if len(shown) < len(lines):
-            stdout.print(f"  ... and {len(lines) - len(shown):,} more (--limit 0 shows all)", markup=False)
+            shown += 1
+        if shown < total:
+            stdout.print(f"  ... and {total - shown:,} more (--limit 0 shows all)", markup=False)
 
-    section("added", [f"+ {e.path} ({human_size(e.size)})" for e in d.added])
-    section("removed", [f"- {e.path} ({human_size(e.size)})" for e in d.removed])
-    section("modified", [f"~ {o.path} ({human_size(o.size)} -> {human_size(n.size)})" for o, n in d.modified])
-    section("renamed", [f"> {o.path} -> {n.path}" for o, n in d.renamed])
+    def small(title: str, lines: list[str]) -> None:
+        section(title, len(lines), lines)
+
+    file_line: dict[str, Callable[[DiffRow], str]] = {
+        "added": lambda r: f"+ {r.new.path} ({human_size(r.new.size)})",
+        "removed": lambda r: f"- {r.old.path} ({human_size(r.old.size)})",
+        "modified": lambda r: f"~ {r.old.path} ({human_size(r.old.size)} -> {human_size(r.new.size)})",
+        "renamed": lambda r: f"> {r.old.path} -> {r.new.path}",
+    }
+    with closing(listing.lists()) as lists:  # one read of the catalog, ended when the listing is
+        for title, rows in lists:
+            section(title, getattr(counts, title), (file_line[title](r) for r in rows))
     meta = ([f"+ {k} = {v!r}" for k, v in d.metadata_added.items()]
             + [f"- {k} = {v!r}" for k, v in d.metadata_removed.items()]
             + [f"~ {k}: {o!r} -> {n!r}" for k, (o, n) in d.metadata_changed.items()])
-    section("metadata", meta)
-    section("aliases", [f"+ {x}" for x in d.aliases_added] + [f"- {x}" for x in d.aliases_removed])
-    section("tags", [f"+ {x}" for x in d.tags_added] + [f"- {x}" for x in d.tags_removed])
+    small("metadata", meta)
+    small("aliases", [f"+ {x}" for x in d.aliases_added] + [f"- {x}" for x in d.aliases_removed])
+    small("tags", [f"+ {x}" for x in d.tags_added] + [f"- {x}" for x in d.tags_removed])
     if d.type_change:
         stdout.print(f"type: {d.type_change[0]} -> {d.type_change[1]}", markup=False)
 

@@ -93,6 +93,26 @@ def print_json_list(items: Iterable[Any], page: int = 1000) -> None:
     sys.stdout.write("[]\n" if first else "\n]\n")
 
 
+def print_json_with_lists(head: dict[str, Any], lists: Iterable[tuple[str, Iterable[Any]]],
+                          page: int = 1000) -> None:
+    """What `print_json({**head, key: list(items), ...})` prints for the (key, items) of
+    `lists`, each list encoded and written `page` items at a time (`lode diff --json` of
+    100,000 changed files)."""
+    text = _json_text(head)  # "{\n  ...\n}" (or "{}")
+    sys.stdout.write(text[:-2] if head else "{")
+    first_key = not head
+    for key, items in lists:
+        sys.stdout.write(("\n" if first_key else ",\n") + "  " + json.dumps(key) + ": ")
+        first_key = False
+        first = True
+        for chunk in _pages(items, page):
+            lines = _json_text(chunk)[2:-2].split("\n")  # the items' lines, one level in
+            sys.stdout.write(("[\n" if first else ",\n") + "\n".join("  " + line for line in lines))
+            first = False
+        sys.stdout.write("[]" if first else "\n  ]")
+    sys.stdout.write("}\n" if first_key else "\n}\n")
+
+
 def _pages(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
     page: list[Any] = []
     for item in items:

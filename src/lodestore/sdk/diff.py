@@ -1,12 +1,10 @@
 """Compare two versions: files added, removed, modified, renamed; metadata, aliases,
 tags; and the new chunk bytes the second version adds (accounting.new_chunks).
 
-Manifests are compared in SQL (`Catalog.diff_manifests`, see `catalog.diff_query`: two
-left joins on the path primary key), so two 100,000-file versions compare in well under
-a second even when every file changed; renames are paired afterwards by digest among the added and removed
-files (a dict of queues: linear however many files share one digest). The web page
-reads one page of a list at a time through `Catalog.diff_page` instead, where the same
-pairing is done in SQL (catalog/diff_pages.py; tests/web check both agree)::
+The file lists have one rule, in SQL (catalog/diff_pages.py: renames paired by digest
+in path order, by window functions): `Artifact.diff` reads each list whole through
+`Catalog.iter_diff`, `lode diff` streams them (memory stays flat on 100,000-file
+versions), and the web page reads a page at a time through `Catalog.diff_page`::
 
     d = old.diff(new)
     print(d.summary())   # +1,000 files, ~100 modified, -0, +16.4 MB
@@ -14,11 +12,14 @@ pairing is done in SQL (catalog/diff_pages.py; tests/web check both agree)::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
-from lodestore.catalog.base import DiffCounts, DiffRow, ManifestEntry, VersionRecord
-from lodestore.catalog.diff_query import gc_paused
+from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry, VersionRecord
+from lodestore.catalog.diff_pages import gc_paused
 from lodestore.sdk.accounting import NewChunks
 
 
@@ -150,62 +151,86 @@ class DiffOverview:
     def to_dict(self) -> dict[str, Any]:
         return head_dict(self.head, self.counts)
 
+    def summary(self) -> str:
+        return summary_line(self.head, self.counts)
+
+
+@dataclass(frozen=True)
+class DiffListing:
+    """A diff whose file lists are read from the catalog as they are iterated, a batch of
+    rows at a time (`lode diff`, `lode diff --json`): memory stays flat however many
+    files changed."""
+
+    overview: DiffOverview
+    read: Callable[[tuple[str, ...]], Iterator[tuple[str, DiffRow]]]  # Catalog.iter_diff of two versions
+
+    def lists(self) -> Iterator[tuple[str, Iterator[DiffRow]]]:
+        """Each list (DIFF_SECTIONS order) with an iterator of its rows, all read in one
+        pass: take a list's rows (or as many as wanted) before asking for the next list.
+        Lists the counts say are empty ask nothing of the catalog."""
+        wanted = tuple(s for s in DIFF_SECTIONS if getattr(self.overview.counts, s))
+        stream = self.read(wanted) if wanted else iter(())
+        try:
+            groups = groupby(stream, key=itemgetter(0))
+            current = next(groups, None)
+            for section in DIFF_SECTIONS:
+                if current is not None and current[0] == section:
+                    yield section, (row for _, row in current[1])
+                    current = next(groups, None)
+                else:
+                    yield section, iter(())
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:  # a listing cut short ends its read at once
+                close()
+
+    def item_lists(self) -> Iterator[tuple[str, Iterator[dict[str, Any]]]]:
+        """`VersionDiff.to_dict()`'s four lists, in its order, as `lode diff --json` and the
+        web's diff pages write their items."""
+        for section, rows in self.lists():
+            yield section, (diff_item(section, row) for row in rows)
+
 
 def overview(a: VersionRecord, b: VersionRecord, counts: DiffCounts, new_chunks: NewChunks) -> DiffOverview:
     return DiffOverview(VersionDiff(
         a=a.qualified_name, b=b.qualified_name, same_artifact=a.artifact_id == b.artifact_id,
-        unchanged=a.file_count - counts.removed - counts.renamed - counts.modified,
+        unchanged=unchanged_files(a, counts),
         new_chunk_bytes=new_chunks.stored_bytes, new_chunk_raw_bytes=new_chunks.raw_bytes, **head_changes(a, b),
     ), counts)
 
 
-def _pair_renames(removed: list[ManifestEntry], added: list[ManifestEntry]) -> tuple[
-        list[tuple[ManifestEntry, ManifestEntry]], list[ManifestEntry], list[ManifestEntry]]:
-    """(renamed pairs, still removed, still added): a removed path and an added path with
-    the same content are a rename, paired in path order. Linear: one dict lookup per
-    file, queues only for digests that several added files share."""
-    if not removed or not added:
-        return [], removed, added
-    first: dict[str, int] = {}  # digest -> next unpaired added index
-    more: dict[str, list[int]] = {}  # digest -> later indexes, reversed (pop() takes the next)
-    for i, x in enumerate(added):
-        if x.digest in first:
-            more.setdefault(x.digest, []).append(i)
-        else:
-            first[x.digest] = i
-    for rest in more.values():
-        rest.reverse()
-    renamed: list[tuple[ManifestEntry, ManifestEntry]] = []
-    still_removed: list[ManifestEntry] = []
-    taken = bytearray(len(added))
-    for x in removed:
-        if x.digest not in first:
-            still_removed.append(x)
-            continue
-        i = first.pop(x.digest)
-        later = more.get(x.digest)
-        if later:
-            first[x.digest] = later.pop()
-        taken[i] = 1
-        renamed.append((x, added[i]))
-    still_added = [x for x, t in zip(added, taken, strict=True) if not t] if renamed else added
-    return renamed, still_removed, still_added
-
-
 def diff_versions(catalog: Any, a: VersionRecord, b: VersionRecord, new_chunks: NewChunks | None = None) -> VersionDiff:
-    """The whole diff (`lode diff`); `new_chunks` as accounting.new_chunks measured it
-    (None: not measured)."""
+    """The whole diff (`Artifact.diff`), its lists read from the catalog by the one rule
+    (`Catalog.iter_diff`, catalog/diff_pages.py); `new_chunks` as accounting.new_chunks
+    measured it (None: not measured)."""
+    added: list[ManifestEntry] = []
+    removed: list[ManifestEntry] = []
+    modified: list[tuple[ManifestEntry, ManifestEntry]] = []
+    renamed: list[tuple[ManifestEntry, ManifestEntry]] = []
     with gc_paused():
-        removed, added, modified = catalog.diff_manifests(a.id, b.id)
-        renamed, still_removed, still_added = _pair_renames(removed, added)
+        for section, row in catalog.iter_diff(a.id, b.id):
+            if section == "added":
+                added.append(row.new)
+            elif section == "removed":
+                removed.append(row.old)
+            elif section == "modified":
+                modified.append((row.old, row.new))
+            else:
+                renamed.append((row.old, row.new))
+    counts = DiffCounts(added=len(added), removed=len(removed), modified=len(modified), renamed=len(renamed))
     return VersionDiff(
         a=a.qualified_name, b=b.qualified_name, same_artifact=a.artifact_id == b.artifact_id,
-        added=still_added, removed=still_removed, modified=modified, renamed=renamed,
-        unchanged=a.file_count - len(removed) - len(modified),
+        added=added, removed=removed, modified=modified, renamed=renamed,
+        unchanged=unchanged_files(a, counts),
         new_chunk_bytes=None if new_chunks is None else new_chunks.stored_bytes,
         new_chunk_raw_bytes=None if new_chunks is None else new_chunks.raw_bytes,
         **head_changes(a, b),
     )
+
+
+def unchanged_files(a: VersionRecord, counts: DiffCounts) -> int:
+    """Files of `a` at the same path with the same content in b."""
+    return a.file_count - counts.removed - counts.renamed - counts.modified
 
 
 def head_changes(a: VersionRecord, b: VersionRecord) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 The graph has two kinds of nodes, runs and versions, and two kinds of edges: a version
 is *used* by a run (version -> run) and a run *logged* a version (run -> version).
-`lineage()` walks it breadth-first, one batched hop at a time (a few SQL queries per
-hop whatever the width of the frontier), never one query per node::
+`lineage()` walks it breadth-first, one batched hop at a time (`Catalog.lineage_step`:
+one read transaction of a few set-based queries per hop whatever the width of the
+frontier, catalog/lineage_query.py), never one query per node::
 
     graph = art.lineage(direction="down", depth=3)
     models = art.downstream(type="model")   # trained on it, directly or through datasets
@@ -172,10 +173,9 @@ def build_graph(repo: Repository, start: VersionRecord, direction: str = "both",
         hop = 0
         while frontier and hop < limit:
             hop += 1
-            links = catalog.lineage_hop(frontier, d)
+            step = catalog.lineage_step(frontier, d)  # the hop and its records: one transaction
+            links, records, run_records = step.links, step.versions, step.runs
             new_versions = {o for _, _, o in links if o is not None}
-            records = catalog.get_versions(new_versions | frontier)
-            run_records = catalog.get_runs({r for r, _, _ in links})
             for rid, vid, other in links:
                 rk = run_key(rid)
                 if rk not in graph.nodes and rid in run_records:

@@ -75,7 +75,7 @@ from lodestore.store.base import GcPlan
 # re-exported below through `__getattr__`, on first use.
 if TYPE_CHECKING:
     from lodestore.sdk.bundle import BundleResult
-    from lodestore.sdk.diff import DiffOverview, VersionDiff, diff_item
+    from lodestore.sdk.diff import DiffListing, DiffOverview, VersionDiff, diff_item
     from lodestore.sdk.distributed import PartResult
     from lodestore.sdk.draft import Draft
     from lodestore.sdk.lineage import LineageGraph
@@ -84,6 +84,7 @@ if TYPE_CHECKING:
 
 _LAZY_EXPORTS = {
     "BundleResult": "lodestore.sdk.bundle",
+    "DiffListing": "lodestore.sdk.diff",
     "DiffOverview": "lodestore.sdk.diff",
     "diff_item": "lodestore.sdk.diff",
     "Draft": "lodestore.sdk.draft",
@@ -110,6 +111,7 @@ __all__ = [
     "PREVIEW_ROWS",
     "VERSION_ORDERS",
     "BundleResult",
+    "DiffListing",
     "DiffOverview",
     "DiffRow",
     "Draft",
@@ -837,6 +839,13 @@ class Service:
         """One page of a list of the diff (added, removed, modified, renamed), cut in SQL
         by path after `after` (catalog/diff_pages.py)."""
         return self._repo.catalog.diff_page(a.id, b.id, section, after, limit)
+
+    def diff_listing(self, a: VersionRecord, b: VersionRecord) -> DiffListing:
+        """`lode diff`: the diff's head and counts (`diff_overview`) and its lists, each
+        streamed from the catalog when iterated (by path, renames by their old path)."""
+        from lodestore.sdk.diff import DiffListing  # noqa: PLC0415  (imported when used: see the module's imports)
+
+        return DiffListing(self.diff_overview(a, b), lambda lists: self._repo.catalog.iter_diff(a.id, b.id, lists))
 
     FOLDER_INDEXES_KEPT = 2  # ~40 MB each for 100,000 files: the server stays under 200 MB
 

@@ -28,7 +28,14 @@ def when(dt: datetime | None) -> str | None:
 
 
 def dumps(data: Any) -> bytes:
-    return json.dumps(finite_json(data), allow_nan=False, separators=(",", ":")).encode()
+    """`data` as compact JSON, non-finite floats as null. Encoded first as it is (the C
+    encoder, which refuses NaN and infinity); only data holding one is walked and
+    cleaned in Python, a walk that cost more than the rest of a request (0.6 ms for the
+    four lists of a compare page)."""
+    try:
+        return json.dumps(data, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:  # a NaN or infinity read from an old row
+        return json.dumps(finite_json(data), allow_nan=False, separators=(",", ":")).encode()
 
 
 def artifact(a: ArtifactRecord) -> dict[str, Any]:
