@@ -37,6 +37,7 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,7 +196,7 @@ def touch(cache_dir: Path, digest: str, size: int, created: bool = False,
             _evict(cache_dir, cap, keep={digest}, min_idle=AUTO_MIN_IDLE)
 
 
-def _evict(cache_dir: Path, cap: int, keep: set[str] = frozenset(), dry_run: bool = False,
+def _evict(cache_dir: Path, cap: int, keep: AbstractSet[str] = frozenset(), dry_run: bool = False,
            min_idle: float = 0.0) -> list[CacheEntry]:
     """Evict from the index, least recently used first, until the total fits `cap`."""
     ix = _index(cache_dir)
@@ -274,7 +275,7 @@ def reconcile(cache_dir: Path) -> int:
     return _index(cache_dir).run(fix)
 
 
-def cleanup(cache_dir: Path, max_bytes: int, keep: set[str] = frozenset(), dry_run: bool = False,
+def cleanup(cache_dir: Path, max_bytes: int, keep: AbstractSet[str] = frozenset(), dry_run: bool = False,
             min_idle: float = 0.0) -> list[CacheEntry]:
     """Evict least recently used entries until the cache holds at most max_bytes
     (entries used less than min_idle seconds ago stay). Re-counts from the disk first."""

@@ -99,7 +99,7 @@ def _verified_cache_copy(repo: Repository, digest: str, size: int) -> _CacheCopy
     their edit and do not spread it."""
     path = repo.cache_dir / "files" / digest[:2] / digest
     st = _lstat(path)
-    if _looks_intact(st, size):
+    if st is not None and _looks_intact(st, size):
         if cache.verified_stamp(repo.cache_dir, digest) == cache.stamp(st):
             return _CacheCopy(path, st, created=False, recorded=True)
         if file_digest(path) == digest and cache.stamp(os.lstat(path)) == cache.stamp(st):  # not changed while read

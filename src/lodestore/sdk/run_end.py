@@ -31,7 +31,7 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from lodestore.sdk.run import Run
@@ -133,7 +133,7 @@ def install_hooks() -> None:
             _finish_owned(exit_code_of(exc))
             previous_hook(exc_type, exc, tb)
 
-        def exit(status: object = None) -> None:
+        def exit(status: str | int | None = None) -> NoReturn:
             global _exit_status
             _exit_status = exit_code_of(SystemExit(status))
             original_exit(status)

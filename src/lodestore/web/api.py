@@ -215,7 +215,7 @@ def ping(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/stats", "What the store holds: artifacts, versions, logical and stored bytes, savings.",
        "stats")
 def stats(svc: Service, request: Request) -> Any:
-    return out.stats(svc.summary_kept())
+    return out.stats(svc.pages.summary_kept())
 
 
 @route("GET", "/api/v1/projects", "Projects, by name.", "projects", paged=True)
@@ -248,7 +248,7 @@ def sort_spec(text: str | None, allowed: tuple[str, ...], default: str) -> tuple
 def artifacts(svc: Service, request: Request) -> Any:
     project, type_ = q(request, "project") or None, q(request, "type") or None
     order, descending = sort_spec(q(request, "sort"), ARTIFACT_ORDERS, "name")
-    page = keyset(lambda after, n: svc.artifacts_page(project, type_, order, descending, after, n),
+    page = keyset(lambda after, n: svc.pages.artifacts_page(project, type_, order, descending, after, n),
                   lambda a: artifact_page_key(a, order), q(request, "cursor"), parse_limit(q(request, "limit")))
     return page_json(page, out.artifact)
 
@@ -258,8 +258,8 @@ def artifacts(svc: Service, request: Request) -> Any:
        (Param("q", "query", "the query (type=model metadata.val_acc>=0.9 tag:prod ...)", True),), paged=True)
 def search(svc: Service, request: Request) -> Any:
     text = q(request, "q") or ""
-    parsed = svc.parse_query(text)
-    page = keyset(lambda after, n: svc.search_page(text, after, n), search_page_key, q(request, "cursor"),
+    parsed = svc.pages.parse_query(text)
+    page = keyset(lambda after, n: svc.pages.search_page(text, after, n), search_page_key, q(request, "cursor"),
                   parse_limit(q(request, "limit")))
     return page_json(page, out.version, parsed=out.parsed_query(parsed))
 
@@ -267,7 +267,7 @@ def search(svc: Service, request: Request) -> Any:
 @route("GET", "/api/v1/search/parse", "How a query parses, without running it.", "search",
        (Param("q", "query", "the query", True),))
 def parse_query(svc: Service, request: Request) -> Any:
-    return out.parsed_query(svc.parse_query(q(request, "q") or ""))
+    return out.parsed_query(svc.pages.parse_query(q(request, "q") or ""))
 
 
 # ---------------------------------------------------------------------------------- one artifact
@@ -288,9 +288,9 @@ def versions(svc: Service, request: Request) -> Any:
     project, name = names_of(request)
     order, descending = sort_spec(q(request, "sort"), VERSION_ORDERS, "-index")
     deleted_too = flag(request, "include_deleted")
-    page = keyset(lambda after, n: svc.versions_page(project, name, deleted_too, order, descending, after, n),
+    page = keyset(lambda after, n: svc.pages.versions_page(project, name, deleted_too, order, descending, after, n),
                   lambda v: version_page_key(v, order), q(request, "cursor"), parse_limit(q(request, "limit")))
-    own = svc.own_bytes(page.items)
+    own = svc.pages.own_bytes(page.items)
     return page_json(page, lambda v: {**out.version(v), "own_bytes": own[v.id]})
 
 
@@ -300,7 +300,7 @@ def versions(svc: Service, request: Request) -> Any:
 def version(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     producer = svc.producer_run(v)
-    extra = {"own_bytes": svc.own_bytes([v])[v.id]} if flag(request, "own_bytes") else {}
+    extra = {"own_bytes": svc.pages.own_bytes([v])[v.id]} if flag(request, "own_bytes") else {}
     return {**out.version(v), **extra,
             "producer": None if producer is None else out.run(producer, svc.run_state(producer))}
 
@@ -353,7 +353,7 @@ async def restore_version(svc: Service, request: Request) -> Any:
 def files(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     folder = q(request, "folder") or ""
-    items = svc.folder(v, folder, q(request, "filter") or None)  # sub-folders, then files, each by path
+    items = svc.pages.folder(v, folder, q(request, "filter") or None)  # sub-folders, then files, each by path
     page = paginate_sorted(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
                            parse_limit(q(request, "limit")))
     return page_json(page, out.folder_item, folder=normalize_entry_path(folder) if folder.strip("/") else "")
@@ -364,13 +364,13 @@ def files(svc: Service, request: Request) -> Any:
        (P_PROJECT, P_NAME, P_SEL, P_PATH))
 def file_entry(svc: Service, request: Request) -> Any:
     v, path = version_of(svc, request), entry_path_of(request)
-    ref = svc.reference(v, path)
+    ref = svc.pages.reference(v, path)
     return out.reference(ref) if ref is not None else out.entry(svc.entry(v, path))
 
 
 def refuse_reference(svc: Service, v: VersionRecord, path: str) -> None:
     """A reference entry has no bytes here, and the server never fetches a URI for a page."""
-    ref = svc.reference(v, path)
+    ref = svc.pages.reference(v, path)
     if ref is not None:
         raise NotFoundError(f"{path} is a reference to {ref.uri}: the store holds none of its bytes "
                             f"(`lode download` fetches and checks it)")
@@ -389,7 +389,7 @@ def _disposition(path: str, inline: bool) -> str:
 def raw_file(svc: Service, request: Request) -> Any:
     v, path = version_of(svc, request), entry_path_of(request)
     refuse_reference(svc, v, path)
-    entry, pieces = svc.read_file(v, path)
+    entry, pieces = svc.pages.read_file(v, path)
     suffix = "." + entry.path.rsplit(".", 1)[-1].lower() if "." in entry.path else ""
     inline = flag(request, "inline") and suffix in INLINE_IMAGES
     media = INLINE_IMAGES[suffix] if inline else "application/octet-stream"
@@ -452,7 +452,7 @@ def archive(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     entries = svc.entries(v)
     if entries:
-        svc.read_file(v, entries[0].path)  # refuses a broken version before the first byte
+        svc.pages.read_file(v, entries[0].path)  # refuses a broken version before the first byte
 
     def body() -> Iterator[bytes]:
         sink = _Sink()
@@ -461,7 +461,7 @@ def archive(svc: Service, request: Request) -> Any:
                 info = tarfile.TarInfo(f"{v.name}-{v.version}/{e.path}")
                 info.size = e.size
                 info.mode = 0o644
-                _, pieces = svc.read_file(v, e.path)
+                _, pieces = svc.pages.read_file(v, e.path)
                 tar.addfile(info, _Chunks(pieces))
                 yield sink.take()
         yield sink.take()
@@ -487,7 +487,7 @@ def _looks_text(data: bytes) -> bool:
 def preview(svc: Service, request: Request) -> Any:
     v = version_of(svc, request)
     path = entry_path_of(request)
-    ref = svc.reference(v, path)
+    ref = svc.pages.reference(v, path)
     if ref is not None:
         return out.reference(ref)
     entry = svc.entry(v, path)
@@ -497,7 +497,7 @@ def preview(svc: Service, request: Request) -> Any:
         return {**base, "kind": "image", "media_type": INLINE_IMAGES[suffix]}
     if suffix == ".parquet":
         return _parquet_preview(svc, v, entry, base)
-    _, head = svc.read_head(v, path, PREVIEW_TEXT_BYTES)
+    _, head = svc.pages.read_head(v, path, PREVIEW_TEXT_BYTES)
     truncated = entry.size > len(head)
     if not _looks_text(head):
         return {**base, "kind": "binary", "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
@@ -537,7 +537,7 @@ def _parquet_preview(svc: Service, v: VersionRecord, entry: Any, base: dict[str,
         return {**base, "kind": "unsupported", "message": f"Parquet previews read files up to "
                 f"{PREVIEW_PARQUET_BYTES // 1_000_000} MB; this one is {entry.size:,} bytes: download it"}
     try:
-        head = svc.preview_table(v, entry.path, PREVIEW_TABLE_ROWS)
+        head = svc.pages.preview_table(v, entry.path, PREVIEW_TABLE_ROWS)
     except TablesUnavailableError as e:
         return {**base, "kind": "unsupported", "message": str(e)}
     except ValueError as e:  # pyarrow's ArrowInvalid: bytes that are not Parquet
@@ -602,7 +602,7 @@ def diff(svc: Service, request: Request) -> Any:
     section = q(request, "section")
     if section is not None and section not in DIFF_SECTIONS:
         raise InvalidInputError(f"section must be one of {', '.join(DIFF_SECTIONS)}")
-    overview = svc.diff_overview(a, b)
+    overview = svc.pages.diff_overview(a, b)
     lists: dict[str, Any] = {}
     for name in DIFF_SECTIONS:
         if section is not None and name != section:
@@ -623,7 +623,7 @@ def _diff_rows(svc: Service, a: VersionRecord, b: VersionRecord, section: str, a
         return []
     if after is not None and (len(after) != 1 or not isinstance(after[0], str)):
         raise InvalidInputError("the cursor is not one of this list's")
-    return svc.diff_page(a, b, section, None if after is None else after[0], n)
+    return svc.pages.diff_page(a, b, section, None if after is None else after[0], n)
 
 
 @route("GET", "/api/v1/diff/text", "Side by side line diff of one small text file in two versions.", "diff",
@@ -640,7 +640,7 @@ def text_diff(svc: Service, request: Request) -> Any:
         if entry.size > TEXT_DIFF_BYTES:
             raise InvalidInputError(f"{path} is {entry.size:,} bytes: side by side diffs are for text files up to "
                                     f"{TEXT_DIFF_BYTES:,} bytes")
-        _, data = svc.read_head(v, path, TEXT_DIFF_BYTES)
+        _, data = svc.pages.read_head(v, path, TEXT_DIFF_BYTES)
         if not _looks_text(data):
             raise InvalidInputError(f"{path} is not a text file")
         texts.append(data.decode("utf-8", errors="replace").splitlines())
@@ -661,10 +661,10 @@ def text_diff(svc: Service, request: Request) -> Any:
         Param("q", "query", "filter in the search language (state=finished config.lr<0.01 group=sweep-1)"),
         Param("order", "query", "a key, - for descending (default: oldest first)")), paged=True)
 def runs(svc: Service, request: Request) -> Any:
-    ids = svc.find_run_ids(q(request, "project") or None, filters=q(request, "q") or None,
+    ids = svc.pages.find_run_ids(q(request, "project") or None, filters=q(request, "q") or None,
                            order=q(request, "order") or None)
     page = paginate_ordered(ids, lambda i: i, q(request, "cursor"), parse_limit(q(request, "limit")))
-    return page_json(Page(svc.runs_by_id(page.items), page.next_cursor), lambda r: out.run(r, svc.run_state(r)))
+    return page_json(Page(svc.pages.runs_by_id(page.items), page.next_cursor), lambda r: out.run(r, svc.run_state(r)))
 
 
 def _run_id(request: Request) -> str:
