@@ -23,6 +23,8 @@ from lodestore.store.index import ChunkLocation
 from lodestore.store.s3 import remote_pieces
 from lodestore.store.s3_packs import PACK_PREFIX, RANGE_GAP, RANGE_PIECE
 
+from ._pause import kill_at_pause
+
 MiB = 1024 * 1024
 FILES = 2 * FILE_PAGE + 100  # three pages of files
 
@@ -163,15 +165,7 @@ def test_a_killed_pull_keeps_its_committed_batch_and_the_next_moves_only_the_res
     _pushed(tmp_path, s3_bucket, pg_url, {"weights.bin": weights})
     root = _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
 
-    proc = subprocess.Popen([sys.executable, "-m", "lodestore.cli.main", "pull", "zoo/data:v0", "--from", "team"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "LODESTORE_TEST_PAUSE_AT": "transfer-after-batch-commit"})
-    try:
-        line = proc.stderr.readline()
-        assert "PAUSED transfer-after-batch-commit" in line, line + proc.stderr.read()
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_at_pause(["pull", "zoo/data:v0", "--from", "team"], "transfer-after-batch-commit")
 
     _nothing_pulled(root)
     result = Service.open().pull(["zoo/data:v0"], Service.open(remote="team"))

@@ -4,15 +4,14 @@ completes, moving only what the killed one had not stored (issue 14's faults).""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 
 import lodestore
 from lodestore.sdk import repository
 from lodestore.sdk.service import Service
 from lodestore.sdk.transfer import COMMIT_BYTES
+
+from ._pause import kill_at_pause
 
 MiB = 1024 * 1024
 SIZE = COMMIT_BYTES + 32 * MiB  # two commit batches: the kill lands between them
@@ -28,15 +27,7 @@ def test_kill_mid_push_to_a_team_remote_then_the_next_push_completes(store, tmp_
     Service.add_remote("team", s3_bucket, pg_url)
     repository.close_all()
 
-    proc = subprocess.Popen([sys.executable, "-m", "lodestore.cli.main", "push", "zoo/ckpt:v0", "--to", "team"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "LODESTORE_TEST_PAUSE_AT": "transfer-after-batch-commit"})
-    try:
-        line = proc.stderr.readline()
-        assert "PAUSED transfer-after-batch-commit" in line, line + proc.stderr.read()
-    finally:
-        proc.kill()
-        proc.communicate()
+    kill_at_pause(["push", "zoo/ckpt:v0", "--to", "team"], "transfer-after-batch-commit")
 
     team = Service.open(remote="team")
     assert team.artifacts() == [] and team.projects() == []  # nothing new to see
