@@ -137,8 +137,16 @@ class PendingFiles:
     def add_new(self, items: list[tuple[str, PendingFile]], generation: int) -> None:
         """Add entries the caller found absent (`held`), under `generation`."""
         if self._db is None:
-            for path, pending in items:
-                self.put(path, pending, generation)
+            # all into the dict, then one spill if past the limit: put() per entry would
+            # switch to one SQL statement per entry for the rest of the batch once spilled
+            self._dict.update(items)
+            if generation:
+                self._generation_of.update((path, generation) for path, _ in items)
+            else:
+                for path, _ in items:
+                    self._generation_of.pop(path, None)
+            if len(self._dict) > SPILL_ENTRIES:
+                self._spill()
             return
         self._db.execute("BEGIN")
         self._db.executemany("INSERT INTO entries VALUES (?,?,?,?)",
