@@ -209,6 +209,17 @@ class PendingFiles:
             for path, source, staged in page:
                 yield path, PendingFile(source, staged=bool(staged))
 
+    def sorted_sources(self) -> Iterator[tuple[str, str | Path]]:
+        """(entry path, source) of every entry in path order: what a log reads, without a
+        PendingFile per entry (sorted_items)."""
+        if self._db is None:
+            for path, pending in sorted(self._dict.items()):
+                yield path, pending.source
+            return
+        cursor = self._db.execute("SELECT path, source FROM entries ORDER BY path")
+        while page := cursor.fetchmany(_PAGE):
+            yield from page
+
     def case_collisions(self) -> list[list[str]]:
         """names.case_collisions of the entry paths, in SQL once spilled."""
         if self._db is None:

@@ -95,7 +95,7 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
     metadata = json_dict(draft.metadata, "metadata")
     check_closed(draft)
     leave_out_the_store(draft.files, repo.root)
-    items = draft.files.sorted_items()
+    items = draft.files.sorted_sources()
     references = sorted(draft.references.values(), key=lambda r: r.path)
     manifest = ManifestBuffer()
     digest = ManifestHasher(digest_line(r) for r in references)
@@ -103,7 +103,7 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
         with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
             while batch := list(itertools.islice(items, LOG_BATCH)):
                 try:
-                    refs = session.add_files([p.source for _, p in batch], progress=advance)
+                    refs = session.add_files([source for _, source in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
                 # (path, digest, size) rows, not a ManifestEntry per file: what both take
