@@ -293,6 +293,24 @@ def test_re_reading_an_indexed_file_restarts_its_gc_grace_clock(store, tmp_path)
     assert created > time.time() - 60
 
 
+def test_a_stat_cache_hit_restarts_a_stale_files_gc_grace_clock(store, tmp_path, monkeypatch):
+    """Unchanged files re-added through the stat cache (no read) still restart the gc
+    grace clock of files last touched long ago, also past SPILL_ROWS (the rows spill);
+    only files touched within the last minute are left as they are."""
+    monkeypatch.setattr(session_mod, "SPILL_ROWS", 8)
+    paths = make_files(tmp_path / "d", 30)  # (old enough for the stat cache to trust)
+    with store.session() as s:
+        refs = s.add_files(paths)
+        s.commit()
+    index_sql(store, "UPDATE files SET created_at=0")
+    with store.session() as s:
+        assert s.add_files(paths) == refs
+        assert not s._stat_entries  # every file was a stat-cache hit: none was read
+        s.commit()
+    stale = index_sql(store, "SELECT count(*) FROM files WHERE created_at < ?", [time.time() - 60])
+    assert stale == [(0,)]
+
+
 def test_stat_cache_entry_of_a_file_gc_removed_is_not_trusted(store, tmp_path):
     paths = make_files(tmp_path / "d", 10)
     with store.session() as s:

@@ -137,8 +137,16 @@ class PendingFiles:
     def add_new(self, items: list[tuple[str, PendingFile]], generation: int) -> None:
         """Add entries the caller found absent (`held`), under `generation`."""
         if self._db is None:
-            for path, pending in items:
-                self.put(path, pending, generation)
+            # all into the dict, then one spill if past the limit: put() per entry would
+            # switch to one SQL statement per entry for the rest of the batch once spilled
+            self._dict.update(items)
+            if generation:
+                self._generation_of.update((path, generation) for path, _ in items)
+            else:
+                for path, _ in items:
+                    self._generation_of.pop(path, None)
+            if len(self._dict) > SPILL_ENTRIES:
+                self._spill()
             return
         self._db.execute("BEGIN")
         self._db.executemany("INSERT INTO entries VALUES (?,?,?,?)",
@@ -200,6 +208,17 @@ class PendingFiles:
         while page := cursor.fetchmany(_PAGE):
             for path, source, staged in page:
                 yield path, PendingFile(source, staged=bool(staged))
+
+    def sorted_sources(self) -> Iterator[tuple[str, str | Path]]:
+        """(entry path, source) of every entry in path order: what a log reads, without a
+        PendingFile per entry (sorted_items)."""
+        if self._db is None:
+            for path, pending in sorted(self._dict.items()):
+                yield path, pending.source
+            return
+        cursor = self._db.execute("SELECT path, source FROM entries ORDER BY path")
+        while page := cursor.fetchmany(_PAGE):
+            yield from page
 
     def case_collisions(self) -> list[list[str]]:
         """names.case_collisions of the entry paths, in SQL once spilled."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import LATEST, ManifestEntry, NewVersion, VersionRecord
+from lodestore.catalog.base import LATEST, NewVersion, VersionRecord
 from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_alias
@@ -95,7 +95,7 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
     metadata = json_dict(draft.metadata, "metadata")
     check_closed(draft)
     leave_out_the_store(draft.files, repo.root)
-    items = draft.files.sorted_items()
+    items = draft.files.sorted_sources()
     references = sorted(draft.references.values(), key=lambda r: r.path)
     manifest = ManifestBuffer()
     digest = ManifestHasher(digest_line(r) for r in references)
@@ -103,13 +103,13 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
         with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
             while batch := list(itertools.islice(items, LOG_BATCH)):
                 try:
-                    refs = session.add_files([p.source for _, p in batch], progress=advance)
+                    refs = session.add_files([source for _, source in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
-                entries = [ManifestEntry(path, ref.digest, ref.size)
-                           for (path, _), ref in zip(batch, refs, strict=True)]
-                digest.add(entries)
-                manifest.extend(entries)
+                # (path, digest, size) rows, not a ManifestEntry per file: what both take
+                rows = [(path, ref.digest, ref.size) for (path, _), ref in zip(batch, refs, strict=True)]
+                digest.add_rows(rows)
+                manifest.extend_rows(rows)
             session.commit()
             pause_point("log-before-catalog-commit")
             # Still inside the session (see the module docstring).

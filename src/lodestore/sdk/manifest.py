@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import marshal
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,12 +48,25 @@ class ManifestHasher:
         self._hash.update(f"{e.path}\x00{e.digest}\x00{e.size}\n".encode())
 
     def add(self, entries: Iterable[ManifestEntry]) -> None:
-        others = self._others
-        for e in entries:
-            while self._next < len(others) and others[self._next].path < e.path:
+        self.add_rows([(e.path, e.digest, e.size) for e in entries])
+
+    def add_rows(self, rows: list[tuple[str, str, int]]) -> None:
+        """add() of (path, digest, size) rows: a batch of lines is hashed as one buffer
+        (one update, not one per file) up to the next line of `others` it must let in."""
+        others, start = self._others, 0
+        while self._next < len(others) and start < len(rows):
+            first_other = others[self._next].path
+            end = bisect.bisect_left(rows, first_other, lo=start, key=itemgetter(0))
+            self._lines(rows[start:end])
+            start = end
+            if end < len(rows):
                 self._line(others[self._next])
                 self._next += 1
-            self._line(e)
+        self._lines(rows[start:])
+
+    def _lines(self, rows: list[tuple[str, str, int]]) -> None:
+        if rows:
+            self._hash.update("".join([f"{p}\x00{d}\x00{n}\n" for p, d, n in rows]).encode())
 
     def hexdigest(self) -> str:
         for e in self._others[self._next :]:
@@ -76,7 +91,11 @@ class ManifestBuffer:
         self._drop: weakref.finalize | None = None
 
     def extend(self, entries: Iterable[ManifestEntry]) -> None:
-        self._rows.extend((e.path, e.digest, e.size) for e in entries)
+        self.extend_rows([(e.path, e.digest, e.size) for e in entries])
+
+    def extend_rows(self, rows: list[tuple[str, str, int]]) -> None:
+        """extend() of (path, digest, size) rows, in path order."""
+        self._rows.extend(rows)
         if len(self._rows) >= SPILL_ENTRIES:
             self._spill()
 

@@ -108,7 +108,7 @@ class LocalWriteSession(WriteSession):
         self._new_sizes: set[int] = set()
         self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
         self._stat_entries: list[tuple[str, StatKey, bytes, int]] = []
-        self._statcache: dict[str, tuple[tuple, bytes, int] | None] = {}
+        self._statcache: dict[str, tuple[tuple, bytes, int, int] | None] = {}  # statcache_lookup's
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
 
@@ -124,18 +124,16 @@ class LocalWriteSession(WriteSession):
         for p in paths:
             cache[p] = found.get(p)
 
-    def _cached_digest(self, path: str, key: StatKey) -> bytes | None:
-        """The digest the stat cache vouches for, or None (absent, changed or racy)."""
-        if path in self._statcache:
-            entry = self._statcache[path]
-        else:
-            entry = self.store.index.statcache_lookup([path]).get(path)
-        if entry is None:
+    def _cached_entry(self, path: str, st: os.stat_result) -> tuple[tuple, bytes, int, int] | None:
+        """The stat-cache entry (statcache_lookup's) that vouches for the file as `st`
+        sees it, or None (absent, changed or racy). The stat key is compared as a plain
+        tuple (in C; no StatKey built for a hit)."""
+        entry = self._statcache[path] if path in self._statcache else \
+            self.store.index.statcache_lookup([path]).get(path)
+        if entry is None or entry[0] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) \
+                or st.st_mtime_ns >= entry[2] - RACY_WINDOW_NS:
             return None
-        cached_key, digest, recorded_ns = entry
-        if cached_key != key or key.mtime_ns >= recorded_ns - RACY_WINDOW_NS:
-            return None
-        return digest
+        return entry
 
     # --- adding -----------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
@@ -187,17 +185,18 @@ class LocalWriteSession(WriteSession):
         yield from self._reused
 
     def _probe(self, path: str) -> tuple:
-        """(path, key, digest | None, data | None | _LARGE, recorded_ns): runs on the producer."""
+        """(path, key, digest | None, data | _LARGE, recorded_ns), or for a stat-cache
+        hit (path, size, digest, None, stale: the file must be touched at commit)."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise SourceFileNotFoundError(f"no such file: {path}") from None
         if not stat_mod.S_ISREG(st.st_mode):
             raise InvalidInputError(f"{path} is not a regular file")
+        cached = self._cached_entry(path, st)
+        if cached is not None:  # a hit: (path, size, digest, None, stale)
+            return path, st.st_size, cached[1], None, cached[3]
         key = stat_key(st)
-        cached = self._cached_digest(path, key)
-        if cached is not None:
-            return path, key, cached, None, 0
         if st.st_size > WHOLE_FILE_LIMIT:
             return path, key, None, _LARGE, 0
         return self._read_small(path, key)
@@ -261,12 +260,12 @@ class LocalWriteSession(WriteSession):
         refs = []
         new_chunks: list[tuple[bytes, bytes, None]] = []  # appended as one block (packs.py): back to back
         for path, key, digest, data, recorded in batch:
-            if data is None:  # a stat-cache hit: the file is stored (statcache_lookup)
-                if digest not in new_files:
+            if data is None:  # a stat-cache hit (`key` is the size): the file is stored (statcache_lookup)
+                if recorded and digest not in new_files:  # stale: its gc grace clock restarts at commit
                     self._reused.add(digest)
                 if progress:
-                    progress(key.size)
-                refs.append(FileRef(digest.hex(), key.size))
+                    progress(key)
+                refs.append(FileRef(digest.hex(), key))
                 continue
             if data is _LARGE:
                 self._append_all(new_chunks)
