@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import zstandard
 
+from lodestore.catalog.diff_query import gc_paused
 from lodestore.errors import CorruptionError
 from lodestore.store.index import SharedState, StoreIndex
 from lodestore.store.s3_objects import Bucket
@@ -99,11 +100,14 @@ class IndexSync:
             # Fetched in parallel (compressed: small), decoded and merged one at a time:
             # decoding is Python work that threads would only take turns at, and one
             # decoded object at a time keeps memory down (a 20,000-file object is ~20 MB
-            # of Python rows).
+            # of Python rows). Each is decoded and merged with the cyclic garbage collector
+            # paused: its rows are tuples without cycles, and rescanning them as they pile
+            # up cost as much as building them (21,000 chunk rows: 0.11 s -> 0.06 s).
             with ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="lodestore-s3-index") as pool:
                 for name, data in zip(todo, pool.map(self.bucket.get, todo), strict=True):
                     if data is not None:  # None: a gc removed it after the listing
-                        self.index.merge_shared_index(name, decode(data, name))
+                        with gc_paused():
+                            self.index.merge_shared_index(name, decode(data, name))
             return listed
 
     def publish(self, state: SharedState) -> str:
