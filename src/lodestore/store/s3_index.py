@@ -61,13 +61,16 @@ def decode(data: bytes, name: str) -> SharedState:
         if doc.get("format") != OBJECT_FORMAT:
             raise ValueError(f"format {doc.get('format')!r}, this lodestore reads {OBJECT_FORMAT}")
         h = bytes.fromhex
+        # Each table is taken out of `doc` as it is converted, so its JSON rows are freed
+        # before the next table's are converted (peak memory: one table twice, not all).
         return SharedState(
-            packs=[(str(p), int(s), int(n), float(t)) for p, s, n, t in doc["packs"]],
-            chunks=[(h(d), str(p), int(o), int(s), int(r), int(c)) for d, p, o, s, r, c in doc["chunks"]],
-            files=[(h(d), int(n), int(k), None if r is None else h(r), float(t)) for d, n, k, r, t in doc["files"]],
-            touched=[(h(d), float(t)) for d, t in doc["touched"]],
-            lost=[(h(d), int(n), float(t)) for d, n, t in doc["lost"]],
-            retired=[(str(p), float(t)) for p, t in doc["retired"]],
+            packs=[(str(p), int(s), int(n), float(t)) for p, s, n, t in doc.pop("packs")],
+            chunks=[(h(d), str(p), int(o), int(s), int(r), int(c)) for d, p, o, s, r, c in doc.pop("chunks")],
+            files=[(h(d), int(n), int(k), None if r is None else h(r), float(t))
+                   for d, n, k, r, t in doc.pop("files")],
+            touched=[(h(d), float(t)) for d, t in doc.pop("touched")],
+            lost=[(h(d), int(n), float(t)) for d, n, t in doc.pop("lost")],
+            retired=[(str(p), float(t)) for p, t in doc.pop("retired")],
         )
     except (zstandard.ZstdError, ValueError, KeyError, TypeError) as e:
         raise CorruptionError(f"the store's index object {name} is damaged ({e}); run `lode fsck --repair`") from None
