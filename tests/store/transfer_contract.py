@@ -1,6 +1,6 @@
 """The transfer half of the ContentStore contract (base.py: `recipes`, `missing_chunks`,
-`read_chunks`, `WriteSession.add_chunks`, `WriteSession.add_recipes`): what push, pull
-and import rely on, for every backend.
+`read_frames`, `WriteSession.add_frames`, `read_chunks`, `WriteSession.add_chunks`,
+`WriteSession.add_recipes`): what push, pull and import rely on, for every backend.
 
 `ContentStoreContract` inherits this class, so a backend adopting the contract runs these
 too. Transfers go between the backend's `store` and a `peer` store: a local store by
@@ -16,7 +16,8 @@ import blake3
 import pytest
 
 from lodestore.errors import CorruptionError, NotFoundError
-from lodestore.store.base import ContentStore, FileRecipe, FileRef
+from lodestore.store import codec
+from lodestore.store.base import ChunkFrame, ContentStore, FileRecipe, FileRef
 from lodestore.store.local import LocalContentStore
 
 from .data import MiB, random_bytes, text_bytes
@@ -36,19 +37,20 @@ def _put(store: ContentStore, *items: bytes) -> list[FileRef]:
 def transfer(src: ContentStore, dst: ContentStore, digests: list[str]) -> list[str]:
     """The protocol sdk/transfer.py follows, bare: which files `dst` lacks, their recipes
     from `src`, which of their chunks `dst` lacks (one batch), those chunks moved, the
-    recipes recorded, one commit. Returns the chunk digests that were moved."""
+    recipes recorded, one commit. Returns the chunk digests that were moved. Chunks move
+    in their stored form (`read_frames` -> `add_frames`), as sdk/transfer.py moves them."""
     lacking = src.recipes(dst.missing(digests))
     needed = list(dict.fromkeys(c for r in lacking.values() for c in r.chunks))
     to_move = dst.missing_chunks(needed)
     moved: list[str] = []
 
     def counted():
-        for digest, data in src.read_chunks([c for c in needed if c in to_move]):
-            moved.append(digest)
-            yield digest, data
+        for frame in src.read_frames([c for c in needed if c in to_move]):
+            moved.append(frame.digest.hex())
+            yield frame
 
     with dst.session() as s:
-        s.add_chunks(counted())
+        s.add_frames(counted())
         s.add_recipes(lacking.values())
         s.commit()
     return moved
@@ -183,3 +185,65 @@ class TransferContract:
         assert store.missing_chunks(recipe.chunks) == set(recipe.chunks)
         assert store.stats() == before
         assert self.leftover_temp_paths(store) == []  # type: ignore[attr-defined]  (ContentStoreContract's hook)
+
+    def test_frames_arrive_as_stored_and_raw_chunks_still_move(self, store, peer, tmp_path):
+        """A frame is appended as it came: text compressed at the source stays compressed
+        at the destination (no probe, no recompression), and the bytes read back; the raw
+        path (read_chunks -> add_chunks) moves the same content too."""
+        text, noise = text_bytes(2 * MiB, 73), random_bytes(MiB, 74)
+        refs = _put(store, text, noise)
+        recipes = store.recipes([r.digest for r in refs])
+        chunks = [c for r in refs for c in recipes[r.digest].chunks]
+        frames = list(store.read_frames(chunks))
+        assert sorted(f.digest.hex() for f in frames) == sorted(set(chunks))
+        assert {f.codec for f in frames} == {codec.RAW, codec.ZSTD}
+        with peer.session() as s:
+            s.add_frames(frames)
+            s.add_recipes(recipes.values())
+            s.commit()
+        assert peer.read_bytes(refs[0].digest) == text and peer.read_bytes(refs[1].digest) == noise
+        stored = sum(len(f.stored) for f in frames)
+        assert stored < len(text) // 2 + len(noise) and peer.stats().stored_bytes < stored + 64 * 1024
+        other = LocalContentStore(tmp_path / "raw")
+        with other.session() as s:
+            s.add_chunks(store.read_chunks(chunks))
+            s.add_recipes(recipes.values())
+            s.commit()
+        assert other.read_bytes(refs[0].digest) == text
+        other.close()
+
+    @pytest.mark.parametrize("kind", ["raw", "zstd", "length", "codec"])
+    def test_a_tampered_frame_is_refused_and_nothing_of_it_kept(self, store, kind):
+        """The receiver decodes and hashes every frame: a flipped byte in a raw or a
+        compressed frame, a wrong length or an unknown codec is refused with
+        CorruptionError and nothing of it is stored; the right frame is welcome after."""
+        data = text_bytes(300_000, 75) if kind in ("zstd", "codec") else random_bytes(300_000, 75)
+        digest = blake3.blake3(data).digest()
+        codec_id, stored = codec.encode(data)
+        good = ChunkFrame(digest, codec_id, len(data), bytes(stored))
+        assert good.codec == (codec.ZSTD if kind in ("zstd", "codec") else codec.RAW)
+        flipped = bytearray(stored)
+        flipped[len(flipped) // 2] ^= 1
+        bad = {"raw": ChunkFrame(digest, codec_id, len(data), bytes(flipped)),
+               "zstd": ChunkFrame(digest, codec_id, len(data), bytes(flipped)),
+               "length": ChunkFrame(digest, codec_id, len(data) - 1, bytes(stored)),
+               "codec": ChunkFrame(digest, 7, len(data), bytes(stored))}[kind]
+        before = store.stats()
+        with store.session() as s:
+            with pytest.raises(CorruptionError, match="does not match its digest"):
+                s.add_frames([bad])
+            s.commit()
+        assert store.missing_chunks([digest.hex()]) == {digest.hex()}
+        assert store.stats().chunk_count == before.chunk_count
+        with store.session() as s:
+            s.add_frames([good])
+            s.add_recipes([FileRecipe(digest.hex(), len(data), (digest.hex(),))])
+            s.commit()
+        assert store.read_bytes(digest.hex()) == data
+
+    def test_read_frames_names_an_unknown_chunk(self, store):
+        (ref,) = _put(store, random_bytes(3 * MiB, 76))
+        chunks = store.recipes([ref.digest])[ref.digest].chunks
+        with pytest.raises(NotFoundError):
+            list(store.read_frames([chunks[0], _b3(b"no such chunk")]))
+

@@ -53,8 +53,7 @@ from lodestore.sdk.transfer import (
     copy_versions,
     move_files,
 )
-from lodestore.store import codec
-from lodestore.store.base import FileRecipe
+from lodestore.store.base import ChunkFrame, FileRecipe
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
@@ -158,13 +157,15 @@ class _BundleSink(ChunkSink):
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
         return {c for c in chunk_digests if c not in self.written}
 
-    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
-        for digest, data in chunks:
+    def add_frames(self, frames: list[ChunkFrame]) -> None:
+        """Each frame verified (the store read it unchecked), then written as it is."""
+        for frame in frames:
+            digest = frame.digest.hex()
             if digest in self.written:
                 continue
-            codec_id, stored = codec.encode(data)
-            self.out.write(b"C" + CHUNK.pack(bytes.fromhex(digest), codec_id, len(data), len(stored)))
-            self.out.write(stored)
+            frame.raw()
+            self.out.write(b"C" + CHUNK.pack(frame.digest, frame.codec, frame.raw_len, len(frame.stored)))
+            self.out.write(frame.stored)
             self.written.add(digest)
 
     def add_recipes(self, recipes: list[FileRecipe]) -> None:
@@ -214,7 +215,7 @@ class BundleSource(TransferSource):
             raise NotFoundError(f"no bundle at {path}")
         if path.is_dir():
             raise InvalidInputError(f"{path} is a folder, not a bundle file")
-        # a temp database on disk, deleted when closed; read_chunks runs on the copy's
+        # a temp database on disk, deleted when closed; read_frames runs on the copy's
         # read-ahead thread, so every use of the connection holds the lock
         self._index = sqlite3.connect("", check_same_thread=False)
         self._lock = threading.Lock()
@@ -342,8 +343,9 @@ class BundleSource(TransferSource):
                                                                    for i in range(0, len(chunks), DIGEST_LEN)))
         return out
 
-    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        """A batch at a time, in bundle order, each chunk verified."""
+    def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
+        """A batch at a time, in bundle order, as the bundle holds them (the receiving
+        store verifies each; the bundle's own digest was checked when it was opened)."""
         wanted = list(dict.fromkeys(chunk_digests))
         for start in range(0, len(wanted), _BATCH):
             batch = wanted[start : start + _BATCH]
@@ -353,10 +355,9 @@ class BundleSource(TransferSource):
                 raise self._corrupt(f"lacks chunk {next(c for c in batch if c not in found)[:16]}... a recipe names")
             for raw, pos, codec_id, raw_len, stored_len in sorted(rows, key=lambda r: r[1]):
                 stored = os.pread(self._file.fileno(), stored_len, pos)
-                data = bytes(codec.decode(codec_id, stored, raw_len))
-                if len(data) != raw_len or blake3.blake3(data).digest() != raw:
-                    raise self._corrupt(f"holds chunk {raw.hex()[:16]}... whose bytes do not match its digest")
-                yield raw.hex(), data
+                if len(stored) != stored_len:
+                    raise self._corrupt("is truncated")
+                yield ChunkFrame(raw, codec_id, raw_len, stored)
 
     def _rows(self, select: str, digests: list[str]) -> list[tuple]:
         with self._lock:

@@ -10,11 +10,13 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and stream only those (`read_chunks` -> `add_chunks`,
-   one stream for the chunks of many pages, so the source reads ahead across them), then
-   record the files (`add_recipes`). The destination verifies every chunk and every
-   file on arrival. Received chunks are committed every COMMIT_BYTES in sessions of their
-   own, so a killed copy keeps what it moved and the next one moves only the rest.
+   never one request per chunk), and stream only those in their stored form
+   (`read_frames` -> `add_frames`: no recompression; one stream for the chunks of many
+   pages, so the source reads ahead across them), then record the files
+   (`add_recipes`). The destination verifies every chunk (decoded and hashed once, on
+   arrival: the source does not check them again) and every file. Received chunks are
+   committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
+   moved and the next one moves only the rest.
 3. Only when every file is in the destination store does its catalog commit the version
    (its own number, `latest` moved by its own rule), with the producing run in the same
    transaction. Then the runs that made or used the copied versions and their links
@@ -53,7 +55,7 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import FileRecipe, WriteSession
+from lodestore.store.base import ChunkFrame, FileRecipe, WriteSession
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -127,7 +129,8 @@ class TransferSource(abc.ABC):
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]: ...
 
     @abc.abstractmethod
-    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]: ...
+    def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
+        """The chunks in their stored form, not necessarily verified (ContentStore.read_frames)."""
 
     def close(self) -> None:  # noqa: B027 (optional: a source may hold nothing)
         """Release what the source holds (a bundle's temp index)."""
@@ -170,8 +173,8 @@ class RepositorySource(TransferSource):
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         return self._store.recipes(digests)
 
-    def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        return self._store.read_chunks(chunk_digests)
+    def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
+        return self._store.read_frames(chunk_digests)
 
 
 def select_versions(repo: Repository, refs: Iterable[str], project: str | None = None,
@@ -319,7 +322,8 @@ class ChunkSink(abc.ABC):
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]: ...
 
     @abc.abstractmethod
-    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None: ...
+    def add_frames(self, frames: list[ChunkFrame]) -> None:
+        """Store received frames, each verified first (ChunkFrame.raw())."""
 
     @abc.abstractmethod
     def add_recipes(self, recipes: list[FileRecipe]) -> None: ...
@@ -347,9 +351,9 @@ class StoreSink(ChunkSink):
             self._session = self.store.session()
         return self._session
 
-    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
-        self._current().add_chunks(chunks)
-        self._pending += sum(len(data) for _, data in chunks)
+    def add_frames(self, frames: list[ChunkFrame]) -> None:
+        self._current().add_frames(frames)
+        self._pending += sum(len(f.stored) for f in frames)
         if self.commit_bytes is not None and self._pending >= self.commit_bytes:
             self._commit()
 
@@ -427,30 +431,30 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
         done.chunks += len(wanted)
         return
     if wanted:
-        count, size = _send(source.read_chunks(wanted), sink, progress)
+        count, size = _send(source.read_frames(wanted), sink, progress)
         done.chunks += count
         done.chunk_bytes += size
     for recipes in pages:
         sink.add_recipes(recipes)
 
 
-def _send(chunks: Iterator[tuple[str, bytes]], sink: ChunkSink,
+def _send(frames: Iterator[ChunkFrame], sink: ChunkSink,
           progress: Callable[[int], None] | None) -> tuple[int, int]:
-    """Hand chunks to the sink a batch (ADD_BYTES) at a time, the source read on a helper
-    thread meanwhile (both sides verify every chunk: blake3, zstd and preads release the
-    GIL, so reading and storing overlap); (chunks, bytes) sent."""
+    """Hand frames to the sink a batch (ADD_BYTES stored) at a time, the source read on a
+    helper thread meanwhile (the sink decodes and verifies every frame: blake3, zstd and
+    preads release the GIL, so reading and storing overlap); (chunks, raw bytes) sent."""
     count = total = 0
-    for batch, size in _read_ahead(chunks):
-        sink.add_chunks(batch)
+    for batch, size in _read_ahead(frames):
+        sink.add_frames(batch)
         count, total = count + len(batch), total + size
         if progress:
             progress(size)
     return count, total
 
 
-def _read_ahead(chunks: Iterator[tuple[str, bytes]]) -> Iterator[tuple[list[tuple[str, bytes]], int]]:
-    """Batches of `chunks` (with their byte counts), READ_AHEAD of them read in advance on
-    a helper thread; an error of the source is raised here, and leaving early stops it."""
+def _read_ahead(frames: Iterator[ChunkFrame]) -> Iterator[tuple[list[ChunkFrame], int]]:
+    """Batches of `frames` (with their raw byte counts), READ_AHEAD of them read in advance
+    on a helper thread; an error of the source is raised here, and leaving early stops it."""
     ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()
 
@@ -464,16 +468,17 @@ def _read_ahead(chunks: Iterator[tuple[str, bytes]]) -> Iterator[tuple[list[tupl
 
     def produce() -> None:
         try:
-            batch: list[tuple[str, bytes]] = []
-            size = 0
-            for digest, data in chunks:
+            batch: list[ChunkFrame] = []
+            size = stored = 0
+            for frame in frames:
                 if stop.is_set():
                     return
-                batch.append((digest, data))
-                size += len(data)
-                if size >= ADD_BYTES:
+                batch.append(frame)
+                size += frame.raw_len
+                stored += len(frame.stored)
+                if stored >= ADD_BYTES:
                     put((batch, size))
-                    batch, size = [], 0
+                    batch, size, stored = [], 0, 0
             if batch:
                 put((batch, size))
             put(None)
@@ -622,7 +627,7 @@ class _ReadOnlySink(ChunkSink):
         self.chunks |= lacking
         return lacking
 
-    def add_chunks(self, chunks: list[tuple[str, bytes]]) -> None:
+    def add_frames(self, frames: list[ChunkFrame]) -> None:
         raise AssertionError("a dry run sends nothing")
 
     def add_recipes(self, recipes: list[FileRecipe]) -> None:

@@ -11,7 +11,9 @@ Contract (tested for every backend by ``tests/store/contract.py``):
   block's end); after that, only gc's grace period protects them until referenced.
 - Objects are write-once: storing the same content twice stores it once.
 - Every read is verified against the digest; corrupt bytes raise CorruptionError and
-  are never written to a destination under its final name (or left beside it).
+  are never written to a destination under its final name (or left beside it). The one
+  exception is `read_frames`, a transfer's read: its receiver verifies every frame
+  (`ChunkFrame.raw()`), so each byte is checked once, at the receiving end.
 
 Maintenance is part of the interface too, so every backend provides it and the SDK
 never reaches behind it: gc (plan, then sweep, keeping the file digests the caller
@@ -30,6 +32,11 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+import blake3
+
+from lodestore.errors import CorruptionError
+from lodestore.store import codec
 
 ProgressCallback = Callable[[int], None]  # called with a number of bytes just processed
 K = TypeVar("K", bound=Hashable)
@@ -57,6 +64,51 @@ class FileRecipe:
     digest: str
     size: int
     chunks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFrame:
+    """A chunk in its stored form, as it lies in its pack: what a transfer moves
+    (`ContentStore.read_frames` -> `WriteSession.add_frames`), so the receiver stores
+    the frame as is (no compression probe, no recompression). `digest` is the
+    BLAKE3-256 of the raw bytes as 32 bytes (not hex: it goes straight into a pack
+    record); `stored` is `raw_len` bytes encoded with `codec` (codec.py).
+
+    The sender does not vouch for the frame: whoever receives it calls `raw()`, which
+    decodes and checks it, so every byte is verified once, at the receiving end."""
+
+    digest: bytes
+    codec: int
+    raw_len: int
+    stored: bytes
+
+    def raw(self) -> bytes | memoryview:
+        """The raw bytes, checked: decoded to `raw_len` bytes whose BLAKE3 is `digest`
+        (CorruptionError otherwise; a frame larger than MAX_FRAME is refused unread)."""
+        name = self.digest.hex()[:16]
+        if len(self.stored) > MAX_FRAME or self.raw_len > MAX_FRAME:
+            raise CorruptionError(f"chunk {name}... received is larger than any chunk a store holds "
+                                  f"({MAX_FRAME} bytes); refused")
+        try:
+            data = codec.decode(self.codec, self.stored, self.raw_len)
+        except CorruptionError as e:
+            raise CorruptionError(f"chunk {name}... received does not match its digest ({e}): refused, "
+                                  "nothing of it was stored") from None
+        if len(data) != self.raw_len or blake3.blake3(data).digest() != self.digest:
+            raise CorruptionError(f"chunk {name}... received does not match its digest: refused, "
+                                  "nothing of it was stored")
+        return data
+
+    @classmethod
+    def of_raw(cls, digest: str, data: bytes) -> ChunkFrame:
+        """A raw chunk (hex digest, bytes) as a frame of codec RAW."""
+        return cls(bytes.fromhex(digest), codec.RAW, len(data), data)
+
+
+# A chunk received from another store larger than this is refused unread: no store
+# writes one (chunks are at most CHUNK_MAX, whole files at most WHOLE_FILE_LIMIT), and
+# pack records carry 32-bit lengths.
+MAX_FRAME = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -231,6 +283,13 @@ class WriteSession(abc.ABC):
         that chunk kept) and stored once. Chunks become visible with commit(), like files."""
 
     @abc.abstractmethod
+    def add_frames(self, frames: Iterable[ChunkFrame]) -> None:
+        """Store chunks received in their stored form (`ContentStore.read_frames`): each
+        frame is verified (`ChunkFrame.raw()`: decoded, BLAKE3 == digest; CorruptionError
+        otherwise, nothing of that chunk kept) and the new ones appended as they are,
+        not compressed again. Visible with commit(), like files."""
+
+    @abc.abstractmethod
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks this store holds or this session added: each
         recipe's chunks must all be there (NotFoundError naming the first missing one)
@@ -315,8 +374,10 @@ class ContentStore(abc.ABC):
     # --- transfer between stores (push, pull, export) --------------------------------
     # A transfer asks the destination which files it lacks (`missing`), asks the source
     # for their recipes, asks the destination which of those chunks it lacks
-    # (`missing_chunks`, in batches), then moves only those: `read_chunks` here,
-    # `WriteSession.add_chunks` + `add_recipes` there. Every backend implements them (abstract).
+    # (`missing_chunks`, in batches), then moves only those: `read_frames` here,
+    # `WriteSession.add_frames` + `add_recipes` there (chunks in their stored form,
+    # verified once, by the receiver; `read_chunks` / `add_chunks` move raw bytes, each
+    # side verifying). Every backend implements them (abstract).
     @abc.abstractmethod
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """The recipes of the given files (hex digests) the store holds; absent ones are
@@ -332,6 +393,13 @@ class ContentStore(abc.ABC):
         """(hex digest, raw bytes) of each chunk asked for, each verified against its
         digest before it is yielded, in an order the store chooses (pack order: cheap
         reads); NotFoundError for a chunk it does not hold."""
+
+    @abc.abstractmethod
+    def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
+        """Each chunk asked for (hex digests) in its stored form, as read_chunks orders
+        them, NOT verified here: the receiver checks each frame (`ChunkFrame.raw()`), so
+        a transfer hashes every byte once, at the receiving end. NotFoundError for a
+        chunk the store does not hold; a pack shorter than its index says: CorruptionError."""
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...

@@ -45,6 +45,7 @@ from lodestore.store.base import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_REPACK_THRESHOLD,
     CatalogBinding,
+    ChunkFrame,
     ContentStore,
     DiskUsage,
     FileRecipe,
@@ -451,11 +452,27 @@ class LocalContentStore(ContentStore):
         transfer holds one run and the batch it hands on); every chunk verified."""
         wanted = list(dict.fromkeys(_raw(d) for d in chunk_digests))
         for start in range(0, len(wanted), PLAN_PAGE):
-            yield from self._read_chunk_page(wanted[start : start + PLAN_PAGE])
+            for loc, raw in self._read_chunk_page(wanted[start : start + PLAN_PAGE], self._verified_chunks):
+                yield loc.digest.hex(), raw
 
-    def _read_chunk_page(self, page: list[bytes]) -> Iterator[tuple[str, bytes]]:
-        """One page of read_chunks; a pack a gc repacked meanwhile is located again once
-        (as `_retry_if_repacked` does for files), without yielding a chunk twice."""
+    def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
+        """As read_chunks, each chunk as its pack holds it, not decoded nor verified here
+        (the receiver does both: base.py)."""
+        wanted = list(dict.fromkeys(_raw(d) for d in chunk_digests))
+        for start in range(0, len(wanted), PLAN_PAGE):
+            for _, frame in self._read_chunk_page(wanted[start : start + PLAN_PAGE], frames_of):
+                yield frame
+
+    def _verified_chunks(self, run: list[ChunkLocation], data: memoryview) -> Iterator[tuple[ChunkLocation, bytes]]:
+        for loc, raw in self._decoded(run, data):
+            self._check_chunk(loc, raw)
+            yield loc, bytes(raw)
+
+    def _read_chunk_page(self, page: list[bytes], work: Callable[[list[ChunkLocation], memoryview], Iterator[
+            tuple[ChunkLocation, T]]]) -> Iterator[tuple[ChunkLocation, T]]:
+        """One page of read_chunks / read_frames (`work` turns a run's bytes into what is
+        yielded); a pack a gc repacked meanwhile is located again once (as
+        `_retry_if_repacked` does for files), without yielding a chunk twice."""
         todo = page
         for attempt in (0, 1):
             where = self.index.locate(todo)
@@ -468,10 +485,12 @@ class LocalContentStore(ContentStore):
                 for run in batch_read.runs_in_disk_order([where[c] for c in todo], batch_read.BATCH_RUN):
                     length = run[-1].offset + run[-1].stored_len - run[0].offset
                     data = memoryview(self.packs.pread(run[0].pack_id, length, run[0].offset))
-                    for loc, raw in self._decoded(run, data):
-                        self._check_chunk(loc, raw)
+                    if len(data) != length:
+                        raise CorruptionError(f"pack {run[0].pack_id} is truncated at offset "
+                                              f"{run[0].offset + len(data)}")
+                    for loc, item in work(run, data):
                         done.add(loc.digest)
-                        yield loc.digest.hex(), bytes(raw)
+                        yield loc, item
                 return
             except PackMissingError as e:
                 if attempt or self.index.has_pack(e.pack_id):
@@ -585,6 +604,15 @@ class LocalContentStore(ContentStore):
             if self._index is not None:
                 self._index.close()
                 self._index = None
+
+
+def frames_of(run: list[ChunkLocation], data: memoryview) -> Iterator[tuple[ChunkLocation, ChunkFrame]]:
+    """The chunks of a run read from a pack (`data` starts at the run's first chunk), as
+    frames copied out of `data`: stored bytes as they are, not decoded nor verified."""
+    base = run[0].offset
+    for loc in run:
+        start = loc.offset - base
+        yield loc, ChunkFrame(loc.digest, loc.codec, loc.raw_len, bytes(data[start : start + loc.stored_len]))
 
 
 def _update_all(hasher, pieces: list[memoryview]) -> None:

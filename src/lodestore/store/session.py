@@ -45,7 +45,7 @@ from lodestore.errors import (
     SourceFileNotFoundError,
 )
 from lodestore.store import atomic, codec
-from lodestore.store.base import FileRecipe, FileRef, ProgressCallback, WriteSession
+from lodestore.store.base import MAX_FRAME, ChunkFrame, FileRecipe, FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
@@ -69,10 +69,7 @@ RACY_WINDOW_NS = 2_000_000_000
 _BATCH_FILES = 256  # small files per hand-off between the producer and the consumer
 _BATCH_BYTES = 4 * 1024 * 1024
 _LARGE = object()  # marker: a file the consumer streams itself
-# A chunk received from another store larger than this is refused unread: no store
-# writes one (chunks are at most CHUNK_MAX, whole files at most WHOLE_FILE_LIMIT), and
-# pack records carry 32-bit lengths.
-MAX_RECEIVED_CHUNK = 64 * 1024 * 1024
+MAX_RECEIVED_CHUNK = MAX_FRAME  # a received chunk larger than this is refused unread (base.py)
 _RECIPE_PAGE = 16_384  # chunk locations a recipe check holds at once (as a download's plan pages)
 # Per-file rows (new files, stat-cache entries, files re-used) a session keeps in memory
 # before it moves them to its staging database (staging.py): logging 1,000,000 small
@@ -390,6 +387,10 @@ class LocalWriteSession(WriteSession):
         for digest, raw, probed_raw in chunks:
             codec_id, stored = codec.encode(raw, probed_raw)
             records.append((digest, codec_id, len(raw), stored))
+        self._append_records(records)
+
+    def _append_records(self, records: list[tuple[bytes, int, int, bytes | memoryview]]) -> None:
+        """Append (digest, codec, raw_len, stored) records as one block (see _append_all)."""
         while records:
             writer = self._writer
             if writer is None:
@@ -446,6 +447,32 @@ class LocalWriteSession(WriteSession):
                 absent.discard(raw)  # the same chunk twice in a batch is stored once
                 new_chunks.append((raw, data, None))
         self._append_all(new_chunks)
+
+    def add_frames(self, frames: Iterable[ChunkFrame]) -> None:
+        """Verify each received frame (decode, hash: `ChunkFrame.raw()`), then append the
+        new ones as they came, a batch at a time (one lookup per batch) as one block: no
+        compression probe, no recompression. A frame that fails raises before anything
+        of it is appended."""
+        self._check_open()
+        batch: list[ChunkFrame] = []
+        size = 0
+        for frame in frames:
+            frame.raw()
+            batch.append(frame)
+            size += len(frame.stored)
+            if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES:
+                self._store_frames(batch)
+                batch, size = [], 0
+        self._store_frames(batch)
+
+    def _store_frames(self, batch: list[ChunkFrame]) -> None:
+        absent = set(self._unknown_chunks([f.digest for f in batch]))
+        records = []
+        for f in batch:
+            if f.digest in absent:
+                absent.discard(f.digest)  # the same chunk twice in a batch is stored once
+                records.append((f.digest, f.codec, f.raw_len, f.stored))
+        self._append_records(records)
 
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks the store holds or this session added. Every recipe
