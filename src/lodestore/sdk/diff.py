@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry, VersionRecord
-from lodestore.catalog.diff_pages import gc_paused
+from lodestore.gc_pause import gc_paused
 from lodestore.sdk.accounting import NewChunks
 
 

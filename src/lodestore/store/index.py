@@ -348,7 +348,8 @@ class StoreIndex:
                     out[row[0]] = (row[1:6], row[6], row[7], row[8])  # a plain tuple compares equal to a StatKey
         return out
 
-    def _statcache_between(self, first: str, last: str, stale_before: float) -> dict[str, tuple[tuple, bytes, int, int]]:
+    def _statcache_between(self, first: str, last: str,
+                           stale_before: float) -> dict[str, tuple[tuple, bytes, int, int]]:
         """statcache_lookup by one scan of the primary key's range from the first path to
         the last, inside one folder (measured, 21,000 paths: 0.07 s against 0.10 s for 24
         IN lists of 900). The range, not the whole folder: a log of 1,000,000 files asks a

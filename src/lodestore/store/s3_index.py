@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import zstandard
 
-from lodestore.catalog.diff_query import gc_paused
 from lodestore.errors import CorruptionError
+from lodestore.gc_pause import gc_paused
 from lodestore.store.index import SharedState, StoreIndex
 from lodestore.store.s3_objects import Bucket
 

@@ -467,7 +467,7 @@ class LocalWriteSession(WriteSession):
 
     def _store_frames(self, batch: list[ChunkFrame]) -> None:
         absent = set(self._unknown_chunks([f.digest for f in batch]))
-        records = []
+        records: list[tuple[bytes, int, int, bytes | memoryview]] = []
         for f in batch:
             if f.digest in absent:
                 absent.discard(f.digest)  # the same chunk twice in a batch is stored once
