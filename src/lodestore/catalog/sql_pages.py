@@ -56,7 +56,7 @@ def _fits(column: Any, value: Any) -> bool:
     """A cursor value of the column's kind (PostgreSQL refuses to compare across kinds)."""
     try:
         want = column.type.python_type
-    except NotImplementedError:
+    except NotImplementedError:  # SQLAlchemy's answer for a type with no Python class (not a stub of ours)
         want = object
     return value is not None and not isinstance(value, bool) and isinstance(value, want)
 
