@@ -324,12 +324,11 @@ class LocalContentStore(ContentStore):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         ok = False
         try:
-            rawcopy.preallocate(fd, size)
             hasher = blake3.blake3()
             decoded = 0
             kernel_copy = True  # until the kernel refuses it (another file system, old kernel)
             with rawcopy.RawCopy(self, fd, hasher, progress) as raw:
-                for plan in self._planned_ahead(pages()):
+                for plan in self._planned_ahead(pages(), meanwhile=partial(rawcopy.preallocate, fd, size)):
                     if kernel_copy and all(loc.codec == codec.RAW for loc in plan):  # float weights
                         if raw.copy(plan):
                             continue
@@ -351,12 +350,15 @@ class LocalContentStore(ContentStore):
             if not ok and os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _planned_ahead(self, pages: Iterator[list[ChunkLocation]]) -> Iterator[list[ChunkLocation]]:
+    def _planned_ahead(self, pages: Iterator[list[ChunkLocation]],
+                       meanwhile: Callable[[], None]) -> Iterator[list[ChunkLocation]]:
         """`pages`, each next one located on the planning thread while the caller copies
         this one: a 1 GiB file's ~13,000 locations cost ~30 ms of SQLite and tuples,
-        which no longer come before the first byte (the first page is FIRST_PLAN_PAGE)."""
+        which no longer come before the first byte (the first page is FIRST_PLAN_PAGE,
+        located while `meanwhile` runs)."""
         ahead = self._plan_pool.submit(next, pages, None)
         try:
+            meanwhile()
             while (page := ahead.result()) is not None:
                 ahead = self._plan_pool.submit(next, pages, None)
                 yield page
