@@ -5,6 +5,7 @@ while the hash thread verifies the same bytes; nothing wrong ever gets a file's 
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -14,7 +15,7 @@ from lodestore.store.layout import READ_WINDOW
 from lodestore.store.local import LocalContentStore
 
 from .contract import listing
-from .data import MiB, random_bytes
+from .data import MiB, random_bytes, text_bytes
 from .test_local_store import add, chunk_rows, flip_byte, pack_file, recipe
 
 
@@ -109,3 +110,106 @@ def test_block_headers_recover_the_entries_of_a_pack_whose_trailer_is_lost(store
     blob = bytearray(path.read_bytes())
     blob[8 + 8 + 32] ^= 0xFF  # the codec byte of the block's first record header
     assert not packs.layout_ok(bytes(blob), entries)
+
+
+@pytest.fixture
+def hash_reads(monkeypatch) -> list[int]:
+    """The bytes every pread of the download asks for (the real call, counted)."""
+    calls: list[int] = []
+    real = os.preadv
+
+    def counted(fd, buffers, offset, *flags):
+        calls.append(sum(len(b) for b in buffers))
+        return real(fd, buffers, offset, *flags)
+
+    monkeypatch.setattr(rawcopy.os, "preadv", counted)
+    return calls
+
+
+def test_the_hash_reads_a_piece_at_a_time_and_still_sees_every_byte(store, tmp_path, hash_reads):
+    """The hash thread reads at most HASH_PIECE bytes a call (read, then hashed while
+    in the core's cache), across the ends of spans; a byte flipped anywhere is caught."""
+    data = random_bytes(2 * READ_WINDOW + 3 * MiB, 605)
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    ref = add(store, tmp_path / "ckpt.bin")
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert sum(hash_reads) == len(data) and max(hash_reads) <= rawcopy.HASH_PIECE
+    assert len(hash_reads) >= len(data) // rawcopy.HASH_PIECE
+
+    rows = chunk_rows(store)
+    digest, pack_id, offset, stored_len, _, _ = rows[-3]
+    flip_byte(pack_file(store, pack_id), offset + stored_len - 1)  # the last byte of a chunk near the end
+    with pytest.raises(CorruptionError) as info:
+        store.materialize(ref.digest, tmp_path / "again.bin")
+    assert digest.hex()[:16] in str(info.value)
+    assert listing(tmp_path) == {"ckpt.bin", "out.bin", "store"}  # no wrong file, no temp file
+
+
+def test_the_file_is_preallocated_before_its_first_byte_is_copied(store, tmp_path, monkeypatch):
+    """The download reserves the file's disk space in one call before copying: the
+    copies land in blocks already there (less work per page than growing the file), and
+    a disk too small fails before a byte is written."""
+    data = random_bytes(6 * MiB, 606)
+    (tmp_path / "ckpt.bin").write_bytes(data)
+    ref = add(store, tmp_path / "ckpt.bin")
+    probe = os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        rawcopy.preallocate(probe, MiB)
+        if os.fstat(probe).st_blocks * 512 < MiB:
+            pytest.skip("this file system does not preallocate")
+    finally:
+        os.close(probe)
+        os.unlink(tmp_path / "probe")
+    reserved: list[int] = []
+    real = os.copy_file_range
+
+    def first_sees_reserved(src, dst, count, offset_src=None, offset_dst=None):
+        if not reserved:
+            reserved.append(os.fstat(dst).st_blocks * 512)
+        return real(src, dst, count, offset_src, offset_dst)
+
+    monkeypatch.setattr(rawcopy.os, "copy_file_range", first_sees_reserved)
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert reserved[0] >= len(data)
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert (tmp_path / "out.bin").stat().st_size == len(data)
+
+
+def test_the_next_page_is_located_while_the_first_is_copied(store, tmp_path, monkeypatch):
+    """Locating a 1 GiB file's ~13,000 chunks took ~30 ms before its first byte: now
+    the first page is small and the next is located while it is copied. A file of raw
+    and compressed chunks over many pages (kernel copies, then decoded writes, then
+    kernel copies again) still reassembles in order."""
+    from lodestore.store import local
+
+    data = random_bytes(3 * MiB, 607) + text_bytes(2 * MiB, 608) + random_bytes(3 * MiB, 609)
+    (tmp_path / "mixed.bin").write_bytes(data)
+    ref = add(store, tmp_path / "mixed.bin")
+    assert len(recipe(store, ref.digest)) > 40
+    monkeypatch.setattr(local, "FIRST_PLAN_PAGE", 4)
+    monkeypatch.setattr(local, "PLAN_PAGE", 12)
+    asked: list[int] = []
+    second_asked = threading.Event()
+    locate = store.index.locate_recipe
+
+    def counted(part):
+        asked.append(len(part) // 32)
+        if len(asked) == 2:
+            second_asked.set()
+        return locate(part)
+
+    monkeypatch.setattr(store.index, "locate_recipe", counted)
+    planned_before_first_copy: list[bool] = []
+    real = os.copy_file_range
+
+    def first_waits_for_the_second_page(src, dst, count, offset_src=None, offset_dst=None):
+        if not planned_before_first_copy:
+            planned_before_first_copy.append(second_asked.wait(timeout=10))
+        return real(src, dst, count, offset_src, offset_dst)
+
+    monkeypatch.setattr(rawcopy.os, "copy_file_range", first_waits_for_the_second_page)
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert planned_before_first_copy == [True]
+    assert asked[0] == 4 and max(asked) == 12
