@@ -52,7 +52,10 @@ DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
 # Reads of many chunks (a transfer, read_chunks): ranges of at most RANGE_PIECE bytes, a
 # gap of up to RANGE_GAP unwanted bytes read through rather than split into two GETs
 # (a request costs more than that many bytes on a LAN), READ_THREADS GETs in flight and
-# at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat).
+# at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat:
+# every range ahead is held whole). A ranged GET on SeaweedFS costs milliseconds whatever
+# its size, so ranges are large; measured at --scale 1 (docs/storage.md): 8 MiB ranges
+# read faster alone but held 190-220 MB at the pull's peak, 3 of 4 MiB ~155 MB.
 RANGE_PIECE = 4 * 1024 * 1024
 RANGE_GAP = 256 * 1024
 READ_THREADS = 3
