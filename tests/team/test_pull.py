@@ -9,8 +9,10 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import blake3
 import pytest
 
 import lodestore
@@ -82,6 +84,35 @@ def test_a_pull_reads_every_page_in_one_stream_with_one_index_sync(store, tmp_pa
     out = Service.open().download(Service.open().version("zoo/data:v0"), tmp_path / "out")
     for rel, data in files.items():
         assert (out / rel).read_bytes() == data
+
+
+def test_a_pull_stores_views_of_one_buffer_per_range_read_on_the_sources_own_threads(store, tmp_path, monkeypatch,
+                                                                                      s3_bucket, pg_url):
+    files = _small_files(600)
+    _pushed(tmp_path, s3_bucket, pg_url, files)
+    _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
+    team_repo = Repository.open(store=s3_bucket, catalog=pg_url)
+    recipes = team_repo.store.recipes([blake3.blake3(data).hexdigest() for data in files.values()])
+    chunks = [c for r in recipes.values() for c in r.chunks]
+    team_repo.store.counters.reset()
+
+    frames = list(team_repo.store.read_frames(chunks))
+
+    # no chunk copied out of its range: every frame is a view of its range's buffer, one per GET
+    assert all(isinstance(f.stored, memoryview) for f in frames)
+    assert len({id(f.stored.obj) for f in frames}) == team_repo.store.counters.requests["GetObject"] > 1
+    assert sorted(f.digest.hex() for f in frames) == sorted(set(chunks))
+    del frames
+
+    # the copy reads on the store's own threads: no reading thread of the transfer's
+    started: list[str] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    Service.open().pull(["zoo/data:v0"], Service.of(team_repo))
+    assert not [n for n in started if n.startswith("lodestore-transfer-read")]
+    assert any(n.startswith("lodestore-s3-read") for n in started)
+    out = Service.open().download(Service.open().version("zoo/data:v0"), tmp_path / "out")
+    assert all((out / rel).read_bytes() == data for rel, data in files.items())
 
 
 def test_ranges_read_through_small_gaps_and_stop_at_the_piece_size_and_the_pack():

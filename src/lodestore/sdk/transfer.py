@@ -110,6 +110,9 @@ class TransferSource(abc.ABC):
     their files as recipes and chunks (the ContentStore transfer interface's read side)."""
 
     location: str  # for messages
+    # Whether read_frames already reads ahead of its caller on threads of its own (a
+    # remote store's parallel ranged GETs): then the copy adds no reading thread of its own.
+    reads_ahead: bool = False
 
     @abc.abstractmethod
     def versions(self) -> list[VersionRecord]:
@@ -145,6 +148,7 @@ class RepositorySource(TransferSource):
         self._versions = versions
         self._catalog: Catalog = counted(repo.catalog, calls, "source catalog")
         self._store = counted(repo.store, calls, "source store")
+        self.reads_ahead = bool(getattr(repo.store, "reads_ahead", False))
 
     def versions(self) -> list[VersionRecord]:
         return self._versions
@@ -431,20 +435,21 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
         done.chunks += len(wanted)
         return
     if wanted:
-        count, size = _send(source.read_frames(wanted), sink, progress)
+        frames = source.read_frames(wanted)
+        count, size = _send(_batches(frames) if source.reads_ahead else _read_ahead(frames), sink, progress)
         done.chunks += count
         done.chunk_bytes += size
     for recipes in pages:
         sink.add_recipes(recipes)
 
 
-def _send(frames: Iterator[ChunkFrame], sink: ChunkSink,
+def _send(batches: Iterator[tuple[list[ChunkFrame], int]], sink: ChunkSink,
           progress: Callable[[int], None] | None) -> tuple[int, int]:
-    """Hand frames to the sink a batch (ADD_BYTES stored) at a time, the source read on a
-    helper thread meanwhile (the sink decodes and verifies every frame: blake3, zstd and
-    preads release the GIL, so reading and storing overlap); (chunks, raw bytes) sent."""
+    """Hand `batches` of frames to the sink (which decodes and verifies every frame),
+    with the source read ahead meanwhile (`_read_ahead`, or the source's own threads);
+    (chunks, raw bytes) sent."""
     count = total = 0
-    for batch, size in _read_ahead(frames):
+    for batch, size in batches:
         sink.add_frames(batch)
         count, total = count + len(batch), total + size
         if progress:
@@ -452,9 +457,26 @@ def _send(frames: Iterator[ChunkFrame], sink: ChunkSink,
     return count, total
 
 
+def _batches(frames: Iterable[ChunkFrame]) -> Iterator[tuple[list[ChunkFrame], int]]:
+    """`frames` in batches of ADD_BYTES stored bytes, each with its raw byte count."""
+    batch: list[ChunkFrame] = []
+    size = stored = 0
+    for frame in frames:
+        batch.append(frame)
+        size += frame.raw_len
+        stored += len(frame.stored)
+        if stored >= ADD_BYTES:
+            yield batch, size
+            batch, size, stored = [], 0, 0
+    if batch:
+        yield batch, size
+
+
 def _read_ahead(frames: Iterator[ChunkFrame]) -> Iterator[tuple[list[ChunkFrame], int]]:
-    """Batches of `frames` (with their raw byte counts), READ_AHEAD of them read in advance
-    on a helper thread; an error of the source is raised here, and leaving early stops it."""
+    """Batches of `frames` (`_batches`), READ_AHEAD of them read in advance on a helper
+    thread (a source that reads on the caller's thread, like a local store's preads:
+    blake3, zstd and preads release the GIL, so reading and storing overlap); an error
+    of the source is raised here, and leaving early stops it."""
     ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     stop = threading.Event()
 
@@ -468,19 +490,10 @@ def _read_ahead(frames: Iterator[ChunkFrame]) -> Iterator[tuple[list[ChunkFrame]
 
     def produce() -> None:
         try:
-            batch: list[ChunkFrame] = []
-            size = stored = 0
-            for frame in frames:
+            for item in _batches(frames):
                 if stop.is_set():
                     return
-                batch.append(frame)
-                size += frame.raw_len
-                stored += len(frame.stored)
-                if stored >= ADD_BYTES:
-                    put((batch, size))
-                    batch, size, stored = [], 0, 0
-            if batch:
-                put((batch, size))
+                put(item)
             put(None)
         except BaseException as e:
             put(e)

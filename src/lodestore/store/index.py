@@ -162,8 +162,8 @@ class StoreIndex:
             # right after; with NORMAL, WAL mode may drop the last commits on power loss
             # while the catalog's later commit survives. One WAL fsync per session.
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            with self._lock:
-                self._db.executescript(SCHEMA)
+            with self._lock:  # one transaction: a new index.db costs one WAL fsync, not one per table
+                self._db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
         except sqlite3.DatabaseError as e:
             self._db.close()
             if not is_database_damage(e):

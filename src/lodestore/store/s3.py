@@ -56,7 +56,7 @@ from lodestore.store.base import (
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
-from lodestore.store.local import LocalContentStore, frames_of
+from lodestore.store.local import LocalContentStore
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import decode as decode_index
@@ -109,6 +109,9 @@ class BucketCacheStore(LocalContentStore):
 
 class S3ContentStore(ContentStore):
     read_only = False
+    # read_frames reads ahead of its caller on READ_THREADS threads of its own (a copy
+    # out of this store adds no reading thread: transfer.py)
+    reads_ahead = True
 
     def __init__(self, url: str, cache_dir: str | os.PathLike[str]):
         self.bucket = Bucket(url)
@@ -316,10 +319,14 @@ class S3ContentStore(ContentStore):
     @staticmethod
     def _frames(piece: tuple[str, int, int, list[ChunkLocation]],
                 data: bytes | memoryview) -> list[tuple[bytes, ChunkFrame]]:
-        """The chunks of one range as frames, copied out of the reading thread's buffer."""
+        """The chunks of one range as frames whose stored bytes are views into the
+        range's own buffer (not copied: the buffer lives as long as a frame of it)."""
         run = piece[3]
-        view = memoryview(data)[run[0].offset - piece[1]:]
-        return [(loc.digest, frame) for loc, frame in frames_of(run, view)]
+        view = memoryview(data)
+        base = piece[1]
+        return [(loc.digest, ChunkFrame(loc.digest, loc.codec, loc.raw_len,
+                                        view[loc.offset - base : loc.offset - base + loc.stored_len]))
+                for loc in run]
 
     def stats(self) -> StoreStats:
         self.sync()

@@ -48,6 +48,7 @@ MAX_ATTEMPTS = 3
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_PART = 16 * 1024 * 1024
 PARALLEL_PARTS = 4
+READ_STEP = 1024 * 1024  # bytes read from a response body at once (get_range_into)
 _DELETE_BATCH = 1000  # the S3 API's cap per DeleteObjects
 # Error codes that mean "these credentials are not accepted here".
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
@@ -265,9 +266,11 @@ class Bucket:
             return r["Body"].read()
 
     def get_range_into(self, name: str, offset: int, buffer: memoryview) -> int:
-        """Read the `len(buffer)` bytes at `offset` into `buffer` (no new allocation: a
-        reader reuses one buffer per thread); returns how many came (fewer: the object
-        ends sooner). NotFoundError if the object is absent."""
+        """Read the `len(buffer)` bytes at `offset` into `buffer`; returns how many came
+        (fewer: the object ends sooner). NotFoundError if the object is absent. The body
+        is read READ_STEP bytes at a time (urllib3's readinto reads into a temporary of
+        the size asked, then copies): temporaries stay small and alike, so the allocator
+        reuses them instead of keeping a large one per thread."""
         length = len(buffer)
         if length <= 0:
             return 0
@@ -277,7 +280,7 @@ class Bucket:
             body = r["Body"]
             got = 0
             try:
-                while got < length and (n := body.readinto(buffer[got:])):
+                while got < length and (n := body.readinto(buffer[got : got + READ_STEP])):
                     got += n
             finally:
                 body.close()

@@ -26,6 +26,7 @@ Every chunk read from them is verified by digest by the reader above (local.py).
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 from collections import Counter, deque
@@ -51,11 +52,14 @@ DEFAULT_CACHE_MAX_BYTES = 4 * 1024**3
 # Reads of many chunks (a transfer, read_chunks): ranges of at most RANGE_PIECE bytes, a
 # gap of up to RANGE_GAP unwanted bytes read through rather than split into two GETs
 # (a request costs more than that many bytes on a LAN), READ_THREADS GETs in flight and
-# at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat).
-RANGE_PIECE = 2 * 1024 * 1024
+# at most READ_AHEAD_BYTES of stored bytes fetched ahead of the reader (memory stays flat:
+# every range ahead is held whole). A ranged GET on SeaweedFS costs milliseconds whatever
+# its size, so ranges are large; measured at --scale 1 (docs/storage.md): 8 MiB ranges
+# read faster alone but held 190-220 MB at the pull's peak, 3 of 4 MiB ~155 MB.
+RANGE_PIECE = 4 * 1024 * 1024
 RANGE_GAP = 256 * 1024
-READ_THREADS = 2
-READ_AHEAD_BYTES = 4 * 1024 * 1024
+READ_THREADS = 3
+READ_AHEAD_BYTES = 12 * 1024 * 1024
 T = TypeVar("T")
 P = TypeVar("P", bound=tuple)  # a piece: (pack id, offset, length, what the caller attaches)
 
@@ -88,7 +92,6 @@ class BucketPackReader(PackReader):
         self._fetching: dict[str, threading.Lock] = {}
         self._fetch_guard = threading.Lock()
         self._prefetched: Counter[str] = Counter()  # packs being fetched whole for a reader
-        self._buffers = threading.local()  # each reading thread's buffer (read_pieces)
 
     # --- the cache --------------------------------------------------------------
     def _cached(self, pack_id: str) -> bool:
@@ -216,15 +219,15 @@ class BucketPackReader(PackReader):
 
     def _read_piece(self, piece: P, work: Callable[[P, bytes | memoryview], T]) -> T:
         """One piece: read from the cache if the pack is there, else with one ranged GET
-        into this thread's buffer (reused: no large allocation per GET, so memory stays
-        flat), handed to `work`, which copies out what it keeps."""
+        into a buffer of its own, handed to `work`, which may keep views into it (no
+        per-chunk copies). The buffer is an anonymous mapping, unmapped as soon as no
+        view of it is left: ranges allocated on the fetching threads and released on
+        the caller's would otherwise grow the allocator's heaps (glibc serves a large
+        block from its heap once one was freed, and keeps the heap)."""
         pack_id, offset, length = piece[:3]
         if self._cached(pack_id) or pack_id in self._prefetched:
             return work(piece, self.pread(pack_id, length, offset))
-        buffer = getattr(self._buffers, "data", None)
-        if buffer is None or len(buffer) < length:
-            buffer = self._buffers.data = bytearray(max(length, RANGE_PIECE))
-        view = memoryview(buffer)[:length]
+        view = memoryview(mmap.mmap(-1, length))
         try:
             got = self.bucket.get_range_into(pack_name(pack_id), offset, view)
         except NotFoundError:
