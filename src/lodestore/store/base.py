@@ -80,7 +80,7 @@ class ChunkFrame:
     digest: bytes
     codec: int
     raw_len: int
-    stored: bytes
+    stored: bytes | memoryview  # a view into a range read from S3 (not copied)
 
     def raw(self) -> bytes | memoryview:
         """The raw bytes, checked: decoded to `raw_len` bytes whose BLAKE3 is `digest`
