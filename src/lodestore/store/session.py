@@ -47,7 +47,7 @@ from lodestore.errors import (
 from lodestore.store import atomic, codec
 from lodestore.store.base import MAX_FRAME, ChunkFrame, FileRecipe, FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
-from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
+from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import RECORD_HEADER, PackWriter
@@ -105,33 +105,16 @@ class LocalWriteSession(WriteSession):
         self._new_sizes: set[int] = set()
         self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
         self._stat_entries: list[tuple[str, StatKey, bytes, int]] = []
-        self._statcache: dict[str, tuple[tuple, bytes, int, int] | None] = {}  # statcache_lookup's
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
 
     # --- stat cache -------------------------------------------------------------
-    def prefetch_stat_cache(self, paths: list[str]) -> None:
-        """Load stat-cache entries for many files in one query per 900 (add_dir of 20,000
-        files); a path without an entry is remembered as such, not asked again."""
-        self._prefetch([_absolute(p) for p in paths])
+    def _stat_rows(self, paths: list[str]) -> dict[str, StatRow]:
+        """The stat-cache rows of `paths`: one range scan (or one query per 900) for the
+        whole call, held for the call alone (a log of 1,000,000 files calls in batches)."""
+        return self.store.index.statcache_lookup(paths)
 
-    def _prefetch(self, paths: list[str]) -> None:
-        found = self.store.index.statcache_lookup(paths)
-        cache = self._statcache
-        for p in paths:
-            cache[p] = found.get(p)
-
-    def _cached_entry(self, path: str, st: os.stat_result) -> tuple[tuple, bytes, int, int] | None:
-        """The stat-cache entry (statcache_lookup's) that vouches for the file as `st`
-        sees it, or None (absent, changed or racy). The stat key is compared as a plain
-        tuple (in C; no StatKey built for a hit)."""
-        entry = self._statcache[path] if path in self._statcache else \
-            self.store.index.statcache_lookup([path]).get(path)
-        if entry is None or entry[0] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) \
-                or st.st_mtime_ns >= entry[2] - RACY_WINDOW_NS:
-            return None
-        return entry
-
+    # --- adding -----------------------------------------------------------------
     # --- adding -----------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
         return self.add_files([path], progress)[0]
@@ -141,16 +124,11 @@ class LocalWriteSession(WriteSession):
         is missing, not regular, or changes while read (nothing is stored for it)."""
         self._check_open()
         paths = [_absolute(p) for p in paths]
-        unseen = [p for p in paths if p not in self._statcache]
-        if len(unseen) > 1:
-            self._prefetch(unseen)
+        rows = self._stat_rows(paths)
         refs: list[FileRef] = []
-        for batch in self._probes(paths):
+        for batch in self._probes(paths, rows):
             refs.extend(self._consume(batch, progress))
             self._spill_if_large()
-        if len(unseen) > 1:  # prefetched for this call alone: a log of 1,000,000 files calls in batches
-            for p in unseen:
-                self._statcache.pop(p, None)
         return refs
 
     def _spill_if_large(self) -> None:
@@ -181,18 +159,27 @@ class LocalWriteSession(WriteSession):
         yield from self._staged.spilled_reused()
         yield from self._reused
 
-    def _probe(self, path: str) -> tuple:
+    def _probe(self, path: str, row: StatRow | None, fresh_after_ns: int) -> tuple:
         """(path, key, digest | None, data | _LARGE, recorded_ns), or for a stat-cache
-        hit (path, size, digest, None, stale: the file must be touched at commit)."""
+        hit (path, size, digest, None, stale: the file must be touched at commit).
+
+        `row` (the path's stat-cache row, if any) vouches for the file only if size, mtime,
+        ctime, inode and device are all as recorded, compared field by field (no tuple
+        built for a hit), and the file's mtime is more than RACY_WINDOW_NS before the row
+        was recorded. A hit recorded before `fresh_after_ns` is stale, so its gc grace
+        clock restarts at commit: the session that recorded the row restarted it when it
+        committed (or left it, restarted less than TOUCH_FRESH_SECONDS before), so a row
+        recorded since `fresh_after_ns` vouches for a clock restarted at most twice
+        TOUCH_FRESH_SECONDS ago, well inside gc's grace (minutes)."""
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise SourceFileNotFoundError(f"no such file: {path}") from None
         if not stat_mod.S_ISREG(st.st_mode):
             raise InvalidInputError(f"{path} is not a regular file")
-        cached = self._cached_entry(path, st)
-        if cached is not None:  # a hit: (path, size, digest, None, stale)
-            return path, st.st_size, cached[1], None, cached[3]
+        if (row is not None and row[1] == st.st_size and row[2] == st.st_mtime_ns and row[3] == st.st_ctime_ns
+                and row[4] == st.st_ino and row[5] == st.st_dev and st.st_mtime_ns < row[7] - RACY_WINDOW_NS):
+            return path, st.st_size, row[6], None, row[7] < fresh_after_ns
         key = stat_key(st)
         if st.st_size > WHOLE_FILE_LIMIT:
             return path, key, None, _LARGE, 0
@@ -219,7 +206,7 @@ class LocalWriteSession(WriteSession):
             raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
         return path, key, blake3.blake3(data).digest(), data, recorded
 
-    def _probes(self, paths: list[str]) -> Iterator[list[tuple]]:
+    def _probes(self, paths: list[str], rows: dict[str, StatRow]) -> Iterator[list[tuple]]:
         """Batches of probes, in order, on the calling thread.
 
         Small files are read on one thread on purpose: each costs a handful of short
@@ -229,8 +216,10 @@ class LocalWriteSession(WriteSession):
         two reader threads 0.95-1.06 s for v2. A batch is at most _BATCH_FILES files or
         _BATCH_BYTES of data (or one large file, which streams on two threads)."""
         batch, size = [], 0
+        fresh_after_ns = time.time_ns() - int(TOUCH_FRESH_SECONDS * 1e9)
+        row_of = rows.get
         for p in paths:
-            probe = self._probe(p)
+            probe = self._probe(p, row_of(p), fresh_after_ns)
             batch.append(probe)
             data = probe[3]
             if data is not None and data is not _LARGE:
@@ -246,9 +235,15 @@ class LocalWriteSession(WriteSession):
 
         A file read now needs only "is its chunk stored?" (a small file is one chunk under
         its own digest); its file row is upserted at commit, which also restarts the gc
-        grace clock of a file that was already indexed. A stat-cache hit needs nothing:
-        the lookup that found it also checked the file is still stored."""
+        grace clock of a file that was already indexed. A stat-cache hit needs no query
+        (its row names a stored file: statcache_lookup) unless its row is stale (_probe):
+        then one query for the batch tells which of those files some session touched
+        since, and the others are touched at commit."""
         new_files = self._new_files
+        stale = [p[2] for p in batch if p[3] is None and p[4] and p[2] not in new_files]
+        if stale:
+            touched = self.store.index.touched_since(stale, time.time() - TOUCH_FRESH_SECONDS)
+            self._reused.update(d for d in stale if d not in touched)
         fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
         spilled = self._staged.known_files(fresh)  # stored earlier in this session, rows spilled
         if spilled:
@@ -258,8 +253,6 @@ class LocalWriteSession(WriteSession):
         new_chunks: list[tuple[bytes, bytes, None]] = []  # appended as one block (packs.py): back to back
         for path, key, digest, data, recorded in batch:
             if data is None:  # a stat-cache hit (`key` is the size): the file is stored (statcache_lookup)
-                if recorded and digest not in new_files:  # stale: its gc grace clock restarts at commit
-                    self._reused.add(digest)
                 if progress:
                     progress(key)
                 refs.append(FileRef(digest.hex(), key))
