@@ -243,9 +243,16 @@ class PendingFiles:
         """The entries whose bytes are read from a file under one of `roots` (folder paths
         ending in "/"); staged files are not (they live in the draft's staging folder)."""
         if self._db is None:
+            # a walked entry's source starts with root r if its WalkRoot's folder does (all
+            # of them), or if r is inside that folder and its path past the prefix starts
+            # with the rest of r: decided per WalkRoot, then one startswith per entry
+            tails: list[tuple[str, ...]] = []
+            for walked in self._walk_roots:
+                inside = [r[len(walked.root):] for r in roots if r.startswith(walked.root)]
+                tails.append(("",) if any(walked.root.startswith(r) for r in roots) else tuple(inside))
             return [path for path, v in self._dict.items()
-                    if (isinstance(v, int) or not v.staged) and any(str(self._source(path, v)).startswith(r)
-                                                                   for r in roots)]
+                    if (path.startswith(tails[v], self._walk_roots[v].prefix_len) if isinstance(v, int)
+                        else not v.staged and any(str(v.source).startswith(r) for r in roots))]
         found: list[str] = []
         for r in roots:
             end = r[:-1] + chr(ord(r[-1]) + 1)  # the first string after every "r..."

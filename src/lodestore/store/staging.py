@@ -32,6 +32,28 @@ _BATCH = 900
 _FILTER_BITS = 1 << 24
 
 
+def _probes(digest: bytes) -> tuple[int, int]:
+    mask = _FILTER_BITS - 1
+    return int.from_bytes(digest[:4], "little") & mask, int.from_bytes(digest[4:8], "little") & mask
+
+
+def _set_bits(bits: bytearray, digests: Iterable[bytes]) -> None:
+    for d in digests:
+        a, b = _probes(d)
+        bits[a >> 3] |= 1 << (a & 7)
+        bits[b >> 3] |= 1 << (b & 7)
+
+
+def _maybe_held(bits: bytearray, digests: Iterable[bytes]) -> list[bytes]:
+    """The digests the filter `bits` may hold (all it holds, and ~2 % false positives)."""
+    maybe = []
+    for d in digests:
+        a, b = _probes(d)
+        if bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)):
+            maybe.append(d)
+    return maybe
+
+
 class StagedChunks:
     def __init__(self, path: Path):
         self._filter = bytearray(_FILTER_BITS // 8)
@@ -39,36 +61,47 @@ class StagedChunks:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
+        # chunks and files: appended in the order stored, with no key. Their digests are
+        # looked up only where the filters say they may be there (rare: a session of small
+        # files never asks), so each table's digest index is made the first time one is
+        # (_indexed): keeping a key in order cost ~40 % more per row than an append
+        # (100,000 small files: ~0.2 s). The commit reads both sorted by digest anyway.
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS chunks (digest BLOB PRIMARY KEY, pack_id TEXT NOT NULL, "
+            "CREATE TABLE IF NOT EXISTS chunks (digest BLOB NOT NULL, pack_id TEXT NOT NULL, "
             "offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, "
-            "codec INTEGER NOT NULL) WITHOUT ROWID"
+            "codec INTEGER NOT NULL)"
         )
-        self._db.execute("CREATE TABLE IF NOT EXISTS files (digest BLOB PRIMARY KEY, size INTEGER NOT NULL, "
-                         "chunk_count INTEGER NOT NULL, recipe BLOB) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE IF NOT EXISTS files (digest BLOB NOT NULL, size INTEGER NOT NULL, "
+                         "chunk_count INTEGER NOT NULL, recipe BLOB)")
+        self._indexed: set[str] = set()
         # append-only (rowid order is the order spilled: a path spilled twice keeps its
         # last row when the index reads them in that order); no key to keep in order
         self._db.execute("CREATE TABLE IF NOT EXISTS statcache (path TEXT, size INTEGER, mtime_ns INTEGER, "
                          "ctime_ns INTEGER, ino INTEGER, dev INTEGER, digest BLOB, recorded_ns INTEGER)")
         self._db.execute("CREATE TABLE IF NOT EXISTS reused (digest BLOB)")
         self.count = 0
+        # the spilled new files' digests, as _filter for chunks: a batch of fresh files is
+        # asked about only if the filter may hold one (a query per batch of 256 files was
+        # ~4 % of logging 100,000 small files)
+        self._files_filter = bytearray(_FILTER_BITS // 8)
         self.files_spilled = 0  # rows in files (new files moved out of the session's memory)
         self.spilled = False  # any per-file row here (the commit must read this file)
 
-    def _probes(self, digest: bytes) -> tuple[int, int]:
-        mask = _FILTER_BITS - 1
-        return int.from_bytes(digest[:4], "little") & mask, int.from_bytes(digest[4:8], "little") & mask
+    def _index(self, table: str) -> None:
+        """Make `table`'s digest index before its first lookup (see __init__)."""
+        if table not in self._indexed:
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_digest ON {table}(digest)")
+            self._indexed.add(table)
 
     def add(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
+        """Stage a full pack's chunk locations. A chunk staged twice (a whole small file
+        that is byte-identical to a chunk staged before: small files are not looked up
+        here) has two rows, both valid; the commit keeps one."""
         entries = list(entries)
-        bits = self._filter
-        for e in entries:
-            a, b = self._probes(e.digest)
-            bits[a >> 3] |= 1 << (a & 7)
-            bits[b >> 3] |= 1 << (b & 7)
+        _set_bits(self._filter, (e.digest for e in entries))
         self._db.execute("BEGIN")
         cur = self._db.executemany(
-            "INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?,?)",
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
             [(e.digest, pack_id, e.offset, e.stored_len, e.raw_len, e.codec) for e in entries],
         )
         self.count += max(cur.rowcount, 0)
@@ -78,14 +111,10 @@ class StagedChunks:
         """The digests of `digests` not staged here (order kept)."""
         if not self.count or not digests:
             return digests
-        bits = self._filter
-        maybe = []
-        for d in digests:
-            a, b = self._probes(d)
-            if bits[a >> 3] & (1 << (a & 7)) and bits[b >> 3] & (1 << (b & 7)):
-                maybe.append(d)
+        maybe = _maybe_held(self._filter, digests)
         if not maybe:
             return digests
+        self._index("chunks")
         found: set[bytes] = set()
         for i in range(0, len(maybe), _BATCH):
             batch = maybe[i : i + _BATCH]
@@ -99,6 +128,7 @@ class StagedChunks:
         found: dict[bytes, tuple[str, int, int, int, int]] = {}
         if not self.count:
             return found
+        self._index("chunks")
         for i in range(0, len(digests), _BATCH):
             batch = digests[i : i + _BATCH]
             q = ("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks "
@@ -115,9 +145,10 @@ class StagedChunks:
         self.spilled = True
         return max(cur.rowcount, 0)
 
-    def spill_files(self, rows: Iterable[tuple[bytes, int, int, bytes | None]]) -> None:
+    def spill_files(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
         """New files of the session: (digest, size, chunk_count, recipe)."""
-        self.files_spilled += self._spill("INSERT OR IGNORE INTO files VALUES (?,?,?,?)", rows)
+        _set_bits(self._files_filter, (r[0] for r in rows))
+        self.files_spilled += self._spill("INSERT INTO files VALUES (?,?,?,?)", rows)
 
     def spill_stat_entries(self, rows: Iterable[tuple]) -> None:
         """Stat-cache rows (path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns);
@@ -128,8 +159,10 @@ class StagedChunks:
         self._spill("INSERT INTO reused VALUES (?)", ((d,) for d in digests))
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
-        """Which of `digests` are spilled new files (none asked while nothing is spilled)."""
-        items = list(digests) if self.files_spilled else []
+        """Which of `digests` are spilled new files (asked only for those the filter may hold)."""
+        items = _maybe_held(self._files_filter, digests) if self.files_spilled else []
+        if items:
+            self._index("files")
         found: set[bytes] = set()
         for i in range(0, len(items), _BATCH):
             batch = items[i : i + _BATCH]
@@ -138,7 +171,7 @@ class StagedChunks:
         return found
 
     def spilled_files(self) -> Iterable[tuple[bytes, int, int, bytes | None]]:
-        return self._db.execute("SELECT digest, size, chunk_count, recipe FROM files ORDER BY digest")
+        return self._db.execute("SELECT DISTINCT digest, size, chunk_count, recipe FROM files ORDER BY digest")
 
     def spilled_reused(self) -> Iterable[bytes]:
         return (r[0] for r in self._db.execute("SELECT DISTINCT digest FROM reused"))
