@@ -127,11 +127,11 @@ def _log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[s
         with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
             while batch := list(itertools.islice(items, LOG_BATCH)):
                 try:
-                    refs = session.add_files([source for _, source in batch], progress=advance)
+                    answers = session.add_file_rows([source for _, source in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
                 # (path, digest, size) rows, not a ManifestEntry per file: what both take
-                rows = [(path, ref.digest, ref.size) for (path, _), ref in zip(batch, refs, strict=True)]
+                rows = [(path, digest, size) for (path, _), (digest, size) in zip(batch, answers, strict=True)]
                 digest.add_rows(rows)
                 manifest.extend_rows(rows)
             session.commit()
