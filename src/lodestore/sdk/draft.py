@@ -250,6 +250,9 @@ class PendingFiles:
             for walked in self._walk_roots:
                 inside = [r[len(walked.root):] for r in roots if r.startswith(walked.root)]
                 tails.append(("",) if any(walked.root.startswith(r) for r in roots) else tuple(inside))
+            if not any(tails):  # the usual case: no walked file can be inside; ask the others alone
+                return [path for path, v in self._dict.items() if v.__class__ is not int and not v.staged
+                        and any(str(v.source).startswith(r) for r in roots)]
             return [path for path, v in self._dict.items()
                     if (path.startswith(tails[v], self._walk_roots[v].prefix_len) if isinstance(v, int)
                         else not v.staged and any(str(v.source).startswith(r) for r in roots))]

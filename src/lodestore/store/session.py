@@ -82,7 +82,8 @@ SPILL_ROWS = 8192
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return StatKey(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    # tuple.__new__ straight: the NamedTuple's own __new__ is a Python call (twice a small file)
+    return tuple.__new__(StatKey, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev))
 
 
 class LocalWriteSession(WriteSession):
@@ -107,7 +108,7 @@ class LocalWriteSession(WriteSession):
         self._packs: list[tuple[str, PackWriter, int, Future]] = []
         self._new_files: dict[bytes, tuple[int, int, bytes | None]] = {}
         # small files read since the last spill of stat-cache rows: their file rows are
-        # derived from those rows (_small_file_rows, staging.spill_stat_entries), so this
+        # derived from those rows (_memory_file_rows, staging.spill_stat_entries), so this
         # holds their digests alone, to store a content read twice once
         self._small_files: set[bytes] = set()
         self._new_sizes: set[int] = set()
@@ -122,7 +123,6 @@ class LocalWriteSession(WriteSession):
         whole call, held for the call alone (a log of 1,000,000 files calls in batches)."""
         return self.store.index.statcache_lookup(paths)
 
-    # --- adding -----------------------------------------------------------------
     # --- adding -----------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
         return self.add_files([path], progress)[0]
@@ -227,13 +227,9 @@ class LocalWriteSession(WriteSession):
             key = stat_key(st)
             if key.size > WHOLE_FILE_LIMIT:
                 return path, key, None, _LARGE, 0
-            data = _read_to_end(fd, key.size)
-            after = stat_key(os.fstat(fd))
+            return _read_whole(fd, path, key, recorded)
         finally:
             os.close(fd)
-        if len(data) != key.size or after != key:
-            raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
-        return path, key, blake3.blake3(data).digest(), data, recorded
 
     def _read_small(self, path: str, key: StatKey) -> tuple:
         recorded = time.time_ns()  # before the read: see RACY_WINDOW_NS
@@ -242,13 +238,9 @@ class LocalWriteSession(WriteSession):
         except FileNotFoundError:  # removed between stat and open
             raise SourceFileNotFoundError(f"no such file: {path}") from None
         try:
-            data = _read_to_end(fd, key.size)
-            after = stat_key(os.fstat(fd))
+            return _read_whole(fd, path, key, recorded)
         finally:
             os.close(fd)
-        if len(data) != key.size or after != key:
-            raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
-        return path, key, blake3.blake3(data).digest(), data, recorded
 
     def _probes(self, paths: list[str], rows: dict[str, StatRow]) -> Iterator[list[tuple]]:
         """Batches of probes, in order, on the calling thread.
@@ -695,16 +687,19 @@ class LocalWriteSession(WriteSession):
         self.close()
 
 
-def _read_to_end(fd: int, size: int) -> bytes:
-    """A small file's bytes, `size` as stat'ed: one read (a regular file returns all it
-    has; growth shows in the caller's fstat after it), more only after a short read."""
-    data = os.read(fd, size + 1)
-    while len(data) < size:  # short read (signal): go on until EOF
-        more = os.read(fd, size + 1 - len(data))
+def _read_whole(fd: int, path: str, key: StatKey, recorded: int) -> tuple:
+    """A small file's probe (see _probe) from its open descriptor, `key` as stat'ed before:
+    one read (a regular file returns all it has), more only after a short read; a file
+    that grew, shrank or changed meanwhile shows in the fstat after it."""
+    data = os.read(fd, key.size + 1)
+    while len(data) < key.size:  # short read (signal): go on until EOF
+        more = os.read(fd, key.size + 1 - len(data))
         if not more:
             break
         data += more
-    return data
+    if len(data) != key.size or stat_key(os.fstat(fd)) != key:
+        raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+    return path, key, blake3.blake3(data).digest(), data, recorded
 
 
 def _absolute(p) -> str:
