@@ -278,10 +278,11 @@ class LocalWriteSession(WriteSession):
 
         A small file stored earlier in this session is known by `_small_files`, which holds
         those read since the last spill of stat-cache rows (at most SPILL_ROWS): one read
-        before those and not in the open pack is stored again (asking the spilled rows cost a filter pass and often
-        a query per batch, ~5 % of logging 100,000 small files). The waste is bounded (at
-        most one copy of a content per SPILL_ROWS new files, dead bytes that gc's repack
-        reclaims) and the index keeps one location per chunk and one row per file."""
+        before those and not in the open pack is stored again (asking the spilled rows
+        cost a filter pass and often a query per batch, ~5 % of logging 100,000 small
+        files). The waste is bounded (at most one copy of a content per SPILL_ROWS new
+        files, dead bytes that gc's repack reclaims) and the index keeps one location per
+        chunk and one row per file."""
         new_files = self._new_files
         small = self._small_files
         stale = [p[2] for p in batch if p[3] is None and p[4] and p[2] not in new_files and p[2] not in small]
