@@ -298,11 +298,16 @@ def test_a_stat_cache_hit_restarts_a_stale_files_gc_grace_clock(store, tmp_path,
     grace clock of files last touched long ago, also past SPILL_ROWS (the rows spill);
     only files touched within the last minute are left as they are."""
     monkeypatch.setattr(session_mod, "SPILL_ROWS", 8)
-    paths = make_files(tmp_path / "d", 30)  # (old enough for the stat cache to trust)
+    paths = make_files(tmp_path / "d", 30)
+    past = time.time_ns() - 600 * 10**9
+    for p in paths:
+        os.utime(p, ns=(past, past))
     with store.session() as s:
         refs = s.add_files(paths)
         s.commit()
+    # as if logged ten minutes ago (rows recorded then, after the racy window of the mtime)
     index_sql(store, "UPDATE files SET created_at=0")
+    index_sql(store, "UPDATE statcache SET recorded_ns = mtime_ns + 5000000000")
     with store.session() as s:
         assert s.add_files(paths) == refs
         assert not s._stat_entries  # every file was a stat-cache hit: none was read
@@ -317,8 +322,8 @@ def test_stat_cache_entry_of_a_file_gc_removed_is_not_trusted(store, tmp_path):
         first = s.add_files(paths)
         s.commit()
     gone = bytes.fromhex(first[3].digest)
-    index_sql(store, "DELETE FROM files WHERE digest=?", [gone])  # what gc does to an unreferenced file
-    index_sql(store, "DELETE FROM chunks WHERE digest=?", [gone])
+    # gc's own transaction for an unreferenced file: its file, chunk and stat-cache rows go
+    store.index.apply_gc([], [], [gone], [gone], set(), time.time())
     with store.session() as s:
         again = s.add_files(paths)
         s.commit()

@@ -26,6 +26,8 @@ where the two databases would otherwise answer differently. The rules, each with
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, Text, case, func, inspect, literal, null, text, type_coerce
@@ -131,6 +133,28 @@ def insert_rows(conn: Connection, table: str, columns: tuple[str, ...], rows: li
         return
     marks = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+
+# SQLite's page cache while a manifest is inserted (KiB). The default (2 MB) holds a
+# fraction of a 100,000-entry manifest's pages: its digest index, filled in random order,
+# was read back from the OS for most rows (measured, 100,000 rows: 0.62-0.86 s against
+# 0.30 s with 32 MB). Given back once the insert is done; at most this much, whatever
+# the manifest's size.
+BULK_INSERT_CACHE_KIB = 32 * 1024
+
+
+@contextmanager
+def bulk_insert_cache(conn: Connection) -> Iterator[None]:
+    """A larger SQLite page cache for a bulk insert on `conn` (nothing on PostgreSQL)."""
+    if conn.dialect.name != SQLITE:
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_INSERT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
 def table_exists(conn: Connection, name: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog.base import ManifestEntry, ReferenceEntry
-from lodestore.catalog.dialect import insert_rows
+from lodestore.catalog.dialect import bulk_insert_cache, insert_rows
 from lodestore.catalog.schema import manifest_entries, reference_entries, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import load_version, version_row
@@ -32,8 +32,9 @@ def insert_entries(conn: Connection, version_id: int, entries: Iterable[Manifest
     statement (entries may stream from disk: a 1,000,000-file version's rows are never
     all in memory); ConflictError naming the paths listed twice."""
     try:
-        for page in batches(((version_id, e.path, e.digest, e.size) for e in entries), ENTRY_PAGE):
-            insert_rows(conn, "manifest_entries", ("version_id", "path", "digest", "size"), page)
+        with bulk_insert_cache(conn):
+            for page in batches(((version_id, e.path, e.digest, e.size) for e in entries), ENTRY_PAGE):
+                insert_rows(conn, "manifest_entries", ("version_id", "path", "digest", "size"), page)
     except IntegrityError as exc:
         dups = _listed_twice(entries)
         if not dups:

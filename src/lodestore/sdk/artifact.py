@@ -35,7 +35,7 @@ from lodestore.json_values import json_dict
 from lodestore.names import normalize_entry_path, validate_name
 from lodestore.sdk.artifact_files import ArtifactEntry, default_root
 from lodestore.sdk.diff import VersionDiff
-from lodestore.sdk.draft import Draft, DraftFiles, PendingFile, patterns, plain_entry
+from lodestore.sdk.draft import Draft, DraftFiles, PendingFile, WalkRoot, patterns, plain_entry
 from lodestore.sdk.gitignore import gitignore_filter
 from lodestore.sdk.lineage import LineageGraph
 from lodestore.sdk.local_folder import file_digest
@@ -167,6 +167,7 @@ class Artifact:
         prefix = normalize_entry_path(name) + "/" if name else ""
         pending = self._files.pending
         generation = pending.new_generation()  # what this call adds: all of it, or none if it fails
+        walk_root = WalkRoot(os.path.join(os.path.realpath(root), ""), len(prefix), generation)
         count = 0
         batch: list[tuple[str, str]] = []
         try:
@@ -178,30 +179,34 @@ class Artifact:
                     entry = normalize_entry_path(entry)  # the naming rules decide, and explain
                 batch.append((entry, path))
                 if len(batch) >= _ADD_DIR_BATCH:
-                    count += self._add_walked(batch, generation)
+                    count += self._add_walked(batch, walk_root)
                     batch = []
-            count += self._add_walked(batch, generation)
+            count += self._add_walked(batch, walk_root)
         except BaseException:
             pending.drop_generation(generation)
             raise
         pending.end_generation()
         return count
 
-    def _add_walked(self, batch: list[tuple[str, str]], generation: int) -> int:
+    def _add_walked(self, batch: list[tuple[str, str]], root: WalkRoot) -> int:
         """Add a batch of add_dir's (entry, source path); an entry this add_dir already
         added, or one the draft holds with other bytes, is a conflict. Returns the batch's
         size (an entry held already with the same bytes counts, as it always did)."""
         pending = self._files.pending
-        held = pending.held([entry for entry, _ in batch])
-        new: dict[str, PendingFile] = {}
+        entries = [entry for entry, _ in batch]
+        held = pending.held(entries)
+        if not held and len(set(entries)) == len(entries):  # all new (the common case): no loop here
+            pending.add_walked(batch, root)
+            return len(batch)
+        new: dict[str, str] = {}
         for entry, path in batch:
             found = held.get(entry)
-            if entry in new or (found is not None and (found[1] == generation
+            if entry in new or (found is not None and (found[1] == root.generation
                                                         or not _holds_same_bytes(found[0], Path(path)))):
                 raise ConflictError(f"artifact {self._name!r} already has an entry named {entry!r}")
             if found is None:
-                new[entry] = PendingFile(path)
-        pending.add_new(list(new.items()), generation)
+                new[entry] = path
+        pending.add_walked(list(new.items()), root)
         return len(batch)
 
     def new_file(self, name: str, mode: str = "w", encoding: str | None = None) -> IO[Any]:

@@ -30,10 +30,23 @@ class PendingFile:
 
 
 # Entries a draft keeps in a dict; past this many its entries move to a SQLite file in a
-# temp folder (PendingFiles), so a draft of 1,000,000 files does not hold ~330 bytes a
-# file in memory. Below it nothing changes: the dict, no file.
-SPILL_ENTRIES = 65_536
+# temp folder (PendingFiles), so a draft of 1,000,000 files does not hold its entries in
+# memory. Below it nothing changes: the dict, no file. A file add_dir walked costs the
+# dict its entry path and a slot (~100 bytes: its source is its folder's root plus the
+# path, see WalkRoot), so 131,072 entries hold ~13 MB, what 65,536 held as PendingFiles.
+SPILL_ENTRIES = 131_072
 _PAGE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class WalkRoot:
+    """One add_dir call's folder: an entry it walked whose source is `root` + the entry
+    path past its first `prefix_len` characters is held as the index of its WalkRoot,
+    not as a PendingFile with a string of its own (the walk's own paths are built so)."""
+
+    root: str  # the folder's real path, ending in "/"
+    prefix_len: int  # len() of the entry prefix add_dir put before each walked path
+    generation: int  # the add_dir call's generation
 
 
 class PendingFiles:
@@ -42,15 +55,35 @@ class PendingFiles:
     `sorted_items()` (in path order, streamed), `case_collisions()`, and generations: each
     add_dir call adds its entries under a generation of its own, so it can tell an entry
     it added itself (two walked names that normalize to one: a conflict) and drop all it
-    added if it fails part-way (add_dir adds all or nothing)."""
+    added if it fails part-way (add_dir adds all or nothing). In the dict, an entry walked
+    by add_dir is the index of its WalkRoot (see there), any other a PendingFile."""
 
     def __init__(self) -> None:
-        self._dict: dict[str, PendingFile] = {}
-        self._generation_of: dict[str, int] = {}  # dict mode: the newest generation's entries
+        self._dict: dict[str, PendingFile | int] = {}
+        self._walk_roots: list[WalkRoot] = []
+        self._generation_of: dict[str, int] = {}  # dict mode: the newest generation's PendingFile entries
         self._db: sqlite3.Connection | None = None
         self._drop: weakref.finalize | None = None
         self._count = 0  # rows in the table (spilled mode)
         self._generation = 0
+
+    def _pending(self, path: str, value: PendingFile | int) -> PendingFile:
+        """The PendingFile of a dict value (a WalkRoot index made whole)."""
+        if isinstance(value, int):
+            root = self._walk_roots[value]
+            return PendingFile(root.root + path[root.prefix_len :])
+        return value
+
+    def _source(self, path: str, value: PendingFile | int) -> str | Path:
+        if isinstance(value, int):
+            root = self._walk_roots[value]
+            return root.root + path[root.prefix_len :]
+        return value.source
+
+    def _generation_in_dict(self, path: str, value: PendingFile | int) -> int:
+        if isinstance(value, int):
+            return self._walk_roots[value].generation
+        return self._generation_of.get(path, 0)
 
     # --- spilling ---------------------------------------------------------------------
     @property
@@ -68,11 +101,11 @@ class PendingFiles:
         db.create_function("casefold", 1, str.casefold, deterministic=True)
         db.execute("BEGIN")
         db.executemany("INSERT INTO entries VALUES (?,?,?,?)",
-                       ((k, str(v.source), int(v.staged), self._generation_of.get(k, 0))
-                        for k, v in sorted(self._dict.items())))
+                       ((k, str(self._source(k, v)), int(not isinstance(v, int) and v.staged),
+                         self._generation_in_dict(k, v)) for k, v in sorted(self._dict.items())))
         db.execute("COMMIT")
         self._db, self._count = db, len(self._dict)
-        self._dict, self._generation_of = {}, {}
+        self._dict, self._generation_of, self._walk_roots = {}, {}, []
 
     def _row(self, path: str) -> tuple[str, int, int] | None:
         assert self._db is not None
@@ -92,7 +125,8 @@ class PendingFiles:
 
     def get(self, path: str, default: PendingFile | None = None) -> PendingFile | None:
         if self._db is None:
-            return self._dict.get(path, default)
+            value = self._dict.get(path)
+            return default if value is None else self._pending(path, value)
         row = self._row(path)
         return default if row is None else PendingFile(row[0], staged=bool(row[1]))
 
@@ -125,7 +159,8 @@ class PendingFiles:
         """The entries among `paths` already here, each with its generation (one query
         per 900 paths once spilled)."""
         if self._db is None:
-            return {p: (self._dict[p], self._generation_of.get(p, 0)) for p in paths if p in self._dict}
+            return {p: (self._pending(p, v), self._generation_in_dict(p, v)) for p in paths
+                    if (v := self._dict.get(p)) is not None}
         found: dict[str, tuple[PendingFile, int]] = {}
         for i in range(0, len(paths), 900):
             batch = paths[i : i + 900]
@@ -154,6 +189,30 @@ class PendingFiles:
         self._db.execute("COMMIT")
         self._count += len(items)
 
+    def add_walked(self, items: list[tuple[str, str]], root: WalkRoot) -> None:
+        """Add entries add_dir walked and the caller found absent (`held`): (entry path,
+        source) each, under `root`'s generation. An entry whose source is `root.root` +
+        its path past the prefix (every walked file but those reached through a symlink)
+        is held as the index of `root`, registered once per add_dir call."""
+        if self._db is not None:
+            self.add_new([(path, PendingFile(source)) for path, source in items], root.generation)
+            return
+        if not self._walk_roots or self._walk_roots[-1] != root:
+            self._walk_roots.append(root)
+        index, base, cut = len(self._walk_roots) - 1, root.root, root.prefix_len
+        others = []
+        entries = self._dict
+        for path, source in items:
+            if source[len(base):] == path[cut:] and source.startswith(base):
+                entries[path] = index
+            else:
+                others.append((path, PendingFile(source)))
+        if others:
+            self._dict.update(others)
+            self._generation_of.update((path, root.generation) for path, _ in others)
+        if len(self._dict) > SPILL_ENTRIES:
+            self._spill()
+
     def __delitem__(self, path: str) -> None:
         if self.pop(path, None) is None:
             raise KeyError(path)
@@ -161,7 +220,8 @@ class PendingFiles:
     def pop(self, path: str, default: PendingFile | None = None) -> PendingFile | None:
         if self._db is None:
             self._generation_of.pop(path, None)
-            return self._dict.pop(path, default)
+            value = self._dict.pop(path, None)
+            return default if value is None else self._pending(path, value)
         found = self.get(path)
         if found is None:
             return default
@@ -183,8 +243,19 @@ class PendingFiles:
         """The entries whose bytes are read from a file under one of `roots` (folder paths
         ending in "/"); staged files are not (they live in the draft's staging folder)."""
         if self._db is None:
-            return [path for path, p in self._dict.items()
-                    if not p.staged and any(str(p.source).startswith(r) for r in roots)]
+            # a walked entry's source starts with root r if its WalkRoot's folder does (all
+            # of them), or if r is inside that folder and its path past the prefix starts
+            # with the rest of r: decided per WalkRoot, then one startswith per entry
+            tails: list[tuple[str, ...]] = []
+            for walked in self._walk_roots:
+                inside = [r[len(walked.root):] for r in roots if r.startswith(walked.root)]
+                tails.append(("",) if any(walked.root.startswith(r) for r in roots) else tuple(inside))
+            if not any(tails):  # the usual case: no walked file can be inside; ask the others alone
+                return [path for path, v in self._dict.items() if v.__class__ is not int and not v.staged
+                        and any(str(v.source).startswith(r) for r in roots)]
+            return [path for path, v in self._dict.items()
+                    if (path.startswith(tails[v], self._walk_roots[v].prefix_len) if isinstance(v, int)
+                        else not v.staged and any(str(v.source).startswith(r) for r in roots))]
         found: list[str] = []
         for r in roots:
             end = r[:-1] + chr(ord(r[-1]) + 1)  # the first string after every "r..."
@@ -202,7 +273,8 @@ class PendingFiles:
         """Every entry in path order, read a page at a time once spilled (a SQLite primary
         key orders as Python sorts: UTF-8 bytes compare as code points do)."""
         if self._db is None:
-            yield from sorted(self._dict.items())
+            for path, value in sorted(self._dict.items()):
+                yield path, self._pending(path, value)
             return
         cursor = self._db.execute("SELECT path, source, staged FROM entries ORDER BY path")
         while page := cursor.fetchmany(_PAGE):
@@ -213,17 +285,30 @@ class PendingFiles:
         """(entry path, source) of every entry in path order: what a log reads, without a
         PendingFile per entry (sorted_items)."""
         if self._db is None:
-            for path, pending in sorted(self._dict.items()):
-                yield path, pending.source
+            roots = self._walk_roots
+            for path, value in sorted(self._dict.items()):
+                if value.__class__ is int:  # (the common case, inline: 100,000 a log)
+                    root = roots[value]
+                    yield path, root.root + path[root.prefix_len :]
+                else:
+                    yield path, value.source
             return
         cursor = self._db.execute("SELECT path, source FROM entries ORDER BY path")
         while page := cursor.fetchmany(_PAGE):
             yield from page
 
     def case_collisions(self) -> list[list[str]]:
-        """names.case_collisions of the entry paths, in SQL once spilled."""
+        """names.case_collisions of the entry paths, in SQL once spilled. Paths that case
+        folding leaves as they are cannot collide with each other (they differ, so their
+        folds do), so the usual draft, all of whose paths are so, is answered by one test
+        of all the paths at once: one casefold of them joined (it folds character by
+        character), or in SQL, no upper-case ASCII letter and no character past ASCII."""
         if self._db is None:
-            return case_collisions(list(self._dict))
+            joined = "\x00".join(self._dict)
+            return [] if joined.casefold() == joined else case_collisions(list(self._dict))
+        if not self._db.execute("SELECT EXISTS (SELECT 1 FROM entries WHERE path <> lower(path) "
+                                "OR length(path) <> length(CAST(path AS BLOB)))").fetchone()[0]:
+            return []
         return [sorted(paths.split("\x00")) for (paths,) in self._db.execute(
             "SELECT group_concat(path, char(0)) FROM entries GROUP BY casefold(path) HAVING count(*) > 1")]
 
@@ -259,14 +344,15 @@ class PendingFiles:
 
     def generation_of(self, path: str) -> int:
         if self._db is None:
-            return self._generation_of.get(path, 0)
+            value = self._dict.get(path)
+            return 0 if value is None else self._generation_in_dict(path, value)
         row = self._row(path)
         return 0 if row is None else row[2]
 
     def drop_generation(self, generation: int) -> None:
         """Remove every entry added under `generation` (a failed add_dir)."""
         if self._db is None:
-            for path in [p for p, g in self._generation_of.items() if g == generation]:
+            for path in [p for p, v in self._dict.items() if self._generation_in_dict(p, v) == generation]:
                 self.pop(path)
             return
         self._db.execute("DELETE FROM entries WHERE generation = ?", (generation,))
@@ -277,7 +363,7 @@ class PendingFiles:
         if self._drop is not None:
             self._drop()
         self._db, self._drop = None, None
-        self._dict, self._generation_of, self._count = {}, {}, 0
+        self._dict, self._generation_of, self._count, self._walk_roots = {}, {}, 0, []
 
 
 def _drop_folder(db: sqlite3.Connection, folder: Path) -> None:

@@ -9,9 +9,11 @@ version that references them exists. The door (`Service.log`) calls `log_draft`.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -84,10 +86,32 @@ def _total_bytes(draft: Draft) -> int:
     return total
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector off while a log runs: a log of 100,000 files allocates
+    millions of short-lived tuples, and each allocation burst set off a collection that
+    walked every object the process holds (measured: ~0.3 s of CPU per 100,000 files, ~10
+    % of a re-log). A log makes no reference cycles to collect; any garbage cycle is
+    collected once the collector is back on (as it was: a caller may have turned it off)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[str] = (),
               run_id: str | None = None) -> LogResult:
     """Store every byte of `draft`, then commit it as a version of `project` (the draft's
     own project wins when it names one)."""
+    with _cyclic_gc_paused():
+        return _log_draft(repo, draft, project, aliases, run_id)
+
+
+def _log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[str],
+               run_id: str | None) -> LogResult:
     wanted = wanted_aliases(aliases)
     project = draft.project if draft.project is not None else project
     check_loggable(draft)
@@ -103,11 +127,11 @@ def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[st
         with repo.store.session() as session, ui.byte_progress(f"log {draft.name}", _total_bytes(draft)) as advance:
             while batch := list(itertools.islice(items, LOG_BATCH)):
                 try:
-                    refs = session.add_files([source for _, source in batch], progress=advance)
+                    answers = session.add_file_rows([source for _, source in batch], progress=advance)
                 except SourceFileNotFoundError as e:
                     raise SourceFileNotFoundError(f"{e}: it disappeared before it was logged") from None
                 # (path, digest, size) rows, not a ManifestEntry per file: what both take
-                rows = [(path, ref.digest, ref.size) for (path, _), ref in zip(batch, refs, strict=True)]
+                rows = [(path, digest, size) for (path, _), (digest, size) in zip(batch, answers, strict=True)]
                 digest.add_rows(rows)
                 manifest.extend_rows(rows)
             session.commit()

@@ -58,12 +58,17 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
         below: list[tuple[str, str, frozenset[Path]]] = []  # its subfolders
         with os.scandir(folder) as it:
             for entry in it:
-                rel = f"{prefix}{entry.name}"
+                name = entry.name
+                rel = prefix + name
                 if exclude and matches(rel, exclude):
                     continue
-                if not is_utf8(entry.name):
+                if not name.isascii() and not is_utf8(name):
                     raise InvalidInputError(f"file name {os.fsencode(entry.path)!r} is not valid UTF-8; rename it "
                                             "(entry names are stored as UTF-8 text)")
+                if entry.is_file(follow_symlinks=False):  # a regular file, not a link (most entries: first)
+                    if include is None or matches(rel, include):
+                        out.append((rel, entry.path))
+                    continue
                 if entry.is_symlink():
                     path = Path(entry.path)
                     target = Path(os.path.realpath(path))
@@ -93,10 +98,8 @@ def walk_files(root: Path, exclude: list[str], include: list[str] | None = None,
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     below.append((entry.path, rel + "/", above | {Path(os.path.realpath(entry.path))}))
-                elif not entry.is_file(follow_symlinks=False):
+                else:
                     skipped.append(entry.path)
-                elif include is None or matches(rel, include):
-                    out.append((rel, entry.path))
         out.sort()
         yield from out
         below.sort(key=lambda x: x[1], reverse=True)  # popped in name order

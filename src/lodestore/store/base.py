@@ -271,6 +271,12 @@ class WriteSession(abc.ABC):
         reads and batch their lookups (the local store does); semantics as add_file."""
         return [self.add_file(p, progress) for p in paths]
 
+    def add_file_rows(self, paths: list[str], progress: ProgressCallback | None = None) -> list[tuple[str, int]]:
+        """add_files' answer as (hex digest, size) pairs, what a log's manifest rows take:
+        the local store builds them without a FileRef per file (100,000 of them were
+        ~0.1 s of a log)."""
+        return [(ref.digest, ref.size) for ref in self.add_files(paths, progress)]
+
     @abc.abstractmethod
     def add_bytes(self, data: bytes) -> FileRef:
         """Store an in-memory file."""

@@ -47,7 +47,7 @@ from lodestore.errors import (
 from lodestore.store import atomic, codec
 from lodestore.store.base import MAX_FRAME, ChunkFrame, FileRecipe, FileRef, ProgressCallback, WriteSession
 from lodestore.store.chunking import cut_window, make_chunker
-from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
+from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import RECORD_HEADER, PackWriter
@@ -68,6 +68,10 @@ DIGEST_LEN = 32
 RACY_WINDOW_NS = 2_000_000_000
 _BATCH_FILES = 256  # small files per hand-off between the producer and the consumer
 _BATCH_BYTES = 4 * 1024 * 1024
+# Files probed per batch of add_files: each batch costs a few queries and list passes of
+# its own, so 100,000 files of 1 KiB in batches of 256 paid them 391 times (a batch of
+# 1,024 such files holds ~1 MiB; _BATCH_BYTES still caps bigger ones).
+_PROBE_BATCH_FILES = 1024
 _LARGE = object()  # marker: a file the consumer streams itself
 MAX_RECEIVED_CHUNK = MAX_FRAME  # a received chunk larger than this is refused unread (base.py)
 _RECIPE_PAGE = 16_384  # chunk locations a recipe check holds at once (as a download's plan pages)
@@ -78,7 +82,8 @@ SPILL_ROWS = 8192
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return StatKey(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    # tuple.__new__ straight: the NamedTuple's own __new__ is a Python call (twice a small file)
+    return tuple.__new__(StatKey, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev))
 
 
 class LocalWriteSession(WriteSession):
@@ -102,35 +107,21 @@ class LocalWriteSession(WriteSession):
         self._staged = StagedChunks(self.dir / "staged.db")
         self._packs: list[tuple[str, PackWriter, int, Future]] = []
         self._new_files: dict[bytes, tuple[int, int, bytes | None]] = {}
+        # small files read since the last spill of stat-cache rows: their file rows are
+        # derived from those rows (_memory_file_rows, staging.spill_stat_entries), so this
+        # holds their digests alone, to store a content read twice once
+        self._small_files: set[bytes] = set()
         self._new_sizes: set[int] = set()
         self._reused: set[bytes] = set()  # files already indexed: re-touched at commit (gc grace)
         self._stat_entries: list[tuple[str, StatKey, bytes, int]] = []
-        self._statcache: dict[str, tuple[tuple, bytes, int, int] | None] = {}  # statcache_lookup's
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
 
     # --- stat cache -------------------------------------------------------------
-    def prefetch_stat_cache(self, paths: list[str]) -> None:
-        """Load stat-cache entries for many files in one query per 900 (add_dir of 20,000
-        files); a path without an entry is remembered as such, not asked again."""
-        self._prefetch([_absolute(p) for p in paths])
-
-    def _prefetch(self, paths: list[str]) -> None:
-        found = self.store.index.statcache_lookup(paths)
-        cache = self._statcache
-        for p in paths:
-            cache[p] = found.get(p)
-
-    def _cached_entry(self, path: str, st: os.stat_result) -> tuple[tuple, bytes, int, int] | None:
-        """The stat-cache entry (statcache_lookup's) that vouches for the file as `st`
-        sees it, or None (absent, changed or racy). The stat key is compared as a plain
-        tuple (in C; no StatKey built for a hit)."""
-        entry = self._statcache[path] if path in self._statcache else \
-            self.store.index.statcache_lookup([path]).get(path)
-        if entry is None or entry[0] != (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev) \
-                or st.st_mtime_ns >= entry[2] - RACY_WINDOW_NS:
-            return None
-        return entry
+    def _stat_rows(self, paths: list[str]) -> dict[str, StatRow]:
+        """The stat-cache rows of `paths`: one range scan (or one query per 900) for the
+        whole call, held for the call alone (a log of 1,000,000 files calls in batches)."""
+        return self.store.index.statcache_lookup(paths)
 
     # --- adding -----------------------------------------------------------------
     def add_file(self, path: str | os.PathLike[str], progress: ProgressCallback | None = None) -> FileRef:
@@ -139,29 +130,28 @@ class LocalWriteSession(WriteSession):
     def add_files(self, paths, progress: ProgressCallback | None = None) -> list[FileRef]:
         """Store many files; returns their refs in order. Raises on the first file that
         is missing, not regular, or changes while read (nothing is stored for it)."""
+        return [FileRef(digest, size) for digest, size in self.add_file_rows(paths, progress)]
+
+    def add_file_rows(self, paths, progress: ProgressCallback | None = None) -> list[tuple[str, int]]:
+        """add_files, answered as (hex digest, size) pairs (base.py)."""
         self._check_open()
         paths = [_absolute(p) for p in paths]
-        unseen = [p for p in paths if p not in self._statcache]
-        if len(unseen) > 1:
-            self._prefetch(unseen)
-        refs: list[FileRef] = []
-        for batch in self._probes(paths):
-            refs.extend(self._consume(batch, progress))
+        rows = self._stat_rows(paths)
+        answers: list[tuple[str, int]] = []
+        for batch in self._probes(paths, rows):
+            answers.extend(self._consume(batch, progress))
             self._spill_if_large()
-        if len(unseen) > 1:  # prefetched for this call alone: a log of 1,000,000 files calls in batches
-            for p in unseen:
-                self._statcache.pop(p, None)
-        return refs
+        return answers
 
     def _spill_if_large(self) -> None:
         """Move the per-file rows to the staging database once there are SPILL_ROWS of a
         kind (index.commit_session reads them from there)."""
         if len(self._stat_entries) >= SPILL_ROWS:
-            self._staged.spill_stat_entries(
-                (p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in self._stat_entries)
+            self._staged.spill_stat_entries([(p, *k, d, r) for p, k, d, r in self._stat_entries], WHOLE_FILE_LIMIT)
             self._stat_entries = []
+            self._small_files = set()
         if len(self._new_files) >= SPILL_ROWS:
-            self._staged.spill_files((d, s, n, r) for d, (s, n, r) in self._new_files.items())
+            self._staged.spill_files([(d, s, n, r) for d, (s, n, r) in self._new_files.items()])
             self._new_files = {}
         if len(self._reused) >= SPILL_ROWS:
             self._staged.spill_reused(self._reused)
@@ -169,34 +159,77 @@ class LocalWriteSession(WriteSession):
 
     def _is_new_file(self, digest: bytes) -> bool:
         """Stored by this session already (in memory, or spilled)."""
-        return digest in self._new_files or bool(self._staged.known_files([digest]))
+        return (digest in self._new_files or digest in self._small_files
+                or bool(self._staged.known_files([digest])))
 
     def new_file_rows(self) -> Iterator[tuple[bytes, int, int, bytes | None]]:
         """Every file this session stored: (digest, size, chunk_count, recipe)."""
         yield from self._staged.spilled_files()
-        yield from ((d, s, n, r) for d, (s, n, r) in self._new_files.items())
+        yield from self._memory_file_rows()
+
+    def _memory_file_rows(self) -> list[tuple[bytes, int, int, bytes | None]]:
+        """The file rows not spilled yet: `_new_files`', and the small files' read since
+        the last spill, from their stat-cache rows (a file of at most WHOLE_FILE_LIMIT
+        bytes is one chunk named by its digest: no recipe)."""
+        rows = {d: (d, s, n, r) for d, (s, n, r) in self._new_files.items()}
+        for _, key, digest, _ in self._stat_entries:
+            if key.size <= WHOLE_FILE_LIMIT:
+                rows.setdefault(digest, (digest, key.size, 1, None))
+        return list(rows.values())
 
     def reused_digests(self) -> Iterator[bytes]:
         """Every file already stored that this session used again."""
         yield from self._staged.spilled_reused()
         yield from self._reused
 
-    def _probe(self, path: str) -> tuple:
+    def _probe(self, path: str, row: StatRow | None, fresh_after_ns: int) -> tuple:
         """(path, key, digest | None, data | _LARGE, recorded_ns), or for a stat-cache
-        hit (path, size, digest, None, stale: the file must be touched at commit)."""
+        hit (path, size, digest, None, stale: the file must be touched at commit).
+
+        `row` (the path's stat-cache row, if any) vouches for the file only if size, mtime,
+        ctime, inode and device are all as recorded, compared field by field (no tuple
+        built for a hit), and the file's mtime is more than RACY_WINDOW_NS before the row
+        was recorded. A hit recorded before `fresh_after_ns` is stale, so its gc grace
+        clock restarts at commit: the session that recorded the row restarted it when it
+        committed (or left it, restarted less than TOUCH_FRESH_SECONDS before), so a row
+        recorded since `fresh_after_ns` vouches for a clock restarted at most twice
+        TOUCH_FRESH_SECONDS ago, well inside gc's grace (minutes)."""
+        if row is None:
+            return self._read_new(path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
             raise SourceFileNotFoundError(f"no such file: {path}") from None
         if not stat_mod.S_ISREG(st.st_mode):
             raise InvalidInputError(f"{path} is not a regular file")
-        cached = self._cached_entry(path, st)
-        if cached is not None:  # a hit: (path, size, digest, None, stale)
-            return path, st.st_size, cached[1], None, cached[3]
+        if (row[1] == st.st_size and row[2] == st.st_mtime_ns and row[3] == st.st_ctime_ns
+                and row[4] == st.st_ino and row[5] == st.st_dev and st.st_mtime_ns < row[7] - RACY_WINDOW_NS):
+            return path, st.st_size, row[6], None, row[7] < fresh_after_ns
         key = stat_key(st)
         if st.st_size > WHOLE_FILE_LIMIT:
             return path, key, None, _LARGE, 0
         return self._read_small(path, key)
+
+    def _read_new(self, path: str) -> tuple:
+        """_probe of a file no stat-cache row names (a first log): opened first and
+        stat'ed through its descriptor, one path lookup instead of two (stat, then open).
+        O_NONBLOCK: a FIFO put where a file was is refused at once, not waited on (and
+        O_NOCTTY: a terminal opened so never becomes this process's own)."""
+        recorded = time.time_ns()  # before the read: see RACY_WINDOW_NS
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            raise SourceFileNotFoundError(f"no such file: {path}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise InvalidInputError(f"{path} is not a regular file")
+            key = stat_key(st)
+            if key.size > WHOLE_FILE_LIMIT:
+                return path, key, None, _LARGE, 0
+            return _read_whole(fd, path, key, recorded)
+        finally:
+            os.close(fd)
 
     def _read_small(self, path: str, key: StatKey) -> tuple:
         recorded = time.time_ns()  # before the read: see RACY_WINDOW_NS
@@ -205,79 +238,82 @@ class LocalWriteSession(WriteSession):
         except FileNotFoundError:  # removed between stat and open
             raise SourceFileNotFoundError(f"no such file: {path}") from None
         try:
-            # one read: a regular file returns all it has; growth shows in the fstat below
-            data = os.read(fd, key.size + 1)
-            while len(data) < key.size:  # short read (signal): go on until EOF
-                more = os.read(fd, key.size + 1 - len(data))
-                if not more:
-                    break
-                data += more
-            after = stat_key(os.fstat(fd))
+            return _read_whole(fd, path, key, recorded)
         finally:
             os.close(fd)
-        if len(data) != key.size or after != key:
-            raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
-        return path, key, blake3.blake3(data).digest(), data, recorded
 
-    def _probes(self, paths: list[str]) -> Iterator[list[tuple]]:
+    def _probes(self, paths: list[str], rows: dict[str, StatRow]) -> Iterator[list[tuple]]:
         """Batches of probes, in order, on the calling thread.
 
         Small files are read on one thread on purpose: each costs a handful of short
         syscalls that drop and retake the GIL, and a reader thread beside the consumer
         convoys with it. Measured (20,000 / 21,000 files of 16 KiB, dataset_v1 / v2):
         inline 0.85-0.90 / 0.62-0.70 s, reader thread + consumer 1.16-1.37 / 0.74-0.83 s,
-        two reader threads 0.95-1.06 s for v2. A batch is at most _BATCH_FILES files or
-        _BATCH_BYTES of data (or one large file, which streams on two threads)."""
+        two reader threads 0.95-1.06 s for v2. A batch is at most _PROBE_BATCH_FILES files
+        or _BATCH_BYTES of data (or one large file, which streams on two threads)."""
         batch, size = [], 0
+        fresh_after_ns = time.time_ns() - int(TOUCH_FRESH_SECONDS * 1e9)
+        row_of = rows.get
         for p in paths:
-            probe = self._probe(p)
+            probe = self._probe(p, row_of(p), fresh_after_ns)
             batch.append(probe)
             data = probe[3]
             if data is not None and data is not _LARGE:
                 size += len(data)
-            if len(batch) >= _BATCH_FILES or size >= _BATCH_BYTES or data is _LARGE:
+            if len(batch) >= _PROBE_BATCH_FILES or size >= _BATCH_BYTES or data is _LARGE:
                 yield batch
                 batch, size = [], 0
         if batch:
             yield batch
 
-    def _consume(self, batch: list[tuple], progress: ProgressCallback | None) -> list[FileRef]:
+    def _consume(self, batch: list[tuple], progress: ProgressCallback | None) -> list[tuple[str, int]]:
         """Register a batch of probes: at most two queries for the batch, whatever its size.
 
         A file read now needs only "is its chunk stored?" (a small file is one chunk under
         its own digest); its file row is upserted at commit, which also restarts the gc
-        grace clock of a file that was already indexed. A stat-cache hit needs nothing:
-        the lookup that found it also checked the file is still stored."""
+        grace clock of a file that was already indexed. A stat-cache hit needs no query
+        (its row names a stored file: statcache_lookup) unless its row is stale (_probe):
+        then one query for the batch tells which of those files some session touched
+        since, and the others are touched at commit.
+
+        A small file stored earlier in this session is known by `_small_files`, which holds
+        those read since the last spill of stat-cache rows (at most SPILL_ROWS): one read
+        before those and not in the open pack is stored again (asking the spilled rows
+        cost a filter pass and often a query per batch, ~5 % of logging 100,000 small
+        files). The waste is bounded (at most one copy of a content per SPILL_ROWS new
+        files, dead bytes that gc's repack reclaims) and the index keeps one location per
+        chunk and one row per file."""
         new_files = self._new_files
-        fresh = [p[2] for p in batch if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files]
-        spilled = self._staged.known_files(fresh)  # stored earlier in this session, rows spilled
-        if spilled:
-            fresh = [d for d in fresh if d not in spilled]
+        small = self._small_files
+        stale = [p[2] for p in batch if p[3] is None and p[4] and p[2] not in new_files and p[2] not in small]
+        if stale:
+            touched = self.store.index.touched_since(stale, time.time() - TOUCH_FRESH_SECONDS)
+            self._reused.update(d for d in stale if d not in touched)
+        fresh = [p[2] for p in batch
+                 if p[3] is not None and p[3] is not _LARGE and p[2] not in new_files and p[2] not in small]
         absent = set(self._unknown_chunks(fresh, whole_files=True)) if fresh else set()
         refs = []
         new_chunks: list[tuple[bytes, bytes, None]] = []  # appended as one block (packs.py): back to back
         for path, key, digest, data, recorded in batch:
             if data is None:  # a stat-cache hit (`key` is the size): the file is stored (statcache_lookup)
-                if recorded and digest not in new_files:  # stale: its gc grace clock restarts at commit
-                    self._reused.add(digest)
                 if progress:
                     progress(key)
-                refs.append(FileRef(digest.hex(), key))
+                refs.append((digest.hex(), key))
                 continue
             if data is _LARGE:
                 self._append_all(new_chunks)
                 new_chunks = []
                 digest, recorded = self._add_large(path, key, progress)
             else:
-                if digest not in new_files and digest not in spilled:
+                if digest not in small and digest not in new_files:
                     if digest in absent:
                         absent.discard(digest)
                         new_chunks.append((digest, data, None))
-                    new_files[digest] = (len(data), 1, None)
+                    small.add(digest)  # its file row: from its stat-cache row (_memory_file_rows)
                 if progress:
                     progress(key.size)
             self._stat_entries.append((path, key, digest, recorded))
-            refs.append(FileRef(digest.hex(), key.size))
+            refs.append((digest.hex(), key.size))
         self._append_all(new_chunks)
         return refs
 
@@ -607,7 +643,7 @@ class LocalWriteSession(WriteSession):
         delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         self.store.index.commit_session(
             packs, self._staged.path if packs or self._staged.spilled else None,
-            [(d, s, n, r) for d, (s, n, r) in self._new_files.items()], self._stat_entries, self._reused,
+            self._memory_file_rows(), self._stat_entries, self._reused,
         )
         self.committed = True
         self._cleanup()
@@ -650,6 +686,21 @@ class LocalWriteSession(WriteSession):
         if not self.committed:
             self.abort()
         self.close()
+
+
+def _read_whole(fd: int, path: str, key: StatKey, recorded: int) -> tuple:
+    """A small file's probe (see _probe) from its open descriptor, `key` as stat'ed before:
+    one read (a regular file returns all it has), more only after a short read; a file
+    that grew, shrank or changed meanwhile shows in the fstat after it."""
+    data = os.read(fd, key.size + 1)
+    while len(data) < key.size:  # short read (signal): go on until EOF
+        more = os.read(fd, key.size + 1 - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) != key.size or stat_key(os.fstat(fd)) != key:
+        raise FileChangedError(f"{path} changed while it was being read; nothing was stored for it")
+    return path, key, blake3.blake3(data).digest(), data, recorded
 
 
 def _absolute(p) -> str:
