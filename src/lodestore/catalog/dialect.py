@@ -149,7 +149,7 @@ def bulk_insert_cache(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != SQLITE:
         yield
         return
-    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()  # SQLite always answers
     conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_INSERT_CACHE_KIB}")
     try:
         yield
