@@ -50,7 +50,7 @@ from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
-from lodestore.store.packs import RECORD_HEADER, PackWriter
+from lodestore.store.packs import RECORD_HEADER, PackWriter, WriteQueue
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
@@ -108,6 +108,9 @@ class LocalWriteSession(WriteSession):
         self._statcache: dict[str, tuple[tuple, bytes, int, int] | None] = {}  # statcache_lookup's
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
+        # every pack of the session is written on one thread, in order (packs.WriteQueue)
+        self._writes = WriteQueue()
+        weakref.finalize(self, self._writes.close)  # a session dropped without close() stops its thread too
 
     # --- stat cache -------------------------------------------------------------
     def prefetch_stat_cache(self, paths: list[str]) -> None:
@@ -341,11 +344,16 @@ class LocalWriteSession(WriteSession):
         return digest, recorded
 
     def _chunk_stream(self, f, size: int, digest: bytes | None, progress) -> tuple[bytes, bytearray]:
-        def flush() -> None:
-            if self._writer is not None:
-                self._writer.flush()  # the pack holds views of the window: write them before reuse
+        return stream_chunks(f, size, self._chunker, self._store_window, self._after_writes, digest, progress)
 
-        return stream_chunks(f, size, self._chunker, self._store_window, flush, digest, progress)
+    def _after_writes(self, give_back) -> None:
+        """Call `give_back()` once every byte appended so far is written, without
+        waiting: the packs hold views of a window, which is reused after that. Every
+        pack of the session writes through one queue (packs.WriteQueue), so a job queued
+        now runs after the writes of a pack rotated meanwhile too."""
+        if self._writer is not None:
+            self._writer.hand_off()
+        self._writes.then(give_back)
 
     def _store_window(self, window: memoryview, pieces: Pieces) -> bytearray:
         """Append the new chunks among `pieces` (stream.Piece: where in `window`, digest,
@@ -395,7 +403,8 @@ class LocalWriteSession(WriteSession):
             writer = self._writer
             if writer is None:
                 self._pack_id = uuid.uuid4().hex
-                writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync)
+                writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync,
+                                                   writes=self._writes)
             room, take = PACK_TARGET_SIZE - writer.size, 1
             room -= RECORD_HEADER.size + len(records[0][3])
             while take < len(records) and room > 0:  # the record that crosses the target still goes in
@@ -412,7 +421,7 @@ class LocalWriteSession(WriteSession):
         writer, pack_id = self._writer, self._pack_id
         assert writer is not None and pack_id is not None  # only called with a pack open
         self._writer = self._pack_id = None
-        writer.flush()
+        writer.hand_off()  # written on the write thread; the close thread waits for it (finish)
         self._staged.add(pack_id, writer.entries)
         self._open = set()
         self._packs.append((pack_id, writer, len(writer.entries), self._finish_pool.submit(_finish, writer)))
@@ -640,6 +649,7 @@ class LocalWriteSession(WriteSession):
         self._closed = True
         self._staged.close()
         self._finish_pool.shutdown(wait=True)
+        self._writes.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _check_open(self) -> None:

@@ -30,6 +30,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import blake3
@@ -77,14 +78,19 @@ class _Cut(NamedTuple):
 
 
 def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pieces], bytes | bytearray],
-                  flush: Callable[[], None], digest: bytes | None, progress) -> tuple[bytes, bytearray]:
+                  after_writes: Callable[[Callable[[], None]], None], digest: bytes | None,
+                  progress) -> tuple[bytes, bytearray]:
     """Chunk and store the open file `f` of `size` bytes; returns (file digest, recipe).
 
     `digest`: the file's digest if the caller hashed it first, else computed here in the
-    same pass. `flush()` must write out every byte taken from a window before the window
-    is reused. FileChangedError if the file's size turns out other than `size`."""
+    same pass. `after_writes(give_back)` must call `give_back()` (from any thread) once
+    every byte `store_window` took from the window is written, and not wait for it: the
+    window's buffer is reused then. FileChangedError if the file's size turns out other
+    than `size`."""
     whole = blake3.blake3(max_threads=_WHOLE_HASH_THREADS) if digest is None else None
-    free = [bytearray(CHUNK_MAX + READ_WINDOW) for _ in range(_WINDOW_BUFFERS)]
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # given back by the writes
+    for _ in range(_WINDOW_BUFFERS):
+        free.put(bytearray(CHUNK_MAX + READ_WINDOW))
     to_cut: queue.Queue = queue.Queue()
     cut: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -116,8 +122,10 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
     total, eof = 0, False
     try:
         while True:
-            while free and not eof:  # keep the cutter fed
-                buf = free.pop()
+            # keep the cutter fed: read while a buffer is free; wait for one only when
+            # nothing is being cut (all are still being written)
+            while not eof and (not free.empty() or not waiting):
+                buf = free.get()
                 n = f.readinto(memoryview(buf)[CHUNK_MAX:])
                 total += n
                 eof = n == 0 or total >= size
@@ -132,8 +140,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
                 raise item
             waiting.popleft()
             recipe += store_window(item.window, item.pieces)
-            flush()
-            free.append(item.buf)
+            after_writes(partial(free.put, item.buf))
             if progress and item.n:
                 progress(item.n)
         if total != size or f.read(1):
