@@ -213,7 +213,11 @@ class PackWriter:
             self.writes.submit(lambda: self._write(pieces))
 
     def _write(self, pieces: list) -> None:
-        self._written_out(_writev_all(self._fd, pieces))
+        try:
+            n = _writev_all(self._fd, pieces)
+        except OSError as e:  # raised on another thread than the caller's: say which file
+            raise OSError(e.errno, e.strerror, str(self.tmp_path)) from None
+        self._written_out(n)
 
     def flush(self) -> None:
         """Write every appended byte; after this the caller may reuse its buffers."""

@@ -54,7 +54,7 @@ from lodestore.store.packs import RECORD_HEADER, PackWriter, WriteQueue
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
-from lodestore.testhooks import delay_point
+from lodestore.testhooks import delay_point, pause_point
 
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
@@ -354,6 +354,7 @@ class LocalWriteSession(WriteSession):
         if self._writer is not None:
             self._writer.hand_off()
         self._writes.then(give_back)
+        pause_point("log-window-queued")  # tests kill a log here, its writes in flight
 
     def _store_window(self, window: memoryview, pieces: Pieces) -> bytearray:
         """Append the new chunks among `pieces` (stream.Piece: where in `window`, digest,
