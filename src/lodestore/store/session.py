@@ -5,13 +5,17 @@
   new and append it to the pack, the batch's new files as one block (packs.py). On the
   calling thread alone: measured faster than a reader thread beside it (see _probes:
   the GIL convoys on many tiny syscalls);
-- one large file, on both cores (stream.py; the GIL is released by every heavy step:
+- one large file, on three threads (stream.py; the GIL is released by every heavy step:
   read, pyfastcdc's cut, blake3, zstd, writev): the calling thread reads each window and
   feeds the whole-file hash; a cutter thread cuts it into chunks, hashes and probes each
   chunk; the calling thread then looks the window's chunk digests up (one query per
-  window), compresses what the probe says may shrink, and writes the new chunks as one
-  block straight from the window buffer (writev, no copy). Four 8 MiB window buffers
+  window), compresses what the probe says may shrink, and appends the new chunks as one
+  block straight from the window buffer (no copy), which the session's write thread
+  writes (packs.WriteQueue) before the buffer is reused. Four 1 MiB window buffers
   circulate, so memory is bounded whatever the file size.
+
+Every pack of a session is written on its one write thread, in order; full packs are
+closed (trailer, fsync) on the pack-close thread meanwhile.
 
 A large file is hashed first (blake3 on all cores) only when a stored file of the same
 size exists: only then can it be a duplicate, and then it is found by its digest

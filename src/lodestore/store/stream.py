@@ -1,26 +1,34 @@
-"""Chunking one large file on both cores, in bounded memory.
+"""Chunking one large file on every core it can use, in bounded memory.
 
-Two threads, each busy about half the time (measured per 256 MiB of random bytes, CPU
-of each step alone: read 0.055 s, FastCDC 0.07, a BLAKE3 per chunk 0.06, whole-file
-BLAKE3 0.047, zstd probes 0.015, writing 0.055):
+Three threads (measured per 256 MiB of random bytes, CPU of each step alone: read
+0.055 s, FastCDC 0.07, a BLAKE3 per chunk 0.06, whole-file BLAKE3 0.047, zstd probes
+0.015, writing 0.055; writing costs 2-8x that on this VM when fresh page-cache pages
+are dear, see packs.WriteQueue):
 
 - the calling thread reads the file a window at a time, feeds the whole-file hash with
   it, hands it to the cutter, and stores the windows the cutter has cut (`store_window`:
-  one lookup per window, pack appends straight from the window buffer, writev). Its
-  calls are few and long (~6 a window), so it seldom waits for the GIL;
+  one lookup per window, pack appends straight from the window buffer, no copy). Its
+  calls are few and long, so it seldom waits for the GIL;
 - the cutter thread cuts each window into content-defined chunks, hashes each chunk and
-  probes it for compressibility (codec.probe): the ~300 short GIL-releasing calls a
-  window are all on this thread. (Before, the calling thread also probed each chunk and
-  the cutter read the file: each of the calling thread's ~100 calls a window waited for
-  the GIL behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice
-  their CPU time.)
+  probes it for compressibility (codec.probe): the many short GIL-releasing calls are
+  all on this thread. (Before, the calling thread also probed each chunk and the cutter
+  read the file: each of the calling thread's ~100 calls a window waited for the GIL
+  behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their
+  CPU time.)
+- the session's write thread (packs.WriteQueue) writes each window's new chunks into
+  the pack and starts their writeback; it gives the window's buffer back when done
+  (`after_writes`), so neither of the other two ever waits on the disk.
+
+Where the time went before the write thread (a per-thread timeline of one 1 GiB log,
+issue 12): the calling thread read, hashed, looked up and wrote, and its writev alone
+took 1.1 CPU-s of its ~2.3 s busy time; the cutter waited for work 60 % of the run.
 
 Every heavy step releases the GIL (read, pyfastcdc's cut, blake3, zstd, writev), so the
-two overlap; on a machine with more cores the whole-file hash uses blake3's own threads
-too, so it could hash faster still (_WHOLE_HASH_THREADS). Four window buffers circulate (one being read, one being cut,
-one being stored, one spare): ~33 MB whatever the file size. The chunk boundaries are
-those of chunking the whole file at once (chunking.cut_window carries each window's
-unfinished tail into the next).
+three overlap; on a machine with more cores the whole-file hash uses blake3's own
+threads too (_WHOLE_HASH_THREADS). Four window buffers of WINDOW + CHUNK_MAX circulate
+(one being read, one being cut, one being stored or written, one spare): ~5 MB whatever
+the file size. The chunk boundaries are those of chunking the whole file at once
+(chunking.cut_window carries each window's unfinished tail into the next).
 """
 
 from __future__ import annotations
