@@ -135,7 +135,7 @@ class WriteQueue:
             if self.error is None or always:
                 try:
                     job()
-                except BaseException as e:  # noqa: BLE001 (kept, raised to the submitter)
+                except BaseException as e:  # kept, raised to the submitter
                     if self.error is None:
                         self.error = e
 
@@ -263,7 +263,7 @@ class PackWriter:
         if self._fd >= 0:
             try:
                 self.writes.barrier()
-            except BaseException:  # noqa: BLE001 (the pack is dropped; its write errors with it)
+            except BaseException:  # the pack is dropped; its write errors with it
                 pass
         self._close()
         self.tmp_path.unlink(missing_ok=True)
