@@ -5,13 +5,17 @@
   new and append it to the pack, the batch's new files as one block (packs.py). On the
   calling thread alone: measured faster than a reader thread beside it (see _probes:
   the GIL convoys on many tiny syscalls);
-- one large file, on both cores (stream.py; the GIL is released by every heavy step:
+- one large file, on three threads (stream.py; the GIL is released by every heavy step:
   read, pyfastcdc's cut, blake3, zstd, writev): the calling thread reads each window and
   feeds the whole-file hash; a cutter thread cuts it into chunks, hashes and probes each
   chunk; the calling thread then looks the window's chunk digests up (one query per
-  window), compresses what the probe says may shrink, and writes the new chunks as one
-  block straight from the window buffer (writev, no copy). Four 8 MiB window buffers
+  window), compresses what the probe says may shrink, and appends the new chunks as one
+  block straight from the window buffer (no copy), which the session's write thread
+  writes (packs.WriteQueue) before the buffer is reused. Four 1 MiB window buffers
   circulate, so memory is bounded whatever the file size.
+
+Every pack of a session is written on its one write thread, in order; full packs are
+closed (trailer, fsync) on the pack-close thread meanwhile.
 
 A large file is hashed first (blake3 on all cores) only when a stored file of the same
 size exists: only then can it be a duplicate, and then it is found by its digest
@@ -50,11 +54,11 @@ from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import ChunkLocation, StatKey, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
-from lodestore.store.packs import RECORD_HEADER, PackWriter
+from lodestore.store.packs import RECORD_HEADER, PackWriter, WriteQueue
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
-from lodestore.testhooks import delay_point
+from lodestore.testhooks import delay_point, pause_point
 
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
@@ -108,6 +112,9 @@ class LocalWriteSession(WriteSession):
         self._statcache: dict[str, tuple[tuple, bytes, int, int] | None] = {}  # statcache_lookup's
         # full packs are closed (trailer + fsync) on their own thread
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
+        # every pack of the session is written on one thread, in order (packs.WriteQueue)
+        self._writes = WriteQueue()
+        weakref.finalize(self, self._writes.close)  # a session dropped without close() stops its thread too
 
     # --- stat cache -------------------------------------------------------------
     def prefetch_stat_cache(self, paths: list[str]) -> None:
@@ -341,11 +348,17 @@ class LocalWriteSession(WriteSession):
         return digest, recorded
 
     def _chunk_stream(self, f, size: int, digest: bytes | None, progress) -> tuple[bytes, bytearray]:
-        def flush() -> None:
-            if self._writer is not None:
-                self._writer.flush()  # the pack holds views of the window: write them before reuse
+        return stream_chunks(f, size, self._chunker, self._store_window, self._after_writes, digest, progress)
 
-        return stream_chunks(f, size, self._chunker, self._store_window, flush, digest, progress)
+    def _after_writes(self, give_back) -> None:
+        """Call `give_back()` once every byte appended so far is written, without
+        waiting: the packs hold views of a window, which is reused after that. Every
+        pack of the session writes through one queue (packs.WriteQueue), so a job queued
+        now runs after the writes of a pack rotated meanwhile too."""
+        if self._writer is not None:
+            self._writer.hand_off()
+        self._writes.then(give_back)
+        pause_point("log-window-queued")  # tests kill a log here, its writes in flight
 
     def _store_window(self, window: memoryview, pieces: Pieces) -> bytearray:
         """Append the new chunks among `pieces` (stream.Piece: where in `window`, digest,
@@ -395,7 +408,8 @@ class LocalWriteSession(WriteSession):
             writer = self._writer
             if writer is None:
                 self._pack_id = uuid.uuid4().hex
-                writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync)
+                writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync,
+                                                   writes=self._writes)
             room, take = PACK_TARGET_SIZE - writer.size, 1
             room -= RECORD_HEADER.size + len(records[0][3])
             while take < len(records) and room > 0:  # the record that crosses the target still goes in
@@ -412,7 +426,7 @@ class LocalWriteSession(WriteSession):
         writer, pack_id = self._writer, self._pack_id
         assert writer is not None and pack_id is not None  # only called with a pack open
         self._writer = self._pack_id = None
-        writer.flush()
+        writer.hand_off()  # written on the write thread; the close thread waits for it (finish)
         self._staged.add(pack_id, writer.entries)
         self._open = set()
         self._packs.append((pack_id, writer, len(writer.entries), self._finish_pool.submit(_finish, writer)))
@@ -640,6 +654,7 @@ class LocalWriteSession(WriteSession):
         self._closed = True
         self._staged.close()
         self._finish_pool.shutdown(wait=True)
+        self._writes.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def _check_open(self) -> None:

@@ -1,26 +1,34 @@
-"""Chunking one large file on both cores, in bounded memory.
+"""Chunking one large file on every core it can use, in bounded memory.
 
-Two threads, each busy about half the time (measured per 256 MiB of random bytes, CPU
-of each step alone: read 0.055 s, FastCDC 0.07, a BLAKE3 per chunk 0.06, whole-file
-BLAKE3 0.047, zstd probes 0.015, writing 0.055):
+Three threads (measured per 256 MiB of random bytes, CPU of each step alone: read
+0.055 s, FastCDC 0.07, a BLAKE3 per chunk 0.06, whole-file BLAKE3 0.047, zstd probes
+0.015, writing 0.055; writing costs 2-8x that on this VM when fresh page-cache pages
+are dear, see packs.WriteQueue):
 
 - the calling thread reads the file a window at a time, feeds the whole-file hash with
   it, hands it to the cutter, and stores the windows the cutter has cut (`store_window`:
-  one lookup per window, pack appends straight from the window buffer, writev). Its
-  calls are few and long (~6 a window), so it seldom waits for the GIL;
+  one lookup per window, pack appends straight from the window buffer, no copy). Its
+  calls are few and long, so it seldom waits for the GIL;
 - the cutter thread cuts each window into content-defined chunks, hashes each chunk and
-  probes it for compressibility (codec.probe): the ~300 short GIL-releasing calls a
-  window are all on this thread. (Before, the calling thread also probed each chunk and
-  the cutter read the file: each of the calling thread's ~100 calls a window waited for
-  the GIL behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice
-  their CPU time.)
+  probes it for compressibility (codec.probe): the many short GIL-releasing calls are
+  all on this thread. (Before, the calling thread also probed each chunk and the cutter
+  read the file: each of the calling thread's ~100 calls a window waited for the GIL
+  behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their
+  CPU time.)
+- the session's write thread (packs.WriteQueue) writes each window's new chunks into
+  the pack and starts their writeback; it gives the window's buffer back when done
+  (`after_writes`), so neither of the other two ever waits on the disk.
+
+Where the time went before the write thread (a per-thread timeline of one 1 GiB log,
+issue 12): the calling thread read, hashed, looked up and wrote, and its writev alone
+took 1.1 CPU-s of its ~2.3 s busy time; the cutter waited for work 60 % of the run.
 
 Every heavy step releases the GIL (read, pyfastcdc's cut, blake3, zstd, writev), so the
-two overlap; on a machine with more cores the whole-file hash uses blake3's own threads
-too, so it could hash faster still (_WHOLE_HASH_THREADS). Four window buffers circulate (one being read, one being cut,
-one being stored, one spare): ~33 MB whatever the file size. The chunk boundaries are
-those of chunking the whole file at once (chunking.cut_window carries each window's
-unfinished tail into the next).
+three overlap; on a machine with more cores the whole-file hash uses blake3's own
+threads too (_WHOLE_HASH_THREADS). Four window buffers of WINDOW + CHUNK_MAX circulate
+(one being read, one being cut, one being stored or written, one spare): ~5 MB whatever
+the file size. The chunk boundaries are those of chunking the whole file at once
+(chunking.cut_window carries each window's unfinished tail into the next).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import blake3
@@ -39,6 +48,15 @@ from lodestore.store import codec
 from lodestore.store.chunking import cut_window
 from lodestore.store.layout import CHUNK_MAX, READ_WINDOW
 
+# Fresh bytes read per window. Small enough that a window stays in the CPU's caches
+# from its read through the whole-file hash, the cut, the chunk hashes and the write:
+# each of those passes then reads cache, not memory. Measured on this 2-core VM (1 GiB,
+# in-process, 6 interleaved rounds, heavily loaded machine): 8 MiB windows 2.47 CPU-s
+# (median; wall 4.35 s), 2 MiB 2.28 (4.06 s), 1 MiB 1.78 (2.56 s); 1 MiB with 8 buffers
+# 1.83 (3.09 s). The price: a block (packs.py) per window, so a download moves a raw
+# checkpoint in ~1,000 kernel copies a GiB instead of ~130 (rawcopy.py measured ~7 us
+# a copy), and one index lookup per window (~0.5 ms).
+WINDOW = 1024 * 1024
 _WINDOW_BUFFERS = 4
 # The whole-file hash runs on blake3's own threads only where cores are left over beside
 # this pipeline's two: on this 2-core machine those threads only competed with the
@@ -77,14 +95,19 @@ class _Cut(NamedTuple):
 
 
 def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pieces], bytes | bytearray],
-                  flush: Callable[[], None], digest: bytes | None, progress) -> tuple[bytes, bytearray]:
+                  after_writes: Callable[[Callable[[], None]], None], digest: bytes | None,
+                  progress) -> tuple[bytes, bytearray]:
     """Chunk and store the open file `f` of `size` bytes; returns (file digest, recipe).
 
     `digest`: the file's digest if the caller hashed it first, else computed here in the
-    same pass. `flush()` must write out every byte taken from a window before the window
-    is reused. FileChangedError if the file's size turns out other than `size`."""
+    same pass. `after_writes(give_back)` must call `give_back()` (from any thread) once
+    every byte `store_window` took from the window is written, and not wait for it: the
+    window's buffer is reused then. FileChangedError if the file's size turns out other
+    than `size`."""
     whole = blake3.blake3(max_threads=_WHOLE_HASH_THREADS) if digest is None else None
-    free = [bytearray(CHUNK_MAX + READ_WINDOW) for _ in range(_WINDOW_BUFFERS)]
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # given back by the writes
+    for _ in range(_WINDOW_BUFFERS):
+        free.put(bytearray(CHUNK_MAX + WINDOW))
     to_cut: queue.Queue = queue.Queue()
     cut: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -116,8 +139,10 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
     total, eof = 0, False
     try:
         while True:
-            while free and not eof:  # keep the cutter fed
-                buf = free.pop()
+            # keep the cutter fed: read while a buffer is free; wait for one only when
+            # nothing is being cut (all are still being written)
+            while not eof and (not free.empty() or not waiting):
+                buf = free.get()
                 n = f.readinto(memoryview(buf)[CHUNK_MAX:])
                 total += n
                 eof = n == 0 or total >= size
@@ -132,8 +157,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
                 raise item
             waiting.popleft()
             recipe += store_window(item.window, item.pieces)
-            flush()
-            free.append(item.buf)
+            after_writes(partial(free.put, item.buf))
             if progress and item.n:
                 progress(item.n)
         if total != size or f.read(1):
