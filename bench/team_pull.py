@@ -12,7 +12,6 @@ fresh processes (bench/team_steps.py); prints each run and the medians.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -62,7 +61,7 @@ def setup(work: Path, state_path: Path) -> None:
             time.sleep(1)
     finally:
         real_services.kill(s3.process)
-        real_services.stop_postgres()
+        real_services.stop_postgres(pg)
         rm(scratch)
 
 
