@@ -85,16 +85,18 @@ class ChunkFrame:
     def raw(self) -> bytes | memoryview:
         """The raw bytes, checked: decoded to `raw_len` bytes whose BLAKE3 is `digest`
         (CorruptionError otherwise; a frame larger than MAX_FRAME is refused unread)."""
-        name = self.digest.hex()[:16]
         if len(self.stored) > MAX_FRAME or self.raw_len > MAX_FRAME:
+            name = self.digest.hex()[:16]
             raise CorruptionError(f"chunk {name}... received is larger than any chunk a store holds "
                                   f"({MAX_FRAME} bytes); refused")
         try:
             data = codec.decode(self.codec, self.stored, self.raw_len)
         except CorruptionError as e:
+            name = self.digest.hex()[:16]
             raise CorruptionError(f"chunk {name}... received does not match its digest ({e}): refused, "
                                   "nothing of it was stored") from None
         if len(data) != self.raw_len or blake3.blake3(data).digest() != self.digest:
+            name = self.digest.hex()[:16]
             raise CorruptionError(f"chunk {name}... received does not match its digest: refused, "
                                   "nothing of it was stored")
         return data

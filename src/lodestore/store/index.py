@@ -83,17 +83,22 @@ def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
 
 
 DIGEST_LEN = 32  # BLAKE3-256
-_HEX = frozenset("0123456789abcdef")
 
 
 def digest_bytes(digest: str) -> bytes:
     """A hex digest as the index keys it. Only the canonical spelling (64 lowercase hex
     characters, as b3sum prints) is a digest: bytes.fromhex alone would also take upper
     case and embedded spaces, and the same content would then go by several names (and
-    fail the final hexdigest check)."""
-    if not isinstance(digest, str) or len(digest) != 2 * DIGEST_LEN or not _HEX.issuperset(digest):
+    fail the final hexdigest check). Checked by the round trip (the spelling .hex()
+    gives back is the canonical one): a pull converts ~7 digests per chunk, and this is
+    a quarter of the cost of checking the characters first (0.34 vs 1.24 us)."""
+    try:
+        raw = bytes.fromhex(digest)
+    except (TypeError, ValueError):
+        raw = b""
+    if len(raw) != DIGEST_LEN or raw.hex() != digest:
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
-    return bytes.fromhex(digest)
+    return raw
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 _BATCH = 900
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's

@@ -27,6 +27,7 @@ have committed it), and maintenance under the bucket's leases and lock.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import threading
 import weakref
@@ -246,10 +247,14 @@ class S3ContentStore(ContentStore):
         return self.cache.iter_files()
 
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
+        """From the index cache, synced once if some are not there (one query a page of
+        files when they are: a pull asks for every file's recipe)."""
         digests = list(digests)
-        if self.cache.missing(digests):
+        found = self.cache.recipes(digests)
+        if len(found) < len(set(digests)):
             self.sync()
-        return self.cache.recipes(digests)
+            found = self.cache.recipes(digests)
+        return found
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
         """Synced first, like `missing`, unless a write session of this store holds its
@@ -492,12 +497,15 @@ class S3ContentStore(ContentStore):
         self.bucket.close()
 
 
+_PACK_ORDER = operator.attrgetter("pack_id", "offset")  # a key made in C: a pull sorts every chunk it moves
+
+
 def remote_pieces(locs: list[ChunkLocation]) -> Iterator[tuple[str, int, int, list[ChunkLocation]]]:
     """(pack id, offset, length, chunks) ranges covering `locs` in pack order: neighbours
     in one pack share a range up to RANGE_PIECE bytes, across gaps of up to RANGE_GAP
     bytes of chunks not wanted (one GET reads through them instead of two GETs)."""
     run: list[ChunkLocation] = []
-    for loc in sorted(locs, key=lambda loc: (loc.pack_id, loc.offset)):
+    for loc in sorted(locs, key=_PACK_ORDER):
         if run and (loc.pack_id != run[0].pack_id or loc.offset - (run[-1].offset + run[-1].stored_len) > RANGE_GAP
                     or loc.offset + loc.stored_len - run[0].offset > RANGE_PIECE):
             yield _piece(run)
