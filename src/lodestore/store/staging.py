@@ -120,12 +120,7 @@ class StagedChunks:
         maybe = _maybe_held(self._filter_made(), digests)
         if not maybe:
             return digests
-        self._index("chunks")
-        found: set[bytes] = set()
-        for i in range(0, len(maybe), _BATCH):
-            batch = maybe[i : i + _BATCH]
-            q = f"SELECT digest FROM chunks WHERE digest IN ({','.join('?' * len(batch))})"
-            found.update(r[0] for r in self._db.execute(q, batch))
+        found = self._held("chunks", maybe)
         return [d for d in digests if d not in found] if found else digests
 
     def locate(self, digests: list[bytes]) -> dict[bytes, tuple[str, int, int, int, int]]:
@@ -178,12 +173,16 @@ class StagedChunks:
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         """Which of `digests` are spilled new files (none asked while nothing is spilled)."""
         items = list(digests) if self.files_spilled else []
-        if items:
-            self._index("files")
+        return self._held("files", items) if items else set()
+
+    def _held(self, table: str, digests: list[bytes]) -> set[bytes]:
+        """Which of `digests` the staging table `table` holds (its digest index made
+        first, on the first lookup that needs it), _BATCH at a time."""
+        self._index(table)
         found: set[bytes] = set()
-        for i in range(0, len(items), _BATCH):
-            batch = items[i : i + _BATCH]
-            q = f"SELECT digest FROM files WHERE digest IN ({','.join('?' * len(batch))})"
+        for i in range(0, len(digests), _BATCH):
+            batch = digests[i : i + _BATCH]
+            q = f"SELECT digest FROM {table} WHERE digest IN ({','.join('?' * len(batch))})"
             found.update(r[0] for r in self._db.execute(q, batch))
         return found
 
