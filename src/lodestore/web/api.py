@@ -1,7 +1,11 @@
 """The JSON REST API under /api/v1: one `Endpoint` per route, each a small function on the
-service door. The same table makes the routes and the OpenAPI document (openapi.py), so
-a route cannot exist undocumented. Resources are named for a future team server:
-projects, artifacts, versions, files, aliases, runs, lineage, search, diff, stats.
+service door. The table and what every route shares (errors, request helpers) is
+routing.py; this module holds the catalog's routes (store-wide, artifacts, versions,
+aliases, diff, runs) and importing it registers the file routes (file_routes.py) and the
+lineage route (lineage_routes.py) too: `ENDPOINTS` is then the whole table. The same table
+makes the routes and the OpenAPI document (openapi.py), so a route cannot exist
+undocumented. Resources are named for a future team server: projects, artifacts,
+versions, files, aliases, runs, lineage, search, diff, stats.
 
 Every path segment taken from a request goes through the naming rules (`lodestore.names`)
 and every entry path through `normalize_entry_path`; every list is a cursor page
@@ -10,39 +14,20 @@ and every entry path through `normalize_entry_path`; every list is a cursor page
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
-import mimetypes
-import sys
-import tarfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 
 from lodestore import __version__
-from lodestore.errors import (
-    ConflictError,
-    CorruptionError,
-    FileChangedError,
-    ImmutableError,
-    InvalidInputError,
-    InvalidNameError,
-    LodestoreError,
-    NotFoundError,
-)
+from lodestore.errors import InvalidInputError
 from lodestore.names import normalize_entry_path, parse_ref, validate_name
 from lodestore.sdk.service import (
     ARTIFACT_ORDERS,
     DIFF_SECTIONS,
     VERSION_ORDERS,
     Service,
-    TablesUnavailableError,
     VersionRecord,
     artifact_page_key,
     diff_item,
@@ -50,160 +35,30 @@ from lodestore.sdk.service import (
     version_page_key,
 )
 from lodestore.web import json_out as out
-from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, paginate_sorted, parse_limit
+from lodestore.web import lineage_routes  # noqa: F401 (importing it registers its route)
+from lodestore.web.file_routes import looks_text
+from lodestore.web.paging import Page, keyset, paginate, paginate_ordered, parse_limit
+from lodestore.web.routing import (
+    ARTIFACT_PATH,
+    MAX_RUN_ID,
+    P_NAME,
+    P_PROJECT,
+    P_SEL,
+    VERSION_PATH,
+    Param,
+    flag,
+    json_body,
+    names_of,
+    page_json,
+    q,
+    ref_param,
+    route,
+    str_list,
+    version_of,
+)
+from lodestore.web.routing import ENDPOINTS as ENDPOINTS  # the whole table, once this module is imported
 
-PREVIEW_TEXT_BYTES = 1_000_000  # text and JSON previews: the first 1 MB
-PREVIEW_TABLE_ROWS = 100  # CSV and Parquet previews: the first 100 rows
-PREVIEW_TABLE_COLUMNS = 100  # ... of their first 100 columns
-PREVIEW_CELL_CHARS = 1_000  # a Parquet cell longer than this is cut (a CSV preview is cut at 1 MB)
-PREVIEW_PARQUET_BYTES = 16_000_000  # a Parquet file is read whole to take its head: only up to this size
 TEXT_DIFF_BYTES = 256_000  # side by side diffs only for small text files
-LINEAGE_MAX_NODES = 500  # nodes (cluster members included) per lineage response
-CLUSTER_AT = 5  # this many siblings of one kind collapse into a cluster node
-# Raster images are shown inline; anything else (HTML, SVG, notebooks, ...) is only ever
-# served as a download, never rendered in this origin.
-INLINE_IMAGES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-                 ".webp": "image/webp", ".bmp": "image/bmp"}
-NEVER_RENDERED = (".html", ".htm", ".svg", ".ipynb", ".xhtml", ".xml")
-MAX_RUN_ID = 200
-
-
-# ---------------------------------------------------------------------------------- the route table
-@dataclass(frozen=True)
-class Param:
-    name: str
-    where: str  # "path" | "query"
-    description: str
-    required: bool = False
-    type: str = "string"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    method: str
-    path: str  # Starlette syntax: {name} or {path:path}
-    handler: Callable[[Service, Request], Any]
-    summary: str
-    tag: str
-    params: tuple[Param, ...] = ()
-    body: str | None = None  # a description of the JSON body, for mutations
-    paged: bool = False
-    content: str = "application/json"
-
-
-ENDPOINTS: list[Endpoint] = []
-
-P_PROJECT = Param("project", "path", "project name", True)
-P_NAME = Param("name", "path", "artifact name", True)
-P_SEL = Param("selector", "path", "vN or an alias (latest, production, ...)", True)
-P_PATH = Param("path", "path", "entry path inside the version (a/b.txt)", True)
-P_CURSOR = Param("cursor", "query", "the next_cursor of the previous page")
-P_LIMIT = Param("limit", "query", "items per page (1-500, default 50)", type="integer")
-PAGE = (P_CURSOR, P_LIMIT)
-VERSION_PATH = "/api/v1/projects/{project}/artifacts/{name}/versions/{selector}"
-ARTIFACT_PATH = "/api/v1/projects/{project}/artifacts/{name}"
-
-
-def route(method: str, path: str, summary: str, tag: str, params: tuple[Param, ...] = (),
-          body: str | None = None, paged: bool = False, content: str = "application/json"):
-    def register(fn: Callable[[Service, Request], Any]) -> Callable[[Service, Request], Any]:
-        all_params = tuple(params) + (PAGE if paged else ())
-        ENDPOINTS.append(Endpoint(method, path, fn, summary, tag, all_params, body, paged, content))
-        return fn
-    return register
-
-
-# ---------------------------------------------------------------------------------- errors
-STATUS_OF: list[tuple[type[Exception], int]] = [
-    (InvalidNameError, 400), (InvalidInputError, 400), (NotFoundError, 404), (ConflictError, 409),
-    (ImmutableError, 409), (FileChangedError, 409), (CorruptionError, 500), (LodestoreError, 500),
-]
-
-
-def error_response(e: Exception) -> Response:
-    """An error as JSON: HTTP status, the CLI's exit code, one message (no traceback)."""
-    status = next((s for kind, s in STATUS_OF if isinstance(e, kind)), 500)
-    if isinstance(e, LodestoreError):
-        body: dict[str, Any] = {"status": status, "code": e.exit_code, "kind": type(e).__name__,
-                                "message": str(e)}
-        column = getattr(e, "column", None)
-        if column is not None:
-            body["column"] = column
-    elif isinstance(e, OSError):
-        body = {"status": 500, "code": 9, "kind": "OSError", "message": f"{e.strerror or e}"}
-    else:
-        print(f"lode ui: internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        body = {"status": 500, "code": 1, "kind": "InternalError", "message": "internal error (see the server's log)"}
-    return json_response({"error": body}, status=body["status"])
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(out.dumps(data), status_code=status, media_type="application/json",
-                    headers={"cache-control": "no-store"})
-
-
-def page_json(page: Page[Any], render: Callable[[Any], Any], **extra: Any) -> dict[str, Any]:
-    return {"items": [render(x) for x in page.items], "next_cursor": page.next_cursor, **extra}
-
-
-# ---------------------------------------------------------------------------------- request helpers
-def q(request: Request, name: str, default: str | None = None) -> str | None:
-    return request.query_params.get(name, default)
-
-
-def flag(request: Request, name: str) -> bool:
-    value = (q(request, name) or "").lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise InvalidInputError(f"{name} must be true or false, got {value[:20]!r}")
-
-
-def names_of(request: Request) -> tuple[str, str]:
-    p = request.path_params
-    return validate_name(p["project"], "project name"), validate_name(p["name"], "artifact name")
-
-
-def version_of(svc: Service, request: Request, include_deleted: bool = True) -> VersionRecord:
-    project, name = names_of(request)
-    selector = validate_name(request.path_params["selector"], "version or alias")
-    return svc.version(parse_ref(f"{project}/{name}:{selector}"), include_deleted=include_deleted)
-
-
-def entry_path_of(request: Request) -> str:
-    """The one entry-path rule, on the path as the client sent it (decoded)."""
-    return normalize_entry_path(request.path_params["path"])
-
-
-def ref_param(svc: Service, request: Request, name: str) -> VersionRecord:
-    text = q(request, name)
-    if not text:
-        raise InvalidInputError(f"give {name}=project/artifact:vN")
-    ref = parse_ref(text)
-    if ref.selector is None:
-        raise InvalidInputError(f"{name}={text!r}: name a version (project/artifact:vN or :alias)")
-    return svc.version(ref, include_deleted=True)
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 1_000_000:
-        raise InvalidInputError("request body over 1 MB")
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError as e:
-        raise InvalidInputError(f"request body is not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError("request body must be a JSON object")
-    return data
-
-
-def str_list(data: dict[str, Any], key: str) -> list[str]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise InvalidInputError(f"{key} must be a list of strings")
-    return value
 
 
 # ---------------------------------------------------------------------------------- store-wide
@@ -345,208 +200,6 @@ async def restore_version(svc: Service, request: Request) -> Any:
     return out.version(svc.restore_version(v))
 
 
-# ---------------------------------------------------------------------------------- files
-@route("GET", VERSION_PATH + "/files", "One folder of a version (sub-folders first, then files), or with filter "
-       "every file under it whose path holds the text.", "files",
-       (P_PROJECT, P_NAME, P_SEL, Param("folder", "query", "folder path ('' = the root)"),
-        Param("filter", "query", "case-insensitive text in the path")), paged=True)
-def files(svc: Service, request: Request) -> Any:
-    v = version_of(svc, request)
-    folder = q(request, "folder") or ""
-    items = svc.pages.folder(v, folder, q(request, "filter") or None)  # sub-folders, then files, each by path
-    page = paginate_sorted(items, lambda f: (0 if f.is_folder else 1, f.path), q(request, "cursor"),
-                           parse_limit(q(request, "limit")))
-    return page_json(page, out.folder_item, folder=normalize_entry_path(folder) if folder.strip("/") else "")
-
-
-@route("GET", VERSION_PATH + "/files/{path:path}", "One file's entry: path, size, digest; a reference entry "
-       "(kind reference) also its URI and what identifies its content.", "files",
-       (P_PROJECT, P_NAME, P_SEL, P_PATH))
-def file_entry(svc: Service, request: Request) -> Any:
-    v, path = version_of(svc, request), entry_path_of(request)
-    ref = svc.pages.reference(v, path)
-    return out.reference(ref) if ref is not None else out.entry(svc.entry(v, path))
-
-
-def refuse_reference(svc: Service, v: VersionRecord, path: str) -> None:
-    """A reference entry has no bytes here, and the server never fetches a URI for a page."""
-    ref = svc.pages.reference(v, path)
-    if ref is not None:
-        raise NotFoundError(f"{path} is a reference to {ref.uri}: the store holds none of its bytes "
-                            f"(`lode download` fetches and checks it)")
-
-
-def _disposition(path: str, inline: bool) -> str:
-    base = path.rsplit("/", 1)[-1]
-    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in base)
-    return f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(base)}"
-
-
-@route("GET", VERSION_PATH + "/raw/{path:path}", "A file's bytes, streamed and verified (a download; raster "
-       "images inline with inline=true).", "files",
-       (P_PROJECT, P_NAME, P_SEL, P_PATH, Param("inline", "query", "true: show a raster image in the page")),
-       content="application/octet-stream")
-def raw_file(svc: Service, request: Request) -> Any:
-    v, path = version_of(svc, request), entry_path_of(request)
-    refuse_reference(svc, v, path)
-    entry, pieces = svc.pages.read_file(v, path)
-    suffix = "." + entry.path.rsplit(".", 1)[-1].lower() if "." in entry.path else ""
-    inline = flag(request, "inline") and suffix in INLINE_IMAGES
-    media = INLINE_IMAGES[suffix] if inline else "application/octet-stream"
-    first = next(pieces, b"")  # a corrupted first chunk is a JSON error, not a cut stream
-
-    def body() -> Iterator[bytes]:
-        yield first
-        yield from pieces
-
-    return StreamingResponse(body(), media_type=media, headers={
-        "content-disposition": _disposition(entry.path, inline), "content-length": str(entry.size),
-        "cache-control": "private, max-age=3600"})
-
-
-class _Sink(io.RawIOBase):
-    """Where tarfile writes; the stream takes what accumulated after each file part."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        self.parts.append(bytes(b))
-        return len(b)
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
-class _Chunks(io.RawIOBase):
-    """A file's verified pieces as a readable stream (for tarfile.addfile)."""
-
-    def __init__(self, pieces: Iterator[bytes]):
-        self._pieces = pieces
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            piece = next(self._pieces, None)
-            if piece is None:
-                break
-            self._buf += piece
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-
-@route("GET", VERSION_PATH + "/archive", "The whole version as a tar archive, streamed (files verified as they "
-       "are read).", "files", (P_PROJECT, P_NAME, P_SEL), content="application/x-tar")
-def archive(svc: Service, request: Request) -> Any:
-    v = version_of(svc, request)
-    entries = svc.entries(v)
-    if entries:
-        svc.pages.read_file(v, entries[0].path)  # refuses a broken version before the first byte
-
-    def body() -> Iterator[bytes]:
-        sink = _Sink()
-        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for e in entries:
-                info = tarfile.TarInfo(f"{v.name}-{v.version}/{e.path}")
-                info.size = e.size
-                info.mode = 0o644
-                _, pieces = svc.pages.read_file(v, e.path)
-                tar.addfile(info, _Chunks(pieces))
-                yield sink.take()
-        yield sink.take()
-
-    return StreamingResponse(body(), media_type="application/x-tar", headers={
-        "content-disposition": _disposition(f"{v.name}-{v.version}.tar", False)})
-
-
-def _looks_text(data: bytes) -> bool:
-    if b"\x00" in data[:8192]:
-        return False
-    try:
-        data[:8192].decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start > 8180  # a multi-byte character cut at the sample's end
-    return True
-
-
-@route("GET", VERSION_PATH + "/preview/{path:path}", "A bounded preview: text and JSON (first 1 MB), CSV and "
-       "Parquet (first 100 rows), raster images (by URL); HTML, SVG and notebooks as text only; a reference "
-       "entry as its URI (never fetched).", "files",
-       (P_PROJECT, P_NAME, P_SEL, P_PATH))
-def preview(svc: Service, request: Request) -> Any:
-    v = version_of(svc, request)
-    path = entry_path_of(request)
-    ref = svc.pages.reference(v, path)
-    if ref is not None:
-        return out.reference(ref)
-    entry = svc.entry(v, path)
-    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-    base: dict[str, Any] = {"path": entry.path, "size": entry.size, "digest": entry.digest}
-    if suffix in INLINE_IMAGES:
-        return {**base, "kind": "image", "media_type": INLINE_IMAGES[suffix]}
-    if suffix == ".parquet":
-        return _parquet_preview(svc, v, entry, base)
-    _, head = svc.pages.read_head(v, path, PREVIEW_TEXT_BYTES)
-    truncated = entry.size > len(head)
-    if not _looks_text(head):
-        return {**base, "kind": "binary", "media_type": mimetypes.guess_type(path)[0] or "application/octet-stream"}
-    text = head.decode("utf-8", errors="replace")
-    if suffix in (".csv", ".tsv"):
-        reader = csv.reader(io.StringIO(text), delimiter="\t" if suffix == ".tsv" else ",")
-        rows = []
-        for row in reader:
-            rows.append(row[:100])
-            if len(rows) > PREVIEW_TABLE_ROWS:
-                break
-        return {**base, "kind": "table", "header": rows[0] if rows else [], "rows": rows[1:PREVIEW_TABLE_ROWS + 1],
-                "truncated": truncated or len(rows) > PREVIEW_TABLE_ROWS}
-    if suffix == ".json" and not truncated:
-        try:
-            return {**base, "kind": "json", "value": json.loads(text), "truncated": False}
-        except ValueError:
-            pass
-    return {**base, "kind": "text", "text": text, "truncated": truncated,
-            "rendered": False if suffix in NEVER_RENDERED else None}
-
-
-def _cell(value: Any) -> Any:
-    """A Parquet value as JSON: numbers, booleans and null as they are; anything else
-    (dates, bytes, lists, ...) as its text, cut at PREVIEW_CELL_CHARS."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = value if isinstance(value, str) else str(value)
-    return text if len(text) <= PREVIEW_CELL_CHARS else text[:PREVIEW_CELL_CHARS] + "…"
-
-
-def _parquet_preview(svc: Service, v: VersionRecord, entry: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """The first 100 rows of a Parquet file (tables of `artifact.add(Table)` among them), as
-    a CSV preview is shown; a file over PREVIEW_PARQUET_BYTES, or without pyarrow installed,
-    says why it is not shown instead."""
-    if entry.size > PREVIEW_PARQUET_BYTES:
-        return {**base, "kind": "unsupported", "message": f"Parquet previews read files up to "
-                f"{PREVIEW_PARQUET_BYTES // 1_000_000} MB; this one is {entry.size:,} bytes: download it"}
-    try:
-        head = svc.pages.preview_table(v, entry.path, PREVIEW_TABLE_ROWS)
-    except TablesUnavailableError as e:
-        return {**base, "kind": "unsupported", "message": str(e)}
-    except ValueError as e:  # pyarrow's ArrowInvalid: bytes that are not Parquet
-        return {**base, "kind": "unsupported", "message": f"not a readable Parquet file: {str(e)[:200]}"}
-    return {**base, "kind": "table", "header": head.columns[:PREVIEW_TABLE_COLUMNS],
-            "rows": [[_cell(c) for c in row[:PREVIEW_TABLE_COLUMNS]] for row in head.rows],
-            "truncated": head.total_rows > PREVIEW_TABLE_ROWS, "total_rows": head.total_rows}
-
-
 # ---------------------------------------------------------------------------------- aliases
 @route("GET", ARTIFACT_PATH + "/aliases", "The artifact's aliases and the version each points at.", "aliases",
        (P_PROJECT, P_NAME), paged=True)
@@ -641,7 +294,7 @@ def text_diff(svc: Service, request: Request) -> Any:
             raise InvalidInputError(f"{path} is {entry.size:,} bytes: side by side diffs are for text files up to "
                                     f"{TEXT_DIFF_BYTES:,} bytes")
         _, data = svc.pages.read_head(v, path, TEXT_DIFF_BYTES)
-        if not _looks_text(data):
+        if not looks_text(data):
             raise InvalidInputError(f"{path} is not a text file")
         texts.append(data.decode("utf-8", errors="replace").splitlines())
     old, new = texts
@@ -702,124 +355,3 @@ def _run_versions(svc: Service, request: Request, versions_of: Callable[[str], l
     return page_json(page, out.version)
 
 
-# ---------------------------------------------------------------------------------- lineage
-@dataclass
-class _Graph:
-    focus: str
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    edges: list[dict[str, str]] = field(default_factory=list)
-
-
-def _version_node(v: VersionRecord) -> dict[str, Any]:
-    return {"id": v.qualified_name, "kind": "version", "label": v.qualified_name, "type": v.type,
-            "state": v.state, "project": v.project, "name": v.name, "version": v.version,
-            "aliases": list(v.aliases)}
-
-
-def _run_node(svc: Service, r: Any) -> dict[str, Any]:
-    return {"id": f"run:{r.id}", "kind": "run", "label": r.name or r.id, "type": r.job_type,
-            "state": svc.run_state(r), "project": r.project, "run_id": r.id}
-
-
-def _neighbourhood(svc: Service, node: str) -> _Graph:
-    """`node`'s direct neighbours: a version's producing and using runs (with those runs'
-    other inputs and outputs: one hop up and down), or a run's inputs and outputs."""
-    if node.startswith("run:"):
-        run_id = node[4:]
-        if not run_id or len(run_id) > MAX_RUN_ID:
-            raise InvalidInputError(f"{node[:60]!r} is not a run node")
-        r = svc.run(run_id)
-        g = _Graph(node)
-        g.nodes[node] = _run_node(svc, r)
-        for v in svc.run_inputs(run_id):
-            g.nodes.setdefault(v.qualified_name, _version_node(v))
-            g.edges.append({"source": v.qualified_name, "target": node, "kind": "used"})
-        for v in svc.run_outputs(run_id):
-            g.nodes.setdefault(v.qualified_name, _version_node(v))
-            g.edges.append({"source": node, "target": v.qualified_name, "kind": "logged"})
-        return g
-    ref = parse_ref(node)
-    if ref.selector is None:
-        raise InvalidInputError(f"{node[:60]!r}: a lineage node is project/artifact:vN or run:ID")
-    v = svc.version(ref, include_deleted=True)
-    graph = svc.lineage(v, "both", depth=1)
-    g = _Graph(v.qualified_name)
-    for n in graph.nodes.values():
-        g.nodes[n.key] = _version_node(n.record) if n.kind == "version" else _run_node(svc, n.record)
-    g.edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in graph.edges]
-    return g
-
-
-def _cluster(g: _Graph) -> list[dict[str, Any]]:
-    """Five or more siblings of one kind and type beside one node (e.g. 40 checkpoints a
-    run logged) become one cluster node listing them; the focus is never clustered."""
-    clusters: list[dict[str, Any]] = []
-    taken: set[str] = set()
-    near_far: dict[str, dict[str, list[str]]] = {"out": {}, "in": {}}  # node -> its neighbours, in edge order
-    for e in g.edges:
-        near_far["out"].setdefault(e["source"], []).append(e["target"])
-        near_far["in"].setdefault(e["target"], []).append(e["source"])
-    for anchor in sorted(g.nodes):
-        for direction in ("out", "in"):
-            groups: dict[tuple[str, str], list[str]] = {}
-            for far in near_far[direction].get(anchor, ()):
-                if far != g.focus and far not in taken:
-                    n = g.nodes[far]
-                    groups.setdefault((n["kind"], n["type"] or ""), []).append(far)
-            for (kind, type_), members in sorted(groups.items()):
-                members = sorted(set(members))
-                if len(members) < CLUSTER_AT:
-                    continue
-                cid = f"cluster:{anchor}:{direction}:{kind}:{type_}"
-                taken.update(members)
-                clusters.append({"id": cid, "kind": "cluster", "member_kind": kind, "type": type_ or None,
-                                 "label": f"{len(members)} {type_ or kind}{'s' if kind == 'run' else ''}",
-                                 "anchor": anchor, "direction": direction,
-                                 "members": [g.nodes[m] for m in members]})
-    if not clusters:
-        return []
-    for c in clusters:
-        ids = {m["id"] for m in c["members"]}
-        for e in g.edges:
-            if e["source"] in ids and e["target"] == c["anchor"]:
-                e["source"] = c["id"]
-            elif e["target"] in ids and e["source"] == c["anchor"]:
-                e["target"] = c["id"]
-        for m in ids:
-            g.nodes.pop(m, None)
-        g.nodes[c["id"]] = c
-    seen: set[tuple[str, str]] = set()
-    edges = []
-    for e in g.edges:
-        if e["source"] in g.nodes and e["target"] in g.nodes and (e["source"], e["target"]) not in seen:
-            seen.add((e["source"], e["target"]))
-            edges.append(e)
-    g.edges = edges
-    return clusters
-
-
-@route("GET", "/api/v1/lineage", "One node's neighbourhood in the lineage graph (a version: its runs one hop up "
-       "and down; a run: its inputs and outputs); large sibling groups as cluster nodes; at most 500 nodes.",
-       "lineage", (Param("node", "query", "project/artifact:vN or run:ID", True),))
-def lineage(svc: Service, request: Request) -> Any:
-    g = _neighbourhood(svc, q(request, "node") or "")
-    _cluster(g)
-    truncated = False
-    count = 0
-    kept: dict[str, dict[str, Any]] = {}
-    for key in [g.focus, *sorted(k for k in g.nodes if k != g.focus)]:
-        n = g.nodes[key]
-        size = 1 + len(n.get("members", ()))
-        if count + size > LINEAGE_MAX_NODES:
-            if n["kind"] == "cluster" and count + 1 < LINEAGE_MAX_NODES:
-                room = LINEAGE_MAX_NODES - count - 1
-                n = {**n, "members": n["members"][:room], "truncated": True}
-                size = 1 + room
-            else:
-                truncated = True
-                continue
-        kept[key] = n
-        count += size
-        truncated = truncated or bool(n.get("truncated"))
-    edges = [e for e in g.edges if e["source"] in kept and e["target"] in kept]
-    return {"focus": g.focus, "nodes": list(kept.values()), "edges": edges, "truncated": truncated}

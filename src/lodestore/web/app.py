@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from lodestore.errors import NotFoundError
 from lodestore.names import parse_ref, validate_name
 from lodestore.sdk.service import Service
-from lodestore.web import api
+from lodestore.web import api, routing
 from lodestore.web.openapi import openapi_document
 from lodestore.web.security import Guard, GuardMiddleware
 
@@ -30,7 +30,7 @@ def _asset(name: str) -> bytes:
     return resources.files("lodestore.web").joinpath("static", name).read_bytes()
 
 
-def _endpoint(svc: Service, ep: api.Endpoint) -> Callable[[Request], Any]:
+def _endpoint(svc: Service, ep: routing.Endpoint) -> Callable[[Request], Any]:
     """A route function: the handler's result as JSON (or its own Response), any
     error as a JSON error."""
     is_async = inspect.iscoroutinefunction(ep.handler)
@@ -42,8 +42,8 @@ def _endpoint(svc: Service, ep: api.Endpoint) -> Callable[[Request], Any]:
             else:
                 result = await run_in_threadpool(ep.handler, svc, request)
         except Exception as e:  # every failure becomes one JSON error, never a traceback
-            return api.error_response(e)
-        return result if isinstance(result, Response) else api.json_response(result)
+            return routing.error_response(e)
+        return result if isinstance(result, Response) else routing.json_response(result)
 
     return call
 
@@ -67,11 +67,11 @@ def _static(request: Request) -> Response:
     name = request.path_params["name"]
     suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
     if "/" in name or name.startswith(".") or suffix not in STATIC_TYPES:
-        return api.error_response(NotFoundError(f"no asset {name[:60]!r}"))
+        return routing.error_response(NotFoundError(f"no asset {name[:60]!r}"))
     try:
         data = _asset(name)
     except (FileNotFoundError, IsADirectoryError):
-        return api.error_response(NotFoundError(f"no asset {name[:60]!r}"))
+        return routing.error_response(NotFoundError(f"no asset {name[:60]!r}"))
     return Response(data, media_type=STATIC_TYPES[suffix], headers={"cache-control": "no-cache"})
 
 
@@ -83,10 +83,10 @@ def create_app(svc: Service, guard: Guard) -> Any:
     spec = openapi_document(api.ENDPOINTS, read_only=guard.read_only)
 
     async def openapi_json(request: Request) -> Response:
-        return api.json_response(spec)
+        return routing.json_response(spec)
 
     async def config(request: Request) -> Response:
-        return api.json_response({"read_only": guard.read_only})
+        return routing.json_response({"read_only": guard.read_only})
 
     def artifact_exists(request: Request) -> None:
         svc.artifact(validate_name(request.path_params["project"]), validate_name(request.path_params["name"]))
@@ -113,11 +113,11 @@ def create_app(svc: Service, guard: Guard) -> Any:
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith("/api/"):
-            return api.error_response(NotFoundError(f"no API route {request.method} {request.url.path[:200]}"))
+            return routing.error_response(NotFoundError(f"no API route {request.method} {request.url.path[:200]}"))
         return Response(_asset("index.html"), status_code=404, media_type="text/html; charset=utf-8")
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return api.json_response({"error": {"status": 405, "code": 2, "kind": "MethodNotAllowed",
+        return routing.json_response({"error": {"status": 405, "code": 2, "kind": "MethodNotAllowed",
                                             "message": f"{request.method} is not allowed on {request.url.path[:200]}"}},
                                  status=405)
 
