@@ -5,7 +5,13 @@ as gc does; the check reads the catalog before an index snapshot)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
+
+import pytest
 
 from lodestore.sdk.repository import Repository
 
@@ -43,3 +49,44 @@ def test_fsck_and_repair_beside_writers_find_no_false_damage(store, lode_proc):
         states = {v.state for v in repo.catalog.list_versions("zoo", name, include_deleted=True)}
         assert states <= {"live", "deleted"}, (name, states)
     assert lode_proc("fsck").returncode == 0
+
+
+def _wait_for(proc: subprocess.Popen, word: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if word in line:
+            return seen
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{word!r} never appeared; stderr: {seen}")
+
+
+@pytest.mark.parametrize("command", [["fsck", "--json"], ["gc", "--dry-run", "--json"]])
+def test_a_session_folder_that_ends_while_fsck_or_gc_scans_tmp_is_not_an_error(store, tmp_path, command):
+    """A writer's session folder listed by fsck/gc and removed (its session ended) before
+    they look inside is skipped: seen first as one with an owner being written (no
+    owner.json yet), it used to fail the whole command with "No such file or directory"."""
+    repo = Repository.open(store)
+    tmp_dir = repo.store.tmp_dir
+    repo.close()
+    ending = tmp_dir / "20261207T000000-1-ending"
+    ending.mkdir(parents=True)  # a session folder whose owner.json is not written yet
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {**os.environ, "LODESTORE_TEST_PAUSE_AT": "work-dirs-listed", "LODESTORE_TEST_PAUSE_FILE": str(hold)}
+    proc = subprocess.Popen([sys.executable, "-c", "from lodestore.cli.main import main; main()", *command],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(proc, "PAUSED work-dirs-listed")
+        shutil.rmtree(ending)  # the session ends meanwhile
+        hold.unlink()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "No such file" not in err
+    report = json.loads(out)
+    assert report.get("plan", report)["stale_tmp"] == []  # gc: its plan; fsck: the report

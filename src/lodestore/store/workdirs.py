@@ -14,6 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
+from lodestore.testhooks import pause_point
+
 OWNER_FILE = "owner.json"
 # A folder without a readable owner.json (a crash between mkdir and its write) is stale
 # once it is this old.
@@ -37,7 +39,11 @@ def stale_work_dirs(tmp_dir: Path, grace: float = 0.0) -> list[Path]:
     older than max(grace, UNOWNED_STALE_SECONDS)."""
     out = []
     host = socket.gethostname()
-    for d in sorted(tmp_dir.iterdir()) if tmp_dir.exists() else []:
+    listed = sorted(tmp_dir.iterdir()) if tmp_dir.exists() else []
+    pause_point("work-dirs-listed")  # tests remove a listed folder here
+    for d in listed:
+        # A live session removes its folder when it ends, at any moment of this scan
+        # (gc and fsck run beside writers): a folder gone is nobody's stale folder.
         if not d.is_dir():
             continue
         try:
@@ -45,7 +51,11 @@ def stale_work_dirs(tmp_dir: Path, grace: float = 0.0) -> list[Path]:
         except (OSError, ValueError):
             owner = None
         if owner is None:
-            if time.time() - d.stat().st_mtime > max(grace, UNOWNED_STALE_SECONDS):
+            try:
+                age = time.time() - d.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > max(grace, UNOWNED_STALE_SECONDS):
                 out.append(d)
             continue
         if owner.get("host") == host and not _pid_alive(int(owner.get("pid", -1))):
