@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,18 @@ def lode_proc(store: Path):
                               env={**os.environ, **(env or {})})
 
     return run
+
+
+def wait_for(proc: subprocess.Popen, word: str, timeout: float = 60) -> str:
+    """Read `proc`'s stderr until a line holds `word` (a PAUSED/DELAYED marker of
+    lodestore.testhooks); what it read. Fails if the process ends or times out first."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        if word in line:
+            return seen
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{word!r} never appeared; stderr: {seen}")

@@ -15,7 +15,7 @@ import pytest
 
 from lodestore.sdk.repository import Repository
 
-from .conftest import spawn
+from .conftest import spawn, wait_for
 
 WRITE_SECONDS = 12
 
@@ -51,18 +51,6 @@ def test_fsck_and_repair_beside_writers_find_no_false_damage(store, lode_proc):
     assert lode_proc("fsck").returncode == 0
 
 
-def _wait_for(proc: subprocess.Popen, word: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if word in line:
-            return seen
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"{word!r} never appeared; stderr: {seen}")
-
 
 @pytest.mark.parametrize("command", [["fsck", "--json"], ["gc", "--dry-run", "--json"]])
 def test_a_session_folder_that_ends_while_fsck_or_gc_scans_tmp_is_not_an_error(store, tmp_path, command):
@@ -80,7 +68,7 @@ def test_a_session_folder_that_ends_while_fsck_or_gc_scans_tmp_is_not_an_error(s
     proc = subprocess.Popen([sys.executable, "-c", "from lodestore.cli.main import main; main()", *command],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(proc, "PAUSED work-dirs-listed")
+        wait_for(proc, "PAUSED work-dirs-listed")
         shutil.rmtree(ending)  # the session ends meanwhile
         hold.unlink()
         out, err = proc.communicate(timeout=120)

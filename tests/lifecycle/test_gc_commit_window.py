@@ -15,6 +15,8 @@ from pathlib import Path
 
 import blake3
 
+from .conftest import wait_for
+
 WRITER = """
 import os, sys
 os.environ["LODESTORE_QUIET"] = "1"
@@ -36,18 +38,6 @@ print("GC", plan.dead_files, plan.bytes_freed, flush=True)
 """
 
 
-def _wait_for(proc: subprocess.Popen, word: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        seen += line
-        if word in line:
-            return seen
-        if not line and proc.poll() is not None:
-            break
-    raise AssertionError(f"{word!r} never appeared; stderr: {seen}")
-
 
 def test_gc_waits_for_a_log_between_store_and_catalog_commit(tmp_path: Path, monkeypatch):
     root = tmp_path / "store"
@@ -64,7 +54,7 @@ def test_gc_waits_for_a_log_between_store_and_catalog_commit(tmp_path: Path, mon
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     gc = None
     try:
-        _wait_for(writer, "PAUSED log-before-catalog-commit")
+        wait_for(writer, "PAUSED log-before-catalog-commit")
         # the bytes are indexed now, and no version refers to them
         gc_env = {k: v for k, v in env.items() if not k.startswith("LODESTORE_TEST_PAUSE")}
         gc = subprocess.Popen([sys.executable, "-c", GC, str(root)], env=gc_env,
