@@ -33,10 +33,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +57,8 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import ChunkFrame, FileRecipe, WriteSession
+from lodestore.store.base import ChunkFrame, FileRecipe, PackShare, WriteSession
+from lodestore.store.packs import PackMissingError
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -72,6 +75,12 @@ CHUNK_WINDOW = 4096  # chunk digests per missing_chunks request (~320 MiB of 80 
 STREAM_CHUNKS = 65536
 ADD_BYTES = 1 * MiB  # received chunks handed to the session at once: memory stays flat
 READ_AHEAD = 1  # batches the source reads ahead of the destination
+# A stored pack of which the copy wants at least this fraction (stored bytes) moves whole
+# (`_adopt_packs`); the rest of it is dead bytes at the destination, which gc's repack
+# reclaims once more than half a pack is dead (DEFAULT_REPACK_THRESHOLD): a pack adopted
+# at this fraction or more is never repack work at once.
+ADOPT_FRACTION = 0.5
+ADOPT_THREADS = 4  # packs downloaded at once (each in parallel parts: s3_objects.py)
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -135,6 +144,15 @@ class TransferSource(abc.ABC):
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         """The chunks in their stored form, not necessarily verified (ContentStore.read_frames)."""
 
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The source's stored packs holding these chunks (ContentStore.pack_shares); []:
+        this source moves frames only (a bundle)."""
+        return []
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """Write one of `pack_shares`' packs as stored to `dest` (ContentStore.copy_pack)."""
+        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
+
     def close(self) -> None:  # noqa: B027 (optional: a source may hold nothing)
         """Release what the source holds (a bundle's temp index)."""
 
@@ -179,6 +197,12 @@ class RepositorySource(TransferSource):
 
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         return self._store.read_frames(chunk_digests)
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        return self._store.pack_shares(chunk_digests)
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        self._store.copy_pack(pack_id, dest)
 
 
 def select_versions(repo: Repository, refs: Iterable[str], project: str | None = None,
@@ -332,6 +356,15 @@ class ChunkSink(abc.ABC):
     @abc.abstractmethod
     def add_recipes(self, recipes: list[FileRecipe]) -> None: ...
 
+    adopts_packs = False  # whether it takes whole packs (received_pack_path, adopt_pack)
+
+    def received_pack_path(self) -> str | os.PathLike[str]:
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
+        """Take the pack received whole at `path`, every record checked (WriteSession.adopt_pack)."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
 
 class StoreSink(ChunkSink):
     """A destination store: chunks go into write sessions committed every `commit_bytes`
@@ -363,6 +396,21 @@ class StoreSink(ChunkSink):
 
     def add_recipes(self, recipes: list[FileRecipe]) -> None:
         self._current().add_recipes(recipes)
+
+    adopts_packs = True
+
+    def received_pack_path(self) -> str | os.PathLike[str]:
+        """In the guard session's temp folder: it lives as long as the copy (a batch
+        session's folder goes at its commit, maybe while a pack is still downloading)."""
+        return self.guard.received_pack_path()
+
+    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
+        """Taken by the current batch session, committed at once (a pack is at most
+        COMMIT_BYTES: a killed copy keeps every pack it adopted)."""
+        held = self._current().adopt_pack(path)
+        if self.commit_bytes is not None:
+            self._commit()
+        return held
 
     def _commit(self) -> None:
         session, self._session, self._pending = self._session, None, 0
@@ -434,6 +482,8 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
     if dry_run:
         done.chunks += len(wanted)
         return
+    if wanted and sink.adopts_packs:
+        wanted = _adopt_packs(source, sink, wanted, done, progress)
     if wanted:
         frames = source.read_frames(wanted)
         count, size = _send(_batches(frames) if source.reads_ahead else _read_ahead(frames), sink, progress)
@@ -441,6 +491,46 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
         done.chunk_bytes += size
     for recipes in pages:
         sink.add_recipes(recipes)
+
+
+def _adopt_packs(source: TransferSource, sink: ChunkSink, wanted: list[str], done: FilesMoved,
+                 progress: Callable[[int], None] | None) -> list[str]:
+    """Move whole the source's packs of which at least ADOPT_FRACTION is wanted:
+    ADOPT_THREADS downloads at once into the sink's temp folder, each pack checked and
+    taken by the sink as it arrives (every record decoded and hashed, its entries
+    indexed in one insert). Returns the wanted chunks still to move as frames: those in
+    packs mostly unwanted, and those of a pack gone meanwhile (the frame path locates
+    them again, after a sync, or names what is lost)."""
+    shares = [s for s in source.pack_shares(wanted) if s.wanted_fraction >= ADOPT_FRACTION]
+    if not shares:
+        return wanted
+    held: set[bytes] = set()
+
+    def fetch(share: PackShare) -> str | os.PathLike[str]:
+        path = sink.received_pack_path()
+        source.copy_pack(share.pack_id, path)
+        return path
+
+    with ThreadPoolExecutor(ADOPT_THREADS, thread_name_prefix="lodestore-transfer-pack") as pool:
+        fetches: dict[Future, PackShare] = {pool.submit(fetch, share): share for share in shares}
+        try:
+            for finished in as_completed(fetches):
+                try:
+                    path = finished.result()
+                except PackMissingError:
+                    continue  # its chunks go as frames
+                chunks = sink.adopt_pack(path)
+                got = [c for c in fetches[finished].wanted if c in chunks]
+                held.update(got)
+                size = sum(chunks[c] for c in got)
+                done.chunks += len(got)
+                done.chunk_bytes += size
+                if progress:
+                    progress(size)
+        finally:
+            for f in fetches:
+                f.cancel()
+    return [c for c in wanted if bytes.fromhex(c) not in held]
 
 
 def _send(batches: Iterator[tuple[list[ChunkFrame], int]], sink: ChunkSink,

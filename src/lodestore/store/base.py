@@ -31,6 +31,7 @@ import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import blake3
@@ -105,6 +106,23 @@ class ChunkFrame:
     def of_raw(cls, digest: str, data: bytes) -> ChunkFrame:
         """A raw chunk (hex digest, bytes) as a frame of codec RAW."""
         return cls(bytes.fromhex(digest), codec.RAW, len(data), data)
+
+
+@dataclass(frozen=True, slots=True)
+class PackShare:
+    """A stored pack holding chunks a transfer wants (`ContentStore.pack_shares`): where
+    the receiver wants most of a pack, the pack moves whole (`ContentStore.copy_pack` ->
+    `WriteSession.adopt_pack`: one download, one check loop, one bulk insert of its
+    entries) instead of chunk by chunk."""
+
+    pack_id: str
+    size: int  # the pack's bytes
+    wanted: tuple[bytes, ...]  # the chunks asked for that it holds (32-byte digests)
+    wanted_bytes: int  # their stored bytes
+
+    @property
+    def wanted_fraction(self) -> float:
+        return self.wanted_bytes / self.size if self.size else 0.0
 
 
 # A chunk received from another store larger than this is refused unread: no store
@@ -297,6 +315,20 @@ class WriteSession(abc.ABC):
         otherwise, nothing of that chunk kept) and the new ones appended as they are,
         not compressed again. Visible with commit(), like files."""
 
+    def received_pack_path(self) -> Path:
+        """Where a pack received whole is to be written before `adopt_pack` (a temp path
+        of the session, removed with it). A backend that adopts no packs: NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
+        """Make the pack written at `path` (`received_pack_path` of a session of the same
+        store) one of this session's, after checking every record of it (trailer, layout,
+        each chunk decoded and hashed against its digest: CorruptionError, the file
+        deleted, nothing kept); its chunks become visible with commit(), like frames.
+        Chunks of it the store holds already are dead bytes gc's repack reclaims. Returns
+        the chunks it holds: 32-byte digest -> raw size."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
     @abc.abstractmethod
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks this store holds or this session added: each
@@ -408,6 +440,18 @@ class ContentStore(abc.ABC):
         them, NOT verified here: the receiver checks each frame (`ChunkFrame.raw()`), so
         a transfer hashes every byte once, at the receiving end. NotFoundError for a
         chunk the store does not hold; a pack shorter than its index says: CorruptionError."""
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The stored packs holding some of these chunks (hex digests), for a transfer to
+        move whole where it wants most of one (`copy_pack`); chunks not found are left
+        out. A backend that offers no whole packs returns [] (everything moves as frames)."""
+        return []
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """Write the pack's bytes, as stored, to `dest` (a receiver's `received_pack_path`),
+        NOT verified here: the receiver checks every record (`WriteSession.adopt_pack`).
+        NotFoundError if the store does not hold it."""
+        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...

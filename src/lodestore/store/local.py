@@ -22,6 +22,7 @@ packs or a stale tmp folder, which gc removes; never an index entry for missing 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -53,6 +54,7 @@ from lodestore.store.base import (
     FsckReport,
     GcPlan,
     GroupUsage,
+    PackShare,
     ProgressCallback,
     RepairResult,
     StoreStats,
@@ -467,6 +469,19 @@ class LocalContentStore(ContentStore):
         known = self.index.known_chunks(wanted)
         return {d for raw, d in wanted.items() if raw not in known}
 
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The packs holding these chunks, from the index: one locate a page, one query
+        for the packs' sizes (base.py)."""
+        return pack_shares(self.index, [_raw(d) for d in chunk_digests])
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
+        try:
+            shutil.copyfile(self.packs.path(pack_id), dest)
+        except FileNotFoundError:
+            raise PackMissingError(f"pack {pack_id} is missing from {self.packs_dir}; run `lode fsck`",
+                                   pack_id) from None
+
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """Chunks a page at a time (PLAN_PAGE), each page located in one query and read in
         pack order with one pread per run of neighbours (at most BATCH_RUN bytes: a
@@ -656,3 +671,16 @@ def _writev_all(fd: int, pieces: list[memoryview]) -> int:
                 todo[0] = todo[0][n:]
                 n = 0
     return total
+
+
+def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
+    """The indexed packs holding `wanted` chunks, with the stored bytes of those chunks
+    (LocalContentStore.pack_shares; an S3 store's, from its index cache)."""
+    held: dict[str, list[bytes]] = {}
+    wanted_bytes: dict[str, int] = {}
+    for loc in index.locate(wanted).values():
+        held.setdefault(loc.pack_id, []).append(loc.digest)
+        wanted_bytes[loc.pack_id] = wanted_bytes.get(loc.pack_id, 0) + loc.stored_len
+    totals = index.pack_totals(held)
+    return [PackShare(pid, totals.get(pid, (0, 0))[0], tuple(chunks), wanted_bytes[pid])
+            for pid, chunks in held.items()]

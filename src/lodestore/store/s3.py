@@ -50,6 +50,7 @@ from lodestore.store.base import (
     FsckReport,
     GcPlan,
     GroupUsage,
+    PackShare,
     ProgressCallback,
     RepairResult,
     StoreStats,
@@ -57,13 +58,20 @@ from lodestore.store.base import (
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
-from lodestore.store.local import LocalContentStore
+from lodestore.store.local import LocalContentStore, pack_shares
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import decode as decode_index
 from lodestore.store.s3_leases import GcLock, WriterLease
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
-from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, RANGE_GAP, RANGE_PIECE, BucketPackReader
+from lodestore.store.s3_packs import (
+    PACK_PREFIX,
+    QUARANTINE_PREFIX,
+    RANGE_GAP,
+    RANGE_PIECE,
+    BucketPackReader,
+    pack_name,
+)
 from lodestore.store.s3_session import S3WriteSession
 from lodestore.store.workdirs import tree_size
 
@@ -280,6 +288,31 @@ class S3ContentStore(ContentStore):
         wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
         for _, frame in self._read_chunks(wanted, self._frames):
             yield frame
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """From the index cache, synced once if some chunks are not there (as `recipes`)."""
+        wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
+        shares = pack_shares(self.cache.index, wanted)
+        if sum(len(s.wanted) for s in shares) < len(wanted):
+            self.sync()
+            shares = pack_shares(self.cache.index, wanted)
+        return shares
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """The cached copy if there is one (copied by the kernel), else the object streamed
+        straight to `dest` (not into the cache: the receiver keeps it); a transfer
+        fetches several packs at once."""
+        if self.cache.packs.path(pack_id).exists():
+            try:
+                self.cache.copy_pack(pack_id, dest)
+                return
+            except PackMissingError:  # evicted meanwhile: fetched from the bucket
+                pass
+        try:
+            self.bucket.download_to(pack_name(pack_id), Path(dest))
+        except NotFoundError:
+            raise PackMissingError(f"pack {pack_id} is missing from the store {self.location}; run `lode fsck`",
+                                   pack_id) from None
 
     def _read_chunks(self, wanted: list[bytes], work: Callable | None = None) -> Iterator[tuple[str, Any]]:
         done: set[bytes] = set()

@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 import weakref
+from pathlib import Path
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,7 +57,7 @@ from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
-from lodestore.store.packs import RECORD_HEADER, PackWriter, WriteQueue
+from lodestore.store.packs import RECORD_HEADER, PackEntry, PackWriter, WriteQueue, check_received_pack
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
@@ -542,6 +543,38 @@ class LocalWriteSession(WriteSession):
                 records.append((f.digest, f.codec, f.raw_len, f.stored))
         self._append_records(records)
 
+    def received_pack_path(self) -> Path:
+        """A fresh path in this session's temp folder for a pack received whole (base.py)."""
+        self._check_open()
+        return self.dir / f"received-{uuid.uuid4().hex}.pack"
+
+    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
+        """Make the pack received whole at `path` (in this store's temp folder: see
+        received_pack_path) a pack of this session: moved into the session's folder under
+        a fresh id, every record checked (packs.check_received_pack: trailer, layout, each
+        chunk decoded and hashed, in one loop), then its entries staged in one insert like
+        a full pack of ours; its fsync runs on the pack-close thread. Returns the digests
+        it holds, with their raw sizes. A pack that fails a check is deleted and nothing
+        of it is kept."""
+        self._check_open()
+        pack_id = uuid.uuid4().hex
+        tmp = self.dir / f"{pack_id}.pack"
+        os.replace(path, tmp)
+        try:
+            entries = check_received_pack(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        pack = _ReceivedPack(tmp, tmp.stat().st_size, self.store.fsync)
+        self._staged.add(pack_id, entries)
+        done = self._finish_pool.submit(pack.make_durable)
+        self._packs.append((pack_id, pack, len(entries), done))  # type: ignore[arg-type]  (as a PackWriter)
+        self._adopted(pack_id, pack, entries, done)
+        return {e.digest: e.raw_len for e in entries}
+
+    def _adopted(self, pack_id: str, pack: _ReceivedPack, entries: list[PackEntry], done: Future) -> None:
+        """Hook: a pack received whole joined the session (s3_session.py uploads it)."""
+
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks the store holds or this session added. Every recipe
         is checked (chunks present, sizes adding up, the file's digest by hashing its
@@ -748,3 +781,20 @@ def _absolute(p) -> str:
 def _finish(writer: PackWriter) -> None:
     writer.finish()
     writer.entries = []  # staged already; the trailer is written
+
+
+class _ReceivedPack:
+    """A pack adopted whole (adopt_pack): what commit needs of a PackWriter, its temp path
+    and size."""
+
+    def __init__(self, tmp_path: Path, size: int, fsync: bool):
+        self.tmp_path, self.size, self._fsync = tmp_path, size, fsync
+
+    def make_durable(self) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(self.tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
