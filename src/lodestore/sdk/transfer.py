@@ -405,10 +405,12 @@ class StoreSink(ChunkSink):
         return self.guard.received_pack_path()
 
     def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
-        """Taken by the current batch session, committed at once (a pack is at most
-        COMMIT_BYTES: a killed copy keeps every pack it adopted)."""
+        """Taken by the current batch session, committed by the same COMMIT_BYTES rule as
+        frames (a full pack is one commit)."""
+        size = os.path.getsize(path)
         held = self._current().adopt_pack(path)
-        if self.commit_bytes is not None:
+        self._pending += size
+        if self.commit_bytes is not None and self._pending >= self.commit_bytes:
             self._commit()
         return held
 
@@ -519,6 +521,7 @@ def _adopt_packs(source: TransferSource, sink: ChunkSink, wanted: list[str], don
                     path = finished.result()
                 except PackMissingError:
                     continue  # its chunks go as frames
+                pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
                 chunks = sink.adopt_pack(path)
                 got = [c for c in fetches[finished].wanted if c in chunks]
                 held.update(got)
