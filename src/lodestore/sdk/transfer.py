@@ -10,10 +10,12 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and stream only those in their stored form
-   (`read_frames` -> `add_frames`: no recompression; one stream for the chunks of many
-   pages, so the source reads ahead across them), then record the files
-   (`add_recipes`). The destination verifies every chunk (decoded and hashed once, on
+   never one request per chunk), and move only those: a stored pack of which at least
+   ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
+   `adopt_pack`: one download, every record checked in one loop, its entries indexed
+   in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
+   recompression; one stream for the chunks of many pages, so the source reads ahead
+   across them); then record the files (`add_recipes`). The destination verifies every chunk (decoded and hashed once, on
    arrival: the source does not check them again) and every file. Received chunks are
    committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
    moved and the next one moves only the rest.
@@ -76,7 +78,7 @@ STREAM_CHUNKS = 65536
 ADD_BYTES = 1 * MiB  # received chunks handed to the session at once: memory stays flat
 READ_AHEAD = 1  # batches the source reads ahead of the destination
 # A stored pack of which the copy wants at least this fraction (stored bytes) moves whole
-# (`_adopt_packs`); the rest of it is dead bytes at the destination, which gc's repack
+# (`_WholePacks`); the rest of it is dead bytes at the destination, which gc's repack
 # reclaims once more than half a pack is dead (DEFAULT_REPACK_THRESHOLD): a pack adopted
 # at this fraction or more is never repack work at once.
 ADOPT_FRACTION = 0.5
@@ -447,8 +449,10 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     """Bring the files of `entries` the sink lacks into it; see the module docstring.
     `sent`: chunks already handed to this sink by the same copy (not asked for again).
 
-    The chunks of many pages of files (up to STREAM_CHUNKS) are asked of the source in
-    one `read_chunks` stream, so the source reads ahead across pages (a remote store:
+    The chunks of many pages of files (up to STREAM_CHUNKS) move together: packs mostly
+    wanted move whole, their downloads started as soon as a page makes one mostly
+    wanted (so they run while the later pages' recipes are asked), the rest in one
+    `read_frames` stream, so the source reads ahead across pages (a remote store:
     parallel ranged GETs in pack order) while the sink stores what arrived; the pages'
     files are recorded once their chunks are all in."""
     sizes = {e.digest: e.size for e in entries}
@@ -459,22 +463,32 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     sent = set() if sent is None else sent
     pages: list[list[FileRecipe]] = []
     wanted: list[str] = []
-    for start in range(0, len(ordered), FILE_PAGE):
-        page = ordered[start : start + FILE_PAGE]
-        recipes = source.recipes(page)
-        if absent := [d for d in page if d not in recipes]:
-            raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files (first "
-                                f"{absent[0][:16]}...); run `lode fsck` there")
-        need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
-        for w in range(0, len(need), CHUNK_WINDOW):
-            window = need[w : w + CHUNK_WINDOW]
-            lacks = sink.missing_chunks(window)
-            sent.update(window)
-            wanted += [c for c in window if c in lacks]
-        pages.append([recipes[d] for d in page])
-        if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
-            _move_stream(source, sink, wanted, pages, done, dry_run, progress)
-            pages, wanted = [], []
+    packs = _WholePacks(source, sink, progress) if sink.adopts_packs and not dry_run else None
+    try:
+        for start in range(0, len(ordered), FILE_PAGE):
+            page = ordered[start : start + FILE_PAGE]
+            recipes = source.recipes(page)
+            if absent := [d for d in page if d not in recipes]:
+                raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files "
+                                    f"(first {absent[0][:16]}...); run `lode fsck` there")
+            need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
+            for w in range(0, len(need), CHUNK_WINDOW):
+                window = need[w : w + CHUNK_WINDOW]
+                lacks = sink.missing_chunks(window)
+                sent.update(window)
+                new = [c for c in window if c in lacks]
+                wanted += new
+                if packs is not None and new:
+                    packs.offer(new)
+            pages.append([recipes[d] for d in page])
+            if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
+                if packs is not None:
+                    wanted = packs.finish(wanted, done)
+                _move_stream(source, sink, wanted, pages, done, dry_run, progress)
+                pages, wanted = [], []
+    finally:
+        if packs is not None:
+            packs.close()
     return done
 
 
@@ -484,8 +498,6 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
     if dry_run:
         done.chunks += len(wanted)
         return
-    if wanted and sink.adopts_packs:
-        wanted = _adopt_packs(source, sink, wanted, done, progress)
     if wanted:
         frames = source.read_frames(wanted)
         count, size = _send(_batches(frames) if source.reads_ahead else _read_ahead(frames), sink, progress)
@@ -495,45 +507,75 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
         sink.add_recipes(recipes)
 
 
-def _adopt_packs(source: TransferSource, sink: ChunkSink, wanted: list[str], done: FilesMoved,
-                 progress: Callable[[int], None] | None) -> list[str]:
-    """Move whole the source's packs of which at least ADOPT_FRACTION is wanted:
-    ADOPT_THREADS downloads at once into the sink's temp folder, each pack checked and
-    taken by the sink as it arrives (every record decoded and hashed, its entries
-    indexed in one insert). Returns the wanted chunks still to move as frames: those in
-    packs mostly unwanted, and those of a pack gone meanwhile (the frame path locates
-    them again, after a sync, or names what is lost)."""
-    shares = [s for s in source.pack_shares(wanted) if s.wanted_fraction >= ADOPT_FRACTION]
-    if not shares:
-        return wanted
-    held: set[bytes] = set()
+class _WholePacks:
+    """The source's packs a copy moves whole: offered the chunks each page adds to the
+    wanted ones, it asks which packs hold them (`pack_shares`) and starts downloading a
+    pack (ADOPT_THREADS at once, into the sink's temp folder) as soon as at least
+    ADOPT_FRACTION of it (stored bytes) is wanted; each pack downloaded is checked and
+    taken by the sink on the calling thread between pages (every record decoded and
+    hashed, its entries indexed in one insert), and the rest at `finish`."""
 
-    def fetch(share: PackShare) -> str | os.PathLike[str]:
-        path = sink.received_pack_path()
-        source.copy_pack(share.pack_id, path)
+    def __init__(self, source: TransferSource, sink: ChunkSink, progress: Callable[[int], None] | None):
+        self.source, self.sink, self.progress = source, sink, progress
+        self._pool: ThreadPoolExecutor | None = None
+        self._wanted_bytes: dict[str, list[int]] = {}  # pack id -> [size, wanted stored bytes]
+        self._fetches: dict[Future, str] = {}  # downloads not adopted yet
+        self._held: dict[bytes, int] = {}  # chunks of the packs adopted: digest -> raw size
+        self._wanted: set[bytes] = set()  # every chunk offered
+
+    def offer(self, chunks: list[str]) -> None:
+        self._wanted.update(bytes.fromhex(c) for c in chunks)
+        for share in self.source.pack_shares(chunks):
+            seen = self._wanted_bytes.setdefault(share.pack_id, [share.size, 0])
+            started = seen[1] >= ADOPT_FRACTION * seen[0]
+            seen[1] += share.wanted_bytes
+            if not started and seen[1] >= ADOPT_FRACTION * seen[0]:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(ADOPT_THREADS, thread_name_prefix="lodestore-transfer-pack")
+                self._fetches[self._pool.submit(self._fetch, share.pack_id)] = share.pack_id
+        self._adopt([f for f in self._fetches if f.done()])
+
+    def _fetch(self, pack_id: str) -> str | os.PathLike[str]:
+        path = self.sink.received_pack_path()
+        self.source.copy_pack(pack_id, path)
         return path
 
-    with ThreadPoolExecutor(ADOPT_THREADS, thread_name_prefix="lodestore-transfer-pack") as pool:
-        fetches: dict[Future, PackShare] = {pool.submit(fetch, share): share for share in shares}
-        try:
-            for finished in as_completed(fetches):
-                try:
-                    path = finished.result()
-                except PackMissingError:
-                    continue  # its chunks go as frames
-                pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
-                chunks = sink.adopt_pack(path)
-                got = [c for c in fetches[finished].wanted if c in chunks]
-                held.update(got)
-                size = sum(chunks[c] for c in got)
-                done.chunks += len(got)
+    def _adopt(self, arrived: Iterable[Future]) -> None:
+        for fetch in arrived:
+            del self._fetches[fetch]
+            try:
+                path = fetch.result()
+            except PackMissingError:
+                continue  # gone meanwhile (another machine's gc): its chunks go as frames
+            pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
+            chunks = self.sink.adopt_pack(path)
+            self._held.update(chunks)
+            if self.progress:
+                self.progress(sum(n for c, n in chunks.items() if c in self._wanted))
+
+    def finish(self, wanted: list[str], done: FilesMoved) -> list[str]:
+        """Wait for every download and adopt it; returns the chunks of `wanted` still to
+        move as frames (in packs mostly unwanted, or a pack gone meanwhile: the frame
+        path locates them again, after a sync, or names what is lost)."""
+        self._adopt(as_completed(list(self._fetches)))
+        rest = []
+        for c in wanted:
+            size = self._held.get(bytes.fromhex(c))
+            if size is None:
+                rest.append(c)
+            else:
+                done.chunks += 1
                 done.chunk_bytes += size
-                if progress:
-                    progress(size)
-        finally:
-            for f in fetches:
-                f.cancel()
-    return [c for c in wanted if bytes.fromhex(c) not in held]
+        self._wanted_bytes, self._held, self._wanted = {}, {}, set()
+        return rest
+
+    def close(self) -> None:
+        """Stop what was not started; wait for the downloads running (their files are in
+        the sink's temp folder, dropped with it)."""
+        for f in self._fetches:
+            f.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _send(batches: Iterator[tuple[list[ChunkFrame], int]], sink: ChunkSink,

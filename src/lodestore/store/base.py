@@ -417,7 +417,10 @@ class ContentStore(abc.ABC):
     # (`missing_chunks`, in batches), then moves only those: `read_frames` here,
     # `WriteSession.add_frames` + `add_recipes` there (chunks in their stored form,
     # verified once, by the receiver; `read_chunks` / `add_chunks` move raw bytes, each
-    # side verifying). Every backend implements them (abstract).
+    # side verifying). Every backend implements them (abstract). Where the receiver wants
+    # most of a stored pack, the pack moves whole: `pack_shares` and `copy_pack` here,
+    # `WriteSession.received_pack_path` + `adopt_pack` there (optional: a backend
+    # without them moves frames).
     @abc.abstractmethod
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """The recipes of the given files (hex digests) the store holds; absent ones are
