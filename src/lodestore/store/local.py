@@ -678,9 +678,9 @@ def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
     (LocalContentStore.pack_shares; an S3 store's, from its index cache)."""
     held: dict[str, list[bytes]] = {}
     wanted_bytes: dict[str, int] = {}
-    for loc in index.locate(wanted).values():
-        held.setdefault(loc.pack_id, []).append(loc.digest)
-        wanted_bytes[loc.pack_id] = wanted_bytes.get(loc.pack_id, 0) + loc.stored_len
+    for digest, pack_id, stored_len, _ in index.chunk_rows(dict.fromkeys(wanted)):  # plain rows: no ChunkLocation
+        held.setdefault(pack_id, []).append(digest)
+        wanted_bytes[pack_id] = wanted_bytes.get(pack_id, 0) + stored_len
     totals = index.pack_totals(held)
     return [PackShare(pid, totals.get(pid, (0, 0))[0], tuple(chunks), wanted_bytes[pid])
             for pid, chunks in held.items()]

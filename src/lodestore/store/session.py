@@ -581,16 +581,22 @@ class LocalWriteSession(WriteSession):
         chunks in order, read back from the packs) before any is recorded; a file already
         stored is reused as `add_files` reuses it. Visible with commit()."""
         self._check_open()
-        todo = [(r, digest_bytes(r.digest), [digest_bytes(c) for c in r.chunks]) for r in recipes]
+        todo = []
+        for r in recipes:
+            raw = digest_bytes(r.digest)
+            # a file of one chunk named by its own digest (every small file): converted once
+            todo.append((r, raw, [raw] if r.chunks == (r.digest,) else [digest_bytes(c) for c in r.chunks]))
         spilled = self._staged.known_files(raw for _, raw, _ in todo)
         known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files
                                               and raw not in spilled])
         fresh = [(r, raw, chunks) for r, raw, chunks in todo
                  if raw not in self._new_files and raw not in known and raw not in spilled]
-        single = [raw for _, raw, chunks in fresh if chunks == [raw]]
-        located = self._locate_anywhere(single) if single else {}  # one lookup for every one-chunk file
+        single = [(r, raw) for r, raw, chunks in fresh if chunks == [raw]]
+        if single:  # one lookup for every one-chunk file of the call
+            self._check_whole_chunks(single, self._raw_sizes_anywhere([raw for _, raw in single]))
         for r, raw, chunks in fresh:
-            self._verify_recipe(r, raw, chunks, located)
+            if chunks != [raw]:  # (the one-chunk files were checked above)
+                self._verify_recipe(r, raw, chunks)
         refs = []
         for r, raw, chunks in todo:
             if raw in known:
@@ -603,25 +609,41 @@ class LocalWriteSession(WriteSession):
         self._spill_if_large()
         return refs
 
-    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes],
-                       located: dict[bytes, ChunkLocation] | None = None) -> None:
+    def _check_whole_chunks(self, files: list[tuple[FileRecipe, bytes]], sizes: dict[bytes, int]) -> None:
+        """_verify_recipe of files of one chunk named by that chunk's digest, whose chunks
+        are `sizes` (raw size by digest, those found): each chunk was checked against the
+        digest when it arrived or was first stored, so only its presence and size are left."""
+        for recipe, raw in files:
+            size = sizes.get(raw)
+            if size is None:
+                raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
+                                    f"{self.store.root} nor in this session")
+            if size != recipe.size:
+                raise CorruptionError(f"file {recipe.digest[:16]}...: its chunk is not its {recipe.size} bytes; "
+                                      "refused")
+
+    def _raw_sizes_anywhere(self, chunks: list[bytes]) -> dict[bytes, int]:
+        """The raw size of each chunk of `chunks` the session or the store holds, found
+        where _locate_anywhere finds it, as plain rows (no ChunkLocation a chunk)."""
+        sizes: dict[bytes, int] = {}
+        if self._writer is not None and not self._open.isdisjoint(chunks):
+            entries = self._open_entries()
+            sizes.update((c, entries[c].raw_len) for c in chunks if c in self._open)
+        rest = [c for c in dict.fromkeys(chunks) if c not in sizes]
+        sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
+        rest = [c for c in rest if c not in sizes]
+        if rest:
+            sizes.update((digest, raw_len) for digest, _, _, raw_len in self.store.index.chunk_rows(rest))
+        return sizes
+
+    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
         """NotFoundError naming the first chunk neither the store nor this session holds;
         CorruptionError if the chunks' sizes do not add up to the file's size or their
-        bytes, in order, do not hash to the file's digest. A page of chunks at a time.
-        `located`: where the one-chunk files of the caller's batch are (looked up once)."""
+        bytes, in order, do not hash to the file's digest. A page of chunks at a time."""
         if not chunks:
             raise CorruptionError(f"file {recipe.digest[:16]}... has a recipe without chunks")
         if chunks == [raw]:
-            # A file of one chunk named by that chunk's digest: the chunk's bytes were
-            # checked against it when they arrived (add_chunks) or were first stored, so
-            # only where it is and its size are left to check, not the bytes again.
-            where = located if located is not None else self._locate_anywhere(chunks)
-            if raw not in where:
-                raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
-                                    f"{self.store.root} nor in this session")
-            if where[raw].raw_len != recipe.size:
-                raise CorruptionError(f"file {recipe.digest[:16]}...: its chunk is not its {recipe.size} bytes; "
-                                      "refused")
+            self._check_whole_chunks([(recipe, raw)], self._raw_sizes_anywhere(chunks))
             return
         hasher = blake3.blake3()
         total = 0
