@@ -459,9 +459,11 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query per 900 files (index.file_rows), whatever their sizes."""
+        """One query per 900 files (index.file_rows), whatever their sizes. A file of one
+        chunk (no recipe row) is that chunk: its digest is not converted again."""
         wanted = {_raw(d): d for d in digests}
-        return {wanted[raw]: FileRecipe(wanted[raw], size, tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
+        return {wanted[raw]: FileRecipe(wanted[raw], size, (wanted[raw],) if recipe is None
+                                        else tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
                 for raw, (size, n, recipe) in self.index.file_rows(list(wanted)).items()}
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
