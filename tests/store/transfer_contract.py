@@ -1,7 +1,7 @@
 """The transfer half of the ContentStore contract (base.py: `recipes`, `missing_chunks`,
 `read_frames`, `WriteSession.add_frames`, `read_chunks`, `WriteSession.add_chunks`,
 `WriteSession.add_recipes`, and whole packs: `pack_shares`, `copy_pack`,
-`WriteSession.received_pack_path` / `adopt_pack`): what push, pull and import rely on, for every backend.
+`WriteSession.received_pack_path` / `check_pack` / `adopt_pack`): what push, pull and import rely on, for every backend.
 
 `ContentStoreContract` inherits this class, so a backend adopting the contract runs these
 too. Transfers go between the backend's `store` and a `peer` store: a local store by
@@ -68,7 +68,7 @@ def move_packs(src: ContentStore, dst: ContentStore, digests: list[str]) -> set[
         for share in src.pack_shares(chunks):
             path = s.received_pack_path()
             src.copy_pack(share.pack_id, path)
-            held |= set(s.adopt_pack(path))
+            held |= set(s.adopt_pack(s.check_pack(path)))
         s.add_recipes(recipes.values())
         s.commit()
     return held
@@ -297,7 +297,7 @@ class TransferContract:
                 peer.copy_pack(share.pack_id, path)
                 _tamper(Path(path), at)
                 with pytest.raises(CorruptionError):
-                    s.adopt_pack(path)
+                    s.check_pack(path)
                 assert not Path(path).exists()
                 s.commit()
             assert store.missing_chunks([ref.digest]) == {ref.digest}

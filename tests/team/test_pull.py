@@ -249,7 +249,7 @@ def test_a_damaged_pack_trailer_is_refused_whole_and_nothing_arrives(store, tmp_
     assert list((root / "store" / "packs").glob("*/*.pack")) == []
 
 
-def test_a_pull_killed_with_a_pack_received_unchecked_trusts_none_of_it(store, tmp_path, monkeypatch, s3_bucket,
+def test_a_pull_killed_with_a_pack_downloaded_and_not_checked_trusts_none_of_it(store, tmp_path, monkeypatch, s3_bucket,
                                                                          pg_url):
     files = _small_files(300)
     _pushed(tmp_path, s3_bucket, pg_url, files)

@@ -59,7 +59,7 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import ChunkFrame, FileRecipe, PackShare, WriteSession
+from lodestore.store.base import CheckedPack, ChunkFrame, FileRecipe, PackShare, WriteSession
 from lodestore.store.packs import PackMissingError
 from lodestore.testhooks import pause_point
 
@@ -363,8 +363,12 @@ class ChunkSink(abc.ABC):
     def received_pack_path(self) -> str | os.PathLike[str]:
         raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
-    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
-        """Take the pack received whole at `path`, every record checked (WriteSession.adopt_pack)."""
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Take a checked pack (WriteSession.adopt_pack)."""
         raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
 
@@ -406,12 +410,14 @@ class StoreSink(ChunkSink):
         session's folder goes at its commit, maybe while a pack is still downloading)."""
         return self.guard.received_pack_path()
 
-    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        return self.guard.check_pack(path)
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
         """Taken by the current batch session, committed by the same COMMIT_BYTES rule as
         frames (a full pack is one commit)."""
-        size = os.path.getsize(path)
-        held = self._current().adopt_pack(path)
-        self._pending += size
+        held = self._current().adopt_pack(pack)
+        self._pending += pack.size
         if self.commit_bytes is not None and self._pending >= self.commit_bytes:
             self._commit()
         return held
@@ -511,9 +517,10 @@ class _WholePacks:
     """The source's packs a copy moves whole: offered the chunks each page adds to the
     wanted ones, it asks which packs hold them (`pack_shares`) and starts downloading a
     pack (ADOPT_THREADS at once, into the sink's temp folder) as soon as at least
-    ADOPT_FRACTION of it (stored bytes) is wanted; each pack downloaded is checked and
-    taken by the sink on the calling thread between pages (every record decoded and
-    hashed, its entries indexed in one insert), and the rest at `finish`."""
+    ADOPT_FRACTION of it (stored bytes) is wanted; each pack downloaded is checked by the
+    sink on its download thread (every record decoded and hashed) and taken by the sink
+    on the calling thread between pages (its entries indexed in one insert), the rest
+    at `finish`."""
 
     def __init__(self, source: TransferSource, sink: ChunkSink, progress: Callable[[int], None] | None):
         self.source, self.sink, self.progress = source, sink, progress
@@ -535,20 +542,22 @@ class _WholePacks:
                 self._fetches[self._pool.submit(self._fetch, share.pack_id)] = share.pack_id
         self._adopt([f for f in self._fetches if f.done()])
 
-    def _fetch(self, pack_id: str) -> str | os.PathLike[str]:
+    def _fetch(self, pack_id: str) -> CheckedPack:
+        """On a download thread: the pack downloaded, then checked by the sink there (its
+        hashing overlaps with the calling thread's work; blake3 and zstd release the GIL)."""
         path = self.sink.received_pack_path()
         self.source.copy_pack(pack_id, path)
-        return path
+        pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
+        return self.sink.check_pack(path)
 
     def _adopt(self, arrived: Iterable[Future]) -> None:
         for fetch in arrived:
             del self._fetches[fetch]
             try:
-                path = fetch.result()
+                checked = fetch.result()
             except PackMissingError:
                 continue  # gone meanwhile (another machine's gc): its chunks go as frames
-            pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
-            chunks = self.sink.adopt_pack(path)
+            chunks = self.sink.adopt_pack(checked)
             self._held.update(chunks)
             if self.progress:
                 self.progress(sum(n for c, n in chunks.items() if c in self._wanted))

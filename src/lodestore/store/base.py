@@ -125,6 +125,20 @@ class PackShare:
         return self.wanted_bytes / self.size if self.size else 0.0
 
 
+@dataclass(frozen=True)
+class CheckedPack:
+    """A pack received whole whose every record `WriteSession.check_pack` checked: what
+    `adopt_pack` takes (the file at `path` is not to change until then)."""
+
+    path: Path
+    size: int
+    entries: list[Any]  # the backend's entries of the pack (packs.PackEntry: digest, codec, offset, ...)
+
+    def chunks(self) -> dict[bytes, int]:
+        """32-byte digest -> raw size of every chunk it holds."""
+        return {e.digest: e.raw_len for e in self.entries}
+
+
 # A chunk received from another store larger than this is refused unread: no store
 # writes one (chunks are at most CHUNK_MAX, whole files at most WHOLE_FILE_LIMIT), and
 # pack records carry 32-bit lengths.
@@ -316,17 +330,22 @@ class WriteSession(abc.ABC):
         not compressed again. Visible with commit(), like files."""
 
     def received_pack_path(self) -> Path:
-        """Where a pack received whole is to be written before `adopt_pack` (a temp path
+        """Where a pack received whole is to be written before `check_pack` (a temp path
         of the session, removed with it). A backend that adopts no packs: NotImplementedError."""
         raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
-    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
-        """Make the pack written at `path` (`received_pack_path` of a session of the same
-        store) one of this session's, after checking every record of it (trailer, layout,
-        each chunk decoded and hashed against its digest: CorruptionError, the file
-        deleted, nothing kept); its chunks become visible with commit(), like frames.
-        Chunks of it the store holds already are dead bytes gc's repack reclaims. Returns
-        the chunks it holds: 32-byte digest -> raw size."""
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack written at `path` (trailer, layout, each chunk
+        decoded and hashed against its digest): CorruptionError, the file deleted, if
+        any fails. Safe on any thread while the session is used (it touches nothing of
+        the session); only what it returns can be adopted."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Make a checked pack one of this session's (moved from the path `check_pack`
+        checked, under this session's temp folder); its chunks become visible with
+        commit(), like frames. Chunks of it the store holds already are dead bytes gc's
+        repack reclaims. Returns the chunks it holds: 32-byte digest -> raw size."""
         raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
     @abc.abstractmethod

@@ -52,7 +52,15 @@ from lodestore.errors import (
     SourceFileNotFoundError,
 )
 from lodestore.store import atomic, codec
-from lodestore.store.base import MAX_FRAME, ChunkFrame, FileRecipe, FileRef, ProgressCallback, WriteSession
+from lodestore.store.base import (
+    MAX_FRAME,
+    CheckedPack,
+    ChunkFrame,
+    FileRecipe,
+    FileRef,
+    ProgressCallback,
+    WriteSession,
+)
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
@@ -548,29 +556,41 @@ class LocalWriteSession(WriteSession):
         self._check_open()
         return self.dir / f"received-{uuid.uuid4().hex}.pack"
 
-    def adopt_pack(self, path: str | os.PathLike[str]) -> dict[bytes, int]:
-        """Make the pack received whole at `path` (in this store's temp folder: see
-        received_pack_path) a pack of this session: moved into the session's folder under
-        a fresh id, every record checked (packs.check_received_pack: trailer, layout, each
-        chunk decoded and hashed, in one loop), then its entries staged in one insert like
-        a full pack of ours; its fsync runs on the pack-close thread. Returns the digests
-        it holds, with their raw sizes. A pack that fails a check is deleted and nothing
-        of it is kept."""
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack received whole at `path` (packs.check_received_pack:
+        trailer, layout, each chunk decoded and hashed, in one loop), then fsync it (a
+        durable store), so the commit that indexes it does not wait for its writeback.
+        Touches nothing of the session, so any thread may check while the session goes on
+        (a transfer checks each pack on the thread that downloaded it: the commits of the
+        calling thread waited ~0.1 s a pack for its fsync). A pack that fails is deleted."""
         self._check_open()
+        try:
+            entries = check_received_pack(Path(path))
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+        received = _ReceivedPack(Path(path), os.path.getsize(path), self.store.fsync)
+        received.make_durable()
+        return CheckedPack(Path(path), received.size, entries)
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Make a checked pack (`check_pack`) a pack of this session: moved into the
+        session's folder under a fresh id, its entries staged in one insert like a full
+        pack of ours (check_pack fsynced it; commit fsyncs the folder it is renamed into).
+        Returns the digests it holds, with their raw sizes."""
+        self._check_open()
+        if not isinstance(pack, CheckedPack):
+            raise TypeError("adopt_pack takes what check_pack returned")
         pack_id = uuid.uuid4().hex
         tmp = self.dir / f"{pack_id}.pack"
-        os.replace(path, tmp)
-        try:
-            entries = check_received_pack(tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        pack = _ReceivedPack(tmp, tmp.stat().st_size, self.store.fsync)
+        os.replace(pack.path, tmp)
+        received = _ReceivedPack(tmp, pack.size, fsync=False)  # fsynced by check_pack; the rename by commit
+        entries = pack.entries
         self._staged.add(pack_id, entries)
-        done = self._finish_pool.submit(pack.make_durable)
-        self._packs.append((pack_id, pack, len(entries), done))  # type: ignore[arg-type]  (as a PackWriter)
-        self._adopted(pack_id, pack, entries, done)
-        return {e.digest: e.raw_len for e in entries}
+        done = self._finish_pool.submit(received.make_durable)
+        self._packs.append((pack_id, received, len(entries), done))  # type: ignore[arg-type]  (as a PackWriter)
+        self._adopted(pack_id, received, entries, done)
+        return pack.chunks()
 
     def _adopted(self, pack_id: str, pack: _ReceivedPack, entries: list[PackEntry], done: Future) -> None:
         """Hook: a pack received whole joined the session (s3_session.py uploads it)."""
