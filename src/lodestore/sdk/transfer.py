@@ -146,6 +146,10 @@ class TransferSource(abc.ABC):
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         """The chunks in their stored form, not necessarily verified (ContentStore.read_frames)."""
 
+    def prepare(self) -> None:  # noqa: B027 (optional: most sources have nothing to prepare)
+        """A version is about to be copied: start what can run while its manifest is read
+        (a remote store's index sync: ContentStore.prepare_transfer)."""
+
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The source's stored packs holding these chunks (ContentStore.pack_shares); []:
         this source moves frames only (a bundle)."""
@@ -169,6 +173,7 @@ class RepositorySource(TransferSource):
         self._catalog: Catalog = counted(repo.catalog, calls, "source catalog")
         self._store = counted(repo.store, calls, "source store")
         self.reads_ahead = bool(getattr(repo.store, "reads_ahead", False))
+        self._prepared = False
 
     def versions(self) -> list[VersionRecord]:
         return self._versions
@@ -199,6 +204,11 @@ class RepositorySource(TransferSource):
 
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         return self._store.read_frames(chunk_digests)
+
+    def prepare(self) -> None:
+        if not self._prepared:
+            self._prepared = True
+            self._store.prepare_transfer()
 
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         return self._store.pack_shares(chunk_digests)
@@ -710,6 +720,7 @@ def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = F
                     catalog.set_alias(found.project, found.name, alias, found.index)
             result.versions.append(VersionCopy(v.qualified_name, found.qualified_name, created=False))
             continue
+        source.prepare()
         copy = _copy_version(source, v, store, catalog, lineage, planned, commit_bytes, label, result)
         if copy is not None:
             there.add(copy)

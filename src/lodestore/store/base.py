@@ -463,6 +463,11 @@ class ContentStore(abc.ABC):
         a transfer hashes every byte once, at the receiving end. NotFoundError for a
         chunk the store does not hold; a pack shorter than its index says: CorruptionError."""
 
+    def prepare_transfer(self) -> None:  # noqa: B027 (optional: a local store has nothing to prepare)
+        """A transfer out of this store is starting (its recipes are asked next): a remote
+        store may bring what it reads from up to date now, in the background, while the
+        caller reads its catalog."""
+
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The stored packs holding some of these chunks (hex digests), for a transfer to
         move whole where it wants most of one (`copy_pack`); chunks not found are left

@@ -128,6 +128,7 @@ class S3ContentStore(ContentStore):
         self.cache = BucketCacheStore(Path(cache_dir), self.bucket)
         self._exclusive_owner: int | None = None
         self._sessions: weakref.WeakSet[S3WriteSession] = weakref.WeakSet()
+        self._prepared: threading.Thread | None = None  # prepare_transfer's sync
 
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line."""
@@ -254,10 +255,28 @@ class S3ContentStore(ContentStore):
         self.sync()
         return self.cache.iter_files()
 
+    def prepare_transfer(self) -> None:
+        """Sync the index cache on a thread of its own (a pull reads the version's manifest
+        from the catalog meanwhile); the first `recipes` waits for it. An error there is
+        left for that call's own sync to meet, in its own words."""
+        if self._prepared is None:
+            self._prepared = threading.Thread(target=self._sync_quietly, name="lodestore-s3-index-sync",
+                                              daemon=True)
+            self._prepared.start()
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync()
+        except Exception:  # noqa: S110 (met again by the caller's own sync)
+            pass
+
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """From the index cache, synced once if some are not there (one query a page of
-        files when they are: a pull asks for every file's recipe)."""
+        files when they are: a pull asks for every file's recipe); after
+        `prepare_transfer`, its sync is waited for first."""
         digests = list(digests)
+        if self._prepared is not None:
+            self._prepared.join()
         found = self.cache.recipes(digests)
         if len(found) < len(set(digests)):
             self.sync()
