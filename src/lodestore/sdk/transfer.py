@@ -82,7 +82,8 @@ READ_AHEAD = 1  # batches the source reads ahead of the destination
 # reclaims once more than half a pack is dead (DEFAULT_REPACK_THRESHOLD): a pack adopted
 # at this fraction or more is never repack work at once.
 ADOPT_FRACTION = 0.5
-ADOPT_THREADS = 4  # packs downloaded at once (each in parallel parts: s3_objects.py)
+ADOPT_THREADS = 4  # packs downloaded at once (an S3 pack: one GET streamed to its file)
+ADOPT_CHECKS = 2  # of which checked at once (hashing: more than the cores buys nothing, costs memory)
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -539,6 +540,7 @@ class _WholePacks:
         self._fetches: dict[Future, str] = {}  # downloads not adopted yet
         self._held: dict[bytes, int] = {}  # chunks of the packs adopted: digest -> raw size
         self._wanted: set[bytes] = set()  # every chunk offered
+        self._checks = threading.BoundedSemaphore(ADOPT_CHECKS)
 
     def offer(self, chunks: list[str]) -> None:
         self._wanted.update(bytes.fromhex(c) for c in chunks)
@@ -558,7 +560,8 @@ class _WholePacks:
         path = self.sink.received_pack_path()
         self.source.copy_pack(pack_id, path)
         pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
-        return self.sink.check_pack(path)
+        with self._checks:
+            return self.sink.check_pack(path)
 
     def _adopt(self, arrived: Iterable[Future]) -> None:
         for fetch in arrived:
