@@ -276,7 +276,7 @@ class TransferContract:
         items = [b"small", random_bytes(300_000, 80), random_bytes(2 * MiB, 81) + text_bytes(2 * MiB, 81)]
         refs = _put(store, *items)
         chunks = [c for r in store.recipes([r.digest for r in refs]).values() for c in r.chunks]
-        shares = store.pack_shares(chunks + [_b3(b"not stored")])
+        shares = store.pack_shares([*chunks, _b3(b"not stored")])
         assert sum(len(s.wanted) for s in shares) == len(set(chunks))  # an unknown chunk is left out
         assert all(0 < s.wanted_fraction <= 1 for s in shares)
         assert move_packs(store, peer, [r.digest for r in refs]) == {bytes.fromhex(c) for c in chunks}

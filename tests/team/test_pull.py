@@ -17,14 +17,13 @@ import pytest
 
 import lodestore
 from lodestore.errors import CorruptionError
-from lodestore.sdk import repository
+from lodestore.sdk import repository, transfer
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.service import Service
-from lodestore.sdk import transfer
 from lodestore.sdk.transfer import CHUNK_WINDOW, COMMIT_BYTES, FILE_PAGE
 from lodestore.store.index import ChunkLocation
-from lodestore.store.s3 import remote_pieces
 from lodestore.store.packs import FOOTER
+from lodestore.store.s3 import remote_pieces
 from lodestore.store.s3_packs import PACK_PREFIX, RANGE_GAP, RANGE_PIECE
 
 from ._pause import kill_at_pause

@@ -15,8 +15,9 @@ The path of a copy, per version (oldest first, artifact by artifact):
    `adopt_pack`: one download, every record checked in one loop, its entries indexed
    in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
    recompression; one stream for the chunks of many pages, so the source reads ahead
-   across them); then record the files (`add_recipes`). The destination verifies every chunk (decoded and hashed once, on
-   arrival: the source does not check them again) and every file. Received chunks are
+   across them); then record the files (`add_recipes`). The destination verifies every
+   chunk (decoded and hashed once, on arrival: the source does not check them again) and
+   every file. Received chunks are
    committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
    moved and the next one moves only the rest.
 3. Only when every file is in the destination store does its catalog commit the version
@@ -60,7 +61,6 @@ from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
 from lodestore.store.base import CheckedPack, ChunkFrame, FileRecipe, PackShare, WriteSession
-from lodestore.store.packs import PackMissingError
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -568,7 +568,7 @@ class _WholePacks:
             del self._fetches[fetch]
             try:
                 checked = fetch.result()
-            except PackMissingError:
+            except NotFoundError:
                 continue  # gone meanwhile (another machine's gc): its chunks go as frames
             chunks = self.sink.adopt_pack(checked)
             self._held.update(chunks)

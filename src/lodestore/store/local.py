@@ -481,8 +481,7 @@ class LocalContentStore(ContentStore):
         try:
             shutil.copyfile(self.packs.path(pack_id), dest)
         except FileNotFoundError:
-            raise PackMissingError(f"pack {pack_id} is missing from {self.packs_dir}; run `lode fsck`",
-                                   pack_id) from None
+            raise NotFoundError(f"pack {pack_id} is not in the store at {self.root}") from None
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """Chunks a page at a time (PLAN_PAGE), each page located in one query and read in

@@ -45,7 +45,8 @@ import blake3
 import zstandard
 
 from lodestore.errors import CorruptionError
-from lodestore.store import atomic, codec
+from lodestore.store import atomic
+from lodestore.store.codec import decode as decode_stored
 
 MAGIC = b"LODEPK02"
 MAGIC_V1 = b"LODEPK01"  # packs of format 1: a header before each record (read, no longer written)
@@ -544,13 +545,12 @@ def check_received_pack(path: Path) -> list[PackEntry]:
     whose BLAKE3 is its digest. CorruptionError naming the pack otherwise. One tight loop
     over the mapped file: one hash call a chunk, no copy."""
     entries = read_trailer(path)
-    with open(path, "rb") as f:
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            if not layout_ok(mm, entries):  # type: ignore[arg-type]  (a buffer, read like bytes)
-                raise CorruptionError(f"pack {path.name} received: its records do not match its trailer")
-            mm.madvise(mmap.MADV_DONTNEED)
-            bad = _first_bad_record(mm, entries)
-            mm.madvise(mmap.MADV_DONTNEED)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if not layout_ok(mm, entries):  # type: ignore[arg-type]  # a buffer, read like bytes
+            raise CorruptionError(f"pack {path.name} received: its records do not match its trailer")
+        mm.madvise(mmap.MADV_DONTNEED)
+        bad = _first_bad_record(mm, entries)
+        mm.madvise(mmap.MADV_DONTNEED)
     if bad is not None:
         raise CorruptionError(f"pack {path.name} received: chunk {bad.digest.hex()[:16]}... does not match "
                               "its digest")
@@ -564,7 +564,7 @@ def _first_bad_record(mm: mmap.mmap, entries: list[PackEntry]) -> PackEntry | No
         for e in entries:
             stored = view[e.offset : e.offset + e.stored_len]
             try:
-                data = codec.decode(e.codec, stored, e.raw_len)
+                data = decode_stored(e.codec, stored, e.raw_len)
             except CorruptionError:
                 return e
             if len(data) != e.raw_len or blake3.blake3(data).digest() != e.digest:

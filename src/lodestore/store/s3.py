@@ -267,7 +267,7 @@ class S3ContentStore(ContentStore):
     def _sync_quietly(self) -> None:
         try:
             self.sync()
-        except Exception:  # noqa: S110 (met again by the caller's own sync)
+        except Exception:  # met again by the caller's own sync, in its own words
             pass
 
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
@@ -325,13 +325,13 @@ class S3ContentStore(ContentStore):
             try:
                 self.cache.copy_pack(pack_id, dest)
                 return
-            except PackMissingError:  # evicted meanwhile: fetched from the bucket
+            except NotFoundError:  # evicted meanwhile: fetched from the bucket
                 pass
         try:
             self.bucket.download_to(pack_name(pack_id), Path(dest))
         except NotFoundError:
-            raise PackMissingError(f"pack {pack_id} is missing from the store {self.location}; run `lode fsck`",
-                                   pack_id) from None
+            Path(dest).unlink(missing_ok=True)
+            raise NotFoundError(f"pack {pack_id} is not in the store {self.location}") from None
 
     def _read_chunks(self, wanted: list[bytes], work: Callable | None = None) -> Iterator[tuple[str, Any]]:
         done: set[bytes] = set()

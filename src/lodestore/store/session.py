@@ -36,10 +36,10 @@ import threading
 import time
 import uuid
 import weakref
-from pathlib import Path
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import blake3
@@ -588,7 +588,7 @@ class LocalWriteSession(WriteSession):
         entries = pack.entries
         self._staged.add(pack_id, entries)
         done = self._finish_pool.submit(received.make_durable)
-        self._packs.append((pack_id, received, len(entries), done))  # type: ignore[arg-type]  (as a PackWriter)
+        self._packs.append((pack_id, received, len(entries), done))  # type: ignore[arg-type]  # as a PackWriter
         self._adopted(pack_id, received, entries, done)
         return pack.chunks()
 
