@@ -682,6 +682,5 @@ def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
     for digest, pack_id, stored_len, _ in index.chunk_rows(dict.fromkeys(wanted)):  # plain rows: no ChunkLocation
         held.setdefault(pack_id, []).append(digest)
         wanted_bytes[pack_id] = wanted_bytes.get(pack_id, 0) + stored_len
-    totals = index.pack_totals(held)
-    return [PackShare(pid, totals.get(pid, (0, 0))[0], tuple(chunks), wanted_bytes[pid])
-            for pid, chunks in held.items()]
+    sizes = index.pack_sizes(held)
+    return [PackShare(pid, sizes.get(pid, 0), tuple(chunks), wanted_bytes[pid]) for pid, chunks in held.items()]
