@@ -11,9 +11,10 @@ Contract (tested for every backend by ``tests/store/contract.py``):
   block's end); after that, only gc's grace period protects them until referenced.
 - Objects are write-once: storing the same content twice stores it once.
 - Every read is verified against the digest; corrupt bytes raise CorruptionError and
-  are never written to a destination under its final name (or left beside it). The one
-  exception is `read_frames`, a transfer's read: its receiver verifies every frame
-  (`ChunkFrame.raw()`), so each byte is checked once, at the receiving end.
+  are never written to a destination under its final name (or left beside it). The
+  exceptions are a transfer's reads, `read_frames` and `copy_pack`: the receiver
+  verifies every frame (`ChunkFrame.raw()`) and every record of a pack it adopts
+  (`WriteSession.check_pack`), so each byte is checked once, at the receiving end.
 
 Maintenance is part of the interface too, so every backend provides it and the SDK
 never reaches behind it: gc (plan, then sweep, keeping the file digests the caller
