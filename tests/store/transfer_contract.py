@@ -1,6 +1,7 @@
 """The transfer half of the ContentStore contract (base.py: `recipes`, `missing_chunks`,
 `read_frames`, `WriteSession.add_frames`, `read_chunks`, `WriteSession.add_chunks`,
-`WriteSession.add_recipes`): what push, pull and import rely on, for every backend.
+`WriteSession.add_recipes`, and whole packs: `pack_shares`, `copy_pack`,
+`WriteSession.received_pack_path` / `check_pack` / `adopt_pack`): what push, pull and import rely on, for every backend.
 
 `ContentStoreContract` inherits this class, so a backend adopting the contract runs these
 too. Transfers go between the backend's `store` and a `peer` store: a local store by
@@ -54,6 +55,29 @@ def transfer(src: ContentStore, dst: ContentStore, digests: list[str]) -> list[s
         s.add_recipes(lacking.values())
         s.commit()
     return moved
+
+
+def move_packs(src: ContentStore, dst: ContentStore, digests: list[str]) -> set[bytes]:
+    """sdk/transfer.py's whole-pack path, bare: every pack holding the files' chunks copied
+    whole into one session of `dst` and adopted, the recipes recorded, one commit.
+    Returns the chunks adopted."""
+    recipes = src.recipes(digests)
+    chunks = list(dict.fromkeys(c for r in recipes.values() for c in r.chunks))
+    held: set[bytes] = set()
+    with dst.session() as s:
+        for share in src.pack_shares(chunks):
+            path = s.received_pack_path()
+            src.copy_pack(share.pack_id, path)
+            held |= set(s.adopt_pack(s.check_pack(path)))
+        s.add_recipes(recipes.values())
+        s.commit()
+    return held
+
+
+def _tamper(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
 class TransferContract:
@@ -247,3 +271,47 @@ class TransferContract:
         with pytest.raises(NotFoundError):
             list(store.read_frames([chunks[0], _b3(b"no such chunk")]))
 
+
+    def test_whole_packs_move_both_ways_checked_and_indexed(self, store, peer):
+        items = [b"small", random_bytes(300_000, 80), random_bytes(2 * MiB, 81) + text_bytes(2 * MiB, 81)]
+        refs = _put(store, *items)
+        chunks = [c for r in store.recipes([r.digest for r in refs]).values() for c in r.chunks]
+        shares = store.pack_shares([*chunks, _b3(b"not stored")])
+        assert sum(len(s.wanted) for s in shares) == len(set(chunks))  # an unknown chunk is left out
+        assert all(0 < s.wanted_fraction <= 1 for s in shares)
+        assert move_packs(store, peer, [r.digest for r in refs]) == {bytes.fromhex(c) for c in chunks}
+        for ref, data in zip(refs, items, strict=True):
+            assert peer.read_bytes(ref.digest) == data
+        (back,) = _put(peer, b"made at the peer" * 1000)
+        move_packs(peer, store, [back.digest])  # the peer's packs hold the items too: dead bytes here
+        assert store.read_bytes(back.digest) == b"made at the peer" * 1000
+        assert store.fsck().ok and peer.fsck().ok
+
+    def test_a_tampered_pack_is_refused_whole_and_nothing_of_it_kept(self, store, peer):
+        data = random_bytes(500_000, 82)
+        (ref,) = _put(peer, data)
+        (share,) = peer.pack_shares(peer.recipes([ref.digest])[ref.digest].chunks)
+        for at in (share.size // 2, share.size - 30):  # a chunk's bytes; the trailer
+            with store.session() as s:
+                path = s.received_pack_path()
+                peer.copy_pack(share.pack_id, path)
+                _tamper(Path(path), at)
+                with pytest.raises(CorruptionError):
+                    s.check_pack(path)
+                assert not Path(path).exists()
+                s.commit()
+            assert store.missing_chunks([ref.digest]) == {ref.digest}
+            assert store.stats().pack_count == 0
+        assert move_packs(peer, store, [ref.digest])  # the pack as it is stored is welcome
+        assert store.read_bytes(ref.digest) == data
+
+    def test_a_pack_adopted_twice_is_indexed_once_and_gc_reclaims_the_copy(self, store, peer):
+        data = random_bytes(400_000, 83)
+        (ref,) = _put(peer, data)
+        move_packs(peer, store, [ref.digest])
+        move_packs(peer, store, [ref.digest])  # again: another copy of the same chunks
+        assert store.stats().chunk_count == 1 and store.stats().pack_count == 2
+        assert store.read_bytes(ref.digest) == data and store.fsck().ok
+        plan = store.gc(lambda: {ref.digest}, grace=0)
+        assert store.read_bytes(ref.digest) == data
+        assert plan.orphan_packs or plan.delete_packs or plan.repack or plan.deferred_packs

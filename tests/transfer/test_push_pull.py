@@ -194,3 +194,40 @@ def test_push_to_an_empty_folder_starts_a_store_there(here, make, lode, tmp_path
     assert r.code == 0, r.err
     assert "zoo/animals:v0 -> zoo/animals:v0" in r.out and "pushed 1 version(s)" in r.out
     assert Service.open(tmp_path / "usb").version("zoo/animals:latest").digest == here.version("zoo/animals").digest
+
+
+def _log_at(root: Path, name: str, files: dict[str, bytes], folder: Path) -> None:
+    """`files` logged as zoo/NAME straight into the store at `root` (bytes it then holds)."""
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    art = lodestore.Artifact(name, "dataset")
+    art.add_dir(folder)
+    art._log(Service.open(root), "zoo", [], run_id=None)
+
+
+@pytest.mark.parametrize("held_files", [180, 80])
+def test_a_pack_mostly_wanted_moves_whole_and_one_mostly_held_sends_its_few_chunks(here, there, team, make,
+                                                                                   tmp_path, held_files):
+    """One source pack of 200 files, of which the destination holds `held_files` already:
+    90 % held, the 20 it lacks move alone (the destination grows by their bytes); 40 %
+    held, the pack moves whole (one copy, one check, one insert), the chunks it held
+    already riding along as dead bytes gc's repack reclaims."""
+    rng = random.Random(11)
+    files = {f"f{i:03d}.bin": rng.randbytes(40_000) for i in range(200)}
+    make("zoo/data", files)  # one pack at the source
+    (source_pack,) = (here._repo.store.root / "packs").glob("*/*.pack")
+    _log_at(team, "held", dict(list(files.items())[:held_files]), tmp_path / "held")
+    before = there.stats().disk.packs
+
+    result = here.push(["zoo/data:v0"], there)
+
+    lacking = (200 - held_files) * 40_000
+    assert result.bytes_moved == lacking
+    grown = there.stats().disk.packs - before
+    if held_files > 100:
+        assert lacking <= grown < lacking + 40_000  # the lacking chunks alone
+    else:
+        assert grown == source_pack.stat().st_size  # the pack, whole
+    assert files_of(there, "zoo/data:v0", tmp_path / "out") == files
+    assert there.fsck().ok

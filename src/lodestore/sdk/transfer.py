@@ -10,11 +10,14 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and stream only those in their stored form
-   (`read_frames` -> `add_frames`: no recompression; one stream for the chunks of many
-   pages, so the source reads ahead across them), then record the files
-   (`add_recipes`). The destination verifies every chunk (decoded and hashed once, on
-   arrival: the source does not check them again) and every file. Received chunks are
+   never one request per chunk), and move only those: a stored pack of which at least
+   ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
+   `adopt_pack`: one download, every record checked in one loop, its entries indexed
+   in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
+   recompression; one stream for the chunks of many pages, so the source reads ahead
+   across them); then record the files (`add_recipes`). The destination verifies every
+   chunk (decoded and hashed once, on arrival: the source does not check them again) and
+   every file. Received chunks are
    committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
    moved and the next one moves only the rest.
 3. Only when every file is in the destination store does its catalog commit the version
@@ -33,10 +36,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +60,7 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import ChunkFrame, FileRecipe, WriteSession
+from lodestore.store.base import CheckedPack, ChunkFrame, FileRecipe, PackShare, WriteSession
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -72,6 +77,13 @@ CHUNK_WINDOW = 4096  # chunk digests per missing_chunks request (~320 MiB of 80 
 STREAM_CHUNKS = 65536
 ADD_BYTES = 1 * MiB  # received chunks handed to the session at once: memory stays flat
 READ_AHEAD = 1  # batches the source reads ahead of the destination
+# A stored pack of which the copy wants at least this fraction (stored bytes) moves whole
+# (`_WholePacks`); the rest of it is dead bytes at the destination, which gc's repack
+# reclaims once more than half a pack is dead (DEFAULT_REPACK_THRESHOLD): a pack adopted
+# at this fraction or more is never repack work at once.
+ADOPT_FRACTION = 0.5
+ADOPT_THREADS = 4  # packs downloaded at once (an S3 pack: one GET streamed to its file)
+ADOPT_CHECKS = 2  # of which checked at once (hashing: more than the cores buys nothing, costs memory)
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -135,6 +147,19 @@ class TransferSource(abc.ABC):
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         """The chunks in their stored form, not necessarily verified (ContentStore.read_frames)."""
 
+    def prepare(self) -> None:  # noqa: B027 (optional: most sources have nothing to prepare)
+        """A version is about to be copied: start what can run while its manifest is read
+        (a remote store's index sync: ContentStore.prepare_transfer)."""
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The source's stored packs holding these chunks (ContentStore.pack_shares); []:
+        this source moves frames only (a bundle)."""
+        return []
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """Write one of `pack_shares`' packs as stored to `dest` (ContentStore.copy_pack)."""
+        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
+
     def close(self) -> None:  # noqa: B027 (optional: a source may hold nothing)
         """Release what the source holds (a bundle's temp index)."""
 
@@ -149,6 +174,7 @@ class RepositorySource(TransferSource):
         self._catalog: Catalog = counted(repo.catalog, calls, "source catalog")
         self._store = counted(repo.store, calls, "source store")
         self.reads_ahead = bool(getattr(repo.store, "reads_ahead", False))
+        self._prepared = False
 
     def versions(self) -> list[VersionRecord]:
         return self._versions
@@ -179,6 +205,17 @@ class RepositorySource(TransferSource):
 
     def read_frames(self, chunk_digests: Iterable[str]) -> Iterator[ChunkFrame]:
         return self._store.read_frames(chunk_digests)
+
+    def prepare(self) -> None:
+        if not self._prepared:
+            self._prepared = True
+            self._store.prepare_transfer()
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        return self._store.pack_shares(chunk_digests)
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        self._store.copy_pack(pack_id, dest)
 
 
 def select_versions(repo: Repository, refs: Iterable[str], project: str | None = None,
@@ -332,6 +369,19 @@ class ChunkSink(abc.ABC):
     @abc.abstractmethod
     def add_recipes(self, recipes: list[FileRecipe]) -> None: ...
 
+    adopts_packs = False  # whether it takes whole packs (received_pack_path, adopt_pack)
+
+    def received_pack_path(self) -> str | os.PathLike[str]:
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Take a checked pack (WriteSession.adopt_pack)."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
 
 class StoreSink(ChunkSink):
     """A destination store: chunks go into write sessions committed every `commit_bytes`
@@ -363,6 +413,25 @@ class StoreSink(ChunkSink):
 
     def add_recipes(self, recipes: list[FileRecipe]) -> None:
         self._current().add_recipes(recipes)
+
+    adopts_packs = True
+
+    def received_pack_path(self) -> str | os.PathLike[str]:
+        """In the guard session's temp folder: it lives as long as the copy (a batch
+        session's folder goes at its commit, maybe while a pack is still downloading)."""
+        return self.guard.received_pack_path()
+
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        return self.guard.check_pack(path)
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Taken by the current batch session, committed by the same COMMIT_BYTES rule as
+        frames (a full pack is one commit)."""
+        held = self._current().adopt_pack(pack)
+        self._pending += pack.size
+        if self.commit_bytes is not None and self._pending >= self.commit_bytes:
+            self._commit()
+        return held
 
     def _commit(self) -> None:
         session, self._session, self._pending = self._session, None, 0
@@ -397,8 +466,10 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     """Bring the files of `entries` the sink lacks into it; see the module docstring.
     `sent`: chunks already handed to this sink by the same copy (not asked for again).
 
-    The chunks of many pages of files (up to STREAM_CHUNKS) are asked of the source in
-    one `read_chunks` stream, so the source reads ahead across pages (a remote store:
+    The chunks of many pages of files (up to STREAM_CHUNKS) move together: packs mostly
+    wanted move whole, their downloads started as soon as a page makes one mostly
+    wanted (so they run while the later pages' recipes are asked), the rest in one
+    `read_frames` stream, so the source reads ahead across pages (a remote store:
     parallel ranged GETs in pack order) while the sink stores what arrived; the pages'
     files are recorded once their chunks are all in."""
     sizes = {e.digest: e.size for e in entries}
@@ -409,22 +480,32 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     sent = set() if sent is None else sent
     pages: list[list[FileRecipe]] = []
     wanted: list[str] = []
-    for start in range(0, len(ordered), FILE_PAGE):
-        page = ordered[start : start + FILE_PAGE]
-        recipes = source.recipes(page)
-        if absent := [d for d in page if d not in recipes]:
-            raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files (first "
-                                f"{absent[0][:16]}...); run `lode fsck` there")
-        need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
-        for w in range(0, len(need), CHUNK_WINDOW):
-            window = need[w : w + CHUNK_WINDOW]
-            lacks = sink.missing_chunks(window)
-            sent.update(window)
-            wanted += [c for c in window if c in lacks]
-        pages.append([recipes[d] for d in page])
-        if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
-            _move_stream(source, sink, wanted, pages, done, dry_run, progress)
-            pages, wanted = [], []
+    packs = _WholePacks(source, sink, progress) if sink.adopts_packs and not dry_run else None
+    try:
+        for start in range(0, len(ordered), FILE_PAGE):
+            page = ordered[start : start + FILE_PAGE]
+            recipes = source.recipes(page)
+            if absent := [d for d in page if d not in recipes]:
+                raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files "
+                                    f"(first {absent[0][:16]}...); run `lode fsck` there")
+            need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
+            for w in range(0, len(need), CHUNK_WINDOW):
+                window = need[w : w + CHUNK_WINDOW]
+                lacks = sink.missing_chunks(window)
+                sent.update(window)
+                new = [c for c in window if c in lacks]
+                wanted += new
+                if packs is not None and new:
+                    packs.offer(new)
+            pages.append([recipes[d] for d in page])
+            if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
+                if packs is not None:
+                    wanted = packs.finish(wanted, done)
+                _move_stream(source, sink, wanted, pages, done, dry_run, progress)
+                pages, wanted = [], []
+    finally:
+        if packs is not None:
+            packs.close()
     return done
 
 
@@ -441,6 +522,82 @@ def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pag
         done.chunk_bytes += size
     for recipes in pages:
         sink.add_recipes(recipes)
+
+
+class _WholePacks:
+    """The source's packs a copy moves whole: offered the chunks each page adds to the
+    wanted ones, it asks which packs hold them (`pack_shares`) and starts downloading a
+    pack (ADOPT_THREADS at once, into the sink's temp folder) as soon as at least
+    ADOPT_FRACTION of it (stored bytes) is wanted; each pack downloaded is checked by the
+    sink on its download thread (every record decoded and hashed) and taken by the sink
+    on the calling thread between pages (its entries indexed in one insert), the rest
+    at `finish`."""
+
+    def __init__(self, source: TransferSource, sink: ChunkSink, progress: Callable[[int], None] | None):
+        self.source, self.sink, self.progress = source, sink, progress
+        self._pool: ThreadPoolExecutor | None = None
+        self._wanted_bytes: dict[str, list[int]] = {}  # pack id -> [size, wanted stored bytes]
+        self._fetches: dict[Future, str] = {}  # downloads not adopted yet
+        self._held: dict[bytes, int] = {}  # chunks of the packs adopted: digest -> raw size
+        self._wanted: set[bytes] = set()  # every chunk offered
+        self._checks = threading.BoundedSemaphore(ADOPT_CHECKS)
+
+    def offer(self, chunks: list[str]) -> None:
+        self._wanted.update(bytes.fromhex(c) for c in chunks)
+        for share in self.source.pack_shares(chunks):
+            seen = self._wanted_bytes.setdefault(share.pack_id, [share.size, 0])
+            started = seen[1] >= ADOPT_FRACTION * seen[0]
+            seen[1] += share.wanted_bytes
+            if not started and seen[1] >= ADOPT_FRACTION * seen[0]:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(ADOPT_THREADS, thread_name_prefix="lodestore-transfer-pack")
+                self._fetches[self._pool.submit(self._fetch, share.pack_id)] = share.pack_id
+        self._adopt([f for f in self._fetches if f.done()])
+
+    def _fetch(self, pack_id: str) -> CheckedPack:
+        """On a download thread: the pack downloaded, then checked by the sink there (its
+        hashing overlaps with the calling thread's work; blake3 and zstd release the GIL)."""
+        path = self.sink.received_pack_path()
+        self.source.copy_pack(pack_id, path)
+        pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
+        with self._checks:
+            return self.sink.check_pack(path)
+
+    def _adopt(self, arrived: Iterable[Future]) -> None:
+        for fetch in arrived:
+            del self._fetches[fetch]
+            try:
+                checked = fetch.result()
+            except NotFoundError:
+                continue  # gone meanwhile (another machine's gc): its chunks go as frames
+            chunks = self.sink.adopt_pack(checked)
+            self._held.update(chunks)
+            if self.progress:
+                self.progress(sum(n for c, n in chunks.items() if c in self._wanted))
+
+    def finish(self, wanted: list[str], done: FilesMoved) -> list[str]:
+        """Wait for every download and adopt it; returns the chunks of `wanted` still to
+        move as frames (in packs mostly unwanted, or a pack gone meanwhile: the frame
+        path locates them again, after a sync, or names what is lost)."""
+        self._adopt(as_completed(list(self._fetches)))
+        rest = []
+        for c in wanted:
+            size = self._held.get(bytes.fromhex(c))
+            if size is None:
+                rest.append(c)
+            else:
+                done.chunks += 1
+                done.chunk_bytes += size
+        self._wanted_bytes, self._held, self._wanted = {}, {}, set()
+        return rest
+
+    def close(self) -> None:
+        """Stop what was not started; wait for the downloads running (their files are in
+        the sink's temp folder, dropped with it)."""
+        for f in self._fetches:
+            f.cancel()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 def _send(batches: Iterator[tuple[list[ChunkFrame], int]], sink: ChunkSink,
@@ -566,6 +723,7 @@ def copy_versions(source: TransferSource, dest: Repository, *, dry_run: bool = F
                     catalog.set_alias(found.project, found.name, alias, found.index)
             result.versions.append(VersionCopy(v.qualified_name, found.qualified_name, created=False))
             continue
+        source.prepare()
         copy = _copy_version(source, v, store, catalog, lineage, planned, commit_bytes, label, result)
         if copy is not None:
             there.add(copy)

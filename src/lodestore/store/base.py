@@ -11,9 +11,10 @@ Contract (tested for every backend by ``tests/store/contract.py``):
   block's end); after that, only gc's grace period protects them until referenced.
 - Objects are write-once: storing the same content twice stores it once.
 - Every read is verified against the digest; corrupt bytes raise CorruptionError and
-  are never written to a destination under its final name (or left beside it). The one
-  exception is `read_frames`, a transfer's read: its receiver verifies every frame
-  (`ChunkFrame.raw()`), so each byte is checked once, at the receiving end.
+  are never written to a destination under its final name (or left beside it). The
+  exceptions are a transfer's reads, `read_frames` and `copy_pack`: the receiver
+  verifies every frame (`ChunkFrame.raw()`) and every record of a pack it adopts
+  (`WriteSession.check_pack`), so each byte is checked once, at the receiving end.
 
 Maintenance is part of the interface too, so every backend provides it and the SDK
 never reaches behind it: gc (plan, then sweep, keeping the file digests the caller
@@ -31,6 +32,7 @@ import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import blake3
@@ -105,6 +107,37 @@ class ChunkFrame:
     def of_raw(cls, digest: str, data: bytes) -> ChunkFrame:
         """A raw chunk (hex digest, bytes) as a frame of codec RAW."""
         return cls(bytes.fromhex(digest), codec.RAW, len(data), data)
+
+
+@dataclass(frozen=True, slots=True)
+class PackShare:
+    """A stored pack holding chunks a transfer wants (`ContentStore.pack_shares`): where
+    the receiver wants most of a pack, the pack moves whole (`ContentStore.copy_pack` ->
+    `WriteSession.adopt_pack`: one download, one check loop, one bulk insert of its
+    entries) instead of chunk by chunk."""
+
+    pack_id: str
+    size: int  # the pack's bytes
+    wanted: tuple[bytes, ...]  # the chunks asked for that it holds (32-byte digests)
+    wanted_bytes: int  # their stored bytes
+
+    @property
+    def wanted_fraction(self) -> float:
+        return self.wanted_bytes / self.size if self.size else 0.0
+
+
+@dataclass(frozen=True)
+class CheckedPack:
+    """A pack received whole whose every record `WriteSession.check_pack` checked: what
+    `adopt_pack` takes (the file at `path` is not to change until then)."""
+
+    path: Path
+    size: int
+    entries: list[Any]  # the backend's entries of the pack (packs.PackEntry: digest, codec, offset, ...)
+
+    def chunks(self) -> dict[bytes, int]:
+        """32-byte digest -> raw size of every chunk it holds."""
+        return {e.digest: e.raw_len for e in self.entries}
 
 
 # A chunk received from another store larger than this is refused unread: no store
@@ -297,6 +330,25 @@ class WriteSession(abc.ABC):
         otherwise, nothing of that chunk kept) and the new ones appended as they are,
         not compressed again. Visible with commit(), like files."""
 
+    def received_pack_path(self) -> Path:
+        """Where a pack received whole is to be written before `check_pack` (a temp path
+        of the session, removed with it). A backend that adopts no packs: NotImplementedError."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack written at `path` (trailer, layout, each chunk
+        decoded and hashed against its digest): CorruptionError, the file deleted, if
+        any fails. Safe on any thread while the session is used (it touches nothing of
+        the session); only what it returns can be adopted."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Make a checked pack one of this session's (moved from the path `check_pack`
+        checked, under this session's temp folder); its chunks become visible with
+        commit(), like frames. Chunks of it the store holds already are dead bytes gc's
+        repack reclaims. Returns the chunks it holds: 32-byte digest -> raw size."""
+        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+
     @abc.abstractmethod
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks this store holds or this session added: each
@@ -385,7 +437,10 @@ class ContentStore(abc.ABC):
     # (`missing_chunks`, in batches), then moves only those: `read_frames` here,
     # `WriteSession.add_frames` + `add_recipes` there (chunks in their stored form,
     # verified once, by the receiver; `read_chunks` / `add_chunks` move raw bytes, each
-    # side verifying). Every backend implements them (abstract).
+    # side verifying). Every backend implements them (abstract). Where the receiver wants
+    # most of a stored pack, the pack moves whole: `pack_shares` and `copy_pack` here,
+    # `WriteSession.received_pack_path` + `adopt_pack` there (optional: a backend
+    # without them moves frames).
     @abc.abstractmethod
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """The recipes of the given files (hex digests) the store holds; absent ones are
@@ -408,6 +463,23 @@ class ContentStore(abc.ABC):
         them, NOT verified here: the receiver checks each frame (`ChunkFrame.raw()`), so
         a transfer hashes every byte once, at the receiving end. NotFoundError for a
         chunk the store does not hold; a pack shorter than its index says: CorruptionError."""
+
+    def prepare_transfer(self) -> None:  # noqa: B027 (optional: a local store has nothing to prepare)
+        """A transfer out of this store is starting (its recipes are asked next): a remote
+        store may bring what it reads from up to date now, in the background, while the
+        caller reads its catalog."""
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The stored packs holding some of these chunks (hex digests), for a transfer to
+        move whole where it wants most of one (`copy_pack`); chunks not found are left
+        out. A backend that offers no whole packs returns [] (everything moves as frames)."""
+        return []
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """Write the pack's bytes, as stored, to `dest` (a receiver's `received_pack_path`),
+        NOT verified here: the receiver checks every record (`WriteSession.adopt_pack`).
+        NotFoundError if the store does not hold it."""
+        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...

@@ -514,6 +514,16 @@ class StoreIndex:
             yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
                                   f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
 
+    def pack_sizes(self, pack_ids: Iterable[str]) -> dict[str, int]:
+        """The file size of each indexed pack among `pack_ids` (a transfer weighs whole packs)."""
+        ids = sorted(set(pack_ids))
+        out: dict[str, int] = {}
+        db = self._reader()
+        for i in range(0, len(ids), _BATCH):
+            batch = ids[i : i + _BATCH]
+            out.update(db.execute(f"SELECT id, size FROM packs WHERE id IN ({','.join('?' * len(batch))})", batch))
+        return out
+
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """Per pack: (file size, chunks the index places in it), for these packs only."""
         ids = sorted(set(pack_ids))

@@ -22,6 +22,7 @@ packs or a stale tmp folder, which gc removes; never an index entry for missing 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -53,6 +54,7 @@ from lodestore.store.base import (
     FsckReport,
     GcPlan,
     GroupUsage,
+    PackShare,
     ProgressCallback,
     RepairResult,
     StoreStats,
@@ -457,15 +459,29 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query per 900 files (index.file_rows), whatever their sizes."""
+        """One query per 900 files (index.file_rows), whatever their sizes. A file of one
+        chunk (no recipe row) is that chunk: its digest is not converted again."""
         wanted = {_raw(d): d for d in digests}
-        return {wanted[raw]: FileRecipe(wanted[raw], size, tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
+        return {wanted[raw]: FileRecipe(wanted[raw], size, (wanted[raw],) if recipe is None
+                                        else tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
                 for raw, (size, n, recipe) in self.index.file_rows(list(wanted)).items()}
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
         wanted = {_raw(d): d for d in chunk_digests}
         known = self.index.known_chunks(wanted)
         return {d for raw, d in wanted.items() if raw not in known}
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The packs holding these chunks, from the index: one locate a page, one query
+        for the packs' sizes (base.py)."""
+        return pack_shares(self.index, [_raw(d) for d in chunk_digests])
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
+        try:
+            shutil.copyfile(self.packs.path(pack_id), dest)
+        except FileNotFoundError:
+            raise NotFoundError(f"pack {pack_id} is not in the store at {self.root}") from None
 
     def read_chunks(self, chunk_digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
         """Chunks a page at a time (PLAN_PAGE), each page located in one query and read in
@@ -656,3 +672,15 @@ def _writev_all(fd: int, pieces: list[memoryview]) -> int:
                 todo[0] = todo[0][n:]
                 n = 0
     return total
+
+
+def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
+    """The indexed packs holding `wanted` chunks, with the stored bytes of those chunks
+    (LocalContentStore.pack_shares; an S3 store's, from its index cache)."""
+    held: dict[str, list[bytes]] = {}
+    wanted_bytes: dict[str, int] = {}
+    for digest, pack_id, stored_len, _ in index.chunk_rows(dict.fromkeys(wanted)):  # plain rows: no ChunkLocation
+        held.setdefault(pack_id, []).append(digest)
+        wanted_bytes[pack_id] = wanted_bytes.get(pack_id, 0) + stored_len
+    sizes = index.pack_sizes(held)
+    return [PackShare(pid, sizes.get(pid, 0), tuple(chunks), wanted_bytes[pid]) for pid, chunks in held.items()]

@@ -50,6 +50,7 @@ from lodestore.store.base import (
     FsckReport,
     GcPlan,
     GroupUsage,
+    PackShare,
     ProgressCallback,
     RepairResult,
     StoreStats,
@@ -57,13 +58,20 @@ from lodestore.store.base import (
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
-from lodestore.store.local import LocalContentStore
+from lodestore.store.local import LocalContentStore, pack_shares
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import decode as decode_index
 from lodestore.store.s3_leases import GcLock, WriterLease
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
-from lodestore.store.s3_packs import PACK_PREFIX, QUARANTINE_PREFIX, RANGE_GAP, RANGE_PIECE, BucketPackReader
+from lodestore.store.s3_packs import (
+    PACK_PREFIX,
+    QUARANTINE_PREFIX,
+    RANGE_GAP,
+    RANGE_PIECE,
+    BucketPackReader,
+    pack_name,
+)
 from lodestore.store.s3_session import S3WriteSession
 from lodestore.store.workdirs import tree_size
 
@@ -120,6 +128,7 @@ class S3ContentStore(ContentStore):
         self.cache = BucketCacheStore(Path(cache_dir), self.bucket)
         self._exclusive_owner: int | None = None
         self._sessions: weakref.WeakSet[S3WriteSession] = weakref.WeakSet()
+        self._prepared: threading.Thread | None = None  # prepare_transfer's sync
 
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line."""
@@ -246,10 +255,28 @@ class S3ContentStore(ContentStore):
         self.sync()
         return self.cache.iter_files()
 
+    def prepare_transfer(self) -> None:
+        """Sync the index cache on a thread of its own (a pull reads the version's manifest
+        from the catalog meanwhile); the first `recipes` waits for it. An error there is
+        left for that call's own sync to meet, in its own words."""
+        if self._prepared is None:
+            self._prepared = threading.Thread(target=self._sync_quietly, name="lodestore-s3-index-sync",
+                                              daemon=True)
+            self._prepared.start()
+
+    def _sync_quietly(self) -> None:
+        try:
+            self.sync()
+        except Exception:  # met again by the caller's own sync, in its own words
+            pass
+
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """From the index cache, synced once if some are not there (one query a page of
-        files when they are: a pull asks for every file's recipe)."""
+        files when they are: a pull asks for every file's recipe); after
+        `prepare_transfer`, its sync is waited for first."""
         digests = list(digests)
+        if self._prepared is not None:
+            self._prepared.join()
         found = self.cache.recipes(digests)
         if len(found) < len(set(digests)):
             self.sync()
@@ -280,6 +307,31 @@ class S3ContentStore(ContentStore):
         wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
         for _, frame in self._read_chunks(wanted, self._frames):
             yield frame
+
+    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """From the index cache, synced once if some chunks are not there (as `recipes`)."""
+        wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
+        shares = pack_shares(self.cache.index, wanted)
+        if sum(len(s.wanted) for s in shares) < len(wanted):
+            self.sync()
+            shares = pack_shares(self.cache.index, wanted)
+        return shares
+
+    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """The cached copy if there is one (copied by the kernel), else the object streamed
+        straight to `dest` (not into the cache: the receiver keeps it); a transfer
+        fetches several packs at once."""
+        if self.cache.packs.path(pack_id).exists():
+            try:
+                self.cache.copy_pack(pack_id, dest)
+                return
+            except NotFoundError:  # evicted meanwhile: fetched from the bucket
+                pass
+        try:
+            self.bucket.download_to(pack_name(pack_id), Path(dest))
+        except NotFoundError:
+            Path(dest).unlink(missing_ok=True)
+            raise NotFoundError(f"pack {pack_id} is not in the store {self.location}") from None
 
     def _read_chunks(self, wanted: list[bytes], work: Callable | None = None) -> Iterator[tuple[str, Any]]:
         done: set[bytes] = set()

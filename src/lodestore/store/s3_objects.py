@@ -286,6 +286,28 @@ class Bucket:
                 body.close()
             return got
 
+    def download_to(self, name: str, dest: Path) -> int:
+        """The whole object written to a new file `dest` (left in place on error for the
+        caller's temp folder to drop), one GET streamed READ_STEP bytes at a time through
+        one small buffer: no buffers per part waiting for the disk (s3transfer's download
+        held ~80 MB more at a pull's peak, kept by the allocator's per-thread heaps).
+        Returns its size; NotFoundError if the object is absent."""
+        buffer = bytearray(READ_STEP)
+        view = memoryview(buffer)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with self._errors("reading", name):
+                body = self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
+                got = 0
+                try:
+                    while n := body.readinto(view):
+                        got += os.pwrite(fd, view[:n], got)
+                finally:
+                    body.close()
+            return got
+        finally:
+            os.close(fd)
+
     def head(self, name: str) -> ObjectInfo | None:
         try:
             with self._errors("reading", name):

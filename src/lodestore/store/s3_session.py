@@ -69,6 +69,11 @@ class S3WriteSession(LocalWriteSession):
             pending.pop(0).result()
         self._uploads.append((pack_id, self._upload_pool.submit(self._upload, pack_id, writer, finished)))
 
+    def _adopted(self, pack_id: str, pack, entries: list[PackEntry], done: Future) -> None:
+        """A pack received whole is uploaded like a pack this session wrote."""
+        self._entries[pack_id] = entries
+        self._uploads.append((pack_id, self._upload_pool.submit(self._upload, pack_id, pack, done)))
+
     def _upload(self, pack_id: str, writer: PackWriter, finished: Future) -> None:
         finished.result()
         self.s3_store.bucket.upload_file(pack_name(pack_id), writer.tmp_path)

@@ -39,6 +39,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import blake3
@@ -51,12 +52,20 @@ from lodestore.errors import (
     SourceFileNotFoundError,
 )
 from lodestore.store import atomic, codec
-from lodestore.store.base import MAX_FRAME, ChunkFrame, FileRecipe, FileRef, ProgressCallback, WriteSession
+from lodestore.store.base import (
+    MAX_FRAME,
+    CheckedPack,
+    ChunkFrame,
+    FileRecipe,
+    FileRef,
+    ProgressCallback,
+    WriteSession,
+)
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
 from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
-from lodestore.store.packs import RECORD_HEADER, PackWriter, WriteQueue
+from lodestore.store.packs import RECORD_HEADER, PackEntry, PackWriter, WriteQueue, check_received_pack
 from lodestore.store.staging import StagedChunks
 from lodestore.store.stream import Piece, Pieces, hash_stream, stream_chunks
 from lodestore.store.workdirs import new_work_dir
@@ -542,22 +551,72 @@ class LocalWriteSession(WriteSession):
                 records.append((f.digest, f.codec, f.raw_len, f.stored))
         self._append_records(records)
 
+    def received_pack_path(self) -> Path:
+        """A fresh path in this session's temp folder for a pack received whole (base.py)."""
+        self._check_open()
+        return self.dir / f"received-{uuid.uuid4().hex}.pack"
+
+    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack received whole at `path` (packs.check_received_pack:
+        trailer, layout, each chunk decoded and hashed, in one loop), then fsync it (a
+        durable store), so the commit that indexes it does not wait for its writeback.
+        Touches nothing of the session, so any thread may check while the session goes on
+        (a transfer checks each pack on the thread that downloaded it: the commits of the
+        calling thread waited ~0.1 s a pack for its fsync). A pack that fails is deleted."""
+        self._check_open()
+        try:
+            entries = check_received_pack(Path(path))
+        except BaseException:
+            Path(path).unlink(missing_ok=True)
+            raise
+        received = _ReceivedPack(Path(path), os.path.getsize(path), self.store.fsync)
+        received.make_durable()
+        return CheckedPack(Path(path), received.size, entries)
+
+    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+        """Make a checked pack (`check_pack`) a pack of this session: moved into the
+        session's folder under a fresh id, its entries staged in one insert like a full
+        pack of ours (check_pack fsynced it; commit fsyncs the folder it is renamed into).
+        Returns the digests it holds, with their raw sizes."""
+        self._check_open()
+        if not isinstance(pack, CheckedPack):
+            raise TypeError("adopt_pack takes what check_pack returned")
+        pack_id = uuid.uuid4().hex
+        tmp = self.dir / f"{pack_id}.pack"
+        os.replace(pack.path, tmp)
+        received = _ReceivedPack(tmp, pack.size, fsync=False)  # fsynced by check_pack; the rename by commit
+        entries = pack.entries
+        self._staged.add(pack_id, entries)
+        done = self._finish_pool.submit(received.make_durable)
+        self._packs.append((pack_id, received, len(entries), done))  # type: ignore[arg-type]  # as a PackWriter
+        self._adopted(pack_id, received, entries, done)
+        return pack.chunks()
+
+    def _adopted(self, pack_id: str, pack: _ReceivedPack, entries: list[PackEntry], done: Future) -> None:
+        """Hook: a pack received whole joined the session (s3_session.py uploads it)."""
+
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
         """Record files made of chunks the store holds or this session added. Every recipe
         is checked (chunks present, sizes adding up, the file's digest by hashing its
         chunks in order, read back from the packs) before any is recorded; a file already
         stored is reused as `add_files` reuses it. Visible with commit()."""
         self._check_open()
-        todo = [(r, digest_bytes(r.digest), [digest_bytes(c) for c in r.chunks]) for r in recipes]
+        todo = []
+        for r in recipes:
+            raw = digest_bytes(r.digest)
+            # a file of one chunk named by its own digest (every small file): converted once
+            todo.append((r, raw, [raw] if r.chunks == (r.digest,) else [digest_bytes(c) for c in r.chunks]))
         spilled = self._staged.known_files(raw for _, raw, _ in todo)
         known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files
                                               and raw not in spilled])
         fresh = [(r, raw, chunks) for r, raw, chunks in todo
                  if raw not in self._new_files and raw not in known and raw not in spilled]
-        single = [raw for _, raw, chunks in fresh if chunks == [raw]]
-        located = self._locate_anywhere(single) if single else {}  # one lookup for every one-chunk file
+        single = [(r, raw) for r, raw, chunks in fresh if chunks == [raw]]
+        if single:  # one lookup for every one-chunk file of the call
+            self._check_whole_chunks(single, self._raw_sizes_anywhere([raw for _, raw in single]))
         for r, raw, chunks in fresh:
-            self._verify_recipe(r, raw, chunks, located)
+            if chunks != [raw]:  # (the one-chunk files were checked above)
+                self._verify_recipe(r, raw, chunks)
         refs = []
         for r, raw, chunks in todo:
             if raw in known:
@@ -570,25 +629,41 @@ class LocalWriteSession(WriteSession):
         self._spill_if_large()
         return refs
 
-    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes],
-                       located: dict[bytes, ChunkLocation] | None = None) -> None:
+    def _check_whole_chunks(self, files: list[tuple[FileRecipe, bytes]], sizes: dict[bytes, int]) -> None:
+        """_verify_recipe of files of one chunk named by that chunk's digest, whose chunks
+        are `sizes` (raw size by digest, those found): each chunk was checked against the
+        digest when it arrived or was first stored, so only its presence and size are left."""
+        for recipe, raw in files:
+            size = sizes.get(raw)
+            if size is None:
+                raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
+                                    f"{self.store.root} nor in this session")
+            if size != recipe.size:
+                raise CorruptionError(f"file {recipe.digest[:16]}...: its chunk is not its {recipe.size} bytes; "
+                                      "refused")
+
+    def _raw_sizes_anywhere(self, chunks: list[bytes]) -> dict[bytes, int]:
+        """The raw size of each chunk of `chunks` the session or the store holds, found
+        where _locate_anywhere finds it, as plain rows (no ChunkLocation a chunk)."""
+        sizes: dict[bytes, int] = {}
+        if self._writer is not None and not self._open.isdisjoint(chunks):
+            entries = self._open_entries()
+            sizes.update((c, entries[c].raw_len) for c in chunks if c in self._open)
+        rest = [c for c in dict.fromkeys(chunks) if c not in sizes]
+        sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
+        rest = [c for c in rest if c not in sizes]
+        if rest:
+            sizes.update((digest, raw_len) for digest, _, _, raw_len in self.store.index.chunk_rows(rest))
+        return sizes
+
+    def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
         """NotFoundError naming the first chunk neither the store nor this session holds;
         CorruptionError if the chunks' sizes do not add up to the file's size or their
-        bytes, in order, do not hash to the file's digest. A page of chunks at a time.
-        `located`: where the one-chunk files of the caller's batch are (looked up once)."""
+        bytes, in order, do not hash to the file's digest. A page of chunks at a time."""
         if not chunks:
             raise CorruptionError(f"file {recipe.digest[:16]}... has a recipe without chunks")
         if chunks == [raw]:
-            # A file of one chunk named by that chunk's digest: the chunk's bytes were
-            # checked against it when they arrived (add_chunks) or were first stored, so
-            # only where it is and its size are left to check, not the bytes again.
-            where = located if located is not None else self._locate_anywhere(chunks)
-            if raw not in where:
-                raise NotFoundError(f"file {recipe.digest[:16]}...: its chunk is neither in the store at "
-                                    f"{self.store.root} nor in this session")
-            if where[raw].raw_len != recipe.size:
-                raise CorruptionError(f"file {recipe.digest[:16]}...: its chunk is not its {recipe.size} bytes; "
-                                      "refused")
+            self._check_whole_chunks([(recipe, raw)], self._raw_sizes_anywhere(chunks))
             return
         hasher = blake3.blake3()
         total = 0
@@ -748,3 +823,20 @@ def _absolute(p) -> str:
 def _finish(writer: PackWriter) -> None:
     writer.finish()
     writer.entries = []  # staged already; the trailer is written
+
+
+class _ReceivedPack:
+    """A pack adopted whole (adopt_pack): what commit needs of a PackWriter, its temp path
+    and size."""
+
+    def __init__(self, tmp_path: Path, size: int, fsync: bool):
+        self.tmp_path, self.size, self._fsync = tmp_path, size, fsync
+
+    def make_durable(self) -> None:
+        if not self._fsync:
+            return
+        fd = os.open(self.tmp_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
