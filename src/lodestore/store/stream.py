@@ -11,10 +11,10 @@ are dear, see packs.WriteQueue):
   calls are few and long, so it seldom waits for the GIL;
 - the cutter thread cuts each window into content-defined chunks, hashes each chunk and
   probes it for compressibility (codec.probe; in a long incompressible run only a sample
-  of the chunks, see _Prober): the many short GIL-releasing calls are all on this thread. (Before, the calling thread also probed each chunk and the cutter
-  read the file: each of the calling thread's ~100 calls a window waited for the GIL
-  behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their
-  CPU time.)
+  of the chunks, see _Prober): the many short GIL-releasing calls are all on this
+  thread. (Before, the calling thread also probed each chunk and the cutter read the
+  file: each of the calling thread's ~100 calls a window waited for the GIL behind the
+  cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their CPU time.)
 - the session's write thread (packs.WriteQueue) writes each window's new chunks into
   the pack and starts their writeback; it gives the window's buffer back when done
   (`after_writes`), so neither of the other two ever waits on the disk.
