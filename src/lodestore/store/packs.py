@@ -164,14 +164,14 @@ class PackWriter:
     reserved on disk at once (atomic.preallocate) and the unused rest given back by
     `finish`. Why: without it ext4 reserves and later allocates the pack's blocks page by
     page (delayed allocation) inside every write and writeback start of the write
-    thread. Measured, logs of a new 1 GiB checkpoint A/B interleaved on this 2-core VM
-    (loaded by other work): median 1.64-1.78 CPU-s and 1.76-2.19 s against 1.74-2.01
-    CPU-s and 1.92-2.77 s without (1 GiB in 64 MiB files alone: 0.21 CPU-s against 0.30).
+    thread. Measured on logs of a new 1 GiB checkpoint, A/B interleaved on this 2-core
+    VM: the write thread's CPU 0.26-0.34 s against 0.33-0.41 without (lower in each of
+    6 pairs); 1 GiB in 64 MiB files alone, 0.21 CPU-s against 0.30 (medians of 10).
     The bytes still go through the page cache, so a download right after reads them from
-    memory (O_DIRECT writes, which would save the copy into the cache, measured: the write
-    thread's CPU 0.35 -> 0.15 s a GiB, but a download of the just-logged packs then took
-    1.1-1.3 s longer, read from disk). A disk too small to reserve is written as before
-    (the writes fail where the disk is truly full, naming the pack).
+    memory (O_DIRECT writes, which would save the copy into the cache, measured: the
+    writing thread's CPU 0.35 -> 0.15 s a GiB, but a download of the just-logged packs
+    then took 1.1-1.3 s longer, read from disk). A disk too small to reserve is written
+    as before (the writes fail where the disk is truly full, naming the pack).
     """
 
     def __init__(self, tmp_path: Path, fsync: bool = True, writes: WriteQueue | None = None, reserve: int = 0):
