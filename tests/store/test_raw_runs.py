@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from lodestore.errors import CorruptionError
-from lodestore.store import packs, rawcopy, stream
+from lodestore.store import atomic, packs, rawcopy, stream
 from lodestore.store.layout import READ_WINDOW
 from lodestore.store.local import LocalContentStore
 
@@ -157,7 +157,7 @@ def test_the_file_is_preallocated_before_its_first_byte_is_copied(store, tmp_pat
     ref = add(store, tmp_path / "ckpt.bin")
     probe = os.open(tmp_path / "probe", os.O_WRONLY | os.O_CREAT, 0o644)
     try:
-        rawcopy.preallocate(probe, MiB)
+        atomic.preallocate(probe, MiB)
         if os.fstat(probe).st_blocks * 512 < MiB:
             pytest.skip("this file system does not preallocate")
     finally:

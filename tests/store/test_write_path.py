@@ -349,3 +349,44 @@ def test_staged_chunks_are_found_across_packs(tmp_path):
         assert staged.unknown(others[:3]) == others[:3]
     finally:
         staged.close()
+
+
+# --- compressibility probes of a large file ----------------------------------------------
+def count_probes(monkeypatch) -> list[int]:
+    """A spy (the real probe still runs) counting the compressibility probes."""
+    calls: list[int] = []
+    real = stream_mod.codec.probe_says_raw
+
+    def counting(chunk):
+        calls.append(1)
+        return real(chunk)
+
+    monkeypatch.setattr(stream_mod.codec, "probe_says_raw", counting)
+    return calls
+
+
+def test_a_run_of_incompressible_chunks_is_probed_on_a_sample(store, tmp_path, monkeypatch):
+    """Float weights: every probe would say "raw"; once a run is established only one
+    chunk in stream._PROBE_EVERY is probed (a probe is ~5 us a chunk on the busiest thread)."""
+    data = random_bytes(16 * MiB, 31)
+    (tmp_path / "w.bin").write_bytes(data)
+    probes = count_probes(monkeypatch)
+    ref = add(store, tmp_path / "w.bin")
+    chunks = store.stats().chunk_count
+    assert chunks > 150
+    assert len(probes) <= stream_mod._RAW_RUN + chunks // stream_mod._PROBE_EVERY + 1
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_text_after_a_run_of_incompressible_chunks_is_still_compressed(store, tmp_path):
+    """A compressible region after the sampled run is found by the next probe: it is
+    stored compressed, but for at most stream._PROBE_EVERY chunks at its start."""
+    text = text_bytes(8 * MiB, 32)
+    data = random_bytes(8 * MiB, 33) + text + random_bytes(2 * MiB, 34)
+    (tmp_path / "mixed.bin").write_bytes(data)
+    ref = add(store, tmp_path / "mixed.bin")
+    stored = store.stats().stored_bytes
+    assert stored < 10 * MiB + len(text) // 2  # the text compresses ~5x; raw it would be 18 MiB
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data

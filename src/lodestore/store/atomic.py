@@ -4,14 +4,23 @@ Every file the store writes (format.json, catalog-binding.json, packs, an owner.
 a download's destination) is written under a temp name and renamed onto its final
 name, so a reader never sees half a file. Where durability matters (the store's own
 metadata, packs before they are indexed) the file is fsynced before the rename and its
-folder after it, so the rename itself survives a power cut.
+folder after it, so the rename itself survives a power cut. Large files (a download's
+destination, the packs of a large file's log) get their disk space reserved before they
+are written (`preallocate`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import os
+import sys
+from collections.abc import Callable
 
 from lodestore.names import TEMP_PREFIX
+
+_FALLOC_FL_KEEP_SIZE = 0x01  # linux/falloc.h
 
 
 def temp_beside(dest: str) -> str:
@@ -69,3 +78,38 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes | bytearray | memoryvi
             pass
         raise
     replace(tmp_path, dest, durable)
+
+
+@functools.cache
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's fallocate(2), or None (not Linux, no such symbol). Not os.posix_fallocate:
+    where the file system cannot preallocate, glibc's posix_fallocate writes a byte into
+    every block instead, a second write of the whole file."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def preallocate(fd: int, size: int) -> None:
+    """Reserve `size` bytes of disk for the file being written at `fd`, in one call,
+    keeping its size as it is (blocks reserved past the end stay the file's until it is
+    truncated: a writer that may use less truncates it to its size when done, see
+    packs.PackWriter.finish). The writes after it then land in blocks already there
+    instead of reserving space page by page (ext4's delayed allocation): measured on
+    1 GiB here, copy_file_range took 0.28 CPU-s after it against 0.35 without. A file
+    system that cannot (EOPNOTSUPP) is written as before; a disk too small fails here
+    (ENOSPC), before any byte is written."""
+    fallocate = _fallocate()
+    if fallocate is None or size <= 0:
+        return
+    if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err, os.strerror(err))
+        # anything else (not supported here, an old kernel, a special file): write as before

@@ -330,7 +330,7 @@ class LocalContentStore(ContentStore):
             decoded = 0
             kernel_copy = True  # until the kernel refuses it (another file system, old kernel)
             with rawcopy.RawCopy(self, fd, hasher, progress) as raw:
-                for plan in self._planned_ahead(pages(), meanwhile=partial(rawcopy.preallocate, fd, size)):
+                for plan in self._planned_ahead(pages(), meanwhile=partial(atomic.preallocate, fd, size)):
                     if kernel_copy and all(loc.codec == codec.RAW for loc in plan):  # float weights
                         if raw.copy(plan):
                             continue

@@ -162,12 +162,31 @@ class PackWriter:
     Measured on 1 GiB: the earlier design (copy into a bytearray, copy again into bytes
     for a writer thread, 4 x 8 MiB queued) cost 2 extra copies of every byte and ~40 MB
     of peak memory.
+
+    `reserve`: the bytes this pack will likely hold (a large file's log knows them),
+    reserved on disk at once (atomic.preallocate) and the unused rest given back by
+    `finish`. Why: without it ext4 reserves and later allocates the pack's blocks page by
+    page (delayed allocation) inside every write and writeback start of the write
+    thread. Measured on logs of a new 1 GiB checkpoint, A/B interleaved on this 2-core
+    VM: the write thread's CPU 0.26-0.34 s against 0.33-0.41 without (lower in each of
+    6 pairs); 1 GiB in 64 MiB files alone, 0.21 CPU-s against 0.30 (medians of 10).
+    The bytes still go through the page cache, so a download right after reads them from
+    memory (O_DIRECT writes, which would save the copy into the cache, measured: the
+    writing thread's CPU 0.35 -> 0.15 s a GiB, but a download of the just-logged packs
+    then took 1.1-1.3 s longer, read from disk). A disk too small to reserve is written
+    as before (the writes fail where the disk is truly full, naming the pack).
     """
 
-    def __init__(self, tmp_path: Path, fsync: bool = True, writes: WriteQueue | None = None):
+    def __init__(self, tmp_path: Path, fsync: bool = True, writes: WriteQueue | None = None, reserve: int = 0):
         self.tmp_path = tmp_path
         self._fsync = fsync
         self._fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._reserved = reserve > 0  # finish() truncates: even a failed reservation may leave blocks
+        if self._reserved:
+            try:
+                atomic.preallocate(self._fd, reserve)
+            except OSError:  # no room to reserve that much: maybe enough for what is new
+                pass
         self._pieces: list[bytes | memoryview] = [MAGIC]
         self._pending = len(MAGIC)
         self._size = len(MAGIC)
@@ -254,6 +273,8 @@ class PackWriter:
         self._size += len(trailer) + FOOTER.size
         try:
             self.flush()
+            if self._reserved:  # give back the blocks reserved past the pack's end
+                os.ftruncate(self._fd, self._size)
             if self._fsync:
                 os.fsync(self._fd)
         finally:

@@ -19,7 +19,7 @@ this layout the copying thread took 0.45-0.51 (it located every chunk first, the
 copied into a file growing by delayed allocation) and the hash thread 0.36 (16 MiB
 reads, hashed after they had left the cache), so the hash thread and the plan, not the
 copy, set the pace. What each change measured, on its own, A/B in one run:
-- preallocating the file (`preallocate`): copy_file_range of 1 GiB 0.28-0.35 CPU-s
+- preallocating the file (`atomic.preallocate`): copy_file_range of 1 GiB 0.28-0.35 CPU-s
   against 0.35-0.42 without;
 - 1 MiB hash pieces instead of 16 MiB reads: read + hash 0.34 CPU-s against 0.38-0.45
   (256 KiB to 4 MiB measured alike);
@@ -41,11 +41,8 @@ and seen alike by both.
 """
 from __future__ import annotations
 
-import ctypes
 import errno
-import functools
 import os
-import sys
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, NamedTuple
@@ -64,7 +61,6 @@ HASH_PIECE = 1024 * 1024  # bytes the hash thread reads, then hashes while they 
 SPAN_MAX = 8 * 1024 * 1024  # bytes one copy_file_range moves at most (a group ends past HASH_GROUP by < one span)
 _GAP = 64  # a version-1 record header (41 bytes) separates neighbouring chunks: read across it into scrap
 _IOV_MAX = 1024  # iovecs per preadv (Linux IOV_MAX): span + header pairs
-_FALLOC_FL_KEEP_SIZE = 0x01  # linux/falloc.h
 
 
 class Span(NamedTuple):
@@ -90,39 +86,6 @@ def spans(plan: list[ChunkLocation]) -> list[Span]:
     if pack_id is not None:
         out.append(Span(pack_id, start, end - start))
     return out
-
-
-@functools.cache
-def _fallocate() -> Callable[[int, int, int, int], int] | None:
-    """libc's fallocate(2), or None (not Linux, no such symbol). Not os.posix_fallocate:
-    where the file system cannot preallocate, glibc's posix_fallocate writes a byte into
-    every block instead, a second write of the whole file."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-def preallocate(fd: int, size: int) -> None:
-    """Reserve `size` bytes of disk for the file being written at `fd`, in one call,
-    keeping its size as it is. The writes after it then land in blocks already there
-    instead of reserving space page by page (ext4's delayed allocation): measured on
-    1 GiB here, copy_file_range took 0.28 CPU-s after it against 0.35 without. A file
-    system that cannot (EOPNOTSUPP) is written as before; a disk too small fails here
-    (ENOSPC), before any byte is written."""
-    fallocate = _fallocate()
-    if fallocate is None or size <= 0:
-        return
-    if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, size) != 0:
-        err = ctypes.get_errno()
-        if err in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(err, os.strerror(err))
-        # anything else (not supported here, an old kernel, a special file): write as before
 
 
 class RawCopy:

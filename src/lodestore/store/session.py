@@ -63,7 +63,7 @@ from lodestore.store.base import (
 )
 from lodestore.store.chunking import cut_window, make_chunker
 from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
-from lodestore.store.layout import PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
+from lodestore.store.layout import CHUNK_MAX, PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import RECORD_HEADER, PackEntry, PackWriter, WriteQueue, check_received_pack
 from lodestore.store.staging import StagedChunks
@@ -100,6 +100,9 @@ SPILL_ROWS = 8192
 # each pinning its ranges). Measured, dataset_v2 pulled at --scale 1, 3 A/B rounds: peak
 # 160-173 MB unbounded, 156 MB with 4, 152-155 MB with 1 (slower); time the same.
 FRAME_WRITES_AHEAD = 4
+# Reserved on disk beyond a large file's coming bytes for its pack's own headers (~41
+# bytes a chunk, ~1,000 chunks a pack) and trailer; what is left unused is given back.
+_RESERVE_SLACK = 1024 * 1024
 
 
 def stat_key(st: os.stat_result) -> StatKey:
@@ -139,6 +142,9 @@ class LocalWriteSession(WriteSession):
         self._finish_pool = ThreadPoolExecutor(1, thread_name_prefix="lodestore-pack-close")
         # every pack of the session is written on one thread, in order (packs.WriteQueue)
         self._writes = WriteQueue()
+        # bytes of the large file being chunked not yet stored: what its next pack reserves
+        # on disk (packs.PackWriter `reserve`); 0 outside a large file's stream
+        self._stream_left = 0
         self._frame_writes: deque[threading.Event] = deque()  # add_frames' calls not yet written
         weakref.finalize(self, self._writes.close)  # a session dropped without close() stops its thread too
 
@@ -402,7 +408,11 @@ class LocalWriteSession(WriteSession):
         return digest, recorded
 
     def _chunk_stream(self, f, size: int, digest: bytes | None, progress) -> tuple[bytes, bytearray]:
-        return stream_chunks(f, size, self._chunker, self._store_window, self._after_writes, digest, progress)
+        self._stream_left = size
+        try:
+            return stream_chunks(f, size, self._chunker, self._store_window, self._after_writes, digest, progress)
+        finally:
+            self._stream_left = 0
 
     def _after_writes(self, give_back) -> None:
         """Call `give_back()` once every byte appended so far is written, without
@@ -417,6 +427,8 @@ class LocalWriteSession(WriteSession):
     def _store_window(self, window: memoryview, pieces: Pieces) -> bytearray:
         """Append the new chunks among `pieces` (stream.Piece: where in `window`, digest,
         probed raw) as one block, stored back to back in the pack."""
+        if pieces:
+            self._stream_left = max(0, self._stream_left - pieces[-1].end)
         absent = set(self._unknown_chunks([p.digest for p in pieces]))
         recipe = bytearray()
         new_chunks = []
@@ -463,7 +475,7 @@ class LocalWriteSession(WriteSession):
             if writer is None:
                 self._pack_id = uuid.uuid4().hex
                 writer = self._writer = PackWriter(self.dir / f"{self._pack_id}.pack", fsync=self.store.fsync,
-                                                   writes=self._writes)
+                                                   writes=self._writes, reserve=self._pack_reserve(records))
             room, take = PACK_TARGET_SIZE - writer.size, 1
             room -= RECORD_HEADER.size + len(records[0][3])
             while take < len(records) and room > 0:  # the record that crosses the target still goes in
@@ -474,6 +486,16 @@ class LocalWriteSession(WriteSession):
             records = records[take:]
             if writer.size >= PACK_TARGET_SIZE:
                 self._rotate()
+
+    def _pack_reserve(self, records: list[tuple[bytes, int, int, bytes | memoryview]]) -> int:
+        """Disk to reserve for a pack opened by a large file's stream: the file's bytes
+        still to come (at most a full pack); 0 (none) for packs of small files, whose
+        size is not known ahead. An over-estimate (chunks found stored already) is
+        given back when the pack is finished."""
+        if not self._stream_left:
+            return 0
+        coming = sum(len(r[3]) for r in records) + self._stream_left
+        return min(PACK_TARGET_SIZE + CHUNK_MAX, coming + _RESERVE_SLACK)
 
     def _rotate(self) -> None:
         """Stage the full pack's locations and close it on a helper thread."""

@@ -10,11 +10,11 @@ are dear, see packs.WriteQueue):
   one lookup per window, pack appends straight from the window buffer, no copy). Its
   calls are few and long, so it seldom waits for the GIL;
 - the cutter thread cuts each window into content-defined chunks, hashes each chunk and
-  probes it for compressibility (codec.probe): the many short GIL-releasing calls are
-  all on this thread. (Before, the calling thread also probed each chunk and the cutter
-  read the file: each of the calling thread's ~100 calls a window waited for the GIL
-  behind the cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their
-  CPU time.)
+  probes it for compressibility (codec.probe; in a long incompressible run only a sample
+  of the chunks, see _Prober): the many short GIL-releasing calls are all on this
+  thread. (Before, the calling thread also probed each chunk and the cutter read the
+  file: each of the calling thread's ~100 calls a window waited for the GIL behind the
+  cutter's; cProfile showed its 8 MiB hash updates taking 5 ms, twice their CPU time.)
 - the session's write thread (packs.WriteQueue) writes each window's new chunks into
   the pack and starts their writeback; it gives the window's buffer back when done
   (`after_writes`), so neither of the other two ever waits on the disk.
@@ -63,6 +63,34 @@ _WINDOW_BUFFERS = 4
 # cutter (measured per 256 MiB: 0.49 CPU-s with them, 0.45 without, and no faster).
 # Not measured on a bigger machine here: there they let the hash keep up with a faster cut.
 _WHOLE_HASH_THREADS = blake3.blake3.AUTO if (os.cpu_count() or 1) > 2 else 1
+
+
+# Compressibility probes in a run of incompressible chunks (float weights): once this
+# many chunks in a row probed incompressible, only every _PROBE_EVERY-th chunk is probed
+# and the others are stored raw as well, until a probe says "try" again.
+_RAW_RUN = 16
+_PROBE_EVERY = 8
+
+
+class _Prober:
+    """Which chunks of a large file are stored raw without trying zstd (codec.probe).
+    Why sample: a probe costs ~5 us a chunk (0.07 CPU-s a GiB on the cutter thread, the
+    busiest), and in a checkpoint of float weights every probe says the same. The price:
+    after a long incompressible run, up to _PROBE_EVERY - 1 compressible chunks (a
+    region of text or zeros inside the file) are stored raw before a probe sees them;
+    identical chunks (zeros) are stored once anyway."""
+
+    def __init__(self) -> None:
+        self.raw_run = 0  # chunks in a row judged incompressible
+
+    def says_raw(self, chunk: memoryview) -> bool:
+        self.raw_run += 1
+        if self.raw_run > _RAW_RUN and self.raw_run % _PROBE_EVERY:
+            return True
+        if codec.probe_says_raw(chunk):
+            return True
+        self.raw_run = 0
+        return False
 
 
 class Piece(NamedTuple):
@@ -114,7 +142,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
 
     def cutter() -> None:
         try:
-            tail = b""
+            tail, prober = b"", _Prober()
             while not stop.is_set():
                 item = to_cut.get()
                 if item is None:
@@ -125,7 +153,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
                 pieces, pos = [], 0
                 for chunk in cut_window(chunker, view, item.final):
                     end = pos + len(chunk)
-                    pieces.append(Piece(pos, end, blake3.blake3(chunk).digest(), codec.probe_says_raw(chunk)))
+                    pieces.append(Piece(pos, end, blake3.blake3(chunk).digest(), prober.says_raw(chunk)))
                     pos = end
                 tail = b"" if item.final else bytes(view[pos:])  # < CHUNK_MAX, copied: buf goes back
                 cut.put(_Cut(item.buf, view, item.n, pieces))
