@@ -385,18 +385,23 @@ class ChunkSink(abc.ABC):
 
 class StoreSink(ChunkSink):
     """A destination store: chunks go into write sessions committed every `commit_bytes`
-    (None: all into `guard`, the session the catalog commit happens in)."""
+    (None: all into `guard`, the session the catalog commit happens in). A store that
+    held nothing when the sink was made (a pull into a new store) lacks every file and
+    chunk the copy asks about: it is not asked (`ContentStore.holds_nothing`; move_files
+    never asks twice about a chunk it sent). One sink per version: a later version of
+    the same copy asks a store that is no longer empty."""
 
     def __init__(self, store: Any, guard: WriteSession, commit_bytes: int | None):
         self.store, self.guard, self.commit_bytes = store, guard, commit_bytes
         self._session: WriteSession | None = None
         self._pending = 0
+        self._empty = bool(store.holds_nothing())
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return self.store.missing(digests)
+        return set(digests) if self._empty else self.store.missing(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        return self.store.missing_chunks(chunk_digests)
+        return set(chunk_digests) if self._empty else self.store.missing_chunks(chunk_digests)
 
     def _current(self) -> WriteSession:
         if self.commit_bytes is None:

@@ -100,7 +100,10 @@ def digest_bytes(digest: str) -> bytes:
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
     return raw
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
-_BATCH = 900
+# A transfer's page of 1,024 files (or 4,096 chunks) is one query, not two to five:
+# every statement gives up the GIL, and getting it back from threads that hash and
+# decode costs the calling thread up to a switch interval (5 ms) each time.
+_BATCH = 4096
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's
 # grace (minutes, store/maintenance.py) is not shortened in any way that matters.
 TOUCH_FRESH_SECONDS = 60.0
@@ -237,6 +240,12 @@ class StoreIndex:
             for row in db.execute(q, batch):
                 out[row[0]] = row[1:]
         return out
+
+    def holds_nothing(self) -> bool:
+        """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
+        with self._lock:
+            return not self._db.execute(
+                "SELECT EXISTS(SELECT 1 FROM chunks) OR EXISTS(SELECT 1 FROM files)").fetchone()[0]
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         return self._known("files", digests)

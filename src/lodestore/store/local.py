@@ -471,6 +471,10 @@ class LocalContentStore(ContentStore):
         known = self.index.known_chunks(wanted)
         return {d for raw, d in wanted.items() if raw not in known}
 
+    def holds_nothing(self) -> bool:
+        """One query of the index (base.py)."""
+        return self.index.holds_nothing()
+
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The packs holding these chunks, from the index: one locate a page, one query
         for the packs' sizes (base.py)."""
