@@ -118,7 +118,7 @@ class PackShare:
 
     pack_id: str
     size: int  # the pack's bytes
-    wanted: tuple[bytes, ...]  # the chunks asked for that it holds (32-byte digests)
+    wanted_chunks: int  # how many of the chunks asked for it holds
     wanted_bytes: int  # their stored bytes
 
     @property

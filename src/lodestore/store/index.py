@@ -523,14 +523,23 @@ class StoreIndex:
             yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
                                   f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
 
-    def pack_sizes(self, pack_ids: Iterable[str]) -> dict[str, int]:
-        """The file size of each indexed pack among `pack_ids` (a transfer weighs whole packs)."""
-        ids = sorted(set(pack_ids))
-        out: dict[str, int] = {}
+    def pack_holdings(self, digests: Iterable[bytes]) -> dict[str, tuple[int, int, int]]:
+        """Per indexed pack holding some of `digests` (each once): (the pack's file size,
+        how many of them it holds, their stored bytes). A transfer weighs whole packs by
+        these: one grouped query a batch returns a row a pack, not a row a chunk (each row
+        a GIL handoff of the calling thread, which the download threads keep busy)."""
+        items = list(digests)
+        out: dict[str, tuple[int, int, int]] = {}
         db = self._reader()
-        for i in range(0, len(ids), _BATCH):
-            batch = ids[i : i + _BATCH]
-            out.update(db.execute(f"SELECT id, size FROM packs WHERE id IN ({','.join('?' * len(batch))})", batch))
+        for i in range(0, len(items), _BATCH):
+            batch = items[i : i + _BATCH]
+            rows = db.execute(
+                "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) FROM chunks c "
+                f"LEFT JOIN packs p ON p.id = c.pack_id WHERE c.digest IN ({','.join('?' * len(batch))}) "
+                "GROUP BY c.pack_id", batch).fetchall()
+            for pack_id, size, count, stored in rows:
+                _, seen, seen_bytes = out.get(pack_id, (size, 0, 0))
+                out[pack_id] = (size, seen + count, seen_bytes + stored)
         return out
 
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
