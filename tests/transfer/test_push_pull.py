@@ -276,7 +276,7 @@ def test_a_writer_storing_the_same_files_while_a_copy_fills_an_empty_store_is_ha
     assert "PAUSED transfer-pack-received" in proc.stderr.readline()
     _log_at(team, "meanwhile", dict(list(files.items())[:50]), tmp_path / "meanwhile")
     hold.unlink()
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     repository.close_all()
     there = Service.open(team)

@@ -10,8 +10,9 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and move only those: a stored pack of which at least
-   ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
+   never one request per chunk; a destination that held nothing when the version's
+   copy began lacks them all and is not asked: `StoreSink`), and move only those: a
+   stored pack of which at least ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
    `adopt_pack`: one download, every record checked in one loop, its entries indexed
    in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
    recompression; one stream for the chunks of many pages, so the source reads ahead
