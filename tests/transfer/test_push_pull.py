@@ -12,6 +12,7 @@ import pytest
 
 import lodestore
 from lodestore.errors import InvalidInputError, NotFoundError
+from lodestore.sdk import repository
 from lodestore.sdk.service import Service
 
 MiB = 1024 * 1024
@@ -230,4 +231,55 @@ def test_a_pack_mostly_wanted_moves_whole_and_one_mostly_held_sends_its_few_chun
     else:
         assert grown == source_pack.stat().st_size  # the pack, whole
     assert files_of(there, "zoo/data:v0", tmp_path / "out") == files
+    assert there.fsck().ok
+
+
+def test_an_empty_store_holds_nothing_until_a_copy_fills_it(here, there, make):
+    """ContentStore.holds_nothing: true of a store just made, false once a copy stored
+    into it (the copy then asks it which files and chunks it lacks)."""
+    make("zoo/data", {"a.bin": random.Random(3).randbytes(50_000)})
+    assert there._repo.store.holds_nothing()
+    here.push(["zoo/data:v0"], there)
+    assert not there._repo.store.holds_nothing()
+    assert not here._repo.store.holds_nothing()
+
+
+def test_versions_copied_together_into_an_empty_store_move_shared_chunks_once(here, there, make):
+    """The first version finds the store empty and asks nothing; the second asks, so the
+    files it shares with the first are not moved again."""
+    rng = random.Random(5)
+    shared = {f"s{i}.bin": rng.randbytes(30_000) for i in range(20)}
+    make("zoo/data", shared)
+    make("zoo/data", shared | {"new.bin": rng.randbytes(70_000)})
+    result = here.push(["zoo/data"], there)
+    assert [v.created for v in result.versions] == [True, True]
+    assert result.bytes_moved == 20 * 30_000 + 70_000
+    assert there.fsck().ok
+
+
+def test_a_writer_storing_the_same_files_while_a_copy_fills_an_empty_store_is_harmless(
+        here, there, team, make, lode_popen, tmp_path):
+    """The copy into an empty store asks it nothing, so it may send chunks another
+    writer stored meanwhile: held at the point its pack is downloaded, the copy waits
+    while half its files are logged into the destination; it then completes, every file
+    correct, each chunk indexed once (the second copy is dead bytes gc reclaims)."""
+    rng = random.Random(9)
+    files = {f"f{i:03d}.bin": rng.randbytes(40_000) for i in range(100)}
+    make("zoo/data", files)
+    assert there._repo.store.holds_nothing()
+    hold = tmp_path / "hold"
+    hold.touch()
+    repository.close_all()  # the subprocess writes the same stores
+    proc = lode_popen("push", "zoo/data:v0", "--to", team,
+                      env={"LODESTORE_TEST_PAUSE_AT": "transfer-pack-received",
+                           "LODESTORE_TEST_PAUSE_FILE": str(hold)})
+    assert "PAUSED transfer-pack-received" in proc.stderr.readline()
+    _log_at(team, "meanwhile", dict(list(files.items())[:50]), tmp_path / "meanwhile")
+    hold.unlink()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    repository.close_all()
+    there = Service.open(team)
+    assert files_of(there, "zoo/data:v0", tmp_path / "out") == files
+    assert there._repo.store.stats().chunk_count == 100
     assert there.fsck().ok

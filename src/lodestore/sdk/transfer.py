@@ -10,8 +10,9 @@ The path of a copy, per version (oldest first, artifact by artifact):
    lock keeps a sweep away until the version exists, as in log_draft.py): ask which files
    the destination lacks (`missing`), their recipes from the source a page of files at a
    time (`recipes`), which of their chunks it lacks a window at a time (`missing_chunks`,
-   never one request per chunk), and move only those: a stored pack of which at least
-   ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
+   never one request per chunk; a destination that held nothing when the version's
+   copy began lacks them all and is not asked: `StoreSink`), and move only those: a
+   stored pack of which at least ADOPT_FRACTION is wanted moves whole (`pack_shares`, `copy_pack` ->
    `adopt_pack`: one download, every record checked in one loop, its entries indexed
    in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
    recompression; one stream for the chunks of many pages, so the source reads ahead
@@ -385,18 +386,23 @@ class ChunkSink(abc.ABC):
 
 class StoreSink(ChunkSink):
     """A destination store: chunks go into write sessions committed every `commit_bytes`
-    (None: all into `guard`, the session the catalog commit happens in)."""
+    (None: all into `guard`, the session the catalog commit happens in). A store that
+    held nothing when the sink was made (a pull into a new store) lacks every file and
+    chunk the copy asks about: it is not asked (`ContentStore.holds_nothing`; move_files
+    never asks twice about a chunk it sent). One sink per version: a later version of
+    the same copy asks a store that is no longer empty."""
 
     def __init__(self, store: Any, guard: WriteSession, commit_bytes: int | None):
         self.store, self.guard, self.commit_bytes = store, guard, commit_bytes
         self._session: WriteSession | None = None
         self._pending = 0
+        self._empty = bool(store.holds_nothing())
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return self.store.missing(digests)
+        return set(digests) if self._empty else self.store.missing(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        return self.store.missing_chunks(chunk_digests)
+        return set(chunk_digests) if self._empty else self.store.missing_chunks(chunk_digests)
 
     def _current(self) -> WriteSession:
         if self.commit_bytes is None:

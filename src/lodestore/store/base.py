@@ -118,7 +118,7 @@ class PackShare:
 
     pack_id: str
     size: int  # the pack's bytes
-    wanted: tuple[bytes, ...]  # the chunks asked for that it holds (32-byte digests)
+    wanted_chunks: int  # how many of the chunks asked for it holds
     wanted_bytes: int  # their stored bytes
 
     @property
@@ -468,6 +468,15 @@ class ContentStore(abc.ABC):
         """A transfer out of this store is starting (its recipes are asked next): a remote
         store may bring what it reads from up to date now, in the background, while the
         caller reads its catalog."""
+
+    def holds_nothing(self) -> bool:
+        """Whether the store holds no chunk and no file at all right now: a copy into it
+        then needs not ask which of its files and chunks it lacks (all of them, but what
+        the copy itself sent). A concurrent writer storing some of them meanwhile is
+        harmless: a chunk indexed twice keeps its first copy (the second is dead bytes
+        gc reclaims), a file recorded twice its first row. False when not known cheaply
+        (the default: the copy asks)."""
+        return False
 
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The stored packs holding some of these chunks (hex digests), for a transfer to

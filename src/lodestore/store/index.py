@@ -100,7 +100,10 @@ def digest_bytes(digest: str) -> bytes:
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
     return raw
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
-_BATCH = 900
+# A transfer's page of 1,024 files (or 4,096 chunks) is one query, not two to five:
+# every statement gives up the GIL, and getting it back from threads that hash and
+# decode costs the calling thread up to a switch interval (5 ms) each time.
+_BATCH = 4096
 # A file re-used within this many seconds of its last touch keeps its created_at: gc's
 # grace (minutes, store/maintenance.py) is not shortened in any way that matters.
 TOUCH_FRESH_SECONDS = 60.0
@@ -237,6 +240,12 @@ class StoreIndex:
             for row in db.execute(q, batch):
                 out[row[0]] = row[1:]
         return out
+
+    def holds_nothing(self) -> bool:
+        """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
+        with self._lock:
+            return not self._db.execute(
+                "SELECT EXISTS(SELECT 1 FROM chunks) OR EXISTS(SELECT 1 FROM files)").fetchone()[0]
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         return self._known("files", digests)
@@ -514,14 +523,23 @@ class StoreIndex:
             yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
                                   f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
 
-    def pack_sizes(self, pack_ids: Iterable[str]) -> dict[str, int]:
-        """The file size of each indexed pack among `pack_ids` (a transfer weighs whole packs)."""
-        ids = sorted(set(pack_ids))
-        out: dict[str, int] = {}
+    def pack_holdings(self, digests: Iterable[bytes]) -> dict[str, tuple[int, int, int]]:
+        """Per indexed pack holding some of `digests` (each once): (the pack's file size,
+        how many of them it holds, their stored bytes). A transfer weighs whole packs by
+        these: one grouped query a batch returns a row a pack, not a row a chunk (each row
+        a GIL handoff of the calling thread, which the download threads keep busy)."""
+        items = list(digests)
+        out: dict[str, tuple[int, int, int]] = {}
         db = self._reader()
-        for i in range(0, len(ids), _BATCH):
-            batch = ids[i : i + _BATCH]
-            out.update(db.execute(f"SELECT id, size FROM packs WHERE id IN ({','.join('?' * len(batch))})", batch))
+        for i in range(0, len(items), _BATCH):
+            batch = items[i : i + _BATCH]
+            rows = db.execute(
+                "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) FROM chunks c "
+                f"LEFT JOIN packs p ON p.id = c.pack_id WHERE c.digest IN ({','.join('?' * len(batch))}) "
+                "GROUP BY c.pack_id", batch).fetchall()
+            for pack_id, size, count, stored in rows:
+                _, seen, seen_bytes = out.get(pack_id, (size, 0, 0))
+                out[pack_id] = (size, seen + count, seen_bytes + stored)
         return out
 
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:

@@ -471,6 +471,10 @@ class LocalContentStore(ContentStore):
         known = self.index.known_chunks(wanted)
         return {d for raw, d in wanted.items() if raw not in known}
 
+    def holds_nothing(self) -> bool:
+        """One query of the index (base.py)."""
+        return self.index.holds_nothing()
+
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The packs holding these chunks, from the index: one locate a page, one query
         for the packs' sizes (base.py)."""
@@ -675,12 +679,8 @@ def _writev_all(fd: int, pieces: list[memoryview]) -> int:
 
 
 def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
-    """The indexed packs holding `wanted` chunks, with the stored bytes of those chunks
-    (LocalContentStore.pack_shares; an S3 store's, from its index cache)."""
-    held: dict[str, list[bytes]] = {}
-    wanted_bytes: dict[str, int] = {}
-    for digest, pack_id, stored_len, _ in index.chunk_rows(dict.fromkeys(wanted)):  # plain rows: no ChunkLocation
-        held.setdefault(pack_id, []).append(digest)
-        wanted_bytes[pack_id] = wanted_bytes.get(pack_id, 0) + stored_len
-    sizes = index.pack_sizes(held)
-    return [PackShare(pid, sizes.get(pid, 0), tuple(chunks), wanted_bytes[pid]) for pid, chunks in held.items()]
+    """The indexed packs holding `wanted` chunks, with how many of them each holds and
+    their stored bytes (LocalContentStore.pack_shares; an S3 store's, from its index
+    cache): one grouped query a page (StoreIndex.pack_holdings)."""
+    return [PackShare(pid, size, count, stored)
+            for pid, (size, count, stored) in index.pack_holdings(dict.fromkeys(wanted)).items()]

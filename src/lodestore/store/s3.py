@@ -312,7 +312,7 @@ class S3ContentStore(ContentStore):
         """From the index cache, synced once if some chunks are not there (as `recipes`)."""
         wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
         shares = pack_shares(self.cache.index, wanted)
-        if sum(len(s.wanted) for s in shares) < len(wanted):
+        if sum(s.wanted_chunks for s in shares) < len(wanted):
             self.sync()
             shares = pack_shares(self.cache.index, wanted)
         return shares

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lodestore.store.packs import PackEntry
 
-_BATCH = 900
+_BATCH = 4096  # as index.py: one query a transfer page
 
 
 # An in-memory Bloom filter (2 MiB, 2 probes taken from the digest itself, which is
