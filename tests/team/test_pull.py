@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import blake3
@@ -172,16 +173,21 @@ def test_a_pack_gone_from_the_bucket_is_one_clear_line_and_nothing_arrives(store
     _nothing_pulled(root)
 
 
-def test_a_flipped_byte_in_a_pack_object_is_refused_and_nothing_arrives(store, tmp_path, monkeypatch, s3_bucket,
-                                                                       pg_url, seaweedfs):
-    _pushed(tmp_path, s3_bucket, pg_url, _small_files(300))
-    root = _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
+def _flip_a_byte_of_the_pack(seaweedfs, s3_bucket: str, offset_in: Callable[[int], int]) -> None:
+    """Flip one byte of the team store's only pack object, at offset_in(its size)."""
     bucket = s3_bucket[len("s3://"):].partition("/")[0]
     client = seaweedfs.client()
     (key,) = _pack_keys(seaweedfs, s3_bucket)
     data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    data[len(data) // 2] ^= 0xFF  # inside a chunk's bytes: only its digest can tell
+    data[offset_in(len(data))] ^= 0xFF
     client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+
+
+def test_a_flipped_byte_in_a_pack_object_is_refused_and_nothing_arrives(store, tmp_path, monkeypatch, s3_bucket,
+                                                                       pg_url, seaweedfs):
+    _pushed(tmp_path, s3_bucket, pg_url, _small_files(300))
+    root = _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
+    _flip_a_byte_of_the_pack(seaweedfs, s3_bucket, lambda size: size // 2)  # inside a chunk: only its digest can tell
 
     out = _lode("pull", "zoo/data:v0", "--from", "team")
 
@@ -232,12 +238,7 @@ def test_a_damaged_pack_trailer_is_refused_whole_and_nothing_arrives(store, tmp_
     bytes) refuses it as surely as one in a chunk."""
     _pushed(tmp_path, s3_bucket, pg_url, _small_files(300))
     root = _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
-    bucket = s3_bucket[len("s3://"):].partition("/")[0]
-    client = seaweedfs.client()
-    (key,) = _pack_keys(seaweedfs, s3_bucket)
-    data = bytearray(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    data[-FOOTER.size - 3] ^= 0xFF  # inside the zstd trailer
-    client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    _flip_a_byte_of_the_pack(seaweedfs, s3_bucket, lambda size: size - FOOTER.size - 3)  # inside the zstd trailer
 
     out = _lode("pull", "zoo/data:v0", "--from", "team")
 
