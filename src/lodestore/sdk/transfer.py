@@ -152,15 +152,6 @@ class TransferSource(abc.ABC):
         """A version is about to be copied: start what can run while its manifest is read
         (a remote store's index sync: ContentStore.prepare_transfer)."""
 
-    def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
-        """The source's stored packs holding these chunks (ContentStore.pack_shares); []:
-        this source moves frames only (a bundle)."""
-        return []
-
-    def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
-        """Write one of `pack_shares`' packs as stored to `dest` (ContentStore.copy_pack)."""
-        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
-
     def close(self) -> None:  # noqa: B027 (optional: a source may hold nothing)
         """Release what the source holds (a bundle's temp index)."""
 
@@ -213,9 +204,12 @@ class RepositorySource(TransferSource):
             self._store.prepare_transfer()
 
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
+        """The store's packs holding these chunks (ContentStore.pack_shares): a copy from
+        a store may move whole packs (a bundle moves frames only)."""
         return self._store.pack_shares(chunk_digests)
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
+        """One of `pack_shares`' packs as stored, to `dest` (ContentStore.copy_pack)."""
         self._store.copy_pack(pack_id, dest)
 
 
@@ -370,19 +364,6 @@ class ChunkSink(abc.ABC):
     @abc.abstractmethod
     def add_recipes(self, recipes: list[FileRecipe]) -> None: ...
 
-    adopts_packs = False  # whether it takes whole packs (received_pack_path, adopt_pack)
-
-    def received_pack_path(self) -> str | os.PathLike[str]:
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
-
-    def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
-        """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
-
-    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
-        """Take a checked pack (WriteSession.adopt_pack)."""
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
-
 
 class StoreSink(ChunkSink):
     """A destination store: chunks go into write sessions committed every `commit_bytes`
@@ -420,14 +401,13 @@ class StoreSink(ChunkSink):
     def add_recipes(self, recipes: list[FileRecipe]) -> None:
         self._current().add_recipes(recipes)
 
-    adopts_packs = True
-
     def received_pack_path(self) -> str | os.PathLike[str]:
         """In the guard session's temp folder: it lives as long as the copy (a batch
         session's folder goes at its commit, maybe while a pack is still downloading)."""
         return self.guard.received_pack_path()
 
     def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
+        """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
         return self.guard.check_pack(path)
 
     def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
@@ -486,7 +466,10 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     sent = set() if sent is None else sent
     pages: list[list[FileRecipe]] = []
     wanted: list[str] = []
-    packs = _WholePacks(source, sink, progress) if sink.adopts_packs and not dry_run else None
+    # Whole packs move between two stores only: a bundle offers frames, a dry run or a
+    # read-only destination takes nothing.
+    packs = (_WholePacks(source, sink, progress)
+             if isinstance(source, RepositorySource) and isinstance(sink, StoreSink) and not dry_run else None)
     try:
         for start in range(0, len(ordered), FILE_PAGE):
             page = ordered[start : start + FILE_PAGE]
@@ -539,7 +522,7 @@ class _WholePacks:
     on the calling thread between pages (its entries indexed in one insert), the rest
     at `finish`."""
 
-    def __init__(self, source: TransferSource, sink: ChunkSink, progress: Callable[[int], None] | None):
+    def __init__(self, source: RepositorySource, sink: StoreSink, progress: Callable[[int], None] | None):
         self.source, self.sink, self.progress = source, sink, progress
         self._pool: ThreadPoolExecutor | None = None
         self._wanted_bytes: dict[str, list[int]] = {}  # pack id -> [size, wanted stored bytes]

@@ -330,24 +330,24 @@ class WriteSession(abc.ABC):
         otherwise, nothing of that chunk kept) and the new ones appended as they are,
         not compressed again. Visible with commit(), like files."""
 
+    @abc.abstractmethod
     def received_pack_path(self) -> Path:
         """Where a pack received whole is to be written before `check_pack` (a temp path
-        of the session, removed with it). A backend that adopts no packs: NotImplementedError."""
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
+        of the session, removed with it)."""
 
+    @abc.abstractmethod
     def check_pack(self, path: str | os.PathLike[str]) -> CheckedPack:
         """Check every record of the pack written at `path` (trailer, layout, each chunk
         decoded and hashed against its digest): CorruptionError, the file deleted, if
         any fails. Safe on any thread while the session is used (it touches nothing of
         the session); only what it returns can be adopted."""
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
+    @abc.abstractmethod
     def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
         """Make a checked pack one of this session's (moved from the path `check_pack`
         checked, under this session's temp folder); its chunks become visible with
         commit(), like frames. Chunks of it the store holds already are dead bytes gc's
         repack reclaims. Returns the chunks it holds: 32-byte digest -> raw size."""
-        raise NotImplementedError(f"{type(self).__name__} adopts no packs")
 
     @abc.abstractmethod
     def add_recipes(self, recipes: Iterable[FileRecipe]) -> list[FileRef]:
@@ -478,17 +478,17 @@ class ContentStore(abc.ABC):
         (the default: the copy asks)."""
         return False
 
+    @abc.abstractmethod
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The stored packs holding some of these chunks (hex digests), for a transfer to
         move whole where it wants most of one (`copy_pack`); chunks not found are left
-        out. A backend that offers no whole packs returns [] (everything moves as frames)."""
-        return []
+        out."""
 
+    @abc.abstractmethod
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """Write the pack's bytes, as stored, to `dest` (a receiver's `received_pack_path`),
         NOT verified here: the receiver checks every record (`WriteSession.adopt_pack`).
         NotFoundError if the store does not hold it."""
-        raise NotImplementedError(f"{type(self).__name__} offers no whole packs")
 
     @abc.abstractmethod
     def stats(self) -> StoreStats: ...
