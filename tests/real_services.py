@@ -165,13 +165,52 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+_PG_PREFIX = "lodestore-pg-"
+_PG_OWNER = "owner.pid"  # the process that started a cluster: it stops it when it ends
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphan_postgres() -> list[Path]:
+    """Stop and remove the throwaway clusters whose starting process is gone. A test run
+    or bench killed with SIGKILL cannot stop its cluster, and every such cluster would
+    keep a server, a port and its files until the machine restarts. Clusters of live
+    processes (another test session, a bench's servers) are left alone, and so are those
+    without an owner file (started before it was written, or by hand)."""
+    swept = []
+    pg_ctl = _pg_bin("pg_ctl")
+    for base in Path(tempfile.gettempdir()).glob(f"{_PG_PREFIX}*"):
+        try:
+            owner = int((base / _PG_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        if pg_ctl is not None and (base / "data").is_dir():
+            subprocess.run(_as_postgres([pg_ctl, "-D", str(base / "data"), "-m", "immediate", "stop"]),
+                           capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        swept.append(base)
+    return swept
+
+
 def start_postgres() -> PostgresServer:
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL not installed: apt-get install postgresql (.ci/run does)")
     pytest.importorskip("psycopg", reason="psycopg not installed: pip install -e '.[test]'")
+    sweep_orphan_postgres()
     # Under /tmp, not the test's tmp_path: the postgres user must reach the folder.
-    base = Path(tempfile.mkdtemp(prefix="lodestore-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=_PG_PREFIX))
+    (base / _PG_OWNER).write_text(str(os.getpid()))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres")
     data = base / "data"
