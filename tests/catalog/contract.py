@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from lodestore.catalog.base import LATEST, Catalog, ManifestEntry
+from lodestore.catalog.base import Catalog
 from lodestore.catalog.migrate import HEAD
+from lodestore.catalog.records import LATEST, ManifestEntry
 from lodestore.errors import (
     ConflictError,
     InvalidInputError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from lodestore.catalog.base import ManifestEntry, NewVersion, RunRecord
+from lodestore.catalog.records import ManifestEntry, NewVersion, RunRecord
 
 BAD_NAMES = ["", "..", ".", "a/b", "x" * 200, "-dash", "sp ace"]
 

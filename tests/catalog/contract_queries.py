@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lodestore.catalog.base import Catalog, DraftPart, ManifestEntry
+from lodestore.catalog.base import Catalog
+from lodestore.catalog.records import DraftPart, ManifestEntry
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 
 from .contract_data import a_run, entries, manifest_digest, new_version

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import lodestore
-from lodestore.catalog.base import ManifestEntry, NewVersion
+from lodestore.catalog.records import ManifestEntry, NewVersion
 from lodestore.sdk.repository import Repository
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import sqlite
 import lodestore
 from lodestore.catalog import query as q
 from lodestore.catalog import sql_versions
-from lodestore.catalog.base import ManifestEntry, NewVersion
+from lodestore.catalog.records import ManifestEntry, NewVersion
 from lodestore.sdk.repository import Repository
 
 

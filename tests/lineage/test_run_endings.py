@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import lodestore
-from lodestore.catalog.base import RunRecord
+from lodestore.catalog.records import RunRecord
 from lodestore.sdk.repository import Repository
 
 

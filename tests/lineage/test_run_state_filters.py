@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lodestore
-from lodestore.catalog.base import ManifestEntry, NewVersion, RunRecord
+from lodestore.catalog.records import ManifestEntry, NewVersion, RunRecord
 from lodestore.sdk.repository import Repository
 
 

@@ -3,7 +3,7 @@ in where their paths fall) is the digest of the whole sorted manifest."""
 
 from __future__ import annotations
 
-from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.records import ManifestEntry
 from lodestore.sdk.manifest import ManifestHasher, manifest_digest
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from lodestore.catalog.base import ManifestEntry, NewVersion, artifact_page_key, search_page_key, version_page_key
+from lodestore.catalog.records import (
+    ManifestEntry,
+    NewVersion,
+    artifact_page_key,
+    search_page_key,
+    version_page_key,
+)
 from lodestore.catalog.sql import SqlCatalog
 from lodestore.errors import InvalidInputError
 

@@ -43,7 +43,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry
+from lodestore.catalog.records import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry
 from lodestore.catalog.schema import manifest_entries
 
 STREAM_BATCH = 2000  # rows fetched at a time by `diff_rows` (a server-side cursor on PostgreSQL)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, select, union
 
-from lodestore.catalog.base import LineageStep
+from lodestore.catalog.records import LineageStep
 from lodestore.catalog.schema import run_inputs, run_outputs, runs, versions
 from lodestore.catalog.sql_rows import RUN_SELECT, run_record, versions_by_id
 from lodestore.catalog.sql_values import batches

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, text
 
-from lodestore.catalog.base import SchemaUpgrade
 from lodestore.catalog.dialect import has_no_tables, lock_for_migration, table_exists, upgrades_on_open
 from lodestore.catalog.engine import display_url
+from lodestore.catalog.records import SchemaUpgrade
 from lodestore.catalog.schema import catalog_instance, metadata
 from lodestore.errors import StoreFormatError
 

@@ -33,11 +33,13 @@ from typing import Any, Self
 
 from sqlalchemy import URL
 
-from lodestore.catalog.base import (
+from lodestore.catalog.base import Catalog
+from lodestore.catalog.engine import create_engines, display_url
+from lodestore.catalog.migrate import ensure_schema, upgrade_schema
+from lodestore.catalog.records import (
     DIFF_SECTIONS,
     AliasEvent,
     ArtifactRecord,
-    Catalog,
     CatalogIdentity,
     CommitResult,
     DiffCounts,
@@ -53,8 +55,6 @@ from lodestore.catalog.base import (
     SchemaUpgrade,
     VersionRecord,
 )
-from lodestore.catalog.engine import create_engines, display_url
-from lodestore.catalog.migrate import ensure_schema, upgrade_schema
 from lodestore.catalog.sql_aliases import AliasStore
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_drafts import DraftStore

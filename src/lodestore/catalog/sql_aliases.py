@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from lodestore.catalog.base import LATEST, AliasEvent
+from lodestore.catalog.records import LATEST, AliasEvent
 from lodestore.catalog.schema import alias_events, aliases, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import find_artifact, lock_artifact, require_run, resolve_selector

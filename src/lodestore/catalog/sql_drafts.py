@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
-from lodestore.catalog.base import DraftPart, DraftRecord, ManifestEntry
 from lodestore.catalog.dialect import insert_ignore
+from lodestore.catalog.records import DraftPart, DraftRecord, ManifestEntry
 from lodestore.catalog.schema import draft_files, draft_keys, draft_parts, drafts
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_values import now_utc

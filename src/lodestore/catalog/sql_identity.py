@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, select, update
 
-from lodestore.catalog.base import CatalogIdentity, GenerationListener
+from lodestore.catalog.base import GenerationListener
+from lodestore.catalog.records import CatalogIdentity
 from lodestore.catalog.schema import catalog_instance, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_rows import AnyRow

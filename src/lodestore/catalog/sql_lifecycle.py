@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.records import LATEST, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, versions
 from lodestore.catalog.sql_aliases import drop_alias, move_alias
 from lodestore.catalog.sql_database import Database

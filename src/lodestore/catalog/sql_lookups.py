@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, select
 
-from lodestore.catalog.base import LATEST, VersionRecord
 from lodestore.catalog.dialect import insert_ignore
+from lodestore.catalog.records import LATEST, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, versions
 from lodestore.catalog.sql_rows import AnyRow, alias_order, close_matches, listing, versions_by_id
 from lodestore.catalog.sql_values import NOT_DELETED, VERSION_RE

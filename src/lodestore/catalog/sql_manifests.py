@@ -9,8 +9,8 @@ from collections.abc import Iterable, Iterator
 from sqlalchemy import Connection, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from lodestore.catalog.base import ManifestEntry, ReferenceEntry
 from lodestore.catalog.dialect import bulk_insert_cache, insert_rows
+from lodestore.catalog.records import ManifestEntry, ReferenceEntry
 from lodestore.catalog.schema import manifest_entries, reference_entries, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import load_version, version_row

@@ -32,7 +32,14 @@ from sqlalchemy import (
 )
 
 from lodestore.catalog import diff_pages, query
-from lodestore.catalog.base import DIFF_SECTIONS, LATEST, ArtifactRecord, DiffCounts, DiffRow, VersionRecord
+from lodestore.catalog.records import (
+    DIFF_SECTIONS,
+    LATEST,
+    ArtifactRecord,
+    DiffCounts,
+    DiffRow,
+    VersionRecord,
+)
 from lodestore.catalog.schema import aliases, artifacts, projects, versions
 from lodestore.catalog.sql_database import Database
 from lodestore.catalog.sql_lookups import find_artifact, require_versions

@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import BindParameter, ColumnElement, Connection, Row, bindparam, literal_column, select, union_all
 
-from lodestore.catalog.base import LATEST, RunRecord, VersionRecord
+from lodestore.catalog.records import LATEST, RunRecord, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, runs, version_tags, versions
 
 # A result row of any shape (SQLAlchemy types rows by their columns' types).

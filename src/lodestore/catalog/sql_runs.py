@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lodestore.catalog import lineage_query, query
-from lodestore.catalog.base import HistoryRow, LineageStep, RunRecord, VersionRecord
+from lodestore.catalog.records import HistoryRow, LineageStep, RunRecord, VersionRecord
 from lodestore.catalog.schema import (
     RUN_STATES,
     projects,

@@ -8,9 +8,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from lodestore.catalog.base import (
-    LATEST,
-)
+from lodestore.catalog.records import LATEST
 from lodestore.catalog.schema import (
     versions,
 )

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from lodestore.catalog import query
-from lodestore.catalog.base import LATEST, ArtifactRecord, CommitResult, NewVersion, VersionRecord
 from lodestore.catalog.dialect import insert_ignore
+from lodestore.catalog.records import LATEST, ArtifactRecord, CommitResult, NewVersion, VersionRecord
 from lodestore.catalog.schema import aliases, artifacts, projects, run_outputs, version_tags, versions
 from lodestore.catalog.sql_aliases import move_alias, set_version_aliases
 from lodestore.catalog.sql_database import Database

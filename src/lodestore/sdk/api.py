@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lodestore import settings
-from lodestore.catalog.base import ArtifactRecord
+from lodestore.catalog.records import ArtifactRecord
 from lodestore.errors import InvalidInputError, InvalidNameError, NotFoundError
 from lodestore.names import ArtifactRef, parse_ref
 from lodestore.sdk.artifact import Artifact

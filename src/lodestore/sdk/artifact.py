@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from lodestore import settings
-from lodestore.catalog.base import LATEST, ReferenceEntry, VersionRecord
+from lodestore.catalog.records import LATEST, ReferenceEntry, VersionRecord
 from lodestore.config import checked_duration
 from lodestore.errors import (
     ConflictError,

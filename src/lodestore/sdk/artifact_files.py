@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import ManifestEntry, VersionRecord
+from lodestore.catalog.records import ManifestEntry, VersionRecord
 
 if TYPE_CHECKING:
     from lodestore.sdk.service import Service

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import blake3
 import zstandard
 
-from lodestore.catalog.base import ManifestEntry, ReferenceEntry, RunRecord, VersionRecord
+from lodestore.catalog.records import ManifestEntry, ReferenceEntry, RunRecord, VersionRecord
 from lodestore.errors import CorruptionError, InvalidInputError, NotFoundError
 from lodestore.names import temp_name
 from lodestore.sdk import ui

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from lodestore.catalog.base import ArtifactRecord, VersionRecord
+from lodestore.catalog.records import ArtifactRecord, VersionRecord
 
 if TYPE_CHECKING:
     from lodestore.sdk.service import Service

@@ -18,7 +18,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from lodestore.catalog.base import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry, VersionRecord
+from lodestore.catalog.records import DIFF_SECTIONS, DiffCounts, DiffRow, ManifestEntry, VersionRecord
 from lodestore.gc_pause import gc_paused
 from lodestore.sdk.accounting import NewChunks
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import DraftPart, DraftRecord, ManifestEntry, NewVersion
+from lodestore.catalog.records import DraftPart, DraftRecord, ManifestEntry, NewVersion
 from lodestore.errors import ConflictError, InvalidInputError, LodestoreError
 from lodestore.json_values import json_dict
 from lodestore.sdk.draft import Draft, leave_out_the_store

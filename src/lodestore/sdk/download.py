@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import ManifestEntry, VersionRecord
+from lodestore.catalog.records import ManifestEntry, VersionRecord
 from lodestore.errors import VerificationError
 from lodestore.names import is_temp_name
 from lodestore.sdk.lifecycle import refuse_broken

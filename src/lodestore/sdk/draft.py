@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from lodestore.catalog.base import ReferenceEntry, VersionRecord
+from lodestore.catalog.records import ReferenceEntry, VersionRecord
 from lodestore.errors import ConflictError, NotFoundError
 from lodestore.names import case_collisions, normalize_entry_path
 from lodestore.sdk import ui

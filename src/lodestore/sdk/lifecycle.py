@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lodestore import settings
-from lodestore.catalog.base import LATEST, VersionRecord
+from lodestore.catalog.records import LATEST, VersionRecord
 from lodestore.config import checked_duration, checked_grace
 from lodestore.errors import (
     ConflictError,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lodestore.catalog.base import RunRecord, VersionRecord
+from lodestore.catalog.records import RunRecord, VersionRecord
 from lodestore.errors import InvalidInputError
 from lodestore.sdk.liveness import effective_state
 

@@ -15,8 +15,8 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from lodestore import settings
-from lodestore.catalog.base import RunRecord
 from lodestore.catalog.query import Liveness
+from lodestore.catalog.records import RunRecord
 
 HEARTBEAT_SECONDS = settings.heartbeat_seconds()
 STALE_AFTER = timedelta(seconds=settings.stale_seconds())

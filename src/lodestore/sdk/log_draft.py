@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import LATEST, NewVersion, VersionRecord
+from lodestore.catalog.records import LATEST, NewVersion, VersionRecord
 from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import validate_alias

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import blake3
 
-from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.records import ManifestEntry
 
 # Entries a log keeps in memory before ManifestBuffer moves them to a temp file: 32,768
 # entries are ~3 MB; a log of 1,000,000 files held ~100 MB of them until its commit.

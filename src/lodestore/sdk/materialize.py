@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lodestore.catalog.base import ManifestEntry
+from lodestore.catalog.records import ManifestEntry
 from lodestore.errors import ConflictError, CorruptionError
 from lodestore.names import temp_name
 from lodestore.sdk import cache, ui

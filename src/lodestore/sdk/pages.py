@@ -21,7 +21,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from lodestore.catalog import query_parse
-from lodestore.catalog.base import (
+from lodestore.catalog.records import (
     ArtifactRecord,
     DiffCounts,
     DiffRow,

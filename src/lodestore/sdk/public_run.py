@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lodestore.catalog.base import RunRecord, VersionRecord
+from lodestore.catalog.records import RunRecord, VersionRecord
 from lodestore.sdk.liveness import effective_state
 from lodestore.sdk.service import Service
 

@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlparse
 
 import blake3
 
-from lodestore.catalog.base import ManifestEntry, ReferenceEntry
+from lodestore.catalog.records import ManifestEntry, ReferenceEntry
 from lodestore.errors import FileChangedError, InvalidInputError, LodestoreError, NotFoundError
 from lodestore.names import normalize_entry_path, temp_name
 

@@ -15,7 +15,8 @@ import os
 import threading
 from pathlib import Path
 
-from lodestore.catalog.base import Catalog, SchemaUpgrade
+from lodestore.catalog.base import Catalog
+from lodestore.catalog.records import SchemaUpgrade
 from lodestore.catalog.sql import SqlCatalog
 from lodestore.config import resolve_root
 from lodestore.errors import NotFoundError, ReadOnlyStoreError

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lodestore import settings
-from lodestore.catalog.base import RunRecord
+from lodestore.catalog.records import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, validate_name

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lodestore.catalog.base import RunRecord, VersionRecord
+from lodestore.catalog.records import RunRecord, VersionRecord
 from lodestore.sdk.liveness import query_liveness
 
 if TYPE_CHECKING:

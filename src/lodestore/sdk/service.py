@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lodestore.catalog.base import (
+from lodestore.catalog.records import (
     ARTIFACT_ORDERS,
     DIFF_SECTIONS,
     LATEST,

@@ -46,9 +46,9 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lodestore.catalog.base import (
+from lodestore.catalog.base import Catalog
+from lodestore.catalog.records import (
     LATEST,
-    Catalog,
     ManifestEntry,
     NewVersion,
     ReferenceEntry,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lodestore.json_values import finite_json
 
 if TYPE_CHECKING:  # the records travel through the door; their classes are only named here
-    from lodestore.catalog.base import (
+    from lodestore.catalog.records import (
         AliasEvent,
         ArtifactRecord,
         ManifestEntry,
