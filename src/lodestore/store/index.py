@@ -139,7 +139,8 @@ class StatKey(NamedTuple):
 
 @dataclass
 class SharedState:
-    """Rows of the index as one shared index object carries them (s3_index.py)."""
+    """Rows of the index as one shared index object carries them (s3_index.py): lists
+    when decoded; the encoder reads each field once, so a writer may hand iterators."""
 
     packs: list[tuple[str, int, int, float]] = field(default_factory=list)  # id, size, entries, created_at
     chunks: list[tuple[bytes, str, int, int, int, int]] = field(default_factory=list)  # as ChunkLocation
@@ -147,6 +148,10 @@ class SharedState:
     touched: list[tuple[bytes, float]] = field(default_factory=list)  # files reused: created_at raised
     lost: list[tuple[bytes, int, float]] = field(default_factory=list)
     retired: list[tuple[str, float]] = field(default_factory=list)
+
+    def row_count(self) -> int:
+        return (len(self.packs) + len(self.chunks) + len(self.files) + len(self.touched) + len(self.lost)
+                + len(self.retired))
 
 
 class StoreIndex:
@@ -656,24 +661,38 @@ class StoreIndex:
         """Names of the shared index objects merged into this index."""
         return {name for (name,) in self._all("SELECT name FROM shared_indexes")}
 
-    def merge_shared_index(self, name: str, state: SharedState) -> None:
-        """Merge one shared index object's rows, in one transaction, and record its name.
-        Rows already here stay (the first copy of a chunk wins, like commit_session); a
-        file's created_at becomes the latest of both (gc's grace counts from the last
-        write or reuse)."""
+    def merge_shared_indexes(self, names: list[str], states: list[SharedState]) -> None:
+        """Merge shared index objects' rows in one transaction (a half-merged cache is
+        never trusted: their names are recorded in the same one). Rows already here stay
+        (the first copy of a chunk wins, like commit_session); a file's created_at
+        becomes the latest of all (gc's grace counts from the last write or reuse).
+
+        The objects' rows are united first, so a row several of them hold (a file every
+        version of a dataset holds) is inserted once, and each table is inserted in key
+        order (its b-tree appended to, not split at random pages)."""
+        chunks: dict[bytes, tuple] = {}
+        files: dict[bytes, tuple] = {}
+        for state in states:
+            for row in state.chunks:
+                chunks.setdefault(row[0], row)
+            for row in state.files:
+                held = files.setdefault(row[0], row)
+                if held is not row and row[4] > held[4]:
+                    files[row[0]] = held[:4] + row[4:]
         with self._transaction() as db:
             db.executemany("INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
-                           state.packs)
+                           [row for state in states for row in state.packs])
             db.executemany("INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
-                           "VALUES (?,?,?,?,?,?)", sorted(state.chunks))
+                           "VALUES (?,?,?,?,?,?)", sorted(chunks.values()))
             db.executemany("INSERT INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?) "
                            "ON CONFLICT(digest) DO UPDATE SET created_at=max(created_at, excluded.created_at)",
-                           sorted(state.files))
-            db.executemany("UPDATE files SET created_at=max(created_at, ?) WHERE digest=?",
-                           [(at, d) for d, at in state.touched])
-            db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
-            db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
-            db.execute("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", (name,))
+                           sorted(files.values()))
+            for state in states:
+                db.executemany("UPDATE files SET created_at=max(created_at, ?) WHERE digest=?",
+                               [(at, d) for d, at in state.touched])
+                db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
+                db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
+            db.executemany("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", [(n,) for n in names])
 
     def mark_shared_index(self, name: str, replaced: Iterable[str] = ()) -> None:
         """Record a shared index object whose rows this index already holds (its writer's,
@@ -698,8 +717,9 @@ class StoreIndex:
             try:
                 return SharedState(
                     packs=db.execute("SELECT id, size, entry_count, created_at FROM packs").fetchall(),
-                    chunks=db.execute("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks")
-                    .fetchall(),
+                    # a pack's chunks together: an index object names each pack once a block
+                    chunks=db.execute("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks "
+                                      "ORDER BY pack_id").fetchall(),
                     files=db.execute("SELECT digest, size, chunk_count, recipe, created_at FROM files").fetchall(),
                     lost=db.execute("SELECT digest, size, lost_at FROM lost_files").fetchall(),
                     retired=db.execute("SELECT id, retired_at FROM retired_packs").fetchall(),
