@@ -13,6 +13,7 @@ are also what the catalog's manifests point at.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import threading
@@ -99,6 +100,29 @@ def digest_bytes(digest: str) -> bytes:
     if len(raw) != DIGEST_LEN or raw.hex() != digest:
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
     return raw
+
+
+def joined_digests(digests: list[str]) -> bytes:
+    """Hex digests as one blob of their raw bytes, each checked as `digest_bytes` checks
+    one, but converted in one call (a transfer's page: 1,024 conversions of 0.34 us and
+    as many Python calls, then one bound parameter each). A query walks the blob itself
+    (`_EACH_DIGEST`). Any that is not a digest: InvalidInputError naming it."""
+    text = "".join(digests)
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != text or any(len(d) != 2 * DIGEST_LEN for d in digests):
+        for d in digests:
+            digest_bytes(d)  # raises, naming the first that is not a digest
+    return raw
+
+
+# The rows of a query joined to each 32-byte digest of a blob (joined_digests), in blob
+# order: the blob is one bound parameter however many digests it holds (no IN (...)
+# batches), and SQLite reads each digest's slice itself (as locate_recipe does).
+_EACH_DIGEST = "WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?) "
+_SLICE = "substr(?, i * 32 + 1, 32)"
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 # A transfer's page of 1,024 files (or 4,096 chunks) is one query, not two to five:
 # every statement gives up the GIL, and getting it back from threads that hash and
@@ -245,6 +269,22 @@ class StoreIndex:
             for row in db.execute(q, batch):
                 out[row[0]] = row[1:]
         return out
+
+    def recipe_rows(self, joined: bytes) -> list[list]:
+        """[position in `joined`, size, chunk_count, recipe as hex ("" for none)] of each
+        known file among the digests of `joined` (joined_digests; each once), in one
+        query whose answer is one row: a JSON array built by SQLite. A transfer asks this
+        for every page of files, and every row a query steps through hands the GIL over
+        and back (up to a switch interval while download threads hash): one row, not one
+        a file. The caller has the digests' hex already: a position names each (21 pages
+        of 1,024 files: 0.035 s, against 0.047 s for their rows, before any Python work)."""
+        count = len(joined) // DIGEST_LEN
+        if count == 0:
+            return []
+        (text,) = self._reader().execute(
+            _EACH_DIGEST + "SELECT json_group_array(json_array(i, f.size, f.chunk_count, hex(f.recipe))) "
+            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}", (count, joined)).fetchone()
+        return json.loads(text)
 
     def holds_nothing(self) -> bool:
         """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
@@ -520,32 +560,34 @@ class StoreIndex:
 
     def chunk_rows(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, str, int, int]]:
         """(digest, pack id, stored_len, raw_len) of each indexed chunk among `digests`,
-        streamed a batch at a time (accounting sums them without keeping them)."""
-        items = list(digests)
+        streamed a batch at a time (accounting sums them without keeping them). Each
+        batch is one query answering one row (a JSON array, as recipe_rows), not a row a
+        chunk: a pull's receiver asks this for every page, beside busy download threads."""
+        items = list(dict.fromkeys(digests))
         db = self._reader()
         for i in range(0, len(items), _BATCH):
             batch = items[i : i + _BATCH]
-            yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
-                                  f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
+            (text,) = db.execute(
+                _EACH_DIGEST + "SELECT json_group_array(json_array(hex(c.digest), c.pack_id, c.stored_len, "
+                f"c.raw_len)) FROM r CROSS JOIN chunks c ON c.digest = {_SLICE}",
+                (len(batch), b"".join(batch))).fetchone()
+            h = bytes.fromhex
+            yield from [(h(d), p, s, r) for d, p, s, r in json.loads(text)]
 
-    def pack_holdings(self, digests: Iterable[bytes]) -> dict[str, tuple[int, int, int]]:
-        """Per indexed pack holding some of `digests` (each once): (the pack's file size,
-        how many of them it holds, their stored bytes). A transfer weighs whole packs by
-        these: one grouped query a batch returns a row a pack, not a row a chunk (each row
-        a GIL handoff of the calling thread, which the download threads keep busy)."""
-        items = list(digests)
-        out: dict[str, tuple[int, int, int]] = {}
-        db = self._reader()
-        for i in range(0, len(items), _BATCH):
-            batch = items[i : i + _BATCH]
-            rows = db.execute(
-                "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) FROM chunks c "
-                f"LEFT JOIN packs p ON p.id = c.pack_id WHERE c.digest IN ({','.join('?' * len(batch))}) "
-                "GROUP BY c.pack_id", batch).fetchall()
-            for pack_id, size, count, stored in rows:
-                _, seen, seen_bytes = out.get(pack_id, (size, 0, 0))
-                out[pack_id] = (size, seen + count, seen_bytes + stored)
-        return out
+    def pack_holdings(self, joined: bytes) -> dict[str, tuple[int, int, int]]:
+        """Per indexed pack holding some of the digests of `joined` (joined_digests; each
+        once): (the pack's file size, how many of them it holds, their stored bytes). A
+        transfer weighs whole packs by these: one grouped query returns a row a pack, not
+        a row a chunk (each row a GIL handoff of the calling thread, which the download
+        threads keep busy), and binds one blob, not a parameter a chunk."""
+        count = len(joined) // DIGEST_LEN
+        if count == 0:
+            return {}
+        rows = self._reader().execute(
+            _EACH_DIGEST + "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) "
+            f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE} LEFT JOIN packs p ON p.id = c.pack_id "
+            "GROUP BY c.pack_id", (count, joined)).fetchall()
+        return {pack_id: (size, n, stored) for pack_id, size, n, stored in rows}
 
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """Per pack: (file size, chunks the index places in it), for these packs only."""

@@ -56,7 +56,7 @@ from lodestore.store.base import (
     StoreStats,
 )
 from lodestore.store.binding import BINDING_FILE
-from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
+from lodestore.store.index import DIGEST_LEN, ChunkLocation, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
 from lodestore.store.local import LocalContentStore, pack_shares
 from lodestore.store.packs import PackMissingError
@@ -321,9 +321,9 @@ class S3ContentStore(ContentStore):
 
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """From the index cache, synced once if some chunks are not there (as `recipes`)."""
-        wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
+        wanted = joined_digests(list(dict.fromkeys(chunk_digests)))
         shares = pack_shares(self.cache.index, wanted)
-        if sum(s.wanted_chunks for s in shares) < len(wanted):
+        if sum(s.wanted_chunks for s in shares) < len(wanted) // DIGEST_LEN:
             self.sync()
             shares = pack_shares(self.cache.index, wanted)
         return shares
