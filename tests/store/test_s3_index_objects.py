@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 
 import pytest
 import zstandard
@@ -16,12 +17,12 @@ from lodestore.store.index import SharedState, StoreIndex
 
 pytest.importorskip("boto3")
 
-from lodestore.store import s3_index  # noqa: E402
-from lodestore.store.layout import format_description  # noqa: E402
-from lodestore.store.s3 import S3ContentStore, bucket_format_description  # noqa: E402
+from lodestore.store import s3_index
+from lodestore.store.layout import format_description
+from lodestore.store.s3 import S3ContentStore, bucket_format_description
 
-from .contract import put  # noqa: E402
-from .data import MiB, random_bytes  # noqa: E402
+from .contract import put
+from .data import MiB, random_bytes
 
 
 def digest(i: int) -> bytes:
@@ -113,3 +114,24 @@ def test_a_bucket_of_json_index_objects_is_read_and_upgraded(s3_store_url, tmp_p
     assert [reader.read_bytes(r.digest) for r in refs] == files
     assert json.loads(reader.bucket.get("format.json")) == bucket_format_description() != format_description()
     reader.close()
+
+
+def secondary_indexes(index: StoreIndex) -> set[str]:
+    return {n for (n,) in index._all("SELECT name FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")}
+
+
+def test_a_bulk_merge_into_an_empty_index_keeps_its_indexes_and_is_all_or_nothing(tmp_path):
+    """Into an empty index the secondary indexes are built after the rows (one transaction):
+    they are there after it, and a merge that fails midway leaves the index as it was."""
+    index = StoreIndex(tmp_path / "index.db")
+    before = secondary_indexes(index)
+    state = sample_state()
+    broken = SharedState(files=[*state.files[:5000], (digest(999_999), 1)])  # a row SQLite cannot bind
+    with pytest.raises(sqlite3.ProgrammingError):
+        index.merge_shared_indexes(["index/broken.idx"], [broken])
+    assert secondary_indexes(index) == before and index.holds_nothing() and not index.shared_index_names()
+    index.merge_shared_indexes(["index/a.idx"], [state])
+    assert secondary_indexes(index) == before == {"chunks_by_pack", "files_by_size", "files_chunked"}
+    assert index.has_file_of_size(1000 + 17) and not index.has_file_of_size(3)
+    assert tables(index.shared_state())["files"] == tables(state)["files"]
+    index.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -77,6 +78,11 @@ CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL N
 -- a store whose index is shared through objects (s3_index.py): the objects merged here
 CREATE TABLE IF NOT EXISTS shared_indexes (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+# The indexes of SCHEMA beside the tables' keys, by name: a bulk merge into an empty
+# index drops them and creates them again from these statements (merge_shared_indexes).
+_SECONDARY_INDEXES = {m.group(1): m.group(0) for m in re.finditer(r"CREATE INDEX IF NOT EXISTS (\w+) ON [^;]+", SCHEMA)}
+REBUILD_ROWS = 10_000  # rows a merge into an empty index inserts at least to build its indexes after
+
 
 def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
     return CorruptionError(f"the store index {path} is corrupted ({e}); it is derived data: "
@@ -722,6 +728,14 @@ class StoreIndex:
                 if held is not row and row[4] > held[4]:
                     files[row[0]] = held[:4] + row[4:]
         with self._transaction() as db:
+            # Into an empty index, the secondary indexes are built once at the end (a sort),
+            # not kept up to date row by row; in the same transaction, so no reader sees
+            # the tables without them.
+            rebuild = len(chunks) + len(files) >= REBUILD_ROWS and not db.execute(
+                "SELECT EXISTS(SELECT 1 FROM chunks) OR EXISTS(SELECT 1 FROM files)").fetchone()[0]
+            if rebuild:
+                for name in _SECONDARY_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
             db.executemany("INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
                            [row for state in states for row in state.packs])
             db.executemany("INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
@@ -735,6 +749,9 @@ class StoreIndex:
                 db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
                 db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
             db.executemany("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", [(n,) for n in names])
+            if rebuild:
+                for statement in _SECONDARY_INDEXES.values():
+                    db.execute(statement)
 
     def mark_shared_index(self, name: str, replaced: Iterable[str] = ()) -> None:
         """Record a shared index object whose rows this index already holds (its writer's,

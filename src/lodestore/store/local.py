@@ -59,7 +59,7 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests, recipe_chunks
+from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
