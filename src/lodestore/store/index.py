@@ -13,7 +13,6 @@ are also what the catalog's manifests point at.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import sqlite3
@@ -276,21 +275,18 @@ class StoreIndex:
                 out[row[0]] = row[1:]
         return out
 
-    def recipe_rows(self, joined: bytes) -> list[list]:
-        """[position in `joined`, size, chunk_count, recipe as hex ("" for none)] of each
-        known file among the digests of `joined` (joined_digests; each once), in one
-        query whose answer is one row: a JSON array built by SQLite. A transfer asks this
-        for every page of files, and every row a query steps through hands the GIL over
-        and back (up to a switch interval while download threads hash): one row, not one
-        a file. The caller has the digests' hex already: a position names each (21 pages
-        of 1,024 files: 0.035 s, against 0.047 s for their rows, before any Python work)."""
+    def recipe_rows(self, joined: bytes) -> list[tuple[int, int, int, bytes | None]]:
+        """(position in `joined`, size, chunk_count, recipe) of each known file among the
+        digests of `joined` (joined_digests; each once), in one query that walks the blob
+        (`_EACH_DIGEST`). The caller has the digests' hex already: a position names each,
+        so no digest is converted back (21 pages of 1,024 files: 0.025 s, against 0.047 s
+        for IN batches answering the digests; a JSON array built by SQLite, 0.028 s)."""
         count = len(joined) // DIGEST_LEN
         if count == 0:
             return []
-        (text,) = self._reader().execute(
-            _EACH_DIGEST + "SELECT json_group_array(json_array(i, f.size, f.chunk_count, hex(f.recipe))) "
-            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}", (count, joined)).fetchone()
-        return json.loads(text)
+        return self._reader().execute(
+            _EACH_DIGEST + "SELECT i, f.size, f.chunk_count, f.recipe "
+            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}", (count, joined)).fetchall()
 
     def holds_nothing(self) -> bool:
         """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
@@ -566,19 +562,16 @@ class StoreIndex:
 
     def chunk_rows(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, str, int, int]]:
         """(digest, pack id, stored_len, raw_len) of each indexed chunk among `digests`,
-        streamed a batch at a time (accounting sums them without keeping them). Each
-        batch is one query answering one row (a JSON array, as recipe_rows), not a row a
-        chunk: a pull's receiver asks this for every page, beside busy download threads."""
+        streamed a batch at a time (accounting sums them without keeping them). A batch
+        is one blob walked by SQLite (`_EACH_DIGEST`), not an IN list of parameters: a
+        pull's receiver asks this for every page (21 pages of 1,024: 0.035 -> 0.03 s)."""
         items = list(dict.fromkeys(digests))
         db = self._reader()
         for i in range(0, len(items), _BATCH):
             batch = items[i : i + _BATCH]
-            (text,) = db.execute(
-                _EACH_DIGEST + "SELECT json_group_array(json_array(hex(c.digest), c.pack_id, c.stored_len, "
-                f"c.raw_len)) FROM r CROSS JOIN chunks c ON c.digest = {_SLICE}",
-                (len(batch), b"".join(batch))).fetchone()
-            h = bytes.fromhex
-            yield from [(h(d), p, s, r) for d, p, s, r in json.loads(text)]
+            yield from db.execute(_EACH_DIGEST + "SELECT c.digest, c.pack_id, c.stored_len, c.raw_len "
+                                  f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE}",
+                                  (len(batch), b"".join(batch))).fetchall()
 
     def pack_holdings(self, joined: bytes) -> dict[str, tuple[int, int, int]]:
         """Per indexed pack holding some of the digests of `joined` (joined_digests; each

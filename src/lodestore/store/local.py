@@ -59,7 +59,7 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests
+from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
@@ -459,15 +459,15 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query, answering one row (index.recipe_rows), whatever the files' sizes. A
-        file of one chunk (no recipe) is that chunk: its digest is not converted again."""
+        """One query for them all (index.recipe_rows: the digests bound as one blob),
+        whatever the files' sizes. A file of one chunk (no recipe) is that chunk: its
+        digest is not converted again."""
         wanted = list(dict.fromkeys(digests))
         found: dict[str, FileRecipe] = {}
-        step = 2 * DIGEST_LEN  # in hex
         for at, size, n, recipe in self.index.recipe_rows(joined_digests(wanted)):
             d = wanted[at]
-            found[d] = FileRecipe(d, size, (d,) if not recipe else
-                                  tuple(recipe[i : i + step].lower() for i in range(0, n * step, step)))
+            found[d] = FileRecipe(d, size, (d,) if recipe is None else
+                                  tuple(c.hex() for c in recipe_chunks(b"", n, recipe)))
         return found
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
