@@ -315,10 +315,18 @@ class ContentStoreContract(TransferContract):
             lambda: store.read_bytes(bad),
             lambda: list(store.iter_content(bad)),
             lambda: store.materialize(bad, out / "x"),
+            lambda: store.recipes([ABSENT, bad]),  # a page of digests is checked in one go (index.joined_digests)
+            lambda: store.pack_shares([ABSENT, bad]),
         ):
             with pytest.raises(InvalidInputError):
                 call()
         assert listing(out) == set()
+
+    def test_digests_checked_together_are_each_checked(self, store):
+        """One short and one long digest together are as long as two digests: still refused."""
+        for call in (store.recipes, store.pack_shares):
+            with pytest.raises(InvalidInputError, match="not a content digest"):
+                call([ABSENT[:-1], ABSENT + "0"])
 
     # --- bad input to add_file ------------------------------------------------
     def test_add_file_on_missing_path(self, store, src):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -76,6 +77,11 @@ CREATE TABLE IF NOT EXISTS retired_packs (id TEXT PRIMARY KEY, retired_at REAL N
 -- a store whose index is shared through objects (s3_index.py): the objects merged here
 CREATE TABLE IF NOT EXISTS shared_indexes (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+# The indexes of SCHEMA beside the tables' keys, by name: a bulk merge into an empty
+# index drops them and creates them again from these statements (merge_shared_indexes).
+_SECONDARY_INDEXES = {m.group(1): m.group(0) for m in re.finditer(r"CREATE INDEX IF NOT EXISTS (\w+) ON [^;]+", SCHEMA)}
+REBUILD_ROWS = 10_000  # rows a merge into an empty index inserts at least to build its indexes after
+
 
 def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
     return CorruptionError(f"the store index {path} is corrupted ({e}); it is derived data: "
@@ -99,6 +105,29 @@ def digest_bytes(digest: str) -> bytes:
     if len(raw) != DIGEST_LEN or raw.hex() != digest:
         raise InvalidInputError(f"not a content digest (64 lowercase hex characters): {digest!r}")
     return raw
+
+
+def joined_digests(digests: list[str]) -> bytes:
+    """Hex digests as one blob of their raw bytes, each checked as `digest_bytes` checks
+    one, but converted in one call (a transfer's page: 1,024 conversions of 0.34 us and
+    as many Python calls, then one bound parameter each). A query walks the blob itself
+    (`_EACH_DIGEST`). Any that is not a digest: InvalidInputError naming it."""
+    text = "".join(digests)
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != text or any(len(d) != 2 * DIGEST_LEN for d in digests):
+        for d in digests:
+            digest_bytes(d)  # raises, naming the first that is not a digest
+    return raw
+
+
+# The rows of a query joined to each 32-byte digest of a blob (joined_digests), in blob
+# order: the blob is one bound parameter however many digests it holds (no IN (...)
+# batches), and SQLite reads each digest's slice itself (as locate_recipe does).
+_EACH_DIGEST = "WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < ?) "
+_SLICE = "substr(?, i * 32 + 1, 32)"
 # sqlite caps bound parameters at 32,766 (3.32+); stay well below for IN (...) batches.
 # A transfer's page of 1,024 files (or 4,096 chunks) is one query, not two to five:
 # every statement gives up the GIL, and getting it back from threads that hash and
@@ -139,7 +168,8 @@ class StatKey(NamedTuple):
 
 @dataclass
 class SharedState:
-    """Rows of the index as one shared index object carries them (s3_index.py)."""
+    """Rows of the index as one shared index object carries them (s3_index.py): lists
+    when decoded; the encoder reads each field once, so a writer may hand iterators."""
 
     packs: list[tuple[str, int, int, float]] = field(default_factory=list)  # id, size, entries, created_at
     chunks: list[tuple[bytes, str, int, int, int, int]] = field(default_factory=list)  # as ChunkLocation
@@ -147,6 +177,10 @@ class SharedState:
     touched: list[tuple[bytes, float]] = field(default_factory=list)  # files reused: created_at raised
     lost: list[tuple[bytes, int, float]] = field(default_factory=list)
     retired: list[tuple[str, float]] = field(default_factory=list)
+
+    def row_count(self) -> int:
+        return (len(self.packs) + len(self.chunks) + len(self.files) + len(self.touched) + len(self.lost)
+                + len(self.retired))
 
 
 class StoreIndex:
@@ -240,6 +274,19 @@ class StoreIndex:
             for row in db.execute(q, batch):
                 out[row[0]] = row[1:]
         return out
+
+    def recipe_rows(self, joined: bytes) -> list[tuple[int, int, int, bytes | None]]:
+        """(position in `joined`, size, chunk_count, recipe) of each known file among the
+        digests of `joined` (joined_digests; each once), in one query that walks the blob
+        (`_EACH_DIGEST`). The caller has the digests' hex already: a position names each,
+        so no digest is converted back (21 pages of 1,024 files: 0.025 s, against 0.047 s
+        for IN batches answering the digests; a JSON array built by SQLite, 0.028 s)."""
+        count = len(joined) // DIGEST_LEN
+        if count == 0:
+            return []
+        return self._reader().execute(
+            _EACH_DIGEST + "SELECT i, f.size, f.chunk_count, f.recipe "
+            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}", (count, joined)).fetchall()
 
     def holds_nothing(self) -> bool:
         """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
@@ -515,32 +562,31 @@ class StoreIndex:
 
     def chunk_rows(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, str, int, int]]:
         """(digest, pack id, stored_len, raw_len) of each indexed chunk among `digests`,
-        streamed a batch at a time (accounting sums them without keeping them)."""
-        items = list(digests)
+        streamed a batch at a time (accounting sums them without keeping them). A batch
+        is one blob walked by SQLite (`_EACH_DIGEST`), not an IN list of parameters: a
+        pull's receiver asks this for every page (21 pages of 1,024: 0.035 -> 0.03 s)."""
+        items = list(dict.fromkeys(digests))
         db = self._reader()
         for i in range(0, len(items), _BATCH):
             batch = items[i : i + _BATCH]
-            yield from db.execute("SELECT digest, pack_id, stored_len, raw_len FROM chunks "
-                                  f"WHERE digest IN ({','.join('?' * len(batch))})", batch).fetchall()
+            yield from db.execute(_EACH_DIGEST + "SELECT c.digest, c.pack_id, c.stored_len, c.raw_len "
+                                  f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE}",
+                                  (len(batch), b"".join(batch))).fetchall()
 
-    def pack_holdings(self, digests: Iterable[bytes]) -> dict[str, tuple[int, int, int]]:
-        """Per indexed pack holding some of `digests` (each once): (the pack's file size,
-        how many of them it holds, their stored bytes). A transfer weighs whole packs by
-        these: one grouped query a batch returns a row a pack, not a row a chunk (each row
-        a GIL handoff of the calling thread, which the download threads keep busy)."""
-        items = list(digests)
-        out: dict[str, tuple[int, int, int]] = {}
-        db = self._reader()
-        for i in range(0, len(items), _BATCH):
-            batch = items[i : i + _BATCH]
-            rows = db.execute(
-                "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) FROM chunks c "
-                f"LEFT JOIN packs p ON p.id = c.pack_id WHERE c.digest IN ({','.join('?' * len(batch))}) "
-                "GROUP BY c.pack_id", batch).fetchall()
-            for pack_id, size, count, stored in rows:
-                _, seen, seen_bytes = out.get(pack_id, (size, 0, 0))
-                out[pack_id] = (size, seen + count, seen_bytes + stored)
-        return out
+    def pack_holdings(self, joined: bytes) -> dict[str, tuple[int, int, int]]:
+        """Per indexed pack holding some of the digests of `joined` (joined_digests; each
+        once): (the pack's file size, how many of them it holds, their stored bytes). A
+        transfer weighs whole packs by these: one grouped query returns a row a pack, not
+        a row a chunk (each row a GIL handoff of the calling thread, which the download
+        threads keep busy), and binds one blob, not a parameter a chunk."""
+        count = len(joined) // DIGEST_LEN
+        if count == 0:
+            return {}
+        rows = self._reader().execute(
+            _EACH_DIGEST + "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) "
+            f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE} LEFT JOIN packs p ON p.id = c.pack_id "
+            "GROUP BY c.pack_id", (count, joined)).fetchall()
+        return {pack_id: (size, n, stored) for pack_id, size, n, stored in rows}
 
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """Per pack: (file size, chunks the index places in it), for these packs only."""
@@ -656,24 +702,49 @@ class StoreIndex:
         """Names of the shared index objects merged into this index."""
         return {name for (name,) in self._all("SELECT name FROM shared_indexes")}
 
-    def merge_shared_index(self, name: str, state: SharedState) -> None:
-        """Merge one shared index object's rows, in one transaction, and record its name.
-        Rows already here stay (the first copy of a chunk wins, like commit_session); a
-        file's created_at becomes the latest of both (gc's grace counts from the last
-        write or reuse)."""
+    def merge_shared_indexes(self, names: list[str], states: list[SharedState]) -> None:
+        """Merge shared index objects' rows in one transaction (a half-merged cache is
+        never trusted: their names are recorded in the same one). Rows already here stay
+        (the first copy of a chunk wins, like commit_session); a file's created_at
+        becomes the latest of all (gc's grace counts from the last write or reuse).
+
+        The objects' rows are united first, so a row several of them hold (a file every
+        version of a dataset holds) is inserted once, and each table is inserted in key
+        order (its b-tree appended to, not split at random pages)."""
+        chunks: dict[bytes, tuple] = {}
+        files: dict[bytes, tuple] = {}
+        for state in states:
+            for row in state.chunks:
+                chunks.setdefault(row[0], row)
+            for row in state.files:
+                held = files.setdefault(row[0], row)
+                if held is not row and row[4] > held[4]:
+                    files[row[0]] = held[:4] + row[4:]
         with self._transaction() as db:
+            # Into an empty index, the secondary indexes are built once at the end (a sort),
+            # not kept up to date row by row; in the same transaction, so no reader sees
+            # the tables without them.
+            rebuild = len(chunks) + len(files) >= REBUILD_ROWS and not db.execute(
+                "SELECT EXISTS(SELECT 1 FROM chunks) OR EXISTS(SELECT 1 FROM files)").fetchone()[0]
+            if rebuild:
+                for name in _SECONDARY_INDEXES:
+                    db.execute(f"DROP INDEX IF EXISTS {name}")
             db.executemany("INSERT OR IGNORE INTO packs(id, size, entry_count, created_at) VALUES (?,?,?,?)",
-                           state.packs)
+                           [row for state in states for row in state.packs])
             db.executemany("INSERT OR IGNORE INTO chunks(digest, pack_id, offset, stored_len, raw_len, codec) "
-                           "VALUES (?,?,?,?,?,?)", sorted(state.chunks))
+                           "VALUES (?,?,?,?,?,?)", sorted(chunks.values()))
             db.executemany("INSERT INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?) "
                            "ON CONFLICT(digest) DO UPDATE SET created_at=max(created_at, excluded.created_at)",
-                           sorted(state.files))
-            db.executemany("UPDATE files SET created_at=max(created_at, ?) WHERE digest=?",
-                           [(at, d) for d, at in state.touched])
-            db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
-            db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
-            db.execute("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", (name,))
+                           sorted(files.values()))
+            for state in states:
+                db.executemany("UPDATE files SET created_at=max(created_at, ?) WHERE digest=?",
+                               [(at, d) for d, at in state.touched])
+                db.executemany("INSERT OR IGNORE INTO lost_files(digest, size, lost_at) VALUES (?,?,?)", state.lost)
+                db.executemany("INSERT OR IGNORE INTO retired_packs(id, retired_at) VALUES (?,?)", state.retired)
+            db.executemany("INSERT OR IGNORE INTO shared_indexes(name) VALUES (?)", [(n,) for n in names])
+            if rebuild:
+                for statement in _SECONDARY_INDEXES.values():
+                    db.execute(statement)
 
     def mark_shared_index(self, name: str, replaced: Iterable[str] = ()) -> None:
         """Record a shared index object whose rows this index already holds (its writer's,
@@ -698,8 +769,9 @@ class StoreIndex:
             try:
                 return SharedState(
                     packs=db.execute("SELECT id, size, entry_count, created_at FROM packs").fetchall(),
-                    chunks=db.execute("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks")
-                    .fetchall(),
+                    # a pack's chunks together: an index object names each pack once a block
+                    chunks=db.execute("SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM chunks "
+                                      "ORDER BY pack_id").fetchall(),
                     files=db.execute("SELECT digest, size, chunk_count, recipe, created_at FROM files").fetchall(),
                     lost=db.execute("SELECT digest, size, lost_at FROM lost_files").fetchall(),
                     retired=db.execute("SELECT id, retired_at FROM retired_packs").fetchall(),

@@ -59,7 +59,7 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, recipe_chunks
+from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
@@ -459,12 +459,16 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query per 900 files (index.file_rows), whatever their sizes. A file of one
-        chunk (no recipe row) is that chunk: its digest is not converted again."""
-        wanted = {_raw(d): d for d in digests}
-        return {wanted[raw]: FileRecipe(wanted[raw], size, (wanted[raw],) if recipe is None
-                                        else tuple(c.hex() for c in recipe_chunks(raw, n, recipe)))
-                for raw, (size, n, recipe) in self.index.file_rows(list(wanted)).items()}
+        """One query for them all (index.recipe_rows: the digests bound as one blob),
+        whatever the files' sizes. A file of one chunk (no recipe) is that chunk: its
+        digest is not converted again."""
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, FileRecipe] = {}
+        for at, size, n, recipe in self.index.recipe_rows(joined_digests(wanted)):
+            d = wanted[at]
+            found[d] = FileRecipe(d, size, (d,) if recipe is None else
+                                  tuple(c.hex() for c in recipe_chunks(b"", n, recipe)))
+        return found
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
         wanted = {_raw(d): d for d in chunk_digests}
@@ -478,7 +482,7 @@ class LocalContentStore(ContentStore):
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """The packs holding these chunks, from the index: one locate a page, one query
         for the packs' sizes (base.py)."""
-        return pack_shares(self.index, [_raw(d) for d in chunk_digests])
+        return pack_shares(self.index, joined_digests(list(dict.fromkeys(chunk_digests))))
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
@@ -678,9 +682,8 @@ def _writev_all(fd: int, pieces: list[memoryview]) -> int:
     return total
 
 
-def pack_shares(index: StoreIndex, wanted: list[bytes]) -> list[PackShare]:
-    """The indexed packs holding `wanted` chunks, with how many of them each holds and
-    their stored bytes (LocalContentStore.pack_shares; an S3 store's, from its index
-    cache): one grouped query a page (StoreIndex.pack_holdings)."""
-    return [PackShare(pid, size, count, stored)
-            for pid, (size, count, stored) in index.pack_holdings(dict.fromkeys(wanted)).items()]
+def pack_shares(index: StoreIndex, joined: bytes) -> list[PackShare]:
+    """The indexed packs holding the chunks of `joined` (joined_digests, each once), with
+    how many of them each holds and their stored bytes (LocalContentStore.pack_shares; an
+    S3 store's, from its index cache): one grouped query (StoreIndex.pack_holdings)."""
+    return [PackShare(pid, size, count, stored) for pid, (size, count, stored) in index.pack_holdings(joined).items()]

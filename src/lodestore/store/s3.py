@@ -56,11 +56,12 @@ from lodestore.store.base import (
     StoreStats,
 )
 from lodestore.store.binding import BINDING_FILE
-from lodestore.store.index import ChunkLocation, digest_bytes, recipe_chunks
+from lodestore.store.index import DIGEST_LEN, ChunkLocation, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
 from lodestore.store.local import LocalContentStore, pack_shares
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
+from lodestore.store.s3_index import OBJECT_FORMAT as INDEX_OBJECT_FORMAT
 from lodestore.store.s3_index import decode as decode_index
 from lodestore.store.s3_leases import GcLock, WriterLease
 from lodestore.store.s3_objects import Bucket, PreconditionFailed
@@ -80,6 +81,13 @@ T = TypeVar("T")
 FORMAT_FILE = "format.json"
 MULTIPART_PREFIXES = (PACK_PREFIX,)  # where uploads in parts happen (gc aborts stale ones)
 LOCATE_PAGE = 4096  # chunks a read_chunks stream locates at once (~1 MB of locations)
+
+
+def bucket_format_description() -> dict:
+    """A bucket's format.json: the local store's format (layout.py) and the format of its
+    index objects (s3_index.py). A bucket without the latter (index objects of format 1,
+    JSON) is read, and upgraded on open (`S3ContentStore._check_format`)."""
+    return {**format_description(), "index_objects": INDEX_OBJECT_FORMAT}
 
 
 class BucketCacheStore(LocalContentStore):
@@ -131,8 +139,12 @@ class S3ContentStore(ContentStore):
         self._prepared: threading.Thread | None = None  # prepare_transfer's sync
 
     def _check_format(self) -> None:
-        """The first request: a wrong endpoint or credentials fail here, in one line."""
-        expected = format_description()
+        """The first request: a wrong endpoint or credentials fail here, in one line. A
+        bucket of an earlier format this code still reads (the previous pack format, or
+        index objects of format 1) is upgraded in place with a conditional replace, so
+        an older lodestore refuses it from then on rather than misread what this one
+        writes (its index objects of format 2 would look damaged to it)."""
+        expected = bucket_format_description()
         got = self.bucket.get_with_etag(FORMAT_FILE)
         data = None if got is None else got[0]
         if data is None:
@@ -145,8 +157,7 @@ class S3ContentStore(ContentStore):
             found = json.loads(data)
         except ValueError:
             found = None
-        if found == previous_format_description() and got is not None:
-            # the previous pack format, still read: upgraded in place as a local store is (layout.py)
+        if found in (previous_format_description(), format_description()) and got is not None:
             try:
                 self.bucket.put_if_match(FORMAT_FILE, json.dumps(expected, indent=2).encode() + b"\n", got[1])
             except PreconditionFailed:  # another machine changed it meanwhile: judge what it wrote
@@ -310,9 +321,9 @@ class S3ContentStore(ContentStore):
 
     def pack_shares(self, chunk_digests: Iterable[str]) -> list[PackShare]:
         """From the index cache, synced once if some chunks are not there (as `recipes`)."""
-        wanted = list(dict.fromkeys(digest_bytes(d) for d in chunk_digests))
+        wanted = joined_digests(list(dict.fromkeys(chunk_digests)))
         shares = pack_shares(self.cache.index, wanted)
-        if sum(s.wanted_chunks for s in shares) < len(wanted):
+        if sum(s.wanted_chunks for s in shares) < len(wanted) // DIGEST_LEN:
             self.sync()
             shares = pack_shares(self.cache.index, wanted)
         return shares

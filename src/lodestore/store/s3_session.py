@@ -18,9 +18,11 @@ same chunking, dedup lookups, compression and packs), with the bucket behind it.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from lodestore.store.index import SharedState
 from lodestore.store.packs import PackEntry, PackWriter
@@ -31,6 +33,7 @@ from lodestore.store.session import LocalWriteSession
 if TYPE_CHECKING:
     from lodestore.store.s3 import BucketCacheStore
 
+T = TypeVar("T")
 UPLOAD_THREADS = 2
 MAX_PENDING_UPLOADS = 2
 
@@ -79,19 +82,24 @@ class S3WriteSession(LocalWriteSession):
         self.s3_store.bucket.upload_file(pack_name(pack_id), writer.tmp_path)
 
     def _publish(self) -> None:
-        """Wait for every upload, then PUT the index object (the commit point)."""
+        """Wait for every upload, then PUT the index object (the commit point). Its rows
+        are handed over as iterators, encoded as they are read (s3_index.write_object):
+        a 20,000-file session's rows are never all in memory at once."""
         for _, upload in self._uploads:
             upload.result()
         now = time.time()
+        files = _peeked((d, size, count, recipe, now) for d, size, count, recipe in self.new_file_rows())
+        touched = _peeked((d, now) for d in self.reused_digests())
+        if not (self._packs or files or touched):
+            return
         state = SharedState(
             packs=[(pid, writer.size, count, now) for pid, writer, count, _ in self._packs],
-            chunks=[(e.digest, pid, e.offset, e.stored_len, e.raw_len, e.codec)
-                    for pid, entries in self._entries.items() for e in entries],
-            files=[(d, size, count, recipe, now) for d, size, count, recipe in self.new_file_rows()],
-            touched=[(d, now) for d in self.reused_digests()],
+            chunks=((e.digest, pid, e.offset, e.stored_len, e.raw_len, e.codec)  # type: ignore[arg-type]
+                    for pid, entries in self._entries.items() for e in entries),
+            files=files or [],  # type: ignore[arg-type]
+            touched=touched or [],  # type: ignore[arg-type]
         )
-        if state.packs or state.files or state.touched:
-            self._index_name = self.s3_store.index_sync.publish(state)
+        self._index_name = self.s3_store.index_sync.publish(state)
 
     def commit(self) -> None:
         super().commit()
@@ -119,3 +127,12 @@ class S3WriteSession(LocalWriteSession):
         super().close()
         self._upload_pool.shutdown(wait=True)
         self._lease.release()
+
+
+def _peeked(rows: Iterator[T]) -> Iterator[T] | None:
+    """`rows` as they were, or None if there are none (asked before the object is begun)."""
+    first = next(rows, _NONE)
+    return None if first is _NONE else itertools.chain((first,), rows)  # type: ignore[arg-type]
+
+
+_NONE = object()
