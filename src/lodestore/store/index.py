@@ -716,10 +716,10 @@ class StoreIndex:
         for state in states:
             for row in state.chunks:
                 chunks.setdefault(row[0], row)
-            for row in state.files:
-                held = files.setdefault(row[0], row)
-                if held is not row and row[4] > held[4]:
-                    files[row[0]] = held[:4] + row[4:]
+            for file_row in state.files:
+                held = files.setdefault(file_row[0], file_row)
+                if held is not file_row and file_row[4] > held[4]:
+                    files[file_row[0]] = held[:4] + file_row[4:]
         with self._transaction() as db:
             # Into an empty index, the secondary indexes are built once at the end (a sort),
             # not kept up to date row by row; in the same transaction, so no reader sees

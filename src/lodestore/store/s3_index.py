@@ -34,7 +34,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from typing import IO
 
 import zstandard
 
@@ -81,7 +81,7 @@ def encode(state: SharedState) -> bytes:
     return out.getvalue()
 
 
-def write_object(out: BinaryIO, state: SharedState) -> None:
+def write_object(out: IO[bytes], state: SharedState) -> None:
     """Encode `state` into `out` as a zstd stream: the rows are read from its fields once,
     a block at a time (they may be iterators), so a session's object is never whole in
     memory, neither as rows nor as text (a 20,000-file log held ~40 MB for it)."""
@@ -141,7 +141,7 @@ def _chunk_blocks(chunks: Iterable[tuple[bytes, str, int, int, int, int]]) -> It
     """Chunk rows as blocks of one pack each (consecutive rows of one pack share a block:
     a pack's id is written once, not per row)."""
     pending: list[bytes] = []
-    current: str | None = None
+    current = ""
     for d, pack_id, offset, stored, raw, codec in chunks:
         if pack_id != current or len(pending) == _BLOCK_ROWS:
             if pending:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import boto3
 import boto3.exceptions
@@ -226,7 +226,7 @@ class Bucket:
                                 f"{e.response.get('Error', {}).get('Message', '')}".rstrip())
 
     # --- objects ------------------------------------------------------------------
-    def put(self, name: str, body: bytes | BinaryIO, if_absent: bool = False) -> None:
+    def put(self, name: str, body: bytes | IO[bytes], if_absent: bool = False) -> None:
         """Write an object (bytes, or a file read from its start); with `if_absent`, only
         if none exists (PreconditionFailed if one does)."""
         self._put(name, body, **({"IfNoneMatch": "*"} if if_absent else {}))
@@ -235,7 +235,7 @@ class Bucket:
         """Replace an object only if it is still the version `etag` (PreconditionFailed if not)."""
         self._put(name, body, IfMatch=etag)
 
-    def _put(self, name: str, body: bytes | BinaryIO, **condition: str) -> None:
+    def _put(self, name: str, body: bytes | IO[bytes], **condition: str) -> None:
         with self._errors("writing", name):
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body, **condition)
