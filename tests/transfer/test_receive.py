@@ -9,7 +9,7 @@ import random
 import blake3
 import pytest
 
-from lodestore.errors import InvalidInputError
+from lodestore.errors import CorruptionError, InvalidInputError
 from lodestore.store import session as session_mod
 from lodestore.store.base import FileRecipe
 from lodestore.store.local import LocalContentStore
@@ -66,3 +66,32 @@ def test_a_page_of_recipes_with_one_bad_digest_is_refused_naming_it_and_records_
             with pytest.raises(InvalidInputError, match=bad):
                 s.add_recipes(page)
         assert list(s.new_file_rows()) == []
+
+
+# Where a version-2 pack's first block lies: magic (8 bytes), the block header ("LPBK",
+# count: 8), then each record's header (digest 32, codec 1, raw_len 4, stored_len 4).
+_FIRST_RECORD = 8 + 8
+_SECOND_RECORD = _FIRST_RECORD + 41
+
+
+@pytest.mark.parametrize("at", [8, 12, _FIRST_RECORD, _FIRST_RECORD + 32, _FIRST_RECORD + 33, _FIRST_RECORD + 37,
+                                _SECOND_RECORD + 5, _SECOND_RECORD + 40],
+                         ids=["block-magic", "block-count", "digest", "codec", "raw-len", "stored-len",
+                              "second-digest", "second-stored-len"])
+def test_a_received_pack_whose_record_headers_disagree_with_its_trailer_is_refused(tmp_path, at):
+    src, dst = LocalContentStore(tmp_path / "src"), LocalContentStore(tmp_path / "dst")
+    with src.session() as s:
+        digests = [s.add_bytes(f"file {i}".encode() * 50).digest for i in range(5)]  # one pack, one block
+        s.commit()
+    (share,) = src.pack_shares(digests)
+    with dst.session() as s:
+        path = s.received_pack_path()
+        src.copy_pack(share.pack_id, path)
+        data = bytearray(path.read_bytes())
+        data[at] ^= 0x01
+        path.write_bytes(bytes(data))
+        with pytest.raises(CorruptionError, match="received"):
+            s.check_pack(path)
+        assert not path.exists()
+        s.commit()
+    assert dst.missing_chunks(digests) == set(digests) and dst.stats().pack_count == 0
