@@ -22,10 +22,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lodestore.errors import CorruptionError, InvalidInputError, is_database_damage, is_disk_full
 from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
+from lodestore.sqlite_rows import insert_values
+
+if TYPE_CHECKING:
+    from lodestore.store.packs import PackEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS packs (
@@ -435,6 +439,7 @@ class StoreIndex:
         files: list[tuple[bytes, int, int, bytes | None]],
         stat_entries: list[tuple[str, StatKey, bytes, int]],
         reused: Iterable[bytes] = (),
+        received: Iterable[tuple[str, list[PackEntry]]] = (),
     ) -> None:
         """Make a session's packs, chunks and files known, in one transaction.
 
@@ -442,7 +447,9 @@ class StoreIndex:
         file in its tmp folder, so a session's memory does not grow with its chunks);
         it is attached for one INSERT ... SELECT, as are the file, stat-cache and re-used
         rows a large session spilled there (staging.py); `files`, `stat_entries` and
-        `reused` are the rest, still in memory, written after them. INSERT OR IGNORE: a concurrent session
+        `reused` are the rest, still in memory, written after them, as are the entries of
+        the packs the session received whole and held in memory (`received`: (pack id,
+        entries) each, inserted once, not staged first). INSERT OR IGNORE: a concurrent session
         may have indexed the same chunk first; its copy wins and ours becomes dead bytes
         in our pack, reclaimed by gc. `reused` files get created_at reset (gc's grace
         period counts from the last write or reuse) in the same transaction: one fsync,
@@ -465,20 +472,20 @@ class StoreIndex:
                             "SELECT digest, pack_id, offset, stored_len, raw_len, codec FROM staged.chunks "
                             "ORDER BY digest"
                         )
+                    insert_values(  # the columns in PackEntry's order, then the pack's id
+                        db, "INSERT OR IGNORE INTO chunks(digest, codec, offset, raw_len, stored_len, pack_id)",
+                        sorted((*e, pack_id) for pack_id, entries in received for e in entries), 6)  # key order
                     if staged is not None:
                         self._move_spilled_rows(now)
                     # a file already indexed (stored by a concurrent session, or re-used
                     # without the session asking) keeps its row; its grace clock restarts
-                    db.executemany(
-                        "INSERT INTO files(digest, size, chunk_count, recipe, created_at) VALUES (?,?,?,?,?) "
-                        "ON CONFLICT(digest) DO UPDATE SET created_at=excluded.created_at",
-                        sorted((d, s, n, r, now) for d, s, n, r in files),  # key order: fewer page splits
-                    )
-                    db.executemany(
-                        "INSERT OR REPLACE INTO statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, "
-                        "recorded_ns) VALUES (?,?,?,?,?,?,?,?)",
-                        [(p, k.size, k.mtime_ns, k.ctime_ns, k.ino, k.dev, d, r) for p, k, d, r in stat_entries],
-                    )
+                    insert_values(
+                        db, "INSERT INTO files(digest, size, chunk_count, recipe, created_at)",
+                        sorted((d, s, n, r, now) for d, s, n, r in files), 5,  # key order: fewer page splits
+                        " ON CONFLICT(digest) DO UPDATE SET created_at=excluded.created_at")
+                    insert_values(
+                        db, "INSERT OR REPLACE INTO statcache(path, size, mtime_ns, ctime_ns, ino, dev, digest, "
+                        "recorded_ns)", ((p, *k, d, r) for p, k, d, r in stat_entries), 8)
                     self._touch(now, reused)
             finally:
                 if staged is not None:

@@ -38,6 +38,7 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +47,7 @@ import zstandard
 
 from lodestore.errors import CorruptionError
 from lodestore.store import atomic
+from lodestore.store.codec import RAW
 from lodestore.store.codec import decode as decode_stored
 
 MAGIC = b"LODEPK02"
@@ -542,14 +544,38 @@ def layout_ok(data: bytes, entries: list[PackEntry]) -> bool:
     trailer_offset = FOOTER.unpack_from(data, len(data) - FOOTER.size)[0]
     if trailer_offset > len(data) - FOOTER.size:
         return False
-    walk = _walk_v1 if data[: len(MAGIC)] == MAGIC_V1 else _walk_blocks
     expected = sorted(entries, key=lambda e: e.offset)
+    if data[: len(MAGIC)] == MAGIC:
+        return _blocks_match(data, expected, trailer_offset)
     end, i = len(MAGIC), 0
-    for entry, after in walk(data, trailer_offset):
+    for entry, after in _walk_v1(data, trailer_offset):
         if i >= len(expected) or tuple(expected[i]) != tuple(entry):
             return False
         i, end = i + 1, after
     return i == len(expected) and end == trailer_offset
+
+
+def _blocks_match(data: bytes, expected: list[PackEntry], trailer_offset: int) -> bool:
+    """layout_ok of a version-2 pack: block after block up to the trailer, each block's
+    record headers equal to the next entries (by offset) and its records lying back to
+    back after them. A block is compared at once (its headers unpacked by one
+    iter_unpack, the offsets summed by accumulate), not a record at a time: a pull checks
+    21,000 records, and the walk built a PackEntry for each (~0.04 CPU-s)."""
+    pos, i = len(MAGIC), 0
+    while pos + BLOCK_HEADER.size <= trailer_offset:
+        magic, count = BLOCK_HEADER.unpack_from(data, pos)
+        heads = pos + BLOCK_HEADER.size
+        start = heads + count * RECORD_HEADER.size
+        if magic != BLOCK_MAGIC or count == 0 or start > trailer_offset or i + count > len(expected):
+            return False
+        block = expected[i : i + count]  # by index (PackEntry: digest, codec, offset, raw_len, stored_len)
+        if list(RECORD_HEADER.iter_unpack(data[heads:start])) != [(e[0], e[1], e[3], e[4]) for e in block]:
+            return False
+        ends = list(accumulate([e[4] for e in block], initial=start))  # where each record starts, then the last ends
+        if ends[:-1] != [e[2] for e in block]:
+            return False
+        pos, i = ends[-1], i + count
+    return i == len(expected) and pos == trailer_offset
 
 
 # A received pack is checked this many bytes at a time, each span's pages dropped from
@@ -583,17 +609,19 @@ def _first_bad_record(mm: mmap.mmap, entries: list[PackEntry]) -> PackEntry | No
     try:
         done = 0
         for e in entries:
-            stored = view[e.offset : e.offset + e.stored_len]
-            try:
-                data = decode_stored(e.codec, stored, e.raw_len)
-            except CorruptionError:
+            digest, codec_id, offset, raw_len, stored_len = e  # unpacked once (a pull: 21,000 records)
+            data = view[offset : offset + stored_len]  # a raw chunk is hashed where it lies
+            if codec_id != RAW:
+                try:
+                    data = decode_stored(codec_id, data, raw_len)
+                except CorruptionError:
+                    return e
+            if len(data) != raw_len or blake3.blake3(data).digest() != digest:
                 return e
-            if len(data) != e.raw_len or blake3.blake3(data).digest() != e.digest:
-                return e
-            if e.offset - done >= _CHECK_SPAN:  # the pages before this record are checked
+            if offset - done >= _CHECK_SPAN:  # the pages before this record are checked
                 start = done - done % mmap.PAGESIZE
-                mm.madvise(mmap.MADV_DONTNEED, start, e.offset - start)
-                done = e.offset
+                mm.madvise(mmap.MADV_DONTNEED, start, offset - start)
+                done = offset
         return None
     finally:
         view.release()

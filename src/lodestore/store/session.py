@@ -100,6 +100,12 @@ SPILL_ROWS = 8192
 # each pinning its ranges). Measured, dataset_v2 pulled at --scale 1, 3 A/B rounds: peak
 # 160-173 MB unbounded, 156 MB with 4, 152-155 MB with 1 (slower); time the same.
 FRAME_WRITES_AHEAD = 4
+# Entries of packs received whole (adopt_pack) a session holds in memory until its
+# commit indexes them in one executemany (~300 bytes a chunk: 16,384 are ~5 MB; a
+# transfer's 64 MiB batch of 16 KiB files holds 4,096). Staging them first, then copying
+# them into the index at commit, cost a pull of 21,000 files ~0.1 CPU-s more; past this
+# many the packs adopted go to the staging database as before (memory stays bounded).
+ADOPTED_ROWS = 16384
 # Reserved on disk beyond a large file's coming bytes for its pack's own headers (~41
 # bytes a chunk, ~1,000 chunks a pack) and trailer; what is left unused is given back.
 _RESERVE_SLACK = 1024 * 1024
@@ -129,6 +135,14 @@ class LocalWriteSession(WriteSession):
         self._entries_of: PackWriter | None = None  # the pack _entries_by_digest maps (_open_entries)
         self._entries_by_digest: dict = {}
         self._staged = StagedChunks(self.dir / "staged.db")
+        # packs adopted whole and held in memory (ADOPTED_ROWS): (pack id, entries) each,
+        # their chunks' raw sizes by digest (add_recipes' one-chunk files are found here
+        # without a query), and their locations by digest once a recipe needs them
+        self._received: list[tuple[str, list[PackEntry]]] = []
+        self._received_rows = 0
+        self._received_sizes: dict[bytes, int] = {}
+        self._received_where: dict[bytes, ChunkLocation] = {}
+        self._received_mapped = 0  # packs of _received mapped into _received_where
         self._packs: list[tuple[str, PackWriter, int, Future]] = []
         self._new_files: dict[bytes, tuple[int, int, bytes | None]] = {}
         # small files read since the last spill of stat-cache rows: their file rows are
@@ -448,7 +462,7 @@ class LocalWriteSession(WriteSession):
         the session the caller finds by file (new_files); the staging table is then not
         asked (it could only match a chunk of a large file that is byte-identical to a
         whole small file; missing that costs a duplicate copy, which gc reclaims)."""
-        todo = [d for d in dict.fromkeys(digests) if d not in self._open]
+        todo = [d for d in dict.fromkeys(digests) if d not in self._open and d not in self._received_sizes]
         if not whole_files:
             todo = self._staged.unknown(todo)
         if todo:
@@ -597,9 +611,10 @@ class LocalWriteSession(WriteSession):
 
     def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
         """Make a checked pack (`check_pack`) a pack of this session: moved into the
-        session's folder under a fresh id, its entries staged in one insert like a full
-        pack of ours (check_pack fsynced it; commit fsyncs the folder it is renamed into).
-        Returns the digests it holds, with their raw sizes."""
+        session's folder under a fresh id, its entries held until the commit indexes them
+        in one insert (ADOPTED_ROWS; past that, staged like a full pack of ours). check_pack
+        fsynced it; commit fsyncs the folder it is renamed into. Returns the digests it
+        holds, with their raw sizes."""
         self._check_open()
         if not isinstance(pack, CheckedPack):
             raise TypeError("adopt_pack takes what check_pack returned")
@@ -608,11 +623,17 @@ class LocalWriteSession(WriteSession):
         os.replace(pack.path, tmp)
         received = _ReceivedPack(tmp, pack.size, fsync=False)  # fsynced by check_pack; the rename by commit
         entries = pack.entries
-        self._staged.add(pack_id, entries)
+        sizes = pack.chunks()
+        if self._received_rows + len(entries) <= ADOPTED_ROWS:
+            self._received.append((pack_id, entries))
+            self._received_rows += len(entries)
+            self._received_sizes.update(sizes)
+        else:
+            self._staged.add(pack_id, entries)
         done = self._finish_pool.submit(received.make_durable)
         self._packs.append((pack_id, received, len(entries), done))  # type: ignore[arg-type]  # as a PackWriter
         self._adopted(pack_id, received, entries, done)
-        return pack.chunks()
+        return sizes
 
     def _adopted(self, pack_id: str, pack: _ReceivedPack, entries: list[PackEntry], done: Future) -> None:
         """Hook: a pack received whole joined the session (s3_session.py uploads it)."""
@@ -621,33 +642,40 @@ class LocalWriteSession(WriteSession):
         """Record files made of chunks the store holds or this session added. Every recipe
         is checked (chunks present, sizes adding up, the file's digest by hashing its
         chunks in order, read back from the packs) before any is recorded; a file already
-        stored is reused as `add_files` reuses it. Visible with commit()."""
+        stored is reused as `add_files` reuses it. Visible with commit().
+
+        A pull records ~1,000 files a call, nearly all of one chunk named by the file's
+        own digest (every small file): their digests are converted in one pass
+        (_raw_digests), their chunks found by one lookup (in memory when this session
+        adopted their pack), and each is recorded as one tuple."""
         self._check_open()
-        todo = []
-        for r in recipes:
-            raw = digest_bytes(r.digest)
-            # a file of one chunk named by its own digest (every small file): converted once
-            todo.append((r, raw, [raw] if r.chunks == (r.digest,) else [digest_bytes(c) for c in r.chunks]))
-        spilled = self._staged.known_files(raw for _, raw, _ in todo)
-        known = self.store.index.known_files([raw for _, raw, _ in todo if raw not in self._new_files
-                                              and raw not in spilled])
-        fresh = [(r, raw, chunks) for r, raw, chunks in todo
-                 if raw not in self._new_files and raw not in known and raw not in spilled]
-        single = [(r, raw) for r, raw, chunks in fresh if chunks == [raw]]
+        recipes = list(recipes)
+        raws = _raw_digests([r.digest for r in recipes])
+        new_files = self._new_files
+        spilled = self._staged.known_files(raws)
+        known = self.store.index.known_files([d for d in raws if d not in new_files and d not in spilled])
+        rows: dict[bytes, tuple[int, int, bytes | None]] = {}  # the files to record: size, chunk count, recipe
+        single: list[tuple[FileRecipe, bytes]] = []
+        several: list[tuple[FileRecipe, bytes, list[bytes]]] = []
+        for r, raw in zip(recipes, raws, strict=True):
+            if raw in new_files or raw in known or raw in spilled or raw in rows:
+                continue
+            chunks = r.chunks
+            if len(chunks) == 1 and chunks[0] == r.digest:  # a whole file of one chunk: no recipe row (index.py)
+                single.append((r, raw))
+                rows[raw] = (r.size, 1, None)
+            else:
+                parts = _raw_digests(list(chunks))
+                several.append((r, raw, parts))
+                rows[raw] = (r.size, len(parts), b"".join(parts))
         if single:  # one lookup for every one-chunk file of the call
             self._check_whole_chunks(single, self._raw_sizes_anywhere([raw for _, raw in single]))
-        for r, raw, chunks in fresh:
-            if chunks != [raw]:  # (the one-chunk files were checked above)
-                self._verify_recipe(r, raw, chunks)
-        refs = []
-        for r, raw, chunks in todo:
-            if raw in known:
-                self._reused.add(raw)
-            elif raw not in self._new_files and raw not in spilled:
-                one_piece = chunks == [raw]  # a whole file of one chunk: no recipe row (index.py)
-                self._new_files[raw] = (r.size, len(chunks), None if one_piece else b"".join(chunks))
-                self._new_sizes.add(r.size)
-            refs.append(FileRef(r.digest, r.size))
+        for r, raw, parts in several:
+            self._verify_recipe(r, raw, parts)
+        new_files.update(rows)
+        self._new_sizes.update(size for size, _, _ in rows.values())
+        self._reused.update(known)
+        refs = [FileRef(r.digest, r.size) for r in recipes]
         self._spill_if_large()
         return refs
 
@@ -667,15 +695,17 @@ class LocalWriteSession(WriteSession):
     def _raw_sizes_anywhere(self, chunks: list[bytes]) -> dict[bytes, int]:
         """The raw size of each chunk of `chunks` the session or the store holds, found
         where _locate_anywhere finds it, as plain rows (no ChunkLocation a chunk)."""
-        sizes: dict[bytes, int] = {}
+        received = self._received_sizes
+        sizes = {c: n for c in chunks if (n := received.get(c)) is not None} if received else {}
         if self._writer is not None and not self._open.isdisjoint(chunks):
             entries = self._open_entries()
             sizes.update((c, entries[c].raw_len) for c in chunks if c in self._open)
-        rest = [c for c in dict.fromkeys(chunks) if c not in sizes]
-        sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
-        rest = [c for c in rest if c not in sizes]
+        rest = [c for c in chunks if c not in sizes] if sizes else chunks
+        if rest and self._staged.count:
+            sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
+            rest = [c for c in rest if c not in sizes]
         if rest:
-            sizes.update((digest, raw_len) for digest, _, _, raw_len in self.store.index.chunk_rows(rest))
+            sizes.update({digest: raw_len for digest, _, _, raw_len in self.store.index.chunk_rows(rest)})
         return sizes
 
     def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
@@ -720,6 +750,9 @@ class LocalWriteSession(WriteSession):
                 if c in self._open:
                     e = entries[c]
                     where[c] = ChunkLocation(c, self._pack_id, e.offset, e.stored_len, e.raw_len, e.codec)
+        if self._received:
+            received = self._received_locations()
+            where.update((c, loc) for c in chunks if (loc := received.get(c)) is not None)
         rest = [c for c in dict.fromkeys(chunks) if c not in where]
         for c, row in self._staged.locate(rest).items():
             where[c] = ChunkLocation(c, *row)
@@ -727,6 +760,17 @@ class LocalWriteSession(WriteSession):
         if rest:
             where.update(self.store.index.locate(rest))
         return where
+
+    def _received_locations(self) -> dict[bytes, ChunkLocation]:
+        """Where each chunk of the packs held in memory (adopt_pack) lies, mapped on the
+        first recipe that reads one back and extended as packs join (most pulls never
+        read one: their files are one chunk each)."""
+        for pack_id, entries in self._received[self._received_mapped:]:
+            for e in entries:
+                self._received_where[e.digest] = ChunkLocation(e.digest, pack_id, e.offset, e.stored_len,
+                                                               e.raw_len, e.codec)
+        self._received_mapped = len(self._received)
+        return self._received_where
 
     def _open_entries(self) -> dict:
         """The open pack's entries by digest, extended as the pack grows (a transfer asks
@@ -771,8 +815,8 @@ class LocalWriteSession(WriteSession):
         self._staged.close()
         delay_point("index-commit")  # tests fill the disk here (tests/cli/test_disk_full_index.py)
         self.store.index.commit_session(
-            packs, self._staged.path if packs or self._staged.spilled else None,
-            self._memory_file_rows(), self._stat_entries, self._reused,
+            packs, self._staged.path if self._staged.count or self._staged.spilled else None,
+            self._memory_file_rows(), self._stat_entries, self._reused, self._received,
         )
         self.committed = True
         self._cleanup()
@@ -816,6 +860,21 @@ class LocalWriteSession(WriteSession):
         if not self.committed:
             self.abort()
         self.close()
+
+
+def _raw_digests(digests: list[str]) -> list[bytes]:
+    """index.digest_bytes of each of `digests`, checked in one round trip for the whole
+    list: every one is 64 characters, and the joined spelling .hex() gives back is the
+    joined input, so each is canonical (a page of 1,024: one conversion, not 1,024).
+    Otherwise one at a time, so the error names the first that is not a digest."""
+    joined = "".join(d if isinstance(d, str) and len(d) == 2 * DIGEST_LEN else "" for d in digests)
+    try:
+        raw = bytes.fromhex(joined)
+    except ValueError:
+        raw = b""
+    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != joined:
+        return [digest_bytes(d) for d in digests]
+    return [raw[i : i + DIGEST_LEN] for i in range(0, len(raw), DIGEST_LEN)]
 
 
 def _read_whole(fd: int, path: str, key: StatKey, recorded: int) -> tuple:

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from lodestore.sqlite_rows import insert_values
 from lodestore.store.packs import PackEntry
 
 _BATCH = 4096  # as index.py: one query a transfer page
@@ -106,11 +107,9 @@ class StagedChunks:
         if self._filter is not None:
             _set_bits(self._filter, (e.digest for e in entries))
         self._db.execute("BEGIN")
-        cur = self._db.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?)",
-            [(e.digest, pack_id, e.offset, e.stored_len, e.raw_len, e.codec) for e in entries],
-        )
-        self.count += max(cur.rowcount, 0)
+        insert_values(self._db, "INSERT INTO chunks",
+                      [(e.digest, pack_id, e.offset, e.stored_len, e.raw_len, e.codec) for e in entries], 6)
+        self.count += len(entries)
         self._db.execute("COMMIT")
 
     def unknown(self, digests: list[bytes]) -> list[bytes]:
@@ -139,16 +138,16 @@ class StagedChunks:
         return found
 
     # --- per-file rows spilled out of a session's memory (see the module docstring) ------
-    def _spill(self, sql: str, rows: Iterable[tuple]) -> int:
+    def _spill(self, head: str, rows: list[tuple], width: int) -> int:
         self._db.execute("BEGIN")
-        cur = self._db.executemany(sql, rows)
+        insert_values(self._db, head, rows, width)
         self._db.execute("COMMIT")
         self.spilled = True
-        return max(cur.rowcount, 0)
+        return len(rows)
 
     def spill_files(self, rows: list[tuple[bytes, int, int, bytes | None]]) -> None:
         """New files of the session: (digest, size, chunk_count, recipe)."""
-        self.files_spilled += self._spill("INSERT INTO files VALUES (?,?,?,?)", rows)
+        self.files_spilled += self._spill("INSERT INTO files", rows, 4)
 
     def spill_stat_entries(self, rows: list[tuple], whole_file_limit: int) -> None:
         """Stat-cache rows (path, size, mtime_ns, ctime_ns, ino, dev, digest, recorded_ns);
@@ -160,7 +159,7 @@ class StagedChunks:
         keeps one."""
         self._db.execute("BEGIN")
         last = self._db.execute("SELECT coalesce(max(rowid), 0) FROM statcache").fetchone()[0]
-        self._db.executemany("INSERT INTO statcache VALUES (?,?,?,?,?,?,?,?)", rows)
+        insert_values(self._db, "INSERT INTO statcache", rows, 8)
         cur = self._db.execute("INSERT INTO files SELECT DISTINCT digest, size, 1, NULL FROM statcache "
                                "WHERE rowid > ? AND size <= ?", (last, whole_file_limit))
         self.files_spilled += max(cur.rowcount, 0)
@@ -168,7 +167,7 @@ class StagedChunks:
         self.spilled = True
 
     def spill_reused(self, digests: Iterable[bytes]) -> None:
-        self._spill("INSERT INTO reused VALUES (?)", ((d,) for d in digests))
+        self._spill("INSERT INTO reused", [(d,) for d in digests], 1)
 
     def known_files(self, digests: Iterable[bytes]) -> set[bytes]:
         """Which of `digests` are spilled new files (none asked while nothing is spilled)."""
