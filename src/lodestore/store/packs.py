@@ -610,7 +610,7 @@ def _first_bad_record(mm: mmap.mmap, entries: list[PackEntry]) -> PackEntry | No
         done = 0
         for e in entries:
             digest, codec_id, offset, raw_len, stored_len = e  # unpacked once (a pull: 21,000 records)
-            data = view[offset : offset + stored_len]  # a raw chunk is hashed where it lies
+            data: bytes | memoryview = view[offset : offset + stored_len]  # a raw chunk is hashed where it lies
             if codec_id != RAW:
                 try:
                     data = decode_stored(codec_id, data, raw_len)
