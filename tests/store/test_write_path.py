@@ -429,7 +429,7 @@ def test_a_window_carries_only_its_last_unfinished_chunk(window):
     whole = chunk_bytes(data)
     chunks, carried = cut_in_windows(data, window)
     assert chunks == whole
-    ends, end = set(), 0
+    ends, end = {0}, 0
     for chunk in whole:
         end += len(chunk)
         ends.add(end)

@@ -30,7 +30,7 @@ def cut_window(chunker: pyfastcdc.FastCDC, window: memoryview, final: bool) -> I
 
     Why the last chunk only (before, every chunk starting in the window's last CHUNK_MAX
     bytes was carried): per GiB cut in 1 MiB windows, 49 MiB are carried, copied twice and
-    cut again instead of 207 MiB (issue 12: the cutter thread is the log's busiest)."""
+    cut again instead of 207 MiB, on the thread that cuts every byte (issue 12)."""
     size = len(window)
     for chunk in chunker.cut_buf(window):
         if not final and chunk.offset + chunk.length == size and chunk.length < CHUNK_MAX:

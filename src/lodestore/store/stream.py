@@ -137,7 +137,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
     for _ in range(_WINDOW_BUFFERS):
         free.put(bytearray(CHUNK_MAX + WINDOW))
     # SimpleQueue (C): a put or get is one call, not a Python Condition's several lock
-    # round trips, each a chance to wait for the GIL (~2,000 of each a GiB)
+    # round trips, each a chance to wait for the GIL (~1,000 of each a GiB)
     to_cut: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
     cut: queue.SimpleQueue[_Cut | BaseException] = queue.SimpleQueue()
     stop = threading.Event()
