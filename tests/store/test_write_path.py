@@ -17,6 +17,8 @@ import pytest
 from lodestore.errors import FileChangedError, SourceFileNotFoundError, StoreFormatError
 from lodestore.store import session as session_mod
 from lodestore.store import stream as stream_mod
+from lodestore.store.chunking import chunk_bytes, cut_window, make_chunker
+from lodestore.store.layout import CHUNK_MAX
 from lodestore.store.local import RACY_WINDOW_NS, LocalContentStore
 
 from .contract import b3, listing, put
@@ -390,3 +392,52 @@ def test_text_after_a_run_of_incompressible_chunks_is_still_compressed(store, tm
     assert stored < 10 * MiB + len(text) // 2  # the text compresses ~5x; raw it would be 18 MiB
     store.materialize(ref.digest, tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == data
+
+
+# --- windows of a large file: what the cutter carries ------------------------------------
+def cut_in_windows(data: bytes, window: int) -> tuple[list[bytes], list[int]]:
+    """Chunk `data` as the large-file cutter does (stream.py: each window's unfinished
+    bytes carried into the next); returns the chunks and the bytes carried each time."""
+    chunker = make_chunker()
+    chunks: list[bytes] = []
+    carried: list[int] = []
+    tail, pos = b"", 0
+    while True:
+        fresh = data[pos : pos + window]
+        pos += len(fresh)
+        final = pos >= len(data)
+        view = memoryview(tail + fresh)
+        done = 0
+        for chunk in cut_window(chunker, view, final):
+            chunks.append(bytes(chunk))
+            done += len(chunk)
+        if final:
+            return chunks, carried
+        tail = bytes(view[done:])
+        carried.append(len(tail))
+
+
+@pytest.mark.parametrize("window", [100_003, stream_mod.WINDOW])
+def test_a_window_carries_only_its_last_unfinished_chunk(window):
+    """A chunk cut on a hash match or at CHUNK_MAX inside the window is the whole file's
+    cut and is final at once; only the last one, cut because the window ended, is carried
+    and cut again (it was every chunk starting in the window's last CHUNK_MAX bytes: ~4x
+    the bytes re-cut and copied on the busiest thread). Boundaries stay those of the
+    whole file, in random bytes, zeros (cut at CHUNK_MAX) and text."""
+    data = b"".join([random_bytes(3 * MiB + 17, 41), bytes(5 * CHUNK_MAX + 3), text_bytes(2 * MiB, 42),
+                     random_bytes(700_001, 43), bytes(4 * CHUNK_MAX), random_bytes(MiB, 44)])
+    whole = chunk_bytes(data)
+    chunks, carried = cut_in_windows(data, window)
+    assert chunks == whole
+    ends, end = {0}, 0
+    for chunk in whole:
+        end += len(chunk)
+        ends.add(end)
+    for i, tail in enumerate(carried):
+        window_end = (i + 1) * window
+        last_cut = max(e for e in ends if e <= window_end - tail)  # where the carried bytes start
+        assert last_cut == window_end - tail
+        following = min(e for e in ends if e > last_cut)
+        # carried: the one chunk the window ended inside (or at, unless it was a CHUNK_MAX cut)
+        assert following >= window_end
+        assert tail < CHUNK_MAX

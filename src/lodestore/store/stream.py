@@ -136,13 +136,16 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()  # given back by the writes
     for _ in range(_WINDOW_BUFFERS):
         free.put(bytearray(CHUNK_MAX + WINDOW))
-    to_cut: queue.Queue = queue.Queue()
-    cut: queue.Queue = queue.Queue()
+    # SimpleQueue (C): a put or get is one call, not a Python Condition's several lock
+    # round trips, each a chance to wait for the GIL (~1,000 of each a GiB)
+    to_cut: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+    cut: queue.SimpleQueue[_Cut | BaseException] = queue.SimpleQueue()
     stop = threading.Event()
 
     def cutter() -> None:
         try:
             tail, prober = b"", _Prober()
+            hash_chunk, says_raw = blake3.blake3, prober.says_raw
             while not stop.is_set():
                 item = to_cut.get()
                 if item is None:
@@ -153,7 +156,7 @@ def stream_chunks(f, size: int, chunker, store_window: Callable[[memoryview, Pie
                 pieces, pos = [], 0
                 for chunk in cut_window(chunker, view, item.final):
                     end = pos + len(chunk)
-                    pieces.append(Piece(pos, end, blake3.blake3(chunk).digest(), prober.says_raw(chunk)))
+                    pieces.append(Piece(pos, end, hash_chunk(chunk).digest(), says_raw(chunk)))
                     pos = end
                 tail = b"" if item.final else bytes(view[pos:])  # < CHUNK_MAX, copied: buf goes back
                 cut.put(_Cut(item.buf, view, item.n, pieces))
