@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from lodestore.processes import pid_alive
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -169,16 +171,6 @@ _PG_PREFIX = "lodestore-pg-"
 _PG_OWNER = "owner.pid"  # the process that started a cluster: it stops it when it ends
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_orphan_postgres() -> list[Path]:
     """Stop and remove the throwaway clusters whose starting process is gone. A test run
     or bench killed with SIGKILL cannot stop its cluster, and every such cluster would
@@ -192,7 +184,7 @@ def sweep_orphan_postgres() -> list[Path]:
             owner = int((base / _PG_OWNER).read_text())
         except (OSError, ValueError):
             continue
-        if _alive(owner):
+        if pid_alive(owner):
             continue
         if pg_ctl is not None and (base / "data").is_dir():
             subprocess.run(_as_postgres([pg_ctl, "-D", str(base / "data"), "-m", "immediate", "stop"]),

@@ -10,13 +10,13 @@ hands the same rule to the catalog so searches filter on it in SQL.
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import UTC, datetime, timedelta
 
 from lodestore import settings
 from lodestore.catalog.query import Liveness
 from lodestore.catalog.records import RunRecord
+from lodestore.processes import pid_alive
 
 HEARTBEAT_SECONDS = settings.heartbeat_seconds()
 STALE_AFTER = timedelta(seconds=settings.stale_seconds())
@@ -24,23 +24,6 @@ STALE_AFTER = timedelta(seconds=settings.stale_seconds())
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def pid_alive(pid: int) -> bool:
-    """True if process `pid` exists on this host and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    try:  # a zombie (killed, not yet reaped by its parent) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def effective_state(record: RunRecord, now: datetime | None = None,

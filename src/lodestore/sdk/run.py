@@ -26,9 +26,10 @@ from lodestore.catalog.records import RunRecord
 from lodestore.errors import ConflictError, InvalidInputError, NotFoundError
 from lodestore.json_values import json_dict
 from lodestore.names import DEFAULT_PROJECT, validate_name
+from lodestore.processes import pid_alive
 from lodestore.sdk import liveness, ui
 from lodestore.sdk.artifact import Artifact
-from lodestore.sdk.liveness import STALE_AFTER, effective_state, pid_alive
+from lodestore.sdk.liveness import STALE_AFTER, effective_state
 from lodestore.sdk.liveness import utc_now as _now
 from lodestore.sdk.public_run import PublicRun, history_dicts
 from lodestore.sdk.run_end import active as _active

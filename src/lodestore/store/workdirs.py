@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lodestore.processes import pid_alive
 from lodestore.testhooks import pause_point
 
 OWNER_FILE = "owner.json"
@@ -58,7 +59,7 @@ def stale_work_dirs(tmp_dir: Path, grace: float = 0.0) -> list[Path]:
             if age > max(grace, UNOWNED_STALE_SECONDS):
                 out.append(d)
             continue
-        if owner.get("host") == host and not _pid_alive(int(owner.get("pid", -1))):
+        if owner.get("host") == host and not pid_alive(int(owner.get("pid", -1))):
             out.append(d)
     return out
 
@@ -72,13 +73,3 @@ def tree_size(path: Path) -> int:
         except OSError:
             pass
     return total
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
