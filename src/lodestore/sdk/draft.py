@@ -251,7 +251,7 @@ class PendingFiles:
                 inside = [r[len(walked.root):] for r in roots if r.startswith(walked.root)]
                 tails.append(("",) if any(walked.root.startswith(r) for r in roots) else tuple(inside))
             if not any(tails):  # the usual case: no walked file can be inside; ask the others alone
-                return [path for path, v in self._dict.items() if v.__class__ is not int and not v.staged
+                return [path for path, v in self._dict.items() if not isinstance(v, int) and not v.staged
                         and any(str(v.source).startswith(r) for r in roots)]
             return [path for path, v in self._dict.items()
                     if (path.startswith(tails[v], self._walk_roots[v].prefix_len) if isinstance(v, int)
@@ -287,7 +287,7 @@ class PendingFiles:
         if self._db is None:
             roots = self._walk_roots
             for path, value in sorted(self._dict.items()):
-                if value.__class__ is int:  # (the common case, inline: 100,000 a log)
+                if isinstance(value, int):  # (the common case, inline: 100,000 a log)
                     root = roots[value]
                     yield path, root.root + path[root.prefix_len :]
                 else:

@@ -306,7 +306,7 @@ class WriteSession(abc.ABC):
         reads and batch their lookups (the local store does); semantics as add_file."""
         return [self.add_file(p, progress) for p in paths]
 
-    def add_file_rows(self, paths: list[str], progress: ProgressCallback | None = None) -> list[tuple[str, int]]:
+    def add_file_rows(self, paths: list[str | Path], progress: ProgressCallback | None = None) -> list[tuple[str, int]]:
         """add_files' answer as (hex digest, size) pairs, what a log's manifest rows take:
         the local store builds them without a FileRef per file (100,000 of them were
         ~0.1 s of a log)."""
