@@ -116,15 +116,22 @@ def joined_digests(digests: list[str]) -> bytes:
     one, but converted in one call (a transfer's page: 1,024 conversions of 0.34 us and
     as many Python calls, then one bound parameter each). A query walks the blob itself
     (`_EACH_DIGEST`). Any that is not a digest: InvalidInputError naming it."""
-    text = "".join(digests)
+    # every one 64 characters and the joined spelling .hex() gives back the joined input:
+    # each is canonical (a non-string or a short one joins as "" and fails the length)
+    text = "".join(d if isinstance(d, str) and len(d) == 2 * DIGEST_LEN else "" for d in digests)
     try:
         raw = bytes.fromhex(text)
     except ValueError:
         raw = b""
-    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != text or any(len(d) != 2 * DIGEST_LEN for d in digests):
+    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != text:
         for d in digests:
             digest_bytes(d)  # raises, naming the first that is not a digest
     return raw
+
+
+def split_digests(raw: bytes) -> list[bytes]:
+    """The 32-byte digests of a joined_digests blob, in order."""
+    return [raw[i : i + DIGEST_LEN] for i in range(0, len(raw), DIGEST_LEN)]
 
 
 # The rows of a query joined to each 32-byte digest of a blob (joined_digests), in blob

@@ -62,7 +62,16 @@ from lodestore.store.base import (
     WriteSession,
 )
 from lodestore.store.chunking import cut_window, make_chunker
-from lodestore.store.index import TOUCH_FRESH_SECONDS, ChunkLocation, StatKey, StatRow, digest_bytes
+from lodestore.store.index import (
+    DIGEST_LEN,
+    TOUCH_FRESH_SECONDS,
+    ChunkLocation,
+    StatKey,
+    StatRow,
+    digest_bytes,
+    joined_digests,
+    split_digests,
+)
 from lodestore.store.layout import CHUNK_MAX, PACK_TARGET_SIZE, WHOLE_FILE_LIMIT
 from lodestore.store.locks import acquire_store_lock
 from lodestore.store.packs import RECORD_HEADER, PackEntry, PackWriter, WriteQueue, check_received_pack
@@ -74,7 +83,6 @@ from lodestore.testhooks import delay_point, pause_point
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
 
-DIGEST_LEN = 32
 # Git's racy-timestamp rule: a stat-cache entry is trusted only if the file's mtime is
 # more than this long before the moment the file was *about to be read* (recorded_ns):
 # a rewrite after the read that kept size, mtime and ctime (a coarse timestamp tick)
@@ -864,17 +872,8 @@ class LocalWriteSession(WriteSession):
 
 def _raw_digests(digests: list[str]) -> list[bytes]:
     """index.digest_bytes of each of `digests`, checked in one round trip for the whole
-    list: every one is 64 characters, and the joined spelling .hex() gives back is the
-    joined input, so each is canonical (a page of 1,024: one conversion, not 1,024).
-    Otherwise one at a time, so the error names the first that is not a digest."""
-    joined = "".join(d if isinstance(d, str) and len(d) == 2 * DIGEST_LEN else "" for d in digests)
-    try:
-        raw = bytes.fromhex(joined)
-    except ValueError:
-        raw = b""
-    if len(raw) != DIGEST_LEN * len(digests) or raw.hex() != joined:
-        return [digest_bytes(d) for d in digests]
-    return [raw[i : i + DIGEST_LEN] for i in range(0, len(raw), DIGEST_LEN)]
+    list (index.joined_digests: a page of 1,024 is one conversion, not 1,024)."""
+    return split_digests(joined_digests(digests))
 
 
 def _read_whole(fd: int, path: str, key: StatKey, recorded: int) -> tuple:
