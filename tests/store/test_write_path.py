@@ -353,6 +353,78 @@ def test_staged_chunks_are_found_across_packs(tmp_path):
         staged.close()
 
 
+# --- a large file's chunks found in a snapshot of the index ---------------------------------
+def chunk_lookups(store, run) -> list[str]:
+    """The index queries asking which of some chunk digests are indexed, while `run()` runs."""
+    statements: list[str] = []
+    store.index._db.set_trace_callback(statements.append)
+    try:
+        run()
+    finally:
+        store.index._db.set_trace_callback(None)
+    return [q for q in statements if q.startswith("SELECT digest FROM chunks WHERE digest IN")]
+
+
+def edited(data: bytes, at: int, seed: int) -> bytes:
+    out = bytearray(data)
+    out[at : at + 100] = random_bytes(100, seed)
+    return bytes(out)
+
+
+def test_a_large_file_in_a_store_of_few_chunks_is_looked_up_in_memory(store, tmp_path):
+    """The index's chunk digests are loaded once (one set) when few enough, not asked
+    one query a 1 MiB window (each query gives the GIL up to the cutter and writer
+    threads); the chunks it holds are still found: only those around the edit are new."""
+    v1 = random_bytes(8 * MiB, 70)
+    (tmp_path / "v1.bin").write_bytes(v1)
+    (tmp_path / "v2.bin").write_bytes(edited(v1, 5 * MiB, 71) + b"tail")  # other size: chunked, not hashed first
+    add(store, tmp_path / "v1.bin")
+    before = store.stats().stored_bytes
+    refs = []
+    assert chunk_lookups(store, lambda: refs.append(add(store, tmp_path / "v2.bin"))) == []
+    assert store.read_bytes(refs[0].digest) == (tmp_path / "v2.bin").read_bytes()
+    assert store.stats().stored_bytes - before < MiB
+
+
+def test_a_store_of_more_chunks_than_pay_to_load_is_asked_a_window_at_a_time(store, tmp_path, monkeypatch):
+    """Past the snapshot's limit (SNAPSHOT_MAX_DIGESTS, or 64 digests a window of the file
+    for a small one) the index is asked as before, and finds the same chunks."""
+    monkeypatch.setattr(session_mod, "SNAPSHOT_MAX_DIGESTS", 20)
+    v1 = random_bytes(8 * MiB, 72)
+    (tmp_path / "v1.bin").write_bytes(v1)
+    (tmp_path / "v2.bin").write_bytes(edited(v1, 2 * MiB, 73) + b"tail")
+    add(store, tmp_path / "v1.bin")
+    assert store.stats().chunk_count > 20
+    before = store.stats().stored_bytes
+    refs = []
+    assert len(chunk_lookups(store, lambda: refs.append(add(store, tmp_path / "v2.bin")))) >= 8  # one a window
+    assert store.read_bytes(refs[0].digest) == (tmp_path / "v2.bin").read_bytes()
+    assert store.stats().stored_bytes - before < MiB
+
+
+def test_chunks_another_session_commits_after_the_snapshot_are_stored_again_and_gc_reclaims_them(store, tmp_path):
+    """A snapshot does not see what other sessions commit after it was loaded: a chunk
+    stored by both is a valid copy either way, the index keeps one, and gc's repack
+    reclaims the other's dead bytes."""
+    x, y = random_bytes(4 * MiB, 74), random_bytes(4 * MiB, 75)
+    (tmp_path / "x.bin").write_bytes(x)
+    (tmp_path / "y.bin").write_bytes(y)
+    (tmp_path / "y_longer.bin").write_bytes(y + b"more")  # y's chunks but the last
+    with store.session() as first:
+        ref_x = first.add_file(tmp_path / "x.bin")  # its snapshot: the index as it is now (empty)
+        ref_y = add(store, tmp_path / "y.bin")  # another session stores and commits y meanwhile
+        ref_longer = first.add_file(tmp_path / "y_longer.bin")  # y's chunks stored again
+        first.commit()
+    assert store.stats().stored_bytes > len(x) + 2 * len(y) - MiB
+    every = {ref_x.digest: x, ref_y.digest: y, ref_longer.digest: y + b"more"}
+    assert all(store.read_bytes(d) == data for d, data in every.items())
+    assert store.fsck().ok
+    store.gc(lambda: set(every), grace=0, repack_threshold=0.1)
+    assert store.stats().stored_bytes < len(x) + len(y) + MiB
+    assert all(store.read_bytes(d) == data for d, data in every.items())
+    assert store.fsck().ok
+
+
 # --- compressibility probes of a large file ----------------------------------------------
 def count_probes(monkeypatch) -> list[int]:
     """A spy (the real probe still runs) counting the compressibility probes."""

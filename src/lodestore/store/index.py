@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -310,6 +311,19 @@ class StoreIndex:
 
     def known_chunks(self, digests: Iterable[bytes]) -> set[bytes]:
         return self._known("chunks", digests)
+
+    def chunk_digests(self, at_most: int) -> set[bytes] | None:
+        """Every chunk digest indexed, if there are at most `at_most` (else None, having
+        counted no further than at_most + 1 in SQLite). A write session chunking a large
+        file then finds its chunks in memory instead of by one query a window
+        (session._index_snapshot). Loading costs ~0.4-1 us a digest."""
+        with self._lock:
+            held = self._db.execute("SELECT count(*) FROM (SELECT 1 FROM chunks LIMIT ?)", (at_most + 1,)).fetchone()[0]
+            if held > at_most:
+                return None
+            # LIMIT again: a commit by another process between the two statements may add rows
+            digests = set(map(itemgetter(0), self._db.execute("SELECT digest FROM chunks LIMIT ?", (at_most + 1,))))
+        return digests if len(digests) <= at_most else None
 
     def _known(self, table: str, digests: Iterable[bytes]) -> set[bytes]:
         """The subset of `digests` present in `table` (files or chunks), in batches of IN (...)."""
