@@ -8,8 +8,9 @@
 - one large file, on three threads (stream.py; the GIL is released by every heavy step:
   read, pyfastcdc's cut, blake3, zstd, writev): the calling thread reads each window and
   feeds the whole-file hash; a cutter thread cuts it into chunks, hashes and probes each
-  chunk; the calling thread then looks the window's chunk digests up (one query per
-  window), compresses what the probe says may shrink, and appends the new chunks as one
+  chunk; the calling thread then looks the window's chunk digests up (in a snapshot of
+  the index's chunk digests where the index holds few, else one query per window:
+  _take_index_snapshot), compresses what the probe says may shrink, and appends the new chunks as one
   block straight from the window buffer (no copy), which the session's write thread
   writes (packs.WriteQueue) before the buffer is reused. Four 1 MiB window buffers
   circulate, so memory is bounded whatever the file size.

@@ -7,7 +7,7 @@ are dear, see packs.WriteQueue):
 
 - the calling thread reads the file a window at a time, feeds the whole-file hash with
   it, hands it to the cutter, and stores the windows the cutter has cut (`store_window`:
-  one lookup per window, pack appends straight from the window buffer, no copy). Its
+  at most one index query per window, pack appends straight from the window buffer, no copy). Its
   calls are few and long, so it seldom waits for the GIL;
 - the cutter thread cuts each window into content-defined chunks, hashes each chunk and
   probes it for compressibility (codec.probe; in a long incompressible run only a sample
@@ -55,7 +55,8 @@ from lodestore.store.layout import CHUNK_MAX, READ_WINDOW
 # (median; wall 4.35 s), 2 MiB 2.28 (4.06 s), 1 MiB 1.78 (2.56 s); 1 MiB with 8 buffers
 # 1.83 (3.09 s). The price: a block (packs.py) per window, so a download moves a raw
 # checkpoint in ~1,000 kernel copies a GiB instead of ~130 (rawcopy.py measured ~7 us
-# a copy), and one index lookup per window (~0.5 ms).
+# a copy), and one index query per window where the session has no snapshot of the
+# index's chunk digests (session.py, SNAPSHOT_MAX_DIGESTS).
 WINDOW = 1024 * 1024
 _WINDOW_BUFFERS = 4
 # The whole-file hash runs on blake3's own threads only where cores are left over beside
