@@ -485,6 +485,17 @@ class ContentStore(abc.ABC):
         out."""
 
     @abc.abstractmethod
+    def file_pack_shares(self, digests: Iterable[str]) -> list[PackShare]:
+        """`pack_shares` of every chunk of these files (hex file digests), asked by file:
+        a copy into a store that holds nothing wants every chunk of every file it copies,
+        so it can weigh the source's packs before it reads a recipe and start
+        downloading them at once. Each chunk is counted once per call, in the pack the
+        index places it in; files the store does not hold are left out; the packs come
+        in the order of the first file needing each. A caller bounds a call (a transfer:
+        `PLAN_FILES` files, `PLAN_BYTES` of them): a chunk shared by files of two calls
+        is counted in both."""
+
+    @abc.abstractmethod
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """Write the pack's bytes, as stored, to `dest` (a receiver's `received_pack_path`),
         NOT verified here: the receiver checks every record (`WriteSession.adopt_pack`).

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -59,7 +60,14 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests, recipe_chunks
+from lodestore.store.index import (
+    ChunkLocation,
+    StoreIndex,
+    digest_bytes,
+    joined_digests,
+    recipe_chunks,
+    split_digests,
+)
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
@@ -484,6 +492,10 @@ class LocalContentStore(ContentStore):
         for the packs' sizes (base.py)."""
         return pack_shares(self.index, joined_digests(list(dict.fromkeys(chunk_digests))))
 
+    def file_pack_shares(self, digests: Iterable[str]) -> list[PackShare]:
+        """Two queries of the index whatever the files' count (`file_pack_shares` below; base.py)."""
+        return file_pack_shares(self.index, joined_digests(list(dict.fromkeys(digests)))).shares
+
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
         try:
@@ -687,3 +699,34 @@ def pack_shares(index: StoreIndex, joined: bytes) -> list[PackShare]:
     how many of them each holds and their stored bytes (LocalContentStore.pack_shares; an
     S3 store's, from its index cache): one grouped query (StoreIndex.pack_holdings)."""
     return [PackShare(pid, size, count, stored) for pid, (size, count, stored) in index.pack_holdings(joined).items()]
+
+
+@dataclass(frozen=True)
+class FilePackShares:
+    """What `file_pack_shares` found: the packs, and how many of the files asked it
+    found (an S3 store syncs once when some were not there, as `recipes` does)."""
+
+    shares: list[PackShare]
+    files_found: int
+
+
+def file_pack_shares(index: StoreIndex, joined: bytes) -> FilePackShares:
+    """The packs holding every chunk of the files of `joined` (joined_digests, each once),
+    each chunk counted once (ContentStore.file_pack_shares). A file of one chunk is that
+    chunk, so the files' own digests are weighed as chunks in one grouped query; the few
+    files of several chunks have their recipes read (one query, chunked files alone)
+    and their chunks not counted already weighed in a second one. Packs in the order of
+    the first file needing each (one-chunk files' packs first)."""
+    holdings = index.pack_holdings(joined)
+    found = sum(count for _, count, _ in holdings.values())
+    chunked = index.recipe_rows(joined, chunked_only=True)
+    if chunked:
+        found += len(chunked)
+        whole = set(split_digests(joined))
+        parts = dict.fromkeys(c for _, _, n, recipe in chunked for c in recipe_chunks(b"", n, recipe or b"")
+                              if c not in whole)
+        for pid, (size, count, stored) in index.pack_holdings(b"".join(parts)).items():
+            _, seen, seen_bytes = holdings.get(pid, (size, 0, 0))
+            holdings[pid] = (size, seen + count, seen_bytes + stored)
+    shares = [PackShare(pid, size, count, stored) for pid, (size, count, stored) in holdings.items()]
+    return FilePackShares(shares, found)

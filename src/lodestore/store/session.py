@@ -114,6 +114,10 @@ FRAME_WRITES_AHEAD = 4
 # them into the index at commit, cost a pull of 21,000 files ~0.1 CPU-s more; past this
 # many the packs adopted go to the staging database as before (memory stays bounded).
 ADOPTED_ROWS = 16384
+# Packs received whole checked at once by one session (check_pack, called on several
+# download threads): hashing beyond the cores buys nothing and each check maps a span of
+# its pack. Their fsyncs are not counted: they wait for the disk, not for a core.
+CHECKS_AT_ONCE = 2
 # Reserved on disk beyond a large file's coming bytes for its pack's own headers (~41
 # bytes a chunk, ~1,000 chunks a pack) and trailer; what is left unused is given back.
 _RESERVE_SLACK = 1024 * 1024
@@ -168,6 +172,7 @@ class LocalWriteSession(WriteSession):
         # on disk (packs.PackWriter `reserve`); 0 outside a large file's stream
         self._stream_left = 0
         self._frame_writes: deque[threading.Event] = deque()  # add_frames' calls not yet written
+        self._checking = threading.BoundedSemaphore(CHECKS_AT_ONCE)  # check_pack's checks
         weakref.finalize(self, self._writes.close)  # a session dropped without close() stops its thread too
 
     # --- stat cache -------------------------------------------------------------
@@ -606,10 +611,12 @@ class LocalWriteSession(WriteSession):
         durable store), so the commit that indexes it does not wait for its writeback.
         Touches nothing of the session, so any thread may check while the session goes on
         (a transfer checks each pack on the thread that downloaded it: the commits of the
-        calling thread waited ~0.1 s a pack for its fsync). A pack that fails is deleted."""
+        calling thread waited ~0.1 s a pack for its fsync). CHECKS_AT_ONCE check at once,
+        the fsyncs beside them. A pack that fails is deleted."""
         self._check_open()
         try:
-            entries = check_received_pack(Path(path))
+            with self._checking:
+                entries = check_received_pack(Path(path))
         except BaseException:
             Path(path).unlink(missing_ok=True)
             raise
