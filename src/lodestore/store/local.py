@@ -467,15 +467,19 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query for them all (index.recipe_rows: the digests bound as one blob),
-        whatever the files' sizes. A file of one chunk (no recipe) is that chunk: its
-        digest is not converted again."""
+        """Two queries for them all, whatever their count (the digests bound as one blob):
+        the files of one chunk answered in one row (index.whole_file_sizes), the files of
+        several chunks a row each (index.recipe_rows). A file of one chunk (no recipe) is
+        that chunk: its digest is not converted again."""
         wanted = list(dict.fromkeys(digests))
+        joined = joined_digests(wanted)
         found: dict[str, FileRecipe] = {}
-        for at, size, n, recipe in self.index.recipe_rows(joined_digests(wanted)):
+        for at, size in self.index.whole_file_sizes(joined):
             d = wanted[at]
-            found[d] = FileRecipe(d, size, (d,) if recipe is None else
-                                  tuple(c.hex() for c in recipe_chunks(b"", n, recipe)))
+            found[d] = FileRecipe(d, size, (d,))
+        for at, size, n, recipe in self.index.recipe_rows(joined, chunked_only=True):
+            d = wanted[at]
+            found[d] = FileRecipe(d, size, tuple(c.hex() for c in recipe_chunks(b"", n, recipe or b"")))
         return found
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:

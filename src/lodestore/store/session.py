@@ -719,8 +719,8 @@ class LocalWriteSession(WriteSession):
         if rest and self._staged.count:
             sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
             rest = [c for c in rest if c not in sizes]
-        if rest:
-            sizes.update({digest: raw_len for digest, _, _, raw_len in self.store.index.chunk_rows(rest)})
+        if rest:  # one row for them all (a row a chunk hands the GIL over as often)
+            sizes.update((rest[at], raw_len) for at, raw_len in self.store.index.chunk_raw_sizes(b"".join(rest)))
         return sizes
 
     def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
