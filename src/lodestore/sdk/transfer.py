@@ -61,7 +61,7 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import CheckedPack, ChunkFrame, FileRecipe, PackShare, WriteSession
+from lodestore.store.base import CheckedPack, ChunkFrame, FilePacks, FileRecipe, PackShare, WriteSession
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ READ_AHEAD = 1  # batches the source reads ahead of the destination
 ADOPT_FRACTION = 0.5
 ADOPT_THREADS = 4  # packs downloaded at once (an S3 pack: one GET streamed to its file)
 # A copy into a store that held nothing weighs the source's packs by file before it reads
-# a recipe (`file_pack_shares`), this many files (and at most PLAN_BYTES of them, ~65,000
+# a recipe (`file_packs`), this many files (and at most PLAN_BYTES of them, ~65,000
 # chunks of the mean size) a call: the source's work per call stays bounded whatever the
 # version's size.
 PLAN_FILES = 32768
@@ -213,9 +213,10 @@ class RepositorySource(TransferSource):
         a store may move whole packs (a bundle moves frames only)."""
         return self._store.pack_shares(chunk_digests)
 
-    def file_pack_shares(self, digests: Iterable[str]) -> list[PackShare]:
-        """The store's packs holding every chunk of these files (ContentStore.file_pack_shares)."""
-        return self._store.file_pack_shares(digests)
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """The store's packs holding every chunk of these files, and which files are of
+        several chunks or not there (ContentStore.file_packs)."""
+        return self._store.file_packs(digests)
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """One of `pack_shares`' packs as stored, to `dest` (ContentStore.copy_pack)."""
@@ -489,7 +490,7 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
             packs.plan(ordered, sizes)
         for start in range(0, len(ordered), FILE_PAGE):
             page = ordered[start : start + FILE_PAGE]
-            recipes = source.recipes(page)
+            recipes = packs.recipes(page, sizes) if packs is not None and planned else source.recipes(page)
             if absent := [d for d in page if d not in recipes]:
                 raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files "
                                     f"(first {absent[0][:16]}...); run `lode fsck` there")
@@ -582,7 +583,7 @@ class _WaitingPages:
 
 class _WholePacks:
     """The source's packs a copy moves whole. Into a store that held nothing, `plan`
-    weighs them by file at the start (`file_pack_shares`) and starts every pack of
+    weighs them by file at the start (`file_packs`) and starts every pack of
     which at least ADOPT_FRACTION (stored bytes) is wanted at once; elsewhere, `offer`ed
     the chunks each page adds to the wanted ones, it asks which packs hold them
     (`pack_shares`) and starts a pack as soon as the pages so far want that much of it.
@@ -600,10 +601,13 @@ class _WholePacks:
         self._held: dict[bytes, int] = {}  # chunks of the packs adopted: digest -> raw size
         self._wanted: set[bytes] = set()  # every chunk offered
         self._planned = False
+        self._chunked: set[str] = set()  # planned files of several chunks (their recipes are asked)
+        self._absent: set[str] = set()  # planned files the source does not hold
 
     def plan(self, files: list[str], sizes: dict[str, int]) -> None:
         """Weigh the packs holding the chunks of `files` (all wanted: the sink held
-        nothing) and start downloading each mostly wanted, before any recipe is read."""
+        nothing) and start downloading each mostly wanted, before any recipe is read;
+        note which files are of several chunks, or absent (`recipes`)."""
         self._planned = True
         page: list[str] = []
         page_bytes = 0
@@ -611,10 +615,27 @@ class _WholePacks:
             page.append(d)
             page_bytes += sizes[d]
             if len(page) >= PLAN_FILES or page_bytes >= PLAN_BYTES:
-                self._weigh(self.source.file_pack_shares(page))
+                self._plan_page(page)
                 page, page_bytes = [], 0
         if page:
-            self._weigh(self.source.file_pack_shares(page))
+            self._plan_page(page)
+
+    def _plan_page(self, files: list[str]) -> None:
+        found = self.source.file_packs(files)
+        self._chunked.update(found.chunked)
+        self._absent.update(found.absent)
+        self._weigh(found.shares)
+
+    def recipes(self, page: list[str], sizes: dict[str, int]) -> dict[str, FileRecipe]:
+        """The recipes of a page of planned files: asked of the source for its files of
+        several chunks alone; a file of one chunk is that chunk, its size the manifest's
+        (the sink checks it against the chunk's); an absent file is left out."""
+        chunked = [d for d in page if d in self._chunked]
+        found = self.source.recipes(chunked) if chunked else {}
+        for d in page:
+            if d not in self._chunked and d not in self._absent:
+                found[d] = FileRecipe(d, sizes[d], (d,))
+        return found
 
     def offer(self, chunks: list[str]) -> None:
         self._wanted.update(bytes.fromhex(c) for c in chunks)

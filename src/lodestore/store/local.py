@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -50,6 +49,7 @@ from lodestore.store.base import (
     ChunkFrame,
     ContentStore,
     DiskUsage,
+    FilePacks,
     FileRecipe,
     FileRef,
     FsckReport,
@@ -496,9 +496,9 @@ class LocalContentStore(ContentStore):
         for the packs' sizes (base.py)."""
         return pack_shares(self.index, joined_digests(list(dict.fromkeys(chunk_digests))))
 
-    def file_pack_shares(self, digests: Iterable[str]) -> list[PackShare]:
-        """Two queries of the index whatever the files' count (`file_pack_shares` below; base.py)."""
-        return file_pack_shares(self.index, joined_digests(list(dict.fromkeys(digests)))).shares
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """Three queries of the index whatever the files' count (`file_packs` below; base.py)."""
+        return file_packs(self.index, list(dict.fromkeys(digests)))
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
@@ -705,27 +705,24 @@ def pack_shares(index: StoreIndex, joined: bytes) -> list[PackShare]:
     return [PackShare(pid, size, count, stored) for pid, (size, count, stored) in index.pack_holdings(joined).items()]
 
 
-@dataclass(frozen=True)
-class FilePackShares:
-    """What `file_pack_shares` found: the packs, and how many of the files asked it
-    found (an S3 store syncs once when some were not there, as `recipes` does)."""
-
-    shares: list[PackShare]
-    files_found: int
-
-
-def file_pack_shares(index: StoreIndex, joined: bytes) -> FilePackShares:
-    """The packs holding every chunk of the files of `joined` (joined_digests, each once),
-    each chunk counted once (ContentStore.file_pack_shares). A file of one chunk is that
-    chunk, so the files' own digests are weighed as chunks in one grouped query; the few
-    files of several chunks have their recipes read (one query, chunked files alone)
-    and their chunks not counted already weighed in a second one. Packs in the order of
-    the first file needing each (one-chunk files' packs first)."""
+def file_packs(index: StoreIndex, digests: list[str]) -> FilePacks:
+    """The packs holding every chunk of the files `digests` (each once), each chunk
+    counted once, and which files are of several chunks or absent (ContentStore.file_packs).
+    A file of one chunk is that chunk, so the files' own digests are weighed as chunks
+    in one grouped query (index.pack_holdings) and told from the absent ones by a second
+    (index.whole_file_sizes, one row); the few files of several chunks have their
+    recipes read (one query, chunked files alone) and their chunks not weighed already
+    weighed in a fourth. Packs in the order of the first file needing each (one-chunk
+    files' packs first)."""
+    joined = joined_digests(digests)
     holdings = index.pack_holdings(joined)
-    found = sum(count for _, count, _ in holdings.values())
+    held = [False] * len(digests)
+    for at, _ in index.whole_file_sizes(joined):
+        held[at] = True
     chunked = index.recipe_rows(joined, chunked_only=True)
     if chunked:
-        found += len(chunked)
+        for at, _, _, _ in chunked:
+            held[at] = True
         whole = set(split_digests(joined))
         parts = dict.fromkeys(c for _, _, n, recipe in chunked for c in recipe_chunks(b"", n, recipe or b"")
                               if c not in whole)
@@ -733,4 +730,5 @@ def file_pack_shares(index: StoreIndex, joined: bytes) -> FilePackShares:
             _, seen, seen_bytes = holdings.get(pid, (size, 0, 0))
             holdings[pid] = (size, seen + count, seen_bytes + stored)
     shares = [PackShare(pid, size, count, stored) for pid, (size, count, stored) in holdings.items()]
-    return FilePackShares(shares, found)
+    return FilePacks(shares, [digests[at] for at, _, _, _ in chunked],
+                     [d for d, found in zip(digests, held, strict=True) if not found])
