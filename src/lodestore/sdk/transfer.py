@@ -420,12 +420,14 @@ class StoreSink(ChunkSink):
         """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
         return self.guard.check_pack(path)
 
-    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+    def adopt_pack(self, pack: CheckedPack, more_coming: bool = True) -> dict[bytes, int]:
         """Taken by the current batch session, committed by the same COMMIT_BYTES rule as
-        frames (a full pack is one commit)."""
+        frames (a full pack is one commit). `more_coming` False (the last pack in flight):
+        its commit waits for the next one (the files recorded next, or `finish`), so the
+        end of a copy commits once, not twice."""
         held = self._current().adopt_pack(pack)
         self._pending += pack.size
-        if self.commit_bytes is not None and self._pending >= self.commit_bytes:
+        if more_coming and self.commit_bytes is not None and self._pending >= self.commit_bytes:
             self._commit()
         return held
 
@@ -673,7 +675,7 @@ class _WholePacks:
                 checked = fetch.result()
             except NotFoundError:
                 continue  # gone meanwhile (another machine's gc): its chunks go as frames
-            chunks = self.sink.adopt_pack(checked)
+            chunks = self.sink.adopt_pack(checked, more_coming=bool(self._fetches))
             self._held.update(chunks)
             if self.progress:
                 # planned: the pack is mostly wanted, counted whole (the pages naming its chunks may come later)
