@@ -16,7 +16,12 @@ The path of a copy, per version (oldest first, artifact by artifact):
    `adopt_pack`: one download, every record checked in one loop, its entries indexed
    in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
    recompression; one stream for the chunks of many pages, so the source reads ahead
-   across them); then record the files (`add_recipes`). The destination verifies every
+   across them); then record the files (`add_recipes`). Into a destination that held
+   nothing, every chunk of every file is wanted: the source's packs are weighed for the
+   whole version first (`file_packs`, which also names the files of several chunks:
+   only theirs are asked for recipes), every mostly wanted pack starts downloading at
+   once, and a page's files are recorded as soon as the packs holding their chunks are
+   adopted, in the same batch session or a later one. The destination verifies every
    chunk (decoded and hashed once, on arrival: the source does not check them again) and
    every file. Received chunks are
    committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
