@@ -317,6 +317,7 @@ class ContentStoreContract(TransferContract):
             lambda: store.materialize(bad, out / "x"),
             lambda: store.recipes([ABSENT, bad]),  # a page of digests is checked in one go (index.joined_digests)
             lambda: store.pack_shares([ABSENT, bad]),
+            lambda: store.file_packs([ABSENT, bad]),
         ):
             with pytest.raises(InvalidInputError):
                 call()
@@ -324,7 +325,7 @@ class ContentStoreContract(TransferContract):
 
     def test_digests_checked_together_are_each_checked(self, store):
         """One short and one long digest together are as long as two digests: still refused."""
-        for call in (store.recipes, store.pack_shares):
+        for call in (store.recipes, store.pack_shares, store.file_packs):
             with pytest.raises(InvalidInputError, match="not a content digest"):
                 call([ABSENT[:-1], ABSENT + "0"])
 

@@ -1,6 +1,6 @@
 """The transfer half of the ContentStore contract (base.py: `recipes`, `missing_chunks`,
 `read_frames`, `WriteSession.add_frames`, `read_chunks`, `WriteSession.add_chunks`,
-`WriteSession.add_recipes`, and whole packs: `pack_shares`, `copy_pack`,
+`WriteSession.add_recipes`, and whole packs: `pack_shares`, `file_packs`, `copy_pack`,
 `WriteSession.received_pack_path` / `check_pack` / `adopt_pack`): what push, pull and import rely on, for every backend.
 
 `ContentStoreContract` inherits this class, so a backend adopting the contract runs these
@@ -18,7 +18,7 @@ import pytest
 
 from lodestore.errors import CorruptionError, NotFoundError
 from lodestore.store import codec
-from lodestore.store.base import ChunkFrame, ContentStore, FileRecipe, FileRef
+from lodestore.store.base import ChunkFrame, ContentStore, FilePacks, FileRecipe, FileRef
 from lodestore.store.local import LocalContentStore
 
 from .data import MiB, random_bytes, text_bytes
@@ -286,6 +286,29 @@ class TransferContract:
         move_packs(peer, store, [back.digest])  # the peer's packs hold the items too: dead bytes here
         assert store.read_bytes(back.digest) == b"made at the peer" * 1000
         assert store.fsck().ok and peer.fsck().ok
+
+    def test_file_packs_weigh_every_chunk_of_the_files_once_in_the_order_they_are_needed(self, store):
+        first = _put(store, b"small", random_bytes(2 * MiB, 84) + text_bytes(2 * MiB, 84))
+        recipes = store.recipes([r.digest for r in first])
+        chunks = list(dict.fromkeys(c for r in recipes.values() for c in r.chunks))
+        assert len(chunks) > 2  # a file of several chunks
+        (piece,) = [data for _, data in store.read_chunks([recipes[first[1].digest].chunks[0]])]
+        (later,) = _put(store, b"in a pack of its own" * 100)
+        (same_as_a_chunk,) = _put(store, piece)  # a one-chunk file that is a chunk of the large one
+        absent = _b3(b"not stored")
+        asked = [later.digest, *(r.digest for r in first), first[0].digest, same_as_a_chunk.digest, absent]
+
+        found = store.file_packs(asked)
+
+        # the same packs and counts as pack_shares of their chunks: each chunk once
+        by_chunks = {s.pack_id: s for s in store.pack_shares([*chunks, later.digest])}
+        assert {s.pack_id: s for s in found.shares} == by_chunks
+        assert sum(s.wanted_chunks for s in found.shares) == len(chunks) + 1
+        # the pack the first file asked for needs comes first
+        assert found.shares[0].pack_id == store.pack_shares([later.digest])[0].pack_id
+        assert found.chunked == [first[1].digest] and found.absent == [absent]
+        assert store.file_packs([]) == FilePacks([], [], [])
+        assert store.file_packs([absent]) == FilePacks([], [], [absent])
 
     def test_a_tampered_pack_is_refused_whole_and_nothing_of_it_kept(self, store, peer):
         data = random_bytes(500_000, 82)

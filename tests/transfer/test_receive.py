@@ -10,6 +10,7 @@ import blake3
 import pytest
 
 from lodestore.errors import CorruptionError, InvalidInputError
+from lodestore.sdk import transfer
 from lodestore.store import session as session_mod
 from lodestore.store.base import FileRecipe
 from lodestore.store.local import LocalContentStore
@@ -95,3 +96,39 @@ def test_a_received_pack_whose_record_headers_disagree_with_its_trailer_is_refus
         assert not path.exists()
         s.commit()
     assert dst.missing_chunks(digests) == set(digests) and dst.stats().pack_count == 0
+
+
+def test_a_copy_into_an_empty_store_records_each_page_as_its_packs_arrive_never_before(here, there, make,
+                                                                                      monkeypatch):
+    """Into a store that held nothing, a page's files are recorded as soon as the packs
+    holding their chunks are adopted, while later packs still download (not all after
+    the last one), and never before: at every batch commit, each file the destination
+    shows has every chunk it needs (a copy killed there leaves no file without them)."""
+    monkeypatch.setattr(session_mod, "PACK_TARGET_SIZE", 256 * 1024)  # the source's packs: dozens
+    monkeypatch.setattr(transfer, "ADOPT_THREADS", 1)  # the packs arrive in the order the files need them
+    rng = random.Random(11)
+    files = {f"f{i:05d}.bin": rng.randbytes(4096) for i in range(3 * transfer.FILE_PAGE)}
+    files["big.bin"] = rng.randbytes(3 * MiB)  # many chunks, in several packs
+    make("zoo/data", files)
+    digests = {blake3.blake3(data).hexdigest() for data in files.values()}
+    recipes = here._repo.store.recipes(digests)
+    dest = there._repo.store
+    recorded_at_commits: list[int] = []
+
+    def after_each_batch_commit(phase: str) -> None:
+        if phase == "transfer-after-batch-commit":
+            recorded = digests - dest.missing(digests)
+            assert dest.missing_chunks([c for d in recorded for c in recipes[d].chunks]) == set()
+            recorded_at_commits.append(len(recorded))
+
+    monkeypatch.setattr(transfer, "pause_point", after_each_batch_commit)
+    source = transfer.RepositorySource(here._repo, transfer.select_versions(here._repo, ["zoo/data:v0"]))
+
+    result = transfer.copy_versions(source, there._repo, commit_bytes=512 * 1024)
+
+    assert result.files_moved == len(files) and result.bytes_moved == sum(map(len, files.values()))
+    assert any(0 < n < len(digests) for n in recorded_at_commits), recorded_at_commits
+    assert recorded_at_commits[-1] == len(digests)
+    out = there.download(there.version("zoo/data:v0"), there._repo.root.parent / "out")
+    assert all((out / rel).read_bytes() == data for rel, data in files.items())
+    assert dest.fsck().ok

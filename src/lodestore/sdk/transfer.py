@@ -16,7 +16,12 @@ The path of a copy, per version (oldest first, artifact by artifact):
    `adopt_pack`: one download, every record checked in one loop, its entries indexed
    in one insert), the rest in their stored form (`read_frames` -> `add_frames`: no
    recompression; one stream for the chunks of many pages, so the source reads ahead
-   across them); then record the files (`add_recipes`). The destination verifies every
+   across them); then record the files (`add_recipes`). Into a destination that held
+   nothing, every chunk of every file is wanted: the source's packs are weighed for the
+   whole version first (`file_packs`, which also names the files of several chunks:
+   only theirs are asked for recipes), every mostly wanted pack starts downloading at
+   once, and a page's files are recorded as soon as the packs holding their chunks are
+   adopted, in the same batch session or a later one. The destination verifies every
    chunk (decoded and hashed once, on arrival: the source does not check them again) and
    every file. Received chunks are
    committed every COMMIT_BYTES in sessions of their own, so a killed copy keeps what it
@@ -61,7 +66,7 @@ from lodestore.sdk import ui
 from lodestore.sdk.lifecycle import refuse_broken
 from lodestore.sdk.manifest import manifest_digest
 from lodestore.sdk.references import digest_line
-from lodestore.store.base import CheckedPack, ChunkFrame, FileRecipe, PackShare, WriteSession
+from lodestore.store.base import CheckedPack, ChunkFrame, FilePacks, FileRecipe, PackShare, WriteSession
 from lodestore.testhooks import pause_point
 
 if TYPE_CHECKING:
@@ -84,7 +89,12 @@ READ_AHEAD = 1  # batches the source reads ahead of the destination
 # at this fraction or more is never repack work at once.
 ADOPT_FRACTION = 0.5
 ADOPT_THREADS = 4  # packs downloaded at once (an S3 pack: one GET streamed to its file)
-ADOPT_CHECKS = 2  # of which checked at once (hashing: more than the cores buys nothing, costs memory)
+# A copy into a store that held nothing weighs the source's packs by file before it reads
+# a recipe (`file_packs`), this many files (and at most PLAN_BYTES of them, ~65,000
+# chunks of the mean size) a call: the source's work per call stays bounded whatever the
+# version's size.
+PLAN_FILES = 32768
+PLAN_BYTES = 4 * 1024 * MiB
 
 
 # ----------------------------------------------------------------------------- what moves
@@ -207,6 +217,11 @@ class RepositorySource(TransferSource):
         """The store's packs holding these chunks (ContentStore.pack_shares): a copy from
         a store may move whole packs (a bundle moves frames only)."""
         return self._store.pack_shares(chunk_digests)
+
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """The store's packs holding every chunk of these files, and which files are of
+        several chunks or not there (ContentStore.file_packs)."""
+        return self._store.file_packs(digests)
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """One of `pack_shares`' packs as stored, to `dest` (ContentStore.copy_pack)."""
@@ -377,13 +392,13 @@ class StoreSink(ChunkSink):
         self.store, self.guard, self.commit_bytes = store, guard, commit_bytes
         self._session: WriteSession | None = None
         self._pending = 0
-        self._empty = bool(store.holds_nothing())
+        self.held_nothing = bool(store.holds_nothing())  # when the copy began: it lacks every file and chunk
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        return set(digests) if self._empty else self.store.missing(digests)
+        return set(digests) if self.held_nothing else self.store.missing(digests)
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
-        return set(chunk_digests) if self._empty else self.store.missing_chunks(chunk_digests)
+        return set(chunk_digests) if self.held_nothing else self.store.missing_chunks(chunk_digests)
 
     def _current(self) -> WriteSession:
         if self.commit_bytes is None:
@@ -410,12 +425,14 @@ class StoreSink(ChunkSink):
         """Check every record of the pack received whole at `path` (WriteSession.check_pack; any thread)."""
         return self.guard.check_pack(path)
 
-    def adopt_pack(self, pack: CheckedPack) -> dict[bytes, int]:
+    def adopt_pack(self, pack: CheckedPack, more_coming: bool = True) -> dict[bytes, int]:
         """Taken by the current batch session, committed by the same COMMIT_BYTES rule as
-        frames (a full pack is one commit)."""
+        frames (a full pack is one commit). `more_coming` False (the last pack in flight):
+        its commit waits for the next one (the files recorded next, or `finish`), so the
+        end of a copy commits once, not twice."""
         held = self._current().adopt_pack(pack)
         self._pending += pack.size
-        if self.commit_bytes is not None and self._pending >= self.commit_bytes:
+        if more_coming and self.commit_bytes is not None and self._pending >= self.commit_bytes:
             self._commit()
         return held
 
@@ -453,87 +470,187 @@ def move_files(source: TransferSource, sink: ChunkSink, entries: list[ManifestEn
     `sent`: chunks already handed to this sink by the same copy (not asked for again).
 
     The chunks of many pages of files (up to STREAM_CHUNKS) move together: packs mostly
-    wanted move whole, their downloads started as soon as a page makes one mostly
-    wanted (so they run while the later pages' recipes are asked), the rest in one
-    `read_frames` stream, so the source reads ahead across pages (a remote store:
-    parallel ranged GETs in pack order) while the sink stores what arrived; the pages'
-    files are recorded once their chunks are all in."""
+    wanted move whole, the rest in one `read_frames` stream, so the source reads ahead
+    across pages (a remote store: parallel ranged GETs in pack order) while the sink
+    stores what arrived. Into a store that held nothing, every chunk of every file is
+    wanted: the source's packs are weighed by file before any recipe is read
+    (`_WholePacks.plan`), so their downloads start at once and run while the pages'
+    recipes are read, and each page's files are recorded as soon as the packs holding
+    its chunks are in (`_WaitingPages`), while the rest download. Elsewhere a pack
+    starts downloading as soon as the pages read so far make it mostly wanted, and the
+    pages' files are recorded once the stream's chunks are all in."""
     sizes = {e.digest: e.size for e in entries}
     lacking = sink.missing(sizes)
     ordered = [d for d in sizes if d in lacking]
     done = FilesMoved(files=len(ordered), present=len(sizes) - len(ordered),
                       file_bytes=sum(sizes[d] for d in ordered))
     sent = set() if sent is None else sent
-    pages: list[list[FileRecipe]] = []
+    waiting = _WaitingPages(sink)
     wanted: list[str] = []
     # Whole packs move between two stores only: a bundle offers frames, a dry run or a
     # read-only destination takes nothing.
-    packs = (_WholePacks(source, sink, progress)
+    packs = (_WholePacks(source, sink, waiting, progress)
              if isinstance(source, RepositorySource) and isinstance(sink, StoreSink) and not dry_run else None)
+    planned = packs is not None and packs.sink.held_nothing
     try:
+        if packs is not None and planned:
+            packs.plan(ordered, sizes)
         for start in range(0, len(ordered), FILE_PAGE):
             page = ordered[start : start + FILE_PAGE]
-            recipes = source.recipes(page)
+            recipes = packs.recipes(page, sizes) if packs is not None and planned else source.recipes(page)
             if absent := [d for d in page if d not in recipes]:
                 raise NotFoundError(f"{what}: the source {source.location} lacks {len(absent)} of its files "
                                     f"(first {absent[0][:16]}...); run `lode fsck` there")
             need = [c for c in dict.fromkeys(c for d in page for c in recipes[d].chunks) if c not in sent]
-            for w in range(0, len(need), CHUNK_WINDOW):
-                window = need[w : w + CHUNK_WINDOW]
-                lacks = sink.missing_chunks(window)
-                sent.update(window)
-                new = [c for c in window if c in lacks]
-                wanted += new
-                if packs is not None and new:
-                    packs.offer(new)
-            pages.append([recipes[d] for d in page])
+            if planned:  # the sink lacks them all (StoreSink.held_nothing); their packs are on their way
+                sent.update(need)
+                wanted += need
+            else:
+                for w in range(0, len(need), CHUNK_WINDOW):
+                    window = need[w : w + CHUNK_WINDOW]
+                    lacks = sink.missing_chunks(window)
+                    sent.update(window)
+                    new = [c for c in window if c in lacks]
+                    wanted += new
+                    if packs is not None and new:
+                        packs.offer(new)
+            waiting.add([recipes[d] for d in page], track=planned)
+            if packs is not None:
+                packs.adopt_arrived()
             if len(wanted) >= STREAM_CHUNKS or start + FILE_PAGE >= len(ordered):
                 if packs is not None:
                     wanted = packs.finish(wanted, done)
-                _move_stream(source, sink, wanted, pages, done, dry_run, progress)
-                pages, wanted = [], []
+                _move_stream(source, sink, wanted, waiting, done, dry_run, progress)
+                wanted = []
     finally:
         if packs is not None:
             packs.close()
     return done
 
 
-def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], pages: list[list[FileRecipe]],
+def _move_stream(source: TransferSource, sink: ChunkSink, wanted: list[str], waiting: _WaitingPages,
                  done: FilesMoved, dry_run: bool, progress: Callable[[int], None] | None) -> None:
-    """Send the `wanted` chunks in one stream, then record the files of `pages`."""
+    """Send the `wanted` chunks in one stream, then record the files of the pages waiting."""
     if dry_run:
         done.chunks += len(wanted)
+        waiting.drop()
         return
     if wanted:
         frames = source.read_frames(wanted)
         count, size = _send(_batches(frames) if source.reads_ahead else _read_ahead(frames), sink, progress)
         done.chunks += count
         done.chunk_bytes += size
-    for recipes in pages:
-        sink.add_recipes(recipes)
+    waiting.record_all()
+
+
+class _WaitingPages:
+    """Pages of files read, their files not recorded yet (`ChunkSink.add_recipes`). A
+    page that a copy into a store holding nothing `track`s is recorded as soon as every
+    chunk of its files is in a pack the sink adopted (`record_held`, while other packs
+    still download): its file rows then go into the batch session holding those packs
+    or a later one, so no committed file row lacks a chunk, whenever the copy is killed.
+    The rest wait until the stream's frames are in (`record_all`)."""
+
+    def __init__(self, sink: ChunkSink):
+        self.sink = sink
+        self._pages: list[list[FileRecipe]] = []
+        self._tracked: list[tuple[list[FileRecipe], list[bytes]]] = []  # with the chunks not seen held yet
+
+    def add(self, recipes: list[FileRecipe], track: bool) -> None:
+        if track:
+            chunks = dict.fromkeys(c for r in recipes for c in r.chunks)
+            self._tracked.append((recipes, [bytes.fromhex(c) for c in chunks]))
+        else:
+            self._pages.append(recipes)
+
+    def record_held(self, held: dict[bytes, int]) -> None:
+        """Record each tracked page every chunk of which is in `held` (the chunks of the
+        packs adopted so far); a page's chunks are looked at until the first not held."""
+        still = []
+        for recipes, chunks in self._tracked:
+            while chunks and chunks[-1] in held:
+                chunks.pop()
+            if chunks:
+                still.append((recipes, chunks))
+            else:
+                self.sink.add_recipes(recipes)
+        self._tracked = still
+
+    def record_all(self) -> None:
+        """Record every page waiting: the caller has the sink hold all their chunks."""
+        for recipes, _ in self._tracked:
+            self.sink.add_recipes(recipes)
+        for recipes in self._pages:
+            self.sink.add_recipes(recipes)
+        self.drop()
+
+    def drop(self) -> None:
+        self._pages, self._tracked = [], []
 
 
 class _WholePacks:
-    """The source's packs a copy moves whole: offered the chunks each page adds to the
-    wanted ones, it asks which packs hold them (`pack_shares`) and starts downloading a
-    pack (ADOPT_THREADS at once, into the sink's temp folder) as soon as at least
-    ADOPT_FRACTION of it (stored bytes) is wanted; each pack downloaded is checked by the
-    sink on its download thread (every record decoded and hashed) and taken by the sink
-    on the calling thread between pages (its entries indexed in one insert), the rest
-    at `finish`."""
+    """The source's packs a copy moves whole. Into a store that held nothing, `plan`
+    weighs them by file at the start (`file_packs`) and starts every pack of
+    which at least ADOPT_FRACTION (stored bytes) is wanted at once; elsewhere, `offer`ed
+    the chunks each page adds to the wanted ones, it asks which packs hold them
+    (`pack_shares`) and starts a pack as soon as the pages so far want that much of it.
+    ADOPT_THREADS download at once, into the sink's temp folder; each pack is checked by
+    the sink on its download thread (every record decoded and hashed) and taken by the
+    sink on the calling thread between pages (its entries indexed in one insert; the
+    pages then held whole recorded: `_WaitingPages.record_held`), the rest at `finish`."""
 
-    def __init__(self, source: RepositorySource, sink: StoreSink, progress: Callable[[int], None] | None):
-        self.source, self.sink, self.progress = source, sink, progress
+    def __init__(self, source: RepositorySource, sink: StoreSink, waiting: _WaitingPages,
+                 progress: Callable[[int], None] | None):
+        self.source, self.sink, self.waiting, self.progress = source, sink, waiting, progress
         self._pool: ThreadPoolExecutor | None = None
         self._wanted_bytes: dict[str, list[int]] = {}  # pack id -> [size, wanted stored bytes]
         self._fetches: dict[Future, str] = {}  # downloads not adopted yet
         self._held: dict[bytes, int] = {}  # chunks of the packs adopted: digest -> raw size
         self._wanted: set[bytes] = set()  # every chunk offered
-        self._checks = threading.BoundedSemaphore(ADOPT_CHECKS)
+        self._planned = False
+        self._chunked: set[str] = set()  # planned files of several chunks (their recipes are asked)
+        self._absent: set[str] = set()  # planned files the source does not hold
+
+    def plan(self, files: list[str], sizes: dict[str, int]) -> None:
+        """Weigh the packs holding the chunks of `files` (all wanted: the sink held
+        nothing) and start downloading each mostly wanted, before any recipe is read;
+        note which files are of several chunks, or absent (`recipes`)."""
+        self._planned = True
+        page: list[str] = []
+        page_bytes = 0
+        for d in files:
+            page.append(d)
+            page_bytes += sizes[d]
+            if len(page) >= PLAN_FILES or page_bytes >= PLAN_BYTES:
+                self._plan_page(page)
+                page, page_bytes = [], 0
+        if page:
+            self._plan_page(page)
+
+    def _plan_page(self, files: list[str]) -> None:
+        found = self.source.file_packs(files)
+        self._chunked.update(found.chunked)
+        self._absent.update(found.absent)
+        self._weigh(found.shares)
+
+    def recipes(self, page: list[str], sizes: dict[str, int]) -> dict[str, FileRecipe]:
+        """The recipes of a page of planned files: asked of the source for its files of
+        several chunks alone; a file of one chunk is that chunk, its size the manifest's
+        (the sink checks it against the chunk's); an absent file is left out."""
+        chunked = [d for d in page if d in self._chunked]
+        found = self.source.recipes(chunked) if chunked else {}
+        for d in page:
+            if d not in self._chunked and d not in self._absent:
+                found[d] = FileRecipe(d, sizes[d], (d,))
+        return found
 
     def offer(self, chunks: list[str]) -> None:
         self._wanted.update(bytes.fromhex(c) for c in chunks)
-        for share in self.source.pack_shares(chunks):
+        self._weigh(self.source.pack_shares(chunks))
+
+    def _weigh(self, shares: list[PackShare]) -> None:
+        """Add what the copy wants of each pack; start those now mostly wanted."""
+        for share in shares:
             seen = self._wanted_bytes.setdefault(share.pack_id, [share.size, 0])
             started = seen[1] >= ADOPT_FRACTION * seen[0]
             seen[1] += share.wanted_bytes
@@ -541,7 +658,6 @@ class _WholePacks:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(ADOPT_THREADS, thread_name_prefix="lodestore-transfer-pack")
                 self._fetches[self._pool.submit(self._fetch, share.pack_id)] = share.pack_id
-        self._adopt([f for f in self._fetches if f.done()])
 
     def _fetch(self, pack_id: str) -> CheckedPack:
         """On a download thread: the pack downloaded, then checked by the sink there (its
@@ -549,8 +665,13 @@ class _WholePacks:
         path = self.sink.received_pack_path()
         self.source.copy_pack(pack_id, path)
         pause_point("transfer-pack-received")  # tests kill a copy here: a pack downloaded, not checked
-        with self._checks:
-            return self.sink.check_pack(path)
+        return self.sink.check_pack(path)
+
+    def adopt_arrived(self) -> None:
+        """Adopt the packs downloaded and checked so far (between pages), and record the
+        pages read so far whose packs are all in."""
+        self._adopt([f for f in self._fetches if f.done()])
+        self.waiting.record_held(self._held)
 
     def _adopt(self, arrived: Iterable[Future]) -> None:
         for fetch in arrived:
@@ -559,15 +680,19 @@ class _WholePacks:
                 checked = fetch.result()
             except NotFoundError:
                 continue  # gone meanwhile (another machine's gc): its chunks go as frames
-            chunks = self.sink.adopt_pack(checked)
+            chunks = self.sink.adopt_pack(checked, more_coming=bool(self._fetches))
             self._held.update(chunks)
             if self.progress:
-                self.progress(sum(n for c, n in chunks.items() if c in self._wanted))
+                # planned: the pack is mostly wanted, counted whole (the pages naming its chunks may come later)
+                self.progress(sum(chunks.values()) if self._planned else
+                              sum(n for c, n in chunks.items() if c in self._wanted))
+            self.waiting.record_held(self._held)
 
     def finish(self, wanted: list[str], done: FilesMoved) -> list[str]:
-        """Wait for every download and adopt it; returns the chunks of `wanted` still to
-        move as frames (in packs mostly unwanted, or a pack gone meanwhile: the frame
-        path locates them again, after a sync, or names what is lost)."""
+        """Wait for every download and adopt each as it arrives (recording the pages it
+        completes); returns the chunks of `wanted` still to move as frames (in packs
+        mostly unwanted, or a pack gone meanwhile: the frame path locates them again,
+        after a sync, or names what is lost)."""
         self._adopt(as_completed(list(self._fetches)))
         rest = []
         for c in wanted:
@@ -577,7 +702,8 @@ class _WholePacks:
             else:
                 done.chunks += 1
                 done.chunk_bytes += size
-        self._wanted_bytes, self._held, self._wanted = {}, {}, set()
+        if not self._planned:
+            self._wanted_bytes, self._held, self._wanted = {}, {}, set()
         return rest
 
     def close(self) -> None:

@@ -127,6 +127,18 @@ class PackShare:
 
 
 @dataclass(frozen=True)
+class FilePacks:
+    """What a copy into a store holding nothing needs of the source before it reads a
+    recipe (`ContentStore.file_packs`): the packs holding the files' chunks, and which
+    of the files are made of several chunks (their recipes are asked: `recipes`) or not
+    held at all. Every other file asked is one chunk, whose digest is the file's own."""
+
+    shares: list[PackShare]
+    chunked: list[str]  # hex digests of the files of several chunks among those asked
+    absent: list[str]  # hex digests of the files asked the store does not hold
+
+
+@dataclass(frozen=True)
 class CheckedPack:
     """A pack received whole whose every record `WriteSession.check_pack` checked: what
     `adopt_pack` takes (the file at `path` is not to change until then)."""
@@ -483,6 +495,18 @@ class ContentStore(abc.ABC):
         """The stored packs holding some of these chunks (hex digests), for a transfer to
         move whole where it wants most of one (`copy_pack`); chunks not found are left
         out."""
+
+    @abc.abstractmethod
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """`pack_shares` of every chunk of these files (hex file digests), asked by file,
+        with which files are of several chunks or not held (FilePacks): a copy into a
+        store that holds nothing wants every chunk of every file it copies, so it can
+        weigh the source's packs before it reads a recipe, start downloading them at
+        once, and ask recipes of the files of several chunks alone. Each chunk is counted
+        once per call, in the pack the index places it in; the packs come in the order
+        of the first file needing each. A caller bounds a call (a transfer: `PLAN_FILES`
+        files, `PLAN_BYTES` of them): a chunk shared by files of two calls is counted in
+        both."""
 
     @abc.abstractmethod
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:

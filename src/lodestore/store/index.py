@@ -287,18 +287,48 @@ class StoreIndex:
                 out[row[0]] = row[1:]
         return out
 
-    def recipe_rows(self, joined: bytes) -> list[tuple[int, int, int, bytes | None]]:
+    def recipe_rows(self, joined: bytes, chunked_only: bool = False) -> list[tuple[int, int, int, bytes | None]]:
         """(position in `joined`, size, chunk_count, recipe) of each known file among the
         digests of `joined` (joined_digests; each once), in one query that walks the blob
         (`_EACH_DIGEST`). The caller has the digests' hex already: a position names each,
         so no digest is converted back (21 pages of 1,024 files: 0.025 s, against 0.047 s
-        for IN batches answering the digests; a JSON array built by SQLite, 0.028 s)."""
+        for IN batches answering the digests; a JSON array built by SQLite, 0.028 s).
+        `chunked_only`: the files of several chunks alone (those with a recipe)."""
         count = len(joined) // DIGEST_LEN
         if count == 0:
             return []
         return self._reader().execute(
             _EACH_DIGEST + "SELECT i, f.size, f.chunk_count, f.recipe "
-            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}", (count, joined)).fetchall()
+            f"FROM r CROSS JOIN files f ON f.digest = {_SLICE}"
+            + (" WHERE f.recipe IS NOT NULL" if chunked_only else ""), (count, joined)).fetchall()
+
+    def whole_file_sizes(self, joined: bytes) -> list[tuple[int, int]]:
+        """(position in `joined`, size) of each known file of ONE chunk (no recipe: the
+        file is its chunk) among the digests of `joined` (joined_digests; each once), as
+        `recipe_rows` walks them but answered in one row: every step of a query hands
+        the GIL over, and a transfer asks this on its calling thread while its download
+        and check threads keep the GIL busy (a page of 1,024 files as rows: ~6-12 ms
+        there, most of it waiting to get the GIL back)."""
+        return self._pairs(_EACH_DIGEST + "SELECT group_concat(i || ' ' || f.size, ' ') "
+                           f"FROM r CROSS JOIN files f ON f.digest = {_SLICE} WHERE f.recipe IS NULL", joined)
+
+    def chunk_raw_sizes(self, joined: bytes) -> list[tuple[int, int]]:
+        """(position in `joined`, raw size) of each indexed chunk among the digests of
+        `joined` (joined_digests; each once), in one row (as `whole_file_sizes`)."""
+        return self._pairs(_EACH_DIGEST + "SELECT group_concat(i || ' ' || c.raw_len, ' ') "
+                           f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE}", joined)
+
+    def _pairs(self, sql: str, joined: bytes) -> list[tuple[int, int]]:
+        """The pairs of integers a query over the digests of `joined` answers as one text
+        row ("a b a b ..."; NULL when none)."""
+        count = len(joined) // DIGEST_LEN
+        if count == 0:
+            return []
+        (text,) = self._reader().execute(sql, (count, joined)).fetchone()
+        if not text:
+            return []
+        numbers = list(map(int, text.split(" ")))
+        return list(zip(numbers[0::2], numbers[1::2], strict=True))
 
     def holds_nothing(self) -> bool:
         """No chunk and no file indexed (a store just made: ContentStore.holds_nothing)."""
@@ -603,17 +633,19 @@ class StoreIndex:
 
     def pack_holdings(self, joined: bytes) -> dict[str, tuple[int, int, int]]:
         """Per indexed pack holding some of the digests of `joined` (joined_digests; each
-        once): (the pack's file size, how many of them it holds, their stored bytes). A
-        transfer weighs whole packs by these: one grouped query returns a row a pack, not
-        a row a chunk (each row a GIL handoff of the calling thread, which the download
-        threads keep busy), and binds one blob, not a parameter a chunk."""
+        once): (the pack's file size, how many of them it holds, their stored bytes), in
+        the order of the first digest each holds (a transfer fetches the packs its first
+        files need first). A transfer weighs whole packs by these: one grouped query
+        returns a row a pack, not a row a chunk (each row a GIL handoff of the calling
+        thread, which the download threads keep busy), and binds one blob, not a
+        parameter a chunk."""
         count = len(joined) // DIGEST_LEN
         if count == 0:
             return {}
         rows = self._reader().execute(
             _EACH_DIGEST + "SELECT c.pack_id, coalesce(p.size, 0), count(*), sum(c.stored_len) "
             f"FROM r CROSS JOIN chunks c ON c.digest = {_SLICE} LEFT JOIN packs p ON p.id = c.pack_id "
-            "GROUP BY c.pack_id", (count, joined)).fetchall()
+            "GROUP BY c.pack_id ORDER BY min(i)", (count, joined)).fetchall()
         return {pack_id: (size, n, stored) for pack_id, size, n, stored in rows}
 
     def pack_totals(self, pack_ids: Iterable[str]) -> dict[str, tuple[int, int]]:

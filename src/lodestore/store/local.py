@@ -49,6 +49,7 @@ from lodestore.store.base import (
     ChunkFrame,
     ContentStore,
     DiskUsage,
+    FilePacks,
     FileRecipe,
     FileRef,
     FsckReport,
@@ -59,7 +60,14 @@ from lodestore.store.base import (
     RepairResult,
     StoreStats,
 )
-from lodestore.store.index import ChunkLocation, StoreIndex, digest_bytes, joined_digests, recipe_chunks
+from lodestore.store.index import (
+    ChunkLocation,
+    StoreIndex,
+    digest_bytes,
+    joined_digests,
+    recipe_chunks,
+    split_digests,
+)
 from lodestore.store.layout import WHOLE_FILE_LIMIT, ensure_format_file
 from lodestore.store.locks import acquire_shared_lock_read_only, acquire_store_lock
 from lodestore.store.packs import OPEN_PACKS, PackMissingError, PackReader
@@ -459,15 +467,19 @@ class LocalContentStore(ContentStore):
 
     # --- transfer between stores (push, pull, export; base.py) ------------------------
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
-        """One query for them all (index.recipe_rows: the digests bound as one blob),
-        whatever the files' sizes. A file of one chunk (no recipe) is that chunk: its
-        digest is not converted again."""
+        """Two queries for them all, whatever their count (the digests bound as one blob):
+        the files of one chunk answered in one row (index.whole_file_sizes), the files of
+        several chunks a row each (index.recipe_rows). A file of one chunk (no recipe) is
+        that chunk: its digest is not converted again."""
         wanted = list(dict.fromkeys(digests))
+        joined = joined_digests(wanted)
         found: dict[str, FileRecipe] = {}
-        for at, size, n, recipe in self.index.recipe_rows(joined_digests(wanted)):
+        for at, size in self.index.whole_file_sizes(joined):
             d = wanted[at]
-            found[d] = FileRecipe(d, size, (d,) if recipe is None else
-                                  tuple(c.hex() for c in recipe_chunks(b"", n, recipe)))
+            found[d] = FileRecipe(d, size, (d,))
+        for at, size, n, recipe in self.index.recipe_rows(joined, chunked_only=True):
+            d = wanted[at]
+            found[d] = FileRecipe(d, size, tuple(c.hex() for c in recipe_chunks(b"", n, recipe or b"")))
         return found
 
     def missing_chunks(self, chunk_digests: Iterable[str]) -> set[str]:
@@ -483,6 +495,10 @@ class LocalContentStore(ContentStore):
         """The packs holding these chunks, from the index: one locate a page, one query
         for the packs' sizes (base.py)."""
         return pack_shares(self.index, joined_digests(list(dict.fromkeys(chunk_digests))))
+
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """Three queries of the index whatever the files' count (`file_packs` below; base.py)."""
+        return file_packs(self.index, list(dict.fromkeys(digests)))
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """The pack file copied by the kernel (copy_file_range: its bytes never enter Python)."""
@@ -687,3 +703,32 @@ def pack_shares(index: StoreIndex, joined: bytes) -> list[PackShare]:
     how many of them each holds and their stored bytes (LocalContentStore.pack_shares; an
     S3 store's, from its index cache): one grouped query (StoreIndex.pack_holdings)."""
     return [PackShare(pid, size, count, stored) for pid, (size, count, stored) in index.pack_holdings(joined).items()]
+
+
+def file_packs(index: StoreIndex, digests: list[str]) -> FilePacks:
+    """The packs holding every chunk of the files `digests` (each once), each chunk
+    counted once, and which files are of several chunks or absent (ContentStore.file_packs).
+    A file of one chunk is that chunk, so the files' own digests are weighed as chunks
+    in one grouped query (index.pack_holdings) and told from the absent ones by a second
+    (index.whole_file_sizes, one row); the few files of several chunks have their
+    recipes read (one query, chunked files alone) and their chunks not weighed already
+    weighed in a fourth. Packs in the order of the first file needing each (one-chunk
+    files' packs first)."""
+    joined = joined_digests(digests)
+    holdings = index.pack_holdings(joined)
+    held = [False] * len(digests)
+    for at, _ in index.whole_file_sizes(joined):
+        held[at] = True
+    chunked = index.recipe_rows(joined, chunked_only=True)
+    if chunked:
+        for at, _, _, _ in chunked:
+            held[at] = True
+        whole = set(split_digests(joined))
+        parts = dict.fromkeys(c for _, _, n, recipe in chunked for c in recipe_chunks(b"", n, recipe or b"")
+                              if c not in whole)
+        for pid, (size, count, stored) in index.pack_holdings(b"".join(parts)).items():
+            _, seen, seen_bytes = holdings.get(pid, (size, 0, 0))
+            holdings[pid] = (size, seen + count, seen_bytes + stored)
+    shares = [PackShare(pid, size, count, stored) for pid, (size, count, stored) in holdings.items()]
+    return FilePacks(shares, [digests[at] for at, _, _, _ in chunked],
+                     [d for d, found in zip(digests, held, strict=True) if not found])

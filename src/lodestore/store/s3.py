@@ -45,6 +45,7 @@ from lodestore.store.base import (
     ChunkFrame,
     ContentStore,
     DiskUsage,
+    FilePacks,
     FileRecipe,
     FileRef,
     FsckReport,
@@ -58,7 +59,7 @@ from lodestore.store.base import (
 from lodestore.store.binding import BINDING_FILE
 from lodestore.store.index import DIGEST_LEN, ChunkLocation, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
-from lodestore.store.local import LocalContentStore, pack_shares
+from lodestore.store.local import LocalContentStore, file_packs, pack_shares
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import OBJECT_FORMAT as INDEX_OBJECT_FORMAT
@@ -286,8 +287,7 @@ class S3ContentStore(ContentStore):
         files when they are: a pull asks for every file's recipe); after
         `prepare_transfer`, its sync is waited for first."""
         digests = list(digests)
-        if self._prepared is not None:
-            self._prepared.join()
+        self._wait_prepared()
         found = self.cache.recipes(digests)
         if len(found) < len(set(digests)):
             self.sync()
@@ -327,6 +327,21 @@ class S3ContentStore(ContentStore):
             self.sync()
             shares = pack_shares(self.cache.index, wanted)
         return shares
+
+    def file_packs(self, digests: Iterable[str]) -> FilePacks:
+        """From the index cache, synced once if some files are not there (as `recipes`;
+        after `prepare_transfer`, its sync is waited for first)."""
+        wanted = list(dict.fromkeys(digests))
+        self._wait_prepared()
+        found = file_packs(self.cache.index, wanted)
+        if found.absent:
+            self.sync()
+            found = file_packs(self.cache.index, wanted)
+        return found
+
+    def _wait_prepared(self) -> None:
+        if self._prepared is not None:
+            self._prepared.join()
 
     def copy_pack(self, pack_id: str, dest: str | os.PathLike[str]) -> None:
         """The cached copy if there is one (copied by the kernel), else the object streamed

@@ -50,6 +50,7 @@ MULTIPART_THRESHOLD = 16 * 1024 * 1024
 MULTIPART_PART = 16 * 1024 * 1024
 PARALLEL_PARTS = 4
 READ_STEP = 1024 * 1024  # bytes read from a response body at once (get_range_into)
+WRITEBACK_STEP = 8 * 1024 * 1024  # a downloaded file's bytes handed to the disk at once (download_to)
 _DELETE_BATCH = 1000  # the S3 API's cap per DeleteObjects
 # Error codes that mean "these credentials are not accepted here".
 _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
@@ -293,17 +294,22 @@ class Bucket:
         caller's temp folder to drop), one GET streamed READ_STEP bytes at a time through
         one small buffer: no buffers per part waiting for the disk (s3transfer's download
         held ~80 MB more at a pull's peak, kept by the allocator's per-thread heaps).
-        Returns its size; NotFoundError if the object is absent."""
+        Returns its size; NotFoundError if the object is absent. The file's writeback is
+        started every WRITEBACK_STEP bytes (atomic.start_writeback), so the receiver's
+        fsync finds most of it on disk already."""
         buffer = bytearray(READ_STEP)
         view = memoryview(buffer)
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with self._errors("reading", name):
                 body = self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
-                got = 0
+                got = written_back = 0
                 try:
                     while n := body.readinto(view):
                         got += os.pwrite(fd, view[:n], got)
+                        if got - written_back >= WRITEBACK_STEP:
+                            atomic.start_writeback(fd, written_back, got - written_back)
+                            written_back = got
                 finally:
                     body.close()
             return got

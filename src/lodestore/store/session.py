@@ -125,6 +125,10 @@ ADOPTED_ROWS = 16384
 # never more than SNAPSHOT_MAX_DIGESTS (~7 MB in memory, ~5 GiB of stored chunks).
 SNAPSHOT_DIGESTS_A_WINDOW = 64
 SNAPSHOT_MAX_DIGESTS = 65536
+# Packs received whole checked at once by one session (check_pack, called on several
+# download threads): hashing beyond the cores buys nothing and each check maps a span of
+# its pack. Their fsyncs are not counted: they wait for the disk, not for a core.
+CHECKS_AT_ONCE = 2
 # Reserved on disk beyond a large file's coming bytes for its pack's own headers (~41
 # bytes a chunk, ~1,000 chunks a pack) and trailer; what is left unused is given back.
 _RESERVE_SLACK = 1024 * 1024
@@ -182,6 +186,7 @@ class LocalWriteSession(WriteSession):
         # on disk (packs.PackWriter `reserve`); 0 outside a large file's stream
         self._stream_left = 0
         self._frame_writes: deque[threading.Event] = deque()  # add_frames' calls not yet written
+        self._checking = threading.BoundedSemaphore(CHECKS_AT_ONCE)  # check_pack's checks
         weakref.finalize(self, self._writes.close)  # a session dropped without close() stops its thread too
 
     # --- stat cache -------------------------------------------------------------
@@ -640,10 +645,12 @@ class LocalWriteSession(WriteSession):
         durable store), so the commit that indexes it does not wait for its writeback.
         Touches nothing of the session, so any thread may check while the session goes on
         (a transfer checks each pack on the thread that downloaded it: the commits of the
-        calling thread waited ~0.1 s a pack for its fsync). A pack that fails is deleted."""
+        calling thread waited ~0.1 s a pack for its fsync). CHECKS_AT_ONCE check at once,
+        the fsyncs beside them. A pack that fails is deleted."""
         self._check_open()
         try:
-            entries = check_received_pack(Path(path))
+            with self._checking:
+                entries = check_received_pack(Path(path))
         except BaseException:
             Path(path).unlink(missing_ok=True)
             raise
@@ -746,8 +753,8 @@ class LocalWriteSession(WriteSession):
         if rest and self._staged.count:
             sizes.update((c, row[3]) for c, row in self._staged.locate(rest).items())
             rest = [c for c in rest if c not in sizes]
-        if rest:
-            sizes.update({digest: raw_len for digest, _, _, raw_len in self.store.index.chunk_rows(rest)})
+        if rest:  # one row for them all (a row a chunk hands the GIL over as often)
+            sizes.update((rest[at], raw_len) for at, raw_len in self.store.index.chunk_raw_sizes(b"".join(rest)))
         return sizes
 
     def _verify_recipe(self, recipe: FileRecipe, raw: bytes, chunks: list[bytes]) -> None:
