@@ -58,8 +58,9 @@ def piece_reads(monkeypatch) -> list[int]:
 def test_a_logged_checkpoint_is_written_in_aligned_pieces_each_read_at_once(store, tmp_path, piece_writes,
                                                                            piece_reads):
     """A buffered write that starts off a 64 KiB boundary leaves the file in small page
-    cache folios (measured: ~35 % more time per GiB, rawcopy.py): every piece is written
-    whole at a multiple of PIECE, and read with one preadv per run it takes."""
+    cache folios (measured: ~35 % more time per GiB, rawcopy.py): every write is
+    WRITE_MAX bytes at a multiple of WRITE_MAX (the last one shorter), and every piece is
+    read with one preadv per run it takes."""
     data = random_bytes(2 * READ_WINDOW + 3 * MiB + 12345, 600)  # ~19 MiB: 19 windows of the write pipeline
     (tmp_path / "ckpt.bin").write_bytes(data)
     ref = add(store, tmp_path / "ckpt.bin")
@@ -74,8 +75,8 @@ def test_a_logged_checkpoint_is_written_in_aligned_pieces_each_read_at_once(stor
     store.materialize(ref.digest, tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == data
     pieces = -(-len(data) // rawcopy.PIECE)
-    assert piece_writes == [(k * rawcopy.PIECE, min(rawcopy.PIECE, len(data) - k * rawcopy.PIECE))
-                            for k in range(pieces)]
+    step = rawcopy.WRITE_MAX
+    assert piece_writes == [(at, min(step, len(data) - at)) for at in range(0, len(data), step)]
     # (a read may run across a short block header between two runs: read into scrap)
     assert len(data) <= sum(piece_reads) <= len(data) + 64 * len(runs) and len(piece_reads) <= pieces + len(runs)
 
@@ -225,3 +226,23 @@ def test_the_next_page_is_located_while_the_first_is_copied(store, tmp_path, mon
     assert (tmp_path / "out.bin").read_bytes() == data
     assert planned_before_first_copy == [True]
     assert asked[0] == 4 and max(asked) == 12
+
+
+def test_raw_pieces_after_a_decoded_page_still_write_within_aligned_stretches(store, tmp_path, monkeypatch,
+                                                                             piece_writes):
+    """Raw chunks, then compressed ones (decoded and written at the file's position, which
+    then lies anywhere), then raw ones again: no raw write crosses a multiple of
+    WRITE_MAX, and the file comes back whole."""
+    from lodestore.store import local
+
+    data = random_bytes(3 * MiB, 610) + text_bytes(2 * MiB + 777, 611) + random_bytes(3 * MiB, 612)
+    (tmp_path / "mixed.bin").write_bytes(data)
+    ref = add(store, tmp_path / "mixed.bin")
+    assert {r[5] for r in chunk_rows(store)} == {0, 1}
+    monkeypatch.setattr(local, "FIRST_PLAN_PAGE", 4)
+    monkeypatch.setattr(local, "PLAN_PAGE", 8)
+    store.materialize(ref.digest, tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == data
+    step = rawcopy.WRITE_MAX
+    assert piece_writes and all(at // step == (at + n - 1) // step for at, n in piece_writes)
+    assert any(at % step for at, _ in piece_writes)  # some raw page did start off a boundary

@@ -1,12 +1,13 @@
 """Reassembling a large file of raw (uncompressed) chunks: a piece at a time, each piece
 read once, hashed and written from the same buffer.
 
-The file is written in pieces of PIECE bytes, each at an offset that is a multiple of
-PIECE: the copying thread fills a piece's buffer from the packs (preadv, one call per
-stretch of the piece that lies back to back in one pack), hands it to the hash thread
-and writes it with one write; the hash thread hashes it in file order while the next
-piece is read. The whole-file digest is checked before the file gets its name, and the
-bytes hashed are the very bytes written (one buffer for both).
+The copying thread fills a PIECE (1 MiB) of the file in a buffer from the packs (preadv,
+one call per stretch of the piece that lies back to back in one pack), hands it to the
+hash thread and writes it at the file's position in writes of up to WRITE_MAX (64 KiB),
+each ending at a multiple of WRITE_MAX; the hash thread hashes the pieces in file order
+while the next ones are read and written. The whole-file digest is checked before the
+file gets its name, and the bytes hashed are the very bytes written (one buffer for
+both).
 
 A span is a stretch of chunks stored back to back in one pack: in a version-2 pack the
 chunks a log appended together (a 1 MiB window of a large file) are one extent, so a
@@ -14,23 +15,27 @@ chunks a log appended together (a 1 MiB window of a large file) are one extent, 
 have a record header before each chunk: one span per chunk, read across the headers
 into a scrap buffer, so a piece is still one preadv.)
 
-Why not the kernel's copy (copy_file_range pack -> file, the bytes never entering this
-process, while the hash thread read the same bytes from the pack; the path before
-this one): each copy starts where a span starts in the file, at no particular
-alignment, and a buffered write that starts off a 64 KiB boundary leaves the file's
-page cache in small folios, which costs the kernel more per byte for the whole copy.
-Measured on 1 GiB here (ext4, kernel 6.18; A/B interleaved, 5-7 rounds): copy_file_range
-of the whole file in one call 0.25 s; of the same file cut at ckpt_v2's ~1,000 span
-ends, from the same file, 0.34 s; cut every 4 MiB + 4 KiB (255 calls) 0.34 s; every
-1 MiB + 64 KiB 0.25 s: it is the alignment, not the number of calls. Splitting each
-copy at the next 64 KiB of the file did not help (0.34 s: the source offsets are then
-off the file's by an arbitrary amount, which costs about as much). The kernel copy of
-ckpt_v2 with its hash thread took 0.35-0.38 s and 0.72 CPU-s; this path 0.23-0.24 s and
-0.47-0.49 CPU-s (the copying thread preadv + write, the hash thread BLAKE3 only). Also
-measured, slower: the copying thread reading and hashing, a writer thread writing
-(0.30-0.31 s: the hash, the longest part, then shares a thread with a copy);
-pieces of 256 KiB or 512 KiB (more calls per byte, 0.27-0.50 s), 2 or 4 MiB (pieces no
-longer fit in the core's 2 MiB L2 cache between the read, the hash and the write).
+Why not the kernel's copy, as before (copy_file_range pack -> file, one call a span,
+while the hash thread read the same bytes from the pack again): each copy started where
+a span starts in the file, at no particular alignment, and a buffered write that starts
+off a 64 KiB boundary leaves the file's page cache in 4 KiB folios, which costs the
+kernel more per byte. Measured on 1 GiB here (ext4, kernel 6.18, A/B in one process):
+copy_file_range of a file in one call 0.25 s; of the same file cut at ckpt_v2's ~1,000
+span ends 0.34 s; cut every 4 MiB + 4 KiB (255 calls) 0.34 s, every 1 MiB + 64 KiB
+0.25 s: the alignment, not the number of calls. Cutting each copy at the next 64 KiB of
+the file did not help (0.34 s: the source offsets are then off the file's by an
+arbitrary amount). The download's copying thread went from 0.37-0.40 CPU-s to 0.26-0.31
+(hash thread 0.27 -> 0.19-0.21: it no longer reads the pack a second time).
+
+Why 64 KiB writes, not one 1 MiB write a piece: a write's length sets the size of the
+page-cache folios it allocates, and on this VM (free page reporting: memory idle for a
+few seconds goes back to the host) the large ones come from memory the host must hand
+back page by page: 1 MiB writes cost the copying thread 1.1-1.2 CPU-s a GiB, 256 KiB
+ones 0.26-0.29 right after other writes but 0.6-0.9 after 3 s idle, 64 KiB ones (the
+size `cp`'s kernel copy writes at a time) 0.24-0.35 either way. Also measured, slower:
+the copying thread reading and hashing and a writer thread writing (the hash, the
+longest part, then shares a thread with a copy); pieces of 256 KiB (4x the hand-offs
+to the hash thread).
 
 Why reading the pack once is enough: the bytes written are those hashed, from one
 buffer, whatever the pack does meanwhile (a pack is write-once anyway: written under
@@ -49,7 +54,8 @@ from lodestore.store.index import ChunkLocation
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
 
-PIECE = 1024 * 1024  # bytes read, hashed and written at a time, at offsets that are multiples of it
+PIECE = 1024 * 1024  # bytes read and hashed at a time; a piece ends at a multiple of PIECE in the file
+WRITE_MAX = 64 * 1024  # bytes a write moves at most: small page-cache folios (see above)
 PIECE_BUFFERS = 4  # pieces in flight: one being read and written, the others waiting for the hash
 PROGRESS_EVERY = 16 * 1024 * 1024  # bytes between progress reports
 _GAP = 64  # a version-1 record header (41 bytes) separates neighbouring chunks: read across it into scrap
@@ -112,8 +118,8 @@ class _Reads:
 
 class RawCopy:
     """The copy of one file's raw chunks, page after page of its plan, written at the
-    file's current position, a PIECE-aligned piece at a time (the first piece after an
-    unaligned position ends at the next multiple of PIECE). The store's hash thread
+    file's current position a piece at a time (each piece ends at a multiple of PIECE,
+    each write at a multiple of WRITE_MAX). The store's hash thread
     hashes each piece, in file order, while the next ones are read and written.
     `finish()` writes what is left of a piece and waits for the hash; a page of other
     chunks (decoded) may then be written before the next copy(). Use it as a context
@@ -188,7 +194,7 @@ class RawCopy:
         assert self._piece is not None and self._at is not None
         data = self._piece[: self._filled]
         self._hashing[self._turn] = self._pool.submit(self._hasher.update, data)
-        _write_all(self._out, data)
+        _write_all(self._out, data, self._at)
         self._turn = (self._turn + 1) % PIECE_BUFFERS
         self._at += self._filled
         self.written += self._filled
@@ -210,9 +216,11 @@ class RawCopy:
         self._fds.clear()
 
 
-def _write_all(fd: int, data: memoryview) -> None:
-    """Write `data` at the file's position (a regular file writes it whole but on a full
-    disk or a signal; then the rest follows or the error is raised)."""
+def _write_all(fd: int, data: memoryview, at: int) -> None:
+    """Write `data` at the file's position `at`, a call up to each next multiple of
+    WRITE_MAX (a write may be short on a full disk or a signal: the rest follows, or
+    the error is raised)."""
     while data:
-        n = os.write(fd, data)
+        n = os.write(fd, data[: WRITE_MAX - at % WRITE_MAX])
         data = data[n:]
+        at += n
