@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from lodestore.errors import CorruptionError
-from lodestore.store import atomic, packs, rawcopy, stream
+from lodestore.store import atomic, local, packs, rawcopy, stream
 from lodestore.store.layout import READ_WINDOW
 from lodestore.store.local import LocalContentStore
 
@@ -194,8 +194,6 @@ def test_the_next_page_is_located_while_the_first_is_copied(store, tmp_path, mon
     the first page is small and the next is located while it is copied. A file of raw
     and compressed chunks over many pages (raw pieces, then decoded writes, then raw
     pieces again, from an unaligned position) still reassembles in order."""
-    from lodestore.store import local
-
     data = random_bytes(3 * MiB, 607) + text_bytes(2 * MiB, 608) + random_bytes(3 * MiB, 609)
     (tmp_path / "mixed.bin").write_bytes(data)
     ref = add(store, tmp_path / "mixed.bin")
@@ -233,8 +231,6 @@ def test_raw_pieces_after_a_decoded_page_still_write_within_aligned_stretches(st
     """Raw chunks, then compressed ones (decoded and written at the file's position, which
     then lies anywhere), then raw ones again: no raw write crosses a multiple of
     WRITE_MAX, and the file comes back whole."""
-    from lodestore.store import local
-
     data = random_bytes(3 * MiB, 610) + text_bytes(2 * MiB + 777, 611) + random_bytes(3 * MiB, 612)
     (tmp_path / "mixed.bin").write_bytes(data)
     ref = add(store, tmp_path / "mixed.bin")
