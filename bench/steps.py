@@ -137,16 +137,16 @@ def floor_log(path: str, out: str) -> dict:
 
 def hash_file(path: str) -> dict:
     """Read + BLAKE3 of a file on one core: what verifying a download costs by itself.
-    1 MiB reads, each hashed while still in the core's cache, as the download's hash
-    thread does (store/rawcopy.py): 16 MiB reads measured 10-25 % slower here."""
+    1 MiB reads, each hashed while still in the core's cache, as a download hashes
+    each piece it writes (store/rawcopy.py): 16 MiB reads measured 10-25 % slower here."""
     import blake3
 
-    from lodestore.store.rawcopy import HASH_PIECE
+    from lodestore.store.rawcopy import PIECE
 
     t = time.perf_counter()
     hasher = blake3.blake3()
     with open(path, "rb", buffering=0) as f:
-        buf = bytearray(HASH_PIECE)
+        buf = bytearray(PIECE)
         view = memoryview(buf)
         while n := f.readinto(buf):
             hasher.update(view[:n])

@@ -686,16 +686,15 @@ def test_materialize_many_goes_a_page_at_a_time_and_names_the_item_across_pages(
     assert {f"f{i}" for i in range(28)} <= left and "f31" not in left  # pages before 31's were written
 
 
-# --- large files of raw chunks: the kernel's copy (store/rawcopy.py) ------------------------
-def test_raw_chunked_file_is_copied_by_the_kernel_and_verified(store, tmp_path):
+# --- large files of raw chunks: aligned pieces (store/rawcopy.py) ----------------------------
+def test_raw_chunked_file_is_copied_in_pieces_and_verified(store, tmp_path):
     data = random_bytes(6 * MiB, 500)
     (ref,) = put(store, data)
-    assert {r[5] for r in chunk_rows(store)} == {0}  # every chunk raw: the kernel-copy path
+    assert {r[5] for r in chunk_rows(store)} == {0}  # every chunk raw: the piece path
     seen = []
     store.materialize(ref.digest, tmp_path / "a", progress=seen.append)
     assert (tmp_path / "a").read_bytes() == data and sum(seen) == len(data)
-    # another file system (tmpfs): the kernel copies across it or refuses, and then the
-    # pread + write path writes the file; either way the bytes are right
+    # another file system (tmpfs): plain reads and writes work across file systems
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         dest = shm / f"lodestore-test-{os.getpid()}"
@@ -734,7 +733,7 @@ def test_raw_file_hash_reads_split_at_the_iovec_limit(store, tmp_path, monkeypat
 
 def test_downloads_hold_one_page_of_chunk_locations_at_a_time(store, tmp_path, monkeypatch):
     """Memory stays bounded whatever the file size: chunk locations are asked for (and
-    kept) PLAN_PAGE at a time, on both the kernel-copy and the decode paths."""
+    kept) PLAN_PAGE at a time, on both the raw-piece and the decode paths."""
     from lodestore.store import local
 
     raw, text = random_bytes(5 * MiB, 505), text_bytes(3 * MiB, 506)
@@ -767,7 +766,7 @@ def test_chunk_missing_from_a_later_page_fails_cleanly(store, tmp_path, monkeypa
     assert listing(out) == set()  # neither the file nor its temp file
 
 
-def test_truncated_pack_fails_the_kernel_copy_cleanly(store, tmp_path):
+def test_truncated_pack_fails_the_raw_copy_cleanly(store, tmp_path):
     data = random_bytes(6 * MiB, 501)
     (ref,) = put(store, data)
     rows = chunk_rows(store)

@@ -305,22 +305,12 @@ class LocalContentStore(ContentStore):
         writing, and rename only if the whole-file digest matches. A mismatch is then
         narrowed to the guilty chunk for the error message.
 
-        Why pread + writev and not the kernel's copy (copy_file_range / sendfile) for runs
-        of raw chunks: every byte must be verified, and the bytes hashed must be the bytes
-        written. With a kernel copy the hasher never sees what was copied, so it would
-        have to read the destination back; and a pack's raw chunks are not one run (a
-        41-byte record header sits between neighbours), so the copy is one syscall per
-        ~80 KiB chunk. (Since then: pages of raw chunks only are copied with
-        copy_file_range while a second thread preads and hashes the same chunks from the
-        pack, store/rawcopy.py, which measured 3x faster; in a version-2 pack the chunks
-        a log appended together are back to back, so one copy moves a whole run of them
-        (rawcopy.spans); this path remains for pages with
-        compressed chunks and where the kernel refuses the copy.) Measured on 1 GiB here:
-        copy_file_range + read-back hash 1.47-1.64 s,
-        pread + write + hash on one thread 1.75-1.88 s, and this pipelined version (hash on
-        a second thread while writing) 0.21 s vs cp 0.30 s at 256 MiB, 1.08 s vs 1.28 s at
-        1 GiB: already below cp, with verification built in. Reflinks would need the
-        chunk bytes aligned and uncompressed in their own extents; ext4 has none anyway."""
+        Pages of raw chunks (float weights) go store/rawcopy.py's way: a 1 MiB piece of
+        the file at a time, read from the packs into a buffer, hashed and written from
+        it (0.23-0.24 s a GiB here against 0.25 s for `cp`); pages with compressed
+        chunks are read a run at a time, decoded and written (`_write_decoded`).
+        Reflinks would need the chunk bytes aligned and uncompressed in their own
+        extents; ext4 has none anyway."""
         size, pages = self._plan_pages(digest)
         dest = Path(dest)
         tmp = atomic.temp_beside(str(dest))
@@ -336,14 +326,12 @@ class LocalContentStore(ContentStore):
         try:
             hasher = blake3.blake3()
             decoded = 0
-            kernel_copy = True  # until the kernel refuses it (another file system, old kernel)
             with rawcopy.RawCopy(self, fd, hasher, progress) as raw:
                 for plan in self._planned_ahead(pages(), meanwhile=partial(atomic.preallocate, fd, size)):
-                    if kernel_copy and all(loc.codec == codec.RAW for loc in plan):  # float weights
-                        if raw.copy(plan):
-                            continue
-                        kernel_copy = False
-                    raw.finish()  # the hash must see the raw pages before this one
+                    if all(loc.codec == codec.RAW for loc in plan):  # float weights
+                        raw.copy(plan)
+                        continue
+                    raw.finish()  # the file and the hash must have the raw pages before this one
                     decoded += self._write_decoded(plan, fd, hasher, progress)
                 written = raw.finish() + decoded
             if written != size or hasher.hexdigest() != digest:

@@ -11,8 +11,8 @@ Layout (version 2)::
 
 Why blocks (version 2): the chunks a write appends together (a window of a large
 file, a batch of small files) are stored back to back, so a run of raw chunks (float
-weights) is one extent of the pack, and a download moves it into the destination file
-with one kernel copy (rawcopy.py) instead of one per ~80 KiB chunk; the headers that
+weights) is one extent of the pack, and a download reads it into the destination
+file's pieces with one read a piece (rawcopy.py) instead of one per ~80 KiB chunk; the headers that
 let a damaged trailer be recovered (scan_records) lead each block instead of each chunk.
 
 Version 1 (b"LODEPK01", written before) had one 41-byte header before each record's
@@ -26,7 +26,7 @@ name is always complete.
 
 This module owns the pack format both ways: `PackWriter` writes a pack, `PackReader`
 is the only reader of pack files (every read path of the store goes through it: whole
-files, batched small files, the kernel copy of raw chunks, fsck, repair, gc's repack).
+files, batched small files, the pieces of raw chunks, fsck, repair, gc's repack).
 """
 
 from __future__ import annotations

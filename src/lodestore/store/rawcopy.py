@@ -1,47 +1,48 @@
-"""Reassembling a large file of raw (uncompressed) chunks with the kernel's copy.
+"""Reassembling a large file of raw (uncompressed) chunks: a piece at a time, each piece
+read once, hashed and written from the same buffer.
 
-The chunks are copied pack -> file with copy_file_range (the bytes never enter this
-process: one copy, as `cp` does), while the hash thread preads the same bytes from the
-pack, a 1 MiB piece at a time, and hashes each piece while it is still in the core's
-cache. The whole-file digest is checked before the file gets its name.
+The copying thread fills a PIECE (1 MiB) of the file in a buffer from the packs (preadv,
+one call per stretch of the piece that lies back to back in one pack), hands it to the
+hash thread and writes it at the file's position in writes of up to WRITE_MAX (64 KiB),
+each ending at a multiple of WRITE_MAX; the hash thread hashes the pieces in file order
+while the next ones are read and written. The whole-file digest is checked before the
+file gets its name, and the bytes hashed are the very bytes written (one buffer for
+both).
 
 A span is a stretch of chunks stored back to back in one pack: in a version-2 pack the
-chunks a log appended together (a window of a large file) are one extent, so a 1 GiB
-checkpoint of ~13,000 chunks is ~200 spans of up to 8 MiB, each moved by one
-copy_file_range (version-1 packs have a record header before each chunk: one span, so
-one copy, per chunk; their hash reads scatter the headers into a scrap buffer).
+chunks a log appended together (a 1 MiB window of a large file) are one extent, so a
+1 GiB checkpoint is ~1,000 spans; a piece takes one or two of them. (Version-1 packs
+have a record header before each chunk: one span per chunk, read across the headers
+into a scrap buffer, so a piece is still one preadv.)
 
-Where the time goes (1 GiB checkpoint, ext4 on this 2-core VM, per-thread CPU of one
-download; `cp` of the same file 0.35 CPU-s): the copying thread 0.36 CPU-s, nearly all
-inside copy_file_range; the hash thread 0.25 CPU-s; locating the chunks 0.03 CPU-s on
-the planning thread (LocalContentStore._planned_ahead), overlapped with the copy. Before
-this layout the copying thread took 0.45-0.51 (it located every chunk first, then
-copied into a file growing by delayed allocation) and the hash thread 0.36 (16 MiB
-reads, hashed after they had left the cache), so the hash thread and the plan, not the
-copy, set the pace. What each change measured, on its own, A/B in one run:
-- preallocating the file (`atomic.preallocate`): copy_file_range of 1 GiB 0.28-0.35 CPU-s
-  against 0.35-0.42 without;
-- 1 MiB hash pieces instead of 16 MiB reads: read + hash 0.34 CPU-s against 0.38-0.45
-  (256 KiB to 4 MiB measured alike);
-- hashing through a mapping of the pack instead of a pread (no copy into this
-  process): no gain here, 0.37-0.39 CPU-s against 0.34-0.35, as faulting the pages in
-  costs what the copy did, with or without MADV_HUGEPAGE or MAP_POPULATE; and the
-  mapped pages count in the peak RSS unless unmapped window by window;
-- blake3's own threads for the whole-file hash: more CPU (0.81 against 0.75 CPU-s a
-  download) and no faster on 2 cores, where the hash is no longer the slower thread;
-- larger copies (64 MiB or the whole file per call): no faster than 8 MiB;
-- two threads copying halves of the file: the same wall time (ext4 takes the file's
-  lock for every buffered write), so one file copies as fast as `cp` at best.
+Why not the kernel's copy, as before (copy_file_range pack -> file, one call a span,
+while the hash thread read the same bytes from the pack again): each copy started where
+a span starts in the file, at no particular alignment, and a buffered write that starts
+off a 64 KiB boundary leaves the file's page cache in 4 KiB folios, which costs the
+kernel more per byte. Measured on 1 GiB here (ext4, kernel 6.18, A/B in one process):
+copy_file_range of a file in one call 0.25 s; of the same file cut at ckpt_v2's ~1,000
+span ends 0.34 s; cut every 4 MiB + 4 KiB (255 calls) 0.34 s, every 1 MiB + 64 KiB
+0.25 s: the alignment, not the number of calls. Cutting each copy at the next 64 KiB of
+the file did not help (0.34 s: the source offsets are then off the file's by an
+arbitrary amount). The download's copying thread went from 0.37-0.40 CPU-s to 0.26-0.31
+(hash thread 0.27 -> 0.19-0.21: it no longer reads the pack a second time).
 
-Why verifying the pread bytes verifies the copied bytes: both read the pack's pages in
-the page cache, and a pack is a write-once file nothing modifies in place (it is written
-under a temp name and renamed; gc writes new packs and deletes old ones, which leaves an
-open file's pages as they were). A bit flipped on disk is read into the page cache once
-and seen alike by both.
+Why 64 KiB writes, not one 1 MiB write a piece: a write's length sets the size of the
+page-cache folios it allocates, and on this VM (free page reporting: memory idle for a
+few seconds goes back to the host) the large ones come from memory the host must hand
+back page by page: 1 MiB writes cost the copying thread 1.1-1.2 CPU-s a GiB, 256 KiB
+ones 0.26-0.29 right after other writes but 0.6-0.9 after 3 s idle, 64 KiB ones (the
+size `cp`'s kernel copy writes at a time) 0.24-0.35 either way. Also measured, slower:
+the copying thread reading and hashing and a writer thread writing (the hash, the
+longest part, then shares a thread with a copy); pieces of 256 KiB (4x the hand-offs
+to the hash thread).
+
+Why reading the pack once is enough: the bytes written are those hashed, from one
+buffer, whatever the pack does meanwhile (a pack is write-once anyway: written under
+a temp name and renamed; gc writes new packs and deletes old ones).
 """
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -53,12 +54,10 @@ from lodestore.store.index import ChunkLocation
 if TYPE_CHECKING:
     from lodestore.store.local import LocalContentStore
 
-# copy_file_range refuses here: across file systems on older kernels (EXDEV), file
-# systems or kernels without it (ENOSYS, EOPNOTSUPP, EINVAL), not allowed (EPERM).
-NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EPERM}
-HASH_GROUP = 16 * 1024 * 1024  # bytes handed to the hash thread at a time
-HASH_PIECE = 1024 * 1024  # bytes the hash thread reads, then hashes while they are in the core's cache
-SPAN_MAX = 8 * 1024 * 1024  # bytes one copy_file_range moves at most (a group ends past HASH_GROUP by < one span)
+PIECE = 1024 * 1024  # bytes read and hashed at a time; a piece ends at a multiple of PIECE in the file
+WRITE_MAX = 64 * 1024  # bytes a write moves at most: small page-cache folios (see above)
+PIECE_BUFFERS = 4  # pieces in flight: one being read and written, the others waiting for the hash
+PROGRESS_EVERY = 16 * 1024 * 1024  # bytes between progress reports
 _GAP = 64  # a version-1 record header (41 bytes) separates neighbouring chunks: read across it into scrap
 _IOV_MAX = 1024  # iovecs per preadv (Linux IOV_MAX): span + header pairs
 
@@ -73,11 +72,11 @@ class Span(NamedTuple):
 
 def spans(plan: list[ChunkLocation]) -> list[Span]:
     """The plan's chunks, in order, merged where each starts where the one before ends
-    in the same pack (at most SPAN_MAX bytes a span)."""
+    in the same pack."""
     out: list[Span] = []
     pack_id, start, end = None, 0, 0
     for loc in plan:
-        if loc.pack_id == pack_id and loc.offset == end and end + loc.stored_len - start <= SPAN_MAX:
+        if loc.pack_id == pack_id and loc.offset == end:
             end += loc.stored_len
             continue
         if pack_id is not None:
@@ -88,13 +87,43 @@ def spans(plan: list[ChunkLocation]) -> list[Span]:
     return out
 
 
+class _Reads:
+    """The preadv calls that fill one piece: neighbouring stretches of one pack (at most
+    _GAP apart, the record headers between them scattered into scrap) are one call."""
+
+    def __init__(self) -> None:
+        self._scrap = memoryview(bytearray(_GAP))
+        self._iov: list[memoryview] = []
+        self._fd, self._pack_id, self._start, self._end = -1, "", 0, 0
+
+    def add(self, fd: int, pack_id: str, offset: int, into: memoryview) -> None:
+        """Read len(into) bytes of the pack at `offset` into `into` (now or with the
+        stretches after it)."""
+        gap = offset - self._end
+        if not (self._iov and pack_id == self._pack_id and 0 <= gap <= _GAP and len(self._iov) < _IOV_MAX - 1):
+            self.flush()
+            self._fd, self._pack_id, self._start, self._end, gap = fd, pack_id, offset, offset, 0
+        if gap:
+            self._iov.append(self._scrap[:gap])  # the record header between two chunks (version-1 packs)
+        self._iov.append(into)
+        self._end = offset + len(into)
+
+    def flush(self) -> None:
+        if not self._iov:
+            return
+        iov, self._iov = self._iov, []
+        if os.preadv(self._fd, iov, self._start) != self._end - self._start:
+            raise CorruptionError(f"pack {self._pack_id} is truncated before offset {self._end}; run `lode fsck`")
+
+
 class RawCopy:
-    """The kernel copy of one file's raw chunks, page after page of its plan, with the
-    store's hash thread reading the same bytes from the packs and hashing them in file
-    order a group behind. Pages follow one another without draining the hash thread
-    between them; `finish()` hands over the last group and waits for the hash. Use it
-    as a context manager: leaving waits for the hash thread before the pack
-    descriptors close."""
+    """The copy of one file's raw chunks, page after page of its plan, written at the
+    file's current position a piece at a time (each piece ends at a multiple of PIECE,
+    each write at a multiple of WRITE_MAX). The store's hash thread
+    hashes each piece, in file order, while the next ones are read and written.
+    `finish()` writes what is left of a piece and waits for the hash; a page of other
+    chunks (decoded) may then be written before the next copy(). Use it as a context
+    manager: leaving waits for the hash thread before the pack descriptors close."""
 
     def __init__(self, store: LocalContentStore, out: int, hasher, progress: Callable[[int], None] | None):
         self._packs = store.packs
@@ -103,104 +132,95 @@ class RawCopy:
         self._hasher = hasher
         self._progress = progress
         self._fds: dict[str, int] = {}
-        self._buf = bytearray(HASH_PIECE)  # the hash thread's
-        self._pending: Future | None = None
-        self._group: list[tuple[int, Span]] = []
-        self._grouped = 0
+        self._buffers: list[memoryview] = []
+        self._hashing: list[Future | None] = [None] * PIECE_BUFFERS
+        self._turn = 0  # the buffer the next piece is read into
+        self._piece: memoryview | None = None  # the piece being filled, its capacity and fill
+        self._filled = 0
+        self._at: int | None = 0  # the file's position (None: ask the file, after a page written elsewhere)
+        self._reads = _Reads()
+        self._unreported = 0
         self.written = 0
 
-    def copy(self, plan: list[ChunkLocation]) -> bool:
-        """Copy the plan's chunks after those copied so far; False (nothing written) where
-        the kernel refuses the file's first copy (another file system, an old kernel)."""
+    def copy(self, plan: list[ChunkLocation]) -> None:
+        """Copy the plan's chunks (all raw) after those written so far."""
         for span in spans(plan):
             src = self._fds.get(span.pack_id)
             if src is None:
                 src = self._fds[span.pack_id] = self._packs.open_fd(span.pack_id)
-            left, offset = span.length, span.offset
+            offset, left = span.offset, span.length
             while left:
-                try:
-                    n = os.copy_file_range(src, self._out, left, offset)
-                except OSError as err:
-                    if self.written == 0 and offset == span.offset and err.errno in NO_KERNEL_COPY:
-                        return False
-                    raise
-                if n == 0:
-                    raise CorruptionError(f"pack {span.pack_id} is truncated at offset {offset}; run `lode fsck`")
-                left -= n
+                piece = self._piece if self._piece is not None else self._next_piece()
+                n = min(left, len(piece) - self._filled)
+                self._reads.add(src, span.pack_id, offset, piece[self._filled : self._filled + n])
+                self._filled += n
                 offset += n
-            self.written += span.length
-            self._group.append((src, span))
-            self._grouped += span.length
-            if self._grouped >= HASH_GROUP:
-                self._hand_over()
-        return True
+                left -= n
+                if self._filled == len(piece):
+                    self._write_piece()
 
     def finish(self) -> int:
-        """Hash everything copied so far; returns the bytes copied so far."""
-        if self._group:
-            self._hand_over()
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
+        """Write what is read of the last piece and wait until every piece is hashed;
+        returns the bytes written so far."""
+        if self._piece is not None and self._filled:
+            self._write_piece()
+        self._piece, self._filled, self._at = None, 0, None
+        for i, pending in enumerate(self._hashing):
+            if pending is not None:
+                self._hashing[i] = None
+                pending.result()
+        if self._progress and self._unreported:
+            self._progress(self._unreported)
+        self._unreported = 0
         return self.written
 
-    def _hand_over(self) -> None:
-        if self._pending is not None:
-            self._pending.result()  # one group hashed while the next is copied
-        self._pending = self._pool.submit(_hash_group, self._hasher, self._group, self._buf)
-        if self._progress:
-            self._progress(self._grouped)
-        self._group, self._grouped = [], 0
+    def _next_piece(self) -> memoryview:
+        """The next free buffer (its last piece hashed), cut to end at a multiple of PIECE."""
+        i = self._turn
+        pending = self._hashing[i]
+        if pending is not None:
+            self._hashing[i] = None
+            pending.result()
+        if i == len(self._buffers):
+            self._buffers.append(memoryview(bytearray(PIECE)))
+        if self._at is None:
+            self._at = os.lseek(self._out, 0, os.SEEK_CUR)
+        self._piece = self._buffers[i][: PIECE - self._at % PIECE]
+        self._filled = 0
+        return self._piece
+
+    def _write_piece(self) -> None:
+        self._reads.flush()
+        assert self._piece is not None and self._at is not None
+        data = self._piece[: self._filled]
+        self._hashing[self._turn] = self._pool.submit(self._hasher.update, data)
+        _write_all(self._out, data, self._at)
+        self._turn = (self._turn + 1) % PIECE_BUFFERS
+        self._at += self._filled
+        self.written += self._filled
+        self._unreported += self._filled
+        self._piece, self._filled = None, 0
+        if self._progress and self._unreported >= PROGRESS_EVERY:
+            self._progress(self._unreported)
+            self._unreported = 0
 
     def __enter__(self) -> RawCopy:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pending is not None:
-            self._pending.exception()  # the hash thread is done with the descriptors before they close
+        for pending in self._hashing:
+            if pending is not None:
+                pending.exception()  # the hash thread is done with the buffers
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()
 
 
-def _hash_group(hasher, group: list[tuple[int, Span]], buf: bytearray) -> None:
-    """Read the spans of `group` into `buf` a piece at a time and hash each piece.
-
-    A piece is at most len(buf) (HASH_PIECE) bytes of chunk data: read, then hashed
-    while it is still in the core's cache. Measured on 1 GiB here, read + hash of 1 MiB
-    pieces took 0.34 CPU-s against 0.38-0.45 for 16 MiB ones (read into memory, then
-    read back from memory by the hash). One preadv fills a piece from neighbouring
-    spans (in version-1 packs, one span per chunk), scattering the record headers
-    between them into a scrap buffer, so the chunk bytes land contiguously: one hash
-    call per piece, not one per ~80 KiB chunk."""
-    view = memoryview(buf)
-    scrap = memoryview(bytearray(_GAP))
-    cap = len(view)
-    iov: list[memoryview] = []
-    fd, pack_id, start, end, filled = -1, "", 0, 0, 0
-    for src, span in group:
-        offset, left = span.offset, span.length
-        while left:
-            gap = offset - end
-            if not (iov and span.pack_id == pack_id and 0 <= gap <= _GAP and filled < cap
-                    and len(iov) < _IOV_MAX - 1):
-                if iov:
-                    _read_and_hash(hasher, fd, pack_id, iov, start, end, view[:filled])
-                iov, fd, pack_id, start, end, filled, gap = [], src, span.pack_id, offset, offset, 0, 0
-            if gap:
-                iov.append(scrap[:gap])  # the record header between two chunks (version-1 packs)
-            n = min(left, cap - filled)
-            iov.append(view[filled : filled + n])
-            filled += n
-            offset += n
-            end = offset
-            left -= n
-    if iov:
-        _read_and_hash(hasher, fd, pack_id, iov, start, end, view[:filled])
-
-
-def _read_and_hash(hasher, fd: int, pack_id: str, iov: list[memoryview], start: int, end: int,
-                   data: memoryview) -> None:
-    if os.preadv(fd, iov, start) != end - start:
-        raise CorruptionError(f"pack {pack_id} is truncated before offset {end}; run `lode fsck`")
-    hasher.update(data)
+def _write_all(fd: int, data: memoryview, at: int) -> None:
+    """Write `data` at the file's position `at`, a call up to each next multiple of
+    WRITE_MAX (a write may be short on a full disk or a signal: the rest follows, or
+    the error is raised)."""
+    while data:
+        n = os.write(fd, data[: WRITE_MAX - at % WRITE_MAX])
+        data = data[n:]
+        at += n
