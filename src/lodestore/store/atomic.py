@@ -80,34 +80,33 @@ def write_bytes(dest: str | os.PathLike[str], data: bytes | bytearray | memoryvi
     replace(tmp_path, dest, durable)
 
 
-@functools.cache
-def _fallocate() -> Callable[[int, int, int, int], int] | None:
-    """libc's fallocate(2), or None (not Linux, no such symbol). Not os.posix_fallocate:
-    where the file system cannot preallocate, glibc's posix_fallocate writes a byte into
-    every block instead, a second write of the whole file."""
+def _libc_function(name: str, argtypes: list[type]) -> Callable[[int, int, int, int], int] | None:
+    """libc's function `name`, typed with `argtypes` and returning an int, or None (not
+    Linux, no such symbol): the calls below are hints or reservations that a platform
+    without them simply goes without."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None, use_errno=True).fallocate
+        fn = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.argtypes = argtypes
     fn.restype = ctypes.c_int
     return fn
+
+
+@functools.cache
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's fallocate(2), or None. Not os.posix_fallocate: where the file system cannot
+    preallocate, glibc's posix_fallocate writes a byte into every block instead, a second
+    write of the whole file."""
+    return _libc_function("fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64])
 
 
 @functools.cache
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's sync_file_range(2), or None (not Linux, no such symbol)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    fn.restype = ctypes.c_int
-    return fn
+    """libc's sync_file_range(2), or None."""
+    return _libc_function("sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint])
 
 
 _SYNC_FILE_RANGE_WRITE = 2
