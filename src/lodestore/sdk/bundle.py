@@ -215,13 +215,17 @@ class BundleSource(TransferSource):
             raise NotFoundError(f"no bundle at {path}")
         if path.is_dir():
             raise InvalidInputError(f"{path} is a folder, not a bundle file")
-        # a temp database on disk, deleted when closed; read_frames runs on the copy's
-        # read-ahead thread, so every use of the connection holds the lock
+        # Where each chunk and recipe lies in THIS FILE (the bundle format's own table of
+        # contents, not a content store's index: a bundle is read by position, whatever
+        # store it is imported into): a temp database on disk, deleted when closed, so a
+        # bundle of millions of chunks keeps memory flat. read_frames runs on the copy's
+        # read-ahead thread, so every use of the connection holds the lock.
         self._index = sqlite3.connect("", check_same_thread=False)
         self._lock = threading.Lock()
-        self._index.execute("CREATE TABLE chunks (digest BLOB PRIMARY KEY, pos INTEGER, codec INTEGER, "
+        self._index.execute("CREATE TABLE bundle_chunks (digest BLOB PRIMARY KEY, pos INTEGER, codec INTEGER, "
                             "raw_len INTEGER, stored_len INTEGER) WITHOUT ROWID")
-        self._index.execute("CREATE TABLE files (digest BLOB PRIMARY KEY, size INTEGER, chunks BLOB) WITHOUT ROWID")
+        self._index.execute("CREATE TABLE bundle_recipes (digest BLOB PRIMARY KEY, size INTEGER, chunks BLOB) "
+                            "WITHOUT ROWID")
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
         try:
             manifest = self._check()
@@ -261,13 +265,13 @@ class BundleSource(TransferSource):
                 rows.append((digest, reader.pos, codec_id, raw_len, stored_len))
                 reader.skip(stored_len)
                 if len(rows) >= _BATCH:
-                    self._index.executemany("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?)", rows)
+                    self._index.executemany("INSERT OR IGNORE INTO bundle_chunks VALUES (?,?,?,?,?)", rows)
                     rows = []
             elif tag == b"R":
                 digest, file_size, count = RECIPE.unpack(reader.take(RECIPE.size))
                 if count * DIGEST_LEN > size:
                     raise self._corrupt("holds a recipe of an impossible length")
-                self._index.execute("INSERT OR IGNORE INTO files VALUES (?,?,?)",
+                self._index.execute("INSERT OR IGNORE INTO bundle_recipes VALUES (?,?,?)",
                                     (digest, file_size, reader.take(count * DIGEST_LEN)))
             elif tag == b"M":
                 (length,) = LENGTH.unpack(reader.take(LENGTH.size))
@@ -278,7 +282,7 @@ class BundleSource(TransferSource):
                 break
             else:
                 raise self._corrupt(f"holds an unknown record at byte {reader.pos - 1}")
-        self._index.executemany("INSERT OR IGNORE INTO chunks VALUES (?,?,?,?,?)", rows)
+        self._index.executemany("INSERT OR IGNORE INTO bundle_chunks VALUES (?,?,?,?,?)", rows)
         expected = reader.hasher.digest()
         digest, end = self._file.read(DIGEST_LEN), self._file.read(len(END_MAGIC) + 1)
         if len(digest) < DIGEST_LEN or end[: len(END_MAGIC)] != END_MAGIC:
@@ -338,7 +342,7 @@ class BundleSource(TransferSource):
         out = {}
         for start in range(0, len(items), _BATCH):
             batch = items[start : start + _BATCH]
-            for raw, size, chunks in self._rows("SELECT digest, size, chunks FROM files", batch):
+            for raw, size, chunks in self._rows("SELECT digest, size, chunks FROM bundle_recipes", batch):
                 out[raw.hex()] = FileRecipe(raw.hex(), size, tuple(chunks[i : i + DIGEST_LEN].hex()
                                                                    for i in range(0, len(chunks), DIGEST_LEN)))
         return out
@@ -349,7 +353,7 @@ class BundleSource(TransferSource):
         wanted = list(dict.fromkeys(chunk_digests))
         for start in range(0, len(wanted), _BATCH):
             batch = wanted[start : start + _BATCH]
-            rows = self._rows("SELECT digest, pos, codec, raw_len, stored_len FROM chunks", batch)
+            rows = self._rows("SELECT digest, pos, codec, raw_len, stored_len FROM bundle_chunks", batch)
             if len(rows) != len(batch):
                 found = {r[0].hex() for r in rows}
                 raise self._corrupt(f"lacks chunk {next(c for c in batch if c not in found)[:16]}... a recipe names")
