@@ -40,8 +40,6 @@ PostgreSQL (a team's shared catalog) is reached through psycopg 3: ``postgresql:
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
@@ -55,6 +53,7 @@ from lodestore.errors import (
     ReadOnlyStoreError,
     is_database_damage,
 )
+from lodestore.sqlite_wal import use_wal
 
 BUSY_TIMEOUT_S = 60.0
 _WRITE = "lodestore_write"
@@ -189,7 +188,7 @@ def _tune_sqlite(engine: Engine) -> None:
         try:
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if not read_only:  # a read-only file keeps the mode it has (WAL: it was ours)
-                _use_wal(cur)
+                use_wal(cur, BUSY_TIMEOUT_S)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -207,32 +206,3 @@ def _file_of(url: URL) -> str:
     """The database file's path, also when the URL holds it as a SQLite file: URI."""
     database = url.database or ""
     return unquote(database.removeprefix("file:")) if url.query.get("uri") == "true" else database
-
-
-def _use_wal(cur: Any) -> None:
-    """Switch the file to WAL once (the mode is stored in the file).
-
-    Switching needs an exclusive lock and SQLite does not call the busy handler for it:
-    two processes opening a brand-new catalog at once would see "database is locked".
-    So look first (reading the mode waits politely), and retry the switch ourselves.
-    """
-    if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-        return
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    delay = 0.005
-    while True:
-        try:
-            mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            continue
-        if mode != "wal" and not _is_memory(cur):
-            raise sqlite3.OperationalError(f"could not switch the catalog to WAL mode (got {mode!r})")
-        return
-
-
-def _is_memory(cur: Any) -> bool:
-    return not cur.execute("PRAGMA database_list").fetchone()[2]  # file name "" = in-memory

@@ -47,11 +47,13 @@ import blake3
 from lodestore import settings
 from lodestore.config import parse_size
 from lodestore.errors import InvalidInputError
+from lodestore.sqlite_wal import use_wal
 
 if TYPE_CHECKING:
     from lodestore.sdk.repository import Repository
 
 ENV_MAX = settings.CACHE_MAX_BYTES
+_BUSY_TIMEOUT_S = 30.0  # how long a statement waits for another process's write lock
 DEFAULT_MAX_BYTES = 10 * 1000**3
 # A cached copy carries this mtime (and no write bits): one edited through a hard link
 # loses it, so it is no longer trusted. 2001-09-09, a date no write produces now.
@@ -86,9 +88,9 @@ class _Index:
     def __init__(self, cache_dir: Path):
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
-        self.db = sqlite3.connect(cache_dir / "cache.db", timeout=30, isolation_level=None,
+        self.db = sqlite3.connect(cache_dir / "cache.db", timeout=_BUSY_TIMEOUT_S, isolation_level=None,
                                   check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self.db, _BUSY_TIMEOUT_S)
         self.db.execute("PRAGMA synchronous=NORMAL")  # derived data: a lost update costs a re-count
         self.db.execute("CREATE TABLE IF NOT EXISTS entries (digest TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                         "last_used REAL NOT NULL)")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from lodestore.errors import CorruptionError, InvalidInputError, is_database_damage, is_disk_full
 from lodestore.read_only import sqlite_file_uri, sqlite_read_only_query
 from lodestore.sqlite_rows import insert_values
+from lodestore.sqlite_wal import use_wal
 
 if TYPE_CHECKING:
     from lodestore.store.packs import PackEntry
@@ -94,6 +95,7 @@ def corrupt_index_error(path: Path, e: BaseException | str) -> CorruptionError:
 
 
 DIGEST_LEN = 32  # BLAKE3-256
+BUSY_TIMEOUT_S = 60.0  # how long a statement waits for another process's write lock
 
 
 def digest_bytes(digest: str) -> bytes:
@@ -212,14 +214,17 @@ class StoreIndex:
             if self.read_only:  # as it is: nothing to create, and a damaged file is found now
                 self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
                 return
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db, BUSY_TIMEOUT_S)
             # FULL: a session's commit must survive a power cut once it returns (base.py's
             # contract), because the catalog commits a version pointing at these digests
             # right after; with NORMAL, WAL mode may drop the last commits on power loss
             # while the catalog's later commit survives. One WAL fsync per session.
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             with self._lock:  # one transaction: a new index.db costs one WAL fsync, not one per table
-                self._db.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+                # IMMEDIATE: a deferred transaction that read the schema and then found
+                # another process's commit would fail at once (SQLITE_BUSY_SNAPSHOT),
+                # without waiting on the busy handler
+                self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
         except sqlite3.DatabaseError as e:
             self._db.close()
             if not is_database_damage(e):
@@ -228,9 +233,9 @@ class StoreIndex:
 
     def _connect(self, **kwargs: bool) -> sqlite3.Connection:
         if self._read_only_query is None:
-            return sqlite3.connect(self.path, timeout=60, isolation_level=None, **kwargs)
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, **kwargs)
         uri = sqlite_file_uri(self.path, self._read_only_query)
-        return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None, **kwargs)
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, **kwargs)
 
     def integrity_problem(self) -> str | None:
         """What `PRAGMA quick_check` finds wrong with the file (a damaged page that
