@@ -8,12 +8,15 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import threading
 
 import pytest
 import zstandard
 
 from lodestore.errors import CorruptionError
-from lodestore.store.index import SharedState, StoreIndex
+from lodestore.store.base import FilePacks
+from lodestore.store.index import SharedState, StoreIndex, UnitedRows
+from lodestore.store.local import LocalContentStore, file_packs, united_file_packs
 
 pytest.importorskip("boto3")
 
@@ -135,3 +138,62 @@ def test_a_bulk_merge_into_an_empty_index_keeps_its_indexes_and_is_all_or_nothin
     assert index.has_file_of_size(1000 + 17) and not index.has_file_of_size(3)
     assert tables(index.shared_state())["files"] == tables(state)["files"]
     index.close()
+
+
+def test_united_rows_answer_file_packs_as_the_merged_index_does(tmp_path):
+    """A new machine's pull weighs the packs from the rows its cache is about to merge
+    (local.united_file_packs): the same packs, counts, order, chunked and absent files
+    as `file_packs` over the merged index, for one-chunk files, files of several chunks,
+    a file that is also a chunk of another, rows two objects share, and a file not held."""
+    store = LocalContentStore(tmp_path / "store")
+    small = [random_bytes(3000 + i, 60 + i) for i in range(40)]
+    large = random_bytes(3 * MiB, 70)
+    refs = put(store, *small[:20])
+    refs += put(store, large, *small[20:])
+    (chunk_of_large,) = [d for _, d in store.read_chunks([store.recipes([refs[20].digest])[refs[20].digest].chunks[1]])]
+    refs += put(store, chunk_of_large)
+    whole = store.index.shared_state()
+    # two objects, as two sessions' would be, sharing some rows
+    first = SharedState(packs=whole.packs, chunks=whole.chunks[: len(whole.chunks) // 2 + 5],
+                        files=whole.files[: len(whole.files) // 2 + 3])
+    second = SharedState(packs=whole.packs[1:], chunks=whole.chunks[len(whole.chunks) // 2 :],
+                         files=whole.files[len(whole.files) // 2 :])
+    absent = "ab" * 32
+    asked = [refs[30].digest, absent, *(r.digest for r in refs[:30]), refs[-1].digest, *(r.digest for r in refs[31:-1])]
+
+    early = united_file_packs(UnitedRows.of([first, second]), asked)
+
+    assert early == file_packs(store.index, asked)
+    assert early.chunked == [refs[20].digest] and early.absent == [absent] and len(early.shares) >= 2
+    assert united_file_packs(UnitedRows.of([first, second]), []) == FilePacks([], [], [])
+    store.close()
+
+
+def test_a_new_machine_weighs_its_packs_before_its_index_cache_is_merged(s3_store_url, tmp_path, monkeypatch):
+    """After prepare_transfer on a machine whose cache holds nothing, file_packs answers
+    from the rows being merged while the merge itself is held (a pull's downloads start
+    without waiting for it), the same answer as the merged cache gives after."""
+    writer = S3ContentStore(s3_store_url, tmp_path / "cache-a")
+    refs = put(writer, *(random_bytes(5000 + i, 80 + i) for i in range(30)), random_bytes(2 * MiB, 79))
+    writer.close()
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("LODESTORE_TEST_PAUSE_AT", "index-merge-after-early-rows")
+    monkeypatch.setenv("LODESTORE_TEST_PAUSE_FILE", str(hold))
+    reader = S3ContentStore(s3_store_url, tmp_path / "cache-b")
+    asked = [r.digest for r in refs]  # all held (an absent one is asked of the merged cache, after a sync)
+    answers: list[FilePacks] = []
+    try:
+        reader.prepare_transfer()
+        asking = threading.Thread(target=lambda: answers.append(reader.file_packs(asked)))
+        asking.start()
+        asking.join(timeout=60)
+        assert answers, "file_packs waited for the merge"
+        assert reader.cache.index.holds_nothing()  # still held: answered from the rows alone
+    finally:
+        hold.unlink()
+    reader._wait_prepared()
+    assert not reader.cache.index.holds_nothing()
+    merged = file_packs(reader.cache.index, asked)
+    assert answers[0] == merged and merged.chunked == [refs[-1].digest] and len(merged.shares) >= 1
+    reader.close()

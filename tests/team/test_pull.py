@@ -21,7 +21,7 @@ from lodestore.errors import CorruptionError
 from lodestore.sdk import repository, transfer
 from lodestore.sdk.repository import Repository
 from lodestore.sdk.service import Service
-from lodestore.sdk.transfer import CHUNK_WINDOW, COMMIT_BYTES, FILE_PAGE
+from lodestore.sdk.transfer import CHUNK_WINDOW, FILE_PAGE
 from lodestore.store.index import ChunkLocation
 from lodestore.store.packs import FOOTER
 from lodestore.store.s3 import remote_pieces
@@ -204,20 +204,25 @@ def test_a_flipped_byte_in_a_pack_object_is_refused_and_nothing_arrives(store, t
 
 def test_a_killed_pull_keeps_its_committed_batch_and_the_next_moves_only_the_rest(store, tmp_path, monkeypatch,
                                                                                  s3_bucket, pg_url):
-    # three packs (two full): whichever order they arrive in, a commit comes before the last
-    size = 2 * COMMIT_BYTES + 16 * MiB
-    weights = random.Random(5).randbytes(size)
-    _pushed(tmp_path, s3_bucket, pg_url, {"weights.bin": weights})
+    # Two versions, killed right after the first batch commit: whatever the packs' timing
+    # (they download together, so one version's packs may all commit at its end), the
+    # first version's bytes are committed before the second's are asked for.
+    first, second = random.Random(5).randbytes(24 * MiB), random.Random(6).randbytes(20 * MiB)
+    _log(tmp_path / "src", {"weights.bin": first})
+    _log(tmp_path / "src", {"weights.bin": second})
+    Service.open().push(["zoo/data:v0", "zoo/data:v1"], Service.open(store=s3_bucket, catalog=pg_url))
+    repository.close_all()
     root = _other_machine(tmp_path, monkeypatch, s3_bucket, pg_url)
 
-    kill_at_pause(["pull", "zoo/data:v0", "--from", "team"], "transfer-after-batch-commit")
+    kill_at_pause(["pull", "zoo/data", "--from", "team"], "transfer-after-batch-commit")
 
     _nothing_pulled(root)
-    result = Service.open().pull(["zoo/data:v0"], Service.open(remote="team"))
-    assert result.versions[0].destination == "zoo/data:v0"
-    assert 0 < result.bytes_moved < size  # the committed pack was not read again
-    out = Service.open().download(Service.open().version("zoo/data:v0"), tmp_path / "out")
-    assert (out / "weights.bin").read_bytes() == weights
+    result = Service.open().pull(["zoo/data"], Service.open(remote="team"))
+    assert [v.destination for v in result.versions] == ["zoo/data:v0", "zoo/data:v1"]
+    assert result.bytes_moved == len(second)  # the first version's committed bytes were not read again
+    for ref, data in (("zoo/data:v0", first), ("zoo/data:v1", second)):
+        out = Service.open().download(Service.open().version(ref), tmp_path / ref.replace(":", "-"))
+        assert (out / "weights.bin").read_bytes() == data
 
 
 def test_a_push_to_the_team_pair_syncs_its_index_once_not_once_per_window(store, tmp_path, s3_bucket, pg_url):

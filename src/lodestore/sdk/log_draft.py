@@ -9,16 +9,15 @@ version that references them exists. The door (`Service.log`) calls `log_draft`.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lodestore.catalog.records import LATEST, NewVersion, VersionRecord
 from lodestore.errors import ConflictError, InvalidInputError, SourceFileNotFoundError
+from lodestore.gc_pause import gc_paused
 from lodestore.json_values import json_dict
 from lodestore.names import validate_alias
 from lodestore.sdk import ui
@@ -86,27 +85,13 @@ def _total_bytes(draft: Draft) -> int:
     return total
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cycle collector off while a log runs: a log of 100,000 files allocates
-    millions of short-lived tuples, and each allocation burst set off a collection that
-    walked every object the process holds (measured: ~0.3 s of CPU per 100,000 files, ~10
-    % of a re-log). A log makes no reference cycles to collect; any garbage cycle is
-    collected once the collector is back on (as it was: a caller may have turned it off)."""
-    was_on = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_on:
-            gc.enable()
-
-
 def log_draft(repo: Repository, draft: Draft, project: str, aliases: Iterable[str] = (),
               run_id: str | None = None) -> LogResult:
     """Store every byte of `draft`, then commit it as a version of `project` (the draft's
-    own project wins when it names one)."""
-    with _cyclic_gc_paused():
+    own project wins when it names one). Python's cycle collector is off meanwhile
+    (gc_paused): a log of 100,000 files allocates millions of short-lived tuples and
+    makes no reference cycles."""
+    with gc_paused():
         return _log_draft(repo, draft, project, aliases, run_id)
 
 

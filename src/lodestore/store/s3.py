@@ -57,9 +57,9 @@ from lodestore.store.base import (
     StoreStats,
 )
 from lodestore.store.binding import BINDING_FILE
-from lodestore.store.index import DIGEST_LEN, ChunkLocation, digest_bytes, joined_digests, recipe_chunks
+from lodestore.store.index import DIGEST_LEN, ChunkLocation, UnitedRows, digest_bytes, joined_digests, recipe_chunks
 from lodestore.store.layout import format_description, previous_format_description
-from lodestore.store.local import LocalContentStore, file_packs, pack_shares
+from lodestore.store.local import LocalContentStore, file_packs, pack_shares, united_file_packs
 from lodestore.store.packs import PackMissingError
 from lodestore.store.s3_index import INDEX_PREFIX, IndexSync
 from lodestore.store.s3_index import OBJECT_FORMAT as INDEX_OBJECT_FORMAT
@@ -138,6 +138,11 @@ class S3ContentStore(ContentStore):
         self._exclusive_owner: int | None = None
         self._sessions: weakref.WeakSet[S3WriteSession] = weakref.WeakSet()
         self._prepared: threading.Thread | None = None  # prepare_transfer's sync
+        # prepare_transfer's sync into a cache that held nothing: the whole index's rows
+        # before they are merged (IndexSync.sync's `early`), and when they, or the end of
+        # that sync, came
+        self._early_rows: UnitedRows | None = None
+        self._early_ready = threading.Event()
 
     def _check_format(self) -> None:
         """The first request: a wrong endpoint or credentials fail here, in one line. A
@@ -269,7 +274,8 @@ class S3ContentStore(ContentStore):
 
     def prepare_transfer(self) -> None:
         """Sync the index cache on a thread of its own (a pull reads the version's manifest
-        from the catalog meanwhile); the first `recipes` waits for it. An error there is
+        from the catalog meanwhile); the first `recipes` waits for it, and `file_packs`
+        for the rows it is about to merge when the cache held nothing. An error there is
         left for that call's own sync to meet, in its own words."""
         if self._prepared is None:
             self._prepared = threading.Thread(target=self._sync_quietly, name="lodestore-s3-index-sync",
@@ -278,9 +284,16 @@ class S3ContentStore(ContentStore):
 
     def _sync_quietly(self) -> None:
         try:
-            self.sync()
+            self.cache.index_sync.sync(early=self._rows_before_merge)
         except Exception:  # met again by the caller's own sync, in its own words
             pass
+        finally:
+            self._early_rows = None  # merged (or failed): the cache answers from now on
+            self._early_ready.set()
+
+    def _rows_before_merge(self, united: UnitedRows) -> None:
+        self._early_rows = united
+        self._early_ready.set()
 
     def recipes(self, digests: Iterable[str]) -> dict[str, FileRecipe]:
         """From the index cache, synced once if some are not there (one query a page of
@@ -330,8 +343,15 @@ class S3ContentStore(ContentStore):
 
     def file_packs(self, digests: Iterable[str]) -> FilePacks:
         """From the index cache, synced once if some files are not there (as `recipes`;
-        after `prepare_transfer`, its sync is waited for first)."""
+        after `prepare_transfer`, its sync is waited for first). Into a cache that held
+        nothing, that sync's rows answer before they are merged (local.united_file_packs):
+        a new machine's pull starts its downloads while its cache merges."""
         wanted = list(dict.fromkeys(digests))
+        if self._prepared is not None:
+            self._early_ready.wait()
+            early = self._early_rows
+            if early is not None and not (found := united_file_packs(early, wanted)).absent:
+                return found
         self._wait_prepared()
         found = file_packs(self.cache.index, wanted)
         if found.absent:

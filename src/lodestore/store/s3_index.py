@@ -32,7 +32,7 @@ import struct
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
@@ -40,8 +40,9 @@ import zstandard
 
 from lodestore.errors import CorruptionError
 from lodestore.gc_pause import gc_paused
-from lodestore.store.index import SharedState, StoreIndex
+from lodestore.store.index import SharedState, StoreIndex, UnitedRows
 from lodestore.store.s3_objects import Bucket
+from lodestore.testhooks import pause_point
 
 INDEX_PREFIX = "index/"
 OBJECT_FORMAT = 2
@@ -259,9 +260,12 @@ class IndexSync:
     def listed(self) -> set[str]:
         return {o.name for o in self.bucket.objects(INDEX_PREFIX) if o.name.endswith(".idx")}
 
-    def sync(self) -> set[str]:
+    def sync(self, early: Callable[[UnitedRows], None] | None = None) -> set[str]:
         """Merge the objects not merged yet (rebuild if one merged is gone); returns the
-        names listed, all of them merged."""
+        names listed, all of them merged. `early`: called with the rows about to be
+        merged when they are the whole index (the cache held nothing and they are merged
+        at once), before the merge: a pull into a new machine weighs its packs from them
+        meanwhile (S3ContentStore.file_packs)."""
         with self._lock:
             # What was merged is read BEFORE the listing: another process sharing this
             # cache may merge an object newer than our listing meanwhile, and that one
@@ -272,6 +276,7 @@ class IndexSync:
                 self.index.forget_shared_state()
                 merged = set()
             todo = sorted(listed - merged)
+            whole = early is not None and not merged and self.index.holds_nothing()
             # Fetched in parallel (compressed: small), decoded one at a time (Python work
             # that threads would only take turns at) with the cyclic garbage collector
             # paused (the rows are tuples without cycles; rescanning them as they pile up
@@ -289,14 +294,18 @@ class IndexSync:
                     rows += group[-1][1].row_count()
                     if rows >= MERGE_ROWS:
                         self._merge(group)
-                        group, rows = [], 0
-            self._merge(group)
+                        group, rows, whole = [], 0, False
+            self._merge(group, early if whole else None)
             return listed
 
-    def _merge(self, group: list[tuple[str, SharedState]]) -> None:
+    def _merge(self, group: list[tuple[str, SharedState]], early: Callable[[UnitedRows], None] | None = None) -> None:
         if group:
             with gc_paused():
-                self.index.merge_shared_indexes([name for name, _ in group], [state for _, state in group])
+                united = UnitedRows.of([state for _, state in group])
+                if early is not None:
+                    early(united)
+                    pause_point("index-merge-after-early-rows")  # tests ask the early rows while the merge waits
+                self.index.merge_united([name for name, _ in group], united)
 
     def publish(self, state: SharedState) -> str:
         """PUT a new index object (write-once: a fresh name, conditional create). Its fields
