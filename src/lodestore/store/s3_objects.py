@@ -306,7 +306,10 @@ class Bucket:
                 got = written_back = 0
                 try:
                     while n := body.readinto(view):
-                        got += os.pwrite(fd, view[:n], got)
+                        done = 0
+                        while done < n:  # a short write goes on where it stopped (the buffer is reused)
+                            done += os.pwrite(fd, view[done:n], got + done)
+                        got += n
                         if got - written_back >= WRITEBACK_STEP:
                             atomic.start_writeback(fd, written_back, got - written_back)
                             written_back = got
