@@ -360,6 +360,20 @@ class CatalogContract(QueryContract, DraftContract):
         assert (catalog.list_versions("zoo", "animals"), catalog.alias_history("zoo", "animals")) == before
         assert catalog.commit_version(new_version("b")).version.index == 1
 
+    def test_a_commit_whose_bytes_fail_to_store_leaves_nothing(self, catalog: Catalog):
+        """`stored` raising inside the transaction (a copy's last bytes failed to commit):
+        its error is raised and nothing of the version is there, no index consumed."""
+        def failed() -> None:
+            raise OSError("the store's last batch did not commit")
+
+        with pytest.raises(OSError, match="last batch"):
+            catalog.commit_version(new_version("a", aliases=["best"], tags=["t"]), stored=failed)
+        _nothing_left(catalog)
+        calls: list[int] = []
+        made = catalog.commit_version(new_version("a"), stored=lambda: calls.append(1))
+        again = catalog.commit_version(new_version("a", aliases=["best"]), stored=lambda: calls.append(2))
+        assert made.version.index == 0 and not again.created and calls == [1, 2]  # waited for, both ways
+
     def test_commit_with_unknown_run_changes_nothing(self, catalog: Catalog):
         with pytest.raises(NotFoundError, match="run 'ghost'"):
             catalog.commit_version(new_version("a", run_id="ghost"))
@@ -565,6 +579,25 @@ class SqlCatalogContract(CatalogContract):
 
     #: Does opening a catalog with an older schema migrate it (dialect.upgrades_on_open)?
     upgrades_on_open = True
+
+    def test_a_version_is_visible_only_once_its_bytes_are_stored(self, catalog, catalog_url):
+        """Until `stored` returns, another connection sees no trace of the version (its
+        transaction is open); after, the version."""
+        from lodestore.catalog.sql import SqlCatalog
+
+        other = SqlCatalog(catalog_url)
+        seen: list[list[int]] = []
+
+        def stored() -> None:
+            try:
+                seen.append([v.index for v in other.list_versions("zoo", "animals")])
+            except NotFoundError:
+                seen.append([])
+
+        catalog.commit_version(new_version("a"), stored=stored)
+        assert seen == [[]]
+        assert [v.index for v in other.list_versions("zoo", "animals")] == [0]
+        other.close()
 
     @pytest.fixture
     def catalog(self, catalog_url):

@@ -92,3 +92,37 @@ def test_a_full_disk_at_the_index_commit(lode_proc, small_disk: Path, tmp_path: 
     assert lode_proc("--root", store, "get", "zoo/model:v1", "--root", tmp_path / "v1").code == 0
     for name in ("weights.bin", "log/7.txt"):
         assert (tmp_path / "v1" / name).read_bytes() == (second / name).read_bytes()
+
+
+def test_a_full_disk_at_a_pulls_last_commit(lode_proc, small_disk: Path, tmp_path: Path) -> None:
+    """A pull commits its last bytes while the catalog writes the version's rows (sdk/transfer.py):
+    the disk fills while the store's commit is held. One error line, exit 9, no version;
+    once space is back the same pull succeeds and the store is clean."""
+    source = tmp_path / "source"
+    files = {"weights.bin": os.urandom(3_000_000), **{f"log/{i}.txt": f"step {i}".encode() for i in range(300)}}
+    folder = _folder(tmp_path / "data", files)
+    assert lode_proc("--root", source, "put", folder, "--name", "zoo/model").code == 0
+    store = small_disk / "store"
+
+    env = {**os.environ, "LODESTORE_TEST_DELAY_AT": "index-commit:5", "LODESTORE_QUIET": "1"}
+    puller = subprocess.Popen([*LODE, "--root", store, "pull", "zoo/model:v0", "--from", source], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert puller.stderr.readline().strip() == "DELAYED index-commit"  # its bytes are in, not indexed
+        _fill(small_disk / "filler")
+        out, err = puller.communicate(timeout=120)
+    finally:
+        puller.kill()
+    result = Result(puller.returncode, out, err)
+    assert result.code == OS_ERROR_EXIT_CODE == 9, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert any(s in err for s in ("No space left on device", "disk is full")), err
+    assert lode_proc("--root", store, "ls", "--json").json() == []  # no version made
+
+    (small_disk / "filler").unlink()
+    assert lode_proc("--root", store, "pull", "zoo/model:v0", "--from", source).code == 0
+    check = lode_proc("--root", store, "fsck")
+    assert check.code == 0, check.out + check.err
+    assert lode_proc("--root", store, "get", "zoo/model:v0", "--root", tmp_path / "out").code == 0
+    for name in ("weights.bin", "log/7.txt"):
+        assert (tmp_path / "out" / name).read_bytes() == files[name]

@@ -55,13 +55,20 @@ class Catalog(abc.ABC):
 
     # --- artifacts and versions -------------------------------------------------
     @abc.abstractmethod
-    def commit_version(self, new: NewVersion) -> CommitResult:
+    def commit_version(self, new: NewVersion, *, stored: Callable[[], None] | None = None) -> CommitResult:
         """In one transaction: create project/artifact if needed (ConflictError if the
         artifact exists with another type); if a live version with the same digest
         exists, add `new.aliases` to it and return it with created=False; otherwise
         insert version index max(all indexes ever used)+1 with its entries, tags and
         aliases, move `latest` to it, and record every alias move with new.run_id.
-        If new.run_id is set, the run is recorded as the version's producer (output)."""
+        If new.run_id is set, the run is recorded as the version's producer (output).
+
+        `stored`: called inside the transaction once every row is written, just before
+        it commits; nothing of the commit is visible until it returns, and nothing at
+        all if it raises (its error is raised). A copy commits the version's last bytes
+        to the content store while the version's rows are written (sdk/transfer.py):
+        `stored` waits for those bytes, so a version is still visible only once all its
+        bytes are stored."""
 
     @abc.abstractmethod
     def get_version(self, project: str, name: str, selector: str | None = None,

@@ -140,8 +140,8 @@ class SqlCatalog(Catalog):
         return self._identity.identity()
 
     # --- artifacts and versions ----------------------------------------------------------
-    def commit_version(self, new: NewVersion) -> CommitResult:
-        return self._versions.commit_version(new)
+    def commit_version(self, new: NewVersion, *, stored: Callable[[], None] | None = None) -> CommitResult:
+        return self._versions.commit_version(new, stored)
 
     def get_version(self, project: str, name: str, selector: str | None = None,
                     include_deleted: bool = False) -> VersionRecord:

@@ -4,7 +4,7 @@ editing what is editable, and search (the query language in query.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import EllipsisType
 from typing import Any
@@ -88,7 +88,7 @@ class VersionStore:
         self.db = db
         self.identity = identity
 
-    def commit_version(self, new: NewVersion) -> CommitResult:
+    def commit_version(self, new: NewVersion, stored: Callable[[], None] | None = None) -> CommitResult:
         validate_name(new.project, "project name")
         validate_name(new.name, "artifact name")
         validate_name(new.type, "artifact type")
@@ -121,6 +121,8 @@ class VersionStore:
                     move_alias(conn, art.id, alias, same.id, same.idx, run_id, now)
                 if run_id is not None:
                     link_run(conn, run_outputs, run_id, same.id, now)
+                if stored is not None:
+                    stored()
                 return CommitResult(load_version(conn, same.id), created=False)
 
             idx = _next_index(conn, art)
@@ -139,6 +141,8 @@ class VersionStore:
             if run_id is not None:
                 link_run(conn, run_outputs, run_id, vid, now)
             conn.execute(update(artifacts).where(artifacts.c.id == art.id).values(last_index=idx))
+            if stored is not None:  # the version's bytes, committed meanwhile (Catalog.commit_version)
+                stored()
             pause_point("catalog-commit")  # tests cut the connection here, inside the transaction
             return CommitResult(load_version(conn, vid), created=True)
 
