@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS shared_indexes (name TEXT PRIMARY KEY) WITHOUT ROWID;
 # The indexes of SCHEMA beside the tables' keys, by name: a bulk merge into an empty
 # index drops them and creates them again from these statements (merge_shared_indexes).
 _SECONDARY_INDEXES = {m.group(1): m.group(0) for m in re.finditer(r"CREATE INDEX IF NOT EXISTS (\w+) ON [^;]+", SCHEMA)}
+# Every table and index SCHEMA creates, by name (StoreIndex._schema_complete)
+_SCHEMA_NAMES = frozenset(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
 REBUILD_ROWS = 10_000  # rows a merge into an empty index inserts at least to build its indexes after
 
 
@@ -250,16 +252,24 @@ class StoreIndex:
             # right after; with NORMAL, WAL mode may drop the last commits on power loss
             # while the catalog's later commit survives. One WAL fsync per session.
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            with self._lock:  # one transaction: a new index.db costs one WAL fsync, not one per table
-                # IMMEDIATE: a deferred transaction that read the schema and then found
-                # another process's commit would fail at once (SQLITE_BUSY_SNAPSHOT),
-                # without waiting on the busy handler
-                self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+            if not self._schema_complete():
+                with self._lock:  # one transaction: a new index.db costs one WAL fsync, not one per table
+                    # IMMEDIATE: a deferred transaction that read the schema and then found
+                    # another process's commit would fail at once (SQLITE_BUSY_SNAPSHOT),
+                    # without waiting on the busy handler
+                    self._db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
         except sqlite3.DatabaseError as e:
             self._db.close()
             if not is_database_damage(e):
                 raise
             raise corrupt_index_error(path, e) from None
+
+    def _schema_complete(self) -> bool:
+        """Every table and index of SCHEMA is there (one read): then opening writes
+        nothing, and never waits for the write lock a committing writer holds (a reader
+        opening a store mid-commit would otherwise wait for the commit to end)."""
+        names = {n for (n,) in self._db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        return names >= _SCHEMA_NAMES
 
     def _connect(self, **kwargs: bool) -> sqlite3.Connection:
         if self._read_only_query is None:
