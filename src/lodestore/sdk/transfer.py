@@ -98,10 +98,9 @@ READ_AHEAD = 1  # batches the source reads ahead of the destination
 ADOPT_FRACTION = 0.5
 # Packs downloaded at once (an S3 pack: one GET streamed to its file), each then checked
 # on the thread that downloaded it (at most CHECKS_AT_ONCE at a time: store/session.py).
-# 8, not 4: a thread checking its pack starts no download, and with 4 a pull of 6 packs
-# started its last two only after the first checks (measured: downloads of 6 packs
-# 0.5-0.9 s -> 0.4-0.5 s; one stream is limited to ~180 MB/s on loopback, not the server).
-ADOPT_THREADS = 8
+# Measured against 8 (a pull of 6 packs, fresh processes, 6 rounds): 1.10 against 1.13 s,
+# CPU 1.14 against 1.18 s, peak 151-155 against 155-159 MB; 3 and 6 were no better.
+ADOPT_THREADS = 4
 # A copy into a store that held nothing weighs the source's packs by file before it reads
 # a recipe (`file_packs`), this many files (and at most PLAN_BYTES of them, ~65,000
 # chunks of the mean size) a call: the source's work per call stays bounded whatever the
