@@ -51,6 +51,21 @@ def _fill(path: Path) -> None:
                 assert e.errno == errno.ENOSPC
 
 
+def _disk_filled_at_index_commit(disk: Path, *args: object) -> Result:
+    """`lode *args`, held just before its index commit (its bytes are written, not yet
+    indexed) while the test fills `disk`, then let go; its exit and output."""
+    env = {**os.environ, "LODESTORE_TEST_DELAY_AT": "index-commit:5", "LODESTORE_QUIET": "1"}
+    proc = subprocess.Popen([*LODE, *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stderr is not None and proc.stderr.readline().strip() == "DELAYED index-commit"
+        _fill(disk / "filler")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return Result(proc.returncode, out, err)
+
+
 def _folder(root: Path, files: dict[str, bytes]) -> Path:
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -65,17 +80,8 @@ def test_a_full_disk_at_the_index_commit(lode_proc, small_disk: Path, tmp_path: 
     second = _folder(tmp_path / "second", {"weights.bin": os.urandom(3_000_000),
                                            **{f"log/{i}.txt": f"step {i}".encode() for i in range(300)}})
 
-    env = {**os.environ, "LODESTORE_TEST_DELAY_AT": "index-commit:5", "LODESTORE_QUIET": "1"}
-    writer = subprocess.Popen([*LODE, "--root", store, "put", second, "--name", "zoo/model"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert writer.stderr.readline().strip() == "DELAYED index-commit"  # its packs are written
-        _fill(small_disk / "filler")
-        out, err = writer.communicate(timeout=120)
-    finally:
-        writer.kill()
-    result = Result(writer.returncode, out, err)
-    assert result.code == OS_ERROR_EXIT_CODE == 9, err
+    result = _disk_filled_at_index_commit(small_disk, "--root", store, "put", second, "--name", "zoo/model")
+    assert result.code == OS_ERROR_EXIT_CODE == 9, result.err
     one_error_line(result, "index.db", "No space left on device", "disk is full")
 
     # no version made; what was stored is intact, read while the disk is still full
@@ -104,17 +110,9 @@ def test_a_full_disk_at_a_pulls_last_commit(lode_proc, small_disk: Path, tmp_pat
     assert lode_proc("--root", source, "put", folder, "--name", "zoo/model").code == 0
     store = small_disk / "store"
 
-    env = {**os.environ, "LODESTORE_TEST_DELAY_AT": "index-commit:5", "LODESTORE_QUIET": "1"}
-    puller = subprocess.Popen([*LODE, "--root", store, "pull", "zoo/model:v0", "--from", source], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert puller.stderr.readline().strip() == "DELAYED index-commit"  # its bytes are in, not indexed
-        _fill(small_disk / "filler")
-        out, err = puller.communicate(timeout=120)
-    finally:
-        puller.kill()
-    result = Result(puller.returncode, out, err)
-    assert result.code == OS_ERROR_EXIT_CODE == 9, err
+    result = _disk_filled_at_index_commit(small_disk, "--root", store, "pull", "zoo/model:v0", "--from", source)
+    assert result.code == OS_ERROR_EXIT_CODE == 9, result.err
+    err = result.err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert any(s in err for s in ("No space left on device", "disk is full")), err
     assert lode_proc("--root", store, "ls", "--json").json() == []  # no version made
